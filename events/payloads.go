@@ -1,0 +1,313 @@
+package events
+
+import (
+	"slices"
+	"time"
+)
+
+// Payload is implemented by every event payload struct. EventType returns the
+// CloudEvents type the payload belongs to.
+type Payload interface {
+	EventType() string
+}
+
+// Location says where a victim is, coarsely: never an address. Coordinates
+// carry at most two decimals (about 1 km).
+type Location struct {
+	// Country is the ISO 3166-1 alpha-2 code, lower case, of where the
+	// victim is now.
+	Country string `json:"country" validate:"required,country"`
+	// Region is a NUTS code (level 1 to 3) inside Country, e.g. PT17 or PT170.
+	Region string `json:"region,omitempty" validate:"omitempty,nuts"`
+	// Municipality is a LAU (local administrative unit) code.
+	Municipality string `json:"municipality,omitempty" validate:"omitempty,lau"`
+	// Lat and Lon are WGS84 degrees rounded to 0.01 at most; both or neither.
+	Lat *float64 `json:"lat,omitempty" validate:"required_with=Lon,omitempty,latitude,coord2"`
+	Lon *float64 `json:"lon,omitempty" validate:"required_with=Lat,omitempty,longitude,coord2"`
+	// ResidenceCountry is set when the victim lives in another country
+	// (cross-border case, Directive Art. 17).
+	ResidenceCountry string `json:"residence_country,omitempty" validate:"omitempty,country"`
+}
+
+// Profile is the needs profile: everything routing needs and nothing that
+// identifies the victim. Every field is a code; free text is not allowed.
+type Profile struct {
+	Needs         []string `json:"needs" validate:"required,min=1,max=19,unique,dive,need"`
+	Crimes        []string `json:"crimes,omitempty" validate:"max=23,unique,dive,crime"`
+	Flags         []string `json:"flags,omitempty" validate:"max=12,unique,dive,flag"`
+	Urgency       string   `json:"urgency" validate:"required,oneof=routine soon urgent emergency"`
+	Location      Location `json:"location"`
+	Languages     []string `json:"languages" validate:"required,min=1,max=6,unique,dive,lang"`
+	InterpreterOK bool     `json:"interpreter_ok"`
+	AgeBand       string   `json:"age_band" validate:"required,oneof=child youth adult older"`
+	Gender        string   `json:"gender,omitempty" validate:"omitempty,oneof=female male non_binary other"`
+	Channels      []string `json:"channels" validate:"required,min=1,max=6,unique,dive,oneof=in_person phone video chat email home_visit"`
+	Accessibility []string `json:"accessibility,omitempty" validate:"max=8,unique,dive,oneof=wheelchair step_free sign_language easy_read hearing_loop braille quiet_space childcare"`
+}
+
+// Consent records the victim's consent to be referred. Referral must be true.
+type Consent struct {
+	// Referral is the victim's consent to be referred; it must be true.
+	Referral bool `json:"referral" validate:"istrue"`
+	// ShareData is the consent to share case details with the receiving
+	// organisation after it accepts (sealed handover).
+	ShareData bool `json:"share_data"`
+	// GivenAt is when consent was given.
+	GivenAt time.Time `json:"given_at" validate:"required"`
+	// Method is how consent was given: verbal, written or digital.
+	Method string `json:"method" validate:"required,oneof=verbal written digital"`
+	// RecordedBy is a staff reference of the referring organisation, not a name.
+	RecordedBy string `json:"recorded_by" validate:"required,staffref"`
+}
+
+// Requested is the payload of referral.requested: a needs profile with
+// consent, sent by the referring organisation.
+type Requested struct {
+	Profile
+	Consent Consent `json:"consent"`
+	// PreferredOrganisation optionally names an organisation the victim prefers.
+	PreferredOrganisation string `json:"preferred_organisation,omitempty" validate:"omitempty,orgid"`
+	// ResponseHours optionally asks for an answer within this many hours.
+	ResponseHours int `json:"response_hours,omitempty" validate:"omitempty,min=1,max=720"`
+}
+
+// Candidate is one ranked service in a plan group, with the score components
+// that explain its rank.
+type Candidate struct {
+	Service      string             `json:"service" validate:"required,svcid"`
+	Organisation string             `json:"organisation" validate:"required,orgid"`
+	Covers       []string           `json:"covers" validate:"required,min=1,unique,dive,need"`
+	Score        float64            `json:"score" validate:"gte=0,lte=1"`
+	Components   map[string]float64 `json:"components" validate:"max=16,dive,keys,component,endkeys,gte=0,lte=1"`
+	Reasons      []string           `json:"reasons" validate:"max=16,dive,min=1,max=200"`
+}
+
+// PlanGroup is a set of needs to be met by one placement, with its ranked
+// candidates (the first is offered first).
+type PlanGroup struct {
+	Placement  string      `json:"placement" validate:"required,placement"`
+	Needs      []string    `json:"needs" validate:"required,min=1,unique,dive,need"`
+	Candidates []Candidate `json:"candidates" validate:"required,min=1,max=32,dive"`
+}
+
+// UnmatchedNeed is a need that no candidate covers, with a reason code.
+type UnmatchedNeed struct {
+	Need   string `json:"need" validate:"required,need"`
+	Reason string `json:"reason" validate:"required,oneof=no_service excluded"`
+}
+
+// Planned is the payload of referral.planned: the routing plan.
+type Planned struct {
+	DirectoryRevision uint64          `json:"directory_revision"`
+	Groups            []PlanGroup     `json:"groups" validate:"max=19,dive"`
+	Unmatched         []UnmatchedNeed `json:"unmatched,omitempty" validate:"max=19,dive"`
+	// Excluded counts services excluded by each hard constraint.
+	Excluded map[string]int `json:"excluded,omitempty" validate:"max=16,dive,keys,component,endkeys,gte=0"`
+}
+
+// Offered is the payload of referral.offered: one placement offered to one
+// organisation, with the (non-identifying) profile it needs to decide.
+type Offered struct {
+	Placement    string    `json:"placement" validate:"required,placement"`
+	Service      string    `json:"service" validate:"required,svcid"`
+	Organisation string    `json:"organisation" validate:"required,orgid"`
+	Referrer     string    `json:"referrer" validate:"required,orgid"`
+	Needs        []string  `json:"needs" validate:"required,min=1,unique,dive,need"`
+	Attempt      int       `json:"attempt" validate:"min=1,max=32"`
+	Deadline     time.Time `json:"deadline" validate:"required"`
+	Profile      Profile   `json:"profile"`
+}
+
+// Accepted is the payload of referral.accepted, sent by the offered organisation.
+type Accepted struct {
+	Placement string `json:"placement" validate:"required,placement"`
+}
+
+// Declined is the payload of referral.declined. Text is optional and must
+// not identify the victim.
+type Declined struct {
+	Placement string `json:"placement" validate:"required,placement"`
+	Reason    string `json:"reason" validate:"required,oneof=capacity out_of_scope not_eligible out_of_area language conflict_of_interest other"`
+	Text      string `json:"text,omitempty" validate:"omitempty,max=500,noident"`
+}
+
+// Expired is the payload of referral.expired: an offer's deadline passed.
+type Expired struct {
+	Placement string    `json:"placement" validate:"required,placement"`
+	Service   string    `json:"service" validate:"required,svcid"`
+	Deadline  time.Time `json:"deadline" validate:"required"`
+}
+
+// Unmatched is the payload of referral.unmatched: needs for which no
+// candidate is left. It is the raw material of gap analysis.
+type Unmatched struct {
+	Placement string   `json:"placement,omitempty" validate:"omitempty,placement"`
+	Needs     []string `json:"needs" validate:"required,min=1,unique,dive,need"`
+	Reason    string   `json:"reason" validate:"required,oneof=no_service excluded all_declined"`
+	Profile   Profile  `json:"profile"`
+}
+
+// Handover is the payload of referral.handover: the sealed case envelope,
+// age-encrypted to the accepting organisation's recipient. The routing
+// service forwards it and cannot read it.
+type Handover struct {
+	Placement string `json:"placement" validate:"required,placement"`
+	// Recipient is the age X25519 recipient the envelope was sealed to.
+	Recipient string `json:"recipient" validate:"required,agerecipient"`
+	// Envelope is the ASCII-armored age ciphertext.
+	Envelope string `json:"envelope" validate:"required,max=262144,ageenvelope"`
+}
+
+// Contacted is the payload of referral.contacted: the accepting organisation
+// has made contact with the victim.
+type Contacted struct {
+	Placement string `json:"placement" validate:"required,placement"`
+}
+
+// OnHold is the payload of referral.on_hold: the placement is waitlisted.
+type OnHold struct {
+	Placement string     `json:"placement" validate:"required,placement"`
+	Until     *time.Time `json:"until,omitempty"`
+}
+
+// Completed is the payload of referral.completed, with an outcome code.
+type Completed struct {
+	Placement string `json:"placement" validate:"required,placement"`
+	Outcome   string `json:"outcome" validate:"required,oneof=supported not_supported unable_to_contact declined_by_victim referred_elsewhere other"`
+}
+
+// Withdrawn is the payload of referral.withdrawn, sent by the referrer.
+type Withdrawn struct {
+	Reason string `json:"reason" validate:"required,oneof=victim_request needs_met referred_elsewhere duplicate error other"`
+}
+
+// Erase is the payload of referral.erase: the victim asked for every copy
+// to be purged.
+type Erase struct {
+	Reason string `json:"reason" validate:"required,oneof=victim_request retention error"`
+}
+
+// Erased is the payload of referral.erased: all that statistics keep of an
+// erased referral. Dates are days, not instants.
+type Erased struct {
+	Country     string   `json:"country" validate:"required,country"`
+	Region      string   `json:"region,omitempty" validate:"omitempty,nuts"`
+	Needs       []string `json:"needs" validate:"required,min=1,unique,dive,need"`
+	Outcome     string   `json:"outcome" validate:"required,oneof=completed partially_completed failed cancelled open"`
+	RequestedOn string   `json:"requested_on" validate:"required,datetime=2006-01-02"`
+	ErasedOn    string   `json:"erased_on" validate:"required,datetime=2006-01-02"`
+}
+
+// Answer is one anonymous survey answer on a 1 to 5 scale.
+type Answer struct {
+	Question string `json:"question" validate:"required,oneof=helpful respectful timely informed safe recommend"`
+	Value    int    `json:"value" validate:"min=1,max=5"`
+}
+
+// Feedback is the payload of referral.feedback: anonymous experience survey
+// answers for impact measurement.
+type Feedback struct {
+	Placement string   `json:"placement,omitempty" validate:"omitempty,placement"`
+	Answers   []Answer `json:"answers" validate:"required,min=1,max=6,dive"`
+}
+
+// Problem is one machine-readable validation problem: a JSON pointer into
+// the event (RFC 6901; payload fields are under /data), a stable code and
+// a human-readable message.
+type Problem struct {
+	Pointer string `json:"pointer" validate:"max=512"`
+	Code    string `json:"code" validate:"required,max=64"`
+	Message string `json:"message" validate:"required,max=500"`
+}
+
+// CommandRejected is the payload of command.rejected, delivered to the
+// sender of a command that was not accepted.
+type CommandRejected struct {
+	Command     string    `json:"command" validate:"required,max=128"`
+	CommandType string    `json:"command_type,omitempty" validate:"omitempty,max=128"`
+	Errors      []Problem `json:"errors" validate:"required,min=1,max=100,dive"`
+}
+
+// OrganisationUpdated is the payload of directory.organisation.updated.
+type OrganisationUpdated struct {
+	Organisation string `json:"organisation" validate:"required,orgid"`
+	Revision     uint64 `json:"revision"`
+	Deleted      bool   `json:"deleted,omitempty"`
+}
+
+// ServiceUpdated is the payload of directory.service.updated.
+type ServiceUpdated struct {
+	Service  string `json:"service" validate:"required,svcid"`
+	Revision uint64 `json:"revision"`
+	Deleted  bool   `json:"deleted,omitempty"`
+}
+
+// CapacityUpdated is the payload of directory.capacity.updated.
+type CapacityUpdated struct {
+	Service  string `json:"service" validate:"required,svcid"`
+	Status   string `json:"status" validate:"required,oneof=accepting waitlist full"`
+	Revision uint64 `json:"revision,omitempty"`
+}
+
+func (Requested) EventType() string           { return TypeReferralRequested }
+func (Planned) EventType() string             { return TypeReferralPlanned }
+func (Offered) EventType() string             { return TypeReferralOffered }
+func (Accepted) EventType() string            { return TypeReferralAccepted }
+func (Declined) EventType() string            { return TypeReferralDeclined }
+func (Expired) EventType() string             { return TypeReferralExpired }
+func (Unmatched) EventType() string           { return TypeReferralUnmatched }
+func (Handover) EventType() string            { return TypeReferralHandover }
+func (Contacted) EventType() string           { return TypeReferralContacted }
+func (OnHold) EventType() string              { return TypeReferralOnHold }
+func (Completed) EventType() string           { return TypeReferralCompleted }
+func (Withdrawn) EventType() string           { return TypeReferralWithdrawn }
+func (Erase) EventType() string               { return TypeReferralErase }
+func (Erased) EventType() string              { return TypeReferralErased }
+func (Feedback) EventType() string            { return TypeReferralFeedback }
+func (CommandRejected) EventType() string     { return TypeCommandRejected }
+func (OrganisationUpdated) EventType() string { return TypeDirectoryOrgUpdated }
+func (ServiceUpdated) EventType() string      { return TypeDirectoryServiceUpdated }
+func (CapacityUpdated) EventType() string     { return TypeDirectoryCapacityUpdated }
+
+// registry maps every type to a constructor of its zero payload.
+var registry = map[string]func() Payload{
+	TypeReferralRequested:        func() Payload { return &Requested{} },
+	TypeReferralPlanned:          func() Payload { return &Planned{} },
+	TypeReferralOffered:          func() Payload { return &Offered{} },
+	TypeReferralAccepted:         func() Payload { return &Accepted{} },
+	TypeReferralDeclined:         func() Payload { return &Declined{} },
+	TypeReferralExpired:          func() Payload { return &Expired{} },
+	TypeReferralUnmatched:        func() Payload { return &Unmatched{} },
+	TypeReferralHandover:         func() Payload { return &Handover{} },
+	TypeReferralContacted:        func() Payload { return &Contacted{} },
+	TypeReferralOnHold:           func() Payload { return &OnHold{} },
+	TypeReferralCompleted:        func() Payload { return &Completed{} },
+	TypeReferralWithdrawn:        func() Payload { return &Withdrawn{} },
+	TypeReferralErase:            func() Payload { return &Erase{} },
+	TypeReferralErased:           func() Payload { return &Erased{} },
+	TypeReferralFeedback:         func() Payload { return &Feedback{} },
+	TypeCommandRejected:          func() Payload { return &CommandRejected{} },
+	TypeDirectoryOrgUpdated:      func() Payload { return &OrganisationUpdated{} },
+	TypeDirectoryServiceUpdated:  func() Payload { return &ServiceUpdated{} },
+	TypeDirectoryCapacityUpdated: func() Payload { return &CapacityUpdated{} },
+}
+
+// Types returns every event type of the catalogue, sorted.
+func Types() []string {
+	out := make([]string, 0, len(registry))
+	for t := range registry {
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// NewPayload returns a pointer to a zero payload for typ, and false when
+// typ is not in the catalogue.
+func NewPayload(typ string) (Payload, bool) {
+	f, ok := registry[typ]
+	if !ok {
+		return nil, false
+	}
+	return f(), true
+}
