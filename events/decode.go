@@ -1,0 +1,942 @@
+package events
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net/url"
+	"reflect"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/cloudevents/sdk-go/v2/types"
+)
+
+// CloudEvents context attribute names.
+const (
+	attrSpecVersion     = "specversion"
+	attrID              = "id"
+	attrSource          = "source"
+	attrType            = "type"
+	attrSubject         = "subject"
+	attrTime            = "time"
+	attrDataSchema      = "dataschema"
+	attrDataContentType = "datacontenttype"
+)
+
+// contextAttrs lists the context attributes in the order problems are
+// reported.
+var contextAttrs = []string{attrSpecVersion, attrID, attrSource, attrType, attrSubject, attrTime, attrDataSchema, attrDataContentType}
+
+// Limits of attribute values and problem lists.
+const (
+	// maxAttrLen bounds every string attribute and extension value, in bytes.
+	maxAttrLen = 512
+	// MaxProblems is the most problems a *ValidationError lists; it matches
+	// the limit of command.rejected's errors.
+	MaxProblems = 100
+	// maxPointerLen and maxMessageLen match the limits of Problem.
+	maxPointerLen = 512
+	maxMessageLen = 500
+)
+
+var (
+	reSourceInvictus = regexp.MustCompile(`^/invictus/[a-z0-9-]{1,48}$`)
+	reExtName        = regexp.MustCompile(`^[a-z0-9]{1,20}$`)
+	reTraceParent    = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
+	// reRFC3339 is the RFC 3339 date-time syntax (upper-case T and Z, as Go
+	// parses it); time.Time alone also accepts one-digit hours, offsets
+	// of 24 hours and decimal commas.
+	reRFC3339 = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`)
+)
+
+// parseTime parses an RFC 3339 date-time strictly.
+func parseTime(s string) (time.Time, bool) {
+	var t time.Time
+	if !reRFC3339.MatchString(s) || t.UnmarshalText([]byte(s)) != nil {
+		return time.Time{}, false
+	}
+	return t, true
+}
+
+// problems collects Problems; add formats the message.
+type problems []Problem
+
+func (ps *problems) add(pointer, code, format string, args ...any) {
+	*ps = append(*ps, Problem{Pointer: pointer, Code: code, Message: fmt.Sprintf(format, args...)})
+}
+
+// classOrder ranks the error classes: a *ValidationError takes the class of
+// its most fundamental problem.
+var classOrder = []struct {
+	code  string
+	class error
+}{
+	{CodeTooLarge, ErrTooLarge},
+	{CodeInvalidUTF8, ErrInvalidUTF8},
+	{CodeMalformedJSON, ErrMalformedJSON},
+	{CodeMissingAttribute, ErrMissingAttribute},
+	{CodeUnknownType, ErrUnknownType},
+	{CodeContentType, ErrContentType},
+	{CodeUnknownField, ErrUnknownField},
+}
+
+// classOf returns the class of a list of problems.
+func classOf(ps problems) error {
+	for _, c := range classOrder {
+		for _, p := range ps {
+			if p.Code == c.code {
+				return c.class
+			}
+		}
+	}
+	return ErrInvalid
+}
+
+// newValidationError returns a *ValidationError of ps, or nil when ps is
+// empty. It bounds the list and each pointer and message to what a
+// command.rejected payload can carry, and makes them valid UTF-8.
+func newValidationError(ps problems) error {
+	if len(ps) == 0 {
+		return nil
+	}
+	class := classOf(ps)
+	out := make([]Problem, 0, min(len(ps), MaxProblems))
+	for _, p := range ps {
+		if len(out) == MaxProblems {
+			last := &out[len(out)-1]
+			last.Message = clip(last.Message, maxMessageLen-40) + fmt.Sprintf(" (and %d more problems)", len(ps)-MaxProblems)
+			break
+		}
+		p.Pointer = clip(strings.ToValidUTF8(p.Pointer, "\uFFFD"), maxPointerLen)
+		p.Message = clip(strings.ToValidUTF8(p.Message, "\uFFFD"), maxMessageLen)
+		out = append(out, p)
+	}
+	return &ValidationError{Class: class, Problems: out}
+}
+
+// clip shortens s to at most n bytes without splitting a UTF-8 sequence,
+// marking the cut with an ellipsis.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	cut := n - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
+}
+
+// quote returns v quoted for a problem message, shortened to a readable length.
+func quote(v string) string { return clip(fmt.Sprintf("%q", v), 80) }
+
+// prefixed returns ps with prefix prepended to every pointer (batch members).
+func prefixed(ps problems, prefix string) problems {
+	for i := range ps {
+		ps[i].Pointer = prefix + ps[i].Pointer
+	}
+	return ps
+}
+
+// rawEvent is an event as read from a message, before any check: the
+// attributes by name, and the data.
+type rawEvent struct {
+	// attrs holds the string-valued context attributes and extensions.
+	attrs map[string]string
+	// others holds extension values of other types (structured mode:
+	// booleans and integers).
+	others map[string]any
+	// reported marks attributes whose problem is already reported, so that
+	// they are not also reported as missing.
+	reported map[string]bool
+	data     []byte
+	hasData  bool
+	// probs holds the problems found while reading the message.
+	probs problems
+}
+
+func newRawEvent() *rawEvent {
+	return &rawEvent{attrs: map[string]string{}, others: map[string]any{}, reported: map[string]bool{}}
+}
+
+// bad records a problem with attribute name.
+func (r *rawEvent) bad(name, code, format string, args ...any) {
+	r.reported[name] = true
+	r.probs.add("/"+escapePointer(name), code, format, args...)
+}
+
+// DecodeEvent checks an event that is already parsed (for example by
+// sdk-go's HTTP binding) against the contract and decodes its payload, as
+// Decode does. It returns a *ValidationError listing every problem.
+func DecodeEvent(e event.Event) (*Envelope, error) {
+	if len(e.DataEncoded) > MaxMessageSize {
+		return nil, newValidationError(problems{{Pointer: "/data", Code: CodeTooLarge,
+			Message: fmt.Sprintf("data is %d bytes; the limit is %d", len(e.DataEncoded), MaxMessageSize)}})
+	}
+	r := newRawEvent()
+	if e.Context != nil {
+		set := func(name, v string) {
+			if v != "" {
+				r.attrs[name] = v
+			}
+		}
+		set(attrSpecVersion, e.SpecVersion())
+		set(attrID, e.ID())
+		set(attrSource, e.Source())
+		set(attrType, e.Type())
+		set(attrSubject, e.Subject())
+		if t := e.Time(); !t.IsZero() {
+			r.attrs[attrTime] = types.FormatTime(t)
+		}
+		set(attrDataSchema, e.DataSchema())
+		set(attrDataContentType, e.DataContentType())
+		for name, v := range e.Extensions() {
+			switch v := v.(type) {
+			case string:
+				r.attrs[name] = v
+			case bool, int32:
+				r.others[name] = v
+			default:
+				s, err := types.Format(v)
+				if err != nil {
+					r.bad(name, CodeInvalidAttribute, "extension %s has an unsupported value type %T", name, v)
+					continue
+				}
+				r.attrs[name] = s
+			}
+		}
+	}
+	names := make([]string, 0, len(e.FieldErrors))
+	for name := range e.FieldErrors {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		r.bad(name, CodeInvalidAttribute, "%s: %v", name, e.FieldErrors[name])
+	}
+	r.data, r.hasData = e.DataEncoded, len(e.DataEncoded) > 0
+	return r.decode()
+}
+
+// decode checks the attributes and the data and returns the envelope, or
+// a *ValidationError listing every problem found.
+func (r *rawEvent) decode() (*Envelope, error) {
+	ps := r.checkAttributes()
+	typ := r.attrs[attrType]
+	_, knownType := registry[typ]
+	var payload Payload
+	switch {
+	case r.reported["data"] || r.reported["data_base64"]:
+	case !r.hasData || len(r.data) == 0:
+		ps.add("/data", CodeMissingAttribute, "the event has no data; every event of the catalogue carries a JSON payload")
+	case knownType && !r.reported[attrDataContentType] && r.attrs[attrDataContentType] != "":
+		var pps problems
+		payload, pps = decodePayload(typ, r.data)
+		ps = append(ps, pps...)
+	}
+	if len(ps) > 0 {
+		return nil, newValidationError(ps)
+	}
+	return &Envelope{Event: r.build(), Payload: payload}, nil
+}
+
+// checkAttributes returns the problems of the attributes, with those found
+// while reading the message first.
+func (r *rawEvent) checkAttributes() problems {
+	// Generic rules of every string value: UTF-8, no control characters,
+	// no surrounding white space (sdk-go trims it), a bounded length.
+	names := make([]string, 0, len(r.attrs))
+	for name := range r.attrs {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	for _, name := range names {
+		if r.reported[name] {
+			delete(r.attrs, name)
+			continue
+		}
+		v := r.attrs[name]
+		switch {
+		case v == "" && (slices.Contains(contextAttrs, name) || name == ExtCorrelationID || name == ExtTraceParent):
+			// An empty attribute is absent (sdk-go drops it too).
+		case !utf8.ValidString(v):
+			r.bad(name, CodeInvalidUTF8, "%s is not valid UTF-8", name)
+		case len(v) > maxAttrLen:
+			r.bad(name, CodeTooLong, "%s is %d bytes long; the limit is %d", name, len(v), maxAttrLen)
+		case hasControl(v):
+			r.bad(name, CodeInvalidAttribute, "%s contains control characters", name)
+		case strings.TrimSpace(v) != v:
+			r.bad(name, CodeInvalidAttribute, "%s has leading or trailing white space", name)
+		default:
+			continue
+		}
+		delete(r.attrs, name)
+	}
+
+	get := func(name string) (string, bool) {
+		v, ok := r.attrs[name]
+		if !ok && !r.reported[name] {
+			r.bad(name, CodeMissingAttribute, "the %s attribute is required", name)
+		}
+		return v, ok
+	}
+	invalid := func(name, format string, args ...any) { r.bad(name, CodeInvalidAttribute, format, args...) }
+
+	if v, ok := get(attrSpecVersion); ok && v != event.CloudEventsVersionV1 {
+		invalid(attrSpecVersion, "specversion is %s; only %s is supported", quote(v), event.CloudEventsVersionV1)
+	}
+	get(attrID)
+	if v, ok := get(attrSource); ok && !IsSource(v) {
+		invalid(attrSource, "source %s is neither /orgs/<organisation id> nor /invictus/<name>", quote(v))
+	}
+	typ, hasType := get(attrType)
+	_, knownType := registry[typ]
+	if hasType && !knownType {
+		r.bad(attrType, CodeUnknownType, "type %s is not in the event catalogue", quote(typ))
+	}
+	if subj, ok := r.attrs[attrSubject]; ok {
+		if knownType && !subjectFits(typ, subj) {
+			invalid(attrSubject, "subject %s is not %s", quote(subj), subjectRule(typ))
+		}
+	} else if knownType && typ != TypeCommandRejected && !r.reported[attrSubject] {
+		r.bad(attrSubject, CodeMissingAttribute, "the subject attribute is required: %s", subjectRule(typ))
+	}
+	if v, ok := get(attrTime); ok {
+		if t, ok := parseTime(v); !ok {
+			invalid(attrTime, "time %s is not an RFC 3339 timestamp", quote(v))
+		} else if t.IsZero() {
+			invalid(attrTime, "time must not be the zero time")
+		}
+	}
+	if v, ok := get(attrDataSchema); ok && knownType && !schemaFits(typ, v) {
+		invalid(attrDataSchema, "dataschema %s does not match type %s; want %s", quote(v), typ, SchemaPath(typ))
+	}
+	if v, ok := get(attrDataContentType); ok {
+		if msg := checkContentType(v); msg != "" {
+			r.bad(attrDataContentType, CodeContentType, "%s", msg)
+		}
+	}
+
+	// Extensions.
+	for _, name := range sortedKeys(r.attrs, r.others) {
+		if slices.Contains(contextAttrs, name) || r.reported[name] {
+			continue
+		}
+		if !reExtName.MatchString(name) || name == "data" {
+			invalid(name, "%s is not a valid extension attribute name (1 to 20 lower-case letters or digits)", quote(name))
+			continue
+		}
+		v, isString := r.attrs[name]
+		switch name {
+		case ExtCorrelationID:
+			if !isString {
+				invalid(name, "correlationid must be a string")
+			}
+		case ExtTraceParent:
+			if !isString {
+				invalid(name, "traceparent must be a string")
+			} else if !IsTraceParent(v) {
+				invalid(name, "traceparent %s is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)", quote(v))
+			}
+		}
+	}
+	return r.probs
+}
+
+func sortedKeys(a map[string]string, b map[string]any) []string {
+	out := make([]string, 0, len(a)+len(b))
+	for k := range a {
+		out = append(out, k)
+	}
+	for k := range b {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// hasControl reports whether s holds a character that CloudEvents forbids
+// in attribute values: U+0000-U+001F and U+007F-U+009F.
+func hasControl(s string) bool {
+	for _, c := range s {
+		if c < 0x20 || (c >= 0x7f && c <= 0x9f) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsSource reports whether s is a valid event source: /orgs/<organisation
+// id> for organisations, /invictus/<name> for the network's own services
+// (SourceRouting, SourceDirectory).
+func IsSource(s string) bool {
+	_, ok := OrgOfSource(s)
+	return ok || reSourceInvictus.MatchString(s)
+}
+
+// IsTraceParent reports whether s is a valid W3C trace context traceparent.
+func IsTraceParent(s string) bool {
+	return reTraceParent.MatchString(s) && s[:2] != "ff" &&
+		s[3:35] != strings.Repeat("0", 32) && s[36:52] != strings.Repeat("0", 16)
+}
+
+// subjectFits reports whether subj is a valid subject for type typ.
+func subjectFits(typ, subj string) bool {
+	switch typ {
+	case TypeDirectoryOrgUpdated:
+		return IsOrgID(subj)
+	case TypeDirectoryServiceUpdated, TypeDirectoryCapacityUpdated:
+		return IsServiceID(subj)
+	case TypeCommandRejected:
+		return IsReferralID(subj) || IsOrgID(subj) || IsServiceID(subj)
+	}
+	return IsReferralID(subj)
+}
+
+// subjectRule describes the subject that type typ needs.
+func subjectRule(typ string) string {
+	switch typ {
+	case TypeDirectoryOrgUpdated:
+		return "the organisation id"
+	case TypeDirectoryServiceUpdated, TypeDirectoryCapacityUpdated:
+		return "the service id"
+	case TypeCommandRejected:
+		return "the rejected command's referral, organisation or service id"
+	}
+	return "the referral id (a canonical lower-case UUID)"
+}
+
+// schemaFits reports whether dataschema names the schema of typ: the path
+// SchemaPath(typ), or an absolute http(s) URL with that path.
+func schemaFits(typ, dataschema string) bool {
+	want := SchemaPath(typ)
+	if dataschema == want {
+		return true
+	}
+	u, err := url.Parse(dataschema)
+	return err == nil && (u.Scheme == "https" || u.Scheme == "http") && u.Host != "" &&
+		u.User == nil && u.Path == want && u.RawPath == "" && u.RawQuery == "" && u.Fragment == "" && !u.ForceQuery
+}
+
+// checkContentType returns why ct is not an accepted datacontenttype, or "".
+func checkContentType(ct string) string {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil {
+		return fmt.Sprintf("datacontenttype %s is not a media type: %v", quote(ct), err)
+	}
+	if mt != ContentTypeJSON {
+		return fmt.Sprintf("datacontenttype %s is not supported; data must be %s", quote(ct), ContentTypeJSON)
+	}
+	for k, v := range params {
+		if k != "charset" || !strings.EqualFold(v, "utf-8") {
+			return fmt.Sprintf("datacontenttype %s has an unsupported parameter; only charset=utf-8 is allowed", quote(ct))
+		}
+	}
+	return ""
+}
+
+// build returns the sdk-go event of checked attributes.
+func (r *rawEvent) build() event.Event {
+	e := event.New(event.CloudEventsVersionV1)
+	e.SetID(r.attrs[attrID])
+	e.SetSource(r.attrs[attrSource])
+	e.SetType(r.attrs[attrType])
+	if s, ok := r.attrs[attrSubject]; ok {
+		e.SetSubject(s)
+	}
+	t, _ := parseTime(r.attrs[attrTime]) // checked
+	e.SetTime(t)
+	e.SetDataSchema(r.attrs[attrDataSchema])
+	e.SetDataContentType(r.attrs[attrDataContentType])
+	for _, name := range sortedKeys(r.attrs, r.others) {
+		if slices.Contains(contextAttrs, name) {
+			continue
+		}
+		if v, ok := r.attrs[name]; ok {
+			e.SetExtension(name, v)
+		} else {
+			e.SetExtension(name, r.others[name])
+		}
+	}
+	e.DataEncoded = bytes.Clone(r.data)
+	e.DataBase64 = false
+	return e
+}
+
+// invalidUTF8At returns the offset of the first byte of b that is not part
+// of a valid UTF-8 sequence, or -1.
+func invalidUTF8At(b []byte) int {
+	if utf8.Valid(b) {
+		return -1
+	}
+	for i := 0; i < len(b); {
+		r, n := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && n == 1 {
+			return i
+		}
+		i += n
+	}
+	return -1
+}
+
+// syntaxError returns the offset (0-based) of the byte at which the first
+// JSON syntax error in b was detected, including data after the value, and
+// its description; or ok.
+func syntaxError(b []byte) (offset int64, msg string, ok bool) {
+	if json.Valid(b) {
+		return 0, "", true
+	}
+	var v struct{}
+	err := json.Unmarshal(b, &v) // checks the whole input before decoding
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		// encoding/json counts the bytes read, including the offending one.
+		return max(se.Offset-1, 0), se.Error(), false
+	}
+	return int64(len(b)), "unexpected end of JSON input", false
+}
+
+// decodePayload decodes data as the payload of typ. Problems have pointers
+// under /data: invalid UTF-8, malformed JSON (with the byte offset), every
+// unknown or repeated member, every value of the wrong JSON type, and every
+// rule ValidatePayload checks.
+func decodePayload(typ string, data []byte) (Payload, problems) {
+	var ps problems
+	if i := invalidUTF8At(data); i >= 0 {
+		ps.add("/data", CodeInvalidUTF8, "data is not valid UTF-8: invalid byte at offset %d", i)
+		return nil, ps
+	}
+	if off, msg, ok := syntaxError(data); !ok {
+		ps.add("/data", CodeMalformedJSON, "data is not well-formed JSON: %s (at byte offset %d)", msg, off)
+		return nil, ps
+	}
+	p, _ := NewPayload(typ)
+	w := walker{b: data}
+	w.value(reflect.TypeOf(p), "/data")
+	ps = append(ps, w.probs...)
+	if w.wrongType {
+		return nil, ps // decoding would fail or leave zero values behind
+	}
+	if err := json.Unmarshal(data, p); err != nil {
+		ps.add("/data", CodeFormat, "data does not decode as %s: %v", typ, err)
+		return nil, ps
+	}
+	var ve *ValidationError
+	if err := ValidatePayload(p); errors.As(err, &ve) {
+		ps = append(ps, ve.Problems...)
+	} else if err != nil {
+		ps.add("/data", CodeFormat, "%v", err)
+	}
+	return p, ps
+}
+
+var timeType = reflect.TypeFor[time.Time]()
+
+// walker checks a JSON value against the Go type it decodes into,
+// reporting what encoding/json would silently accept or reject without a
+// pointer: unknown members (encoding/json also matches names
+// case-insensitively), repeated members, wrong JSON types, numbers that do
+// not fit and timestamps that do not parse. It reads b, which must be
+// well-formed JSON (syntaxError said so), without allocating for what it
+// skips; json.Decoder.Token would cost more than the rest of Decode.
+type walker struct {
+	b         []byte
+	i         int
+	probs     problems
+	wrongType bool
+}
+
+func (w *walker) mismatch(ptr, want string) {
+	w.wrongType = true
+	w.probs.add(ptr, CodeFormat, "must be %s", want)
+}
+
+// ws skips white space.
+func (w *walker) ws() {
+	for w.i < len(w.b) {
+		switch w.b[w.i] {
+		case ' ', '\t', '\n', '\r':
+			w.i++
+		default:
+			return
+		}
+	}
+}
+
+// next skips white space and returns the next byte without consuming it.
+func (w *walker) next() byte {
+	w.ws()
+	return w.b[w.i]
+}
+
+// str reads a string token and returns its value.
+func (w *walker) str() string {
+	start := w.i
+	escaped := false
+	j := start + 1
+	for w.b[j] != '"' {
+		if w.b[j] == '\\' {
+			escaped = true
+			j++
+		}
+		j++
+	}
+	w.i = j + 1
+	if !escaped {
+		return string(w.b[start+1 : j])
+	}
+	var v string
+	_ = json.Unmarshal(w.b[start:w.i], &v) // well-formed
+	return v
+}
+
+// literal reads a number, true, false or null.
+func (w *walker) literal() string {
+	start := w.i
+	for w.i < len(w.b) {
+		switch w.b[w.i] {
+		case ',', '}', ']', ' ', '\t', '\n', '\r':
+			return string(w.b[start:w.i])
+		}
+		w.i++
+	}
+	return string(w.b[start:w.i])
+}
+
+// skip skips the next value.
+func (w *walker) skip() {
+	switch w.next() {
+	case '"':
+		w.str()
+	case '{', '[':
+		w.i++
+		for depth := 1; depth > 0; {
+			switch w.next() {
+			case '"':
+				w.str()
+				continue
+			case '{', '[':
+				depth++
+			case '}', ']':
+				depth--
+			}
+			w.i++
+		}
+	default:
+		w.literal()
+	}
+}
+
+func (w *walker) value(t reflect.Type, ptr string) {
+	c := w.next()
+	for t.Kind() == reflect.Pointer {
+		if c == 'n' {
+			w.literal()
+			return
+		}
+		t = t.Elem()
+	}
+	switch c {
+	case '{':
+		if (t.Kind() == reflect.Struct && t != timeType) || (t.Kind() == reflect.Map && t.Key().Kind() == reflect.String) {
+			w.object(t, ptr)
+			return
+		}
+		w.mismatch(ptr, describeKind(t))
+		w.skip()
+	case '[':
+		if t.Kind() != reflect.Slice {
+			w.mismatch(ptr, describeKind(t))
+			w.skip()
+			return
+		}
+		w.i++
+		if w.next() == ']' {
+			w.i++
+			return
+		}
+		for i := 0; ; i++ {
+			w.value(t.Elem(), ptr+"/"+strconv.Itoa(i))
+			if w.next() == ']' {
+				w.i++
+				return
+			}
+			w.i++ // ,
+		}
+	case '"':
+		v := w.str()
+		switch {
+		case t == timeType:
+			if _, ok := parseTime(v); !ok {
+				w.wrongType = true
+				w.probs.add(ptr, CodeFormat, "%s is not an RFC 3339 timestamp", quote(v))
+			}
+		case t.Kind() != reflect.String:
+			w.mismatch(ptr, describeKind(t))
+		}
+	case 't', 'f':
+		w.literal()
+		if t.Kind() != reflect.Bool {
+			w.mismatch(ptr, describeKind(t))
+		}
+	case 'n':
+		w.literal()
+		switch t.Kind() {
+		case reflect.Slice, reflect.Map, reflect.Interface:
+		default:
+			w.mismatch(ptr, describeKind(t)+", not null")
+		}
+	default:
+		w.number(w.literal(), t, ptr)
+	}
+}
+
+// object walks the members of a JSON object decoded into struct or map t.
+func (w *walker) object(t reflect.Type, ptr string) {
+	var fields map[string]reflect.Type
+	if t.Kind() == reflect.Struct {
+		fields = jsonFields(t)
+	}
+	w.i++ // {
+	if w.next() == '}' {
+		w.i++
+		return
+	}
+	seen := map[string]bool{}
+	for {
+		w.next()
+		key := w.str()
+		w.next()
+		w.i++ // :
+		kp := ptr + "/" + escapePointer(key)
+		if seen[key] {
+			w.probs.add(kp, CodeDuplicate, "member %s appears more than once", quote(key))
+		}
+		seen[key] = true
+		var ft reflect.Type
+		if fields == nil {
+			ft = t.Elem() // a map
+		} else if ft = fields[key]; ft == nil {
+			w.probs.add(kp, CodeUnknownField, "%s is not a field of this payload", quote(key))
+			w.skip()
+		}
+		if ft != nil {
+			w.value(ft, kp)
+		}
+		if w.next() == '}' {
+			w.i++
+			return
+		}
+		w.i++ // ,
+	}
+}
+
+// number checks that the JSON number s fits kind t.
+func (w *walker) number(s string, t reflect.Type, ptr string) {
+	var err error
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64:
+		_, err = strconv.ParseInt(s, 10, t.Bits())
+	case reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		_, err = strconv.ParseUint(s, 10, t.Bits())
+	case reflect.Float32, reflect.Float64:
+		_, err = strconv.ParseFloat(s, t.Bits())
+	default:
+		w.mismatch(ptr, describeKind(t))
+		return
+	}
+	var ne *strconv.NumError
+	switch {
+	case err == nil:
+	case errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange):
+		w.wrongType = true
+		w.probs.add(ptr, CodeOutOfRange, "%s is out of range", clip(s, 40))
+	default:
+		w.mismatch(ptr, describeKind(t))
+	}
+}
+
+func describeKind(t reflect.Type) string {
+	switch {
+	case t == timeType:
+		return "an RFC 3339 timestamp string"
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return "a string"
+	case reflect.Bool:
+		return "a boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Slice, reflect.Array:
+		return "an array"
+	case reflect.Struct, reflect.Map:
+		return "an object"
+	}
+	return "a " + t.Kind().String()
+}
+
+// fieldCache maps a struct type to its JSON member names and types.
+var fieldCache sync.Map // reflect.Type -> map[string]reflect.Type
+
+// jsonFields returns the JSON members of struct t as encoding/json sees
+// them: named by the json tag or the field name, with the fields of
+// untagged embedded structs inlined (shallower fields win).
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if f, ok := fieldCache.Load(t); ok {
+		return f.(map[string]reflect.Type)
+	}
+	out := map[string]reflect.Type{}
+	var collect func(t reflect.Type, depth int, depthOf map[string]int)
+	collect = func(t reflect.Type, depth int, depthOf map[string]int) {
+		for i := range t.NumField() {
+			f := t.Field(i)
+			tag := f.Tag.Get("json")
+			name, _, _ := strings.Cut(tag, ",")
+			if name == "-" && !strings.HasPrefix(tag, "-,") {
+				continue
+			}
+			ft := f.Type
+			if f.Anonymous && name == "" {
+				et := ft
+				if et.Kind() == reflect.Pointer {
+					et = et.Elem()
+				}
+				if et.Kind() == reflect.Struct {
+					collect(et, depth+1, depthOf)
+					continue
+				}
+			}
+			if !f.IsExported() {
+				continue
+			}
+			if name == "" {
+				name = f.Name
+			}
+			if d, ok := depthOf[name]; ok && d <= depth {
+				continue
+			}
+			depthOf[name] = depth
+			out[name] = ft
+		}
+	}
+	collect(t, 0, map[string]int{})
+	fieldCache.Store(t, out)
+	return out
+}
+
+// parseStructured reads an event in the CloudEvents JSON format. It
+// returns the problems that stop reading (not UTF-8, not JSON, not an
+// object) as fatal; the others are kept in the rawEvent.
+func parseStructured(b []byte) (*rawEvent, problems) {
+	var fatal problems
+	if i := invalidUTF8At(b); i >= 0 {
+		fatal.add("", CodeInvalidUTF8, "the event is not valid UTF-8: invalid byte at offset %d", i)
+		return nil, fatal
+	}
+	if off, msg, ok := syntaxError(b); !ok {
+		fatal.add("", CodeMalformedJSON, "the event is not well-formed JSON: %s (at byte offset %d)", msg, off)
+		return nil, fatal
+	}
+	return readStructured(b)
+}
+
+// readStructured reads a syntactically valid JSON-format event.
+func readStructured(b []byte) (*rawEvent, problems) {
+	var fatal problems
+	w := walker{b: b}
+	if w.next() != '{' {
+		fatal.add("", CodeFormat, "a structured event must be a JSON object")
+		return nil, fatal
+	}
+	w.i++
+	r := newRawEvent()
+	seen := map[string]bool{}
+	var data, dataB64 json.RawMessage
+	for w.next() != '}' {
+		key := w.str()
+		w.next()
+		w.i++ // :
+		w.next()
+		start := w.i
+		w.skip()
+		raw := json.RawMessage(w.b[start:w.i])
+		if w.next() == ',' {
+			w.i++
+		}
+		if seen[key] {
+			r.bad(key, CodeDuplicate, "member %s appears more than once", quote(key))
+			continue
+		}
+		seen[key] = true
+		switch {
+		case string(raw) == "null":
+			// A null attribute is absent.
+		case key == "data":
+			data = raw
+		case key == "data_base64":
+			dataB64 = raw
+		default:
+			r.member(key, raw)
+		}
+	}
+	switch {
+	case data != nil && dataB64 != nil:
+		r.bad("data_base64", CodeInvalidAttribute, "data and data_base64 are mutually exclusive")
+	case data != nil:
+		r.data, r.hasData = data, true
+	case dataB64 != nil:
+		var s string
+		if json.Unmarshal(dataB64, &s) != nil {
+			r.bad("data_base64", CodeInvalidAttribute, "data_base64 must be a base64 string")
+			break
+		}
+		d, err := base64.StdEncoding.DecodeString(s)
+		if err != nil {
+			r.bad("data_base64", CodeInvalidAttribute, "data_base64 is not standard base64: %v", err)
+			break
+		}
+		r.data, r.hasData = d, true
+	}
+	return r, nil
+}
+
+// member reads one attribute or extension of a JSON-format event.
+func (r *rawEvent) member(key string, raw json.RawMessage) {
+	if raw[0] == '"' {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			r.bad(key, CodeInvalidAttribute, "%s is not a valid JSON string", key)
+			return
+		}
+		r.attrs[key] = s
+		return
+	}
+	if slices.Contains(contextAttrs, key) {
+		r.bad(key, CodeInvalidAttribute, "%s must be a JSON string", key)
+		return
+	}
+	switch string(raw) {
+	case "true", "false":
+		r.others[key] = string(raw) == "true"
+		return
+	}
+	if n, err := strconv.ParseInt(string(raw), 10, 32); err == nil {
+		r.others[key] = int32(n)
+		return
+	}
+	r.bad(key, CodeInvalidAttribute, "extension %s must be a string, a boolean or a 32-bit integer", quote(key))
+}
