@@ -10,8 +10,9 @@ import (
 	"strings"
 )
 
-// files holds every schema, the taxonomy, the AsyncAPI document and the
-// golden examples (files whose names start with "." or "_" are left out).
+// files holds every schema, the taxonomy, the AsyncAPI and OpenAPI
+// documents and the golden examples (files whose names start with "." or
+// "_" are left out).
 //
 //go:embed *.json *.yaml examples
 var files embed.FS
@@ -92,6 +93,10 @@ func Defs() []byte { return mustRead(DefsFile) }
 // AsyncAPI returns the AsyncAPI 3.0 document (YAML) of the NATS contract.
 // Its payload $refs are relative file names of this folder.
 func AsyncAPI() []byte { return mustRead(AsyncAPIFile) }
+
+// OpenAPI returns the OpenAPI 3.1 document (YAML) of the HTTP API; the
+// API serves it as JSON at /v1/openapi.json.
+func OpenAPI() []byte { return mustRead("openapi.yaml") }
 
 // TaxonomyJSON returns taxonomy.json as stored; see LoadTaxonomy for the
 // parsed form.

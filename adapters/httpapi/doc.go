@@ -1,0 +1,86 @@
+// Package httpapi is the HTTP API of an INVICTUS node: CloudEvents in,
+// server-sent events and Standard Webhooks out, the directory as an
+// HSDS-style API, the contract's schemas and the operations endpoints. It
+// is described by the OpenAPI 3.1 document schemas/openapi.yaml, served at
+// /v1/openapi.json.
+//
+// # Endpoints
+//
+//	POST   /v1/events                    commands as CloudEvents (binary, structured, batch); ?wait=
+//	GET    /v1/referrals/{id}            a referral's timeline, as the caller may see it
+//	GET    /v1/inbox                     the caller's deliveries: JSON pages, or server-sent events
+//	GET    /v1/webhooks                  the caller's webhooks
+//	POST   /v1/webhooks                  register a webhook (the secret is shown once)
+//	GET    /v1/webhooks/{id}             one webhook
+//	DELETE /v1/webhooks/{id}             delete it
+//	GET    /v1/webhooks/{id}/deliveries  its delivery log, newest first
+//	POST   /v1/match                     a plan preview with explanations
+//	GET    /v1/services                  services (HSDS), filtered through the directory index
+//	GET    /v1/services/{id}             one service, by id or HSDS id
+//	GET    /v1/organizations             organizations (HSDS)
+//	GET    /v1/organizations/{id}        one organization with its services
+//	GET    /v1/openapi.json              the OpenAPI document          (no token)
+//	GET    /schemas/{file}               the contract's schemas        (no token)
+//	GET    /healthz, /readyz, /metrics   operations                    (no token, no rate limit)
+//
+// # Access
+//
+// Every /v1 endpoint but the OpenAPI document needs a bearer token
+// ([Tokens]: "inv_" and 43 characters; only its SHA-256 is stored). A
+// token has one organisation and one [Role]:
+//
+//	                      organisation   coordinator   directory_admin
+//	events, referrals,    yes (own)      403           403
+//	inbox, webhooks
+//	match                 yes            yes           403
+//	directory             yes            yes           yes
+//
+// A referral is readable by its referrer and by the organisations it was
+// offered to; each sees only the events it sent or received
+// (referral.Recipients) and its own placements. Any other organisation
+// gets 404 exactly as for a referral that does not exist, so that the API
+// never tells whether a referral exists. Coordinators see no case data.
+// POST /v1/events accepts only events whose source is the token's
+// organisation (403 otherwise) and only the types organisations send
+// ([CommandTypes]).
+//
+// # Errors and limits
+//
+// Every error is {"errors": [{"pointer", "code", "message"}]} ([ErrorBody]),
+// with the codes of the events contract and of command.rejected, and the
+// API's own ([CodeUnauthorized], [CodeRateLimited], ...). Statuses: 400
+// unreadable or bad parameter, 401, 403, 404, 409, 413 too large
+// (events.MaxMessageSize per event, events.MaxBatchSize per batch,
+// [Config].MaxJSONBody otherwise), 415, 422 breaks the contract or was
+// rejected, 429 with Retry-After (a token bucket per token,
+// golang.org/x/time/rate), 503 when a port fails.
+//
+// The request log has one line per request: method, route pattern,
+// status, organisation and duration. Never a path, a query, a header or a
+// body: nothing about a victim can reach it.
+//
+// # Ports
+//
+// The API depends on small interfaces ([CommandSink], [Outcomes],
+// [Timeline], [Inbox], [Store], [Directory], [Matcher], [StreamStats])
+// whose signatures use only the standard library and the domain packages.
+// adapters/natsjs implements them on JetStream (its HTTPPorts) without
+// importing this package; cmd/invictus wires them into [Deps].
+//
+// # Webhooks
+//
+// The [Dispatcher] follows each webhook's organisation inbox from the
+// webhook's cursor and POSTs every delivery as a CloudEvent in binary
+// content mode, signed with [SignWebhook] (webhook-id, webhook-timestamp,
+// webhook-signature "v1,<base64 HMAC-SHA256 of id.timestamp.body>"),
+// retrying failures with exponential backoff a bounded number of times and
+// logging every attempt. Receivers check requests with [VerifyWebhook].
+//
+// # Metrics
+//
+// [Metrics] holds the Prometheus collectors on a registry of its own:
+// commands by type and outcome, referrals by status, offer latency,
+// deadline expiries, DLQ size and consumer lag (read from [StreamStats] at
+// each scrape), HTTP requests and webhook attempts. Other components
+// update the collectors they know the values of.
+package httpapi

@@ -1,0 +1,489 @@
+package httpapi_test
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/cloudevents/sdk-go/v2/event"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invictus-network/invictus/adapters/httpapi"
+	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/routing"
+)
+
+// The natsjs implementations satisfy the ports: the wiring in cmd/invictus
+// is a struct literal.
+var (
+	_ httpapi.Store       = (*natsjs.KVStore)(nil)
+	_ httpapi.CommandSink = (*natsjs.InboundSink)(nil)
+	_ httpapi.Outcomes    = (*natsjs.CommandOutcomes)(nil)
+	_ httpapi.Timeline    = (*natsjs.ReferralTimeline)(nil)
+	_ httpapi.Inbox       = (*natsjs.DeliveryInbox)(nil)
+	_ httpapi.StreamStats = (*natsjs.StreamStats)(nil)
+	_ httpapi.Directory   = (*directory.View)(nil)
+	_ httpapi.Matcher     = (*routing.Matcher)(nil)
+)
+
+// Organisations of the test directory: a referrer whose own service is no
+// candidate, three organisations ranked a1, a2, a3 for needsA, and a
+// local office in Porto.
+const (
+	orgRef   = "pt.ref"
+	orgA1    = "pt.a1"
+	orgA2    = "pt.a2"
+	orgA3    = "pt.a3"
+	orgPorto = "pt.porto"
+)
+
+var needsA = []string{events.NeedSupportEmotional, events.NeedInfoRights}
+
+// testDirectory returns the directory of the tests: remote services in
+// Portugal for a1..a3 (with a location in Lisbon), the referrer's service
+// for info.case, and an in-person office in Porto for
+// safety.risk_advice.
+func testDirectory(t testing.TB) *directory.Directory {
+	t.Helper()
+	d := &directory.Directory{}
+	add := func(org string, needs []string, langs []string, area directory.ServiceArea, locs []directory.Location) {
+		d.Organisations = append(d.Organisations, directory.Organisation{
+			ID: org, Name: "Test " + org, Country: "pt", Languages: langs, Synthetic: true,
+		})
+		d.Services = append(d.Services, directory.Service{
+			ID: org + ".support", Organisation: org, Name: "Support of " + org, Status: directory.StatusActive,
+			Needs: needs, Languages: langs, Crimes: []string{"domestic_violence"},
+			Channels:  []string{events.ChannelPhone, events.ChannelInPerson},
+			Area:      area,
+			Locations: locs,
+			Hours:     directory.Schedule{TimeZone: "Europe/Lisbon", Always: true},
+			Capacity:  directory.Capacity{Status: "accepting"},
+		})
+	}
+	lisbon := func(id string) []directory.Location {
+		return []directory.Location{{ID: id, Name: "Lisbon office", City: "Lisboa", Country: "pt", Region: "PT170", Lat: 38.72, Lon: -9.14}}
+	}
+	remote := directory.ServiceArea{Countries: []string{"pt"}, Remote: true}
+	add(orgRef, []string{events.NeedInfoCase}, []string{"pt"}, remote, nil)
+	add(orgA1, needsA, []string{"pt", "en"}, remote, lisbon("lisboa"))
+	add(orgA2, needsA, []string{"pt", "en"}, remote, lisbon("lisboa"))
+	add(orgA3, needsA, []string{"pt", "fr"}, remote, lisbon("lisboa"))
+	add(orgPorto, []string{events.NeedSafetyRiskAdvice}, []string{"pt"},
+		directory.ServiceArea{Countries: []string{"pt"}, Regions: []string{"PT11"}, RadiusKm: 30},
+		[]directory.Location{{ID: "porto", Name: "Porto office", City: "Porto", Country: "pt", Region: "PT11A", Lat: 41.15, Lon: -8.61}})
+	d.Sort()
+	if err := d.Validate(); err != nil {
+		t.Fatalf("test directory: %v", err)
+	}
+	return d
+}
+
+// bundle is a running node for a test: embedded NATS with the streams,
+// the directory, optionally the routing service, and the API on an
+// httptest server.
+type bundle struct {
+	t      *testing.T
+	srv    *natsjs.Server
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	ports  *natsjs.HTTPPorts
+	view   *directory.View
+	api    *httpapi.Server
+	http   *httptest.Server
+	logs   *syncBuffer
+	tokens map[string]string // "<org>/<role>" -> secret
+}
+
+// options of setup.
+type options struct {
+	router bool
+	cfg    httpapi.Config
+	// httpsOnly refuses http:// webhook URLs (the tests' receivers are
+	// http://, so it is off by default).
+	httpsOnly bool
+}
+
+// setup starts a node. With o.router the routing service runs too.
+func setup(t *testing.T, o options) *bundle {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: t.TempDir(), DontListen: true}, nil)
+	if err != nil {
+		t.Fatalf("StartServer: %v", err)
+	}
+	b := &bundle{t: t, srv: srv, view: directory.NewView(), logs: &syncBuffer{}, tokens: map[string]string{}}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer scancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	if b.nc, err = srv.Connect(ctx, nats.Name("httpapi-test")); err != nil {
+		t.Fatal(err)
+	}
+	if b.js, err = jetstream.New(b.nc); err != nil {
+		t.Fatal(err)
+	}
+	if err := natsjs.EnsureStreams(ctx, b.js, natsjs.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if b.ports, err = natsjs.NewHTTPPorts(ctx, b.nc, natsjs.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	b.view.Load(testDirectory(t), 1)
+	if o.router {
+		b.startRouter()
+	}
+
+	cfg := o.cfg
+	cfg.Logger = slog.New(slog.NewJSONHandler(b.logs, nil))
+	if cfg.Webhooks.Backoff == 0 {
+		cfg.Webhooks.Backoff = 10 * time.Millisecond
+		cfg.Webhooks.BackoffMax = 40 * time.Millisecond
+	}
+	cfg.Webhooks.AllowHTTP = !o.httpsOnly
+	cfg.Webhooks.Resync = time.Hour // the API notifies the dispatcher
+	if cfg.RatePerSecond == 0 {
+		cfg.RatePerSecond, cfg.RateBurst = 1000, 1000
+	}
+	p := b.ports
+	b.api, err = httpapi.New(httpapi.Deps{
+		Tokens: p.Tokens, Webhooks: p.Webhooks, Commands: p.Commands, Outcomes: p.Outcomes,
+		Timeline: p.Timeline, Inbox: p.Inbox, Directory: b.view, Matcher: routing.NewMatcher(routing.Config{}),
+		Stats: p.Stats, Ready: map[string]httpapi.Check{"jetstream": p.Ready},
+	}, cfg)
+	if err != nil {
+		t.Fatalf("httpapi.New: %v", err)
+	}
+	b.http = httptest.NewServer(b.api)
+	t.Cleanup(b.http.Close)
+	dctx, dcancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- b.api.Dispatcher().Run(dctx) }()
+	t.Cleanup(func() {
+		dcancel()
+		if err := <-done; err != nil {
+			t.Errorf("dispatcher: %v", err)
+		}
+	})
+	return b
+}
+
+// startRouter runs the routing service on its own connection until the
+// test ends.
+func (b *bundle) startRouter() {
+	t := b.t
+	ctx := context.Background()
+	nc, err := b.srv.Connect(ctx, nats.Name("router"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := natsjs.NewBus(nc, natsjs.BusConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := routing.NewService(bus, b.view, routing.NewMatcher(routing.Config{}), routing.ServiceConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := natsjs.NewRouter(bus, svc, natsjs.RouterConfig{AckWait: 2 * time.Second, RetryDelay: 20 * time.Millisecond, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.EnsureConsumers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("router: %v", err)
+		}
+		nc.Close()
+	})
+}
+
+// token returns a token of org with role, made once per bundle.
+func (b *bundle) token(org string, role httpapi.Role) string {
+	b.t.Helper()
+	key := org + "/" + string(role)
+	if tok, ok := b.tokens[key]; ok {
+		return tok
+	}
+	secret, _, err := b.api.Tokens().Create(context.Background(), org, role, "test "+key)
+	if err != nil {
+		b.t.Fatalf("create token: %v", err)
+	}
+	b.tokens[key] = secret
+	return secret
+}
+
+// orgToken is token(org, RoleOrganisation).
+func (b *bundle) orgToken(org string) string { return b.token(org, httpapi.RoleOrganisation) }
+
+// response is a response read in full.
+type response struct {
+	status int
+	header http.Header
+	body   []byte
+}
+
+// decode decodes the body into v.
+func (r response) decode(t testing.TB, v any) {
+	t.Helper()
+	if err := json.Unmarshal(r.body, v); err != nil {
+		t.Fatalf("decode %s: %v", r.body, err)
+	}
+}
+
+// errors returns the problems of an error body.
+func (r response) errors(t testing.TB) []httpapi.Problem {
+	t.Helper()
+	var eb httpapi.ErrorBody
+	r.decode(t, &eb)
+	if len(eb.Errors) == 0 {
+		t.Fatalf("status %d: no errors in %s", r.status, r.body)
+	}
+	return eb.Errors
+}
+
+// do sends a request with the token (none when empty) and reads the answer.
+func (b *bundle) do(method, path, token string, body []byte, header http.Header) response {
+	b.t.Helper()
+	req, err := http.NewRequestWithContext(b.t.Context(), method, b.http.URL+path, bytes.NewReader(body))
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	for k, vs := range header {
+		req.Header[k] = vs
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		b.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(resp.Body)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return response{status: resp.StatusCode, header: resp.Header, body: data}
+}
+
+func (b *bundle) get(path, token string) response { return b.do(http.MethodGet, path, token, nil, nil) }
+
+// postJSON posts v as application/json.
+func (b *bundle) postJSON(path, token string, v any) response {
+	b.t.Helper()
+	body, err := json.Marshal(v)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.do(http.MethodPost, path, token, body, http.Header{"Content-Type": {"application/json"}})
+}
+
+// postEvent posts e in the structured content mode.
+func (b *bundle) postEvent(path, token string, e event.Event) response {
+	b.t.Helper()
+	body, err := json.Marshal(e)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return b.do(http.MethodPost, path, token, body, http.Header{"Content-Type": {"application/cloudevents+json"}})
+}
+
+// newEvent builds a valid event of org about referral id.
+func newEvent(t testing.TB, org, id string, p events.Payload) event.Event {
+	t.Helper()
+	e, err := events.New(events.SourceOf(org), id, p)
+	if err != nil {
+		t.Fatalf("events.New: %v", err)
+	}
+	return e
+}
+
+// requested returns a referral.requested payload of the referrer for
+// support.emotional in Lisbon.
+func requested() *events.Requested {
+	lat, lon := 38.72, -9.14
+	return &events.Requested{
+		Profile: events.Profile{
+			Needs: []string{events.NeedSupportEmotional}, Crimes: []string{"domestic_violence"},
+			Urgency:   events.UrgencyUrgent,
+			Location:  events.Location{Country: "pt", Region: "PT17", Lat: &lat, Lon: &lon},
+			Languages: []string{"pt"}, AgeBand: "adult", Channels: []string{events.ChannelPhone},
+		},
+		Consent: events.Consent{Referral: true, GivenAt: time.Now().UTC().Add(-time.Minute), Method: "verbal", RecordedBy: "staff-1"},
+	}
+}
+
+// refer sends a referral of the referrer and waits until it is offered to
+// a1; it returns the referral id.
+func (b *bundle) refer() string {
+	b.t.Helper()
+	id := events.NewReferralID()
+	r := b.postEvent("/v1/events?wait=10s", b.orgToken(orgRef), newEvent(b.t, orgRef, id, requested()))
+	if r.status != http.StatusCreated {
+		b.t.Fatalf("refer: status %d: %s", r.status, r.body)
+	}
+	b.eventually("the offer to a1", func() bool { return b.hasDelivery(orgA1, id, events.TypeReferralOffered) })
+	return id
+}
+
+// hasDelivery reports whether org's inbox holds an event of typ about id.
+func (b *bundle) hasDelivery(org, id, typ string) bool {
+	found := false
+	err := b.ports.Inbox.Read(b.t.Context(), org, 0, 1000, func(_ uint64, m events.Message) error {
+		env, err := events.Decode(m)
+		if err == nil && env.Event.Subject() == id && env.Event.Type() == typ {
+			found = true
+		}
+		return nil
+	})
+	if err != nil {
+		b.t.Fatalf("read inbox: %v", err)
+	}
+	return found
+}
+
+// eventually polls cond until it holds, failing the test after 15 s.
+func (b *bundle) eventually(what string, cond func() bool) {
+	b.t.Helper()
+	eventually(b.t, what, cond)
+}
+
+func eventually(t testing.TB, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for concurrent writes (the logger).
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.buf.String()
+}
+
+// sseEvent is one server-sent event.
+type sseEvent struct {
+	id, event, data string
+}
+
+// sseStream reads server-sent events from a response.
+type sseStream struct {
+	resp   *http.Response
+	cancel context.CancelFunc
+	events chan sseEvent
+	done   chan struct{}
+}
+
+// openStream opens the inbox as an event stream, resuming after lastID
+// when it is not empty.
+func (b *bundle) openStream(token, lastID string) *sseStream {
+	b.t.Helper()
+	ctx, cancel := context.WithCancel(b.t.Context())
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, b.http.URL+"/v1/inbox", nil)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set("Accept", "text/event-stream")
+	if lastID != "" {
+		req.Header.Set("Last-Event-ID", lastID)
+	}
+	resp, err := http.DefaultClient.Do(req) //nolint:bodyclose // closed by sseStream.close
+	if err != nil {
+		cancel()
+		b.t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusOK || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/event-stream") {
+		cancel()
+		resp.Body.Close()
+		b.t.Fatalf("stream: status %d, content type %q", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+	s := &sseStream{resp: resp, cancel: cancel, events: make(chan sseEvent, 64), done: make(chan struct{})}
+	go func() {
+		defer close(s.done)
+		defer close(s.events)
+		r := bufio.NewReader(resp.Body)
+		var ev sseEvent
+		for {
+			line, err := r.ReadString('\n')
+			if err != nil {
+				return
+			}
+			line = strings.TrimRight(line, "\n")
+			switch {
+			case line == "":
+				if ev.data != "" {
+					s.events <- ev
+				}
+				ev = sseEvent{}
+			case strings.HasPrefix(line, "id: "):
+				ev.id = strings.TrimPrefix(line, "id: ")
+			case strings.HasPrefix(line, "event: "):
+				ev.event = strings.TrimPrefix(line, "event: ")
+			case strings.HasPrefix(line, "data: "):
+				ev.data += strings.TrimPrefix(line, "data: ")
+			}
+		}
+	}()
+	b.t.Cleanup(s.close)
+	return s
+}
+
+// next returns the next event, failing the test after 15 s.
+func (s *sseStream) next(t testing.TB) sseEvent {
+	t.Helper()
+	select {
+	case ev, ok := <-s.events:
+		if !ok {
+			t.Fatal("the stream ended")
+		}
+		return ev
+	case <-time.After(15 * time.Second):
+		t.Fatal("no server-sent event within 15 s")
+	}
+	return sseEvent{}
+}
+
+func (s *sseStream) close() {
+	s.cancel()
+	s.resp.Body.Close()
+	<-s.done
+}

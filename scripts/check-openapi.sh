@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# check-openapi.sh lints schemas/openapi.yaml (or the file given as the first
+# argument) with Redocly CLI (@redocly/cli, pinned in scripts/package.json)
+# and its recommended rules, which include validating the document against
+# the OpenAPI 3.1 specification and resolving every $ref (the payload JSON
+# Schemas next to it). It prints every problem and exits non-zero when there
+# is an error; warnings are printed but do not fail.
+#
+# Needs node >= 20.19 and npm; the first run installs the pinned packages of
+# scripts/package.json into scripts/node_modules.
+set -euo pipefail
+
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+doc="$(realpath "${1:-$here/../schemas/openapi.yaml}")"
+
+if [[ ! -f "$doc" ]]; then
+	echo "check-openapi: $doc: no such file" >&2
+	exit 2
+fi
+if [[ ! -x "$here/node_modules/.bin/redocly" ]]; then
+	echo "check-openapi: installing @redocly/cli into $here/node_modules" >&2
+	if [[ -f "$here/package-lock.json" ]]; then
+		(cd "$here" && npm ci --no-audit --no-fund --loglevel=error) >&2
+	else
+		(cd "$here" && npm install --no-audit --no-fund --loglevel=error) >&2
+	fi
+fi
+
+# No telemetry, no update check: the check runs offline in CI.
+export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
+exec "$here/node_modules/.bin/redocly" lint --config "$here/redocly.yaml" --format stylish "$doc"
