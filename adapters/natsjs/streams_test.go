@@ -1,0 +1,266 @@
+package natsjs_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invictus-network/invictus/adapters/natsjs"
+)
+
+func TestEnsureStreamsIdempotent(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testContext(t)
+
+	for run := 1; run <= 2; run++ {
+		if err := natsjs.EnsureStreams(ctx, b.js, natsjs.StreamsConfig{}); err != nil {
+			t.Fatalf("EnsureStreams run %d: %v", run, err)
+		}
+	}
+
+	type want struct {
+		subject     string
+		retention   jetstream.RetentionPolicy
+		denyDelete  bool
+		allowDirect bool
+		schedules   bool
+	}
+	wants := map[string]want{
+		natsjs.StreamInbound:   {"in.>", jetstream.WorkQueuePolicy, false, false, false},
+		natsjs.StreamReferrals: {"referral.>", jetstream.LimitsPolicy, true, true, false},
+		natsjs.StreamDelivery:  {"out.>", jetstream.LimitsPolicy, false, false, false},
+		natsjs.StreamTimers:    {"timer.>", jetstream.LimitsPolicy, false, false, true},
+		natsjs.StreamDLQ:       {"dlq.>", jetstream.LimitsPolicy, false, false, false},
+	}
+	for name, w := range wants {
+		s, err := b.js.Stream(ctx, name)
+		if err != nil {
+			t.Errorf("stream %s: %v", name, err)
+			continue
+		}
+		c := s.CachedInfo().Config
+		if len(c.Subjects) != 1 || c.Subjects[0] != w.subject {
+			t.Errorf("%s subjects = %v, want [%s]", name, c.Subjects, w.subject)
+		}
+		if c.Retention != w.retention {
+			t.Errorf("%s retention = %v, want %v", name, c.Retention, w.retention)
+		}
+		if c.DenyDelete != w.denyDelete || c.DenyPurge {
+			t.Errorf("%s DenyDelete = %v DenyPurge = %v, want %v false", name, c.DenyDelete, c.DenyPurge, w.denyDelete)
+		}
+		if name == natsjs.StreamReferrals && c.AllowDirect != w.allowDirect {
+			t.Errorf("%s AllowDirect = %v, want %v", name, c.AllowDirect, w.allowDirect)
+		}
+		if c.AllowMsgSchedules != w.schedules {
+			t.Errorf("%s AllowMsgSchedules = %v, want %v", name, c.AllowMsgSchedules, w.schedules)
+		}
+		if c.Duplicates != natsjs.DuplicatesDefault || c.Replicas != 1 || c.Storage != jetstream.FileStorage || c.MaxAge != 0 {
+			t.Errorf("%s Duplicates %s Replicas %d Storage %v MaxAge %s; want %s 1 file 0",
+				name, c.Duplicates, c.Replicas, c.Storage, c.MaxAge, natsjs.DuplicatesDefault)
+		}
+	}
+
+	kv, err := b.js.KeyValue(ctx, natsjs.BucketDirectory)
+	if err != nil {
+		t.Fatalf("bucket %s: %v", natsjs.BucketDirectory, err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.History() != natsjs.DirectoryHistoryDefault {
+		t.Errorf("directory history = %d, want %d", st.History(), natsjs.DirectoryHistoryDefault)
+	}
+
+	// Nothing else was created: five streams plus the bucket's own stream.
+	var names []string
+	lister := b.js.StreamNames(ctx)
+	for n := range lister.Name() {
+		names = append(names, n)
+	}
+	if err := lister.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(names) != 6 {
+		t.Errorf("streams = %v, want the five streams and KV_directory", names)
+	}
+}
+
+func TestEnsureStreamsUpdatesConfig(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testContext(t)
+	if err := natsjs.EnsureStreams(ctx, b.js, natsjs.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	changed := natsjs.StreamsConfig{Duplicates: 5 * time.Minute, ReferralsMaxAge: 30 * 24 * time.Hour, DirectoryHistory: 32}
+	if err := natsjs.EnsureStreams(ctx, b.js, changed); err != nil {
+		t.Fatalf("EnsureStreams with a new config: %v", err)
+	}
+	s, err := b.js.Stream(ctx, natsjs.StreamReferrals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := s.CachedInfo().Config; c.Duplicates != changed.Duplicates || c.MaxAge != changed.ReferralsMaxAge {
+		t.Errorf("REFERRALS Duplicates %s MaxAge %s, want %s %s", c.Duplicates, c.MaxAge, changed.Duplicates, changed.ReferralsMaxAge)
+	}
+	kv, err := b.js.KeyValue(ctx, natsjs.BucketDirectory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.History() != 32 {
+		t.Errorf("directory history = %d, want 32", st.History())
+	}
+}
+
+func TestEnsureStreamsNamesTheRefusedStream(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testContext(t)
+	// An INBOUND made by hand with limits retention: JetStream does not
+	// allow changing retention, so EnsureStreams must fail and say where.
+	if _, err := b.js.CreateStream(ctx, jetstream.StreamConfig{Name: natsjs.StreamInbound, Subjects: []string{"in.>"}}); err != nil {
+		t.Fatal(err)
+	}
+	err := natsjs.EnsureStreams(ctx, b.js, natsjs.StreamsConfig{})
+	if err == nil || !strings.Contains(err.Error(), "stream "+natsjs.StreamInbound) {
+		t.Fatalf("EnsureStreams over an incompatible INBOUND: err = %v, want one naming INBOUND", err)
+	}
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) {
+		t.Errorf("err = %v, want it to wrap the JetStream API error", err)
+	}
+}
+
+func TestEnsureStreamsRejectsInvalidConfig(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testContext(t)
+	tests := []struct {
+		cfg   natsjs.StreamsConfig
+		field string
+	}{
+		{natsjs.StreamsConfig{Replicas: 6}, "Replicas"},
+		{natsjs.StreamsConfig{Replicas: -1}, "Replicas"},
+		{natsjs.StreamsConfig{Duplicates: -time.Second}, "Duplicates"},
+		{natsjs.StreamsConfig{ReferralsMaxAge: time.Minute}, "ReferralsMaxAge"},
+		{natsjs.StreamsConfig{ReferralsMaxAge: -time.Hour}, "ReferralsMaxAge"},
+		{natsjs.StreamsConfig{DirectoryHistory: 65}, "DirectoryHistory"},
+	}
+	for _, tt := range tests {
+		err := natsjs.EnsureStreams(ctx, b.js, tt.cfg)
+		if err == nil || !strings.Contains(err.Error(), tt.field) {
+			t.Errorf("EnsureStreams(%+v) = %v, want an error naming %s", tt.cfg, err, tt.field)
+		}
+	}
+	if _, err := b.js.Stream(ctx, natsjs.StreamInbound); !errors.Is(err, jetstream.ErrStreamNotFound) {
+		t.Errorf("an invalid config created streams: Stream(INBOUND) err = %v", err)
+	}
+}
+
+func TestStreamsBehave(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testContext(t)
+	if err := natsjs.EnsureStreams(ctx, b.js, natsjs.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+
+	t.Run("a command re-sent with the same id is stored once", func(t *testing.T) {
+		for i := range 2 {
+			ack, err := b.js.Publish(ctx, "in.pt.apav", []byte("{}"), jetstream.WithMsgID("0190b1a4-0000-7000-8000-000000000001"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if ack.Duplicate != (i == 1) {
+				t.Errorf("publish %d: Duplicate = %v", i+1, ack.Duplicate)
+			}
+		}
+		s, err := b.js.Stream(ctx, natsjs.StreamInbound)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs != 1 {
+			t.Errorf("INBOUND holds %d messages, want 1", info.State.Msgs)
+		}
+	})
+
+	t.Run("referral events cannot be deleted but a referral can be purged", func(t *testing.T) {
+		ack, err := b.js.Publish(ctx, "referral.pt.r1", []byte("{}"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := b.js.Stream(ctx, natsjs.StreamReferrals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := s.DeleteMsg(ctx, ack.Sequence); err == nil {
+			t.Error("DeleteMsg on REFERRALS succeeded, want it refused")
+		}
+		if err := s.Purge(ctx, jetstream.WithPurgeSubject("referral.pt.r1")); err != nil {
+			t.Fatalf("purge a referral's subject: %v", err)
+		}
+		if _, err := s.GetLastMsgForSubject(ctx, "referral.pt.r1"); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			t.Errorf("after purge: err = %v, want ErrMsgNotFound", err)
+		}
+	})
+
+	t.Run("a scheduled timer fires to timer.fire", func(t *testing.T) {
+		msg := nats.NewMsg("timer.r1.p1")
+		msg.Header.Set("Nats-Schedule", "@at "+time.Now().UTC().Format(time.RFC3339))
+		msg.Header.Set("Nats-Schedule-Target", "timer.fire.r1.p1")
+		if _, err := b.js.PublishMsg(ctx, msg); err != nil {
+			t.Fatalf("publish a scheduled message: %v", err)
+		}
+		s, err := b.js.Stream(ctx, natsjs.StreamTimers)
+		if err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			_, err := s.GetLastMsgForSubject(ctx, "timer.fire.r1.p1")
+			if err == nil {
+				break
+			}
+			if !errors.Is(err, jetstream.ErrMsgNotFound) || time.Now().After(deadline) {
+				t.Fatalf("scheduled message did not fire: %v", err)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+}
+
+func TestStreamsConfigWithDefaults(t *testing.T) {
+	t.Parallel()
+	got := natsjs.StreamsConfig{}.WithDefaults()
+	want := natsjs.StreamsConfig{
+		Replicas:         natsjs.ReplicasDefault,
+		Duplicates:       natsjs.DuplicatesDefault,
+		DirectoryHistory: natsjs.DirectoryHistoryDefault,
+	}
+	if got != want {
+		t.Errorf("WithDefaults() = %+v, want %+v", got, want)
+	}
+	three := natsjs.StreamsConfig{Replicas: 3}
+	for _, sc := range natsjs.StreamConfigs(three) {
+		if sc.Replicas != 3 {
+			t.Errorf("%s replicas = %d, want 3", sc.Name, sc.Replicas)
+		}
+	}
+	if natsjs.DirectoryBucketConfig(three).Replicas != 3 {
+		t.Error("directory bucket does not follow Replicas")
+	}
+}

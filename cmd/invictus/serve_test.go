@@ -1,0 +1,351 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invictus-network/invictus/adapters/natsjs"
+)
+
+// Values the end-to-end binary is linked with, to check `version`.
+const (
+	testVersion = "v0.0.0-e2e"
+	testCommit  = "e2e0commit"
+)
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// invictusBinary builds the real binary once per test run.
+func invictusBinary(t *testing.T) string {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("builds and runs the binary; skipped with -short")
+	}
+	buildOnce.Do(func() {
+		binPath = filepath.Join(binDir, "invictus")
+		cmd := exec.Command("go", "build",
+			"-ldflags", "-X main.version="+testVersion+" -X main.commit="+testCommit,
+			"-o", binPath, ".")
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			buildErr = errors.New("go build: " + err.Error() + "\n" + string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// node is a running `invictus serve` process.
+type node struct {
+	t        *testing.T
+	cmd      *exec.Cmd
+	stderr   *syncBuffer
+	addrFile string
+	exited   chan struct{}
+	waitErr  error
+	HTTP     string `json:"http"`
+	NATS     string `json:"nats"`
+}
+
+// startNode runs `invictus serve` on free ports with its data in dataDir and
+// returns once the addr file appears. The process is killed at cleanup if a
+// test has not stopped it.
+func startNode(t *testing.T, dataDir string) *node {
+	t.Helper()
+	bin := invictusBinary(t)
+	n := &node{
+		t:        t,
+		stderr:   &syncBuffer{},
+		addrFile: filepath.Join(t.TempDir(), "a.json"),
+		exited:   make(chan struct{}),
+	}
+	n.cmd = exec.Command(bin, "serve",
+		"--data", dataDir,
+		"--listen", "127.0.0.1:0",
+		"--nats-listen", "127.0.0.1:0",
+		"--addr-file", n.addrFile)
+	n.cmd.Stderr = n.stderr
+	if err := n.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() {
+		n.waitErr = n.cmd.Wait()
+		close(n.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-n.exited:
+		default:
+			_ = n.cmd.Process.Kill()
+			<-n.exited
+		}
+	})
+
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		data, err := os.ReadFile(n.addrFile)
+		if err == nil {
+			if err := json.Unmarshal(data, n); err != nil {
+				t.Fatalf("addr file %q: %v", data, err)
+			}
+			return n
+		}
+		select {
+		case <-n.exited:
+			t.Fatalf("serve exited before it was ready: %v\n%s", n.waitErr, n.stderr)
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no addr file after 60 s\n%s", n.stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// stop sends SIGTERM and returns the exit code.
+func (n *node) stop() int {
+	n.t.Helper()
+	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		n.t.Fatal(err)
+	}
+	select {
+	case <-n.exited:
+	case <-time.After(30 * time.Second):
+		n.t.Fatalf("serve did not stop within 30 s of SIGTERM\n%s", n.stderr)
+	}
+	var exitErr *exec.ExitError
+	if errors.As(n.waitErr, &exitErr) {
+		return exitErr.ExitCode()
+	}
+	if n.waitErr != nil {
+		n.t.Fatal(n.waitErr)
+	}
+	return 0
+}
+
+func getJSON(t *testing.T, url string) (int, probeReport) {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	var rep probeReport
+	body, _ := io.ReadAll(resp.Body)
+	if err := json.Unmarshal(body, &rep); err != nil {
+		t.Fatalf("%s body %q: %v", url, body, err)
+	}
+	return resp.StatusCode, rep
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	t.Parallel()
+	data := filepath.Join(t.TempDir(), "data")
+	n := startNode(t, data)
+
+	if code, rep := getJSON(t, "http://"+n.HTTP+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz = %d %+v", code, rep)
+	}
+	code, rep := getJSON(t, "http://"+n.HTTP+"/readyz")
+	if code != http.StatusOK || rep.Checks["nats"] != "ok" || rep.Checks["streams"] != "ok" {
+		t.Fatalf("/readyz = %d %+v, want 200 with nats and streams ok", code, rep)
+	}
+
+	// A NATS client sees the five streams and the bucket.
+	nc, err := nats.Connect(n.NATS)
+	if err != nil {
+		t.Fatalf("connect to %s: %v", n.NATS, err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	defer cancel()
+	for _, name := range []string{natsjs.StreamInbound, natsjs.StreamReferrals, natsjs.StreamDelivery, natsjs.StreamTimers, natsjs.StreamDLQ} {
+		if _, err := js.Stream(ctx, name); err != nil {
+			t.Errorf("stream %s: %v", name, err)
+		}
+	}
+	if _, err := js.KeyValue(ctx, natsjs.BucketDirectory); err != nil {
+		t.Errorf("bucket %s: %v", natsjs.BucketDirectory, err)
+	}
+	const subject = "referral.pt.0190b1a4-0000-7000-8000-0000000000e2"
+	if _, err := js.Publish(ctx, subject, []byte(`{}`), jetstream.WithMsgID("e2e-1")); err != nil {
+		t.Fatalf("publish: %v", err)
+	}
+	nc.Close()
+
+	if code := n.stop(); code != 0 {
+		t.Fatalf("exit code %d after SIGTERM, want 0\n%s", code, n.stderr)
+	}
+	if logs := n.stderr.String(); !strings.Contains(logs, `msg="shutdown complete"`) {
+		t.Errorf("no clean-shutdown line in the log:\n%s", logs)
+	}
+	if _, err := os.Stat(n.addrFile); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("addr file still there after shutdown: %v", err)
+	}
+
+	// Nothing acknowledged is lost: a second run on the same data has it.
+	again := startNode(t, data)
+	nc2, err := nats.Connect(again.NATS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc2.Close()
+	js2, err := jetstream.New(nc2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js2.Stream(ctx, natsjs.StreamReferrals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.GetLastMsgForSubject(ctx, subject); err != nil {
+		t.Errorf("the event published before the restart: %v", err)
+	}
+	nc2.Close()
+	if code := again.stop(); code != 0 {
+		t.Errorf("second run: exit code %d\n%s", code, again.stderr)
+	}
+}
+
+func TestServeBinaryVersion(t *testing.T) {
+	t.Parallel()
+	out, err := exec.Command(invictusBinary(t), "version", "--json").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var bi buildInfo
+	if err := json.Unmarshal(out, &bi); err != nil {
+		t.Fatalf("%q: %v", out, err)
+	}
+	if bi.Version != testVersion || bi.Commit != testCommit || bi.Go != runtime.Version() {
+		t.Errorf("version --json = %+v, want %s %s %s", bi, testVersion, testCommit, runtime.Version())
+	}
+}
+
+func TestServeTakenPort(t *testing.T) {
+	t.Parallel()
+	for _, flag := range []string{"listen", "nats-listen"} {
+		t.Run(flag, func(t *testing.T) {
+			t.Parallel()
+			var lc net.ListenConfig
+			taken, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer taken.Close()
+			args := map[string]string{"listen": "127.0.0.1:0", "nats-listen": "127.0.0.1:0"}
+			args[flag] = taken.Addr().String()
+
+			code, _, errOut := runArgs(t, "serve", "--data", t.TempDir(),
+				"--listen", args["listen"], "--nats-listen", args["nats-listen"])
+			if code != exitError {
+				t.Errorf("exit code %d, want %d", code, exitError)
+			}
+			want := "invictus: --" + flag + " " + taken.Addr().String() + ": address already in use"
+			if !strings.Contains(errOut, want) {
+				t.Errorf("stderr does not contain %q:\n%s", want, errOut)
+			}
+		})
+	}
+}
+
+func TestServeDataNotWritable(t *testing.T) {
+	t.Parallel()
+	// Tests run as root, whom permissions do not stop; nobody can create a
+	// directory under a regular file.
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := filepath.Join(file, "sub")
+	code, _, errOut := runArgs(t, "serve", "--data", data, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0")
+	if code != exitError {
+		t.Errorf("exit code %d, want %d", code, exitError)
+	}
+	if want := "invictus: --data " + data + ": "; !strings.Contains(errOut, want) || !strings.Contains(errOut, "not writable") {
+		t.Errorf("stderr does not contain %q and \"not writable\":\n%s", want, errOut)
+	}
+}
+
+func TestServeAddrFileNotWritable(t *testing.T) {
+	t.Parallel()
+	addrFile := filepath.Join(t.TempDir(), "missing-dir", "a.json")
+	code, _, errOut := runArgs(t, "serve", "--data", t.TempDir(),
+		"--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--addr-file", addrFile)
+	if code != exitError {
+		t.Errorf("exit code %d, want %d", code, exitError)
+	}
+	if want := "invictus: --addr-file " + addrFile + ": "; !strings.Contains(errOut, want) {
+		t.Errorf("stderr does not contain %q:\n%s", want, errOut)
+	}
+}
+
+func TestServeStopsOnContextEnd(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithCancel(t.Context())
+	addrFile := filepath.Join(t.TempDir(), "a.json")
+	var errOut syncBuffer
+	done := make(chan int, 1)
+	go func() {
+		done <- run(ctx, []string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0",
+			"--nats-listen", "127.0.0.1:0", "--addr-file", addrFile, "--log-format", "json"}, io.Discard, &errOut)
+	}()
+
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if _, err := os.Stat(addrFile); err == nil {
+			break
+		}
+		select {
+		case code := <-done:
+			t.Fatalf("serve returned %d before it was ready:\n%s", code, errOut.String())
+		default:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not ready after 30 s:\n%s", errOut.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	cancel()
+	select {
+	case code := <-done:
+		if code != exitOK {
+			t.Errorf("exit code %d, want 0:\n%s", code, errOut.String())
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("serve did not return within 30 s of its context ending")
+	}
+	if !strings.Contains(errOut.String(), `"msg":"shutdown complete"`) {
+		t.Errorf("no JSON clean-shutdown line:\n%s", errOut.String())
+	}
+}
