@@ -1,0 +1,669 @@
+package natsjs
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+
+	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/routing"
+)
+
+// Headers the routing service adds to its messages, next to the
+// CloudEvents ce-* headers. Names are matched case-insensitively by NATS
+// clients; these are canonical.
+const (
+	// HeaderRecipients, on a REFERRALS message, lists the organisations
+	// (comma-separated ids) whose delivery subjects receive the event.
+	HeaderRecipients = "Invictus-Recipients"
+	// HeaderTimer, on a REFERRALS referral.offered message, asks the
+	// dispatcher to schedule the offer's reminder and deadline:
+	// "<placement> <attempt> <organisation> <remind> <deadline>", times in
+	// RFC 3339 with nanoseconds, remind "-" for none.
+	HeaderTimer = "Invictus-Timer"
+	// HeaderCancel, on a REFERRALS message, lists placements
+	// (comma-separated) whose timers the dispatcher purges.
+	HeaderCancel = "Invictus-Cancel"
+	// HeaderErase, on a REFERRALS referral.erased message, asks the
+	// dispatcher to purge every other copy of the referral first.
+	HeaderErase = "Invictus-Erase"
+	// HeaderTimerKind, on a TIMERS message, is "reminder" or "deadline".
+	HeaderTimerKind = "Invictus-Timer-Kind"
+	// HeaderAttempt, on a TIMERS message, is the offer's attempt number.
+	HeaderAttempt = "Invictus-Attempt"
+	// HeaderOrganisation, on a TIMERS message, is the offered organisation.
+	HeaderOrganisation = "Invictus-Organisation"
+	// HeaderDeadline, on a TIMERS reminder, is the deadline to schedule
+	// once the reminder has fired (RFC 3339 with nanoseconds).
+	HeaderDeadline = "Invictus-Deadline"
+	// HeaderReminder, on a DELIVERY message, marks the copy of an offer
+	// sent again as a reminder.
+	HeaderReminder = "Invictus-Reminder"
+	// HeaderSequence, on a DELIVERY message, is the REFERRALS sequence of
+	// the event: the events of one referral are in this order.
+	HeaderSequence = "Invictus-Sequence"
+	// HeaderReason, on a DLQ message, is why it was set aside (the token
+	// of its subject).
+	HeaderReason = "Invictus-Reason"
+	// HeaderError, on a DLQ message, is the first problem found, for
+	// people.
+	HeaderError = "Invictus-Error"
+	// HeaderOrigin, on a DLQ message, is "<stream> <sequence> <subject>"
+	// of the original message.
+	HeaderOrigin = "Invictus-Origin"
+)
+
+// Timer kinds of [HeaderTimerKind].
+const (
+	TimerReminder = "reminder"
+	TimerDeadline = "deadline"
+)
+
+// Headers of the JetStream protocol the adapter sets by hand.
+const (
+	hdrBatchID         = "Nats-Batch-Id"
+	hdrBatchSeq        = "Nats-Batch-Sequence"
+	hdrBatchCommit     = "Nats-Batch-Commit"
+	hdrExpectedSubjSeq = jetstream.ExpectedLastSubjSeqHeader
+	hdrExpectedSubject = jetstream.ExpectedLastSubjSeqSubjHeader
+	hdrStatus          = "Status"
+	hdrNumPending      = "Nats-Num-Pending"
+)
+
+// JetStream API error codes the adapter translates (nats-server's
+// errors.json).
+const (
+	errCodeWrongLastSeq         = 10071
+	errCodeWrongLastSeqConstant = 10164
+	errCodeBatchDuplicate       = 10201
+)
+
+// Defaults of [BusConfig].
+const (
+	// BusTimeoutDefault bounds each request to JetStream when the context
+	// has no earlier deadline.
+	BusTimeoutDefault = 5 * time.Second
+	// LoadBatchDefault is how many events one direct-get request returns.
+	LoadBatchDefault = 256
+)
+
+// BusConfig configures a [Bus]. The zero value of every field means its
+// default.
+type BusConfig struct {
+	// Timeout bounds each JetStream request. Default [BusTimeoutDefault].
+	Timeout time.Duration
+	// LoadBatch is how many events one read of a referral's log asks for.
+	// Default [LoadBatchDefault].
+	LoadBatch int
+	// AtomicBatch appends the events of one command in one JetStream
+	// atomic batch (REFERRALS must allow atomic publish) instead of a chain
+	// of publishes. It suits replicated streams, where the server stages a
+	// batch in memory; on an R1 file stream it stages each batch in a
+	// temporary file store, which costs about a millisecond per append and
+	// serialises appends. Default false.
+	AtomicBatch bool
+	// Logger receives the adapter's logs. Default discards.
+	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of c with every unset field given its default.
+func (c BusConfig) WithDefaults() BusConfig {
+	if c.Timeout == 0 {
+		c.Timeout = BusTimeoutDefault
+	}
+	if c.LoadBatch == 0 {
+		c.LoadBatch = LoadBatchDefault
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c, naming it.
+func (c BusConfig) Validate() error {
+	if c.Timeout <= 0 {
+		return fmt.Errorf("natsjs: BusConfig.Timeout %s must be positive", c.Timeout)
+	}
+	if c.LoadBatch < 1 || c.LoadBatch > 10000 {
+		return fmt.Errorf("natsjs: BusConfig.LoadBatch %d must be from 1 to 10000", c.LoadBatch)
+	}
+	return nil
+}
+
+// Bus is the routing service's JetStream side: the referral event log in
+// REFERRALS ([routing.EventLog]), and the delivery, dead-letter and purge
+// operations the consumers of [Router] use. It is safe for concurrent use.
+type Bus struct {
+	nc       *nats.Conn
+	js       jetstream.JetStream
+	cfg      BusConfig
+	subjects *subjectCache
+	streams  sync.Map // stream name -> jetstream.Stream
+}
+
+var _ routing.EventLog = (*Bus)(nil)
+
+// NewBus returns a bus over nc. The streams must exist (see
+// [EnsureStreams]), with REFERRALS allowing atomic batch publish. It
+// returns an error naming an invalid config field.
+func NewBus(nc *nats.Conn, cfg BusConfig) (*Bus, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if nc == nil {
+		return nil, errors.New("natsjs: NewBus needs a connection")
+	}
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(cfg.Timeout))
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: jetstream: %w", err)
+	}
+	return &Bus{nc: nc, js: js, cfg: cfg, subjects: newSubjectCache(subjectCacheSize)}, nil
+}
+
+// JetStream returns the bus's JetStream context.
+func (b *Bus) JetStream() jetstream.JetStream { return b.js }
+
+// stream returns a handle on stream, looked up once.
+func (b *Bus) stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	if s, ok := b.streams.Load(name); ok {
+		return s.(jetstream.Stream), nil
+	}
+	s, err := b.js.Stream(ctx, name)
+	if err != nil {
+		return nil, fmt.Errorf("%w: stream %s: %w", routing.ErrUnavailable, name, err)
+	}
+	b.streams.Store(name, s)
+	return s, nil
+}
+
+// ctx returns ctx bounded by the configured timeout.
+func (b *Bus) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, b.cfg.Timeout)
+}
+
+// referralFilter is the subject filter of every REFERRALS subject of a
+// referral, whatever its country.
+func referralFilter(referralID string) string { return "referral.*." + referralID }
+
+// directGetRequest is JetStream's direct-get request, with the batch
+// fields the client library does not expose.
+type directGetRequest struct {
+	Seq     uint64 `json:"seq,omitempty"`
+	LastFor string `json:"last_by_subj,omitempty"`
+	NextFor string `json:"next_by_subj,omitempty"`
+	Batch   int    `json:"batch,omitempty"`
+}
+
+// directGet is the subject of REFERRALS' direct-get API.
+const directGet = "$JS.API.DIRECT.GET." + StreamReferrals
+
+// Load reads the referral's events stored after sequence after with
+// batched direct gets (one request per LoadBatch events), so that reading
+// a referral never creates a consumer. Direct gets of one batch are
+// isolated from atomic batch commits, so a read never sees half of an
+// append. Reads use the referral's literal subject, which JetStream finds
+// through its subject index; the subject of a referral not seen before is
+// found with one get of the last message of referral.*.<id>. Errors wrap
+// routing.ErrUnavailable, or routing.ErrCorrupt for a stored event that
+// does not decode.
+func (b *Bus) Load(ctx context.Context, referralID string, after uint64) (routing.History, error) {
+	if !events.IsReferralID(referralID) {
+		return routing.History{}, fmt.Errorf("%w: %q is not a referral id", routing.ErrCorrupt, referralID)
+	}
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	subject, known := b.subjects.get(referralID)
+	if !known {
+		last, subj, err := b.lastOf(ctx, referralFilter(referralID))
+		if err != nil || subj == "" {
+			return routing.History{}, err
+		}
+		subject = subj
+		b.subjects.put(referralID, subject)
+		if last <= after {
+			return routing.History{Subject: subject, Last: last}, nil
+		}
+	}
+	h := routing.History{Subject: subject, Last: after}
+	inbox := b.nc.NewRespInbox()
+	sub, err := b.nc.SubscribeSync(inbox)
+	if err != nil {
+		return h, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, err)
+	}
+	defer func() { _ = sub.Unsubscribe() }()
+	for {
+		req, _ := json.Marshal(directGetRequest{Seq: h.Last + 1, NextFor: subject, Batch: b.cfg.LoadBatch})
+		if err := b.nc.PublishRequest(directGet, inbox, req); err != nil {
+			return h, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, err)
+		}
+		more, err := b.readBatch(ctx, sub, referralID, &h)
+		if err != nil || !more {
+			return h, err
+		}
+	}
+}
+
+// erasedAfter reports whether the last event on a referral's subject is
+// a referral.erased stored after sequence seq.
+func (b *Bus) erasedAfter(ctx context.Context, subject string, seq uint64) (bool, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	last, m, err := b.last(ctx, subject)
+	if err != nil || m == nil {
+		return false, err
+	}
+	return last > seq && headerFold(m.Header, "ce-type") == events.TypeReferralErased, nil
+}
+
+// lastOf returns the sequence and subject of the last REFERRALS message on
+// filter, or an empty subject when there is none.
+func (b *Bus) lastOf(ctx context.Context, filter string) (uint64, string, error) {
+	seq, m, err := b.last(ctx, filter)
+	if err != nil || m == nil {
+		return 0, "", err
+	}
+	return seq, m.Header.Get(jetstream.SubjectHeader), nil
+}
+
+// last returns the last REFERRALS message on filter and its sequence, or
+// nil when there is none.
+func (b *Bus) last(ctx context.Context, filter string) (uint64, *nats.Msg, error) {
+	req, _ := json.Marshal(directGetRequest{LastFor: filter})
+	m, err := b.nc.RequestWithContext(ctx, directGet, req)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: last of %s: %w", routing.ErrUnavailable, filter, err)
+	}
+	switch status := m.Header.Get(hdrStatus); status {
+	case "":
+	case "404":
+		return 0, nil, nil
+	default:
+		return 0, nil, fmt.Errorf("%w: last of %s: direct get status %s %s", routing.ErrUnavailable, filter, status, m.Header.Get("Description"))
+	}
+	seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+	if err != nil {
+		return 0, nil, fmt.Errorf("%w: last of %s: no sequence in direct get reply", routing.ErrUnavailable, filter)
+	}
+	return seq, m, nil
+}
+
+// readBatch reads one direct-get batch into h and reports whether more
+// events are pending.
+func (b *Bus) readBatch(ctx context.Context, sub *nats.Subscription, referralID string, h *routing.History) (bool, error) {
+	for {
+		m, err := sub.NextMsgWithContext(ctx)
+		if err != nil {
+			return false, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, err)
+		}
+		switch status := m.Header.Get(hdrStatus); status {
+		case "":
+		case "404": // nothing after the sequence asked for
+			return false, nil
+		case "204": // end of batch
+			pending, _ := strconv.ParseUint(m.Header.Get(hdrNumPending), 10, 64)
+			return pending > 0, nil
+		default:
+			return false, fmt.Errorf("%w: load %s: direct get status %s %s", routing.ErrUnavailable, referralID, status, m.Header.Get("Description"))
+		}
+		seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
+		if err != nil {
+			return false, fmt.Errorf("%w: load %s: no sequence in direct get reply", routing.ErrUnavailable, referralID)
+		}
+		subject := m.Header.Get(jetstream.SubjectHeader)
+		if h.Subject == "" {
+			h.Subject = subject
+		} else if subject != h.Subject {
+			return false, fmt.Errorf("%w: referral %s has events on %s and %s", routing.ErrCorrupt, referralID, h.Subject, subject)
+		}
+		env, err := events.Decode(events.Message{Subject: subject, Header: m.Header, Data: m.Data})
+		if err != nil {
+			return false, fmt.Errorf("%w: referral %s sequence %d: %w", routing.ErrCorrupt, referralID, seq, err)
+		}
+		h.Events = append(h.Events, env)
+		h.Last = seq
+	}
+}
+
+// Append stores a's events on a.Subject, each with its event id as
+// Nats-Msg-Id, provided the subject's last sequence is a.Expected (for a
+// new referral, the last of every subject of that referral id, so that one
+// id can never live in two countries).
+//
+// By default the events are published one after the other, each expecting
+// the sequence of the one before: no other writer can slip in between,
+// but a crash can leave the first events of a command without the rest;
+// the service completes them on its next read of the referral (see
+// routing.Service). With BusConfig.AtomicBatch the events of one append
+// go in one JetStream atomic batch instead: all or none.
+//
+// Errors wrap routing.ErrConflict (the subject moved on, possibly after
+// the first events of a chain were stored), routing.ErrDuplicate (an event
+// is stored already) or routing.ErrUnavailable.
+func (b *Bus) Append(ctx context.Context, a routing.Append) (uint64, error) {
+	if len(a.Events) == 0 {
+		return a.Expected, nil
+	}
+	msgs := make([]*nats.Msg, len(a.Events))
+	for i, o := range a.Events {
+		m, err := referralMsg(a.Subject, o)
+		if err != nil {
+			return 0, err
+		}
+		msgs[i] = m
+	}
+	first := msgs[0].Header
+	first.Set(hdrExpectedSubjSeq, strconv.FormatUint(a.Expected, 10))
+	if a.Expected == 0 {
+		first.Set(hdrExpectedSubject, referralFilter(a.ReferralID))
+	}
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	if b.cfg.AtomicBatch && len(msgs) > 1 {
+		ack, err := b.publishBatch(ctx, msgs)
+		if err != nil {
+			return 0, appendError(a.ReferralID, err)
+		}
+		b.subjects.put(a.ReferralID, a.Subject)
+		return ack.Sequence, nil
+	}
+	var last uint64
+	for i, m := range msgs {
+		if i > 0 {
+			m.Header.Set(hdrExpectedSubjSeq, strconv.FormatUint(last, 10))
+		}
+		ack, err := b.js.PublishMsg(ctx, m)
+		if err != nil {
+			err = appendError(a.ReferralID, err)
+			if i > 0 && !errors.Is(err, routing.ErrConflict) {
+				// Part of the chain is stored: the state must be read again.
+				err = fmt.Errorf("%w: %d of %d events stored: %w", routing.ErrConflict, i, len(msgs), err)
+			}
+			return 0, err
+		}
+		if ack.Duplicate {
+			return 0, fmt.Errorf("%w: referral %s event %s", routing.ErrDuplicate, a.ReferralID, a.Events[i].Event.ID())
+		}
+		if i == 0 {
+			b.subjects.put(a.ReferralID, a.Subject)
+		}
+		last = ack.Sequence
+	}
+	return last, nil
+}
+
+// publishBatch publishes msgs as one atomic batch. The messages before the
+// last are published without a reply subject (JetStream stages them
+// silently); the last commits and returns the batch's acknowledgement,
+// or the error that made the server abandon the batch. Publishes on one
+// connection keep their order, so no staging acknowledgement is needed.
+func (b *Bus) publishBatch(ctx context.Context, msgs []*nats.Msg) (*jetstream.PubAck, error) {
+	id := nuid.Next()
+	for i, m := range msgs {
+		m.Header.Set(hdrBatchID, id)
+		m.Header.Set(hdrBatchSeq, strconv.Itoa(i+1))
+		if i == len(msgs)-1 {
+			m.Header.Set(hdrBatchCommit, "1")
+			break
+		}
+		if err := b.nc.PublishMsg(m); err != nil {
+			return nil, err
+		}
+	}
+	return b.js.PublishMsg(ctx, msgs[len(msgs)-1])
+}
+
+// appendError translates a publish error into the routing error classes.
+func appendError(referralID string, err error) error {
+	var apiErr *jetstream.APIError
+	if errors.As(err, &apiErr) {
+		switch apiErr.ErrorCode {
+		case errCodeWrongLastSeq, errCodeWrongLastSeqConstant:
+			return fmt.Errorf("%w: referral %s: %w", routing.ErrConflict, referralID, err)
+		case errCodeBatchDuplicate:
+			return fmt.Errorf("%w: referral %s: %w", routing.ErrDuplicate, referralID, err)
+		}
+	}
+	return fmt.Errorf("%w: append to referral %s: %w", routing.ErrUnavailable, referralID, err)
+}
+
+// referralMsg encodes one outgoing event as a REFERRALS message with the
+// dispatcher's headers.
+func referralMsg(subject string, o routing.Outgoing) (*nats.Msg, error) {
+	em, err := events.ToNATS(subject, o.Event)
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: encode %s: %w", o.Event.Type(), err)
+	}
+	m := &nats.Msg{Subject: em.Subject, Header: nats.Header(em.Header), Data: em.Data}
+	m.Header.Set(jetstream.MsgIDHeader, o.Event.ID())
+	if len(o.Recipients) > 0 {
+		m.Header.Set(HeaderRecipients, strings.Join(o.Recipients, ","))
+	}
+	if t := o.Timer; t != nil {
+		remind := "-"
+		if !t.Remind.IsZero() {
+			remind = t.Remind.UTC().Format(time.RFC3339Nano)
+		}
+		m.Header.Set(HeaderTimer, fmt.Sprintf("%s %d %s %s %s", t.Placement, t.Attempt, t.Organisation, remind, t.Deadline.UTC().Format(time.RFC3339Nano)))
+	}
+	if len(o.Cancel) > 0 {
+		m.Header.Set(HeaderCancel, strings.Join(o.Cancel, ","))
+	}
+	if o.Erase {
+		m.Header.Set(HeaderErase, "1")
+	}
+	return m, nil
+}
+
+// parseTimer parses a HeaderTimer value for the referral.
+func parseTimer(referralID, v string) (routing.Timer, error) {
+	f := strings.Fields(v)
+	if len(f) != 5 {
+		return routing.Timer{}, fmt.Errorf("natsjs: malformed %s %q", HeaderTimer, v)
+	}
+	t := routing.Timer{ReferralID: referralID, Placement: f[0], Organisation: f[2]}
+	var err error
+	if t.Attempt, err = strconv.Atoi(f[1]); err != nil || t.Attempt < 1 {
+		return routing.Timer{}, fmt.Errorf("natsjs: malformed attempt in %s %q", HeaderTimer, v)
+	}
+	if f[3] != "-" {
+		if t.Remind, err = time.Parse(time.RFC3339Nano, f[3]); err != nil {
+			return routing.Timer{}, fmt.Errorf("natsjs: malformed reminder in %s %q: %w", HeaderTimer, v, err)
+		}
+	}
+	if t.Deadline, err = time.Parse(time.RFC3339Nano, f[4]); err != nil {
+		return routing.Timer{}, fmt.Errorf("natsjs: malformed deadline in %s %q: %w", HeaderTimer, v, err)
+	}
+	if !events.IsPlacementID(t.Placement) || !events.IsOrgID(t.Organisation) {
+		return routing.Timer{}, fmt.Errorf("natsjs: malformed %s %q", HeaderTimer, v)
+	}
+	return t, nil
+}
+
+// eventCopy returns a message on subject with m's CloudEvents headers and
+// data only: what an organisation receives of a stored event.
+func eventCopy(subject string, h nats.Header, data []byte) *nats.Msg {
+	out := &nats.Msg{Subject: subject, Header: make(nats.Header, len(h)), Data: data}
+	for k, vs := range h {
+		lk := strings.ToLower(k)
+		if strings.HasPrefix(lk, "ce-") || lk == "content-type" {
+			out.Header[k] = vs
+		}
+	}
+	return out
+}
+
+// deliver publishes env to org's delivery subject of its referral (or, for
+// a rejection naming no valid referral, out.<org>.rejected), with
+// Nats-Msg-Id <event id>.<org> so that delivering twice stores it once.
+func (b *Bus) deliver(ctx context.Context, org string, env *events.Envelope) error {
+	subject, err := deliverySubject(org, env.Event.Subject())
+	if err != nil {
+		return err
+	}
+	em, err := events.ToNATS(subject, env.Event)
+	if err != nil {
+		return fmt.Errorf("natsjs: encode %s: %w", env.Event.Type(), err)
+	}
+	m := &nats.Msg{Subject: subject, Header: nats.Header(em.Header), Data: em.Data}
+	m.Header.Set(jetstream.MsgIDHeader, env.Event.ID()+"."+org)
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	if _, err := b.js.PublishMsg(ctx, m); err != nil {
+		return fmt.Errorf("%w: deliver to %s: %w", routing.ErrUnavailable, org, err)
+	}
+	return nil
+}
+
+// deliverySubject returns out.<org>.<referral id>, or out.<org>.rejected
+// when referralID is not a referral id (a rejection of a command that
+// names none).
+func deliverySubject(org, referralID string) (string, error) {
+	if events.IsReferralID(referralID) {
+		return events.DeliverySubject(org, referralID)
+	}
+	if !events.IsOrgID(org) {
+		return "", fmt.Errorf("natsjs: %q is not an organisation id: %w", org, events.ErrInvalidSubject)
+	}
+	return "out." + org + ".rejected", nil
+}
+
+// deadLetter copies m (headers and data kept) to DLQ on
+// dlq.<reason>[.<referral id>], with the reason, the first problem and the
+// origin in headers. The referral id in the subject lets erasure purge
+// the copies of a referral's commands. Nats-Msg-Id is derived from the
+// origin so that setting a message aside twice stores it once.
+func (b *Bus) deadLetter(ctx context.Context, reason, referralID string, m *nats.Msg, origin string, problem string) error {
+	subject, err := events.DLQSubject(reason)
+	if err != nil {
+		return err
+	}
+	if events.IsReferralID(referralID) {
+		subject += "." + referralID
+	}
+	out := &nats.Msg{Subject: subject, Header: make(nats.Header, len(m.Header)+4), Data: m.Data}
+	for k, vs := range m.Header {
+		if !strings.HasPrefix(strings.ToLower(k), "nats-") {
+			out.Header[k] = vs
+		}
+	}
+	out.Header.Set(HeaderReason, reason)
+	out.Header.Set(HeaderError, clipHeader(problem, 1000))
+	out.Header.Set(HeaderOrigin, origin)
+	out.Header.Set(jetstream.MsgIDHeader, "dlq "+origin)
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	if _, err := b.js.PublishMsg(ctx, out); err != nil {
+		return fmt.Errorf("%w: dead-letter: %w", routing.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// clipHeader makes s fit in a header value: one line, at most n bytes.
+func clipHeader(s string, n int) string {
+	s = strings.Map(func(r rune) rune {
+		if r == '\r' || r == '\n' {
+			return ' '
+		}
+		return r
+	}, s)
+	if len(s) > n {
+		for n > 0 && s[n]&0xC0 == 0x80 {
+			n--
+		}
+		s = s[:n]
+	}
+	return s
+}
+
+// purge removes every message of subject (a filter) from stream, keeping
+// the last keep.
+func (b *Bus) purge(ctx context.Context, stream, subject string, keep uint64) error {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	s, err := b.stream(ctx, stream)
+	if err != nil {
+		return err
+	}
+	opts := []jetstream.StreamPurgeOpt{jetstream.WithPurgeSubject(subject)}
+	if keep > 0 {
+		opts = append(opts, jetstream.WithPurgeKeep(keep))
+	}
+	if err := s.Purge(ctx, opts...); err != nil {
+		return fmt.Errorf("%w: purge %s %s: %w", routing.ErrUnavailable, stream, subject, err)
+	}
+	return nil
+}
+
+// Erase purges every copy of a referral except its last REFERRALS event
+// (the referral.erased record): the rest of referral.<cc>.<id>, every
+// delivery out.*.*.<id>, its timers timer.<id>.> and timer.fire.<id>.>,
+// and the dead-lettered copies of its commands dlq.*.<id>. It is
+// idempotent. Errors wrap routing.ErrUnavailable.
+func (b *Bus) Erase(ctx context.Context, referralID string) error {
+	if !events.IsReferralID(referralID) {
+		return fmt.Errorf("natsjs: erase: %q is not a referral id", referralID)
+	}
+	steps := []struct {
+		stream, subject string
+		keep            uint64
+	}{
+		{StreamDelivery, "out.*.*." + referralID, 0},
+		{StreamTimers, "timer." + referralID + ".>", 0},
+		{StreamTimers, "timer.fire." + referralID + ".>", 0},
+		{StreamDLQ, "dlq.*." + referralID, 0},
+		{StreamReferrals, referralFilter(referralID), 1},
+	}
+	for _, s := range steps {
+		if err := b.purge(ctx, s.stream, s.subject, s.keep); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// subjectCacheSize bounds how many referral subjects a bus remembers.
+const subjectCacheSize = 65536
+
+// subjectCache remembers the REFERRALS subject of referral ids. A
+// referral's subject never changes, so entries never go stale; when full,
+// an arbitrary entry is evicted.
+type subjectCache struct {
+	mu   sync.Mutex
+	max  int
+	byID map[string]string
+}
+
+func newSubjectCache(size int) *subjectCache {
+	return &subjectCache{max: size, byID: make(map[string]string)}
+}
+
+func (c *subjectCache) get(id string) (string, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s, ok := c.byID[id]
+	return s, ok
+}
+
+func (c *subjectCache) put(id, subject string) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.byID[id]; !ok && len(c.byID) >= c.max {
+		for k := range c.byID {
+			delete(c.byID, k)
+			break
+		}
+	}
+	c.byID[id] = subject
+}
