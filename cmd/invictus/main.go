@@ -25,6 +25,10 @@ const (
 	exitOK    = 0
 	exitError = 1 // the command failed
 	exitUsage = 2 // bad command line: unknown command or flag, bad flag value
+	// exitUnavailable: the network or a service could not be reached or
+	// did not answer in time; trying again later may work. See
+	// exitCodesHelp (`invictus help exit-codes`).
+	exitUnavailable = 3
 )
 
 func main() {
@@ -37,7 +41,16 @@ func main() {
 // run executes the command line args and returns the process exit code.
 // Errors are printed to errOut, once.
 func run(ctx context.Context, args []string, out, errOut io.Writer) int {
+	return runIn(ctx, args, nil, out, errOut)
+}
+
+// runIn is run with in as standard input (nil: os.Stdin), for the
+// commands that read it (refer and erase confirm, "-" files).
+func runIn(ctx context.Context, args []string, in io.Reader, out, errOut io.Writer) int {
 	root := newRootCmd(out, errOut)
+	if in != nil {
+		root.SetIn(in)
+	}
 	root.SetArgs(args)
 	err := root.ExecuteContext(ctx)
 	if err == nil {
@@ -48,6 +61,9 @@ func run(ctx context.Context, args []string, out, errOut io.Writer) int {
 	if errors.As(err, &ue) {
 		fmt.Fprintf(errOut, "Run 'invictus help' for usage.\n")
 		return exitUsage
+	}
+	if isUnavailable(err) {
+		return exitUnavailable
 	}
 	return exitError
 }
@@ -83,6 +99,20 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		newBenchCmd(out, errOut),
 		newTokenCmd(out, errOut),
 		newAdapterCmd(out, errOut),
+		newConfigCmd(out, errOut),
+		newReferCmd(out, errOut),
+		newInboxCmd(out),
+		newAcceptCmd(out),
+		newDeclineCmd(out),
+		newHandoverCmd(out),
+		newOpenCmd(out),
+		newStatusCmd(out),
+		newWithdrawCmd(out),
+		newCompleteCmd(out),
+		newEraseCmd(out, errOut),
+		newCredsCmd(out, errOut),
+		newCompletionCmd(out),
+		newExitCodesTopic(),
 	)
 
 	// Unknown subcommands and stray arguments are usage errors too.

@@ -1,0 +1,317 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/referral"
+	"github.com/invictus-network/invictus/routing"
+	"github.com/invictus-network/invictus/seal"
+)
+
+// cwNet is a network for the caseworker commands: an embedded server with
+// authentication on, its keys in a data directory (as `serve` keeps
+// them), the directory in the bucket, each organisation's consumer, and a
+// routing service running as the routing user.
+type cwNet struct {
+	t     *testing.T
+	data  string
+	url   string
+	srv   *natsjs.Server
+	admin jetstream.JetStream
+	age   map[string]seal.Key
+}
+
+// cwOrgs: the referrer pt.ref, and pt.a1 then pt.a2 offering emotional
+// support (ranked in that order: ties break on id).
+var cwOrgs = []struct {
+	id    string
+	needs []string
+}{
+	{"pt.ref", []string{events.NeedInfoCase}},
+	{"pt.a1", []string{events.NeedSupportEmotional}},
+	{"pt.a2", []string{events.NeedSupportEmotional}},
+}
+
+func startCWNet(t *testing.T) *cwNet {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	n := &cwNet{t: t, data: t.TempDir(), age: map[string]seal.Key{}}
+	d := &directory.Directory{}
+	for _, o := range cwOrgs {
+		k, err := seal.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n.age[o.id] = k
+		d.Organisations = append(d.Organisations, directory.Organisation{
+			ID: o.id, Name: "Test " + o.id, Country: "pt", Languages: []string{"pt"}, AgeRecipient: k.Recipient, Synthetic: true,
+		})
+		d.Services = append(d.Services, directory.Service{
+			ID: o.id + ".support", Organisation: o.id, Name: "Support", Status: directory.StatusActive,
+			Needs: o.needs, Languages: []string{"pt"}, Channels: []string{events.ChannelPhone},
+			Area:     directory.ServiceArea{Countries: []string{"pt"}, Remote: true},
+			Hours:    directory.Schedule{TimeZone: "Europe/Lisbon", Always: true},
+			Capacity: directory.Capacity{Status: "accepting"},
+		})
+	}
+	d.Sort()
+	keys, err := keyStoreOf(n.data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := natsjs.AuthFromDirectory(keys, d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.srv, err = natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: filepath.Join(n.data, "nats"), Listen: "127.0.0.1:0", Auth: auth}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer scancel()
+		if err := n.srv.Shutdown(sctx); err != nil {
+			t.Errorf("server shutdown: %v", err)
+		}
+	})
+	n.url = n.srv.ClientURL()
+	connect := func(user string) *nats.Conn {
+		opt, err := keys.ConnectOption(user)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc, err := n.srv.Connect(ctx, opt, nats.Name(user))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return nc
+	}
+	if n.admin, err = jetstream.New(connect(natsjs.UserAdmin)); err != nil {
+		t.Fatal(err)
+	}
+	if err := natsjs.EnsureStreams(ctx, n.admin, natsjs.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	store, err := natsjs.NewDirectoryStore(ctx, n.admin, natsjs.DirectoryStoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ImportDirectory(ctx, d, nil); err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range cwOrgs {
+		if err := natsjs.EnsureOrgConsumer(ctx, n.admin, o.id); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	rnc := connect(natsjs.UserRouting)
+	rjs, err := jetstream.New(rnc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := rjs.KeyValue(ctx, natsjs.BucketDirectory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view := directory.NewView()
+	follower := natsjs.NewDirectoryFollower(kv, view, nil)
+	bus, err := natsjs.NewBus(rnc, natsjs.BusConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := routing.NewService(bus, view, routing.NewMatcher(routing.Config{}), routing.ServiceConfig{Deadlines: referral.Deadlines{Urgent: time.Hour}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := natsjs.NewRouter(bus, svc, natsjs.RouterConfig{AckWait: 2 * time.Second, RetryDelay: 20 * time.Millisecond, PinnedTTL: 2 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.EnsureConsumers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rctx, rcancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := follower.Run(rctx); err != nil {
+			t.Errorf("directory follower: %v", err)
+		}
+	})
+	select {
+	case <-follower.Ready():
+	case <-ctx.Done():
+		t.Fatal("the directory follower did not load")
+	}
+	wg.Go(func() {
+		if err := rt.Run(rctx); err != nil && !errors.Is(err, context.Canceled) {
+			t.Errorf("router: %v", err)
+		}
+	})
+	t.Cleanup(func() {
+		rcancel()
+		wg.Wait()
+	})
+	return n
+}
+
+// creds writes org's seed file with `invictus creds` and returns its path.
+func (n *cwNet) creds(org string) string {
+	n.t.Helper()
+	file := filepath.Join(n.t.TempDir(), org+".nk")
+	if code, out, errOut := runArgs(n.t, "creds", org, "--data", n.data, "-o", file); code != exitOK {
+		n.t.Fatalf("creds %s: exit %d\n%s%s", org, code, out, errOut)
+	}
+	return file
+}
+
+// ageKey writes org's age identity file and returns its path.
+func (n *cwNet) ageKey(org string) string {
+	n.t.Helper()
+	file := filepath.Join(n.t.TempDir(), org+".agekey")
+	if err := os.WriteFile(file, n.age[org].File(), 0o600); err != nil {
+		n.t.Fatal(err)
+	}
+	return file
+}
+
+// as returns a runner of commands as org.
+func (n *cwNet) as(org string) func(stdin string, args ...string) (int, string, string) {
+	creds := n.creds(org)
+	return func(stdin string, args ...string) (int, string, string) {
+		n.t.Helper()
+		var out, errOut syncBuffer
+		args = append(args, "--nats-url", n.url, "--org", org, "--creds", creds)
+		code := runIn(n.t.Context(), args, strings.NewReader(stdin), &out, &errOut)
+		return code, out.String(), errOut.String()
+	}
+}
+
+// cwWait polls cond until it returns true, failing after timeout.
+func cwWait(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// cwJSON decodes out into v, failing the test.
+func cwJSON(t *testing.T, out string, v any) {
+	t.Helper()
+	if err := json.Unmarshal([]byte(out), v); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+}
+
+// profileYAML is a referral.requested payload, as a caseworker's system
+// would write it.
+const profileYAML = `# a needs profile with consent: no name, no contact details
+needs: [support.emotional]
+urgency: urgent
+location: {country: pt, region: PT17}
+languages: [pt]
+age_band: adult
+channels: [phone]
+consent:
+  referral: true
+  share_data: true
+  given_at: "2026-01-10T09:00:00Z"
+  method: verbal
+  recorded_by: staff-1
+`
+
+func TestCaseworkerExitCodes(t *testing.T) {
+	t.Parallel()
+	n := startCWNet(t)
+	ref := n.as("pt.ref")
+	id := events.NewReferralID()
+	usage := [][]string{
+		{"accept"},
+		{"accept", "not-a-uuid"},
+		{"decline", id},
+		{"decline", id, "--reason", "bored"},
+		{"withdraw", id, "--reason", "x"},
+		{"complete", id},
+		{"complete", id, "--outcome", "supported", "--contacted"},
+		{"accept", id, "--placement", "P 1"},
+		{"inbox", "--limit", "-1"},
+		{"inbox", "--type", "nonsense"},
+		{"handover", id},
+		{"refer", "profile.json", "--referral", "nope"},
+	}
+	for _, args := range usage {
+		if code, _, errOut := ref("", args...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d (usage)\n%s", args, code, exitUsage, errOut)
+		}
+	}
+	// --org missing.
+	if code, _, errOut := runArgs(t, "inbox", "--nats-url", n.url); code != exitUsage || !strings.Contains(errOut, "--org is required") {
+		t.Errorf("inbox without --org: exit %d\n%s", code, errOut)
+	}
+	// Nothing listening: unavailable.
+	if code, _, errOut := runArgs(t, "inbox", "--nats-url", "nats://127.0.0.1:1", "--org", "pt.ref"); code != exitUnavailable {
+		t.Errorf("inbox against a closed port: exit %d, want %d\n%s", code, exitUnavailable, errOut)
+	}
+	// Another organisation's key: refused, with a clear message.
+	other := n.creds("pt.a1")
+	code, _, errOut := runArgs(t, "inbox", "--nats-url", n.url, "--org", "pt.ref", "--creds", other, "--timeout", "1s")
+	if code != exitError || !strings.Contains(errOut, "not authorised") {
+		t.Errorf("inbox as pt.ref with pt.a1's key: exit %d\n%s", code, errOut)
+	}
+	// No credentials.
+	code, _, errOut = runArgs(t, "status", id, "--nats-url", n.url, "--org", "pt.ref")
+	if code != exitError || !strings.Contains(errOut, "refused the credentials") {
+		t.Errorf("status without credentials: exit %d\n%s", code, errOut)
+	}
+	// An unknown referral.
+	if code, _, errOut := ref("", "status", id); code != exitError || !strings.Contains(errOut, "nothing was delivered") {
+		t.Errorf("status of an unknown referral: exit %d\n%s", code, errOut)
+	}
+	// A command the routing service rejects: exit 1, the problem shown.
+	code, out, _ := ref("", "withdraw", id, "--reason", "error")
+	if code != exitError || !strings.Contains(out, "REJECTED") || !strings.Contains(out, "not_found") {
+		t.Errorf("withdraw of an unknown referral: exit %d\n%s", code, out)
+	}
+	code, out, _ = ref("", "withdraw", id, "--reason", "error", "--json")
+	var res commandResult
+	cwJSON(t, out, &res)
+	if code != exitError || res.Outcome != "rejected" || len(res.Errors) == 0 {
+		t.Errorf("withdraw --json of an unknown referral: exit %d %+v", code, res)
+	}
+}
+
+func TestExitCodesHelp(t *testing.T) {
+	t.Parallel()
+	code, out, _ := runArgs(t, "help", "exit-codes")
+	if code != exitOK || !strings.Contains(out, "3  unavailable") {
+		t.Errorf("help exit-codes: exit %d\n%s", code, out)
+	}
+	for _, c := range []string{"refer", "inbox", "accept", "decline", "handover", "open", "status", "withdraw", "complete", "erase", "creds", "completion"} {
+		code, out, _ := runArgs(t, c, "--help")
+		if code != exitOK || !strings.Contains(out, "Examples:") || !strings.Contains(out, "invictus "+c) {
+			t.Errorf("%s --help: exit %d, no example\n%s", c, code, out)
+		}
+		if c != "completion" && !strings.Contains(out, "--json") {
+			t.Errorf("%s has no --json", c)
+		}
+	}
+}

@@ -1,0 +1,94 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/spf13/cobra"
+
+	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/events"
+)
+
+// credsJSON is `invictus creds --json`.
+type credsJSON struct {
+	User        string `json:"user"`
+	PublicKey   string `json:"public_key"`
+	InboxPrefix string `json:"inbox_prefix,omitempty"`
+	Consumer    string `json:"consumer,omitempty"`
+	File        string `json:"file,omitempty"`
+	// Seed is the seed file's contents when no --output is given.
+	Seed    string `json:"seed,omitempty"`
+	Created bool   `json:"created"`
+}
+
+func newCredsCmd(out, errOut io.Writer) *cobra.Command {
+	var data, output string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "creds ORG",
+		Short: "Write the NATS credentials (nkey seed file) of an organisation",
+		Long: "Creds writes the NATS credentials of organisation ORG (or of the \"admin\" or\n" +
+			"\"routing\" user) from the node's key store, DATA/keys/ORG.nk, creating the key if\n" +
+			"there is none yet (a running node accepts a new key once it reloads or restarts).\n" +
+			"Give the file to the organisation's IT person: whoever holds it acts as ORG.\n\n" +
+			"The file is an nkey seed file, the standard credential of a NATS server that\n" +
+			"authenticates nkeys (the embedded server does); a .creds file would need a user\n" +
+			"JWT, which only a server in operator mode checks. Every NATS client reads it:\n" +
+			"  invictus inbox --org ORG --creds FILE\n" +
+			"  nats --server nats://HOST:4223 --nkey FILE --inbox-prefix _INBOX_<cc>_<org> ...\n" +
+			"  nats.go: nats.NkeyOptionFromSeed(FILE), nats.CustomInboxPrefix(\"_INBOX_<cc>_<org>\")\n" +
+			"The organisation may subscribe only below its inbox prefix, so clients must set it.\n\n" + exitCodesHelp,
+		Example: "  invictus creds pt.apav --data ./data -o pt.apav.nk\n" +
+			"  invictus creds admin --data ./data -o admin.nk\n" +
+			"  invictus creds fi.riku --json | jq -r .public_key",
+		Args: cobra.ExactArgs(1),
+	}
+	cmd.Flags().StringVar(&data, "data", serveDataDefault, "data directory of the node (keys under DIR/keys)")
+	cmd.Flags().StringVarP(&output, "output", "o", "", "write the seed file to FILE (mode 0600) instead of standard output")
+	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		user := args[0]
+		if user != natsjs.UserAdmin && user != natsjs.UserRouting && !events.IsOrgID(user) {
+			return usageError{fmt.Errorf("%q is not an organisation id (such as pt.apav), %q or %q", user, natsjs.UserAdmin, natsjs.UserRouting)}
+		}
+		keys, err := keyStoreOf(data)
+		if err != nil {
+			return &flagError{flag: "data", value: data, err: err}
+		}
+		_, statErr := os.Stat(keys.Path(user))
+		created := errors.Is(statErr, os.ErrNotExist)
+		pub, err := keys.Ensure(user)
+		if err != nil {
+			return err
+		}
+		seed, err := keys.Seed(user)
+		if err != nil {
+			return err
+		}
+		if created {
+			fmt.Fprintf(errOut, "invictus: created a new key for %s in %s; a running node accepts it once reloaded or restarted\n", user, keys.Path(user))
+		}
+		res := credsJSON{User: user, PublicKey: pub, InboxPrefix: natsjs.OrgInboxPrefix(user), Consumer: natsjs.OrgConsumerName(user), Created: created}
+		if output != "" {
+			if err := writeSecretFile(output, seed); err != nil {
+				return &flagError{flag: "output", value: output, err: err}
+			}
+			res.File = output
+		} else {
+			res.Seed = string(seed)
+		}
+		switch {
+		case asJSON:
+			return printJSON(out, res)
+		case output != "":
+			_, err = fmt.Fprintf(out, "wrote the credentials of %s to %s (public key %s)\n", user, output, pub)
+			return err
+		}
+		_, err = out.Write(seed)
+		return err
+	}
+	return cmd
+}
