@@ -1,0 +1,243 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"slices"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/spf13/cobra"
+	"go.yaml.in/yaml/v3"
+
+	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/routing"
+)
+
+// matchDemoSeedDefault is the seed of the demo directory of `match --demo`,
+// the one `serve --demo` loads.
+const matchDemoSeedDefault = 1
+
+// matchOptions are the flags of `invictus match`.
+type matchOptions struct {
+	asJSON    bool
+	demo      bool
+	demoSeed  int64
+	dirFile   string
+	at        string
+	fallbacks int
+	prefer    string
+}
+
+func newMatchCmd(out, errOut io.Writer) *cobra.Command {
+	var o matchOptions
+	cmd := &cobra.Command{
+		Use:   "match PROFILE",
+		Short: "Preview the plan for a needs profile: the services that match, ranked and explained",
+		Long: "Match reads a needs profile (the JSON or YAML of a referral.requested payload, or\n" +
+			"of its profile alone; \"-\" reads standard input) and prints the plan the routing\n" +
+			"service would make: need groups with a primary and ranked fallbacks, each with its\n" +
+			"score and the reasons for it, the needs nothing covers and how many services each\n" +
+			"hard constraint excluded. Nothing is sent.\n\n" +
+			"The directory is a running server's (--nats-url), a stopped server's data\n" +
+			"directory (--data), a directory file (--directory, any format 'directory import'\n" +
+			"reads) or the demo directory in memory (--demo: no server needed).",
+		Example: "  invictus match profile.json --demo\n" +
+			"  invictus match profile.yaml --json --data ./data\n" +
+			"  cat requested.json | invictus match - --nats-url nats://127.0.0.1:4222 --fallbacks 5",
+		Args: cobra.ExactArgs(1),
+	}
+	f := cmd.Flags()
+	f.BoolVar(&o.asJSON, "json", false, "print the referral.planned payload as JSON")
+	f.BoolVar(&o.demo, "demo", false, "match against the demo directory in memory")
+	f.Int64Var(&o.demoSeed, "demo-seed", matchDemoSeedDefault, "seed of the demo directory (with --demo)")
+	f.StringVar(&o.dirFile, "directory", "", "match against a directory file instead of a server")
+	f.StringVar(&o.at, "at", "", "judge opening hours at this RFC 3339 time instead of now (emergencies)")
+	f.IntVar(&o.fallbacks, "fallbacks", routing.FallbacksDefault, fmt.Sprintf("ranked fallbacks per placement, 0 to %d", routing.FallbacksMax))
+	f.StringVar(&o.prefer, "prefer", "", "organisation to rank first (default: the profile's preferred_organisation)")
+	sf := addStoreFlags(cmd)
+
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		sources := 0
+		for _, set := range []bool{o.demo, o.dirFile != "", f.Changed("data"), f.Changed("nats-url")} {
+			if set {
+				sources++
+			}
+		}
+		if sources > 1 {
+			return usageError{errors.New("--demo, --directory, --data and --nats-url: choose one directory")}
+		}
+		if o.fallbacks < 0 || o.fallbacks > routing.FallbacksMax {
+			return usageError{fmt.Errorf("--fallbacks %d: want 0 to %d", o.fallbacks, routing.FallbacksMax)}
+		}
+		opts := []routing.MatchOption{routing.WithFallbacks(o.fallbacks)}
+		if o.at != "" {
+			at, err := time.Parse(time.RFC3339, o.at)
+			if err != nil {
+				return usageError{fmt.Errorf("--at %q: want an RFC 3339 time such as 2026-11-27T03:00:00+01:00", o.at)}
+			}
+			opts = append(opts, routing.At(at))
+		}
+		req, err := readProfile(args[0], cmd.InOrStdin())
+		if err != nil {
+			return err
+		}
+		if prefer := firstNonEmpty(o.prefer, req.PreferredOrganisation); prefer != "" {
+			opts = append(opts, routing.WithPreferredOrganisation(prefer))
+		}
+		snap, err := o.snapshot(cmd, sf, errOut)
+		if err != nil {
+			return err
+		}
+		plan, err := routing.NewMatcher(routing.Config{}).Match(snap, req.Profile, opts...)
+		if err != nil {
+			return err
+		}
+		if o.asJSON {
+			enc := json.NewEncoder(out)
+			enc.SetIndent("", "  ")
+			return enc.Encode(plan.Event())
+		}
+		return writePlanTable(out, plan)
+	}
+	return cmd
+}
+
+// firstNonEmpty returns the first non-empty string.
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// snapshot loads the directory the flags name into an index.
+func (o *matchOptions) snapshot(cmd *cobra.Command, sf *storeFlags, errOut io.Writer) (*directory.Index, error) {
+	switch {
+	case o.demo:
+		d, err := directory.Demo(o.demoSeed)
+		if err != nil {
+			return nil, err
+		}
+		return directory.NewIndex(d, 1), nil
+	case o.dirFile != "":
+		d, err := readDirectoryFile(o.dirFile, "", cmd.InOrStdin())
+		if err != nil {
+			return nil, printProblems(errOut, o.dirFile, err)
+		}
+		return directory.NewIndex(d, 1), nil
+	}
+	var snap *directory.Index
+	err := sf.withStore(cmd, errOut, func(ctx context.Context, s *natsjs.DirectoryStore) error {
+		d, rev, err := s.Load(ctx)
+		if err != nil {
+			return err
+		}
+		snap = directory.NewIndex(d, rev)
+		return nil
+	})
+	return snap, err
+}
+
+// readProfile reads a referral.requested payload or a bare profile, JSON or
+// YAML, from the file ("-" is stdin). A payload with consent is validated
+// as referral.requested; a bare profile is checked by the matcher.
+func readProfile(name string, stdin io.Reader) (*events.Requested, error) {
+	var data []byte
+	var err error
+	if name == "-" {
+		data, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
+	} else {
+		data, err = os.ReadFile(name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read profile: %w", err)
+	}
+	trimmed := bytes.TrimSpace(data)
+	if len(trimmed) > 0 && trimmed[0] != '{' {
+		// YAML: the same fields, converted to JSON for the strict decoder.
+		var v any
+		if err := yaml.Unmarshal(data, &v); err != nil {
+			return nil, fmt.Errorf("profile %s: not JSON nor YAML: %w", name, err)
+		}
+		if data, err = json.Marshal(v); err != nil {
+			return nil, fmt.Errorf("profile %s: %w", name, err)
+		}
+	}
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(data, &raw); err != nil {
+		return nil, fmt.Errorf("profile %s: %w", name, err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var req events.Requested
+	if err := dec.Decode(&req); err != nil {
+		return nil, fmt.Errorf("profile %s: %w", name, err)
+	}
+	if _, ok := raw["consent"]; ok {
+		if err := events.ValidatePayload(req); err != nil {
+			return nil, fmt.Errorf("profile %s: %w", name, err)
+		}
+	}
+	return &req, nil
+}
+
+// writePlanTable prints the plan for a person: a line per candidate, then
+// the needs nothing covers and the exclusions.
+func writePlanTable(w io.Writer, p *routing.Plan) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Plan at directory revision %d, urgency %s: %d placement(s); %d candidate service(s), %d eligible.\n",
+		p.Revision, p.Urgency, len(p.Groups), p.Considered, p.Eligible)
+	if p.Urgency == events.UrgencyEmergency {
+		b.WriteString("EMERGENCY: only services open now are planned, 24/7 first. Tell the victim to call 112 as well.\n")
+	}
+	if len(p.Groups) > 0 {
+		b.WriteString("\n")
+		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "GROUP\tNEEDS\tRANK\tSERVICE\tSCORE\tREASONS")
+		for _, g := range p.Groups {
+			for i, c := range g.Candidates {
+				group, needs := "", ""
+				if i == 0 {
+					group, needs = g.Placement, strings.Join(g.Needs, ", ")
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.3f\t%s\n", group, needs, i+1, c.Service, c.Score, strings.Join(c.Reasons, "; "))
+			}
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if len(p.Unmatched) > 0 {
+		b.WriteString("\nNot covered:\n")
+		for _, u := range p.Unmatched {
+			why := "no service offers it here"
+			if u.Reason == routing.UnmatchedExcluded {
+				why = "every service offering it failed a hard constraint"
+			}
+			fmt.Fprintf(&b, "  %s (%s: %s)\n", u.Need, u.Reason, why)
+		}
+	}
+	if len(p.Excluded) > 0 {
+		names := make([]string, 0, len(p.Excluded))
+		for k := range p.Excluded {
+			names = append(names, k)
+		}
+		slices.Sort(names)
+		b.WriteString("\nExcluded by hard constraints:")
+		for _, k := range names {
+			fmt.Fprintf(&b, " %s %d;", k, p.Excluded[k])
+		}
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}

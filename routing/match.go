@@ -1,0 +1,856 @@
+package routing
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"math/bits"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
+)
+
+// Defaults and limits of [Config].
+const (
+	// FallbacksDefault is the number of ranked fallbacks per group after
+	// the primary candidate.
+	FallbacksDefault = 3
+	// FallbacksMax is the largest number of fallbacks: a planned group
+	// holds at most 32 candidates.
+	FallbacksMax = 31
+	// FallbacksNone in Config.Fallbacks asks for primaries only (the zero
+	// value means FallbacksDefault).
+	FallbacksNone = -1
+	// DistanceScaleKmDefault is the distance at which the distance
+	// component has decayed to 1/e (about 0.37).
+	DistanceScaleKmDefault = 25.0
+)
+
+// Default weights of the score components (see the Component constants).
+// They sum to 1; the score divides by the sum of the weights of the
+// components that apply to the profile, so it stays in [0, 1].
+const (
+	WeightNeedsDefault          = 0.25
+	WeightSpecialisationDefault = 0.15
+	WeightLanguageDefault       = 0.15
+	WeightDistanceDefault       = 0.15
+	WeightChannelDefault        = 0.05
+	WeightAccessibilityDefault  = 0.05
+	WeightLoadDefault           = 0.08
+	WeightAcceptanceDefault     = 0.04
+	WeightResponseTimeDefault   = 0.03
+	WeightResidenceDefault      = 0.05
+)
+
+// CoverQuality sets how much a candidate's score weighs against the number
+// of placements when the plan groups needs: a placement costs
+// 1 + CoverQuality*(1-score), and each step of the greedy set cover picks
+// the candidate of lowest cost per need it newly covers. With 1, a
+// placement covering twice as many needs always wins; quality decides
+// between candidates covering as many.
+const CoverQuality = 1.0
+
+// Errors of the matcher.
+var (
+	// ErrInvalidProfile reports a needs profile the matcher cannot use;
+	// errors.Is(err, events.ErrInvalid) holds too.
+	ErrInvalidProfile = fmt.Errorf("routing: invalid needs profile: %w", events.ErrInvalid)
+	// ErrNoDirectory reports a match without a directory snapshot.
+	ErrNoDirectory = errors.New("routing: no directory snapshot")
+	// ErrInvalidConfig reports a Config that fails Validate.
+	ErrInvalidConfig = errors.New("routing: invalid matcher config")
+	// ErrUnknownService reports an assessment of a service the snapshot
+	// does not hold.
+	ErrUnknownService = errors.New("routing: unknown service")
+)
+
+// Weights are the weights of the score components; see the Component
+// constants for what each measures. A zero weight switches a component off.
+type Weights struct {
+	Needs          float64
+	Specialisation float64
+	Language       float64
+	Distance       float64
+	Channel        float64
+	Accessibility  float64
+	Load           float64
+	Acceptance     float64
+	ResponseTime   float64
+	Residence      float64
+}
+
+// DefaultWeights returns the default weights (the Weight*Default constants).
+func DefaultWeights() Weights {
+	return Weights{
+		Needs: WeightNeedsDefault, Specialisation: WeightSpecialisationDefault, Language: WeightLanguageDefault,
+		Distance: WeightDistanceDefault, Channel: WeightChannelDefault, Accessibility: WeightAccessibilityDefault,
+		Load: WeightLoadDefault, Acceptance: WeightAcceptanceDefault, ResponseTime: WeightResponseTimeDefault,
+		Residence: WeightResidenceDefault,
+	}
+}
+
+func (w Weights) array() [numComponents]float64 {
+	var a [numComponents]float64
+	a[compNeeds], a[compSpecialisation], a[compLanguage], a[compDistance], a[compChannel] = w.Needs, w.Specialisation, w.Language, w.Distance, w.Channel
+	a[compAccessibility], a[compLoad], a[compAcceptance], a[compResponse], a[compResidence] = w.Accessibility, w.Load, w.Acceptance, w.ResponseTime, w.Residence
+	return a
+}
+
+// Validate reports a weight that is negative or not finite, or weights
+// that are all zero.
+func (w Weights) Validate() error {
+	sum := 0.0
+	for i, v := range w.array() {
+		if v < 0 || math.IsNaN(v) || math.IsInf(v, 0) {
+			return fmt.Errorf("%w: Weights.%s %v: must be a finite number >= 0", ErrInvalidConfig, weightField[i], v)
+		}
+		sum += v
+	}
+	if sum <= 0 {
+		return fmt.Errorf("%w: Weights: at least one weight must be positive", ErrInvalidConfig)
+	}
+	return nil
+}
+
+var weightField = [numComponents]string{"Needs", "Specialisation", "Language", "Distance", "Channel", "Accessibility", "Load", "Acceptance", "ResponseTime", "Residence"}
+
+// StatsSource gives the observed behaviour of services, fed from the
+// referral lifecycle. The matcher calls it for the eligible candidates
+// that may still enter a ranking, on the hot path: it must answer from
+// memory and be safe for concurrent use. A service it has no data for
+// (false) gets the neutral priors.
+type StatsSource interface {
+	ServiceStats(serviceID string) (ServiceStats, bool)
+}
+
+// ServiceStats are the observed statistics of one service.
+type ServiceStats struct {
+	// Answered counts offers the service accepted, declined or let expire.
+	Answered int
+	// Accepted counts the offers it accepted (at most Answered).
+	Accepted int
+	// ResponseTime is its typical time from offer to answer; 0 = unknown.
+	ResponseTime time.Duration
+	// OpenOffers counts the offers awaiting its answer now.
+	OpenOffers int
+}
+
+// Config configures a [Matcher]. The zero value is usable: WithDefaults
+// fills it in.
+type Config struct {
+	// Weights of the score components; all zero means DefaultWeights.
+	Weights Weights
+	// Fallbacks is the number of ranked fallbacks per group after the
+	// primary: 0 means FallbacksDefault, FallbacksNone none, at most
+	// FallbacksMax.
+	Fallbacks int
+	// DistanceScaleKm is the scale of the distance decay; 0 means
+	// DistanceScaleKmDefault.
+	DistanceScaleKm float64
+	// Now tells the time for the open-now constraint of emergencies;
+	// nil means time.Now. A match with the same profile, directory
+	// revision and time gives the same plan.
+	Now func() time.Time
+	// Stats gives observed acceptance, response times and open offers;
+	// nil means the neutral priors for every service.
+	Stats StatsSource
+}
+
+// WithDefaults returns c with every unset field set to its default.
+func (c Config) WithDefaults() Config {
+	if c.Weights == (Weights{}) {
+		c.Weights = DefaultWeights()
+	}
+	if c.Fallbacks == 0 {
+		c.Fallbacks = FallbacksDefault
+	}
+	if c.DistanceScaleKm == 0 {
+		c.DistanceScaleKm = DistanceScaleKmDefault
+	}
+	if c.Now == nil {
+		c.Now = time.Now
+	}
+	return c
+}
+
+// Validate reports the first field of c (after WithDefaults) that is out
+// of range, as an error wrapping ErrInvalidConfig.
+func (c Config) Validate() error {
+	if err := c.Weights.Validate(); err != nil {
+		return err
+	}
+	if c.Fallbacks < FallbacksNone || c.Fallbacks > FallbacksMax {
+		return fmt.Errorf("%w: Fallbacks %d: must be FallbacksNone (-1), 0 (default) or 1 to %d", ErrInvalidConfig, c.Fallbacks, FallbacksMax)
+	}
+	if !(c.DistanceScaleKm > 0) || math.IsInf(c.DistanceScaleKm, 0) {
+		return fmt.Errorf("%w: DistanceScaleKm %v: must be a positive number", ErrInvalidConfig, c.DistanceScaleKm)
+	}
+	return nil
+}
+
+// Matcher turns a needs profile and a directory snapshot into an explained
+// [Plan]. It keeps derived data per snapshot (see [Matcher.Match]) and is
+// safe for concurrent use.
+type Matcher struct {
+	cfg     Config
+	err     error // from Validate; returned by every match
+	weights [numComponents]float64
+	tables  tableCache
+	pool    sync.Pool // *scratch
+}
+
+// NewMatcher returns a matcher with cfg.WithDefaults(). A config that fails
+// Validate does not panic: every match then returns the validation error.
+func NewMatcher(cfg Config) *Matcher {
+	cfg = cfg.WithDefaults()
+	m := &Matcher{cfg: cfg, err: cfg.Validate(), weights: cfg.Weights.array()}
+	m.pool.New = func() any { return new(scratch) }
+	return m
+}
+
+// Config returns the matcher's effective configuration.
+func (m *Matcher) Config() Config { return m.cfg }
+
+// MatchOption is a per-call choice of Match, Eligible or Assess.
+type MatchOption func(*matchOptions)
+
+type matchOptions struct {
+	now       time.Time
+	fallbacks int
+	preferred string
+}
+
+// At judges opening hours at t instead of the configured clock.
+func At(t time.Time) MatchOption { return func(o *matchOptions) { o.now = t } }
+
+// WithFallbacks sets the number of fallbacks per group for this call, 0 to
+// FallbacksMax (0 means primaries only).
+func WithFallbacks(n int) MatchOption {
+	return func(o *matchOptions) { o.fallbacks = min(max(n, 0), FallbacksMax) }
+}
+
+// WithPreferredOrganisation ranks the eligible services of the organisation
+// (the Requested.PreferredOrganisation of a referral) first in the groups
+// they can serve, after 24/7 services in an emergency.
+func WithPreferredOrganisation(id string) MatchOption {
+	return func(o *matchOptions) { o.preferred = id }
+}
+
+func (m *Matcher) options(opts []MatchOption) matchOptions {
+	o := matchOptions{fallbacks: max(m.cfg.Fallbacks, 0)}
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
+// entry is a ranked eligible candidate.
+type entry struct {
+	key   float64 // score plus the bonus of 24/7 (emergency) and preference
+	score float64
+	i     int32
+	known bool // st holds data
+	st    ServiceStats
+}
+
+// class collects the best candidates that meet exactly one subset of the
+// profile's needs (and, in a cross-border case, exactly one subset of
+// them in the preferred country).
+type class struct {
+	cover  uint32 // needs (bits of needBit)
+	proper uint32 // of cover, those met in the preferred country
+	off    int    // of its ranking in scratch.entries
+	n      int
+	// worst is the key of the last of a full ranking, -Inf before: a
+	// candidate with a lower key cannot enter.
+	worst float64
+}
+
+// scratch is the reusable working memory of one match.
+type scratch struct {
+	q        query
+	cands    []int32
+	classes  []class
+	classIdx []int16 // compact cover -> class, -1 = none (profiles of up to maxDenseNeeds needs)
+	classMap map[uint64]int
+	entries  []entry
+	needList []string
+	needBits []uint32
+	langIDs  []int16
+	mow      []int16
+	spec     []float64
+	sink     uint32 // keeps the early loads of Match
+	// recent caches the class of a cover (hashed), so that most candidates
+	// find theirs in one load; cleared at every match.
+	recent [1 << recentBits]recentClass
+}
+
+// recentBits sets the size of scratch.recent.
+const recentBits = 6
+
+// recentClass is an entry of scratch.recent; cover 0 is empty (no
+// candidate has one).
+type recentClass struct {
+	cover uint32
+	class int32
+}
+
+// prefetch is how many candidates ahead Match loads features, so that the
+// memory latency overlaps the work on the current one.
+const prefetch = 16
+
+// maxDenseNeeds: profiles with more needs find classes through a map.
+const maxDenseNeeds = 10
+
+// Match plans the profile against the snapshot: the candidates the index
+// returns for the profile's needs and location (and, for a cross-border
+// case, the remote services of the residence country), without those that
+// fail a hard constraint (counted in Plan.Excluded), scored and grouped
+// into as few placements as possible with ranked fallbacks. The same
+// profile, snapshot revision and time always give the same plan; ties
+// break on service id.
+//
+// It returns an error wrapping ErrInvalidProfile for a profile without
+// needs, with an unknown code, country or urgency, or without channels;
+// ErrNoDirectory for a nil snapshot; the Config error for an invalid
+// Config. The first match against a snapshot derives per-service bit masks
+// from it (about a microsecond per service not seen in the previous
+// snapshot: 0.1 s for a fresh index of 100,000); later matches reuse them.
+func (m *Matcher) Match(snap *directory.Index, p events.Profile, opts ...MatchOption) (*Plan, error) {
+	sc, q, err := m.begin(snap, &p, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer m.pool.Put(sc)
+	o := m.options(opts)
+	k := 1 + o.fallbacks
+
+	sc.cands = snap.Candidates(directoryQuery(&p), sc.cands[:0])
+	var excluded [numConstraints]int
+	var offered uint32
+	eligible := 0
+	// The loop runs once per candidate, thousands of times in a big city:
+	// the common cases are written out here with the query's fields in
+	// locals, the rare ones (accessibility needs, emergencies, rare
+	// languages, cross-border cases, observed statistics) go through the
+	// same functions as Assess and Eligible.
+	var (
+		chunks            = q.t.chunks
+		needs, age, gendr = q.needs, q.age, q.gender
+		lang1, langRest   = q.lang1, q.langRest
+		channels, interp  = q.channels, q.interp
+		langFast          = !q.langUnknown
+		slow              = q.acc != 0 || q.emergency
+		simple            = q.acc == 0 && !q.cross
+		spec              = q.wSpec
+		nFlags1           = q.nFlags + 1
+		bonusOn           = q.emergency || q.preferred != ""
+		distMax           = q.distMax
+		wObs0, wObs1      = q.wObs[0], q.wObs[1]
+		cl                *class
+		last              = -1
+		lastCover         uint32
+		lastProper        uint32
+	)
+	cands := sc.cands
+	var ahead uint32 // loads of later candidates' features, issued early
+	for n, i := range cands {
+		if n+prefetch < len(cands) {
+			a := cands[n+prefetch]
+			ahead ^= chunks[a>>chunkBits].f[a&chunkMask].needs
+		}
+		c := chunks[i>>chunkBits]
+		j := i & chunkMask
+		f := &c.f[j]
+		cover := f.needs & needs // zero for a number without a service
+		if cover == 0 {
+			continue
+		}
+		offered |= cover
+		b := f.bits
+		var code, lang int
+		var waived bool
+		switch {
+		case b&fActive == 0:
+			code = cInactive
+		case (f.ages != 0 && age != 0 && f.ages&age == 0) || (f.genders != 0 && gendr != 0 && f.genders&gendr == 0):
+			code = cEligibility
+		case b&fFull != 0:
+			code = cCapacity
+		default:
+			switch {
+			case !langFast && b&fLangSlow != 0:
+				lang = q.language(f, c, j)
+			case f.langs&lang1 != 0:
+				lang = langFirst
+			case f.langs&langRest != 0:
+				lang = langOther
+			case interp || b&fInterp != 0:
+				lang = langInterpreter
+			}
+			switch {
+			case lang == langNone:
+				code = cLanguage
+			case f.channels&channels == 0:
+				code = cChannel
+			case slow:
+				code, lang, waived = q.check(f, c, j)
+			}
+		}
+		if code != cNone {
+			excluded[code]++
+			continue
+		}
+		eligible++
+		proper := cover
+		if q.cross {
+			proper = q.proper(f, c, j, cover)
+		}
+		if last < 0 || cover != lastCover || proper != lastProper {
+			if h := &sc.recent[(cover*0x9e3779b1)>>(32-recentBits)]; h.cover == cover && !q.cross {
+				last = int(h.class)
+			} else {
+				last = sc.class(q, cover, proper, k)
+				if !q.cross {
+					*h = recentClass{cover: cover, class: int32(last)}
+				}
+			}
+			lastCover, lastProper = cover, proper
+			cl = &sc.classes[last]
+		}
+		// The same sums as baseScore, in the same order.
+		var base float64
+		if simple {
+			base = q.wNeeds[bits.OnesCount32(cover)] + q.wLang[lang] + q.wChan[f.channels&channels]
+			if len(spec) > 0 {
+				state := 0
+				if q.nCrimes > 0 && f.crimes != 0 {
+					state = 1 + bits.OnesCount32(f.crimes&q.crimes)
+				}
+				base += spec[state*nFlags1+bits.OnesCount16(f.flags&q.flags)]
+			}
+		} else {
+			base = q.baseScore(f, cover, proper, lang, waived)
+		}
+		bonus := 0.0
+		if bonusOn {
+			bonus = q.bonus(f, c, j)
+		}
+		obs := wObs0
+		if b&fWaitlist != 0 {
+			obs = wObs1
+		}
+		if q.stats != nil {
+			obs = q.observedMax(f)
+		}
+		if bonus+base+distMax+obs < cl.worst {
+			continue // cannot enter the ranking, however near and responsive
+		}
+		score := base + q.distanceScore(f, c, j)
+		e := entry{i: i}
+		if q.stats != nil {
+			e.st, e.known = q.stats.ServiceStats(c.svc[j].ID)
+			obs = q.observedScore(f, c, j, e.st, e.known)
+		}
+		score = min(score+obs, 1)
+		e.score, e.key = score, bonus+score
+		if e.key >= cl.worst {
+			sc.offer(q, cl, e, k)
+		}
+	}
+	sc.sink = ahead
+	return sc.plan(q, k, excluded, offered, len(sc.cands), eligible), nil
+}
+
+// Eligible returns the ids, sorted, of the services that are candidates
+// for the profile and pass every hard constraint: the set Match ranks. It
+// returns the errors of Match.
+func (m *Matcher) Eligible(snap *directory.Index, p events.Profile, opts ...MatchOption) ([]string, error) {
+	sc, q, err := m.begin(snap, &p, opts)
+	if err != nil {
+		return nil, err
+	}
+	defer m.pool.Put(sc)
+	sc.cands = snap.Candidates(directoryQuery(&p), sc.cands[:0])
+	var out []string
+	for _, i := range sc.cands {
+		f, c := q.t.at(i)
+		if f.bits&fPresent == 0 || f.needs&q.needs == 0 {
+			continue
+		}
+		if code, _, _ := q.check(f, c, i&chunkMask); code == cNone {
+			out = append(out, c.svc[i&chunkMask].ID)
+		}
+	}
+	slices.Sort(out)
+	return out, nil
+}
+
+// Assessment is the matcher's judgement of one service for a profile, for
+// a caseworker asking "why not this one?".
+type Assessment struct {
+	// Service is the service's id.
+	Service string
+	// Candidate reports whether the index returns it for the profile: it
+	// offers a needed code and its area covers the victim (or it serves
+	// the residence country remotely).
+	Candidate bool
+	// Covers are the profile's needs it offers, in profile order.
+	Covers []string
+	// Constraint is the first hard constraint it fails, "" if none.
+	Constraint string
+	// Score, Components and Reasons are set when Constraint is "" and
+	// Covers is not empty: as the service would rank in a plan.
+	Score      float64
+	Components map[string]float64
+	Reasons    []string
+}
+
+// Assess judges one service of the snapshot for the profile. It returns
+// ErrUnknownService when the snapshot has no service with the id, and the
+// errors of Match.
+func (m *Matcher) Assess(snap *directory.Index, p events.Profile, serviceID string, opts ...MatchOption) (Assessment, error) {
+	sc, q, err := m.begin(snap, &p, opts)
+	if err != nil {
+		return Assessment{}, err
+	}
+	defer m.pool.Put(sc)
+	i, ok := snap.Lookup(serviceID)
+	var s *directory.Service
+	if ok {
+		s = snap.Service(i)
+	}
+	if s == nil {
+		return Assessment{}, fmt.Errorf("%w: %q", ErrUnknownService, serviceID)
+	}
+	dq := directoryQuery(&p)
+	f, c := q.t.at(i)
+	j := i & chunkMask
+	cover := f.needs & q.needs
+	a := Assessment{Service: s.ID, Candidate: dq.Matches(s), Covers: q.codes(cover)}
+	code, lang, waived := q.check(f, c, j)
+	a.Constraint = constraintNames[code]
+	if code != cNone || cover == 0 {
+		return a, nil
+	}
+	e := entry{i: i}
+	score := q.fixedScore(f, c, j, cover, q.proper(f, c, j, cover), lang, waived)
+	if q.stats != nil {
+		e.st, e.known = q.stats.ServiceStats(s.ID)
+	}
+	e.score = min(score+q.observedScore(f, c, j, e.st, e.known), 1)
+	e.key = e.score + q.bonus(f, c, j)
+	cand := q.candidate(e, cover)
+	a.Score, a.Components, a.Reasons = cand.Score, cand.Components, cand.Reasons
+	return a, nil
+}
+
+// directoryQuery is the index query of a profile.
+func directoryQuery(p *events.Profile) directory.Query {
+	q := directory.Query{
+		Needs: p.Needs, Country: p.Location.Country, Region: p.Location.Region,
+		Lat: p.Location.Lat, Lon: p.Location.Lon,
+	}
+	if r := p.Location.ResidenceCountry; r != "" && r != p.Location.Country {
+		q.RemoteCountries = []string{r}
+	}
+	return q
+}
+
+// begin checks the profile, takes a scratch and compiles the profile
+// against the snapshot's table.
+func (m *Matcher) begin(snap *directory.Index, p *events.Profile, opts []MatchOption) (*scratch, *query, error) {
+	if m.err != nil {
+		return nil, nil, m.err
+	}
+	if snap == nil {
+		return nil, nil, ErrNoDirectory
+	}
+	if err := checkProfile(p); err != nil {
+		return nil, nil, err
+	}
+	o := m.options(opts)
+	t := m.tables.get(snap)
+	sc := m.pool.Get().(*scratch)
+	m.compile(sc, t, snap, p, &o)
+	return sc, &sc.q, nil
+}
+
+// checkProfile reports what makes a profile unusable for matching.
+func checkProfile(p *events.Profile) error {
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidProfile}, args...)...)
+	}
+	if len(p.Needs) == 0 {
+		return bad("needs: at least one need is required")
+	}
+	for _, n := range p.Needs {
+		if !events.IsNeed(n) {
+			return bad("needs: %q is not a need code", n)
+		}
+	}
+	if !events.IsCountry(p.Location.Country) {
+		return bad("location.country: %q is not a known country code", p.Location.Country)
+	}
+	if r := p.Location.ResidenceCountry; r != "" && !events.IsCountry(r) {
+		return bad("location.residence_country: %q is not a known country code", r)
+	}
+	if (p.Location.Lat == nil) != (p.Location.Lon == nil) {
+		return bad("location: lat and lon go together")
+	}
+	if !slices.Contains(events.Urgencies, p.Urgency) {
+		return bad("urgency: %q is not one of %v", p.Urgency, events.Urgencies)
+	}
+	if len(p.Channels) == 0 {
+		return bad("channels: at least one acceptable channel is required")
+	}
+	for _, c := range p.Channels {
+		if !slices.Contains(events.Channels, c) {
+			return bad("channels: %q is not a channel", c)
+		}
+	}
+	for _, l := range p.Languages {
+		if !events.IsLanguage(l) {
+			return bad("languages: %q is not an ISO 639-1 code", l)
+		}
+	}
+	if p.AgeBand != "" && !slices.Contains(events.AgeBands, p.AgeBand) {
+		return bad("age_band: %q is not one of %v", p.AgeBand, events.AgeBands)
+	}
+	if p.Gender != "" && !slices.Contains(events.Genders, p.Gender) {
+		return bad("gender: %q is not one of %v", p.Gender, events.Genders)
+	}
+	for _, a := range p.Accessibility {
+		if !slices.Contains(events.Accessibility, a) {
+			return bad("accessibility: %q is not an accessibility code", a)
+		}
+	}
+	for _, c := range p.Crimes {
+		if !events.IsCrime(c) {
+			return bad("crimes: %q is not a crime code", c)
+		}
+	}
+	for _, f := range p.Flags {
+		if !events.IsFlag(f) {
+			return bad("flags: %q is not a flag code", f)
+		}
+	}
+	return nil
+}
+
+// compile fills sc.q from a checked profile.
+func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *events.Profile, o *matchOptions) {
+	q := &sc.q
+	*q = query{t: t, snap: snap, stats: m.cfg.Stats, scaleKm: m.cfg.DistanceScaleKm, perKm: 1 / m.cfg.DistanceScaleKm, preferred: o.preferred}
+
+	sc.needList, sc.needBits = sc.needList[:0], sc.needBits[:0]
+	for _, n := range p.Needs {
+		b := needBit[n]
+		if q.needs&b == 0 {
+			q.needs |= b
+			sc.needList = append(sc.needList, n)
+			sc.needBits = append(sc.needBits, b)
+		}
+	}
+	q.needList, q.needBits = sc.needList, sc.needBits
+
+	q.crimes = maskOf(p.Crimes, crimeBit)
+	q.nCrimes = popcount(q.crimes)
+	q.flags = uint16(maskOf(p.Flags, flagBit))
+	q.nFlags = popcount(uint32(q.flags))
+	q.channels = uint8(maskOf(p.Channels, channelBit))
+	q.first = uint8(channelBit[p.Channels[0]])
+	q.nChannels = popcount(uint32(q.channels))
+	q.acc = uint8(maskOf(p.Accessibility, accBit))
+	q.age = uint8(ageBit[p.AgeBand])
+	q.gender = uint8(genderBit[p.Gender])
+	q.interp = p.InterpreterOK
+
+	sc.langIDs = sc.langIDs[:0]
+	for _, l := range p.Languages {
+		id := int16(-1)
+		if v, ok := t.langs[l]; ok {
+			id = int16(v)
+		}
+		sc.langIDs = append(sc.langIDs, id)
+	}
+	q.langIDs, q.langs = sc.langIDs, p.Languages
+	for k, id := range q.langIDs {
+		switch {
+		case id < 0:
+			q.langUnknown = true
+		case k == 0:
+			q.lang1 = 1 << uint(id)
+		default:
+			q.langRest |= 1 << uint(id)
+		}
+	}
+
+	q.urgency = p.Urgency
+	q.emergency = p.Urgency == events.UrgencyEmergency
+	if q.emergency {
+		q.now = o.now
+		if q.now.IsZero() {
+			q.now = m.cfg.Now()
+		}
+		sc.mow = slices.Grow(sc.mow[:0], len(t.zones))[:len(t.zones)]
+		for i := range sc.mow {
+			sc.mow[i] = -1
+		}
+		q.mow = sc.mow
+	}
+	switch p.Urgency {
+	case events.UrgencyEmergency:
+		q.respScale = ResponseScaleEmergency.Hours()
+	case events.UrgencyUrgent:
+		q.respScale = ResponseScaleUrgent.Hours()
+	case events.UrgencySoon:
+		q.respScale = ResponseScaleSoon.Hours()
+	default:
+		q.respScale = ResponseScaleRoutine.Hours()
+	}
+
+	if p.Location.Lat != nil && p.Location.Lon != nil {
+		q.hasPoint = true
+		q.lat, q.lon = *p.Location.Lat, *p.Location.Lon
+		q.cosLat = math.Cos(q.lat * math.Pi / 180)
+	}
+	q.country = p.Location.Country
+	if r := p.Location.ResidenceCountry; r != "" && r != q.country {
+		q.cross, q.residence = true, r
+		if id, ok := t.countries[q.country]; ok {
+			q.countryBit = 1 << id
+		}
+		if id, ok := t.countries[r]; ok {
+			q.residenceBit = 1 << id
+		}
+	}
+
+	w := m.weights
+	if q.nCrimes == 0 && q.nFlags == 0 {
+		w[compSpecialisation] = 0
+	}
+	if !q.hasPoint {
+		w[compDistance] = 0
+	}
+	if q.acc == 0 {
+		w[compAccessibility] = 0
+	}
+	if !q.cross {
+		w[compResidence] = 0
+	}
+	sum := 0.0
+	for _, v := range w {
+		sum += v
+	}
+	if sum > 0 {
+		for c := range w {
+			w[c] /= sum
+		}
+	}
+	q.w = w
+	if q.hasPoint {
+		q.distMax = w[compDistance]
+	}
+	q.tabulate(sc.spec)
+	sc.spec = q.wSpec
+
+	// The classes of this match.
+	sc.classes, sc.entries = sc.classes[:0], sc.entries[:0]
+	clear(sc.recent[:])
+	if !q.cross && len(q.needBits) <= maxDenseNeeds {
+		n := 1 << len(q.needBits)
+		sc.classIdx = slices.Grow(sc.classIdx[:0], n)[:n]
+		for i := range sc.classIdx {
+			sc.classIdx[i] = -1
+		}
+	} else {
+		clear(sc.classMap)
+		if sc.classMap == nil {
+			sc.classMap = make(map[uint64]int)
+		}
+	}
+}
+
+// bonus is what a service adds to its score in the ranking key: 24/7
+// services first in an emergency, then the preferred organisation's.
+func (q *query) bonus(f *features, c *chunk, j int32) float64 {
+	b := 0.0
+	if q.emergency && f.bits&fAlways != 0 {
+		b += 4
+	}
+	if q.preferred != "" && c.svc[j].Organisation == q.preferred {
+		b += 2
+	}
+	return b
+}
+
+// class returns the index of the class of the candidates meeting exactly
+// cover (and proper), creating it with room for k entries.
+func (sc *scratch) class(q *query, cover, proper uint32, k int) int {
+	var ci int
+	if !q.cross && len(q.needBits) <= maxDenseNeeds {
+		c := 0
+		for j, b := range q.needBits {
+			if cover&b != 0 {
+				c |= 1 << j
+			}
+		}
+		if v := sc.classIdx[c]; v >= 0 {
+			return int(v)
+		}
+		ci = len(sc.classes)
+		sc.classIdx[c] = int16(ci)
+	} else {
+		key := uint64(cover) | uint64(proper)<<32
+		if v, ok := sc.classMap[key]; ok {
+			return v
+		}
+		ci = len(sc.classes)
+		sc.classMap[key] = ci
+	}
+	sc.classes = append(sc.classes, class{cover: cover, proper: proper, off: len(sc.entries), worst: math.Inf(-1)})
+	for range k {
+		sc.entries = append(sc.entries, entry{})
+	}
+	return ci
+}
+
+// better reports whether a ranks before b: higher key, then lower id.
+func (q *query) better(a, b *entry) bool {
+	if a.key != b.key {
+		return a.key > b.key
+	}
+	if q.t.ordered {
+		return a.i < b.i
+	}
+	return q.svc(a.i).ID < q.svc(b.i).ID
+}
+
+func (q *query) svc(i int32) *directory.Service {
+	return q.t.chunks[i>>chunkBits].svc[i&chunkMask]
+}
+
+// offer inserts e into the class's ranking of k if it belongs there.
+func (sc *scratch) offer(q *query, cl *class, e entry, k int) {
+	top := sc.entries[cl.off : cl.off+k]
+	if cl.n < k {
+		cl.n++
+	} else if !q.better(&e, &top[k-1]) {
+		return
+	}
+	j := cl.n - 1
+	for j > 0 && q.better(&e, &top[j-1]) {
+		top[j] = top[j-1]
+		j--
+	}
+	top[j] = e
+	if cl.n == k {
+		cl.worst = top[k-1].key
+	}
+}
+
+func popcount(m uint32) int { return bits.OnesCount32(m) }

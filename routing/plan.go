@@ -1,0 +1,417 @@
+package routing
+
+import (
+	"maps"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/invictus-network/invictus/events"
+)
+
+// Reasons for unmatched needs (events.UnmatchedNeed.Reason).
+const (
+	// UnmatchedNoService: no service offering the need serves the victim's
+	// location (or the residence country remotely).
+	UnmatchedNoService = "no_service"
+	// UnmatchedExcluded: services offer the need there, but every one
+	// failed a hard constraint (see Plan.Excluded).
+	UnmatchedExcluded = "excluded"
+)
+
+// Limits of a candidate's explanation, as the planned event allows.
+const (
+	maxReasons   = 16
+	maxReasonLen = 200
+)
+
+// Plan is the matcher's answer for one profile: need groups, each to be
+// met by one placement with a primary candidate and ranked fallbacks, and
+// the needs nothing covers. [Plan.Event] turns it into the payload of
+// referral.planned.
+type Plan struct {
+	// Revision is the directory revision the plan was made from.
+	Revision uint64
+	// Urgency is the profile's urgency; for "emergency" only services open
+	// now were considered, 24/7 services first, and the sender must be
+	// told to call 112 as well.
+	Urgency string
+	// Groups are the placements in the order the greedy set cover chose
+	// them; their Placement ids are p1, p2, ...
+	Groups []Group
+	// Unmatched are the needs no eligible candidate covers, in profile
+	// order, with UnmatchedNoService or UnmatchedExcluded.
+	Unmatched []events.UnmatchedNeed
+	// Excluded counts the candidates excluded by each hard constraint (the
+	// Constraint* names), each under the first it failed; nil when none.
+	Excluded map[string]int
+	// Considered is the number of candidates the index returned;
+	// Eligible the number that passed every hard constraint.
+	Considered int
+	Eligible   int
+}
+
+// Group is a set of needs to be met by one placement, with its candidates
+// best first: each covers all of Needs and passes every hard constraint.
+type Group struct {
+	Placement  string
+	Needs      []string
+	Candidates []Candidate
+}
+
+// Candidate is one ranked service of a group with what explains its rank.
+type Candidate struct {
+	Service      string
+	Organisation string
+	// Name is the service's name, for display.
+	Name string
+	// Covers are the needs of the group it is planned for.
+	Covers []string
+	// Score is the weighted mean of Components, in [0, 1].
+	Score float64
+	// Components are the score components that apply to the profile (the
+	// Component* names), each in [0, 1].
+	Components map[string]float64
+	// Reasons is a short explanation a caseworker can read, e.g. "covers
+	// safety.shelter and support.emotional", "speaks pt and en", "3.4 km",
+	// "accepting".
+	Reasons []string
+}
+
+// Primary returns the first candidate of the group.
+func (g Group) Primary() Candidate { return g.Candidates[0] }
+
+// Event returns the plan as the payload of referral.planned. Scores and
+// components are rounded to four decimals.
+func (p *Plan) Event() events.Planned {
+	ev := events.Planned{DirectoryRevision: p.Revision, Groups: make([]events.PlanGroup, 0, len(p.Groups))}
+	for _, g := range p.Groups {
+		pg := events.PlanGroup{Placement: g.Placement, Needs: slices.Clone(g.Needs), Candidates: make([]events.Candidate, 0, len(g.Candidates))}
+		for _, c := range g.Candidates {
+			comps := make(map[string]float64, len(c.Components))
+			for k, v := range c.Components {
+				comps[k] = round4(v)
+			}
+			pg.Candidates = append(pg.Candidates, events.Candidate{
+				Service: c.Service, Organisation: c.Organisation, Covers: slices.Clone(c.Covers),
+				Score: round4(c.Score), Components: comps, Reasons: slices.Clone(c.Reasons),
+			})
+		}
+		ev.Groups = append(ev.Groups, pg)
+	}
+	ev.Unmatched = slices.Clone(p.Unmatched)
+	if len(p.Excluded) > 0 {
+		ev.Excluded = maps.Clone(p.Excluded)
+	}
+	return ev
+}
+
+func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }
+
+// plan groups the ranked classes into placements by greedy weighted set
+// cover and explains the chosen candidates.
+func (sc *scratch) plan(q *query, k int, excluded [numConstraints]int, offered uint32, considered, eligible int) *Plan {
+	p := &Plan{Revision: q.snap.Revision(), Urgency: q.urgency, Considered: considered, Eligible: eligible}
+	for c := cNone + 1; c < numConstraints; c++ {
+		if excluded[c] > 0 {
+			if p.Excluded == nil {
+				p.Excluded = make(map[string]int)
+			}
+			p.Excluded[constraintNames[c]] = excluded[c]
+		}
+	}
+	var coverable, properly uint32
+	for _, cl := range sc.classes {
+		coverable |= cl.cover
+		properly |= cl.proper
+	}
+	// In a cross-border case, the needs that services of their preferred
+	// country can meet are planned with those services first. Every other
+	// case has proper equal to cover, so this covers all it can.
+	groups := sc.cover(q, nil, properly, true)
+	// The rest of a cross-border case's needs: first added to a placement
+	// whose primary meets them anyway, then covered by any service.
+	rest := coverable &^ properly
+	for _, b := range q.needBits {
+		if rest&b == 0 {
+			continue
+		}
+		for gi := range groups {
+			if q.t.f(groups[gi].primary.i).needs&b != 0 {
+				groups[gi].any |= b
+				rest &^= b
+				break
+			}
+		}
+	}
+	groups = sc.cover(q, groups, rest, false)
+
+	for _, g := range groups {
+		needs := g.proper | g.any
+		group := Group{Placement: "p" + strconv.Itoa(len(p.Groups)+1), Needs: q.codes(needs)}
+		for _, e := range sc.ranking(q, g, k) {
+			group.Candidates = append(group.Candidates, q.candidate(e, needs))
+		}
+		p.Groups = append(p.Groups, group)
+	}
+	for j, b := range q.needBits {
+		if coverable&b != 0 {
+			continue
+		}
+		reason := UnmatchedNoService
+		if offered&b != 0 {
+			reason = UnmatchedExcluded
+		}
+		p.Unmatched = append(p.Unmatched, events.UnmatchedNeed{Need: q.needList[j], Reason: reason})
+	}
+	return p
+}
+
+// planGroup is a group being planned: its candidates must meet the needs
+// of proper in their preferred country and those of any anywhere.
+type planGroup struct {
+	proper, any uint32
+	primary     entry
+}
+
+// cover appends to groups those of a greedy weighted set cover of the
+// needs of want: by the classes' proper needs when proper is true, else by
+// all the needs they cover.
+func (sc *scratch) cover(q *query, groups []planGroup, want uint32, proper bool) []planGroup {
+	mask := func(cl *class) uint32 {
+		if proper {
+			return cl.proper
+		}
+		return cl.cover
+	}
+	for uncovered := want; uncovered != 0; {
+		best, bestNew, bestCost := -1, 0, 0.0
+		for ci := range sc.classes {
+			cl := &sc.classes[ci]
+			n := popcount(mask(cl) & uncovered)
+			if n == 0 {
+				continue
+			}
+			top := &sc.entries[cl.off]
+			cost := (1 + CoverQuality*(1-top.score)) / float64(n)
+			if best < 0 || cost < bestCost || (cost == bestCost && (n > bestNew ||
+				(n == bestNew && q.better(top, &sc.entries[sc.classes[best].off])))) {
+				best, bestNew, bestCost = ci, n, cost
+			}
+		}
+		cl := &sc.classes[best]
+		g := planGroup{primary: sc.entries[cl.off]}
+		if proper {
+			g.proper = cl.proper & uncovered
+		} else {
+			g.any = cl.cover & uncovered
+		}
+		uncovered &^= g.proper | g.any
+		groups = append(groups, g)
+	}
+	return groups
+}
+
+// ranking returns the best k candidates of the group's needs.
+func (sc *scratch) ranking(q *query, g planGroup, k int) []entry {
+	var out []entry
+	for i := range sc.classes {
+		cl := &sc.classes[i]
+		if cl.proper&g.proper == g.proper && cl.cover&g.any == g.any {
+			out = append(out, sc.entries[cl.off:cl.off+cl.n]...)
+		}
+	}
+	slices.SortFunc(out, func(a, b entry) int {
+		if q.better(&a, &b) {
+			return -1
+		}
+		if q.better(&b, &a) {
+			return 1
+		}
+		return 0
+	})
+	return out[:min(k, len(out))]
+}
+
+func (t *table) f(i int32) *features {
+	f, _ := t.at(i)
+	return f
+}
+
+// codes returns the profile's needs in mask, in profile order.
+func (q *query) codes(mask uint32) []string {
+	out := make([]string, 0, popcount(mask))
+	for j, b := range q.needBits {
+		if mask&b != 0 {
+			out = append(out, q.needList[j])
+		}
+	}
+	return out
+}
+
+// candidate explains the ranked entry e planned for the needs of group.
+func (q *query) candidate(e entry, group uint32) Candidate {
+	f, c := q.t.at(e.i)
+	j := e.i & chunkMask
+	s := c.svc[j]
+	cover := f.needs & q.needs
+	_, lang, waived := q.check(f, c, j)
+	comps := q.components(f, c, j, cover, q.proper(f, c, j, cover), lang, waived, e.st, e.known)
+	m := make(map[string]float64, numComponents)
+	for i, w := range q.w {
+		if w > 0 {
+			m[componentNames[i]] = comps[i]
+		}
+	}
+	return Candidate{
+		Service: s.ID, Organisation: s.Organisation, Name: s.Name, Covers: q.codes(group),
+		Score: e.score, Components: m, Reasons: q.reasons(f, c, j, &e, group, cover, lang, waived),
+	}
+}
+
+// reasons writes the explanation of a candidate.
+func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover uint32, lang int, waived bool) []string {
+	s := c.svc[j]
+	r := make([]string, 0, 12)
+	add := func(parts ...string) {
+		if len(r) < maxReasons {
+			r = append(r, clip(strings.Join(parts, "")))
+		}
+	}
+	add("covers ", joinAnd(q.codes(group)))
+	if extra := cover &^ group; extra != 0 {
+		add("also offers ", joinAnd(q.codes(extra)))
+	}
+	if q.preferred != "" && s.Organisation == q.preferred {
+		add("organisation preferred by the victim")
+	}
+	var spec []string
+	spec = appendBits(spec, events.Crimes, f.crimes&q.crimes)
+	spec = appendBits(spec, events.Flags, uint32(f.flags&q.flags))
+	if len(spec) > 0 {
+		add("specialised in ", joinAnd(spec))
+	}
+	switch lang {
+	case langFirst, langOther:
+		var spoken []string
+		for _, l := range q.langs {
+			if slices.Contains(s.Languages, l) {
+				spoken = append(spoken, l)
+			}
+		}
+		add("speaks ", joinAnd(spoken))
+	case langInterpreter:
+		if f.bits&fInterp != 0 {
+			add("no shared language: the service provides an interpreter")
+		} else {
+			add("no shared language: an interpreter must be arranged")
+		}
+	}
+	remote := f.channels & q.channels & remoteChannels
+	if q.hasPoint && f.bits&fHasLoc != 0 {
+		add(formatKm(q.nearestKm(f, c, j)))
+	}
+	switch {
+	case f.bits&fRemote != 0 && remote != 0:
+		add("remote: ", strings.Join(appendBits(nil, events.Channels, uint32(remote)), ", "))
+	case f.bits&fHasLoc == 0:
+		add("no location listed")
+	}
+	add("channels: ", strings.Join(appendBits(nil, events.Channels, uint32(f.channels&q.channels)), ", "))
+	if q.acc != 0 {
+		place := q.acc & placeAccess
+		met := q.acc
+		if waived {
+			met &^= place
+		}
+		if met != 0 {
+			add("meets ", joinAnd(appendBits(nil, events.Accessibility, uint32(met))))
+		}
+		if waived {
+			add("no visit needed, so ", joinAnd(appendBits(nil, events.Accessibility, uint32(place))), " does not arise")
+		}
+	}
+	status := "accepting"
+	if f.bits&fWaitlist != 0 {
+		status = "waiting list"
+	}
+	if e.known && e.st.OpenOffers > 0 {
+		add(status, ", ", strconv.Itoa(e.st.OpenOffers), " open offers")
+	} else {
+		add(status)
+	}
+	if f.bits&fAlways != 0 {
+		add("24/7")
+	} else if q.emergency {
+		add("open now")
+	}
+	if f.ages != 0 || f.genders != 0 {
+		var who []string
+		who = appendBits(who, events.AgeBands, uint32(f.ages))
+		who = appendBits(who, events.Genders, uint32(f.genders))
+		add("only for ", joinAnd(who))
+	}
+	if q.cross && q.proper(f, c, j, ongoingNeeds) != 0 {
+		add("serves ", q.residence, ", where the victim lives")
+	}
+	if e.known && e.st.Answered > 0 {
+		add("accepted ", strconv.Itoa(min(e.st.Accepted, e.st.Answered)), " of ", strconv.Itoa(e.st.Answered), " offers")
+		if e.st.ResponseTime > 0 {
+			add("answers in about ", roundDuration(e.st.ResponseTime))
+		}
+	} else if s.ResponseHours > 0 {
+		add("promises an answer within ", strconv.Itoa(s.ResponseHours), " h")
+	}
+	return r
+}
+
+// formatKm writes a distance as "3.4 km" below 10 km, "27 km" above.
+func formatKm(d float64) string {
+	if d < 9.95 {
+		return strconv.FormatFloat(d, 'f', 1, 64) + " km"
+	}
+	return strconv.FormatFloat(d, 'f', 0, 64) + " km"
+}
+
+// appendBits appends the codes of all whose bit (by position) is in mask.
+func appendBits(dst, all []string, mask uint32) []string {
+	for i, c := range all {
+		if mask&(1<<uint(i)) != 0 {
+			dst = append(dst, c)
+		}
+	}
+	return dst
+}
+
+// joinAnd joins "a", "a and b", "a, b and c".
+func joinAnd(list []string) string {
+	switch len(list) {
+	case 0:
+		return ""
+	case 1:
+		return list[0]
+	}
+	return strings.Join(list[:len(list)-1], ", ") + " and " + list[len(list)-1]
+}
+
+// clip shortens s to the length a reason may have.
+func clip(s string) string {
+	if len(s) <= maxReasonLen {
+		return s
+	}
+	return s[:maxReasonLen-3] + "..."
+}
+
+// roundDuration writes a response time as minutes, hours or days.
+func roundDuration(d time.Duration) string {
+	h := d.Hours()
+	switch {
+	case h < 1:
+		return strconv.Itoa(int(math.Max(1, math.Round(h*60)))) + " min"
+	case h < 47.5:
+		return strconv.Itoa(int(math.Round(h))) + " h"
+	}
+	return strconv.Itoa(int(math.Round(h/24))) + " days"
+}

@@ -1,0 +1,698 @@
+package routing
+
+import (
+	"math"
+	"math/bits"
+	"slices"
+	"time"
+
+	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
+)
+
+// Score components: the keys of [Candidate.Components] and of the
+// components of the referral.planned event. Each value lies in [0, 1]; the
+// score is their weighted mean (see [Weights]) over the components that
+// apply to the profile.
+const (
+	// ComponentNeeds is the share of the profile's needs the service meets.
+	ComponentNeeds = "needs"
+	// ComponentSpecialisation rates the service's specialisation in the
+	// profile's crime types and flags: for crimes, a specialist in one of
+	// them scores 0.5 plus half the share of the profile's crimes it
+	// covers, a generalist (no crimes listed) [SpecialisationGeneralist],
+	// a specialist in other crimes [SpecialisationOther]; for flags, the
+	// share of the profile's flags it is specialised for. Both parts are
+	// averaged. It applies when the profile has crimes or flags.
+	ComponentSpecialisation = "specialisation"
+	// ComponentLanguage is [LanguageFirst] when the service speaks the
+	// victim's first language, [LanguageOther] for another of the victim's
+	// languages, [LanguageInterpreter] when only an interpreter makes
+	// them understand each other.
+	ComponentLanguage = "language"
+	// ComponentDistance decays with the distance from the victim to the
+	// service's nearest location: exp(-d/scale), scale
+	// [Config.DistanceScaleKm]. A service without a location (a helpline,
+	// a safe house whose address is not public) scores
+	// [DistanceNoLocation], and so at least does a remote service reachable
+	// through a remote channel the victim accepts. It applies when the
+	// profile has coordinates.
+	ComponentDistance = "distance"
+	// ComponentChannel rates the channels: half for offering the victim's
+	// first (preferred) channel, half for the share of the victim's
+	// acceptable channels it offers.
+	ComponentChannel = "channel"
+	// ComponentAccessibility is the share of the victim's accessibility
+	// needs that the service or one of its locations meets; a need of the
+	// place (wheelchair, step_free, hearing_loop, quiet_space, childcare)
+	// that does not arise because the service can be used remotely or at
+	// home counts [AccessibilityWaived]. It applies when the profile has
+	// accessibility needs.
+	ComponentAccessibility = "accessibility"
+	// ComponentLoad is the free share of the service's capacity: 1 minus
+	// its open offers over Capacity.MaxOpen ([LoadAssumedMaxOpen] when
+	// unknown), times [LoadWaitlist] when it has a waiting list.
+	ComponentLoad = "load"
+	// ComponentAcceptance is the observed share of offers the service
+	// accepted, smoothed towards [PriorScore] with [PriorWeight]
+	// pseudo-offers: [PriorScore] until there is data.
+	ComponentAcceptance = "acceptance"
+	// ComponentResponseTime rates the observed time to answer an offer:
+	// 1/(1+t/scale) with the scale of the profile's urgency
+	// ([ResponseScaleRoutine] ...), smoothed like acceptance.
+	ComponentResponseTime = "response_time"
+	// ComponentResidence applies to cross-border cases (a residence
+	// country other than the location's): the share of the needs the
+	// service meets for which it serves the preferred country, the
+	// residence country for ongoing support (emotional, psychological,
+	// trauma and financial support, compensation, family support,
+	// cross-border assistance) and the country of the location for the
+	// rest.
+	ComponentResidence = "residence"
+)
+
+// Hard constraints: the keys of [Plan.Excluded]. A service failing one is
+// never in a plan; it is counted under the first it fails, in this order.
+const (
+	// ConstraintInactive: the service does not take referrals.
+	ConstraintInactive = "inactive"
+	// ConstraintEligibility: the victim's age band or gender is not among
+	// those the service accepts.
+	ConstraintEligibility = "eligibility"
+	// ConstraintCapacity: the service's capacity status is full.
+	ConstraintCapacity = "capacity"
+	// ConstraintLanguage: no shared language, and an interpreter is
+	// available on neither side (Profile.InterpreterOK,
+	// Service.InterpreterAvailable).
+	ConstraintLanguage = "language"
+	// ConstraintChannel: the service offers none of the victim's
+	// acceptable channels.
+	ConstraintChannel = "channel"
+	// ConstraintAccessibility: an accessibility need is met neither by the
+	// service nor at one of its locations (needs of the place do not arise
+	// when the service can be used through a channel other than in person).
+	ConstraintAccessibility = "accessibility"
+	// ConstraintOpenNow: for an emergency, the service is not open now in
+	// its own time zone.
+	ConstraintOpenNow = "open_now"
+)
+
+// Scoring constants. See the Component constants for how each is used.
+const (
+	LanguageFirst       = 1.0
+	LanguageOther       = 0.6
+	LanguageInterpreter = 0.25
+
+	DistanceNoLocation = 0.5
+
+	SpecialisationGeneralist = 0.5
+	SpecialisationOther      = 0.2
+
+	AccessibilityWaived = 0.5
+
+	LoadWaitlist       = 0.3
+	LoadAssumedMaxOpen = 10
+
+	PriorScore  = 0.5
+	PriorWeight = 4.0
+
+	// ResponseScale* are the answer times that score 0.5 for each urgency:
+	// half the default offer deadline.
+	ResponseScaleEmergency = 7*time.Minute + 30*time.Second
+	ResponseScaleUrgent    = time.Hour
+	ResponseScaleSoon      = 12 * time.Hour
+	ResponseScaleRoutine   = 36 * time.Hour
+)
+
+// Component indices.
+const (
+	compNeeds = iota
+	compSpecialisation
+	compLanguage
+	compDistance
+	compChannel
+	compAccessibility
+	compLoad
+	compAcceptance
+	compResponse
+	compResidence
+	numComponents
+)
+
+var componentNames = [numComponents]string{
+	ComponentNeeds, ComponentSpecialisation, ComponentLanguage, ComponentDistance, ComponentChannel,
+	ComponentAccessibility, ComponentLoad, ComponentAcceptance, ComponentResponseTime, ComponentResidence,
+}
+
+// Constraint indices; 0 is none.
+const (
+	cNone = iota
+	cInactive
+	cEligibility
+	cCapacity
+	cLanguage
+	cChannel
+	cAccessibility
+	cOpenNow
+	numConstraints
+)
+
+var constraintNames = [numConstraints]string{
+	"", ConstraintInactive, ConstraintEligibility, ConstraintCapacity, ConstraintLanguage,
+	ConstraintChannel, ConstraintAccessibility, ConstraintOpenNow,
+}
+
+// Language levels of a service for a profile.
+const (
+	langNone        = 0
+	langInterpreter = 1
+	langOther       = 2
+	langFirst       = 3
+)
+
+// ongoingNeeds are the needs of ongoing support, better met in the
+// residence country of a cross-border case.
+var ongoingNeeds = uint32(maskOf([]string{
+	events.NeedSupportEmotional, events.NeedSupportPsychological, events.NeedSupportTrauma,
+	events.NeedSupportFinancial, events.NeedInfoCompensation, events.NeedFamilySupport,
+	events.NeedCrossborderAssistance,
+}, needBit))
+
+// kmPerDegree is the length of a degree of latitude.
+const kmPerDegree = 6371.0088 * math.Pi / 180
+
+// query is a profile compiled against a table: its codes as masks, its
+// weights normalised over the components that apply, and tables of the
+// weighted values of the components that take few values.
+type query struct {
+	t    *table
+	snap *directory.Index
+
+	needs     uint32
+	needList  []string // known needs in profile order, without repeats
+	needBits  []uint32 // their bits
+	crimes    uint32
+	nCrimes   int
+	flags     uint16
+	nFlags    int
+	channels  uint8
+	first     uint8 // the first (preferred) channel
+	nChannels int
+	acc       uint8
+	age       uint8
+	gender    uint8
+	langIDs   []int16 // dense ids of the profile's languages; -1 unknown
+	langs     []string
+	interp    bool
+	// lang1 is the bit of the first language, langRest those of the
+	// others; langUnknown reports a language without a bit.
+	lang1, langRest uint64
+	langUnknown     bool
+
+	urgency   string
+	emergency bool
+	now       time.Time
+	mow       []int16 // minute of week per table zone; -1 not yet known
+	respScale float64 // hours
+
+	hasPoint bool
+	lat, lon float64
+	cosLat   float64
+	scaleKm  float64
+	perKm    float64 // 1/scaleKm
+	distMax  float64 // the most the distance can add
+
+	cross        bool
+	country      string
+	residence    string
+	countryBit   uint32 // dense bit of country in the table; 0 = none
+	residenceBit uint32
+	preferred    string
+
+	stats StatsSource
+	w     [numComponents]float64
+
+	// Weighted values: needs by the number met, language by level,
+	// channel by the shared channel mask, specialisation by specIndex,
+	// accessibility by waived, observed components without statistics by
+	// waiting list.
+	wNeeds [20]float64
+	wLang  [4]float64
+	wChan  [64]float64
+	wSpec  []float64
+	wAcc   [2]float64
+	wObs   [2]float64
+}
+
+// tabulate fills the tables of weighted values; q's masks and weights
+// must be set.
+func (q *query) tabulate(spec []float64) {
+	for n := range q.wNeeds {
+		q.wNeeds[n] = q.w[compNeeds] * needsValue(n, len(q.needBits))
+	}
+	for l := range q.wLang {
+		q.wLang[l] = q.w[compLanguage] * languageValue(l)
+	}
+	for m := range q.wChan {
+		q.wChan[m] = q.w[compChannel] * q.channelValue(uint8(m))
+	}
+	q.wSpec = spec[:0]
+	if q.nCrimes > 0 || q.nFlags > 0 {
+		for state := range q.nCrimes + 2 {
+			for m := range q.nFlags + 1 {
+				q.wSpec = append(q.wSpec, q.w[compSpecialisation]*q.specValue(state, m))
+			}
+		}
+	}
+	for k := range q.wAcc {
+		q.wAcc[k] = q.w[compAccessibility] * q.accessValue(k == 1)
+	}
+	for k := range q.wObs {
+		q.wObs[k] = q.w[compLoad]*loadValue(k == 1, 0, 0) + (q.w[compAcceptance]+q.w[compResponse])*PriorScore
+	}
+}
+
+// The component values, each in [0, 1]: the single definition that both
+// the ranking (through the tables) and the explanations use.
+
+func needsValue(met, of int) float64 {
+	if of == 0 {
+		return 0
+	}
+	return float64(met) / float64(of)
+}
+
+func languageValue(level int) float64 {
+	switch level {
+	case langFirst:
+		return LanguageFirst
+	case langOther:
+		return LanguageOther
+	case langInterpreter:
+		return LanguageInterpreter
+	}
+	return 0
+}
+
+func (q *query) channelValue(shared uint8) float64 {
+	v := 0.5 * float64(bits.OnesCount8(shared&q.channels)) / float64(q.nChannels)
+	if shared&q.first != 0 {
+		v += 0.5
+	}
+	return v
+}
+
+// specIndex is the index in wSpec of the service's specialisation: the
+// crime state (0 generalist, 1 specialist in other crimes, 1+m specialist
+// in m of the profile's crimes) times nFlags+1, plus the flags it matches.
+func (q *query) specIndex(f *features) int {
+	state := 0
+	if q.nCrimes > 0 && f.crimes != 0 {
+		state = 1 + bits.OnesCount32(f.crimes&q.crimes)
+	}
+	return state*(q.nFlags+1) + bits.OnesCount16(f.flags&q.flags)
+}
+
+func (q *query) specValue(state, flagsMet int) float64 {
+	v, parts := 0.0, 0
+	if q.nCrimes > 0 {
+		switch state {
+		case 0:
+			v += SpecialisationGeneralist
+		case 1:
+			v += SpecialisationOther
+		default:
+			v += 0.5 + 0.5*float64(state-1)/float64(q.nCrimes)
+		}
+		parts++
+	}
+	if q.nFlags > 0 {
+		v += float64(flagsMet) / float64(q.nFlags)
+		parts++
+	}
+	if parts == 0 {
+		return 0
+	}
+	return v / float64(parts)
+}
+
+func (q *query) accessValue(waived bool) float64 {
+	if !waived {
+		return 1
+	}
+	n := bits.OnesCount8(q.acc)
+	p := bits.OnesCount8(q.acc & placeAccess)
+	return (float64(n-p) + AccessibilityWaived*float64(p)) / float64(n)
+}
+
+// distanceValue is the distance component of the service.
+func (q *query) distanceValue(f *features, c *chunk, j int32) float64 {
+	if f.bits&fHasLoc == 0 {
+		return DistanceNoLocation
+	}
+	var d float64
+	if f.bits&fMultiLoc == 0 {
+		d = q.km(float64(f.lat), float64(f.lon))
+	} else {
+		d = q.nearestKm(f, c, j)
+	}
+	v := expNeg(d * q.perKm)
+	if f.bits&fRemote != 0 && f.channels&q.channels&remoteChannels != 0 {
+		v = max(v, DistanceNoLocation)
+	}
+	return v
+}
+
+func residenceValue(cover, proper uint32) float64 {
+	return float64(bits.OnesCount32(proper)) / float64(bits.OnesCount32(cover))
+}
+
+// loadValue is the load component: the free share of the capacity, times
+// LoadWaitlist on a waiting list.
+func loadValue(waitlist bool, open int, maxOpen uint16) float64 {
+	v := 1.0
+	if open > 0 {
+		m := float64(maxOpen)
+		if m <= 0 {
+			m = LoadAssumedMaxOpen
+		}
+		v = 1 - min(1, float64(open)/m)
+	}
+	if waitlist {
+		v *= LoadWaitlist
+	}
+	return v
+}
+
+// observedValues are the load, acceptance and response-time components.
+func (q *query) observedValues(f *features, x *cold, st ServiceStats, known bool) (load, acc, resp float64) {
+	if !known {
+		return loadValue(f.bits&fWaitlist != 0, 0, 0), PriorScore, PriorScore
+	}
+	load = loadValue(f.bits&fWaitlist != 0, st.OpenOffers, x.maxOpen)
+	n := float64(max(st.Answered, 0))
+	a := float64(min(max(st.Accepted, 0), max(st.Answered, 0)))
+	acc = (a + PriorScore*PriorWeight) / (n + PriorWeight)
+	resp = PriorScore
+	if st.ResponseTime > 0 && n > 0 {
+		obs := 1 / (1 + st.ResponseTime.Hours()/q.respScale)
+		resp = (obs*n + PriorScore*PriorWeight) / (n + PriorWeight)
+	}
+	return load, acc, resp
+}
+
+// fixedScore is the weighted sum of the components that do not depend on
+// observed statistics. cover is the profile needs the service meets,
+// proper those of them it meets in the preferred country.
+func (q *query) fixedScore(f *features, c *chunk, j int32, cover, proper uint32, lang int, waived bool) float64 {
+	return q.baseScore(f, cover, proper, lang, waived) + q.distanceScore(f, c, j)
+}
+
+// baseScore is fixedScore without the distance: the cheap part, known
+// before the distance is computed.
+func (q *query) baseScore(f *features, cover, proper uint32, lang int, waived bool) float64 {
+	s := q.wNeeds[bits.OnesCount32(cover)] + q.wLang[lang] + q.wChan[f.channels&q.channels]
+	if len(q.wSpec) > 0 {
+		s += q.wSpec[q.specIndex(f)]
+	}
+	if q.acc != 0 {
+		if waived {
+			s += q.wAcc[1]
+		} else {
+			s += q.wAcc[0]
+		}
+	}
+	if q.cross {
+		s += q.w[compResidence] * residenceValue(cover, proper)
+	}
+	return s
+}
+
+// distanceScore is the weighted distance component.
+func (q *query) distanceScore(f *features, c *chunk, j int32) float64 {
+	if !q.hasPoint {
+		return 0
+	}
+	return q.w[compDistance] * q.distanceValue(f, c, j)
+}
+
+// observedScore is the weighted sum of the observed components.
+func (q *query) observedScore(f *features, c *chunk, j int32, st ServiceStats, known bool) float64 {
+	if !known {
+		if f.bits&fWaitlist != 0 {
+			return q.wObs[1]
+		}
+		return q.wObs[0]
+	}
+	load, acc, resp := q.observedValues(f, &c.x[j], st, known)
+	return q.w[compLoad]*load + q.w[compAcceptance]*acc + q.w[compResponse]*resp
+}
+
+// observedMax is the most the observed components can add for the
+// service: an upper bound used to skip services that cannot enter a
+// ranking. Without statistics it is what they add.
+func (q *query) observedMax(f *features) float64 {
+	waitlist := f.bits&fWaitlist != 0
+	if q.stats == nil {
+		if waitlist {
+			return q.wObs[1]
+		}
+		return q.wObs[0]
+	}
+	return q.w[compLoad]*loadValue(waitlist, 0, 0) + q.w[compAcceptance] + q.w[compResponse]
+}
+
+// components returns the values of every component for the service, for
+// explanations.
+func (q *query) components(f *features, c *chunk, j int32, cover, proper uint32, lang int, waived bool, st ServiceStats, known bool) [numComponents]float64 {
+	var v [numComponents]float64
+	v[compNeeds] = needsValue(bits.OnesCount32(cover), len(q.needBits))
+	v[compLanguage] = languageValue(lang)
+	v[compChannel] = q.channelValue(f.channels)
+	if q.nCrimes > 0 || q.nFlags > 0 {
+		idx := q.specIndex(f)
+		v[compSpecialisation] = q.specValue(idx/(q.nFlags+1), idx%(q.nFlags+1))
+	}
+	if q.hasPoint {
+		v[compDistance] = q.distanceValue(f, c, j)
+	}
+	if q.acc != 0 {
+		v[compAccessibility] = q.accessValue(waived)
+	}
+	if q.cross {
+		v[compResidence] = residenceValue(cover, proper)
+	}
+	v[compLoad], v[compAcceptance], v[compResponse] = q.observedValues(f, &c.x[j], st, known)
+	return v
+}
+
+// check returns the first hard constraint service j of chunk c fails
+// (cNone if none), its language level and whether needs of the place were
+// waived because it can be used remotely.
+func (q *query) check(f *features, c *chunk, j int32) (code int, lang int, waived bool) {
+	if f.bits&fActive == 0 {
+		return cInactive, 0, false
+	}
+	if (f.ages != 0 && q.age != 0 && f.ages&q.age == 0) || (f.genders != 0 && q.gender != 0 && f.genders&q.gender == 0) {
+		return cEligibility, 0, false
+	}
+	if f.bits&fFull != 0 {
+		return cCapacity, 0, false
+	}
+	lang = q.language(f, c, j)
+	if lang == langNone {
+		return cLanguage, 0, false
+	}
+	if f.channels&q.channels == 0 {
+		return cChannel, lang, false
+	}
+	if q.acc != 0 {
+		var ok bool
+		if ok, waived = q.access(f, c, j); !ok {
+			return cAccessibility, lang, false
+		}
+	}
+	if q.emergency && !q.openNow(f, c, j) {
+		return cOpenNow, lang, waived
+	}
+	return cNone, lang, waived
+}
+
+// language returns the language level of the service for the profile.
+func (q *query) language(f *features, c *chunk, j int32) int {
+	if f.bits&fLangSlow == 0 || !q.langUnknown {
+		// Every language the two could share has a bit.
+		switch {
+		case f.langs&q.lang1 != 0:
+			return langFirst
+		case f.langs&q.langRest != 0:
+			return langOther
+		case q.interp || f.bits&fInterp != 0:
+			return langInterpreter
+		}
+		return langNone
+	}
+	for k, id := range q.langIDs {
+		var speaks bool
+		if id >= 0 {
+			speaks = f.langs&(1<<uint(id)) != 0
+		} else {
+			speaks = slices.Contains(c.svc[j].Languages, q.langs[k])
+		}
+		if speaks {
+			if k == 0 {
+				return langFirst
+			}
+			return langOther
+		}
+	}
+	if q.interp || f.bits&fInterp != 0 {
+		return langInterpreter
+	}
+	return langNone
+}
+
+// access reports whether the accessibility needs are met, and whether
+// needs of the place were waived because the service can be used through
+// a channel other than in person.
+func (q *query) access(f *features, c *chunk, j int32) (ok, waived bool) {
+	x := &c.x[j]
+	comm := q.acc &^ placeAccess
+	if comm&^(f.acc|x.locAny) != 0 {
+		return false, false
+	}
+	place := q.acc & placeAccess
+	if place == 0 || place&^(f.acc|x.loc0) == 0 {
+		return true, false
+	}
+	if f.bits&fMultiLoc != 0 {
+		if f.bits&fLocSlow != 0 {
+			for _, l := range c.svc[j].Locations[1:] {
+				if place&^(f.acc|uint8(maskOf(l.Accessibility, accBit))) == 0 {
+					return true, false
+				}
+			}
+		} else {
+			for _, l := range c.locs[x.locOff : x.locOff+uint16(x.nLoc)-1] {
+				if place&^(f.acc|l.acc) == 0 {
+					return true, false
+				}
+			}
+		}
+	}
+	if f.channels&q.channels&remoteChannels != 0 {
+		return true, true
+	}
+	return false, false
+}
+
+// openNow reports whether the service is open at q.now in its time zone.
+func (q *query) openNow(f *features, c *chunk, j int32) bool {
+	if f.bits&fAlways != 0 {
+		return true
+	}
+	x := &c.x[j]
+	if x.zone == 0 {
+		return c.svc[j].Hours.OpenAt(q.now)
+	}
+	z := x.zone - 1
+	m := q.mow[z]
+	if m < 0 {
+		lt := q.now.In(q.t.zones[z])
+		m = int16(((int(lt.Weekday())+6)%7)*1440 + lt.Hour()*60 + lt.Minute())
+		q.mow[z] = m
+	}
+	for _, r := range c.hours[x.hOff : x.hOff+uint16(x.hN)] {
+		if m >= r.lo && m < r.hi {
+			return true
+		}
+	}
+	return false
+}
+
+// proper returns the needs of cover for which the service serves the
+// preferred country of a cross-border case: the residence country for
+// ongoing support, the location's country for the rest. Without a
+// cross-border case it is cover.
+func (q *query) proper(f *features, c *chunk, j int32, cover uint32) uint32 {
+	if !q.cross {
+		return cover
+	}
+	cs := c.x[j].countries
+	here := cs&q.countryBit != 0
+	home := cs&q.residenceBit != 0
+	if f.bits&fCountrySlow != 0 {
+		s := c.svc[j]
+		here = slices.Contains(s.Area.Countries, q.country)
+		home = slices.Contains(s.Area.Countries, q.residence)
+	}
+	var out uint32
+	if here {
+		out |= cover &^ ongoingNeeds
+	}
+	if home {
+		out |= cover & ongoingNeeds
+	}
+	return out
+}
+
+// nearestKm is the distance from the victim to the service's nearest
+// location, by the equirectangular approximation (within 0.5% of the
+// great-circle distance up to a few hundred kilometres).
+func (q *query) nearestKm(f *features, c *chunk, j int32) float64 {
+	d := q.km(float64(f.lat), float64(f.lon))
+	if f.bits&fMultiLoc != 0 {
+		if f.bits&fLocSlow != 0 {
+			for _, l := range c.svc[j].Locations[1:] {
+				d = min(d, q.km(float64(float32(l.Lat)), float64(float32(l.Lon))))
+			}
+		} else {
+			x := &c.x[j]
+			for _, l := range c.locs[x.locOff : x.locOff+uint16(x.nLoc)-1] {
+				d = min(d, q.km(float64(l.lat), float64(l.lon)))
+			}
+		}
+	}
+	return d
+}
+
+func (q *query) km(lat, lon float64) float64 {
+	dy := lat - q.lat
+	dx := lon - q.lon
+	if dx > 180 {
+		dx -= 360
+	} else if dx < -180 {
+		dx += 360
+	}
+	dx *= q.cosLat
+	return kmPerDegree * math.Sqrt(dx*dx+dy*dy)
+}
+
+// expNeg returns about exp(-x) for x >= 0, by linear interpolation in a
+// table (error below 4e-5): a decreasing function, like exp(-x), and a
+// few times cheaper.
+func expNeg(x float64) float64 {
+	if !(x < expMax) { // also NaN
+		return 0
+	}
+	if x <= 0 {
+		return 1
+	}
+	x *= expSteps
+	i := int(x)
+	fr := x - float64(i)
+	return expTable[i] + (expTable[i+1]-expTable[i])*fr
+}
+
+const (
+	expSteps = 64 // table entries per unit
+	expMax   = 32 // exp(-32) is about 1e-14: zero for scoring
+)
+
+var expTable = func() []float64 {
+	t := make([]float64, expMax*expSteps+2)
+	for i := range t {
+		t[i] = math.Exp(-float64(i) / expSteps)
+	}
+	return t
+}()

@@ -1,0 +1,421 @@
+package routing
+
+import (
+	"math"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
+)
+
+// The feature table.
+//
+// Matching a profile in a dense city reads thousands of candidates, so
+// each must cost a few nanoseconds: the matcher keeps, for every service of
+// a directory snapshot, its codes as bit masks (needs, crimes, flags,
+// channels, accessibility, eligibility, languages), its first location and
+// its opening hours as minute-of-week ranges. The table is derived from an
+// index snapshot the first time the snapshot is matched and shared by all
+// later matches; a snapshot derived from another with [directory.Index.With]
+// reuses every chunk of 1024 services whose service values did not change
+// (services are immutable values: an unchanged pointer is an unchanged
+// service).
+
+const (
+	chunkBits = 10
+	chunkLen  = 1 << chunkBits
+	chunkMask = chunkLen - 1
+	// tablesKept is how many snapshots' tables a Matcher keeps, so that
+	// matches against the current and the previous snapshot do not rebuild
+	// each other's table.
+	tablesKept = 2
+	// maxDenseLangs is the number of languages with a bit in a service's
+	// language mask; services speaking rarer languages are checked slowly.
+	maxDenseLangs = 64
+	// maxDenseCountries is the number of countries with a bit in a
+	// service's country mask.
+	maxDenseCountries = 32
+)
+
+// Bits of features.bits.
+const (
+	fPresent     = 1 << iota // a service has this number
+	fActive                  // status active
+	fFull                    // capacity full
+	fWaitlist                // capacity waitlist
+	fAlways                  // open 24/7
+	fRemote                  // area remote
+	fInterp                  // interpreter available
+	fLangSlow                // speaks a language without a dense id
+	fCountrySlow             // serves a country without a dense id
+	fLocSlow                 // locations not in the chunk: read the service
+	fHasLoc                  // has a location
+	fMultiLoc                // has more than one location
+)
+
+// features are the codes of one service as bit masks: what the hot loop
+// of a match reads for every candidate, in 32 bytes. The rest is in cold.
+type features struct {
+	needs    uint32
+	crimes   uint32
+	langs    uint64  // bit per dense language id
+	lat, lon float32 // first location
+	flags    uint16
+	bits     uint16
+	channels uint8
+	acc      uint8 // accessibility met by the service itself
+	ages     uint8 // eligible age bands; 0 = any
+	genders  uint8 // eligible genders; 0 = any
+}
+
+// cold are the features read only for some profiles: accessibility needs,
+// emergencies, cross-border cases, observed statistics.
+type cold struct {
+	countries uint32 // bit per dense country id of Area.Countries
+	hOff      uint16 // offset of the opening ranges in chunk.hours
+	locOff    uint16 // offset of the locations after the first in chunk.locs
+	maxOpen   uint16 // Capacity.MaxOpen, capped
+	locAny    uint8  // accessibility met at one of its locations (union)
+	loc0      uint8  // met at its first location
+	zone      uint8  // 1 + the table's zone id; 0 = see Schedule.OpenAt
+	hN        uint8  // number of opening ranges
+	nLoc      uint8  // number of locations, capped at 255
+}
+
+// weekRange is an opening interval in minutes since Monday 00:00, local
+// time: [lo, hi).
+type weekRange struct{ lo, hi int16 }
+
+// place is a location after the first of a service.
+type place struct {
+	lat, lon float32
+	acc      uint8
+}
+
+// chunk holds the features of chunkLen consecutive service numbers.
+type chunk struct {
+	f     [chunkLen]features
+	x     [chunkLen]cold
+	svc   [chunkLen]*directory.Service
+	hours []weekRange
+	locs  []place
+	// ordered reports whether the ids of its services increase with their
+	// numbers; first and last are the ids of its first and last service.
+	ordered     bool
+	first, last string
+}
+
+// table is the feature table of one index snapshot. It is immutable once
+// published.
+type table struct {
+	idx    *directory.Index
+	chunks []*chunk
+	// ordered reports whether service ids increase with service numbers
+	// (as NewIndex numbers them), so that ties break on numbers.
+	ordered   bool
+	langs     map[string]uint8 // dense language ids
+	countries map[string]uint8 // dense country ids
+	zoneID    map[string]uint8 // time zone name -> id
+	zones     []*time.Location // by id
+}
+
+func (t *table) at(i int32) (*features, *chunk) {
+	c := t.chunks[i>>chunkBits]
+	return &c.f[i&chunkMask], c
+}
+
+// tableCache holds the tables of the last snapshots matched.
+type tableCache struct {
+	mu   sync.Mutex // serialises builds
+	last atomic.Pointer[[]*table]
+}
+
+// get returns the table of snap, building it (from the most recent table
+// when possible) on first use.
+func (c *tableCache) get(snap *directory.Index) *table {
+	if ts := c.last.Load(); ts != nil {
+		for _, t := range *ts {
+			if t.idx == snap {
+				return t
+			}
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var prev []*table
+	if ts := c.last.Load(); ts != nil {
+		prev = *ts
+		for _, t := range prev {
+			if t.idx == snap {
+				return t
+			}
+		}
+	}
+	var base *table
+	if len(prev) > 0 {
+		base = prev[0]
+	}
+	t := buildTable(snap, base)
+	next := append([]*table{t}, prev[:min(len(prev), tablesKept-1)]...)
+	c.last.Store(&next)
+	return t
+}
+
+// buildTable derives the table of snap, sharing the chunks of base whose
+// services are unchanged.
+func buildTable(snap *directory.Index, base *table) *table {
+	n := snap.Len()
+	t := &table{idx: snap, chunks: make([]*chunk, (n+chunkMask)>>chunkBits)}
+	if base != nil {
+		// Shared until the first addition (see own).
+		t.langs, t.countries, t.zoneID, t.zones = base.langs, base.countries, base.zoneID, base.zones
+	}
+	ownMaps := false
+	own := func() {
+		if !ownMaps {
+			t.langs = cloneMap(t.langs)
+			t.countries = cloneMap(t.countries)
+			t.zoneID = cloneMap(t.zoneID)
+			t.zones = slices.Clone(t.zones)
+			ownMaps = true
+		}
+	}
+	for ci := range t.chunks {
+		lo := ci << chunkBits
+		hi := min(lo+chunkLen, n)
+		var old *chunk
+		if base != nil && ci < len(base.chunks) {
+			old = base.chunks[ci]
+		}
+		if old != nil && sameChunk(old, snap, lo, hi) {
+			t.chunks[ci] = old
+			continue
+		}
+		ch := &chunk{}
+		for i := lo; i < hi; i++ {
+			j := i - lo
+			s := snap.Service(int32(i))
+			if s == nil {
+				continue
+			}
+			ch.svc[j] = s
+			if old != nil && old.svc[j] == s && old.f[j].bits&fLocSlow == 0 {
+				ox := &old.x[j]
+				x := *ox
+				x.hOff = uint16(len(ch.hours))
+				ch.hours = append(ch.hours, old.hours[ox.hOff:ox.hOff+uint16(ox.hN)]...)
+				if x.nLoc > 1 {
+					x.locOff = uint16(len(ch.locs))
+					ch.locs = append(ch.locs, old.locs[ox.locOff:ox.locOff+uint16(x.nLoc)-1]...)
+				}
+				ch.f[j], ch.x[j] = old.f[j], x
+				continue
+			}
+			t.compute(ch, j, s, own)
+		}
+		ch.order()
+		t.chunks[ci] = ch
+	}
+	if t.langs == nil {
+		own()
+	}
+	t.ordered = true
+	prev := ""
+	for _, ch := range t.chunks {
+		if !ch.ordered || (ch.first != "" && ch.first <= prev) {
+			t.ordered = false
+			break
+		}
+		if ch.last != "" {
+			prev = ch.last
+		}
+	}
+	return t
+}
+
+// order sets the chunk's ordered, first and last.
+func (ch *chunk) order() {
+	ch.ordered, ch.first, ch.last = true, "", ""
+	for _, s := range ch.svc {
+		if s == nil {
+			continue
+		}
+		if ch.first == "" {
+			ch.first = s.ID
+		} else if s.ID <= ch.last {
+			ch.ordered = false
+		}
+		ch.last = s.ID
+	}
+}
+
+// sameChunk reports whether old holds exactly the services lo..hi-1 of snap.
+func sameChunk(old *chunk, snap *directory.Index, lo, hi int) bool {
+	for i := lo; i < hi; i++ {
+		if old.svc[i-lo] != snap.Service(int32(i)) {
+			return false
+		}
+	}
+	for j := hi - lo; j < chunkLen; j++ {
+		if old.svc[j] != nil {
+			return false
+		}
+	}
+	return true
+}
+
+// compute fills the features of service s at position j of ch. own is
+// called before the table's maps are changed.
+func (t *table) compute(ch *chunk, j int, s *directory.Service, own func()) {
+	ch.svc[j] = s
+	f, x := &ch.f[j], &ch.x[j]
+	*f = features{bits: fPresent}
+	*x = cold{hOff: uint16(len(ch.hours))}
+	f.needs = maskOf(s.Needs, needBit)
+	f.crimes = maskOf(s.Crimes, crimeBit)
+	f.flags = uint16(maskOf(s.Flags, flagBit))
+	f.channels = uint8(maskOf(s.Channels, channelBit))
+	f.acc = uint8(maskOf(s.Accessibility, accBit))
+	f.ages = uint8(maskOf(s.Eligibility.AgeBands, ageBit))
+	f.genders = uint8(maskOf(s.Eligibility.Genders, genderBit))
+	if s.Active() {
+		f.bits |= fActive
+	}
+	switch s.Capacity.Status {
+	case events.CapacityFull:
+		f.bits |= fFull
+	case events.CapacityWaitlist:
+		f.bits |= fWaitlist
+	}
+	if s.Hours.Always {
+		f.bits |= fAlways
+	}
+	if s.Area.Remote {
+		f.bits |= fRemote
+	}
+	if s.InterpreterAvailable {
+		f.bits |= fInterp
+	}
+	x.maxOpen = uint16(min(max(s.Capacity.MaxOpen, 0), math.MaxUint16))
+	for _, l := range s.Languages {
+		id, ok := t.langs[l]
+		if !ok {
+			if len(t.langs) >= maxDenseLangs {
+				f.bits |= fLangSlow
+				continue
+			}
+			own()
+			id = uint8(len(t.langs))
+			t.langs[l] = id
+		}
+		f.langs |= 1 << id
+	}
+	for _, cc := range s.Area.Countries {
+		id, ok := t.countries[cc]
+		if !ok {
+			if len(t.countries) >= maxDenseCountries {
+				f.bits |= fCountrySlow
+				continue
+			}
+			own()
+			id = uint8(len(t.countries))
+			t.countries[cc] = id
+		}
+		x.countries |= 1 << id
+	}
+	x.nLoc = uint8(min(len(s.Locations), 255))
+	switch {
+	case len(s.Locations) > 1:
+		f.bits |= fHasLoc | fMultiLoc
+	case len(s.Locations) == 1:
+		f.bits |= fHasLoc
+	}
+	if len(s.Locations) > 255 || len(ch.locs)+len(s.Locations) > math.MaxUint16 {
+		f.bits |= fLocSlow
+	}
+	x.locOff = uint16(len(ch.locs))
+	for k, l := range s.Locations {
+		m := uint8(maskOf(l.Accessibility, accBit))
+		x.locAny |= m
+		switch {
+		case k == 0:
+			x.loc0 = m
+			f.lat, f.lon = float32(l.Lat), float32(l.Lon)
+		case f.bits&fLocSlow == 0:
+			ch.locs = append(ch.locs, place{lat: float32(l.Lat), lon: float32(l.Lon), acc: m})
+		}
+	}
+	if !s.Hours.Always && s.Hours.TimeZone != "" {
+		id, ok := t.zoneID[s.Hours.TimeZone]
+		if !ok && len(t.zones) < 255 {
+			if loc, err := directory.LoadZone(s.Hours.TimeZone); err == nil {
+				own()
+				id = uint8(len(t.zones))
+				t.zoneID[s.Hours.TimeZone] = id
+				t.zones = append(t.zones, loc)
+				ok = true
+			}
+		}
+		// A schedule the table cannot hold (an unknown zone, more ranges
+		// than a chunk has room for) keeps zone 0 and is judged by
+		// Schedule.OpenAt.
+		if ok && len(ch.hours)+len(s.Hours.Weekly) < math.MaxUint16 {
+			x.zone = id + 1
+			for _, h := range s.Hours.Weekly {
+				d := slices.Index(directory.Days, h.Day)
+				o, ok1 := directory.ParseClock(h.Opens)
+				c, ok2 := directory.ParseClock(h.Closes)
+				if d < 0 || !ok1 || !ok2 || c <= o || x.hN == math.MaxUint8 {
+					continue
+				}
+				ch.hours = append(ch.hours, weekRange{int16(d*1440 + o), int16(d*1440 + c)})
+				x.hN++
+			}
+		}
+	}
+}
+
+func cloneMap[K comparable, V any](m map[K]V) map[K]V {
+	out := make(map[K]V, len(m)+1)
+	for k, v := range m {
+		out[k] = v
+	}
+	return out
+}
+
+// Code bits. The maps are built once and only read.
+var (
+	needBit    = bitsOf(events.Needs)
+	crimeBit   = bitsOf(events.Crimes)
+	flagBit    = bitsOf(events.Flags)
+	channelBit = bitsOf(events.Channels)
+	accBit     = bitsOf(events.Accessibility)
+	ageBit     = bitsOf(events.AgeBands)
+	genderBit  = bitsOf(events.Genders)
+
+	// remoteChannels are the channels through which a victim can use a
+	// service without going to it: every channel but in_person.
+	remoteChannels = uint8(maskOf(events.Channels, channelBit)) &^ uint8(channelBit[events.ChannelInPerson])
+	// placeAccess are the accessibility needs of a place (a room, a
+	// building): a service used remotely or at home need not meet them.
+	placeAccess = uint8(maskOf([]string{"wheelchair", "step_free", "hearing_loop", "quiet_space", "childcare"}, accBit))
+)
+
+func bitsOf(codes []string) map[string]uint32 {
+	m := make(map[string]uint32, len(codes))
+	for i, c := range codes {
+		m[c] = 1 << i
+	}
+	return m
+}
+
+func maskOf(codes []string, bits map[string]uint32) uint32 {
+	var m uint32
+	for _, c := range codes {
+		m |= bits[c]
+	}
+	return m
+}
