@@ -15,11 +15,11 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/directory"
 )
 
 // Defaults and limits of `invictus serve`.
@@ -30,47 +30,123 @@ const (
 	serveShutdownTimeoutDefault = 30 * time.Second
 	// serveStartTimeout bounds the start of all components together.
 	serveStartTimeout = 60 * time.Second
+	// serveDemoSeedDefault is the seed of the demo directory.
+	serveDemoSeedDefault = 1
+	// serveSimulateRateDefault is how many referrals a minute --simulate
+	// sends; serveSimulateRateMax bounds it.
+	serveSimulateRateDefault = 12.0
+	serveSimulateRateMax     = 6000.0
 )
 
-// serveOptions are the flags of `invictus serve`.
+// serveOptions are the settings of `invictus serve`: flags, environment,
+// configuration file (see config.go).
 type serveOptions struct {
 	data            string
 	listen          string
 	natsListen      string
+	natsURL         string
+	natsCreds       string
 	addrFile        string
 	shutdownTimeout time.Duration
+	demo            bool
+	demoSeed        int64
+	simulate        bool
+	simulateRate    float64
+	logs            logFlags
 }
 
-func newServeCmd(_, errOut io.Writer) *cobra.Command {
+// addFlags registers the settings on fs: serve's flags, which `config
+// print` takes too.
+func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
+	addConfigFlag(fs)
+	fs.StringVar(&o.data, "data", serveDataDefault, "data directory: the JetStream store (DIR/nats), NATS keys (DIR/keys), demo files (DIR/demo)")
+	fs.StringVar(&o.listen, "listen", serveListenDefault, "HTTP listen address, host:port; port 0 picks a free port")
+	fs.StringVar(&o.natsListen, "nats-listen", serveNATSListenDefault, "NATS client address of the embedded server, host:port; port 0 picks a free port")
+	fs.StringVar(&o.natsURL, "nats-url", "", "use the external NATS server or cluster at this URL (comma-separated for several) instead of the embedded one")
+	fs.StringVar(&o.natsCreds, "nats-creds", "", "credentials for --nats-url: a NATS .creds file or an nkey seed file")
+	fs.StringVar(&o.addrFile, "addr-file", "", `once ready, write {"http": ADDR, "nats": ADDR} to FILE; removed at shutdown`)
+	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", serveShutdownTimeoutDefault, "how long a clean shutdown may take")
+	fs.BoolVar(&o.demo, "demo", false, "load the demo directory and give every demo organisation keys and an HTTP token (written under DIR/demo)")
+	fs.Int64Var(&o.demoSeed, "demo-seed", serveDemoSeedDefault, "seed of the demo directory's synthetic offices")
+	fs.BoolVar(&o.simulate, "simulate", false, "with --demo: send realistic referral traffic between demo organisations")
+	fs.Float64Var(&o.simulateRate, "simulate-rate", serveSimulateRateDefault, "referrals per minute that --simulate sends")
+	fs.StringVar(&o.logs.level, "log-level", "info", "log level: debug, info, warn or error")
+	fs.StringVar(&o.logs.format, "log-format", "text", "log format: text or json")
+}
+
+// validate checks the settings against each other; settings says where
+// each came from.
+func (o *serveOptions) validate(settings map[string]setting) error {
+	switch {
+	case o.shutdownTimeout <= 0:
+		return usageError{fmt.Errorf("--shutdown-timeout %s: must be positive", o.shutdownTimeout)}
+	case o.simulate && !o.demo:
+		return usageError{errors.New("--simulate needs --demo: it sends referrals as the demo organisations")}
+	case o.simulateRate <= 0 || o.simulateRate > serveSimulateRateMax:
+		return usageError{fmt.Errorf("--simulate-rate %v: want more than 0 and at most %v referrals a minute", o.simulateRate, serveSimulateRateMax)}
+	case o.natsCreds != "" && o.natsURL == "":
+		return usageError{errors.New("--nats-creds is for --nats-url: the embedded server keeps its own keys under --data")}
+	case o.natsURL != "" && settings["nats-listen"].Source != sourceDefault:
+		return usageError{errors.New("--nats-listen is for the embedded server; with --nats-url there is none")}
+	}
+	return nil
+}
+
+func newServeCmd(out, errOut io.Writer) *cobra.Command {
+	return newServeCmdWith(out, errOut, os.LookupEnv)
+}
+
+// newServeCmdWith is newServeCmd reading the environment through env.
+func newServeCmdWith(out, errOut io.Writer, env lookupEnv) *cobra.Command {
 	var o serveOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
-		Short: "Run an INVICTUS node: embedded NATS with JetStream and the HTTP server",
-		Long: "Serve starts an embedded NATS server with JetStream storing under --data,\n" +
-			"creates the streams and buckets of the wire contract, and serves HTTP on\n" +
-			"--listen (/healthz, /readyz). It stops cleanly on SIGINT or SIGTERM.\n" +
-			"Port 0 in --listen or --nats-listen picks a free port; --addr-file tells which.",
+		Short: "Run an INVICTUS node: NATS with JetStream, the routing service and the HTTP API",
+		Long: "Serve runs a node: an embedded NATS server with JetStream storing under --data\n" +
+			"(or an external server with --nats-url), the streams and buckets of the wire\n" +
+			"contract, the directory, the routing service, and the HTTP API on --listen\n" +
+			"(/v1/..., /healthz, /readyz, /metrics). It stops cleanly on SIGINT or SIGTERM.\n\n" +
+			"Settings come from flags, then INVICTUS_<FLAG_NAME> environment variables, then\n" +
+			"the YAML file of --config, then defaults; `invictus config print` shows them.",
+		Example: "  invictus serve --demo --simulate\n" +
+			"  invictus serve --data /var/lib/invictus --listen :8080\n" +
+			"  invictus serve --nats-url nats://nats-1:4222,nats://nats-2:4222 --nats-creds invictus.creds\n" +
+			"  INVICTUS_LISTEN=127.0.0.1:0 invictus serve --config /etc/invictus.yaml --addr-file addr.json",
 		Args: cobra.NoArgs,
 	}
-	f := cmd.Flags()
-	f.StringVar(&o.data, "data", serveDataDefault, "data directory (JetStream store under DIR/nats)")
-	f.StringVar(&o.listen, "listen", serveListenDefault, "HTTP listen address, host:port")
-	f.StringVar(&o.natsListen, "nats-listen", serveNATSListenDefault, "NATS client listen address, host:port")
-	f.StringVar(&o.addrFile, "addr-file", "", `write {"http": ADDR, "nats": ADDR} to FILE once ready; removed at shutdown`)
-	f.DurationVar(&o.shutdownTimeout, "shutdown-timeout", serveShutdownTimeoutDefault, "how long a clean shutdown may take")
-	lf := addLogFlags(cmd)
-
+	o.addFlags(cmd.Flags())
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		logger, err := lf.logger(errOut)
+		settings, err := layerConfig(cmd.Flags(), env)
 		if err != nil {
 			return err
 		}
-		if o.shutdownTimeout <= 0 {
-			return usageError{fmt.Errorf("--shutdown-timeout %s: must be positive", o.shutdownTimeout)}
+		logger, err := o.logs.logger(errOut)
+		if err != nil {
+			return err
 		}
-		return runServe(cmd.Context(), o, logger)
+		if err := o.validate(settings); err != nil {
+			return err
+		}
+		return withSource(runServe(cmd.Context(), o, logger, out), settings)
 	}
 	return cmd
+}
+
+// withSource adds to an error about a flag's value where the value came
+// from, when not from the command line: a stale INVICTUS_NATS_URL, say,
+// is easier to find so.
+func withSource(err error, settings map[string]setting) error {
+	var fe *flagError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	switch s := settings[fe.flag]; s.Source {
+	case sourceEnv:
+		return fmt.Errorf("%w (--%s was set by %s)", err, fe.flag, s.From)
+	case sourceFile:
+		return fmt.Errorf("%w (--%s was set in %s)", err, fe.flag, s.From)
+	}
+	return err
 }
 
 // component is one long-running part of serve. Start returns once the part
@@ -85,8 +161,8 @@ type component interface {
 }
 
 // runServe runs the node until ctx ends or a component fails. It returns nil
-// after a clean shutdown.
-func runServe(ctx context.Context, o serveOptions, logger *slog.Logger) error {
+// after a clean shutdown. The demo banner goes to out.
+func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.Writer) error {
 	failed := make(chan error, 8)
 	fail := func(err error) {
 		select {
@@ -96,24 +172,51 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger) error {
 	}
 
 	ready := &readiness{}
+	view := directory.NewView()
 	natsC := &natsComponent{
-		storeDir: filepath.Join(o.data, "nats"),
-		dataFlag: o.data,
-		listen:   o.natsListen,
-		logger:   logger,
-		fail:     fail,
+		data:   o.data,
+		listen: o.natsListen,
+		url:    o.natsURL,
+		creds:  o.natsCreds,
+		logger: logger,
+		fail:   fail,
 	}
-	httpC := &httpComponent{
-		listen:  o.listen,
-		handler: newProbeMux(ready),
-		logger:  logger,
-		fail:    fail,
+	dirC := &directoryComponent{conn: natsC.adminConn, view: view, logger: logger, fail: fail}
+	provC := &provisionComponent{nats: natsC, view: view, logger: logger, fail: fail}
+	routeC := &routingComponent{conn: natsC.routingConn, view: view, logger: logger, fail: fail}
+	apiC := &apiComponent{
+		listen: o.listen,
+		conn:   natsC.adminConn,
+		view:   view,
+		probes: newProbeMux(ready),
+		logger: logger,
+		fail:   fail,
 	}
 	ready.add("nats", natsC.connected)
 	ready.add("streams", natsC.streamsEnsured)
-	// Later services (routing, delivery, ...) join this list, before HTTP so
-	// that HTTP only answers once they run and stops before they do.
-	components := []component{natsC, httpC}
+	ready.add("jetstream", natsC.jetstreamCheck)
+	ready.add("directory", dirC.loaded)
+	ready.add("routing", routeC.runningCheck)
+
+	// HTTP comes after the services, so that it only answers once they
+	// run and stops before they do.
+	components := []component{natsC}
+	var demo *demoComponent
+	if o.demo {
+		demo = &demoComponent{data: o.data, seed: o.demoSeed, conn: natsC.adminConn, logger: logger}
+		components = append(components, demo)
+	}
+	components = append(components, dirC, provC, routeC, apiC)
+	var tokens *demoTokensComponent
+	if o.demo {
+		tokens = &demoTokensComponent{data: o.data, demo: demo, api: apiC, logger: logger}
+		components = append(components, tokens)
+	}
+	if o.simulate {
+		components = append(components, &simulateComponent{
+			conn: natsC.adminConn, demo: demo, ratePerMinute: o.simulateRate, logger: logger, fail: fail,
+		})
+	}
 
 	if o.addrFile != "" {
 		// A file left by an earlier run must not be mistaken for this one's.
@@ -130,7 +233,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger) error {
 		return errors.Join(err, stopErr)
 	}
 
-	addrs := map[string]string{"http": httpC.addr(), "nats": natsC.addr()}
+	addrs := map[string]string{"http": apiC.addr(), "nats": natsC.addr()}
 	var runErr error
 	if o.addrFile != "" {
 		if err := writeFileAtomic(o.addrFile, addrs); err != nil {
@@ -141,6 +244,9 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger) error {
 		ready.serving.Store(true)
 		logger.Info("invictus ready",
 			slog.String("http", addrs["http"]), slog.String("nats", addrs["nats"]), slog.String("data", o.data))
+		if demo != nil {
+			printDemoBanner(out, o.data, o.natsURL == "", addrs, demo, tokens)
+		}
 		select {
 		case <-ctx.Done():
 			logger.Info("shutting down", slog.String("reason", "signal"))
@@ -193,141 +299,94 @@ func stopAll(ctx context.Context, timeout time.Duration, components []component,
 	return errors.Join(errs...)
 }
 
-// natsComponent runs the embedded NATS server, holds the node's in-process
-// connection and ensures the streams.
-type natsComponent struct {
-	storeDir string
-	dataFlag string // --data, for error messages
-	listen   string
-	streams  natsjs.StreamsConfig
-	logger   *slog.Logger
-	fail     func(error)
-
-	srv      *natsjs.Server
-	conn     atomic.Pointer[nats.Conn]
-	ensured  atomic.Bool
-	stopping atomic.Bool
+// background is the goroutine of a component: run until Stop.
+type background struct {
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
-func (n *natsComponent) Name() string { return "nats" }
-
-// Start starts the server, connects in process and ensures the streams.
-func (n *natsComponent) Start(ctx context.Context) error {
-	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: n.storeDir, Listen: n.listen}, n.logger)
-	switch {
-	case errors.Is(err, natsjs.ErrAddrInUse):
-		return &flagError{flag: "nats-listen", value: n.listen, err: natsjs.ErrAddrInUse}
-	case errors.Is(err, natsjs.ErrStoreNotWritable):
-		return &flagError{flag: "data", value: n.dataFlag, err: err}
-	case err != nil:
-		return fmt.Errorf("start nats: %w", err)
-	}
-	n.srv = srv
-
-	nc, err := srv.Connect(ctx,
-		nats.Name("invictus serve"),
-		nats.ClosedHandler(func(*nats.Conn) {
-			if !n.stopping.Load() {
-				n.fail(errors.New("nats: in-process connection closed"))
-			}
-		}),
-	)
-	if err == nil {
-		n.conn.Store(nc)
-		err = n.ensureStreams(ctx, nc)
-	}
-	if err != nil {
-		n.stopping.Store(true)
-		return errors.Join(err, srv.Shutdown(context.WithoutCancel(ctx)))
-	}
-	return nil
+// startBackground runs run in a goroutine until stop. If run returns
+// before that (with an error or without), fail is told and serve shuts
+// down.
+func startBackground(name string, fail func(error), run func(context.Context) error) *background {
+	ctx, cancel := context.WithCancel(context.Background())
+	b := &background{cancel: cancel, done: make(chan struct{})}
+	go func() {
+		defer close(b.done)
+		err := run(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		if err == nil {
+			err = errors.New("stopped unexpectedly")
+		}
+		fail(fmt.Errorf("%s: %w", name, err))
+	}()
+	return b
 }
 
-func (n *natsComponent) ensureStreams(ctx context.Context, nc *nats.Conn) error {
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
+// stop cancels the goroutine and waits for it until ctx ends.
+func (b *background) stop(ctx context.Context) error {
+	if b == nil {
+		return nil
 	}
-	if err := natsjs.EnsureStreams(ctx, js, n.streams); err != nil {
-		return err
+	b.cancel()
+	select {
+	case <-b.done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
 	}
-	n.ensured.Store(true)
-	return nil
 }
 
-// Stop drains the node's connections and shuts the server down.
-func (n *natsComponent) Stop(ctx context.Context) error {
-	n.stopping.Store(true)
-	n.ensured.Store(false)
-	return n.srv.Shutdown(ctx)
-}
-
-// addr is the NATS client address, host:port.
-func (n *natsComponent) addr() string { return n.srv.Addr().String() }
-
-// connected is the readiness check of the in-process connection.
-func (n *natsComponent) connected(context.Context) error {
-	nc := n.conn.Load()
-	if nc == nil {
-		return errors.New("not connected")
-	}
-	if st := nc.Status(); st != nats.CONNECTED {
-		return fmt.Errorf("connection %s", st)
-	}
-	return nil
-}
-
-// streamsEnsured is the readiness check of the streams.
-func (n *natsComponent) streamsEnsured(context.Context) error {
-	if !n.ensured.Load() {
-		return errors.New("streams not ensured")
-	}
-	return nil
-}
-
-// httpComponent serves HTTP on its listen address.
-type httpComponent struct {
-	listen  string
-	handler http.Handler
-	logger  *slog.Logger
-	fail    func(error)
-
+// httpServer serves a handler on a listener until shutdown.
+type httpServer struct {
 	srv  *http.Server
 	ln   net.Listener
 	done chan struct{}
 }
 
-func (h *httpComponent) Name() string { return "http" }
-
-// Start listens and serves in a goroutine.
-func (h *httpComponent) Start(ctx context.Context) error {
+// listenHTTP listens on addr, the value of flag; a taken port is a
+// flagError naming it.
+func listenHTTP(ctx context.Context, flag, addr string) (net.Listener, error) {
 	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", h.listen)
+	ln, err := lc.Listen(ctx, "tcp", addr)
 	switch {
 	case errors.Is(err, syscall.EADDRINUSE):
-		return &flagError{flag: "listen", value: h.listen, err: syscall.EADDRINUSE}
+		return nil, &flagError{flag: flag, value: addr, err: syscall.EADDRINUSE}
 	case err != nil:
-		return &flagError{flag: "listen", value: h.listen, err: err}
+		return nil, &flagError{flag: flag, value: addr, err: err}
 	}
-	h.ln = ln
-	h.srv = &http.Server{
-		Handler:           h.handler,
-		ReadHeaderTimeout: 10 * time.Second,
-		ErrorLog:          slog.NewLogLogger(h.logger.Handler(), slog.LevelWarn),
+	return ln, nil
+}
+
+// serveHTTP serves handler on ln in a goroutine; a failure of the server is
+// told to fail.
+func serveHTTP(ln net.Listener, handler http.Handler, logger *slog.Logger, fail func(error)) *httpServer {
+	h := &httpServer{
+		ln: ln,
+		srv: &http.Server{
+			Handler:           handler,
+			ReadHeaderTimeout: 10 * time.Second,
+			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
+		},
+		done: make(chan struct{}),
 	}
-	h.done = make(chan struct{})
 	go func() {
 		defer close(h.done)
 		if err := h.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			h.fail(fmt.Errorf("http: %w", err))
+			fail(fmt.Errorf("http: %w", err))
 		}
 	}()
-	return nil
+	return h
 }
 
-// Stop stops accepting, lets requests in flight finish until ctx ends, then
-// closes what is left.
-func (h *httpComponent) Stop(ctx context.Context) error {
+// shutdown stops accepting, lets requests in flight finish until ctx ends,
+// then closes what is left.
+func (h *httpServer) shutdown(ctx context.Context) error {
+	if h == nil {
+		return nil
+	}
 	err := h.srv.Shutdown(ctx)
 	if err != nil {
 		err = errors.Join(err, h.srv.Close())
@@ -335,9 +394,6 @@ func (h *httpComponent) Stop(ctx context.Context) error {
 	<-h.done
 	return err
 }
-
-// addr is the HTTP listen address, host:port.
-func (h *httpComponent) addr() string { return h.ln.Addr().String() }
 
 // readiness answers /readyz: ready when serve has started every component and
 // is not shutting down, and every check passes.
@@ -384,7 +440,8 @@ func (r *readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	writeJSON(w, code, report)
 }
 
-// newProbeMux serves /healthz (the process is alive) and /readyz.
+// newProbeMux serves /healthz (the process is alive) and /readyz. Serve
+// puts it in front of the HTTP API, whose other routes it leaves alone.
 func newProbeMux(ready *readiness) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -408,12 +465,22 @@ func writeFileAtomic(path string, v any) error {
 	if err != nil {
 		return err
 	}
+	return writeBytesAtomic(path, append(data, '\n'), 0o644)
+}
+
+// writeBytesAtomic writes data to path with mode perm through a temporary
+// file in the same directory and a rename.
+func writeBytesAtomic(path string, data []byte, perm os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
 	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := tmp.Write(append(data, '\n')); err != nil {
+	if err := tmp.Chmod(perm); err != nil {
+		tmp.Close()
+		return err
+	}
+	if _, err := tmp.Write(data); err != nil {
 		tmp.Close()
 		return err
 	}
@@ -422,9 +489,6 @@ func writeFileAtomic(path string, v any) error {
 		return err
 	}
 	if err := tmp.Close(); err != nil {
-		return err
-	}
-	if err := os.Chmod(tmp.Name(), 0o644); err != nil {
 		return err
 	}
 	return os.Rename(tmp.Name(), path)

@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,6 +63,7 @@ type node struct {
 	t        *testing.T
 	cmd      *exec.Cmd
 	stderr   *syncBuffer
+	stdout   *syncBuffer
 	addrFile string
 	exited   chan struct{}
 	waitErr  error
@@ -71,22 +73,25 @@ type node struct {
 
 // startNode runs `invictus serve` on free ports with its data in dataDir and
 // returns once the addr file appears. The process is killed at cleanup if a
-// test has not stopped it.
-func startNode(t *testing.T, dataDir string) *node {
+// test has not stopped it. extra are more arguments.
+func startNode(t *testing.T, dataDir string, extra ...string) *node {
 	t.Helper()
 	bin := invictusBinary(t)
 	n := &node{
 		t:        t,
 		stderr:   &syncBuffer{},
+		stdout:   &syncBuffer{},
 		addrFile: filepath.Join(t.TempDir(), "a.json"),
 		exited:   make(chan struct{}),
 	}
-	n.cmd = exec.Command(bin, "serve",
-		"--data", dataDir,
-		"--listen", "127.0.0.1:0",
-		"--nats-listen", "127.0.0.1:0",
-		"--addr-file", n.addrFile)
+	args := []string{"serve", "--data", dataDir, "--listen", "127.0.0.1:0", "--addr-file", n.addrFile}
+	if !slices.Contains(extra, "--nats-url") {
+		args = append(args, "--nats-listen", "127.0.0.1:0")
+	}
+	n.cmd = exec.Command(bin, append(args, extra...)...)
+	n.cmd.Env = cleanEnv()
 	n.cmd.Stderr = n.stderr
+	n.cmd.Stdout = n.stdout
 	if err := n.cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -164,6 +169,34 @@ func getJSON(t *testing.T, url string) (int, probeReport) {
 	return resp.StatusCode, rep
 }
 
+// cleanEnv is the environment of the processes the tests start: this
+// one's, without the INVICTUS_ variables that would change their settings.
+func cleanEnv() []string {
+	var env []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, envPrefix) {
+			env = append(env, kv)
+		}
+	}
+	return env
+}
+
+// connectAdmin connects to the node's NATS server as its administrator,
+// with the seed in the data directory.
+func connectAdmin(t *testing.T, addr, data string) *nats.Conn {
+	t.Helper()
+	opt, err := nats.NkeyOptionFromSeed(filepath.Join(data, natsjs.KeysDir, natsjs.UserAdmin+natsjs.SeedFileExt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(addr, opt)
+	if err != nil {
+		t.Fatalf("connect to %s as admin: %v", addr, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
 func TestServeEndToEnd(t *testing.T) {
 	t.Parallel()
 	data := filepath.Join(t.TempDir(), "data")
@@ -173,16 +206,37 @@ func TestServeEndToEnd(t *testing.T) {
 		t.Errorf("/healthz = %d %+v", code, rep)
 	}
 	code, rep := getJSON(t, "http://"+n.HTTP+"/readyz")
-	if code != http.StatusOK || rep.Checks["nats"] != "ok" || rep.Checks["streams"] != "ok" {
-		t.Fatalf("/readyz = %d %+v, want 200 with nats and streams ok", code, rep)
+	for _, check := range []string{"serve", "nats", "streams", "directory", "routing"} {
+		if code != http.StatusOK || rep.Checks[check] != "ok" {
+			t.Fatalf("/readyz = %d %+v, want 200 with %s ok", code, rep, check)
+		}
+	}
+	// The HTTP API is behind the probes, with its metrics.
+	resp, err := http.Get("http://" + n.HTTP + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "invictus_dlq_messages") {
+		t.Errorf("/metrics = %d, want 200 with invictus_dlq_messages:\n%.500s", resp.StatusCode, body)
+	}
+	if resp, err := http.Get("http://" + n.HTTP + "/v1/services"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/v1/services without a token = %v %v, want 401", resp, err)
+	} else {
+		resp.Body.Close()
 	}
 
-	// A NATS client sees the five streams and the bucket.
-	nc, err := nats.Connect(n.NATS)
-	if err != nil {
-		t.Fatalf("connect to %s: %v", n.NATS, err)
+	// The embedded server wants a user: no credentials, no connection.
+	if nc, err := nats.Connect(n.NATS); err == nil {
+		nc.Close()
+		t.Error("connected to the embedded server without credentials")
+	} else if !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("connect without credentials: %v, want an authorization violation", err)
 	}
-	defer nc.Close()
+
+	// The administrator sees the five streams and the bucket.
+	nc := connectAdmin(t, n.NATS, data)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -215,11 +269,7 @@ func TestServeEndToEnd(t *testing.T) {
 
 	// Nothing acknowledged is lost: a second run on the same data has it.
 	again := startNode(t, data)
-	nc2, err := nats.Connect(again.NATS)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc2.Close()
+	nc2 := connectAdmin(t, again.NATS, data)
 	js2, err := jetstream.New(nc2)
 	if err != nil {
 		t.Fatal(err)
@@ -292,8 +342,8 @@ func TestServeDataNotWritable(t *testing.T) {
 	if code != exitError {
 		t.Errorf("exit code %d, want %d", code, exitError)
 	}
-	if want := "invictus: --data " + data + ": "; !strings.Contains(errOut, want) || !strings.Contains(errOut, "not writable") {
-		t.Errorf("stderr does not contain %q and \"not writable\":\n%s", want, errOut)
+	if want := "invictus: --data " + data + ": data directory not writable: "; !strings.Contains(errOut, want) {
+		t.Errorf("stderr does not contain %q:\n%s", want, errOut)
 	}
 }
 

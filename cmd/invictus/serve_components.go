@@ -1,0 +1,299 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invictus-network/invictus/adapters/httpapi"
+	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/routing"
+)
+
+// provisionDebounce groups the directory changes the provisioner acts on:
+// an import of many records is one change of the users.
+const provisionDebounce = 200 * time.Millisecond
+
+// directoryComponent keeps the node's directory view current with the
+// directory bucket.
+type directoryComponent struct {
+	conn   func() *nats.Conn
+	view   *directory.View
+	logger *slog.Logger
+	fail   func(error)
+
+	bg    *background
+	ready atomic.Bool
+}
+
+func (d *directoryComponent) Name() string { return "directory" }
+
+// Start runs the follower and returns once the bucket's content is in the
+// view.
+func (d *directoryComponent) Start(ctx context.Context) error {
+	js, err := jetstream.New(d.conn())
+	if err != nil {
+		return fmt.Errorf("directory: %w", err)
+	}
+	kv, err := js.KeyValue(ctx, natsjs.BucketDirectory)
+	if err != nil {
+		return fmt.Errorf("directory: bucket %s: %w", natsjs.BucketDirectory, err)
+	}
+	follower := natsjs.NewDirectoryFollower(kv, d.view, d.logger)
+	ended := make(chan error, 1)
+	d.bg = startBackground("directory", func(err error) {
+		select {
+		case ended <- err:
+		default:
+		}
+		d.fail(err)
+	}, follower.Run)
+	select {
+	case <-follower.Ready():
+		d.ready.Store(true)
+		snap := d.view.Snapshot()
+		d.logger.Info("directory loaded",
+			slog.Int("organisations", snap.NumOrganisations()), slog.Int("services", snap.NumServices()),
+			slog.Uint64("revision", snap.Revision()))
+		return nil
+	case err := <-ended:
+		return errors.Join(err, d.bg.stop(ctx))
+	case <-ctx.Done():
+		return errors.Join(fmt.Errorf("directory: not loaded: %w", ctx.Err()), d.bg.stop(context.WithoutCancel(ctx)))
+	}
+}
+
+// Stop stops following.
+func (d *directoryComponent) Stop(ctx context.Context) error {
+	d.ready.Store(false)
+	return d.bg.stop(ctx)
+}
+
+// loaded is the readiness check of the directory.
+func (d *directoryComponent) loaded(context.Context) error {
+	if !d.ready.Load() {
+		return errors.New("not loaded")
+	}
+	return nil
+}
+
+// provisionComponent gives every organisation of the directory what it
+// needs to connect over NATS: a user on the embedded server (a key in
+// DATA/keys) and its durable consumer on DELIVERY. It does so at start for
+// the whole directory, then for each organisation added later.
+type provisionComponent struct {
+	nats   *natsComponent
+	view   *directory.View
+	logger *slog.Logger
+	fail   func(error)
+
+	bg   *background
+	mu   sync.Mutex
+	done map[string]bool // organisations with a consumer
+}
+
+func (p *provisionComponent) Name() string { return "provision" }
+
+// Start provisions the organisations of the directory, then follows it.
+func (p *provisionComponent) Start(ctx context.Context) error {
+	p.done = map[string]bool{}
+	rev := p.view.Revision()
+	if err := p.provision(ctx); err != nil {
+		return err
+	}
+	p.bg = startBackground("provision", p.fail, func(ctx context.Context) error {
+		return p.follow(ctx, rev)
+	})
+	return nil
+}
+
+// follow provisions again after each change of the directory, until ctx
+// ends. A failure is logged and tried again at the next change.
+func (p *provisionComponent) follow(ctx context.Context, rev uint64) error {
+	debounce := time.NewTimer(provisionDebounce)
+	debounce.Stop()
+	defer debounce.Stop()
+	for {
+		if p.view.WaitRevision(ctx, rev+1) != nil {
+			return nil // ctx ended
+		}
+		debounce.Reset(provisionDebounce)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-debounce.C:
+		}
+		rev = p.view.Revision()
+		pctx, cancel := context.WithTimeout(ctx, time.Minute)
+		err := p.provision(pctx)
+		cancel()
+		if err != nil && ctx.Err() == nil {
+			p.logger.Error("provisioning organisations", slog.Any("error", err))
+		}
+	}
+}
+
+// provision sets the server's users to the directory's organisations and
+// creates the consumers of those that have none yet.
+func (p *provisionComponent) provision(ctx context.Context) error {
+	d := p.view.Snapshot().Directory()
+	orgs := make([]string, 0, len(d.Organisations))
+	for _, o := range d.Organisations {
+		orgs = append(orgs, o.ID)
+	}
+	slices.Sort(orgs)
+	if err := p.nats.setOrgs(orgs); err != nil {
+		return fmt.Errorf("provision: users: %w", err)
+	}
+	js, err := jetstream.New(p.nats.adminConn())
+	if err != nil {
+		return fmt.Errorf("provision: %w", err)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	added := 0
+	for _, org := range orgs {
+		if p.done[org] {
+			continue
+		}
+		if err := natsjs.EnsureOrgConsumer(ctx, js, org); err != nil {
+			return fmt.Errorf("provision: %w", err)
+		}
+		p.done[org] = true
+		added++
+	}
+	if added > 0 {
+		p.logger.Info("organisations provisioned", slog.Int("consumers_ensured", added), slog.Int("organisations", len(orgs)))
+	}
+	return nil
+}
+
+// Stop stops following the directory.
+func (p *provisionComponent) Stop(ctx context.Context) error { return p.bg.stop(ctx) }
+
+// routingComponent runs the routing service: the INBOUND consumer, the
+// dispatcher of appended events and the deadline timers.
+type routingComponent struct {
+	conn   func() *nats.Conn
+	view   *directory.View
+	logger *slog.Logger
+	fail   func(error)
+
+	bg      *background
+	running atomic.Bool
+}
+
+func (r *routingComponent) Name() string { return "routing" }
+
+// Start creates the router's consumers and runs it.
+func (r *routingComponent) Start(ctx context.Context) error {
+	bus, err := natsjs.NewBus(r.conn(), natsjs.BusConfig{Logger: r.logger})
+	if err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	svc, err := routing.NewService(bus, r.view, routing.NewMatcher(routing.Config{}), routing.ServiceConfig{Logger: r.logger})
+	if err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	rt, err := natsjs.NewRouter(bus, svc, natsjs.RouterConfig{Logger: r.logger})
+	if err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	if err := rt.EnsureConsumers(ctx); err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	r.bg = startBackground("routing", r.fail, rt.Run)
+	r.running.Store(true)
+	return nil
+}
+
+// Stop stops pulling and waits for the messages in hand.
+func (r *routingComponent) Stop(ctx context.Context) error {
+	r.running.Store(false)
+	return r.bg.stop(ctx)
+}
+
+// runningCheck is the readiness check of the routing service.
+func (r *routingComponent) runningCheck(context.Context) error {
+	if !r.running.Load() {
+		return errors.New("not running")
+	}
+	return nil
+}
+
+// apiComponent serves the HTTP API (with serve's probes in front) and runs
+// its webhook dispatcher.
+type apiComponent struct {
+	listen string
+	conn   func() *nats.Conn
+	view   *directory.View
+	probes http.Handler
+	logger *slog.Logger
+	fail   func(error)
+
+	api      *httpapi.Server
+	http     *httpServer
+	webhooks *background
+}
+
+func (a *apiComponent) Name() string { return "http" }
+
+// Start listens first (a taken port fails fast), then builds the API on
+// the JetStream ports and serves it.
+func (a *apiComponent) Start(ctx context.Context) error {
+	ln, err := listenHTTP(ctx, "listen", a.listen)
+	if err != nil {
+		return err
+	}
+	ports, err := natsjs.NewHTTPPorts(ctx, a.conn(), natsjs.StreamsConfig{})
+	if err == nil {
+		a.api, err = httpapi.New(httpapi.Deps{
+			Tokens:    ports.Tokens,
+			Webhooks:  ports.Webhooks,
+			Commands:  ports.Commands,
+			Outcomes:  ports.Outcomes,
+			Timeline:  ports.Timeline,
+			Inbox:     ports.Inbox,
+			Directory: a.view,
+			Matcher:   routing.NewMatcher(routing.Config{}),
+			Stats:     ports.Stats,
+		}, httpapi.Config{Logger: a.logger})
+	}
+	if err != nil {
+		ln.Close()
+		return fmt.Errorf("http api: %w", err)
+	}
+	// Serve's probes answer /healthz and /readyz (they know what runs),
+	// the API everything else.
+	mux := http.NewServeMux()
+	mux.Handle("GET /healthz", a.probes)
+	mux.Handle("GET /readyz", a.probes)
+	mux.Handle("/", a.api)
+	a.http = serveHTTP(ln, mux, a.logger, a.fail)
+	if d := a.api.Dispatcher(); d != nil {
+		a.webhooks = startBackground("webhooks", a.fail, d.Run)
+	}
+	return nil
+}
+
+// Stop stops accepting requests, lets those in flight finish, then stops
+// the webhook dispatcher.
+func (a *apiComponent) Stop(ctx context.Context) error {
+	return errors.Join(a.http.shutdown(ctx), a.webhooks.stop(ctx))
+}
+
+// addr is the HTTP listen address, host:port.
+func (a *apiComponent) addr() string { return a.http.ln.Addr().String() }
+
+// tokens returns the API's token manager.
+func (a *apiComponent) tokens() *httpapi.Tokens { return a.api.Tokens() }

@@ -1,0 +1,443 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+
+	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/events"
+)
+
+// Start-up errors of the NATS side of serve, wrapped in a flagError that
+// names the flag to change; test them with errors.Is.
+var (
+	// errDataNotWritable: --data cannot be created or written.
+	errDataNotWritable = errors.New("data directory not writable")
+	// errNATSUnreachable: no server of --nats-url answered.
+	errNATSUnreachable = errors.New("NATS server unreachable")
+	// errNATSCredentials: the server refused the credentials of
+	// --nats-creds, or wants some and none were given.
+	errNATSCredentials = errors.New("the NATS server refused the credentials")
+	// errNATSTooOld: the server lacks the JetStream features INVICTUS uses.
+	errNATSTooOld = errors.New("the NATS server is too old")
+	// errNoJetStream: JetStream is off on the server or for the account.
+	errNoJetStream = errors.New("JetStream is not enabled")
+	// errCredsFile: --nats-creds is neither a .creds file nor a seed file.
+	errCredsFile = errors.New("not a NATS credentials file or nkey seed file")
+)
+
+// natsMinVersion is the oldest nats-server with what the streams need:
+// message schedules (TIMERS), atomic batch publish, batched direct gets and
+// pinned consumers.
+var natsMinVersion = [3]int{2, 12, 0}
+
+// natsConnectTimeout bounds the connection to an external server.
+const natsConnectTimeout = 10 * time.Second
+
+// natsComponent connects the node to NATS. By default it runs the embedded
+// server with one nkey user per organisation (keys under DATA/keys) and
+// connects in process as the administrator and as the routing service;
+// with --nats-url it connects twice to that server with --nats-creds. Then
+// it ensures the streams.
+type natsComponent struct {
+	data    string
+	listen  string
+	url     string
+	creds   string
+	streams natsjs.StreamsConfig
+	logger  *slog.Logger
+	fail    func(error)
+
+	srv      *natsjs.Server   // embedded only
+	keys     *natsjs.KeyStore // embedded only
+	admin    atomic.Pointer[nats.Conn]
+	routing  atomic.Pointer[nats.Conn]
+	ensured  atomic.Bool
+	stopping atomic.Bool
+	jsCheck  func(context.Context) error // set before ensured
+
+	authMu sync.Mutex
+	orgs   []string // organisations the embedded server's users are set for
+}
+
+func (n *natsComponent) Name() string { return "nats" }
+
+// Start starts the embedded server or connects to the external one, then
+// ensures the streams.
+func (n *natsComponent) Start(ctx context.Context) error {
+	var err error
+	if n.url == "" {
+		err = n.startEmbedded(ctx)
+	} else {
+		err = n.connectExternal(ctx)
+	}
+	if err == nil {
+		err = n.ensureStreams(ctx)
+	}
+	if err != nil {
+		return errors.Join(err, n.Stop(context.WithoutCancel(ctx)))
+	}
+	return nil
+}
+
+// startEmbedded starts the server with authentication and connects.
+func (n *natsComponent) startEmbedded(ctx context.Context) error {
+	if err := checkDataDir(n.data); err != nil {
+		return &flagError{flag: "data", value: n.data, err: fmt.Errorf("%w: %w", errDataNotWritable, err)}
+	}
+	keys, err := natsjs.NewKeyStore(filepath.Join(n.data, natsjs.KeysDir))
+	if err != nil {
+		return &flagError{flag: "data", value: n.data, err: fmt.Errorf("%w: %w", errDataNotWritable, err)}
+	}
+	n.keys = keys
+	// The organisations known from earlier runs may connect at once; the
+	// provisioner adds the directory's others once it is loaded.
+	orgs, err := storedOrgs(filepath.Join(n.data, natsjs.KeysDir))
+	if err != nil {
+		return &flagError{flag: "data", value: n.data, err: err}
+	}
+	auth, err := natsjs.NewAuth(keys, orgs)
+	if err != nil {
+		return &flagError{flag: "data", value: n.data, err: err}
+	}
+	n.orgs = orgs
+
+	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{
+		StoreDir: filepath.Join(n.data, "nats"),
+		Listen:   n.listen,
+		Auth:     auth,
+	}, n.logger)
+	switch {
+	case errors.Is(err, natsjs.ErrAddrInUse):
+		return &flagError{flag: "nats-listen", value: n.listen, err: natsjs.ErrAddrInUse}
+	case errors.Is(err, natsjs.ErrStoreNotWritable):
+		return &flagError{flag: "data", value: n.data, err: fmt.Errorf("%w: %w", errDataNotWritable, err)}
+	case err != nil:
+		return fmt.Errorf("start nats: %w", err)
+	}
+	n.srv = srv
+
+	for _, c := range []struct {
+		user string
+		name string
+		conn *atomic.Pointer[nats.Conn]
+	}{
+		{natsjs.UserAdmin, "invictus serve", &n.admin},
+		{natsjs.UserRouting, "invictus routing", &n.routing},
+	} {
+		opt, err := keys.ConnectOption(c.user)
+		if err != nil {
+			return err
+		}
+		nc, err := srv.Connect(ctx, opt, nats.Name(c.name), nats.ClosedHandler(n.closed))
+		if err != nil {
+			return err
+		}
+		c.conn.Store(nc)
+	}
+	return nil
+}
+
+// connectExternal connects to --nats-url twice (administrator and routing
+// service) and checks that the server can run INVICTUS.
+func (n *natsComponent) connectExternal(ctx context.Context) error {
+	opts := []nats.Option{
+		nats.Timeout(natsConnectTimeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(time.Second),
+		nats.ClosedHandler(n.closed),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil && !n.stopping.Load() {
+				n.logger.Warn("nats: disconnected; reconnecting", slog.String("error", err.Error()))
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			n.logger.Info("nats: reconnected", slog.String("server", nc.ConnectedAddr()))
+		}),
+	}
+	if n.creds != "" {
+		opt, err := natsCredsOption(n.creds)
+		if err != nil {
+			return &flagError{flag: "nats-creds", value: n.creds, err: err}
+		}
+		opts = append(opts, opt)
+	}
+	for _, c := range []struct {
+		name string
+		conn *atomic.Pointer[nats.Conn]
+	}{
+		{"invictus serve", &n.admin},
+		{"invictus routing", &n.routing},
+	} {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		nc, err := nats.Connect(n.url, append(slices.Clone(opts), nats.Name(c.name))...)
+		if err != nil {
+			return n.connectError(err)
+		}
+		c.conn.Store(nc)
+	}
+	nc := n.admin.Load()
+	if v := nc.ConnectedServerVersion(); !versionAtLeast(v, natsMinVersion) {
+		return &flagError{flag: "nats-url", value: n.url, err: fmt.Errorf(
+			"%w: it runs nats-server %s; INVICTUS needs %d.%d.%d or later (message schedules, atomic batch publish)",
+			errNATSTooOld, v, natsMinVersion[0], natsMinVersion[1], natsMinVersion[2])}
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	actx, cancel := context.WithTimeout(ctx, natsConnectTimeout)
+	defer cancel()
+	if _, err := js.AccountInfo(actx); err != nil {
+		if errors.Is(err, jetstream.ErrJetStreamNotEnabled) || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+			return &flagError{flag: "nats-url", value: n.url, err: fmt.Errorf("%w on the server or for this account: %w", errNoJetStream, err)}
+		}
+		return &flagError{flag: "nats-url", value: n.url, err: fmt.Errorf("JetStream does not answer: %w", err)}
+	}
+	return nil
+}
+
+// connectError translates the error of connecting to --nats-url.
+func (n *natsComponent) connectError(err error) error {
+	authFailed := errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrAuthRevoked) || errors.Is(err, nats.ErrAccountAuthExpired)
+	switch {
+	case authFailed && n.creds == "":
+		return &flagError{flag: "nats-url", value: n.url,
+			err: fmt.Errorf("%w: the server needs credentials; give --nats-creds FILE: %w", errNATSCredentials, err)}
+	case authFailed:
+		return &flagError{flag: "nats-creds", value: n.creds, err: fmt.Errorf("%w: %w", errNATSCredentials, err)}
+	default:
+		return &flagError{flag: "nats-url", value: redactURLs(n.url), err: fmt.Errorf("%w: %w", errNATSUnreachable, err)}
+	}
+}
+
+// closed reports a connection closed while serve runs.
+func (n *natsComponent) closed(nc *nats.Conn) {
+	if n.stopping.Load() {
+		return
+	}
+	err := errors.New("connection closed")
+	if last := nc.LastError(); last != nil {
+		err = fmt.Errorf("connection closed: %w", last)
+	}
+	n.fail(fmt.Errorf("nats (%s): %w", nc.Opts.Name, err))
+}
+
+func (n *natsComponent) ensureStreams(ctx context.Context) error {
+	js, err := jetstream.New(n.admin.Load())
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	if err := natsjs.EnsureStreams(ctx, js, n.streams); err != nil {
+		return err
+	}
+	n.jsCheck = natsjs.JetStreamCheck(js)
+	n.ensured.Store(true)
+	return nil
+}
+
+// jetstreamCheck is the readiness check of JetStream: it answers.
+func (n *natsComponent) jetstreamCheck(ctx context.Context) error {
+	if !n.ensured.Load() {
+		return errors.New("not started")
+	}
+	return n.jsCheck(ctx)
+}
+
+// Stop shuts the embedded server down (draining the node's connections
+// first), or drains the connections to the external server.
+func (n *natsComponent) Stop(ctx context.Context) error {
+	n.stopping.Store(true)
+	n.ensured.Store(false)
+	if n.srv != nil {
+		return n.srv.Shutdown(ctx)
+	}
+	var errs []error
+	var conns []*nats.Conn
+	for _, p := range []*atomic.Pointer[nats.Conn]{&n.admin, &n.routing} {
+		nc := p.Load()
+		if nc == nil || nc.IsClosed() {
+			continue
+		}
+		conns = append(conns, nc)
+		if err := nc.Drain(); err != nil && !errors.Is(err, nats.ErrConnectionClosed) {
+			errs = append(errs, err)
+		}
+	}
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for _, nc := range conns {
+		for !nc.IsClosed() {
+			select {
+			case <-ctx.Done():
+				nc.Close()
+				errs = append(errs, fmt.Errorf("drain %q: %w", nc.Opts.Name, ctx.Err()))
+			case <-tick.C:
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// adminConn is the node's connection with every permission: streams,
+// directory, HTTP API.
+func (n *natsComponent) adminConn() *nats.Conn { return n.admin.Load() }
+
+// routingConn is the routing service's connection.
+func (n *natsComponent) routingConn() *nats.Conn { return n.routing.Load() }
+
+// addr is the NATS client address, host:port: the embedded server's, or
+// the external server the node is connected to.
+func (n *natsComponent) addr() string {
+	if n.srv != nil {
+		return n.srv.Addr().String()
+	}
+	if nc := n.admin.Load(); nc != nil {
+		return nc.ConnectedAddr()
+	}
+	return ""
+}
+
+// setOrgs gives the embedded server one user for each organisation of
+// orgs (sorted), creating the keys of new ones; with an external server it
+// does nothing (its operator manages the users).
+func (n *natsComponent) setOrgs(orgs []string) error {
+	if n.srv == nil {
+		return nil
+	}
+	n.authMu.Lock()
+	defer n.authMu.Unlock()
+	if slices.Equal(orgs, n.orgs) {
+		return nil
+	}
+	auth, err := natsjs.NewAuth(n.keys, orgs)
+	if err != nil {
+		return err
+	}
+	if err := n.srv.ReloadAuth(auth); err != nil {
+		return err
+	}
+	n.orgs = slices.Clone(orgs)
+	return nil
+}
+
+// connected is the readiness check of the node's connections.
+func (n *natsComponent) connected(context.Context) error {
+	for _, p := range []*atomic.Pointer[nats.Conn]{&n.admin, &n.routing} {
+		nc := p.Load()
+		if nc == nil {
+			return errors.New("not connected")
+		}
+		if st := nc.Status(); st != nats.CONNECTED {
+			return fmt.Errorf("connection %s", st)
+		}
+	}
+	return nil
+}
+
+// streamsEnsured is the readiness check of the streams.
+func (n *natsComponent) streamsEnsured(context.Context) error {
+	if !n.ensured.Load() {
+		return errors.New("streams not ensured")
+	}
+	return nil
+}
+
+// checkDataDir creates dir if needed and proves a file can be written in it.
+func checkDataDir(dir string) error {
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, ".write-check-*")
+	if err != nil {
+		return err
+	}
+	name := f.Name()
+	if err := f.Close(); err != nil {
+		return err
+	}
+	return os.Remove(name)
+}
+
+// storedOrgs returns, sorted, the organisations that have a seed file in
+// the key directory.
+func storedOrgs(keysDir string) ([]string, error) {
+	files, err := filepath.Glob(filepath.Join(keysDir, "*"+natsjs.SeedFileExt))
+	if err != nil {
+		return nil, err
+	}
+	var orgs []string
+	for _, f := range files {
+		name := strings.TrimSuffix(filepath.Base(f), natsjs.SeedFileExt)
+		if events.IsOrgID(name) {
+			orgs = append(orgs, name)
+		}
+	}
+	slices.Sort(orgs)
+	return orgs, nil
+}
+
+// natsCredsOption returns the connect option of a credentials file: a
+// NATS .creds file (user JWT and seed, for servers in operator mode) or an
+// nkey seed file (as in DATA/keys, for servers configured with nkeys).
+func natsCredsOption(path string) (nats.Option, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	if bytes.Contains(b, []byte("BEGIN NATS USER JWT")) {
+		return nats.UserCredentials(path), nil
+	}
+	kp, err := nkeys.ParseDecoratedUserNKey(b)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCredsFile, err)
+	}
+	kp.Wipe()
+	opt, err := nats.NkeyOptionFromSeed(path)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errCredsFile, err)
+	}
+	return opt, nil
+}
+
+// versionAtLeast reports whether the server version v ("2.12.1",
+// "2.14.0-RC.2") is least or later.
+func versionAtLeast(v string, least [3]int) bool {
+	core, _, _ := strings.Cut(strings.TrimPrefix(v, "v"), "-")
+	parts := strings.SplitN(core, ".", 3)
+	var got [3]int
+	for i := range got {
+		if i >= len(parts) {
+			break
+		}
+		n, err := strconv.Atoi(parts[i])
+		if err != nil {
+			return false
+		}
+		got[i] = n
+	}
+	for i := range got {
+		if got[i] != least[i] {
+			return got[i] > least[i]
+		}
+	}
+	return true
+}
