@@ -290,9 +290,10 @@ func (g *grid) add(e spEntry, lat, lon float64) {
 	g.cells[k] = append(g.cells[k], e)
 }
 
-// scan calls test for every entry in the cells that may hold a location
-// within km of the point.
-func (g *grid) scan(lat, lon, km float64, test func(*spEntry)) {
+// scan calls test with the entries of every cell that may hold a location
+// within km of the point (a cell at a time, so that the test of an entry
+// is a loop, not a call).
+func (g *grid) scan(lat, lon, km float64, test func([]spEntry)) {
 	if len(g.cells) == 0 || !(km > 0) {
 		return
 	}
@@ -319,17 +320,14 @@ func (g *grid) scan(lat, lon, km float64, test func(*spEntry)) {
 			if la := int32(uint32(key >> 32)); la < la0 || la > la1 {
 				continue
 			}
-			for k := range es {
-				test(&es[k])
-			}
+			test(es)
 		}
 		return
 	}
 	for la := la0; la <= la1; la++ {
 		for lo := lo0; lo <= lo1; lo++ {
-			es := g.cells[cellKey(la, lo)]
-			for k := range es {
-				test(&es[k])
+			if es := g.cells[cellKey(la, lo)]; len(es) > 0 {
+				test(es)
 			}
 		}
 	}
@@ -743,8 +741,7 @@ func (x *Index) merged(base []int32, pred func(*Service) bool) []int32 {
 // the posting lists of q's needs and areas and the grid cells around q's
 // point; with a reused dst and no new services it does not allocate.
 func (x *Index) Candidates(q Query, dst []int32) []int32 {
-	qmask := needMask(q.Needs)
-	if qmask == 0 || x.n == 0 {
+	if needMask(q.Needs) == 0 || x.n == 0 {
 		return dst
 	}
 	words := int(x.n+63) >> 6
@@ -754,7 +751,36 @@ func (x *Index) Candidates(q Query, dst []int32) []int32 {
 		bp = &b
 	}
 	set := bitset{w: (*bp)[:words], lo: words, hi: -1}
+	x.candidates(&q, &set)
+	dst = set.appendTo(dst)
+	x.p.bitsets.Put(bp)
+	return dst
+}
 
+// CandidateBits returns the services that match q (see [Query]) as a
+// bitset: bit i%64 of word i/64 is set when service number i is a
+// candidate. It reuses dst's array when it is large enough (its content
+// is overwritten) and returns a slice of (Len()+63)/64 words; it selects
+// exactly the services Candidates returns, without allocating when dst is
+// reused.
+func (x *Index) CandidateBits(q Query, dst []uint64) []uint64 {
+	words := int(x.n+63) >> 6
+	if cap(dst) < words {
+		dst = make([]uint64, words)
+	}
+	dst = dst[:words]
+	clear(dst)
+	if needMask(q.Needs) == 0 || x.n == 0 {
+		return dst
+	}
+	set := bitset{w: dst, lo: words, hi: -1}
+	x.candidates(&q, &set)
+	return dst
+}
+
+// candidates marks the services that match q in set.
+func (x *Index) candidates(q *Query, set *bitset) {
+	qmask := needMask(q.Needs)
 	p := x.p
 	region := q.region()
 	var countryID int32 = -1
@@ -808,7 +834,7 @@ func (x *Index) Candidates(q Query, dst []int32) []int32 {
 		}
 	}
 	if lat, lon, ok := q.point(); ok {
-		x.markNear(&set, &q, qmask, lat, lon)
+		x.markNear(set, q, qmask, lat, lon)
 	}
 	// The overlay: forget the stale postings, test the current services.
 	for _, i := range x.pending {
@@ -817,9 +843,6 @@ func (x *Index) Candidates(q Query, dst []int32) []int32 {
 			set.mark1(i)
 		}
 	}
-	dst = set.appendTo(dst)
-	x.p.bitsets.Put(bp)
-	return dst
 }
 
 // markNear marks the services with a location near the point: within
@@ -833,41 +856,45 @@ func (x *Index) markNear(set *bitset, q *Query, qmask uint32, lat, lon float64) 
 		if !known {
 			cbit = otherCountry
 		}
-		inArea := func(e *spEntry) {
-			if e.needs&qmask == 0 || e.countries&cbit == 0 || set.has(e.svc) {
-				return
-			}
-			switch pr.compare(e, float64(e.chord)) {
-			case outside:
-				return
-			case boundary:
-				if !pr.exactly(e, p.svcs[e.svc].Area.RadiusKm, p.svcs) {
-					return
+		inArea := func(es []spEntry) {
+			for k := range es {
+				e := &es[k]
+				if e.needs&qmask == 0 || e.countries&cbit == 0 || set.has(e.svc) {
+					continue
+				}
+				switch pr.compare(e, float64(e.chord)) {
+				case outside:
+					continue
+				case boundary:
+					if !pr.exactly(e, p.svcs[e.svc].Area.RadiusKm, p.svcs) {
+						continue
+					}
+				}
+				if known || slices.Contains(p.svcs[e.svc].Area.Countries, q.Country) {
+					set.mark1(e.svc)
 				}
 			}
-			if known || slices.Contains(p.svcs[e.svc].Area.Countries, q.Country) {
-				set.mark1(e.svc)
-			}
 		}
-		for k := range p.wide {
-			inArea(&p.wide[k])
-		}
+		inArea(p.wide)
 		for c := range p.areas {
 			p.areas[c].scan(lat, lon, p.areas[c].maxRadius, inArea)
 		}
 	}
 	if r := q.RadiusKm; r > 0 {
 		chord := chordOf(r)
-		p.all.scan(lat, lon, r, func(e *spEntry) {
-			if e.needs&qmask == 0 || set.has(e.svc) {
-				return
-			}
-			switch pr.compare(e, chord) {
-			case inside:
-				set.mark1(e.svc)
-			case boundary:
-				if pr.exactly(e, r, p.svcs) {
+		p.all.scan(lat, lon, r, func(es []spEntry) {
+			for k := range es {
+				e := &es[k]
+				if e.needs&qmask == 0 || set.has(e.svc) {
+					continue
+				}
+				switch pr.compare(e, chord) {
+				case inside:
 					set.mark1(e.svc)
+				case boundary:
+					if pr.exactly(e, r, p.svcs) {
+						set.mark1(e.svc)
+					}
 				}
 			}
 		})

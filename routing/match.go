@@ -274,36 +274,27 @@ type scratch struct {
 	q        query
 	cands    []int32
 	classes  []class
-	classIdx []int16 // compact cover -> class, -1 = none (profiles of up to maxDenseNeeds needs)
+	classIdx []int16 // compact cover (and proper) -> class, -1 = none (see query.denseClasses)
 	classMap map[uint64]int
 	entries  []entry
+	// lut maps 7-bit slices of a cover to bits of its compact cover (the
+	// index of classIdx).
+	lut      [3][128]uint16
 	needList []string
 	needBits []uint32
 	langIDs  []int16
 	mow      []int16
 	spec     []float64
-	sink     uint32 // keeps the early loads of Match
-	// recent caches the class of a cover (hashed), so that most candidates
-	// find theirs in one load; cleared at every match.
-	recent [1 << recentBits]recentClass
+	words    []uint64 // candidate bitset
+	rest     []int    // dense ids of the profile's languages after the first
 }
-
-// recentBits sets the size of scratch.recent.
-const recentBits = 6
-
-// recentClass is an entry of scratch.recent; cover 0 is empty (no
-// candidate has one).
-type recentClass struct {
-	cover uint32
-	class int32
-}
-
-// prefetch is how many candidates ahead Match loads features, so that the
-// memory latency overlaps the work on the current one.
-const prefetch = 16
 
 // maxDenseNeeds: profiles with more needs find classes through a map.
 const maxDenseNeeds = 10
+
+// lutCovers reports whether every need bit lies in the 21 bits that
+// scratch.lut maps.
+var lutCovers = len(events.Needs) <= 21
 
 // Match plans the profile against the snapshot: the candidates the index
 // returns for the profile's needs and location (and, for a cross-border
@@ -317,8 +308,9 @@ const maxDenseNeeds = 10
 // needs, with an unknown code, country or urgency, or without channels;
 // ErrNoDirectory for a nil snapshot; the Config error for an invalid
 // Config. The first match against a snapshot derives per-service bit masks
-// from it (about a microsecond per service not seen in the previous
-// snapshot: 0.1 s for a fresh index of 100,000); later matches reuse them.
+// and bitsets from it (about a microsecond per service not seen in the
+// previous snapshot: 0.11 s for a fresh index of 100,000, about 30 KB per
+// 1024 services); later matches reuse them.
 func (m *Matcher) Match(snap *directory.Index, p events.Profile, opts ...MatchOption) (*Plan, error) {
 	sc, q, err := m.begin(snap, &p, opts)
 	if err != nil {
@@ -328,141 +320,307 @@ func (m *Matcher) Match(snap *directory.Index, p events.Profile, opts ...MatchOp
 	o := m.options(opts)
 	k := 1 + o.fallbacks
 
-	sc.cands = snap.Candidates(directoryQuery(&p), sc.cands[:0])
+	sc.words = snap.CandidateBits(directoryQuery(&p), sc.words)
 	var excluded [numConstraints]int
 	var offered uint32
-	eligible := 0
-	// The loop runs once per candidate, thousands of times in a big city:
-	// the common cases are written out here with the query's fields in
-	// locals, the rare ones (accessibility needs, emergencies, rare
+	considered, eligible := 0, 0
+	// The constraints that depend on codes alone (activity, eligibility,
+	// capacity, language, channel) are checked on words of 64 candidates
+	// with the chunks' bitsets, so that the loop over candidates runs only
+	// on the eligible ones. That loop runs thousands of times in a big
+	// city: the common cases are written out here with the query's fields
+	// in locals, the rare ones (accessibility needs, emergencies, rare
 	// languages, cross-border cases, observed statistics) go through the
 	// same functions as Assess and Eligible.
 	var (
-		chunks            = q.t.chunks
-		needs, age, gendr = q.needs, q.age, q.gender
-		lang1, langRest   = q.lang1, q.langRest
-		channels, interp  = q.channels, q.interp
-		langFast          = !q.langUnknown
-		slow              = q.acc != 0 || q.emergency
-		simple            = q.acc == 0 && !q.cross
-		spec              = q.wSpec
-		nFlags1           = q.nFlags + 1
-		bonusOn           = q.emergency || q.preferred != ""
-		distMax           = q.distMax
-		wObs0, wObs1      = q.wObs[0], q.wObs[1]
-		cl                *class
-		last              = -1
-		lastCover         uint32
-		lastProper        uint32
+		chunks           = q.t.chunks
+		needs            = q.needs
+		ageIdx, gendIdx  = -1, -1
+		channels, interp = q.channels, q.interp
+		slow             = q.acc != 0 || q.emergency
+		simple           = q.acc == 0 && !q.cross
+		spec             = q.wSpec
+		nFlags1          = q.nFlags + 1
+		bonusOn          = q.emergency || q.preferred != ""
+		distMax          = q.distMax
+		wObs0, wObs1     = q.wObs[0], q.wObs[1]
+		stats            = q.stats
+		dense            = q.denseClasses() && lutCovers
+		nNeeds           = uint(len(q.needBits))
+		lut              = &sc.lut
+		lutReady         = false
+		classIdx         = sc.classIdx
+		cl               *class
+		last             = -1
+		lastCover        uint32
+		lastProper       uint32
+		lang1            = -1          // dense id of the first language
+		langRest         = sc.rest[:0] // of the others
 	)
-	cands := sc.cands
-	var ahead uint32 // loads of later candidates' features, issued early
-	for n, i := range cands {
-		if n+prefetch < len(cands) {
-			a := cands[n+prefetch]
-			ahead ^= chunks[a>>chunkBits].f[a&chunkMask].needs
+	if q.age != 0 {
+		ageIdx = bits.TrailingZeros8(q.age)
+	}
+	if q.gender != 0 {
+		gendIdx = bits.TrailingZeros8(q.gender)
+	}
+	for n, id := range q.langIDs {
+		switch {
+		case id < 0:
+		case n == 0:
+			lang1 = int(id)
+		default:
+			langRest = append(langRest, int(id))
 		}
-		c := chunks[i>>chunkBits]
-		j := i & chunkMask
-		f := &c.f[j]
-		cover := f.needs & needs // zero for a number without a service
-		if cover == 0 {
+	}
+	sc.rest = langRest
+	// In the commonest case (no accessibility needs, no emergency, no
+	// cross-border case, no statistics, no preferred organisation) the
+	// score but for the distance is computed from the chunk's bitsets
+	// alone: the loop reads a service's features only for the distance of
+	// those that may enter a ranking.
+	maskPath := simple && dense && !slow && !bonusOn && stats == nil
+	hasPoint, wDist := q.hasPoint, q.w[compDistance]
+	var (
+		needW             [maxDenseNeeds]uint64
+		chanBits          [8]uint8
+		chanW             [8]uint64
+		crimeW            [32]uint64
+		flagW             [16]uint64
+		nChan, nCrm, nFlg int
+	)
+	if maskPath {
+		for b := channels; b != 0; b &= b - 1 {
+			chanBits[nChan] = uint8(bits.TrailingZeros8(b))
+			nChan++
+		}
+		nCrm, nFlg = bits.OnesCount32(q.crimes), bits.OnesCount16(q.flags)
+	}
+	for wi, w := range sc.words {
+		if w == 0 {
 			continue
 		}
-		offered |= cover
-		b := f.bits
-		var code, lang int
-		var waived bool
-		switch {
-		case b&fActive == 0:
-			code = cInactive
-		case (f.ages != 0 && age != 0 && f.ages&age == 0) || (f.genders != 0 && gendr != 0 && f.genders&gendr == 0):
-			code = cEligibility
-		case b&fFull != 0:
-			code = cCapacity
-		default:
-			switch {
-			case !langFast && b&fLangSlow != 0:
-				lang = q.language(f, c, j)
-			case f.langs&lang1 != 0:
-				lang = langFirst
-			case f.langs&langRest != 0:
-				lang = langOther
-			case interp || b&fInterp != 0:
-				lang = langInterpreter
+		considered += bits.OnesCount64(w)
+		c := chunks[wi>>(chunkBits-6)]
+		cw := wi & (chunkWords - 1)
+		mk := &c.m
+		// Candidates without a needed code (none in practice: the index
+		// returns only services offering one) are skipped uncounted.
+		var has uint64
+		for _, b := range q.needBits {
+			nw := mk.needs[bits.TrailingZeros32(b)][cw]
+			if w&nw != 0 {
+				offered |= b
 			}
+			has |= nw
+		}
+		w &= has & mk.present[cw]
+		act := w & mk.active[cw]
+		excluded[cInactive] += bits.OnesCount64(w &^ act)
+		el := act
+		if ageIdx >= 0 {
+			el &= mk.ages[ageIdx][cw]
+		}
+		if gendIdx >= 0 {
+			el &= mk.genders[gendIdx][cw]
+		}
+		excluded[cEligibility] += bits.OnesCount64(act &^ el)
+		open := el &^ mk.full[cw]
+		excluded[cCapacity] += bits.OnesCount64(el &^ open)
+		// Services speaking a language without a bit, when the profile
+		// has such a language, are checked one by one.
+		var slowLang uint64
+		if q.langUnknown {
+			slowLang = open & mk.langSlow[cw]
+		}
+		fast := open &^ slowLang
+		var first, other uint64
+		if lang1 >= 0 {
+			first = fast & mk.langs[lang1][cw]
+		}
+		for _, id := range langRest {
+			other |= mk.langs[id][cw]
+		}
+		other &= fast &^ first
+		viaInterp := fast &^ (first | other)
+		if !interp {
+			viaInterp &= mk.interp[cw]
+		}
+		spoken := first | other | viaInterp
+		excluded[cLanguage] += bits.OnesCount64(fast &^ spoken)
+		var reach uint64
+		for b := channels; b != 0; b &= b - 1 {
+			reach |= mk.channels[bits.TrailingZeros8(b)][cw]
+		}
+		excluded[cChannel] += bits.OnesCount64(spoken &^ reach)
+		todo := spoken&reach | slowLang
+		base0 := int32(wi << 6)
+		var waitW, specW, locW, multiW, remoteW uint64
+		if maskPath && todo != 0 {
+			for n, b := range q.needBits {
+				needW[n] = mk.needs[bits.TrailingZeros32(b)][cw]
+			}
+			for n := range nChan {
+				chanW[n] = mk.channels[chanBits[n]][cw]
+			}
+			n := 0
+			for b := q.crimes; b != 0; b &= b - 1 {
+				crimeW[n] = mk.crimes[bits.TrailingZeros32(b)][cw]
+				n++
+			}
+			n = 0
+			for b := q.flags; b != 0; b &= b - 1 {
+				flagW[n] = mk.flags[bits.TrailingZeros16(b)][cw]
+				n++
+			}
+			waitW, specW = mk.waitlist[cw], mk.specialist[cw]
+			locW, multiW, remoteW = mk.hasLoc[cw], mk.multiLoc[cw], mk.remote[cw]
+		}
+		for ; todo != 0; todo &= todo - 1 {
+			bi := bits.TrailingZeros64(todo)
+			i := base0 + int32(bi)
+			j := i & chunkMask
+			if maskPath && slowLang>>bi&1 == 0 {
+				// The same values as below, from the bitsets.
+				eligible++
+				compact := 0
+				for n := range q.needBits {
+					compact |= int(needW[n]>>bi&1) << n
+				}
+				ci := int(classIdx[compact])
+				if ci < 0 {
+					var cover uint32
+					for n, b := range q.needBits {
+						if compact&(1<<n) != 0 {
+							cover |= b
+						}
+					}
+					ci = sc.class(q, cover, cover, k)
+					last = -1 // sc.classes may have moved
+				}
+				cl := &sc.classes[ci]
+				var chm uint8
+				for n := range nChan {
+					chm |= uint8(chanW[n]>>bi&1) << chanBits[n]
+				}
+				base := q.wNeeds[bits.OnesCount(uint(compact))] + q.wLang[langInterpreter+int(other>>bi&1)+2*int(first>>bi&1)] + q.wChan[chm]
+				if len(spec) > 0 {
+					state := 0
+					if nCrm > 0 && specW>>bi&1 != 0 {
+						state = 1
+						for n := range nCrm {
+							state += int(crimeW[n] >> bi & 1)
+						}
+					}
+					fm := 0
+					for n := range nFlg {
+						fm += int(flagW[n] >> bi & 1)
+					}
+					base += spec[state*nFlags1+fm]
+				}
+				obs := wObs0
+				if waitW>>bi&1 != 0 {
+					obs = wObs1
+				}
+				if base+distMax+obs < cl.worst {
+					continue
+				}
+				dist := 0.0
+				if hasPoint {
+					dist = wDist * q.distanceMasked(c, j, locW>>bi&1 != 0, multiW>>bi&1 != 0, remoteW>>bi&1 != 0, chm)
+				}
+				score := min(base+dist+obs, 1)
+				if score >= cl.worst {
+					sc.offer(q, cl, entry{i: i, score: score, key: score}, k)
+				}
+				continue
+			}
+			f := &c.f[j]
+			cover := f.needs & needs
+			var code int
+			var waived bool
+			lang := langInterpreter + int(other>>bi&1) + 2*int(first>>bi&1)
 			switch {
-			case lang == langNone:
-				code = cLanguage
-			case f.channels&channels == 0:
-				code = cChannel
+			case slowLang>>bi&1 != 0:
+				if lang = q.language(f, c, j); lang == langNone {
+					code = cLanguage
+				} else if f.channels&channels == 0 {
+					code = cChannel
+				} else if slow {
+					code, lang, waived = q.check(f, c, j)
+				}
 			case slow:
 				code, lang, waived = q.check(f, c, j)
 			}
-		}
-		if code != cNone {
-			excluded[code]++
-			continue
-		}
-		eligible++
-		proper := cover
-		if q.cross {
-			proper = q.proper(f, c, j, cover)
-		}
-		if last < 0 || cover != lastCover || proper != lastProper {
-			if h := &sc.recent[(cover*0x9e3779b1)>>(32-recentBits)]; h.cover == cover && !q.cross {
-				last = int(h.class)
+			if code != cNone {
+				excluded[code]++
+				continue
+			}
+			eligible++
+			proper := cover
+			if q.cross {
+				proper = q.proper(f, c, j, cover)
+			}
+			if last < 0 || cover != lastCover || proper != lastProper {
+				last = -1
+				if dense {
+					if !lutReady {
+						sc.fillLut(q)
+						lutReady = true
+					}
+					ck := lut[0][cover&127] | lut[1][(cover>>7)&127] | lut[2][(cover>>14)&127]
+					if q.cross {
+						ck |= (lut[0][proper&127] | lut[1][(proper>>7)&127] | lut[2][(proper>>14)&127]) << nNeeds
+					}
+					last = int(classIdx[ck])
+				}
+				if last < 0 {
+					last = sc.class(q, cover, proper, k)
+				}
+				lastCover, lastProper = cover, proper
+				cl = &sc.classes[last]
+			}
+			// The same sums as baseScore, in the same order.
+			var base float64
+			if simple {
+				base = q.wNeeds[bits.OnesCount32(cover)] + q.wLang[lang] + q.wChan[f.channels&channels]
+				if len(spec) > 0 {
+					state := 0
+					if q.nCrimes > 0 && f.crimes != 0 {
+						state = 1 + bits.OnesCount32(f.crimes&q.crimes)
+					}
+					base += spec[state*nFlags1+bits.OnesCount16(f.flags&q.flags)]
+				}
 			} else {
-				last = sc.class(q, cover, proper, k)
-				if !q.cross {
-					*h = recentClass{cover: cover, class: int32(last)}
-				}
+				base = q.baseScore(f, cover, proper, lang, waived)
 			}
-			lastCover, lastProper = cover, proper
-			cl = &sc.classes[last]
-		}
-		// The same sums as baseScore, in the same order.
-		var base float64
-		if simple {
-			base = q.wNeeds[bits.OnesCount32(cover)] + q.wLang[lang] + q.wChan[f.channels&channels]
-			if len(spec) > 0 {
-				state := 0
-				if q.nCrimes > 0 && f.crimes != 0 {
-					state = 1 + bits.OnesCount32(f.crimes&q.crimes)
-				}
-				base += spec[state*nFlags1+bits.OnesCount16(f.flags&q.flags)]
+			bonus := 0.0
+			if bonusOn {
+				bonus = q.bonus(f, c, j)
 			}
-		} else {
-			base = q.baseScore(f, cover, proper, lang, waived)
-		}
-		bonus := 0.0
-		if bonusOn {
-			bonus = q.bonus(f, c, j)
-		}
-		obs := wObs0
-		if b&fWaitlist != 0 {
-			obs = wObs1
-		}
-		if q.stats != nil {
-			obs = q.observedMax(f)
-		}
-		if bonus+base+distMax+obs < cl.worst {
-			continue // cannot enter the ranking, however near and responsive
-		}
-		score := base + q.distanceScore(f, c, j)
-		e := entry{i: i}
-		if q.stats != nil {
-			e.st, e.known = q.stats.ServiceStats(c.svc[j].ID)
-			obs = q.observedScore(f, c, j, e.st, e.known)
-		}
-		score = min(score+obs, 1)
-		e.score, e.key = score, bonus+score
-		if e.key >= cl.worst {
-			sc.offer(q, cl, e, k)
+			obs := wObs0
+			if f.bits&fWaitlist != 0 {
+				obs = wObs1
+			}
+			if stats != nil {
+				obs = q.observedMax(f)
+			}
+			if bonus+base+distMax+obs < cl.worst {
+				continue // cannot enter the ranking, however near and responsive
+			}
+			score := base + q.distanceScore(f, c, j)
+			e := entry{i: i}
+			if stats != nil {
+				e.st, e.known = stats.ServiceStats(c.svc[j].ID)
+				obs = q.observedScore(f, c, j, e.st, e.known)
+			}
+			score = min(score+obs, 1)
+			e.score, e.key = score, bonus+score
+			if e.key >= cl.worst {
+				sc.offer(q, cl, e, k)
+			}
 		}
 	}
-	sc.sink = ahead
-	return sc.plan(q, k, excluded, offered, len(sc.cands), eligible), nil
+	return sc.plan(q, k, excluded, offered, considered, eligible), nil
 }
 
 // Eligible returns the ids, sorted, of the services that are candidates
@@ -760,9 +918,11 @@ func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *event
 
 	// The classes of this match.
 	sc.classes, sc.entries = sc.classes[:0], sc.entries[:0]
-	clear(sc.recent[:])
-	if !q.cross && len(q.needBits) <= maxDenseNeeds {
+	if q.denseClasses() {
 		n := 1 << len(q.needBits)
+		if q.cross {
+			n <<= len(q.needBits)
+		}
 		sc.classIdx = slices.Grow(sc.classIdx[:0], n)[:n]
 		for i := range sc.classIdx {
 			sc.classIdx[i] = -1
@@ -788,15 +948,45 @@ func (q *query) bonus(f *features, c *chunk, j int32) float64 {
 	return b
 }
 
+// fillLut fills sc.lut for the profile's needs: lut[s][m] is the compact
+// cover of the needs m<<(7*s), bit j for needBits[j].
+func (sc *scratch) fillLut(q *query) {
+	var pos [21]uint16
+	for j, b := range q.needBits {
+		if t := bits.TrailingZeros32(b); t < len(pos) {
+			pos[t] = 1 << j
+		}
+	}
+	for s := range sc.lut {
+		t := &sc.lut[s]
+		for m := 1; m < len(t); m++ {
+			t[m] = t[m&(m-1)] | pos[7*s+bits.TrailingZeros(uint(m))]
+		}
+	}
+}
+
+// denseClasses reports whether the classes of the match are found through
+// scratch.classIdx, by their compact cover (and, in a cross-border case,
+// compact proper needs), rather than through scratch.classMap.
+func (q *query) denseClasses() bool {
+	if q.cross {
+		return 2*len(q.needBits) <= maxDenseNeeds
+	}
+	return len(q.needBits) <= maxDenseNeeds
+}
+
 // class returns the index of the class of the candidates meeting exactly
 // cover (and proper), creating it with room for k entries.
 func (sc *scratch) class(q *query, cover, proper uint32, k int) int {
 	var ci int
-	if !q.cross && len(q.needBits) <= maxDenseNeeds {
+	if q.denseClasses() {
 		c := 0
 		for j, b := range q.needBits {
 			if cover&b != 0 {
 				c |= 1 << j
+			}
+			if proper&b != 0 && q.cross {
+				c |= 1 << (j + len(q.needBits))
 			}
 		}
 		if v := sc.classIdx[c]; v >= 0 {

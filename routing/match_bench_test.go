@@ -2,6 +2,7 @@ package routing_test
 
 import (
 	"fmt"
+	"math/bits"
 	"slices"
 	"testing"
 	"time"
@@ -40,5 +41,51 @@ func BenchmarkMatch(b *testing.B) {
 			b.ReportMetric(float64(lat[len(lat)/2].Nanoseconds()), "p50-ns")
 			b.ReportMetric(float64(lat[len(lat)*99/100].Nanoseconds()), "p99-ns")
 		})
+	}
+}
+
+// TestCandidateBits checks that the candidate bitset Match reads selects
+// exactly the services of Index.Candidates, on a fresh index and on one
+// with an overlay of changed, added and deleted services.
+func TestCandidateBits(t *testing.T) {
+	t.Parallel()
+	d := directory.Generate(3000, 3)
+	base := directory.NewIndex(d, 1)
+	changed := d.Services[10]
+	changed.Needs = []string{"safety.shelter"}
+	changed.Capacity.Status = "full"
+	added := d.Services[20]
+	added.ID = "zz.added.s0"
+	overlay := base.With(
+		directory.Change{Key: directory.ServiceKey(changed.ID), Revision: 2, Service: &changed},
+		directory.Change{Key: directory.ServiceKey(added.ID), Revision: 3, Service: &added},
+		directory.Change{Key: directory.ServiceKey(d.Services[30].ID), Revision: 4, Deleted: true},
+	)
+	if overlay.Pending() == 0 {
+		t.Fatal("the changes made no overlay")
+	}
+	var words []uint64
+	var list []int32
+	for _, snap := range []*directory.Index{base, overlay} {
+		for k, p := range routing.SampleProfiles(300, 5) {
+			q := directory.Query{Needs: p.Needs, Country: p.Location.Country, Region: p.Location.Region, Lat: p.Location.Lat, Lon: p.Location.Lon}
+			if r := p.Location.ResidenceCountry; r != "" && r != p.Location.Country {
+				q.RemoteCountries = []string{r}
+			}
+			list = snap.Candidates(q, list[:0])
+			words = snap.CandidateBits(q, words)
+			if len(words) != (snap.Len()+63)/64 {
+				t.Fatalf("profile %d: %d words for %d services", k, len(words), snap.Len())
+			}
+			var got []int32
+			for wi, w := range words {
+				for ; w != 0; w &= w - 1 {
+					got = append(got, int32(wi*64+bits.TrailingZeros64(w)))
+				}
+			}
+			if !slices.Equal(got, list) {
+				t.Fatalf("profile %d: CandidateBits selects %d services, Candidates %d", k, len(got), len(list))
+			}
+		}
 	}
 }

@@ -363,6 +363,26 @@ func (q *query) distanceValue(f *features, c *chunk, j int32) float64 {
 	return v
 }
 
+// distanceMasked is distanceValue from the chunk's masks and positions:
+// has, multi and remote are the service's fHasLoc, fMultiLoc and fRemote,
+// shared its channels the profile accepts.
+func (q *query) distanceMasked(c *chunk, j int32, has, multi, remote bool, shared uint8) float64 {
+	if !has {
+		return DistanceNoLocation
+	}
+	var d float64
+	if !multi {
+		d = q.km(float64(c.pos[j][0]), float64(c.pos[j][1]))
+	} else {
+		d = q.nearestKm(&c.f[j], c, j)
+	}
+	v := expNeg(d * q.perKm)
+	if remote && shared&remoteChannels != 0 {
+		v = max(v, DistanceNoLocation)
+	}
+	return v
+}
+
 func residenceValue(cover, proper uint32) float64 {
 	return float64(bits.OnesCount32(proper)) / float64(bits.OnesCount32(cover))
 }

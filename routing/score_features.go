@@ -2,6 +2,7 @@ package routing
 
 import (
 	"math"
+	"math/bits"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -23,6 +24,13 @@ import (
 // reuses every chunk of 1024 services whose service values did not change
 // (services are immutable values: an unchanged pointer is an unchanged
 // service).
+//
+// Each chunk also holds the same codes transposed, as bitsets over its
+// services (masks): Match checks the hard constraints that depend on codes
+// alone on words of 64 candidates of the index's candidate bitset, and in
+// the common case computes the score but for the distance from the words
+// too, so that it reads a service's features only to measure the distance
+// of those that may enter a ranking.
 
 const (
 	chunkBits = 10
@@ -106,6 +114,95 @@ type chunk struct {
 	// numbers; first and last are the ids of its first and last service.
 	ordered     bool
 	first, last string
+	// pos is the first location of each service (features.lat, lon),
+	// eight to a cache line, for the distances of Match.
+	pos [chunkLen][2]float32
+	// m holds the features as bitsets over the chunk's service numbers,
+	// for the constraints Match checks a word (64 services) at a time.
+	m masks
+}
+
+// chunkWords is the number of bitset words of a chunk.
+const chunkWords = chunkLen / 64
+
+// masks are bitsets of a chunk's services: bit j%64 of word j/64 for the
+// service at position j.
+type masks struct {
+	present, active, full, interp, langSlow [chunkWords]uint64
+	waitlist, specialist                    [chunkWords]uint64     // capacity waitlist; crimes listed
+	hasLoc, multiLoc, remote                [chunkWords]uint64     // fHasLoc, fMultiLoc, fRemote
+	crimes                                  [32][chunkWords]uint64 // by crime bit
+	flags                                   [16][chunkWords]uint64 // by flag bit
+	needs                                   [32][chunkWords]uint64 // by need bit
+	ages                                    [8][chunkWords]uint64  // eligible for the age band bit (or any)
+	genders                                 [8][chunkWords]uint64  // eligible for the gender bit (or any)
+	channels                                [8][chunkWords]uint64  // by channel bit
+	langs                                   [maxDenseLangs][chunkWords]uint64
+}
+
+// derive fills ch.m from ch.f.
+func (ch *chunk) derive() {
+	m := &ch.m
+	*m = masks{}
+	for j := range ch.f {
+		f := &ch.f[j]
+		if f.bits&fPresent == 0 {
+			continue
+		}
+		w, bit := j>>6, uint64(1)<<(j&63)
+		m.present[w] |= bit
+		ch.pos[j] = [2]float32{f.lat, f.lon}
+		if f.bits&fHasLoc != 0 {
+			m.hasLoc[w] |= bit
+		}
+		if f.bits&fMultiLoc != 0 {
+			m.multiLoc[w] |= bit
+		}
+		if f.bits&fRemote != 0 {
+			m.remote[w] |= bit
+		}
+		if f.bits&fActive != 0 {
+			m.active[w] |= bit
+		}
+		if f.bits&fFull != 0 {
+			m.full[w] |= bit
+		}
+		if f.bits&fInterp != 0 {
+			m.interp[w] |= bit
+		}
+		if f.bits&fLangSlow != 0 {
+			m.langSlow[w] |= bit
+		}
+		if f.bits&fWaitlist != 0 {
+			m.waitlist[w] |= bit
+		}
+		if f.crimes != 0 {
+			m.specialist[w] |= bit
+		}
+		for b := f.crimes; b != 0; b &= b - 1 {
+			m.crimes[bits.TrailingZeros32(b)][w] |= bit
+		}
+		for b := f.flags; b != 0; b &= b - 1 {
+			m.flags[bits.TrailingZeros16(b)][w] |= bit
+		}
+		for b := f.needs; b != 0; b &= b - 1 {
+			m.needs[bits.TrailingZeros32(b)][w] |= bit
+		}
+		for a := range m.ages {
+			if f.ages == 0 || f.ages&(1<<a) != 0 {
+				m.ages[a][w] |= bit
+			}
+			if f.genders == 0 || f.genders&(1<<a) != 0 {
+				m.genders[a][w] |= bit
+			}
+		}
+		for b := f.channels; b != 0; b &= b - 1 {
+			m.channels[bits.TrailingZeros8(b)][w] |= bit
+		}
+		for b := f.langs; b != 0; b &= b - 1 {
+			m.langs[bits.TrailingZeros64(b)][w] |= bit
+		}
+	}
 }
 
 // table is the feature table of one index snapshot. It is immutable once
@@ -217,6 +314,7 @@ func buildTable(snap *directory.Index, base *table) *table {
 			t.compute(ch, j, s, own)
 		}
 		ch.order()
+		ch.derive()
 		t.chunks[ci] = ch
 	}
 	if t.langs == nil {
