@@ -82,7 +82,7 @@ func newAdapterPostgresCmd(out, errOut io.Writer) *cobra.Command {
 	lf := addLogFlags(cmd)
 	cf := cmd.Flags()
 	cf.StringVar(&o.org, "org", "", "organisation id (<country>.<slug>) whose outbox and inbox to run")
-	cf.StringVar(&o.creds, "creds", "", "NATS credentials file of the organisation")
+	cf.StringVar(&o.creds, "creds", "", "NATS credentials of the organisation: its nkey seed file from 'invictus creds', or a NATS .creds file")
 	cf.StringVar(&o.key, "key", "", "age key file of the organisation, to open case envelopes")
 	cf.StringVar(&o.natsURL, "nats-url", adapterNATSURLDefault, "NATS server URL(s), comma-separated")
 	cf.StringVar(&o.hook, "hook", "", "SQL function (name or schema.name) called with each new inbox event id")
@@ -210,10 +210,16 @@ func runAdapterPostgres(ctx context.Context, o adapterOptions, logger *slog.Logg
 		}),
 		nats.ReconnectHandler(func(*nats.Conn) { logger.Info("NATS reconnected") }))
 	if o.creds != "" {
-		if _, err := os.Stat(o.creds); err != nil {
+		opt, err := natsCredsOption(o.creds)
+		if err != nil {
 			return &flagError{flag: "creds", value: o.creds, err: err}
 		}
-		nopts = append(nopts, nats.UserCredentials(o.creds))
+		nopts = append(nopts, opt)
+	}
+	if prefix := natsjs.OrgInboxPrefix(o.org); prefix != "" {
+		// An organisation's user may subscribe only under its own inbox
+		// prefix on the embedded server (and as natsjs.OrgPermissions says).
+		nopts = append(nopts, nats.CustomInboxPrefix(prefix))
 	}
 	nc, err := nats.Connect(o.natsURL, nopts...)
 	if err != nil {
@@ -232,7 +238,7 @@ func runAdapterPostgres(ctx context.Context, o adapterOptions, logger *slog.Logg
 	}
 
 	if o.metricsListen != "" {
-		stop, err := serveAdapterMetrics(o.metricsListen, reg, a, logger)
+		stop, err := serveAdapterMetrics(ctx, o.metricsListen, reg, a, logger)
 		if err != nil {
 			return err
 		}
@@ -247,8 +253,8 @@ func runAdapterPostgres(ctx context.Context, o adapterOptions, logger *slog.Logg
 
 // serveAdapterMetrics serves /metrics and /healthz on addr until the
 // returned function is called.
-func serveAdapterMetrics(addr string, reg *prometheus.Registry, a *postgres.Adapter, logger *slog.Logger) (func(), error) {
-	ln, err := net.Listen("tcp", addr)
+func serveAdapterMetrics(ctx context.Context, addr string, reg *prometheus.Registry, a *postgres.Adapter, logger *slog.Logger) (func(), error) {
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", addr)
 	if err != nil {
 		return nil, &flagError{flag: "metrics-listen", value: addr, err: err}
 	}

@@ -123,15 +123,11 @@ func (f *clientFlags) connect(ctx context.Context) (*client.Client, error) {
 	}
 	opts := []client.Option{client.WithTimeout(f.timeout), client.WithName("invictus cli " + f.org)}
 	if f.creds != "" {
-		b, err := os.ReadFile(f.creds)
+		opt, err := natsCredsOption(f.creds)
 		if err != nil {
 			return nil, &flagError{flag: "creds", value: f.creds, err: err}
 		}
-		if strings.Contains(string(b), "BEGIN NATS USER JWT") {
-			opts = append(opts, client.WithCredsFile(f.creds))
-		} else {
-			opts = append(opts, client.WithNKeySeed(f.creds))
-		}
+		opts = append(opts, client.WithNATSOptions(opt))
 	}
 	c, err := client.Connect(ctx, f.natsURL, f.org, opts...)
 	if err != nil {

@@ -39,8 +39,8 @@ const (
 )
 
 // storeFlags are the flags of the commands that read or write the stored
-// directory: a running server's NATS URL, or a stopped server's data
-// directory opened in process.
+// directory or the tokens: the data directory of a node (running or
+// stopped), or the NATS URL of a running server.
 type storeFlags struct {
 	natsURL string
 	creds   string
@@ -53,11 +53,48 @@ func addStoreFlags(cmd *cobra.Command) *storeFlags {
 	f := &storeFlags{}
 	fl := cmd.Flags()
 	fl.StringVar(&f.natsURL, "nats-url", directoryNATSURLDefault, "NATS URL of a running server (ignored with --data)")
-	fl.StringVar(&f.creds, "nats-creds", "", "NATS credentials file, for a secured server")
-	fl.StringVar(&f.data, "data", "", "data directory of a STOPPED server: open its store in process instead of connecting")
+	fl.StringVar(&f.creds, "nats-creds", "", "credentials: an nkey seed file (such as DATA/keys/admin.nk) or a NATS .creds file; with --data, default DATA/keys/admin.nk")
+	fl.StringVar(&f.data, "data", "", "data directory of a node: connect to the node running on it (DIR/node.json), or open its store in process when none runs")
 	fl.DurationVar(&f.timeout, "timeout", directoryTimeoutDefault, "how long the whole command may take")
 	f.logs = addLogFlags(cmd)
 	return f
+}
+
+// connect connects to NATS as the flags say: with --data to the node
+// running on it, or to its store opened in process when none runs (see
+// connectData); otherwise to --nats-url with --nats-creds. name is the
+// connection name. release lets the connection (and the in-process server)
+// go.
+func (f *storeFlags) connect(ctx context.Context, logger *slog.Logger, name string) (nc *nats.Conn, release func(), err error) {
+	if f.data != "" {
+		dc, err := connectData(ctx, f.data, f.creds, name, logger)
+		if err != nil {
+			return nil, nil, err
+		}
+		if dc.running {
+			logger.Debug("connected to the running node", slog.String("data", f.data), slog.String("nats", dc.nc.ConnectedAddr()))
+		} else {
+			logger.Debug("opened the data directory in process", slog.String("data", f.data))
+		}
+		return dc.nc, dc.close, nil
+	}
+	opts := []nats.Option{nats.Name(name), nats.Timeout(natsConnectTimeout)}
+	if f.creds != "" {
+		opt, err := natsCredsOption(f.creds)
+		if err != nil {
+			return nil, nil, &flagError{flag: "nats-creds", value: f.creds, err: err}
+		}
+		opts = append(opts, opt)
+	}
+	nc, err = nats.Connect(f.natsURL, opts...)
+	if err != nil {
+		return nil, nil, &flagError{flag: "nats-url", value: redactURLs(f.natsURL), err: err}
+	}
+	return nc, func() {
+		if err := nc.Drain(); err != nil {
+			nc.Close()
+		}
+	}, nil
 }
 
 // directoryConn is an open directory store and what must be closed after.
@@ -66,44 +103,16 @@ type directoryConn struct {
 	close func()
 }
 
-// open connects to the server (or starts one in process on --data) and
-// opens the directory store. The bucket is created if missing.
+// open connects (see connect) and opens the directory store. The bucket
+// is created if missing.
 func (f *storeFlags) open(ctx context.Context, errOut io.Writer) (*directoryConn, error) {
 	logger, err := f.logs.logger(errOut)
 	if err != nil {
 		return nil, err
 	}
-	var nc *nats.Conn
-	closeAll := func() {}
-	if f.data != "" {
-		srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: filepath.Join(f.data, "nats"), DontListen: true}, logger)
-		if err != nil {
-			return nil, &flagError{flag: "data", value: f.data, err: err}
-		}
-		closeAll = func() {
-			sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer cancel()
-			if err := srv.Shutdown(sctx); err != nil {
-				logger.Error("embedded server shutdown", slog.Any("error", err))
-			}
-		}
-		if nc, err = srv.Connect(ctx, nats.Name("invictus cli")); err != nil {
-			closeAll()
-			return nil, err
-		}
-	} else {
-		opts := []nats.Option{nats.Name("invictus cli"), nats.Timeout(10 * time.Second)}
-		if f.creds != "" {
-			opts = append(opts, nats.UserCredentials(f.creds))
-		}
-		if nc, err = nats.Connect(f.natsURL, opts...); err != nil {
-			return nil, &flagError{flag: "nats-url", value: f.natsURL, err: err}
-		}
-		closeAll = func() {
-			if err := nc.Drain(); err != nil {
-				nc.Close()
-			}
-		}
+	nc, closeAll, err := f.connect(ctx, logger, "invictus cli")
+	if err != nil {
+		return nil, err
 	}
 	js, err := jetstream.New(nc)
 	if err == nil {
@@ -244,9 +253,10 @@ func newDirectoryCmd(out, errOut io.Writer) *cobra.Command {
 		Use:   "directory",
 		Short: "Import, export, validate and count the directory of organisations and services",
 		Long: "The directory holds the organisations of the network and the services they offer.\n" +
-			"It lives in the KV bucket 'directory' of the node's JetStream. The commands work\n" +
-			"against a running server (--nats-url) or, with --data, directly on a stopped\n" +
-			"server's data directory. validate needs no server.",
+			"It lives in the KV bucket 'directory' of the node's JetStream. With --data DIR\n" +
+			"the commands connect to the node running on DIR (found in DIR/node.json, as the\n" +
+			"administrator of DIR/keys/admin.nk), or open DIR's store in process when no node\n" +
+			"runs; otherwise they connect to --nats-url. validate needs no server.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}

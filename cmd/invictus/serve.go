@@ -59,7 +59,7 @@ type serveOptions struct {
 // print` takes too.
 func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	addConfigFlag(fs)
-	fs.StringVar(&o.data, "data", serveDataDefault, "data directory: the JetStream store (DIR/nats), NATS keys (DIR/keys), demo files (DIR/demo)")
+	fs.StringVar(&o.data, "data", serveDataDefault, "data directory: the JetStream store (DIR/nats), NATS keys (DIR/keys), demo files (DIR/demo); while the node runs, DIR/node.json has its addresses")
 	fs.StringVar(&o.listen, "listen", serveListenDefault, "HTTP listen address, host:port; port 0 picks a free port")
 	fs.StringVar(&o.natsListen, "nats-listen", serveNATSListenDefault, "NATS client address of the embedded server, host:port; port 0 picks a free port")
 	fs.StringVar(&o.natsURL, "nats-url", "", "use the external NATS server or cluster at this URL (comma-separated for several) instead of the embedded one")
@@ -235,13 +235,23 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 
 	addrs := map[string]string{"http": apiC.addr(), "nats": natsC.addr()}
 	var runErr error
-	if o.addrFile != "" {
+	embedded := o.natsURL == ""
+	if embedded {
+		// The CLI finds the node running on --data by this file.
+		info := nodeInfo{PID: os.Getpid(), HTTP: addrs["http"], NATS: addrs["nats"], Started: time.Now().UTC()}
+		if err := writeNodeFile(o.data, info); err != nil {
+			runErr = &flagError{flag: "data", value: o.data, err: fmt.Errorf("write %s: %w", nodeFileName, err)}
+		}
+	}
+	// Ready before the addr file says so: whoever waits for the file
+	// finds /readyz answering 200.
+	ready.serving.Store(runErr == nil)
+	if runErr == nil && o.addrFile != "" {
 		if err := writeFileAtomic(o.addrFile, addrs); err != nil {
 			runErr = &flagError{flag: "addr-file", value: o.addrFile, err: err}
 		}
 	}
 	if runErr == nil {
-		ready.serving.Store(true)
 		logger.Info("invictus ready",
 			slog.String("http", addrs["http"]), slog.String("nats", addrs["nats"]), slog.String("data", o.data))
 		if demo != nil {
@@ -256,13 +266,19 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	}
 
 	ready.serving.Store(false)
+	var nodeErr error
+	if embedded {
+		if err := removeNodeFile(o.data); err != nil {
+			nodeErr = fmt.Errorf("remove %s: %w", nodeFileName, err)
+		}
+	}
 	stopErr := stopAll(context.WithoutCancel(ctx), o.shutdownTimeout, components, logger)
 	if o.addrFile != "" {
 		if err := os.Remove(o.addrFile); err != nil && !errors.Is(err, os.ErrNotExist) {
 			stopErr = errors.Join(stopErr, fmt.Errorf("remove addr file: %w", err))
 		}
 	}
-	if err := errors.Join(runErr, stopErr); err != nil {
+	if err := errors.Join(runErr, nodeErr, stopErr); err != nil {
 		return err
 	}
 	logger.Info("shutdown complete")

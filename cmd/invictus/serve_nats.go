@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
@@ -65,6 +63,7 @@ type natsComponent struct {
 
 	srv      *natsjs.Server   // embedded only
 	keys     *natsjs.KeyStore // embedded only
+	lock     *dataLock        // embedded only: DATA/node.lock, held while srv runs
 	admin    atomic.Pointer[nats.Conn]
 	routing  atomic.Pointer[nats.Conn]
 	ensured  atomic.Bool
@@ -105,6 +104,18 @@ func (n *natsComponent) startEmbedded(ctx context.Context) error {
 		return &flagError{flag: "data", value: n.data, err: fmt.Errorf("%w: %w", errDataNotWritable, err)}
 	}
 	n.keys = keys
+	// One process at a time has the store open: a second serve, or a CLI
+	// command opening it in process, would corrupt it.
+	lock, err := lockDataDir(n.data)
+	if errors.Is(err, errDataInUse) {
+		if info, ierr := readNodeFile(n.data); ierr == nil {
+			err = fmt.Errorf("%w: a node (pid %d) runs on it, NATS at %s", errDataInUse, info.PID, info.NATS)
+		}
+	}
+	if err != nil {
+		return &flagError{flag: "data", value: n.data, err: err}
+	}
+	n.lock = lock
 	// The organisations known from earlier runs may connect at once; the
 	// provisioner adds the directory's others once it is loaded.
 	orgs, err := storedOrgs(filepath.Join(n.data, natsjs.KeysDir))
@@ -268,8 +279,15 @@ func (n *natsComponent) Stop(ctx context.Context) error {
 	n.stopping.Store(true)
 	n.ensured.Store(false)
 	if n.srv != nil {
-		return n.srv.Shutdown(ctx)
+		err := n.srv.Shutdown(ctx)
+		if err == nil {
+			n.lock.unlock()
+			n.lock = nil
+		}
+		return err
 	}
+	n.lock.unlock() // a start that failed before the server ran
+	n.lock = nil
 	var errs []error
 	var conns []*nats.Conn
 	for _, p := range []*atomic.Pointer[nats.Conn]{&n.admin, &n.routing} {
@@ -393,29 +411,6 @@ func storedOrgs(keysDir string) ([]string, error) {
 	}
 	slices.Sort(orgs)
 	return orgs, nil
-}
-
-// natsCredsOption returns the connect option of a credentials file: a
-// NATS .creds file (user JWT and seed, for servers in operator mode) or an
-// nkey seed file (as in DATA/keys, for servers configured with nkeys).
-func natsCredsOption(path string) (nats.Option, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	if bytes.Contains(b, []byte("BEGIN NATS USER JWT")) {
-		return nats.UserCredentials(path), nil
-	}
-	kp, err := nkeys.ParseDecoratedUserNKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errCredsFile, err)
-	}
-	kp.Wipe()
-	opt, err := nats.NkeyOptionFromSeed(path)
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errCredsFile, err)
-	}
-	return opt, nil
 }
 
 // versionAtLeast reports whether the server version v ("2.12.1",

@@ -6,12 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
-	"path/filepath"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
@@ -20,8 +17,9 @@ import (
 )
 
 // newTokenCmd builds `invictus token create|list|revoke`: the HTTP API's
-// tokens, kept (as SHA-256 hashes) in the tokens bucket of a running
-// server or of a stopped server's data directory.
+// tokens, kept (as SHA-256 hashes) in the tokens bucket of a node: the one
+// running on --data, a stopped node's --data opened in process, or the
+// server of --nats-url.
 func newTokenCmd(out, errOut io.Writer) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "token",
@@ -145,8 +143,9 @@ func newTokenRevokeCmd(out, errOut io.Writer) *cobra.Command {
 	return cmd
 }
 
-// withTokens runs fn on the tokens of the server --nats-url names, or of
-// the stopped server's --data, within --timeout.
+// withTokens runs fn on the tokens of the node of --data (running, or its
+// store opened in process) or of the server --nats-url names, within
+// --timeout.
 func withTokens(cmd *cobra.Command, f *storeFlags, errOut io.Writer, fn func(context.Context, *httpapi.Tokens) error) error {
 	if f.timeout <= 0 {
 		return usageError{fmt.Errorf("--timeout %s: must be positive", f.timeout)}
@@ -158,36 +157,11 @@ func withTokens(cmd *cobra.Command, f *storeFlags, errOut io.Writer, fn func(con
 	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
 	defer cancel()
 
-	var nc *nats.Conn
-	if f.data != "" {
-		srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: filepath.Join(f.data, "nats"), DontListen: true}, logger)
-		if err != nil {
-			return &flagError{flag: "data", value: f.data, err: err}
-		}
-		defer func() {
-			sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
-			defer scancel()
-			if err := srv.Shutdown(sctx); err != nil {
-				logger.Error("embedded server shutdown", slog.Any("error", err))
-			}
-		}()
-		if nc, err = srv.Connect(ctx, nats.Name("invictus token")); err != nil {
-			return err
-		}
-	} else {
-		opts := []nats.Option{nats.Name("invictus token"), nats.Timeout(10 * time.Second)}
-		if f.creds != "" {
-			opts = append(opts, nats.UserCredentials(f.creds))
-		}
-		if nc, err = nats.Connect(f.natsURL, opts...); err != nil {
-			return &flagError{flag: "nats-url", value: f.natsURL, err: err}
-		}
-		defer func() {
-			if err := nc.Drain(); err != nil {
-				nc.Close()
-			}
-		}()
+	nc, release, err := f.connect(ctx, logger, "invictus token")
+	if err != nil {
+		return err
 	}
+	defer release()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
