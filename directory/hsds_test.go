@@ -94,8 +94,8 @@ func TestHSDSExportIsDeterministic(t *testing.T) {
 	if !bytes.Equal(a, b) {
 		t.Fatal("two exports of the same directory differ")
 	}
-	if HSDSID("organization", "pt.apav") != HSDSID("organization", "pt.apav") ||
-		HSDSID("organization", "pt.apav") == HSDSID("service", "pt.apav") {
+	first, again := HSDSID("organization", "pt.apav"), HSDSID("organization", "pt.apav")
+	if first != again || first == HSDSID("service", "pt.apav") {
 		t.Fatal("HSDSID is not a stable function of kind and key")
 	}
 }

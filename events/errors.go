@@ -74,11 +74,6 @@ func (e *ValidationError) Error() string {
 // Is reports whether target is the error's class.
 func (e *ValidationError) Is(target error) bool { return target == e.Class }
 
-// newError returns a *ValidationError of one problem.
-func newError(class error, pointer, code, format string, args ...any) *ValidationError {
-	return &ValidationError{Class: class, Problems: []Problem{{Pointer: pointer, Code: code, Message: fmt.Sprintf(format, args...)}}}
-}
-
 // toValidationError converts validator errors into problems with JSON
 // pointers below prefix.
 func toValidationError(err error, prefix string) error {

@@ -85,8 +85,10 @@ func validationError(t testing.TB, err error) *events.ValidationError {
 }
 
 // wantProblem fails unless err is a *ValidationError of class with a
-// problem at each pointer.
-func wantProblem(t testing.TB, err error, class error, pointers ...string) *events.ValidationError {
+// problem at each pointer, and returns a copy of it. The copy is not an
+// error (Error has a pointer receiver), so callers that only assert need
+// not look at the result.
+func wantProblem(t testing.TB, err error, class error, pointers ...string) events.ValidationError {
 	t.Helper()
 	if err == nil {
 		t.Fatalf("no error; want %v at %q", class, pointers)
@@ -100,7 +102,7 @@ func wantProblem(t testing.TB, err error, class error, pointers ...string) *even
 			t.Errorf("no problem at %q in %v", p, err)
 		}
 	}
-	return ve
+	return *ve
 }
 
 // payloadJSON returns p as JSON, for comparisons that ignore how time

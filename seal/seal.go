@@ -58,7 +58,7 @@ func Seal(recipient string, plaintext []byte) (string, error) {
 	}
 	r, err := age.ParseX25519Recipient(strings.TrimSpace(recipient))
 	if err != nil {
-		return "", fmt.Errorf("%w: %v", ErrRecipient, err)
+		return "", fmt.Errorf("%w: %w", ErrRecipient, err)
 	}
 	var buf bytes.Buffer
 	aw := armor.NewWriter(&buf)
@@ -85,7 +85,7 @@ func Seal(recipient string, plaintext []byte) (string, error) {
 func Open(identity, envelope string) ([]byte, error) {
 	id, err := age.ParseX25519Identity(strings.TrimSpace(identity))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrIdentity, err)
+		return nil, fmt.Errorf("%w: %w", ErrIdentity, err)
 	}
 	r, err := age.Decrypt(armor.NewReader(strings.NewReader(envelope)), id)
 	if err != nil {
@@ -93,11 +93,11 @@ func Open(identity, envelope string) ([]byte, error) {
 		if errors.As(err, &noMatch) {
 			return nil, ErrNotForYou
 		}
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	out, err := io.ReadAll(io.LimitReader(r, MaxPlaintext+1))
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %w", ErrMalformed, err)
 	}
 	if len(out) > MaxPlaintext {
 		return nil, ErrTooLarge
@@ -114,7 +114,7 @@ func ParseIdentityFile(b []byte) (string, error) {
 			continue
 		}
 		if _, err := age.ParseX25519Identity(line); err != nil {
-			return "", fmt.Errorf("%w: %v", ErrIdentity, err)
+			return "", fmt.Errorf("%w: %w", ErrIdentity, err)
 		}
 		return line, nil
 	}

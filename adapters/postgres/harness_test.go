@@ -354,7 +354,8 @@ func start(t testing.TB, run func(context.Context) error) *running {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- run(ctx) }()
-	t.Cleanup(func() { r.stop(t) })
+	// A test that cares about Run's error calls stop itself first.
+	t.Cleanup(func() { _ = r.stop(t) })
 	return r
 }
 
@@ -428,20 +429,6 @@ func (p *pgEnv) insertRequested(n int) []string {
 			rows[i] = requestedRow()
 		}
 		ids = append(ids, p.insert(rows...)...)
-	}
-	return ids
-}
-
-// outboxIDs returns the ids of the outbox rows in seq order.
-func (p *pgEnv) outboxIDs() []string {
-	p.t.Helper()
-	rows, err := p.pool.Query(testCtx(p.t), `SELECT id::text FROM `+p.q()+`.outbox ORDER BY seq`)
-	if err != nil {
-		p.t.Fatal(err)
-	}
-	ids, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		p.t.Fatal(err)
 	}
 	return ids
 }

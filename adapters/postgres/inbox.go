@@ -281,7 +281,9 @@ func (in *Inbox) Run(ctx context.Context) error {
 		start := time.Now()
 		err := in.consume(ctx)
 		if ctx.Err() != nil {
-			break
+			// Stopped, as Run's contract says: what consume returned is the
+			// cancellation's doing, not a failure to report.
+			return nil //nolint:nilerr // see above: a stop is not an error
 		}
 		if time.Since(start) > in.cfg.BackoffMax {
 			failures = 0

@@ -169,7 +169,9 @@ func (p *Projection) Run(ctx context.Context) error {
 		start := time.Now()
 		err := p.session(ctx)
 		if ctx.Err() != nil {
-			break
+			// Stopped, as Run's contract says: what session returned is the
+			// cancellation's doing, not a failure to report.
+			return nil //nolint:nilerr // see above: a stop is not an error
 		}
 		if time.Since(start) > p.cfg.BackoffMax {
 			failures = 0

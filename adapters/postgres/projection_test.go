@@ -328,9 +328,8 @@ func checkProjection(t *testing.T, b *projBundle, run *genRun) {
 
 	// Flows between countries and between organisations.
 	type flow struct {
-		refs                                      map[string]bool
-		offers, accepted, declined, expired       int
-		fromOrg, fromCC, toOrg, toCC, week, level string
+		refs                                map[string]bool
+		offers, accepted, declined, expired int
 	}
 	countries, orgs := map[string]*flow{}, map[string]*flow{}
 	add := func(m map[string]*flow, key string, k offerKey, o *expOffer) {
