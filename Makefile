@@ -14,7 +14,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Arguments for `make run`, e.g. make run ARGS='--listen 127.0.0.1:9090'.
 ARGS ?=
 
-.PHONY: help run test fmt-check vet lint build check-asyncapi clean
+.PHONY: help run test fmt-check vet lint build check-asyncapi check-openapi clean
 
 ## help: list the targets
 help:
@@ -53,6 +53,10 @@ build:
 ## check-asyncapi: validate schemas/asyncapi.yaml with @asyncapi/parser (needs node and npm)
 check-asyncapi:
 	scripts/check-asyncapi.sh
+
+## check-openapi: lint schemas/openapi.yaml with @redocly/cli (needs node and npm)
+check-openapi:
+	scripts/check-openapi.sh
 
 clean:
 	rm -rf bin
