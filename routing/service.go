@@ -2,6 +2,7 @@ package routing
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/google/uuid"
 
 	"github.com/invictus-network/invictus/events"
@@ -193,30 +195,56 @@ func (s *Service) State(ctx context.Context, referralID string) (referral.State,
 // they lead to; no events and no error means nothing to do.
 type decideFunc func(st refState) ([]Outgoing, referral.State, error)
 
-// retry loads the referral, completes what it owes, decides and appends,
-// again on ErrConflict and ErrDuplicate, at most MaxAttempts times.
+// retry completes what the referral owes, decides and appends, again on
+// ErrConflict and ErrDuplicate, at most MaxAttempts times.
+//
+// The first attempt is speculative: it decides on the cached state, or
+// for a referral not in the cache on none (most such commands create a
+// new referral), without reading the log. That saves a round trip per
+// command and is safe because every append expects the referral's last
+// sequence: if the log has moved on (another instance appended, or the
+// referral exists already), the append fails with ErrConflict and the
+// next attempt reads the log. A speculative decision that appends
+// nothing (a rejection, a duplicate, a stale timer, an error) is never
+// trusted: the log is read and the decision made again before anyone is
+// told.
 func (s *Service) retry(ctx context.Context, id string, decide decideFunc) error {
 	var last error
-	for range s.cfg.MaxAttempts {
-		st, err := s.load(ctx, id)
-		if err != nil {
-			return err
+	st, _ := s.cache.get(id)
+	speculative := true
+	for attempt := 0; attempt < s.cfg.MaxAttempts; {
+		if !speculative {
+			var err error
+			if st, err = s.load(ctx, id); err != nil {
+				return err
+			}
 		}
 		owed, done, err := s.complete(st)
 		if err != nil {
+			if speculative {
+				speculative = false
+				continue
+			}
 			return err
 		}
 		if len(owed) > 0 {
 			if st, err = s.append(ctx, st, owed, done); err != nil {
-				if last = err; retryable(err) {
-					continue
+				last = err
+				if !retryable(err) {
+					return err
 				}
-				return err
+				speculative = false
+				attempt++
+				continue
 			}
 			s.cfg.Logger.InfoContext(ctx, "routing: completed an interrupted append", slog.String("referral", id), slog.Int("events", len(owed)))
 		}
 		out, next, err := decide(st)
 		if err != nil || len(out) == 0 {
+			if speculative {
+				speculative = false // check against the log before answering
+				continue
+			}
 			return err
 		}
 		if _, err = s.append(ctx, st, out, next); err == nil {
@@ -225,6 +253,8 @@ func (s *Service) retry(ctx context.Context, id string, decide decideFunc) error
 		if last = err; !retryable(err) {
 			return err
 		}
+		speculative = false
+		attempt++
 	}
 	return fmt.Errorf("routing: referral %s: %d attempts: %w", id, s.cfg.MaxAttempts, last)
 }
@@ -387,11 +417,7 @@ func (s *Service) checkRecipient(st referral.State, h events.Handover) error {
 func (s *Service) emit(st referral.State, pays []events.Payload, key string, first int, correlation string, now time.Time) ([]Outgoing, referral.State, error) {
 	out := make([]Outgoing, 0, len(pays))
 	for i, p := range pays {
-		opts := []events.Option{events.WithID(EventID(key, first+i)), events.WithTime(now)}
-		if correlation != "" {
-			opts = append(opts, events.WithCorrelationID(correlation))
-		}
-		ev, err := events.New(events.SourceRouting, st.ID, p, opts...)
+		ev, err := ownEvent(st.ID, p, EventID(key, first+i), now, correlation)
 		if err != nil {
 			return nil, st, fmt.Errorf("routing: build %s: %w", p.EventType(), err)
 		}
@@ -415,6 +441,40 @@ func (s *Service) emit(st referral.State, pays []events.Payload, key string, fir
 		st = next
 	}
 	return out, st, nil
+}
+
+// ownEvent builds one of the routing service's own events about referral
+// referralID, as events.New(events.SourceRouting, referralID, p,
+// WithID(id), WithTime(now), WithCorrelationID(correlation)) would: the
+// same attributes and data. The payload is checked against the contract
+// (events.ValidatePayload) as New checks it, but not encoded and decoded
+// again: New's round trip through the strict JSON decoder guards data
+// from elsewhere, and here cost as much as the rest of a command's
+// decision. The attributes are the service's own (a referral id checked
+// by the caller, a UUID, the routing source, the id of a command that
+// decoded), valid by construction. It returns a *events.ValidationError
+// when the payload breaks the contract.
+func ownEvent(referralID string, p events.Payload, id string, now time.Time, correlation string) (event.Event, error) {
+	if err := events.ValidatePayload(p); err != nil {
+		return event.Event{}, err
+	}
+	data, err := json.Marshal(p)
+	if err != nil {
+		return event.Event{}, fmt.Errorf("routing: encode %s: %w", p.EventType(), err)
+	}
+	e := event.New(event.CloudEventsVersionV1)
+	e.SetID(id)
+	e.SetSource(events.SourceRouting)
+	e.SetType(p.EventType())
+	e.SetSubject(referralID)
+	e.SetTime(now.UTC().Round(0))
+	e.SetDataSchema(events.SchemaPath(p.EventType()))
+	e.SetDataContentType(events.ContentTypeJSON)
+	if correlation != "" {
+		e.SetExtension(events.ExtCorrelationID, correlation)
+	}
+	e.DataEncoded = data
+	return e, nil
 }
 
 // setCancels marks on the last event the placements that had an open

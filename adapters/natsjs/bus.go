@@ -86,6 +86,7 @@ const (
 	errCodeWrongLastSeq         = 10071
 	errCodeWrongLastSeqConstant = 10164
 	errCodeBatchDuplicate       = 10201
+	errCodeWrongLastMsgID       = 10070
 )
 
 // Defaults of [BusConfig].
@@ -150,6 +151,7 @@ type Bus struct {
 	cfg      BusConfig
 	subjects *subjectCache
 	streams  sync.Map // stream name -> jetstream.Stream
+	replies  replyMux
 }
 
 var _ routing.EventLog = (*Bus)(nil)
@@ -237,20 +239,71 @@ func (b *Bus) Load(ctx context.Context, referralID string, after uint64) (routin
 		}
 	}
 	h := routing.History{Subject: subject, Last: after}
-	inbox := b.nc.NewRespInbox()
-	sub, err := b.nc.SubscribeSync(inbox)
+	inbox, replies, done, err := b.replies.open(b.nc, b.cfg.LoadBatch+2)
 	if err != nil {
 		return h, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, err)
 	}
-	defer func() { _ = sub.Unsubscribe() }()
+	defer done()
 	for {
 		req, _ := json.Marshal(directGetRequest{Seq: h.Last + 1, NextFor: subject, Batch: b.cfg.LoadBatch})
 		if err := b.nc.PublishRequest(directGet, inbox, req); err != nil {
 			return h, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, err)
 		}
-		more, err := b.readBatch(ctx, sub, referralID, &h)
+		more, err := b.readBatch(ctx, replies, referralID, &h)
 		if err != nil || !more {
 			return h, err
+		}
+	}
+}
+
+// replyMux receives the replies of a bus's batched direct gets on one
+// wildcard subscription, created on first use, and hands each to the Load
+// waiting for it, by the last token of its inbox. One subscription per
+// Load would cost a round of subscription bookkeeping and a large channel
+// each time.
+type replyMux struct {
+	mu      sync.Mutex
+	prefix  string // <inbox>. of the subscription
+	sub     *nats.Subscription
+	next    uint64
+	waiting map[string]chan *nats.Msg
+}
+
+// open registers a new inbox and returns it, the channel its replies
+// arrive on (size messages at most are buffered; a reply that does not
+// fit is dropped) and the function that unregisters it.
+func (x *replyMux) open(nc *nats.Conn, size int) (string, <-chan *nats.Msg, func(), error) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if x.sub == nil || !x.sub.IsValid() {
+		prefix := nc.NewInbox() + "."
+		sub, err := nc.Subscribe(prefix+"*", x.route)
+		if err != nil {
+			return "", nil, nil, err
+		}
+		x.prefix, x.sub, x.waiting = prefix, sub, map[string]chan *nats.Msg{}
+	}
+	x.next++
+	token := strconv.FormatUint(x.next, 36)
+	ch := make(chan *nats.Msg, size)
+	x.waiting[token] = ch
+	return x.prefix + token, ch, func() {
+		x.mu.Lock()
+		delete(x.waiting, token)
+		x.mu.Unlock()
+	}, nil
+}
+
+// route hands a reply to its waiting Load; replies nobody waits for any
+// more are dropped.
+func (x *replyMux) route(m *nats.Msg) {
+	x.mu.Lock()
+	ch := x.waiting[strings.TrimPrefix(m.Subject, x.prefix)]
+	x.mu.Unlock()
+	if ch != nil {
+		select {
+		case ch <- m:
+		default:
 		}
 	}
 }
@@ -301,11 +354,13 @@ func (b *Bus) last(ctx context.Context, filter string) (uint64, *nats.Msg, error
 
 // readBatch reads one direct-get batch into h and reports whether more
 // events are pending.
-func (b *Bus) readBatch(ctx context.Context, sub *nats.Subscription, referralID string, h *routing.History) (bool, error) {
+func (b *Bus) readBatch(ctx context.Context, replies <-chan *nats.Msg, referralID string, h *routing.History) (bool, error) {
 	for {
-		m, err := sub.NextMsgWithContext(ctx)
-		if err != nil {
-			return false, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, err)
+		var m *nats.Msg
+		select {
+		case m = <-replies:
+		case <-ctx.Done():
+			return false, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, ctx.Err())
 		}
 		switch status := m.Header.Get(hdrStatus); status {
 		case "":
@@ -341,10 +396,13 @@ func (b *Bus) readBatch(ctx context.Context, sub *nats.Subscription, referralID 
 // new referral, the last of every subject of that referral id, so that one
 // id can never live in two countries).
 //
-// By default the events are published one after the other, each expecting
-// the sequence of the one before: no other writer can slip in between,
-// but a crash can leave the first events of a command without the rest;
-// the service completes them on its next read of the referral (see
+// By default the events are a chain in which no other writer can slip
+// in: published at once, each after the first expecting the stream's last
+// message id to be the event before it (see appendPipelined), and where
+// that fails because another message came in between, one after the
+// other, each expecting the sequence of the one before on the subject. A
+// crash can leave the first events of a command without the rest; the
+// service completes them on its next read of the referral (see
 // routing.Service). With BusConfig.AtomicBatch the events of one append
 // go in one JetStream atomic batch instead: all or none.
 //
@@ -378,19 +436,87 @@ func (b *Bus) Append(ctx context.Context, a routing.Append) (uint64, error) {
 		b.subjects.put(a.ReferralID, a.Subject)
 		return ack.Sequence, nil
 	}
-	var last uint64
+	if len(msgs) == 1 {
+		return b.appendChain(ctx, a, msgs, 0, 0)
+	}
+	stored, last, err := b.appendPipelined(ctx, a, msgs)
+	if err != nil || stored == len(msgs) {
+		return last, err
+	}
+	// Something came in between: the rest one by one.
+	return b.appendChain(ctx, a, msgs, stored, last)
+}
+
+// appendPipelined publishes a chain of events at once: every event after
+// the first expects the stream's last message id to be the event before
+// it, so that it is stored only right after that event, with nothing in
+// between (JetStream handles the publishes of one connection in order).
+// It returns how many events were stored and the sequence of the last
+// one. When something else was stored in between (another referral's
+// event, usually), the events from there on fail, and are left for
+// appendChain; msgs themselves are not changed (the expectations of the
+// last message id are set on copies).
+func (b *Bus) appendPipelined(ctx context.Context, a routing.Append, msgs []*nats.Msg) (int, uint64, error) {
+	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
 	for i, m := range msgs {
+		pm := m
+		if i > 0 {
+			pm = &nats.Msg{Subject: m.Subject, Header: make(nats.Header, len(m.Header)+1), Data: m.Data}
+			for k, vs := range m.Header {
+				pm.Header[k] = vs
+			}
+			pm.Header.Set(jetstream.ExpectedLastMsgIDHeader, a.Events[i-1].Event.ID())
+		}
+		f, err := b.js.PublishMsgAsync(pm)
+		if err != nil {
+			if i == 0 {
+				return 0, 0, appendError(a.ReferralID, err)
+			}
+			break // the rest one by one
+		}
+		futures = append(futures, f)
+	}
+	var last uint64
+	for i, f := range futures {
+		var ack *jetstream.PubAck
+		var err error
+		select {
+		case ack = <-f.Ok():
+		case err = <-f.Err():
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+		if err != nil {
+			var apiErr *jetstream.APIError
+			if i > 0 && errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeWrongLastMsgID {
+				return i, last, nil
+			}
+			return i, 0, chainError(a, i, err)
+		}
+		if ack.Duplicate {
+			return i, 0, fmt.Errorf("%w: referral %s event %s", routing.ErrDuplicate, a.ReferralID, a.Events[i].Event.ID())
+		}
+		if i == 0 {
+			b.subjects.put(a.ReferralID, a.Subject)
+		}
+		last = ack.Sequence
+	}
+	return len(futures), last, nil
+}
+
+// appendChain publishes msgs[from:] one after the other, each expecting
+// the sequence of the one before on the referral's subject (the first,
+// when from is 0, its own expectation; else last, the sequence of
+// msgs[from-1]), and returns the sequence of the last one.
+func (b *Bus) appendChain(ctx context.Context, a routing.Append, msgs []*nats.Msg, from int, last uint64) (uint64, error) {
+	for i := from; i < len(msgs); i++ {
+		m := msgs[i]
 		if i > 0 {
 			m.Header.Set(hdrExpectedSubjSeq, strconv.FormatUint(last, 10))
 		}
 		ack, err := b.js.PublishMsg(ctx, m)
 		if err != nil {
-			err = appendError(a.ReferralID, err)
-			if i > 0 && !errors.Is(err, routing.ErrConflict) {
-				// Part of the chain is stored: the state must be read again.
-				err = fmt.Errorf("%w: %d of %d events stored: %w", routing.ErrConflict, i, len(msgs), err)
-			}
-			return 0, err
+			return 0, chainError(a, i, err)
 		}
 		if ack.Duplicate {
 			return 0, fmt.Errorf("%w: referral %s event %s", routing.ErrDuplicate, a.ReferralID, a.Events[i].Event.ID())
@@ -401,6 +527,17 @@ func (b *Bus) Append(ctx context.Context, a routing.Append) (uint64, error) {
 		last = ack.Sequence
 	}
 	return last, nil
+}
+
+// chainError translates the failure of the i-th publish of a's chain:
+// after the first, part of the chain is stored and the state must be
+// read again, so anything but a conflict is reported as one too.
+func chainError(a routing.Append, i int, err error) error {
+	err = appendError(a.ReferralID, err)
+	if i > 0 && !errors.Is(err, routing.ErrConflict) {
+		err = fmt.Errorf("%w: %d of %d events stored: %w", routing.ErrConflict, i, len(a.Events), err)
+	}
+	return err
 }
 
 // publishBatch publishes msgs as one atomic batch. The messages before the

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -94,15 +95,7 @@ func (b *Bus) schedule(ctx context.Context, t routing.Timer, kind string, at tim
 		default:
 			return fmt.Errorf("%w: read timer %s: %w", routing.ErrUnavailable, subject, err)
 		}
-		m := eventCopy(subject, offer.Header, offer.Data)
-		m.Header.Set(jetstream.ScheduleHeader, scheduleAt(at))
-		m.Header.Set(jetstream.ScheduleTargetHeader, target)
-		m.Header.Set(HeaderTimerKind, kind)
-		m.Header.Set(HeaderAttempt, strconv.Itoa(t.Attempt))
-		m.Header.Set(HeaderOrganisation, t.Organisation)
-		if kind == TimerReminder {
-			m.Header.Set(HeaderDeadline, t.Deadline.UTC().Format(time.RFC3339Nano))
-		}
+		m := timerMsg(subject, target, t, kind, at, offer)
 		if guarded {
 			m.Header.Set(hdrExpectedSubjSeq, strconv.FormatUint(expected, 10))
 		}
@@ -119,14 +112,56 @@ func (b *Bus) schedule(ctx context.Context, t routing.Timer, kind string, at tim
 	return fmt.Errorf("%w: schedule %s: %d concurrent writes", routing.ErrUnavailable, subject, attempts)
 }
 
-// scheduleOffer schedules the first timer of an offer: its reminder, or
-// its deadline when there is no reminder (or the reminder is not before
-// the deadline).
-func (b *Bus) scheduleOffer(ctx context.Context, t routing.Timer, offer *nats.Msg, guarded bool) error {
-	if !t.Remind.IsZero() && t.Remind.Before(t.Deadline) {
-		return b.schedule(ctx, t, TimerReminder, t.Remind, offer, guarded)
+// timerMsg returns the schedule message of the timer of kind for t on
+// subject, firing to target at at, carrying offer.
+func timerMsg(subject, target string, t routing.Timer, kind string, at time.Time, offer *nats.Msg) *nats.Msg {
+	m := eventCopy(subject, offer.Header, offer.Data)
+	m.Header.Set(jetstream.ScheduleHeader, scheduleAt(at))
+	m.Header.Set(jetstream.ScheduleTargetHeader, target)
+	m.Header.Set(HeaderTimerKind, kind)
+	m.Header.Set(HeaderAttempt, strconv.Itoa(t.Attempt))
+	m.Header.Set(HeaderOrganisation, t.Organisation)
+	if kind == TimerReminder {
+		m.Header.Set(HeaderDeadline, t.Deadline.UTC().Format(time.RFC3339Nano))
 	}
-	return b.schedule(ctx, t, TimerDeadline, t.Deadline, offer, guarded)
+	return m
+}
+
+// firstTimer returns the kind and time of the first timer of an offer:
+// its reminder, or its deadline when there is no reminder (or the
+// reminder is not before the deadline).
+func firstTimer(t routing.Timer) (string, time.Time) {
+	if !t.Remind.IsZero() && t.Remind.Before(t.Deadline) {
+		return TimerReminder, t.Remind
+	}
+	return TimerDeadline, t.Deadline
+}
+
+// scheduleOffer schedules the first timer of an offer (see firstTimer),
+// guarded or not (see schedule).
+func (b *Bus) scheduleOffer(ctx context.Context, t routing.Timer, offer *nats.Msg, guarded bool) error {
+	kind, at := firstTimer(t)
+	return b.schedule(ctx, t, kind, at, offer, guarded)
+}
+
+// scheduleOfferAsync publishes the first timer of an offer unguarded,
+// without waiting for JetStream's acknowledgement: the first dispatch of
+// an offer, whose timer nothing newer can precede (see above).
+func (b *Bus) scheduleOfferAsync(t routing.Timer, offer *nats.Msg) (jetstream.PubAckFuture, error) {
+	subject, err := events.TimerSubject(t.ReferralID, t.Placement)
+	if err != nil {
+		return nil, err
+	}
+	target, err := events.TimerFireSubject(t.ReferralID, t.Placement)
+	if err != nil {
+		return nil, err
+	}
+	kind, at := firstTimer(t)
+	f, err := b.js.PublishMsgAsync(timerMsg(subject, target, t, kind, at, offer))
+	if err != nil {
+		return nil, fmt.Errorf("%w: schedule %s: %w", routing.ErrUnavailable, subject, err)
+	}
+	return f, nil
 }
 
 // cancelTimers purges the schedules of the referral's placements.
@@ -141,6 +176,67 @@ func (b *Bus) cancelTimers(ctx context.Context, referralID string, placements []
 		}
 	}
 	return nil
+}
+
+// timerCancelHold is how long the dispatcher holds back the last
+// cancellation of timers when no other follows.
+const timerCancelHold = 5 * time.Millisecond
+
+// heldCancel holds back the last cancellation of timers (the purge of
+// the schedule subjects of answered offers) until the next one, or
+// timerCancelHold passes. An offer answered within moments of being made
+// leaves its schedule as the only message of TIMERS' last store block,
+// and purging it makes the server write a tombstone and create a new
+// block file; at a steady flow of answers that happened for nearly every
+// answer. Held back, the purged schedule is rarely the last one left.
+// Cancelling is tidying up: a timer that fires anyway for an answered
+// offer is stale and changes nothing, so a cancellation that fails is
+// logged, not retried.
+type heldCancel struct {
+	mu      sync.Mutex
+	pending *timerCancel
+	timer   *time.Timer
+	bus     *Bus
+	log     *slog.Logger
+}
+
+// timerCancel is one held cancellation: the placements of a referral.
+type timerCancel struct {
+	referralID string
+	placements []string
+}
+
+// cancel holds back the cancellation of the referral's placements'
+// timers and carries out the one held before.
+func (h *heldCancel) cancel(ctx context.Context, referralID string, placements []string) {
+	h.mu.Lock()
+	prev := h.pending
+	h.pending = &timerCancel{referralID: referralID, placements: placements}
+	if h.timer == nil {
+		h.timer = time.AfterFunc(timerCancelHold, h.flush)
+	} else {
+		h.timer.Reset(timerCancelHold)
+	}
+	h.mu.Unlock()
+	h.purge(ctx, prev)
+}
+
+// flush carries out the cancellation held back, if any.
+func (h *heldCancel) flush() {
+	h.mu.Lock()
+	prev := h.pending
+	h.pending = nil
+	h.mu.Unlock()
+	h.purge(context.Background(), prev)
+}
+
+func (h *heldCancel) purge(ctx context.Context, c *timerCancel) {
+	if c == nil {
+		return
+	}
+	if err := h.bus.cancelTimers(ctx, c.referralID, c.placements); err != nil {
+		h.log.InfoContext(ctx, "natsjs: timers not cancelled; they will fire stale", slog.String("referral", c.referralID), slog.Any("error", err))
+	}
 }
 
 // deleteTimerMsg removes a handled fire message from TIMERS.

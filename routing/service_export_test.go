@@ -1,0 +1,4 @@
+package routing
+
+// OwnEvent exposes ownEvent to the external tests.
+var OwnEvent = ownEvent
