@@ -1,0 +1,1010 @@
+package natsjs
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	mrand "math/rand/v2"
+	"os"
+	"runtime"
+	"runtime/pprof"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/routing"
+)
+
+// Defaults and limits of [BenchConfig].
+const (
+	// BenchReferralsDefault is how many referrals the latency run drives.
+	BenchReferralsDefault = 2000
+	// BenchRateDefault is the offered load of the latency run, referrals
+	// per second.
+	BenchRateDefault = 1000
+	// BenchMsgSizeDefault is the data size of the raw hop's messages, about
+	// that of a referral.requested command.
+	BenchMsgSizeDefault = 1024
+	// BenchRawMessagesDefault is how many messages the raw hop moves.
+	BenchRawMessagesDefault = 10000
+	// BenchBurstDefault is how many referral.requested commands the
+	// saturation run publishes at once.
+	BenchBurstDefault = 2000
+	// BenchServicesDefault is the size of the generated directory: about
+	// 17 organisations, each with its own durable DELIVERY consumer. Every
+	// consumer that acknowledges something has its state written to a file
+	// up to ten times a second, so the server's CPU per referral grows
+	// with the number of organisations receiving them.
+	BenchServicesDefault = 40
+	// BenchWaitDefault bounds each run once its load has been offered.
+	BenchWaitDefault = 2 * time.Minute
+	// benchRawStreamIn and benchRawStreamOut are the raw hop's streams,
+	// deleted afterwards.
+	benchRawStreamIn  = "BENCH_RAW_IN"
+	benchRawStreamOut = "BENCH_RAW_OUT"
+)
+
+// BenchConfig configures [BenchE2E]. The zero value of every field means
+// its default.
+type BenchConfig struct {
+	// Referrals driven through request, offer and accept at Rate. Default
+	// [BenchReferralsDefault].
+	Referrals int
+	// Rate is the offered load, referrals per second. Default
+	// [BenchRateDefault].
+	Rate float64
+	// MsgSize is the data size of the raw hop's messages, in bytes.
+	// Default [BenchMsgSizeDefault].
+	MsgSize int
+	// RawMessages is how many messages the raw hop moves. Default
+	// [BenchRawMessagesDefault].
+	RawMessages int
+	// Burst is how many referral.requested commands the saturation run
+	// publishes as fast as JetStream takes them, far faster than the
+	// router handles them; negative skips the run. Default
+	// [BenchBurstDefault].
+	Burst int
+	// Services is the size of the generated directory
+	// (directory.Generate). Default [BenchServicesDefault].
+	Services int
+	// Seed of the directory, the profiles and the referrers. Default 1.
+	Seed int64
+	// URL of an external NATS server with JetStream; empty runs an
+	// embedded server on a temporary store. The external server must not
+	// hold the INVICTUS streams or the directory bucket: the bench creates
+	// them and deletes them at the end.
+	URL string
+	// NATSOptions are added to the connections to an external server
+	// (credentials, TLS).
+	NATSOptions []nats.Option
+	// Router, Bus and Service configure the routing service under test.
+	Router  RouterConfig
+	Bus     BusConfig
+	Service routing.ServiceConfig
+	// Wait bounds each run once its load has been offered. Default
+	// [BenchWaitDefault].
+	Wait time.Duration
+	// CPUProfile, when set, receives a CPU profile of the routing runs
+	// (saturation and latency, not the raw hop).
+	CPUProfile io.Writer
+	// Logger receives progress. Default discards.
+	Logger *slog.Logger
+}
+
+// WithDefaults returns a copy of c with every unset field given its default.
+func (c BenchConfig) WithDefaults() BenchConfig {
+	if c.Referrals == 0 {
+		c.Referrals = BenchReferralsDefault
+	}
+	if c.Rate == 0 {
+		c.Rate = BenchRateDefault
+	}
+	if c.MsgSize == 0 {
+		c.MsgSize = BenchMsgSizeDefault
+	}
+	if c.RawMessages == 0 {
+		c.RawMessages = BenchRawMessagesDefault
+	}
+	if c.Burst == 0 {
+		c.Burst = BenchBurstDefault
+	}
+	if c.Services == 0 {
+		c.Services = BenchServicesDefault
+	}
+	if c.Seed == 0 {
+		c.Seed = 1
+	}
+	if c.Wait == 0 {
+		c.Wait = BenchWaitDefault
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c
+}
+
+// Validate reports the first invalid field of c, naming it. Call it on the
+// result of [BenchConfig.WithDefaults].
+func (c BenchConfig) Validate() error {
+	switch {
+	case c.Referrals < 1 || c.Referrals > 1_000_000:
+		return fmt.Errorf("natsjs: BenchConfig.Referrals %d must be from 1 to 1000000", c.Referrals)
+	case c.Rate <= 0 || c.Rate > 1_000_000:
+		return fmt.Errorf("natsjs: BenchConfig.Rate %g must be above 0 and at most 1000000", c.Rate)
+	case c.MsgSize < 1 || c.MsgSize > events.MaxMessageSize:
+		return fmt.Errorf("natsjs: BenchConfig.MsgSize %d must be from 1 to %d", c.MsgSize, events.MaxMessageSize)
+	case c.RawMessages < 1 || c.RawMessages > 10_000_000:
+		return fmt.Errorf("natsjs: BenchConfig.RawMessages %d must be from 1 to 10000000", c.RawMessages)
+	case c.Burst > 1_000_000:
+		return fmt.Errorf("natsjs: BenchConfig.Burst %d must be at most 1000000", c.Burst)
+	case c.Services < 10 || c.Services > 1_000_000:
+		return fmt.Errorf("natsjs: BenchConfig.Services %d must be from 10 to 1000000", c.Services)
+	case c.Wait <= 0:
+		return fmt.Errorf("natsjs: BenchConfig.Wait %s must be positive", c.Wait)
+	}
+	return nil
+}
+
+// BenchResult is what [BenchE2E] measured. Latencies are in milliseconds,
+// rates per second. Its JSON form is the one line `invictus bench e2e`
+// prints.
+type BenchResult struct {
+	// GoVersion, GOMAXPROCS and CPUs describe the process that measured.
+	GoVersion  string `json:"go_version"`
+	GOMAXPROCS int    `json:"gomaxprocs"`
+	CPUs       int    `json:"cpus"`
+	// Server is "embedded" or the external server's host.
+	Server string `json:"server"`
+	// LoadAverageStart and LoadAverageEnd are the system's 1, 5 and 15
+	// minute load averages when the bench started and ended (Linux): the
+	// machine may be shared.
+	LoadAverageStart string `json:"load_average_start,omitempty"`
+	LoadAverageEnd   string `json:"load_average_end,omitempty"`
+	// Services and Organisations are the sizes of the generated directory.
+	Services      int `json:"services"`
+	Organisations int `json:"organisations"`
+
+	// MsgSize is the raw hop's data size; CommandSize the mean size of a
+	// referral.requested command (data and headers).
+	MsgSize     int `json:"msg_size"`
+	CommandSize int `json:"command_size"`
+	// RawHopPerS is the raw JetStream hop: a consumer pulls a message,
+	// publishes it to another stream awaiting the acknowledgement, and
+	// acknowledges it, one message after the other.
+	RawHopPerS float64 `json:"raw_hop_per_s"`
+
+	// Burst commands went through the saturated router at RoutingHopPerS
+	// (referral.requested commands per second, from the first publish to
+	// the last offer received); HopRatio is RoutingHopPerS / RawHopPerS.
+	Burst          int     `json:"burst"`
+	RoutingHopPerS float64 `json:"routing_hop_per_s"`
+	HopRatio       float64 `json:"hop_ratio"`
+
+	// Referrals were offered at OfferedRate; ReferralsPerS is the rate
+	// sustained from the first submission to the last acceptance.
+	Referrals     int     `json:"referrals"`
+	OfferedRate   float64 `json:"offered_rate_per_s"`
+	ReferralsPerS float64 `json:"referrals_per_s"`
+	// Offers counted in the latency run; P50, P95, P99 and Max are the
+	// latencies from the submission of a referral to each of its offers
+	// received by the offered organisation's consumer.
+	Offers int     `json:"offers"`
+	P50Ms  float64 `json:"p50_ms"`
+	P95Ms  float64 `json:"p95_ms"`
+	P99Ms  float64 `json:"p99_ms"`
+	MaxMs  float64 `json:"max_ms"`
+	// CPUMsPerReferral is the CPU time the whole process (server, router
+	// and simulated organisations) spent per referral of the latency run,
+	// where Linux tells it: a figure that other load on the machine does
+	// not inflate the way it does latencies.
+	CPUMsPerReferral float64 `json:"cpu_ms_per_referral,omitempty"`
+
+	// Errors counts rejections, failed publishes and referrals that did
+	// not finish in time; FirstError describes the first.
+	Errors     int    `json:"errors"`
+	FirstError string `json:"first_error,omitempty"`
+}
+
+// BenchE2E measures the routing service end to end on one server: the raw
+// JetStream hop, then, with a generated directory in the directory bucket,
+// one router and simulated organisations (one durable DELIVERY consumer
+// each; an offered organisation accepts at once), the router's rate on a
+// backlog of referral.requested commands, and the latency from the
+// submission of a referral to its offers at the offered load. It returns
+// an error when the bench cannot run; what goes wrong inside a run is
+// counted in BenchResult.Errors.
+func BenchE2E(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return BenchResult{}, err
+	}
+	res := BenchResult{
+		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), CPUs: runtime.NumCPU(),
+		LoadAverageStart: loadAverage(), MsgSize: cfg.MsgSize, Services: cfg.Services,
+		Referrals: cfg.Referrals, OfferedRate: cfg.Rate, Burst: max(cfg.Burst, 0),
+	}
+	env, err := benchConnect(ctx, cfg)
+	if err != nil {
+		return res, err
+	}
+	res.Server = env.server
+	defer env.close()
+
+	cfg.Logger.InfoContext(ctx, "bench: raw hop", slog.Int("messages", cfg.RawMessages), slog.Int("size", cfg.MsgSize))
+	if res.RawHopPerS, err = rawHop(ctx, env, cfg); err != nil {
+		return res, err
+	}
+	b, err := newBench(ctx, env, cfg)
+	if err != nil {
+		return res, err
+	}
+	defer b.stop()
+	res.Organisations = len(b.orgs)
+	if cfg.CPUProfile != nil {
+		if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
+			return res, fmt.Errorf("natsjs: bench: cpu profile: %w", err)
+		}
+		defer pprof.StopCPUProfile()
+	}
+	stop := b.startRouter(ctx)
+	defer stop()
+	if err := b.latencyRun(ctx, &res); err != nil {
+		return res, err
+	}
+	if cfg.Burst > 0 {
+		if err := b.burstRun(ctx, &res); err != nil {
+			return res, err
+		}
+	}
+	b.mu.Lock()
+	res.Errors, res.FirstError = b.errs, b.firstErr
+	b.mu.Unlock()
+	res.LoadAverageEnd = loadAverage()
+	return res, nil
+}
+
+// loadAverage returns the 1, 5 and 15 minute load averages, where Linux
+// tells them.
+func loadAverage() string {
+	raw, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(raw))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
+// processCPU returns the CPU time (user and system) the process has used,
+// read from /proc/self/stat, or 0 where there is none.
+func processCPU() time.Duration {
+	raw, err := os.ReadFile("/proc/self/stat")
+	if err != nil {
+		return 0
+	}
+	// The fields after the command name: state is the 3rd field of the
+	// line, utime the 14th and stime the 15th, in clock ticks (100 a
+	// second on Linux).
+	_, rest, ok := strings.Cut(string(raw), ") ")
+	f := strings.Fields(rest)
+	if !ok || len(f) < 13 {
+		return 0
+	}
+	utime, err1 := strconv.ParseUint(f[11], 10, 64)
+	stime, err2 := strconv.ParseUint(f[12], 10, 64)
+	if err1 != nil || err2 != nil {
+		return 0
+	}
+	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// benchEnv is the server the bench runs on and its connections.
+type benchEnv struct {
+	server   string
+	srv      *Server // nil for an external server
+	storeDir string  // removed at close when the bench created it
+	conns    []*nats.Conn
+	admin    jetstream.JetStream
+	created  []string // streams to delete at close (external server)
+	bucket   bool     // delete the directory bucket at close
+}
+
+// benchConnect starts the embedded server, or checks that the external
+// one holds no INVICTUS streams.
+func benchConnect(ctx context.Context, cfg BenchConfig) (*benchEnv, error) {
+	env := &benchEnv{server: "embedded"}
+	if cfg.URL == "" {
+		dir, err := os.MkdirTemp("", "invictus-bench-")
+		if err != nil {
+			return nil, fmt.Errorf("natsjs: bench: %w", err)
+		}
+		env.storeDir = dir
+		if env.srv, err = StartServer(ctx, ServerConfig{StoreDir: dir, DontListen: true, ServerName: "invictus-bench"}, nil); err != nil {
+			_ = os.RemoveAll(dir)
+			return nil, err
+		}
+	} else {
+		env.server = serverHost(cfg.URL)
+	}
+	nc, err := env.connect(ctx, cfg, "bench-admin")
+	if err != nil {
+		env.close()
+		return nil, err
+	}
+	if env.admin, err = jetstream.New(nc, jetstream.WithDefaultTimeout(10*time.Second)); err != nil {
+		env.close()
+		return nil, fmt.Errorf("natsjs: bench: %w", err)
+	}
+	if env.srv == nil {
+		names := []string{StreamInbound, StreamReferrals, StreamDelivery, StreamTimers, StreamDLQ, "KV_" + BucketDirectory, benchRawStreamIn, benchRawStreamOut}
+		for _, name := range names {
+			_, err := env.admin.Stream(ctx, name)
+			switch {
+			case err == nil:
+				env.close()
+				return nil, fmt.Errorf("natsjs: bench: the server at %s already has stream %s: the bench needs a server without the INVICTUS streams", env.server, name)
+			case !errors.Is(err, jetstream.ErrStreamNotFound):
+				env.close()
+				return nil, fmt.Errorf("natsjs: bench: look up stream %s: %w", name, err)
+			}
+		}
+		env.created = names[:5]
+		env.bucket = true
+	}
+	return env, nil
+}
+
+// serverHost returns the host:port of a NATS URL list, without
+// credentials.
+func serverHost(url string) string {
+	first, _, _ := strings.Cut(url, ",")
+	first = strings.TrimPrefix(strings.TrimPrefix(first, "nats://"), "tls://")
+	if _, host, ok := strings.Cut(first, "@"); ok {
+		return host
+	}
+	return first
+}
+
+// connect opens one more connection: in process, or to the URL.
+func (e *benchEnv) connect(ctx context.Context, cfg BenchConfig, name string) (*nats.Conn, error) {
+	var nc *nats.Conn
+	var err error
+	if e.srv != nil {
+		nc, err = e.srv.Connect(ctx, nats.Name(name), nats.MaxReconnects(0))
+	} else {
+		nc, err = nats.Connect(cfg.URL, append([]nats.Option{nats.Name(name), nats.Timeout(10 * time.Second)}, cfg.NATSOptions...)...)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: bench: connect: %w", err)
+	}
+	e.conns = append(e.conns, nc)
+	return nc, nil
+}
+
+// close deletes what the bench created on an external server, closes the
+// connections and stops the embedded server.
+func (e *benchEnv) close() {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if e.admin != nil {
+		for _, name := range e.created {
+			_ = e.admin.DeleteStream(ctx, name)
+		}
+		if e.bucket {
+			_ = e.admin.DeleteKeyValue(ctx, BucketDirectory)
+		}
+	}
+	for i := len(e.conns) - 1; i >= 0; i-- {
+		e.conns[i].Close()
+	}
+	if e.srv != nil {
+		_ = e.srv.Shutdown(ctx)
+	}
+	if e.storeDir != "" {
+		_ = os.RemoveAll(e.storeDir)
+	}
+}
+
+// rawHop measures the raw JetStream hop: RawMessages messages of MsgSize
+// bytes are stored in one stream, then a pull consumer (the router's pull
+// settings) takes each, publishes it to a second stream awaiting the
+// acknowledgement, and acknowledges it, one after the other. It returns
+// messages per second.
+func rawHop(ctx context.Context, env *benchEnv, cfg BenchConfig) (float64, error) {
+	nc, err := env.connect(ctx, cfg, "bench-raw")
+	if err != nil {
+		return 0, err
+	}
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(10*time.Second), jetstream.WithPublishAsyncMaxPending(4096))
+	if err != nil {
+		return 0, fmt.Errorf("natsjs: bench: %w", err)
+	}
+	for _, s := range []struct{ name, subject string }{{benchRawStreamIn, "bench.raw.in"}, {benchRawStreamOut, "bench.raw.out"}} {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: s.name, Subjects: []string{s.subject}, Storage: jetstream.FileStorage}); err != nil {
+			return 0, fmt.Errorf("natsjs: bench: create stream %s: %w", s.name, err)
+		}
+		defer func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			_ = js.DeleteStream(dctx, s.name)
+		}()
+	}
+	data := make([]byte, cfg.MsgSize)
+	_, _ = rand.Read(data)
+	for i := range cfg.RawMessages {
+		if _, err := js.PublishAsync("bench.raw.in", data); err != nil {
+			return 0, fmt.Errorf("natsjs: bench: raw publish: %w", err)
+		}
+		if i%2048 == 2047 {
+			if err := waitAsync(ctx, js); err != nil {
+				return 0, err
+			}
+		}
+	}
+	if err := waitAsync(ctx, js); err != nil {
+		return 0, err
+	}
+	cons, err := js.CreateOrUpdateConsumer(ctx, benchRawStreamIn, jetstream.ConsumerConfig{
+		Durable: "bench-raw", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: MaxAckPendingDefault,
+	})
+	if err != nil {
+		return 0, fmt.Errorf("natsjs: bench: raw consumer: %w", err)
+	}
+	done := make(chan struct{})
+	var failed error
+	n := 0
+	start := time.Now()
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		if n >= cfg.RawMessages || failed != nil {
+			return
+		}
+		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		_, err := js.PublishMsg(pctx, &nats.Msg{Subject: "bench.raw.out", Data: m.Data()})
+		cancel()
+		if err != nil {
+			failed = err
+			close(done)
+			return
+		}
+		_ = m.Ack()
+		if n++; n == cfg.RawMessages {
+			close(done)
+		}
+	}, jetstream.PullMaxMessages(min(MaxAckPendingDefault, 512)))
+	if err != nil {
+		return 0, fmt.Errorf("natsjs: bench: raw consume: %w", err)
+	}
+	defer func() { cc.Stop(); <-cc.Closed() }()
+	select {
+	case <-done:
+	case <-time.After(cfg.Wait):
+		return 0, fmt.Errorf("natsjs: bench: the raw hop did not finish in %s", cfg.Wait)
+	case <-ctx.Done():
+		return 0, ctx.Err()
+	}
+	if failed != nil {
+		return 0, fmt.Errorf("natsjs: bench: raw hop publish: %w", failed)
+	}
+	return float64(cfg.RawMessages) / time.Since(start).Seconds(), nil
+}
+
+// waitAsync waits for js's pending asynchronous publishes.
+func waitAsync(ctx context.Context, js jetstream.JetStream) error {
+	select {
+	case <-js.PublishAsyncComplete():
+		return nil
+	case <-time.After(time.Minute):
+		return errors.New("natsjs: bench: asynchronous publishes not acknowledged in a minute")
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// bench is the routing side of the bench: the router, the simulated
+// organisations and what they saw.
+type bench struct {
+	cfg    BenchConfig
+	env    *benchEnv
+	view   *directory.View
+	orgs   []string
+	byCC   map[string][]string // organisations by country
+	router *Router
+	submit jetstream.JetStream // the referrers' publisher
+	answer jetstream.JetStream // the offered organisations' publisher
+
+	runCtx  context.Context // the followers' and consumers' lifetime
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	consume []jetstream.ConsumeContext
+
+	mu       sync.Mutex
+	refs     map[string]*benchRef
+	lat      []time.Duration
+	errs     int
+	firstErr string
+}
+
+// benchRef is one referral of a run.
+type benchRef struct {
+	referrer string
+	expected int  // placements the plan makes
+	accept   bool // the offered organisations accept
+	timed    bool // the offers' latencies count
+	sent     time.Time
+	offered  map[string]bool // placements offered, as the offered organisations saw
+	accepted map[string]bool // placements accepted, as the referrer saw
+	run      *benchRun
+	done     bool
+}
+
+// benchRun counts the referrals of one run still unfinished.
+type benchRun struct {
+	left int
+	done chan struct{}
+	last time.Time
+}
+
+// newBench loads a generated directory into the bucket, creates every
+// organisation's consumer and starts consuming, and builds the router.
+func newBench(ctx context.Context, env *benchEnv, cfg BenchConfig) (_ *bench, err error) {
+	b := &bench{cfg: cfg, env: env, view: directory.NewView(), byCC: map[string][]string{}, refs: map[string]*benchRef{}}
+	b.runCtx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
+	defer func() {
+		if err != nil {
+			b.stop()
+		}
+	}()
+	if err := EnsureStreams(ctx, env.admin, StreamsConfig{}); err != nil {
+		return nil, err
+	}
+	d := directory.Generate(cfg.Services, cfg.Seed)
+	store, err := NewDirectoryStore(ctx, env.admin, DirectoryStoreConfig{})
+	if err != nil {
+		return nil, err
+	}
+	cfg.Logger.InfoContext(ctx, "bench: loading the directory", slog.Int("services", len(d.Services)), slog.Int("organisations", len(d.Organisations)))
+	imp, err := store.ImportDirectory(ctx, d, nil)
+	if err != nil {
+		return nil, err
+	}
+	follower := NewDirectoryFollower(store.KeyValue(), b.view, cfg.Logger)
+	b.wg.Go(func() { _ = follower.Run(b.runCtx) })
+	wctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := b.view.WaitRevision(wctx, imp.Revision); err != nil {
+		return nil, fmt.Errorf("natsjs: bench: directory not followed: %w", err)
+	}
+	for _, o := range d.Organisations {
+		b.orgs = append(b.orgs, o.ID)
+		b.byCC[o.Country] = append(b.byCC[o.Country], o.ID)
+	}
+	if err := b.startOrganisations(ctx); err != nil {
+		return nil, err
+	}
+	rnc, err := env.connect(ctx, cfg, "bench-routing")
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Bus.Logger == nil {
+		cfg.Bus.Logger = cfg.Logger
+	}
+	if cfg.Service.Logger == nil {
+		cfg.Service.Logger = cfg.Logger
+	}
+	if cfg.Router.Logger == nil {
+		cfg.Router.Logger = cfg.Logger
+	}
+	bus, err := NewBus(rnc, cfg.Bus)
+	if err != nil {
+		return nil, err
+	}
+	svc, err := routing.NewService(bus, b.view, routing.NewMatcher(routing.Config{}), cfg.Service)
+	if err != nil {
+		return nil, err
+	}
+	if b.router, err = NewRouter(bus, svc, cfg.Router); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// startOrganisations creates the organisations' consumers and consumes
+// them on one connection; the referrers publish on another.
+func (b *bench) startOrganisations(ctx context.Context) error {
+	onc, err := b.env.connect(ctx, b.cfg, "bench-organisations")
+	if err != nil {
+		return err
+	}
+	snc, err := b.env.connect(ctx, b.cfg, "bench-referrers")
+	if err != nil {
+		return err
+	}
+	pubErr := func(_ jetstream.JetStream, m *nats.Msg, err error) {
+		b.fail(fmt.Sprintf("publish on %s: %v", m.Subject, err))
+	}
+	opts := []jetstream.JetStreamOpt{jetstream.WithDefaultTimeout(10 * time.Second), jetstream.WithPublishAsyncMaxPending(16384), jetstream.WithPublishAsyncErrHandler(pubErr)}
+	if b.answer, err = jetstream.New(onc, opts...); err != nil {
+		return fmt.Errorf("natsjs: bench: %w", err)
+	}
+	if b.submit, err = jetstream.New(snc, opts...); err != nil {
+		return fmt.Errorf("natsjs: bench: %w", err)
+	}
+	for _, org := range b.orgs {
+		if err := EnsureOrgConsumer(ctx, b.env.admin, org); err != nil {
+			return err
+		}
+		cons, err := b.answer.Consumer(ctx, StreamDelivery, OrgConsumerName(org))
+		if err != nil {
+			return fmt.Errorf("natsjs: bench: consumer of %s: %w", org, err)
+		}
+		cc, err := cons.Consume(func(m jetstream.Msg) { b.onDelivery(org, m) })
+		if err != nil {
+			return fmt.Errorf("natsjs: bench: consume as %s: %w", org, err)
+		}
+		b.consume = append(b.consume, cc)
+	}
+	return nil
+}
+
+// stop stops the organisations and the directory follower.
+func (b *bench) stop() {
+	for _, cc := range b.consume {
+		cc.Stop()
+	}
+	for _, cc := range b.consume {
+		select {
+		case <-cc.Closed():
+		case <-time.After(5 * time.Second):
+		}
+	}
+	b.consume = nil
+	b.cancel()
+	b.wg.Wait()
+}
+
+// fail counts an error of a run.
+func (b *bench) fail(what string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.errs++
+	if b.firstErr == "" {
+		b.firstErr = clipHeader(what, 300)
+	}
+}
+
+// offerFields are what an organisation reads of an offer.
+type offerFields struct {
+	Placement    string `json:"placement"`
+	Organisation string `json:"organisation"`
+}
+
+// readOfferFields reads the placement and organisation of an offer or
+// an acceptance. The routing service writes them as plain top-level
+// strings, so they are found without decoding the whole payload (the
+// offer carries the needs profile); anything else is decoded.
+func readOfferFields(data []byte) (offerFields, error) {
+	field := func(name string) (string, bool) {
+		key := `"` + name + `":"`
+		i := bytes.Index(data, []byte(key))
+		if i < 0 {
+			return "", false
+		}
+		rest := data[i+len(key):]
+		j := bytes.IndexByte(rest, '"')
+		if j < 0 || bytes.IndexByte(rest[:j], '\\') >= 0 {
+			return "", false
+		}
+		return string(rest[:j]), true
+	}
+	var f offerFields
+	var ok bool
+	if f.Placement, ok = field("placement"); ok && bytes.Count(data, []byte(`"placement":`)) == 1 {
+		f.Organisation, _ = field("organisation")
+		return f, nil
+	}
+	err := json.Unmarshal(data, &f)
+	return f, err
+}
+
+// onDelivery is a simulated organisation's handler: an offer to it is
+// timed and accepted at once; an acceptance seen by the referrer
+// finishes the placement; a rejection is an error. Organisations read the
+// headers and the few fields they need, not the whole event, so that the
+// bench spends its CPU on the router.
+func (b *bench) onDelivery(org string, m jetstream.Msg) {
+	now := time.Now()
+	defer func() { _ = m.Ack() }()
+	typ := headerFold(m.Headers(), "ce-type")
+	_, id, err := events.ParseDeliverySubject(m.Subject())
+	if err != nil {
+		if typ == events.TypeCommandRejected {
+			b.fail(fmt.Sprintf("%s got command.rejected: %s", org, clipHeader(string(m.Data()), 200)))
+		}
+		return
+	}
+	switch typ {
+	case events.TypeReferralOffered:
+		f, err := readOfferFields(m.Data())
+		if err != nil {
+			b.fail(fmt.Sprintf("offer of %s: %v", id, err))
+			return
+		}
+		if f.Organisation != org {
+			return // the referrer's copy
+		}
+		b.mu.Lock()
+		r := b.refs[id]
+		first := r != nil && !r.offered[f.Placement]
+		if first {
+			r.offered[f.Placement] = true
+			if r.timed {
+				b.lat = append(b.lat, now.Sub(r.sent))
+			}
+			if r.accept {
+			} else if len(r.offered) == r.expected {
+				b.finish(r, now)
+			}
+		}
+		accept := first && r.accept
+		b.mu.Unlock()
+		if accept {
+			b.send(b.answer, org, id, &events.Accepted{Placement: f.Placement})
+		}
+	case events.TypeReferralAccepted:
+		f, err := readOfferFields(m.Data())
+		if err != nil {
+			b.fail(fmt.Sprintf("acceptance of %s: %v", id, err))
+			return
+		}
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		if r := b.refs[id]; r != nil && r.referrer == org && !r.accepted[f.Placement] {
+			r.accepted[f.Placement] = true
+			if len(r.accepted) == r.expected {
+				b.finish(r, now)
+			}
+		}
+	case events.TypeCommandRejected:
+		b.fail(fmt.Sprintf("%s got command.rejected about %s: %s", org, id, clipHeader(string(m.Data()), 200)))
+	}
+}
+
+// finish marks r done; b.mu is held.
+func (b *bench) finish(r *benchRef, now time.Time) {
+	if r.done {
+		return
+	}
+	r.done = true
+	r.run.last = now
+	if r.run.left--; r.run.left == 0 {
+		close(r.run.done)
+	}
+}
+
+// send publishes a command of org about referral id asynchronously.
+func (b *bench) send(js jetstream.JetStream, org, id string, p events.Payload) {
+	m, err := commandMsg(org, id, p)
+	if err == nil {
+		_, err = js.PublishMsgAsync(m)
+	}
+	if err != nil {
+		b.fail(fmt.Sprintf("%s %s: %v", org, p.EventType(), err))
+	}
+}
+
+// commandMsg encodes a command of org on its INBOUND subject, with its id
+// as Nats-Msg-Id.
+func commandMsg(org, id string, p events.Payload) (*nats.Msg, error) {
+	subject, err := events.InboundSubject(org)
+	if err != nil {
+		return nil, err
+	}
+	ev, err := events.New(events.SourceOf(org), id, p)
+	if err != nil {
+		return nil, err
+	}
+	em, err := events.ToNATS(subject, ev)
+	if err != nil {
+		return nil, err
+	}
+	m := &nats.Msg{Subject: subject, Header: nats.Header(em.Header), Data: em.Data}
+	m.Header.Set(jetstream.MsgIDHeader, ev.ID())
+	return m, nil
+}
+
+// prepared is a referral.requested command ready to publish.
+type prepared struct {
+	id  string
+	msg *nats.Msg
+}
+
+// prepare registers n referrals of run and encodes their commands:
+// sample profiles that the matcher plans with at least one placement
+// (emergencies left out: their plans depend on the hour), each sent by an
+// organisation of the victim's country.
+func (b *bench) prepare(n int, accept, timed bool, run *benchRun, seed int64) ([]prepared, error) {
+	m := routing.NewMatcher(routing.Config{})
+	snap := b.view.Snapshot()
+	rng := mrand.New(mrand.NewPCG(uint64(seed), 0x62656e6368))
+	var out []prepared
+	given := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	for round := int64(0); len(out) < n; round++ {
+		if round == 8 {
+			return nil, fmt.Errorf("natsjs: bench: only %d of %d sample profiles have a plan in a directory of %d services", len(out), n, b.cfg.Services)
+		}
+		for _, p := range routing.SampleProfiles(2*n, seed*7919+round) {
+			if len(out) == n {
+				break
+			}
+			referrers := b.byCC[p.Location.Country]
+			if p.Urgency == events.UrgencyEmergency || len(referrers) == 0 {
+				continue
+			}
+			plan, err := m.Match(snap, p)
+			if err != nil || len(plan.Groups) == 0 {
+				continue
+			}
+			req := &events.Requested{Profile: p, Consent: events.Consent{Referral: true, ShareData: true, GivenAt: given, Method: "verbal", RecordedBy: "bench-1"}}
+			referrer := referrers[rng.IntN(len(referrers))]
+			id := events.NewReferralID()
+			msg, err := commandMsg(referrer, id, req)
+			if err != nil {
+				return nil, fmt.Errorf("natsjs: bench: encode a request: %w", err)
+			}
+			out = append(out, prepared{id: id, msg: msg})
+			b.refs[id] = &benchRef{referrer: referrer, expected: len(plan.Groups), accept: accept, timed: timed, run: run,
+				offered: map[string]bool{}, accepted: map[string]bool{}}
+		}
+	}
+	return out, nil
+}
+
+// startRouter runs the router until the returned stop is called.
+func (b *bench) startRouter(ctx context.Context) (stop func()) {
+	rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	done := make(chan error, 1)
+	go func() { done <- b.router.Run(rctx) }()
+	return func() {
+		cancel()
+		if err := <-done; err != nil {
+			b.fail("router: " + err.Error())
+		}
+	}
+}
+
+// benchWarmUp is how many referrals go through the router, untimed,
+// before the latency run.
+const benchWarmUp = 50
+
+// latencyRun drives Referrals referrals at Rate through request, offer
+// and accept, with the router running, after a few untimed ones.
+func (b *bench) latencyRun(ctx context.Context, res *BenchResult) error {
+	warm := &benchRun{left: benchWarmUp, done: make(chan struct{})}
+	run := &benchRun{left: b.cfg.Referrals, done: make(chan struct{})}
+	b.mu.Lock()
+	warmCmds, err := b.prepare(benchWarmUp, true, false, warm, b.cfg.Seed+2)
+	var cmds []prepared
+	if err == nil {
+		cmds, err = b.prepare(b.cfg.Referrals, true, true, run, b.cfg.Seed)
+	}
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	size := 0
+	for _, c := range cmds {
+		size += len(c.msg.Data)
+		for k, vs := range c.msg.Header {
+			for _, v := range vs {
+				size += len(k) + len(v) + 4
+			}
+		}
+	}
+	res.CommandSize = size / len(cmds)
+	for _, c := range warmCmds {
+		if _, err := b.submit.PublishMsgAsync(c.msg); err != nil {
+			b.fail("submit: " + err.Error())
+		}
+	}
+	b.wait(ctx, warm, "warm-up")
+	b.cfg.Logger.InfoContext(ctx, "bench: latency run", slog.Int("referrals", len(cmds)), slog.Float64("rate", b.cfg.Rate))
+	interval := time.Duration(float64(time.Second) / b.cfg.Rate)
+	cpu0 := processCPU()
+	start := time.Now()
+	for i, c := range cmds {
+		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
+			time.Sleep(d)
+		}
+		b.mu.Lock()
+		b.refs[c.id].sent = time.Now()
+		b.mu.Unlock()
+		if _, err := b.submit.PublishMsgAsync(c.msg); err != nil {
+			b.fail("submit: " + err.Error())
+		}
+		if i%256 == 0 && ctx.Err() != nil {
+			return ctx.Err()
+		}
+	}
+	b.wait(ctx, run, "latency run")
+	if cpu0 > 0 {
+		res.CPUMsPerReferral = float64((processCPU() - cpu0).Microseconds()) / 1000 / float64(b.cfg.Referrals)
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !run.last.IsZero() {
+		res.ReferralsPerS = float64(b.cfg.Referrals-run.left) / run.last.Sub(start).Seconds()
+	}
+	lat := b.lat
+	res.Offers = len(lat)
+	if len(lat) > 0 {
+		slices.Sort(lat)
+		q := func(p float64) float64 {
+			i := max(int(float64(len(lat))*p+0.999999)-1, 0)
+			return float64(lat[min(i, len(lat)-1)].Microseconds()) / 1000
+		}
+		res.P50Ms, res.P95Ms, res.P99Ms, res.MaxMs = q(0.50), q(0.95), q(0.99), float64(lat[len(lat)-1].Microseconds())/1000
+	}
+	return nil
+}
+
+// burstRun publishes Burst referral.requested commands as fast as
+// JetStream takes them, far faster than the router handles them, and
+// measures the rate at which the offers come out, from the first publish
+// to the last offer; nobody accepts.
+func (b *bench) burstRun(ctx context.Context, res *BenchResult) error {
+	run := &benchRun{left: b.cfg.Burst, done: make(chan struct{})}
+	b.mu.Lock()
+	cmds, err := b.prepare(b.cfg.Burst, false, false, run, b.cfg.Seed+1)
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	b.cfg.Logger.InfoContext(ctx, "bench: saturation run", slog.Int("commands", len(cmds)))
+	start := time.Now()
+	for _, c := range cmds {
+		if _, err := b.submit.PublishMsgAsync(c.msg); err != nil {
+			b.fail("submit: " + err.Error())
+		}
+	}
+	b.wait(ctx, run, "saturation run")
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !run.last.IsZero() {
+		res.RoutingHopPerS = float64(b.cfg.Burst-run.left) / run.last.Sub(start).Seconds()
+	}
+	if res.RawHopPerS > 0 {
+		res.HopRatio = res.RoutingHopPerS / res.RawHopPerS
+	}
+	return nil
+}
+
+// wait waits until every referral of run is done, Wait passes or ctx
+// ends; unfinished referrals are errors.
+func (b *bench) wait(ctx context.Context, run *benchRun, what string) {
+	select {
+	case <-run.done:
+		return
+	case <-time.After(b.cfg.Wait):
+	case <-ctx.Done():
+	}
+	b.mu.Lock()
+	left := run.left
+	b.mu.Unlock()
+	for range left {
+		b.fail(fmt.Sprintf("%s: %d referrals unfinished after %s", what, left, b.cfg.Wait))
+	}
+}

@@ -1,0 +1,161 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/spf13/cobra"
+
+	"github.com/invictus-network/invictus/adapters/natsjs"
+)
+
+type benchE2EOptions struct {
+	referrals   int
+	rate        float64
+	msgSize     int
+	rawMessages int
+	burst       int
+	services    int
+	seed        int64
+	natsURL     string
+	creds       string
+	workers     int
+	cpuProfile  string
+	wait        time.Duration
+}
+
+func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
+	var o benchE2EOptions
+	cmd := &cobra.Command{
+		Use:   "e2e",
+		Short: "Measure the routing service end to end: raw JetStream hop, routing hop, request-to-offer latency",
+		Long: "Bench e2e runs against an embedded NATS server on a temporary store (or, with\n" +
+			"--nats-url, an external server that has no INVICTUS streams yet: the bench\n" +
+			"creates them and deletes them at the end). It measures:\n\n" +
+			"  1. the raw JetStream hop on that server: a pull consumer takes each message\n" +
+			"     (--msg-size bytes), publishes it to a second stream awaiting the\n" +
+			"     acknowledgement, and acknowledges it (raw_hop_per_s);\n" +
+			"  2. with a generated directory in the directory bucket, one routing service\n" +
+			"     and simulated organisations (each consuming its own DELIVERY consumer and\n" +
+			"     accepting every offer at once): --referrals referrals offered at --rate\n" +
+			"     through request, offer and accept, timed from the submission to each\n" +
+			"     offer's arrival at the offered organisation (p50_ms, p95_ms, p99_ms) and\n" +
+			"     the rate sustained (referrals_per_s);\n" +
+			"  3. --burst referral.requested commands published at once, far faster than\n" +
+			"     the router handles them: the rate at which their offers come out\n" +
+			"     (routing_hop_per_s), and its ratio to the raw hop (hop_ratio).\n\n" +
+			"cpu_ms_per_referral is the CPU time of the whole process (server, router and\n" +
+			"simulated organisations) per referral of the latency run: other load on the\n" +
+			"machine inflates latencies much more than it does this figure. The server's\n" +
+			"share grows with the number of organisations (--services): each one's durable\n" +
+			"consumer has its state written to a file up to ten times a second.\n\n" +
+			"It prints one JSON line. Progress goes to standard error. It fails when the\n" +
+			"workload goes wrong (errors > 0), never because of a timing.",
+		Example: "  invictus bench e2e\n" +
+			"  invictus bench e2e --referrals 5000 --rate 1000 --cpuprofile e2e.pprof\n" +
+			"  invictus bench e2e --nats-url nats://127.0.0.1:4222 --referrals 500",
+		Args: cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	f.IntVar(&o.referrals, "referrals", natsjs.BenchReferralsDefault, "referrals driven through request, offer and accept")
+	f.Float64Var(&o.rate, "rate", natsjs.BenchRateDefault, "offered load, referrals per second")
+	f.IntVar(&o.msgSize, "msg-size", natsjs.BenchMsgSizeDefault, "data size of the raw hop's messages, bytes")
+	f.IntVar(&o.rawMessages, "raw-messages", natsjs.BenchRawMessagesDefault, "messages moved by the raw hop")
+	f.IntVar(&o.burst, "burst", natsjs.BenchBurstDefault, "referral.requested commands published at once for the saturation run (0 skips it)")
+	f.IntVar(&o.services, "services", natsjs.BenchServicesDefault, "services in the generated directory")
+	f.Int64Var(&o.seed, "seed", 1, "seed of the directory, the profiles and the referrers")
+	f.StringVar(&o.natsURL, "nats-url", "", "external NATS server (default: an embedded one on a temporary store)")
+	f.StringVar(&o.creds, "nats-creds", "", "credentials file for --nats-url")
+	f.IntVar(&o.workers, "workers", natsjs.WorkersDefault, "router workers per consumer")
+	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the routing runs to this file")
+	f.DurationVar(&o.wait, "wait", natsjs.BenchWaitDefault, "how long each run may take once its load is offered")
+	logs := addLogFlags(cmd)
+
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		logger, err := logs.logger(errOut)
+		if err != nil {
+			return err
+		}
+		cfg, err := o.config()
+		if err != nil {
+			return err
+		}
+		cfg.Logger = logger
+		if o.cpuProfile != "" {
+			pf, err := os.Create(o.cpuProfile)
+			if err != nil {
+				return &flagError{flag: "cpuprofile", value: o.cpuProfile, err: err}
+			}
+			defer pf.Close()
+			cfg.CPUProfile = pf
+		}
+		return runBenchE2E(cmd.Context(), cfg, out)
+	}
+	return cmd
+}
+
+// config checks the flags and turns them into the bench's config.
+func (o benchE2EOptions) config() (natsjs.BenchConfig, error) {
+	for _, v := range []struct {
+		name string
+		n    int
+	}{{"referrals", o.referrals}, {"msg-size", o.msgSize}, {"raw-messages", o.rawMessages}, {"services", o.services}, {"workers", o.workers}} {
+		if v.n < 1 {
+			return natsjs.BenchConfig{}, usageError{fmt.Errorf("--%s %d: must be at least 1", v.name, v.n)}
+		}
+	}
+	if o.rate <= 0 {
+		return natsjs.BenchConfig{}, usageError{fmt.Errorf("--rate %g: must be positive", o.rate)}
+	}
+	if o.burst < 0 {
+		return natsjs.BenchConfig{}, usageError{fmt.Errorf("--burst %d: must not be negative", o.burst)}
+	}
+	if o.creds != "" && o.natsURL == "" {
+		return natsjs.BenchConfig{}, usageError{errors.New("--nats-creds needs --nats-url")}
+	}
+	if o.wait <= 0 {
+		return natsjs.BenchConfig{}, usageError{fmt.Errorf("--wait %s: must be positive", o.wait)}
+	}
+	burst := o.burst
+	if burst == 0 {
+		burst = -1 // BenchConfig's zero means the default
+	}
+	cfg := natsjs.BenchConfig{
+		Referrals: o.referrals, Rate: o.rate, MsgSize: o.msgSize, RawMessages: o.rawMessages, Burst: burst,
+		Services: o.services, Seed: o.seed, URL: o.natsURL, Wait: o.wait,
+		Router: natsjs.RouterConfig{Workers: o.workers},
+	}
+	if o.creds != "" {
+		cfg.NATSOptions = append(cfg.NATSOptions, nats.UserCredentials(o.creds))
+	}
+	if err := cfg.WithDefaults().Validate(); err != nil {
+		return natsjs.BenchConfig{}, usageError{err}
+	}
+	return cfg, nil
+}
+
+// runBenchE2E runs the bench and prints its one JSON line to out. It
+// returns an error when the bench could not run or counted errors.
+func runBenchE2E(ctx context.Context, cfg natsjs.BenchConfig, out io.Writer) error {
+	res, err := natsjs.BenchE2E(ctx, cfg)
+	if err != nil {
+		return fmt.Errorf("bench e2e: %w", err)
+	}
+	line, err := json.Marshal(res)
+	if err != nil {
+		return fmt.Errorf("bench e2e: %w", err)
+	}
+	if _, err := fmt.Fprintf(out, "%s\n", line); err != nil {
+		return err
+	}
+	if res.Errors > 0 {
+		return fmt.Errorf("bench e2e: %d errors; the first: %s", res.Errors, res.FirstError)
+	}
+	return nil
+}

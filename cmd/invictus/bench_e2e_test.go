@@ -1,0 +1,158 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invictus-network/invictus/adapters/natsjs"
+)
+
+// benchE2ELine runs `bench e2e` with args and returns its one JSON line,
+// decoded, failing the test unless it exits 0 and prints exactly one line.
+func benchE2ELine(t *testing.T, args ...string) natsjs.BenchResult {
+	t.Helper()
+	code, out, errOut := cliRun(t, append([]string{"bench", "e2e", "--log-level", "warn"}, args...)...)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("want one line, got %d:\n%s", len(lines), out)
+	}
+	var fields map[string]any
+	if err := json.Unmarshal([]byte(lines[0]), &fields); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	for _, k := range []string{"go_version", "gomaxprocs", "referrals", "referrals_per_s", "p50_ms", "p95_ms", "p99_ms",
+		"raw_hop_per_s", "routing_hop_per_s", "hop_ratio", "errors", "load_average_start"} {
+		if _, ok := fields[k]; !ok && (k != "load_average_start" || runtime.GOOS == "linux") {
+			t.Errorf("the line lacks %q: %s", k, lines[0])
+		}
+	}
+	var res natsjs.BenchResult
+	if err := json.Unmarshal([]byte(lines[0]), &res); err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// checkSane checks the figures of a run of n referrals and burst commands
+// for consistency, not for speed.
+func checkSane(t *testing.T, res natsjs.BenchResult, n, burst int) {
+	t.Helper()
+	switch {
+	case res.GoVersion != runtime.Version() || res.GOMAXPROCS != runtime.GOMAXPROCS(0) || res.CPUs < 1:
+		t.Errorf("runtime figures %q %d %d", res.GoVersion, res.GOMAXPROCS, res.CPUs)
+	case res.Referrals != n || res.Offers < n || res.Errors != 0 || res.FirstError != "":
+		t.Errorf("referrals %d, offers %d, errors %d (%s); want %d referrals, an offer each at least, no error",
+			res.Referrals, res.Offers, res.Errors, res.FirstError, n)
+	case !(res.P50Ms > 0 && res.P50Ms <= res.P95Ms && res.P95Ms <= res.P99Ms && res.P99Ms <= res.MaxMs):
+		t.Errorf("latencies p50 %g p95 %g p99 %g max %g are not ordered", res.P50Ms, res.P95Ms, res.P99Ms, res.MaxMs)
+	case res.ReferralsPerS <= 0 || res.ReferralsPerS > 1.5*res.OfferedRate:
+		t.Errorf("referrals/s %g at an offered %g/s", res.ReferralsPerS, res.OfferedRate)
+	case res.RawHopPerS <= 0 || res.CommandSize < 200 || res.MsgSize < 1:
+		t.Errorf("raw hop %g/s, command size %d, message size %d", res.RawHopPerS, res.CommandSize, res.MsgSize)
+	case res.Burst != burst:
+		t.Errorf("burst %d, want %d", res.Burst, burst)
+	case burst > 0 && (res.RoutingHopPerS <= 0 || math.Abs(res.HopRatio-res.RoutingHopPerS/res.RawHopPerS) > 1e-9):
+		t.Errorf("routing hop %g/s, ratio %g to the raw %g/s", res.RoutingHopPerS, res.HopRatio, res.RawHopPerS)
+	case res.Organisations < 2 || res.Services < 10:
+		t.Errorf("%d organisations, %d services", res.Organisations, res.Services)
+	}
+}
+
+// Not parallel: it points TMPDIR at a directory of its own to see that
+// the embedded server's store is removed.
+func TestBenchE2EEmbedded(t *testing.T) {
+	tmp := t.TempDir()
+	t.Setenv("TMPDIR", tmp)
+	profile := filepath.Join(t.TempDir(), "cpu.pprof")
+	res := benchE2ELine(t, "--referrals", "50", "--burst", "40", "--rate", "500", "--raw-messages", "300",
+		"--msg-size", "512", "--services", "40", "--cpuprofile", profile)
+	checkSane(t, res, 50, 40)
+	if res.Server != "embedded" || res.MsgSize != 512 || res.OfferedRate != 500 {
+		t.Errorf("server %q, message size %d, rate %g", res.Server, res.MsgSize, res.OfferedRate)
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("CPU profile: %v", err)
+	}
+	if left, _ := os.ReadDir(tmp); len(left) != 0 {
+		t.Errorf("the bench left %s behind in TMPDIR", left[0].Name())
+	}
+}
+
+func TestBenchE2EExternalServer(t *testing.T) {
+	t.Parallel()
+	url := cliServer(t)
+	res := benchE2ELine(t, "--nats-url", url, "--referrals", "30", "--burst", "0", "--rate", "300", "--raw-messages", "200", "--services", "30")
+	checkSane(t, res, 30, 0)
+	if res.RoutingHopPerS != 0 || res.HopRatio != 0 || !strings.HasPrefix(url, "nats://"+res.Server) {
+		t.Errorf("without a burst: routing hop %g, ratio %g; server %q of %s", res.RoutingHopPerS, res.HopRatio, res.Server, url)
+	}
+
+	// The bench deleted what it created.
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	for _, name := range []string{natsjs.StreamInbound, natsjs.StreamReferrals, natsjs.StreamDelivery, natsjs.StreamTimers, natsjs.StreamDLQ, "KV_" + natsjs.BucketDirectory, "BENCH_RAW_IN"} {
+		if _, err := js.Stream(ctx, name); !errors.Is(err, jetstream.ErrStreamNotFound) {
+			t.Errorf("stream %s after the bench: %v", name, err)
+		}
+	}
+
+	// A server that holds a network's streams is refused, and left alone.
+	if err := natsjs.EnsureStreams(ctx, js, natsjs.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	code, _, errOut := cliRun(t, "bench", "e2e", "--nats-url", url, "--referrals", "5", "--log-level", "warn")
+	if code != exitError || !strings.Contains(errOut, "already has stream") {
+		t.Errorf("exit %d, stderr %q; want a refusal naming the stream", code, errOut)
+	}
+	if _, err := js.Stream(ctx, natsjs.StreamInbound); err != nil {
+		t.Errorf("the refused bench touched INBOUND: %v", err)
+	}
+}
+
+func TestBenchE2EUsage(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--referrals", "0"}, "--referrals"},
+		{[]string{"--rate", "0"}, "--rate"},
+		{[]string{"--msg-size", "0"}, "--msg-size"},
+		{[]string{"--burst", "-1"}, "--burst"},
+		{[]string{"--nats-creds", "x.creds"}, "--nats-creds needs --nats-url"},
+		{[]string{"--wait", "0s"}, "--wait"},
+		{[]string{"extra"}, "unknown command"},
+	} {
+		code, _, errOut := cliRun(t, append([]string{"bench", "e2e"}, tt.args...)...)
+		if code != exitUsage || !strings.Contains(errOut, tt.want) {
+			t.Errorf("%v: exit %d, stderr %q; want %d mentioning %q", tt.args, code, errOut, exitUsage, tt.want)
+		}
+	}
+	code, out, _ := cliRun(t, "bench", "e2e", "--help")
+	if code != exitOK || !strings.Contains(out, "raw JetStream hop") || !strings.Contains(out, "--nats-url") {
+		t.Errorf("bench e2e --help: exit %d\n%s", code, out)
+	}
+}
