@@ -47,6 +47,8 @@
 // referral's events through the state machine of package referral,
 // appends the resulting events and says what each party must receive. The
 // ports it needs are small interfaces declared here ([EventLog],
-// [Directory]); the adapters implement them. The package imports only the
+// [Directory], and the optional [Observer] that metrics hang on: command
+// outcomes, offer latency, expiries, status changes, never victim data);
+// the adapters implement them. The package imports only the
 // domain packages (events, directory, referral), never an adapter.
 package routing

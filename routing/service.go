@@ -50,6 +50,10 @@ type ServiceConfig struct {
 	// Logger receives the service's logs; never victim data. Default
 	// discards.
 	Logger *slog.Logger
+	// Observer is told the outcome of every command, every offer and
+	// expiry, and every change of a referral's status, for metrics.
+	// Default none.
+	Observer Observer
 }
 
 // WithDefaults returns a copy of c with every unset field given its default.
@@ -66,6 +70,9 @@ func (c ServiceConfig) WithDefaults() ServiceConfig {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Observer == nil {
+		c.Observer = nopObserver{}
 	}
 	return c
 }
@@ -125,23 +132,43 @@ func NewService(log EventLog, dir Directory, m *Matcher, cfg ServiceConfig) (*Se
 // nothing changed; an error wrapping ErrCorrupt when the referral's log
 // does not fold; anything else (ErrUnavailable, ErrConflict after
 // ServiceConfig.MaxAttempts attempts, ctx's error) is worth retrying later.
+//
+// The outcome is reported to ServiceConfig.Observer: accepted, duplicate,
+// rejected or failed (ErrCorrupt); an error worth retrying is not.
 func (s *Service) Handle(ctx context.Context, cmd *events.Envelope, by referral.Actor) error {
+	changed, err := s.handle(ctx, cmd, by)
+	if outcome := commandOutcome(err, changed); outcome != "" {
+		typ := ""
+		if cmd != nil {
+			typ = cmd.Event.Type()
+		}
+		s.cfg.Observer.Command(typ, outcome)
+	}
+	return err
+}
+
+// handle is Handle without the observer; changed reports whether the
+// last decision on the command appended events.
+func (s *Service) handle(ctx context.Context, cmd *events.Envelope, by referral.Actor) (changed bool, _ error) {
 	if cmd == nil || cmd.Payload == nil {
-		return &Rejection{Code: referral.CodeInvalid, Problems: []events.Problem{{Code: referral.CodeInvalid, Message: "no command"}}}
+		return false, &Rejection{Code: referral.CodeInvalid, Problems: []events.Problem{{Code: referral.CodeInvalid, Message: "no command"}}}
 	}
 	if by.Org != "" && cmd.Event.Source() != events.SourceOf(by.Org) {
-		return rejectErr(&referral.Error{Code: referral.CodeForbidden, Pointer: "/source",
+		return false, rejectErr(&referral.Error{Code: referral.CodeForbidden, Pointer: "/source",
 			Message: fmt.Sprintf("source %q is not the sender %s", cmd.Event.Source(), events.SourceOf(by.Org))})
 	}
 	id := cmd.Event.Subject()
 	if !events.IsReferralID(id) {
-		return rejectErr(&referral.Error{Code: referral.CodeInvalid, Pointer: "/subject",
+		return false, rejectErr(&referral.Error{Code: referral.CodeInvalid, Pointer: "/subject",
 			Message: fmt.Sprintf("subject %q is not a referral id", id)})
 	}
 	key := cmd.Event.Source() + " " + cmd.Event.ID()
-	return s.retry(ctx, id, func(st refState) ([]Outgoing, referral.State, error) {
-		return s.decide(st, cmd, by, key)
+	err := s.retry(ctx, id, func(st refState) ([]Outgoing, referral.State, error) {
+		out, next, err := s.decide(st, cmd, by, key)
+		changed = len(out) > 0
+		return out, next, err
 	})
+	return changed, err
 }
 
 // OnTimer handles the deadline of attempt of placement firing: it appends
@@ -285,6 +312,7 @@ func (s *Service) append(ctx context.Context, st refState, out []Outgoing, next 
 	next.Sequence = seq
 	done := refState{State: next, subject: subject}
 	s.cache.put(done)
+	s.observeAppend(st.State, next, out)
 	return done, nil
 }
 

@@ -81,6 +81,9 @@
 // [Metrics] holds the Prometheus collectors on a registry of its own:
 // commands by type and outcome, referrals by status, offer latency,
 // deadline expiries, DLQ size and consumer lag (read from [StreamStats] at
-// each scrape), HTTP requests and webhook attempts. Other components
-// update the collectors they know the values of.
+// each scrape), HTTP requests and webhook attempts. It is the routing
+// service's [routing.Observer]: wired into routing.ServiceConfig, the
+// service feeds commands by type and outcome, referrals by status, offer
+// latency and deadline expiries; the API itself counts only the commands
+// it refuses (invalid, forbidden), so each command is counted once.
 package httpapi

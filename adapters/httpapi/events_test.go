@@ -8,6 +8,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
@@ -248,18 +249,38 @@ func TestPostEventsWaitForOutcome(t *testing.T) {
 		t.Fatalf("batch: status %d %s", r.status, r.body)
 	}
 
-	// The commands are counted by type and outcome.
-	m := b.get("/metrics", "")
-	for _, want := range []string{
-		`invictus_commands_total{outcome="accepted",type="invictus.referral.requested.v1"} 1`,
-		`invictus_commands_total{outcome="rejected",type="invictus.referral.accepted.v1"} 2`,
-		`invictus_commands_total{outcome="submitted",type="invictus.referral.accepted.v1"} 3`,
-		`invictus_consumer_lag_messages{consumer="routing",stream="INBOUND"}`,
-		`invictus_dlq_messages 2`,
-	} {
-		if !bytes.Contains(m.body, []byte(want)) {
-			t.Errorf("/metrics lacks %s", want)
+	// The routing service counts the commands by type and outcome, once
+	// each (the API does not count what ?wait= saw); its count may follow
+	// the outcome the API answered by a moment. Each want is the start of
+	// a line of the exposition.
+	wants := []string{
+		`invictus_commands_total{outcome="accepted",type="invictus.referral.requested.v1"} 1` + "\n",
+		`invictus_commands_total{outcome="accepted",type="invictus.referral.accepted.v1"} 1` + "\n",
+		`invictus_commands_total{outcome="rejected",type="invictus.referral.accepted.v1"} 2` + "\n",
+		`invictus_commands_total{outcome="accepted",type="invictus.referral.contacted.v1"} 1` + "\n",
+		`invictus_consumer_lag_messages{consumer="routing",stream="INBOUND"} `,
+		`invictus_dlq_messages 2` + "\n",
+		`invictus_offer_latency_seconds_count 1` + "\n",
+		`invictus_referrals{status="in_progress"} 1` + "\n",
+	}
+	var m response
+	lacking := func() (out []string) {
+		m = b.get("/metrics", "")
+		for _, want := range wants {
+			if !bytes.Contains(m.body, []byte("\n"+want)) {
+				out = append(out, want)
+			}
 		}
+		return out
+	}
+	for deadline := time.Now().Add(15 * time.Second); len(lacking()) > 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond) // poll
+	}
+	for _, want := range lacking() {
+		t.Errorf("/metrics lacks %s", strings.TrimSpace(want))
+	}
+	if bytes.Contains(m.body, []byte(`outcome="submitted"`)) {
+		t.Errorf("/metrics counts submitted commands as well:\n%s", m.body)
 	}
 }
 

@@ -104,6 +104,8 @@ type bundle struct {
 	http   *httptest.Server
 	logs   *syncBuffer
 	tokens map[string]string // "<org>/<role>" -> secret
+	// metrics are the API's collectors, the routing service's observer.
+	metrics *httpapi.Metrics
 }
 
 // options of setup.
@@ -124,7 +126,7 @@ func setup(t *testing.T, o options) *bundle {
 	if err != nil {
 		t.Fatalf("StartServer: %v", err)
 	}
-	b := &bundle{t: t, srv: srv, view: directory.NewView(), logs: &syncBuffer{}, tokens: map[string]string{}}
+	b := &bundle{t: t, srv: srv, view: directory.NewView(), logs: &syncBuffer{}, tokens: map[string]string{}, metrics: httpapi.NewMetrics()}
 	t.Cleanup(func() {
 		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
 		defer scancel()
@@ -164,7 +166,7 @@ func setup(t *testing.T, o options) *bundle {
 	b.api, err = httpapi.New(httpapi.Deps{
 		Tokens: p.Tokens, Webhooks: p.Webhooks, Commands: p.Commands, Outcomes: p.Outcomes,
 		Timeline: p.Timeline, Inbox: p.Inbox, Directory: b.view, Matcher: routing.NewMatcher(routing.Config{}),
-		Stats: p.Stats, Ready: map[string]httpapi.Check{"jetstream": p.Ready},
+		Stats: p.Stats, Ready: map[string]httpapi.Check{"jetstream": p.Ready}, Metrics: b.metrics,
 	}, cfg)
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
@@ -196,7 +198,7 @@ func (b *bundle) startRouter() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := routing.NewService(bus, b.view, routing.NewMatcher(routing.Config{}), routing.ServiceConfig{})
+	svc, err := routing.NewService(bus, b.view, routing.NewMatcher(routing.Config{}), routing.ServiceConfig{Observer: b.metrics})
 	if err != nil {
 		t.Fatal(err)
 	}

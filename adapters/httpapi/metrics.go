@@ -8,33 +8,49 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/referral"
+	"github.com/invictus-network/invictus/routing"
 )
 
-// Command outcomes of [Metrics].Commands.
+// Command outcomes of [Metrics].Commands counted by the API itself: the
+// commands it refuses before they reach the routing service. Every other
+// command is counted once, by the routing service through
+// [Metrics.Command], with routing.OutcomeAccepted, OutcomeDuplicate,
+// OutcomeRejected or OutcomeFailed; the API does not count what ?wait=
+// sees, so no command is counted twice.
 const (
-	OutcomeSubmitted = "submitted" // stored in INBOUND
-	OutcomeAccepted  = "accepted"  // in the referral's log (seen by ?wait)
-	OutcomeRejected  = "rejected"  // command.rejected (seen by ?wait)
 	OutcomeInvalid   = "invalid"   // refused by the API: does not decode
 	OutcomeForbidden = "forbidden" // refused by the API: wrong source or type
 )
 
+// The metrics are the routing service's observer.
+var _ routing.Observer = (*Metrics)(nil)
+
 // Metrics are the Prometheus collectors of /metrics, on a registry of
-// their own (never the global one). The API updates Commands, the HTTP
-// and webhook collectors, and DLQ and ConsumerLag (from [StreamStats] at
-// each scrape); the other collectors are exposed for the components that
-// know their values (the routing service, the reporting projection), which
-// update them directly. No label ever holds a referral id or anything
-// about a victim.
+// their own (never the global one). The API updates Commands (for the
+// commands it refuses), the HTTP and webhook collectors, and DLQ and
+// ConsumerLag (from [StreamStats] at each scrape). Metrics is also a
+// [routing.Observer]: give it to routing.ServiceConfig.Observer and the
+// routing service feeds Commands, Referrals, OfferLatency and
+// DeadlineExpiries. No label ever holds a referral id or anything about a
+// victim.
 type Metrics struct {
 	// Registry holds every collector below plus the Go and process
 	// collectors; register more on it.
 	Registry *prometheus.Registry
-	// Commands counts commands by type and outcome (the Outcome* constants).
+	// Commands counts commands by type and outcome: the API's Outcome*
+	// constants and routing's.
 	Commands *prometheus.CounterVec
-	// Referrals is the number of referrals by status.
+	// Referrals is the number of referrals by status, from the status
+	// changes the routing service of this process made since it started:
+	// referrals that existed before are not counted, so after a restart a
+	// status may go below zero; with several routing instances, sum them.
 	Referrals *prometheus.GaugeVec
-	// OfferLatency observes the seconds from an offer to its answer.
+	// OfferLatency observes the seconds from a referral's request to each
+	// offer: the first offer, and each next one after a decline or an
+	// expired deadline.
 	OfferLatency prometheus.Histogram
 	// DeadlineExpiries counts offers whose deadline passed.
 	DeadlineExpiries prometheus.Counter
@@ -52,22 +68,27 @@ type Metrics struct {
 	WebhookAttempts *prometheus.CounterVec
 }
 
+// OfferLatencyBuckets are the buckets of [Metrics].OfferLatency, in
+// seconds: milliseconds for a first offer made on the request, up to a
+// week for offers made after declines and expired deadlines.
+var OfferLatencyBuckets = []float64{0.001, 0.005, 0.025, 0.1, 0.5, 1, 5, 60, 900, 3600, 14400, 86400, 259200, 604800}
+
 // NewMetrics returns the collectors registered on a new registry.
 func NewMetrics() *Metrics {
 	m := &Metrics{
 		Registry: prometheus.NewRegistry(),
 		Commands: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "invictus", Name: "commands_total",
-			Help: "Commands received, by CloudEvents type and outcome.",
+			Help: "Commands by CloudEvents type and outcome: decided by the routing service (accepted, duplicate, rejected, failed) or refused by the HTTP API (invalid, forbidden).",
 		}, []string{"type", "outcome"}),
 		Referrals: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: "invictus", Name: "referrals",
-			Help: "Referrals by status.",
+			Help: "Referrals by status, from the status changes made since this process started (sum over routing instances).",
 		}, []string{"status"}),
 		OfferLatency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "invictus", Name: "offer_latency_seconds",
-			Help:    "Time from an offer to its answer (accepted or declined).",
-			Buckets: []float64{60, 300, 900, 1800, 3600, 7200, 14400, 28800, 86400, 172800, 259200, 604800},
+			Help:    "Seconds from a referral's request to each of its offers (the first, and each after a decline or an expired deadline).",
+			Buckets: OfferLatencyBuckets,
 		}),
 		DeadlineExpiries: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "invictus", Name: "deadline_expiries_total",
@@ -135,4 +156,33 @@ func (m *Metrics) handler(stats StreamStats, logf func(ctx context.Context, msg 
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// Command counts a command's outcome; types outside the catalogue are
+// counted as "unknown", so that a label never holds what a client made up.
+// It implements [routing.Observer].
+func (m *Metrics) Command(eventType, outcome string) {
+	if _, ok := events.NewPayload(eventType); !ok {
+		eventType = "unknown"
+	}
+	m.Commands.WithLabelValues(eventType, outcome).Inc()
+}
+
+// Offered observes an offer's latency from the referral's request. It
+// implements [routing.Observer].
+func (m *Metrics) Offered(latency time.Duration) { m.OfferLatency.Observe(latency.Seconds()) }
+
+// Expired counts an offer whose deadline passed. It implements
+// [routing.Observer].
+func (m *Metrics) Expired() { m.DeadlineExpiries.Inc() }
+
+// Transition moves a referral from status from (none for a new referral)
+// to status to. It implements [routing.Observer].
+func (m *Metrics) Transition(from, to referral.Status) {
+	if from != "" {
+		m.Referrals.WithLabelValues(string(from)).Dec()
+	}
+	if to != "" {
+		m.Referrals.WithLabelValues(string(to)).Inc()
+	}
 }

@@ -18,6 +18,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 )
@@ -183,14 +184,17 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	}
 	dirC := &directoryComponent{conn: natsC.adminConn, view: view, logger: logger, fail: fail}
 	provC := &provisionComponent{nats: natsC, view: view, logger: logger, fail: fail}
-	routeC := &routingComponent{conn: natsC.routingConn, view: view, logger: logger, fail: fail}
+	// The API serves the metrics the routing service feeds.
+	metrics := httpapi.NewMetrics()
+	routeC := &routingComponent{conn: natsC.routingConn, view: view, observer: metrics, logger: logger, fail: fail}
 	apiC := &apiComponent{
-		listen: o.listen,
-		conn:   natsC.adminConn,
-		view:   view,
-		probes: newProbeMux(ready),
-		logger: logger,
-		fail:   fail,
+		listen:  o.listen,
+		conn:    natsC.adminConn,
+		view:    view,
+		probes:  newProbeMux(ready),
+		metrics: metrics,
+		logger:  logger,
+		fail:    fail,
 	}
 	ready.add("nats", natsC.connected)
 	ready.add("streams", natsC.streamsEnsured)

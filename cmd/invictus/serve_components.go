@@ -184,10 +184,12 @@ func (p *provisionComponent) Stop(ctx context.Context) error { return p.bg.stop(
 // routingComponent runs the routing service: the INBOUND consumer, the
 // dispatcher of appended events and the deadline timers.
 type routingComponent struct {
-	conn   func() *nats.Conn
-	view   *directory.View
-	logger *slog.Logger
-	fail   func(error)
+	conn func() *nats.Conn
+	view *directory.View
+	// observer is told what the service does (the API's metrics).
+	observer routing.Observer
+	logger   *slog.Logger
+	fail     func(error)
 
 	bg      *background
 	running atomic.Bool
@@ -201,7 +203,7 @@ func (r *routingComponent) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)
 	}
-	svc, err := routing.NewService(bus, r.view, routing.NewMatcher(routing.Config{}), routing.ServiceConfig{Logger: r.logger})
+	svc, err := routing.NewService(bus, r.view, routing.NewMatcher(routing.Config{}), routing.ServiceConfig{Logger: r.logger, Observer: r.observer})
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)
 	}
@@ -238,8 +240,11 @@ type apiComponent struct {
 	conn   func() *nats.Conn
 	view   *directory.View
 	probes http.Handler
-	logger *slog.Logger
-	fail   func(error)
+	// metrics are the collectors the API serves, fed by the routing
+	// service too.
+	metrics *httpapi.Metrics
+	logger  *slog.Logger
+	fail    func(error)
 
 	api      *httpapi.Server
 	http     *httpServer
@@ -267,6 +272,7 @@ func (a *apiComponent) Start(ctx context.Context) error {
 			Directory: a.view,
 			Matcher:   routing.NewMatcher(routing.Config{}),
 			Stats:     ports.Stats,
+			Metrics:   a.metrics,
 		}, httpapi.Config{Logger: a.logger})
 	}
 	if err != nil {
