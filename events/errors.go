@@ -157,6 +157,10 @@ func describe(fe validator.FieldError) (code, msg string) {
 		return CodeDuplicate, fmt.Sprintf("%s contains duplicates", fe.Field())
 	case "noident":
 		return CodeIdentifying, "text must not contain e-mail addresses, phone or identity numbers"
+	case "ageenvelope":
+		// Never echoed: a case file sent unsealed by mistake would travel on
+		// in command.rejected, DLQ headers and logs.
+		return CodeFormat, "envelope must be an ASCII-armored age envelope (" + AgeArmorHeader + "); seal the case file first"
 	case "nutscountry":
 		return CodeRegionCountry, fmt.Sprintf("region %v is not in country %s", v, fe.Param())
 	}
