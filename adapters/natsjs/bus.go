@@ -56,7 +56,8 @@ const (
 	// of its subject).
 	HeaderReason = "Invictus-Reason"
 	// HeaderError, on a DLQ message, is the first problem found, for
-	// people.
+	// people: its JSON pointer and code, and its message unless the
+	// problem is in the payload (/data), whose values it may quote.
 	HeaderError = "Invictus-Error"
 	// HeaderOrigin, on a DLQ message, is "<stream> <sequence> <subject>"
 	// of the original message.

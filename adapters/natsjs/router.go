@@ -409,7 +409,12 @@ func (r *Router) tell(ctx context.Context, m jetstream.Msg, org, id, typ, subjec
 	problem := rej.Code
 	if len(rej.Problems) > 0 {
 		p := rej.Problems[0]
-		problem = p.Pointer + " " + p.Code + ": " + p.Message
+		problem = p.Pointer + " " + p.Code
+		// A message about the payload may quote it; the DLQ header, read by
+		// operators, names the member and the code only.
+		if p.Pointer != "/data" && !strings.HasPrefix(p.Pointer, "/data/") {
+			problem += ": " + p.Message
+		}
 	}
 	r.cfg.Logger.InfoContext(ctx, "natsjs: command rejected", slog.String("org", org), slog.String("referral", referralID), slog.String("code", rej.Code))
 	r.setAside(ctx, m, rej.Code, referralID, problem)

@@ -476,3 +476,37 @@ func headerText(m stored) string {
 	}
 	return b.String()
 }
+
+// A rejected command's DLQ copy names the problem's member and code in
+// its Invictus-Error header, never a value quoted from the payload.
+func TestDLQErrorHeaderDoesNotQuotePayload(t *testing.T) {
+	t.Parallel()
+	n := newNet(t, time.Hour)
+	n.startRouter()
+	id := events.NewReferralID()
+	ev, err := events.New(events.SourceOf("pt.a1"), id, &events.Declined{Placement: "p1", Reason: "other"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := events.ToNATS("in.pt.a1", ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := natsMsg(m)
+	msg.Data = []byte(`{"placement":"p1","reason":"Maria Silva"}`)
+	if err := n.nc.PublishMsg(msg); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the DLQ copy", func() bool { return len(n.read(natsjs.StreamDLQ, "dlq.*."+id)) == 1 })
+	dlq := n.read(natsjs.StreamDLQ, "dlq.*."+id)[0]
+	h := dlq.header.Get(natsjs.HeaderError)
+	if !strings.HasPrefix(h, "/data/reason ") {
+		t.Errorf("%s = %q, want the member /data/reason and its code", natsjs.HeaderError, h)
+	}
+	if strings.Contains(h, "Maria") {
+		t.Errorf("%s quotes the payload: %q", natsjs.HeaderError, h)
+	}
+	if !bytes.Contains(dlq.data, []byte("Maria Silva")) {
+		t.Errorf("the DLQ copy lost the original payload: %s", dlq.data)
+	}
+}
