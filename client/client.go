@@ -443,10 +443,10 @@ func (c *Client) Accept(ctx context.Context, referralID, placement string) (stri
 
 // Decline declines the placement offered to the organisation with a
 // reason code (capacity, out_of_scope, not_eligible, out_of_area,
-// language, conflict_of_interest, other) and an optional text that must
-// not identify the victim. Errors as [Client.Send].
-func (c *Client) Decline(ctx context.Context, referralID, placement, reason, text string) (string, error) {
-	return c.Send(ctx, referralID, &events.Declined{Placement: placement, Reason: reason, Text: text})
+// language, conflict_of_interest, other); routing payloads carry no free
+// text. Errors as [Client.Send].
+func (c *Client) Decline(ctx context.Context, referralID, placement, reason string) (string, error) {
+	return c.Send(ctx, referralID, &events.Declined{Placement: placement, Reason: reason})
 }
 
 // Contacted reports that the accepting organisation has contacted the

@@ -128,7 +128,7 @@ func TestLifecycle(t *testing.T) {
 		t.Fatalf("first offer %+v", offer)
 	}
 	pl := offer.Placement
-	dcmd := must(a1.Decline(ctx, id, pl, "capacity", "")).ok(t)
+	dcmd := must(a1.Decline(ctx, id, pl, "capacity")).ok(t)
 	if env, err := a1.Await(ctxT(t, 10*time.Second), id, dcmd); err != nil || env.Event.ID() != dcmd {
 		t.Fatalf("Await the decline: %v", err)
 	}
@@ -245,7 +245,7 @@ func TestInvalidCommandsAreNotSent(t *testing.T) {
 	if !errors.As(err, &ve) {
 		t.Fatalf("Refer without consent = %v, want a validation error", err)
 	}
-	if _, err := ref.Decline(ctx, "not-a-referral", "p1", "capacity", ""); !errors.As(err, &ve) {
+	if _, err := ref.Decline(ctx, "not-a-referral", "p1", "capacity"); !errors.As(err, &ve) {
 		t.Errorf("Decline of an invalid id = %v", err)
 	}
 	if _, err := ref.Handover(ctx, events.NewReferralID(), "p1", "age1notarecipient", []byte("x")); !errors.Is(err, seal.ErrRecipient) {

@@ -262,7 +262,7 @@ func request(needs ...string) events.Requested {
 			AgeBand:   "adult",
 			Channels:  []string{events.ChannelPhone},
 		},
-		Consent: events.Consent{Referral: true, ShareData: true, GivenAt: time.Now().Add(-time.Minute).UTC(), Method: "verbal", RecordedBy: "staff-1"},
+		Consent: events.Consent{Referral: true, ShareData: true, GivenAt: time.Now().Add(-time.Minute).UTC(), Method: "verbal", RecordedBy: "staff-s001"},
 	}
 }
 

@@ -628,8 +628,8 @@ func number(v any) (float64, bool) {
 var defFor = map[string]string{
 	"need": "need", "crime": "crime", "flag": "flag", "lang": "language", "country": "countryCode",
 	"orgid": "orgId", "svcid": "serviceId", "placement": "placementId", "nuts": "nuts", "lau": "lau",
-	"staffref": "staffRef", "agerecipient": "ageRecipient", "ageenvelope": "ageEnvelope",
-	"noident": "nonIdentifyingText", "latitude": "latitude", "longitude": "longitude",
+	"staffref": "staffRef", "agerecipient": "ageRecipient", "pasttime": "consentTime",
+	"latitude": "latitude", "longitude": "longitude",
 }
 
 // codeLists are the Go lists behind the taxonomy tags.

@@ -88,6 +88,7 @@ var classOrder = []struct {
 	{CodeUnknownType, ErrUnknownType},
 	{CodeContentType, ErrContentType},
 	{CodeUnknownField, ErrUnknownField},
+	{CodeFreeText, ErrUnknownField},
 }
 
 // classOf returns the class of a list of problems.
@@ -243,11 +244,31 @@ func (r *rawEvent) decode() (*Envelope, error) {
 		var pps problems
 		payload, pps = decodePayload(typ, r.data)
 		ps = append(ps, pps...)
+		if req, ok := payload.(*Requested); ok && !r.reported[attrTime] {
+			if at, ok := parseTime(r.attrs[attrTime]); ok {
+				ps = append(ps, checkConsentTime(req.Consent.GivenAt, at)...)
+			}
+		}
 	}
 	if len(ps) > 0 {
 		return nil, newValidationError(ps)
 	}
 	return &Envelope{Event: r.build(), Payload: payload}, nil
+}
+
+// checkConsentTime returns the problem of a consent given at given for a
+// referral requested at at: after the request (beyond MaxClockSkew), or
+// more than MaxConsentAge before it.
+func checkConsentTime(given, at time.Time) problems {
+	var ps problems
+	switch {
+	case given.IsZero():
+	case given.After(at.Add(MaxClockSkew)):
+		ps.add("/data/consent/given_at", CodeOutOfRange, "consent is recorded as given after the referral was requested (more than %s after the event's time)", MaxClockSkew)
+	case given.Before(at.Add(-MaxConsentAge)):
+		ps.add("/data/consent/given_at", CodeOutOfRange, "consent was given more than %s before the referral was requested; record it again", MaxConsentAge)
+	}
+	return ps
 }
 
 // checkAttributes returns the problems of the attributes, with those found
@@ -267,7 +288,7 @@ func (r *rawEvent) checkAttributes() problems {
 		}
 		v := r.attrs[name]
 		switch {
-		case v == "" && (slices.Contains(contextAttrs, name) || name == ExtCorrelationID || name == ExtTraceParent):
+		case v == "" && (slices.Contains(contextAttrs, name) || IsExtension(name)):
 			// An empty attribute is absent (sdk-go drops it too).
 		case !utf8.ValidString(v):
 			r.bad(name, CodeInvalidUTF8, "%s is not valid UTF-8", name)
@@ -295,7 +316,9 @@ func (r *rawEvent) checkAttributes() problems {
 	if v, ok := get(attrSpecVersion); ok && v != event.CloudEventsVersionV1 {
 		invalid(attrSpecVersion, "specversion is %s; only %s is supported", quote(v), event.CloudEventsVersionV1)
 	}
-	get(attrID)
+	if v, ok := get(attrID); ok && !IsEventID(v) {
+		invalid(attrID, "id %s is not a valid event id: 1 to %d ASCII letters, digits, '.', '_', ':' or '-', starting with a letter or digit", quote(v), MaxIDLength)
+	}
 	if v, ok := get(attrSource); ok && !IsSource(v) {
 		invalid(attrSource, "source %s is neither /orgs/<organisation id> nor /invictus/<name>", quote(v))
 	}
@@ -316,6 +339,8 @@ func (r *rawEvent) checkAttributes() problems {
 			invalid(attrTime, "time %s is not an RFC 3339 timestamp", quote(v))
 		} else if t.IsZero() {
 			invalid(attrTime, "time must not be the zero time")
+		} else if why := plausibleTime(t, time.Now()); why != "" {
+			r.bad(attrTime, CodeOutOfRange, "time %s %s", quote(v), why)
 		}
 	}
 	if v, ok := get(attrDataSchema); ok && knownType && !schemaFits(typ, v) {
@@ -341,6 +366,8 @@ func (r *rawEvent) checkAttributes() problems {
 		case ExtCorrelationID:
 			if !isString {
 				invalid(name, "correlationid must be a string")
+			} else if !IsEventID(v) {
+				invalid(name, "correlationid %s is not a valid event id (%s)", quote(v), EventIDPattern)
 			}
 		case ExtTraceParent:
 			if !isString {
@@ -348,6 +375,17 @@ func (r *rawEvent) checkAttributes() problems {
 			} else if !IsTraceParent(v) {
 				invalid(name, "traceparent %s is not a W3C trace context (00-<32 hex>-<16 hex>-<2 hex>)", quote(v))
 			}
+		case ExtTraceState:
+			if !isString {
+				invalid(name, "tracestate must be a string")
+			} else if !IsTraceState(v) {
+				// Not quoted: a value that is not a trace state may be anything.
+				invalid(name, "tracestate is not a W3C trace state (up to 32 comma-separated key=value members)")
+			}
+		default:
+			// The value is never quoted: an extension is where identity
+			// would ride along.
+			r.bad(name, CodeUnknownExtension, "extension attribute %s is not allowed: the contract accepts only %s; anything else belongs in the payload's codes or in a sealed envelope", name, strings.Join(extensions, ", "))
 		}
 	}
 	return r.probs
@@ -388,6 +426,33 @@ func IsSource(s string) bool {
 func IsTraceParent(s string) bool {
 	return reTraceParent.MatchString(s) && s[:2] != "ff" &&
 		s[3:35] != strings.Repeat("0", 32) && s[36:52] != strings.Repeat("0", 16)
+}
+
+// reTraceStateMember is one list member of a W3C trace state: a simple or
+// multi-tenant key, "=", and a value of printable ASCII other than "," and
+// "=" that does not end with a space.
+var reTraceStateMember = regexp.MustCompile(`^(?:[a-z][a-z0-9_*/-]{0,255}|[a-z0-9][a-z0-9_*/-]{0,240}@[a-z][a-z0-9_*/-]{0,13})=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e]$`)
+
+// IsTraceState reports whether s is a valid W3C trace context tracestate:
+// at most 32 comma-separated key=value members (empty members and
+// spaces or tabs around them allowed).
+func IsTraceState(s string) bool {
+	members := strings.Split(s, ",")
+	if len(members) > 32 {
+		return false
+	}
+	n := 0
+	for _, m := range members {
+		m = strings.Trim(m, " \t")
+		if m == "" {
+			continue
+		}
+		if !reTraceStateMember.MatchString(m) {
+			return false
+		}
+		n++
+	}
+	return n > 0
 }
 
 // subjectFits reports whether subj is a valid subject for type typ.
@@ -518,6 +583,10 @@ func decodePayload(typ string, data []byte) (Payload, problems) {
 	}
 	if off, msg, ok := syntaxError(data); !ok {
 		ps.add("/data", CodeMalformedJSON, "data is not well-formed JSON: %s (at byte offset %d)", msg, off)
+		return nil, ps
+	}
+	if hasLoneSurrogate(data) {
+		ps.add("/data", CodeInvalidUTF8, "data holds a lone UTF-16 surrogate escape, which cannot be decoded without changing the value")
 		return nil, ps
 	}
 	p, _ := NewPayload(typ)
@@ -727,7 +796,11 @@ func (w *walker) object(t reflect.Type, ptr string) {
 		if fields == nil {
 			ft = t.Elem() // a map
 		} else if ft = fields[key]; ft == nil {
-			w.probs.add(kp, CodeUnknownField, "%s is not a field of this payload", quote(key))
+			if freeTextMembers[key] {
+				w.probs.add(kp, CodeFreeText, "%s: free text is not allowed in routing payloads, which must identify nobody; use the coded reason, and put anything else in the sealed handover envelope", quote(key))
+			} else {
+				w.probs.add(kp, CodeUnknownField, "%s is not a field of this payload", quote(key))
+			}
 			w.skip()
 		}
 		if ft != nil {
@@ -787,6 +860,14 @@ func describeKind(t reflect.Type) string {
 		return "an object"
 	}
 	return "a " + t.Kind().String()
+}
+
+// freeTextMembers are member names that hold free text in other
+// systems' payloads (and in referral.declined before v1 was closed to
+// text); they get CodeFreeText rather than CodeUnknownField.
+var freeTextMembers = map[string]bool{
+	"text": true, "note": true, "notes": true, "comment": true, "comments": true,
+	"description": true, "details": true, "explanation": true, "message": true, "remarks": true,
 }
 
 // fieldCache maps a struct type to its JSON member names and types.
@@ -917,6 +998,10 @@ func readStructured(b []byte) (*rawEvent, problems) {
 // member reads one attribute or extension of a JSON-format event.
 func (r *rawEvent) member(key string, raw json.RawMessage) {
 	if raw[0] == '"' {
+		if hasLoneSurrogate(raw) {
+			r.bad(key, CodeInvalidUTF8, "%s holds a lone UTF-16 surrogate escape, which cannot be decoded without changing the value", key)
+			return
+		}
 		var s string
 		if err := json.Unmarshal(raw, &s); err != nil {
 			r.bad(key, CodeInvalidAttribute, "%s is not a valid JSON string", key)
@@ -939,4 +1024,47 @@ func (r *rawEvent) member(key string, raw json.RawMessage) {
 		return
 	}
 	r.bad(key, CodeInvalidAttribute, "extension %s must be a string, a boolean or a 32-bit integer", quote(key))
+}
+
+// hasLoneSurrogate reports whether the well-formed JSON b holds a \u
+// escape of a UTF-16 surrogate that is not part of a pair: encoding/json
+// would silently decode it as U+FFFD. Backslashes occur only inside
+// strings in well-formed JSON, so every escape is found by a plain scan.
+func hasLoneSurrogate(b []byte) bool {
+	if !bytes.Contains(b, []byte(`\u`)) {
+		return false
+	}
+	unit := func(i int) (rune, bool) { // the \uXXXX escape at b[i:]
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return 0, false
+		}
+		v, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
+		return rune(v), err == nil
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' {
+			continue
+		}
+		if i+1 < len(b) && b[i+1] != 'u' {
+			i++ // a one-character escape, such as \\
+			continue
+		}
+		c, ok := unit(i)
+		if !ok {
+			continue
+		}
+		switch {
+		case c >= 0xDC00 && c <= 0xDFFF:
+			return true // a low surrogate without its high one
+		case c >= 0xD800 && c <= 0xDBFF:
+			lo, ok := unit(i + 6)
+			if !ok || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 11
+		default:
+			i += 5
+		}
+	}
+	return false
 }

@@ -275,24 +275,46 @@ func TestDecodeAbsoluteDataSchema(t *testing.T) {
 
 func TestDecodeExtensions(t *testing.T) {
 	t.Parallel()
-	// Unknown extensions are kept; structured mode allows booleans and integers.
-	e := sampleEvent(t, events.TypeReferralAccepted)
-	e.SetExtension("tenant", "pt")
-	e.SetExtension("replayed", true)
-	e.SetExtension("hop", 3)
-	env, err := events.Decode(structuredMessage(t, e))
+	// The allow-list: correlationid, traceparent, tracestate.
+	e := sampleEvent(t, events.TypeReferralAccepted, events.WithCorrelationID("cmd-1"),
+		events.WithTraceParent(testTraceParent), events.WithTraceState("congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"))
+	for _, m := range []events.Message{structuredMessage(t, e), mustNATS(t, e)} {
+		if _, err := events.Decode(m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Anything else is refused, whatever its type, and its value is never
+	// repeated.
+	for name, v := range map[string]any{"victim": "Maria Silva", "replayed": true, "hop": 3} {
+		e := sampleEvent(t, events.TypeReferralAccepted)
+		e.SetExtension(name, v)
+		for _, m := range []events.Message{structuredMessage(t, e), mustNATS(t, e)} {
+			_, err := events.Decode(m)
+			ve := wantProblem(t, err, events.ErrInvalid, "/"+name)
+			if ve.Problems[0].Code != events.CodeUnknownExtension || strings.Contains(ve.Error(), "Maria") {
+				t.Errorf("extension %s: %v", name, err)
+			}
+		}
+	}
+	// The contract's extensions must be strings of their syntax.
+	e = sampleEvent(t, events.TypeReferralAccepted)
+	e.SetExtension(events.ExtCorrelationID, 7)
+	_, err := events.Decode(structuredMessage(t, e))
+	wantProblem(t, err, events.ErrInvalid, "/correlationid")
+	for _, bad := range []string{"Maria Silva", "a=b=c", "=x", "k=" + strings.Repeat("v", 300)} {
+		_, err := events.Decode(withHeader(sampleMessage(t, events.TypeReferralAccepted), "ce-tracestate", bad))
+		wantProblem(t, err, events.ErrInvalid, "/tracestate")
+	}
+}
+
+// mustNATS encodes e in binary mode.
+func mustNATS(t testing.TB, e event.Event) events.Message {
+	t.Helper()
+	m, err := events.ToNATS(testSubjectNATS, e)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ext := env.Event.Extensions()
-	if ext["tenant"] != "pt" || ext["replayed"] != true || ext["hop"] != int32(3) {
-		t.Errorf("extensions %v", ext)
-	}
-	// The contract's extensions must be strings.
-	e = sampleEvent(t, events.TypeReferralAccepted)
-	e.SetExtension(events.ExtCorrelationID, 7)
-	_, err = events.Decode(structuredMessage(t, e))
-	wantProblem(t, err, events.ErrInvalid, "/correlationid")
+	return m
 }
 
 func TestDecodeEvent(t *testing.T) {

@@ -24,17 +24,23 @@ var (
 // Problem codes: stable, machine-readable. The same codes appear in
 // command.rejected and in the HTTP API's error bodies.
 const (
-	CodeRequired         = "required"
-	CodeInvalidCode      = "invalid_code"
-	CodeEnum             = "enum"
-	CodeTooShort         = "too_short"
-	CodeTooLong          = "too_long"
-	CodeOutOfRange       = "out_of_range"
-	CodeFormat           = "format"
-	CodePrecision        = "precision"
-	CodeConsent          = "consent_required"
-	CodeDuplicate        = "duplicate"
-	CodeIdentifying      = "identifying_text"
+	CodeRequired    = "required"
+	CodeInvalidCode = "invalid_code"
+	CodeEnum        = "enum"
+	CodeTooShort    = "too_short"
+	CodeTooLong     = "too_long"
+	CodeOutOfRange  = "out_of_range"
+	CodeFormat      = "format"
+	CodePrecision   = "precision"
+	CodeConsent     = "consent_required"
+	CodeDuplicate   = "duplicate"
+	CodeIdentifying = "identifying_text"
+	// CodeFreeText: a member holding free text ("text", "note"...), which no
+	// routing payload has; only the sealed handover envelope carries text.
+	CodeFreeText = "free_text"
+	// CodeUnknownExtension: a CloudEvents extension attribute outside
+	// Extensions, the allow-list.
+	CodeUnknownExtension = "unknown_extension"
 	CodeUnknownField     = "unknown_field"
 	CodeMalformedJSON    = "malformed_json"
 	CodeInvalidUTF8      = "invalid_utf8"
@@ -155,12 +161,15 @@ func describe(fe validator.FieldError) (code, msg string) {
 		return CodeConsent, "the victim's consent to be referred must be recorded as true"
 	case "unique":
 		return CodeDuplicate, fmt.Sprintf("%s contains duplicates", fe.Field())
-	case "noident":
-		return CodeIdentifying, "text must not contain e-mail addresses, phone or identity numbers"
 	case "ageenvelope":
 		// Never echoed: a case file sent unsealed by mistake would travel on
-		// in command.rejected, DLQ headers and logs.
-		return CodeFormat, "envelope must be an ASCII-armored age envelope (" + AgeArmorHeader + "); seal the case file first"
+		// in command.rejected, DLQ headers and logs. The parameter is the
+		// reason CheckEnvelope gave, which quotes nothing.
+		return CodeFormat, fe.Param()
+	case "staffref":
+		return CodeFormat, "recorded_by must be a pseudonymous staff reference (" + StaffRefPattern + ", with at least one letter and one digit after the hyphen, e.g. apav-lx0412), never a name or phone number"
+	case "pasttime":
+		return CodeOutOfRange, fmt.Sprintf("%s must be from %s to %s after now", fe.Field(), EarliestTime, MaxClockSkew)
 	case "nutscountry":
 		return CodeRegionCountry, fmt.Sprintf("region %v is not in country %s", v, fe.Param())
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"slices"
 	"strings"
 	"time"
 
@@ -45,11 +46,32 @@ const MaxMessageSize = 512 * 1024
 
 // Extension attributes of the contract.
 const (
-	// ExtCorrelationID carries the id of the command an event answers.
+	// ExtCorrelationID carries the id of the command an event answers; it
+	// is an event id (see EventIDPattern).
 	ExtCorrelationID = "correlationid"
 	// ExtTraceParent carries the W3C trace context of the event.
 	ExtTraceParent = "traceparent"
+	// ExtTraceState carries the W3C trace state that goes with
+	// traceparent.
+	ExtTraceState = "tracestate"
 )
+
+// extensions is the allow-list of CloudEvents extension attributes (see
+// IsExtension).
+var extensions = []string{ExtCorrelationID, ExtTraceParent, ExtTraceState}
+
+// IsExtension reports whether name is an extension attribute of the
+// contract: correlationid, traceparent or tracestate. Decode refuses an
+// event with any other extension (CodeUnknownExtension), so that nothing
+// outside the payload's codes travels with a referral.
+func IsExtension(name string) bool { return slices.Contains(extensions, name) }
+
+// MsgID returns the JetStream Nats-Msg-Id of the event with this source and
+// id: both together, "<source>/<id>", since an id is unique per source
+// only. MsgID("/orgs/pt.apav", "0195…") is "/orgs/pt.apav/0195…". Every
+// publisher of an event to a stream uses it, so that one organisation's id
+// never shadows another's.
+func MsgID(source, id string) string { return source + "/" + id }
 
 // sourceOrgPrefix starts the source of every organisation's events.
 const sourceOrgPrefix = "/orgs/"
@@ -90,6 +112,7 @@ type options struct {
 	time          time.Time
 	correlationID string
 	traceParent   string
+	traceState    string
 }
 
 // WithID sets the event id instead of a new UUIDv7 (for tests, examples,
@@ -107,6 +130,10 @@ func WithCorrelationID(id string) Option { return func(o *options) { o.correlati
 // WithTraceParent sets the traceparent extension, a W3C trace context
 // header value ("00-<trace id>-<parent id>-<flags>").
 func WithTraceParent(tp string) Option { return func(o *options) { o.traceParent = tp } }
+
+// WithTraceState sets the tracestate extension, the W3C trace state that
+// goes with traceparent (see IsTraceState).
+func WithTraceState(ts string) Option { return func(o *options) { o.traceState = ts } }
 
 // New builds the event of payload p: id (a new UUIDv7 unless WithID),
 // source, type (p.EventType()), subject, time (now in UTC unless WithTime),
@@ -158,6 +185,9 @@ func New(source, subject string, p Payload, opts ...Option) (event.Event, error)
 	}
 	if o.traceParent != "" {
 		r.attrs[ExtTraceParent] = o.traceParent
+	}
+	if o.traceState != "" {
+		r.attrs[ExtTraceState] = o.traceState
 	}
 	r.data, r.hasData = data, true
 	env, err := r.decode()

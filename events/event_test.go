@@ -129,11 +129,11 @@ func TestValidatePayloadPointers(t *testing.T) {
 	err := events.ValidatePayload(p)
 	wantProblem(t, err, events.ErrInvalid, "/data/groups/1/candidates/0/components/bad.key[0]", "/data/groups/0/candidates/0/components/distance")
 
-	q := events.SamplePayload(events.TypeReferralDeclined).(*events.Declined)
-	q.Text = "Call her on 912 345 678. " + strings.Repeat("ã", 400)
-	ve := wantProblem(t, events.ValidatePayload(q), events.ErrInvalid, "/data/text")
+	q := events.SamplePayload(events.TypeReferralRequested).(*events.Requested)
+	q.Consent.RecordedBy = "Maria.Silva 912 345 678"
+	ve := wantProblem(t, events.ValidatePayload(q), events.ErrInvalid, "/data/consent/recorded_by")
 	for _, pr := range ve.Problems {
-		if strings.Contains(pr.Message, "912") {
+		if strings.Contains(pr.Message, "912") || strings.Contains(pr.Message, "Maria") {
 			t.Errorf("a problem message repeats identifying text: %q", pr.Message)
 		}
 	}

@@ -40,7 +40,8 @@ func ExampleToNATS() {
 		&events.Declined{Placement: "p1", Reason: "capacity"},
 		events.WithID("0195f0c3-1111-7abc-8def-0123456789ab"),
 		events.WithTime(time.Date(2025, 3, 10, 9, 31, 5, 0, time.UTC)),
-		events.WithCorrelationID("offer 7"), // percent-encoded in its header
+		events.WithCorrelationID("offer-7"),
+		events.WithTraceState("vendor=offer 7"), // percent-encoded in its header
 	)
 	if err != nil {
 		fmt.Println(err)
@@ -64,7 +65,7 @@ func ExampleToNATS() {
 	// Output:
 	// in.pt.apav
 	// Content-Type: application/json
-	// ce-correlationid: offer%207
+	// ce-correlationid: offer-7
 	// ce-datacontenttype: application/json
 	// ce-dataschema: /schemas/referral.declined.v1.json
 	// ce-id: 0195f0c3-1111-7abc-8def-0123456789ab
@@ -72,6 +73,7 @@ func ExampleToNATS() {
 	// ce-specversion: 1.0
 	// ce-subject: 0195f0c1-2d4b-7c3a-8e5f-6a7b8c9d0e1f
 	// ce-time: 2025-03-10T09:31:05Z
+	// ce-tracestate: vendor=offer%207
 	// ce-type: invictus.referral.declined.v1
 	// {"placement":"p1","reason":"capacity"}
 }
@@ -114,7 +116,7 @@ func ExampleDecode() {
 	// Output:
 	// 0195f0c1-2d4b-7c3a-8e5f-6a7b8c9d0e1f p1 supported
 	// true
-	// /data/note unknown_field
+	// /data/note free_text
 	// /data/outcome enum
 }
 

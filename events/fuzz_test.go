@@ -107,7 +107,7 @@ func binaryFromStructured(b []byte) (map[string][]string, []byte, bool) {
 func natsSeeds(f *testing.F) []events.Message {
 	var out []events.Message
 	for _, typ := range events.Types() {
-		e := sampleEvent(f, typ, events.WithCorrelationID(correlationNeedingEncoding), events.WithTraceParent(testTraceParent))
+		e := sampleEvent(f, typ, events.WithCorrelationID("cmd-42"), events.WithTraceState(traceStateNeedingEncoding), events.WithTraceParent(testTraceParent))
 		m, err := events.ToNATS(testSubjectNATS, e)
 		if err != nil {
 			f.Fatal(err)
@@ -179,6 +179,9 @@ func checkAccepted(t *testing.T, env *events.Envelope) {
 	}
 	if tp, ok := e.Extensions()[events.ExtTraceParent].(string); ok {
 		opts = append(opts, events.WithTraceParent(tp))
+	}
+	if ts, ok := e.Extensions()[events.ExtTraceState].(string); ok {
+		opts = append(opts, events.WithTraceState(ts))
 	}
 	built, err := events.New(e.Source(), e.Subject(), env.Payload, opts...)
 	if err != nil {

@@ -34,13 +34,13 @@ func TestHTTPBinaryRoundTripEveryType(t *testing.T) {
 	for _, typ := range events.Types() {
 		t.Run(typ, func(t *testing.T) {
 			t.Parallel()
-			e := sampleEvent(t, typ, events.WithCorrelationID(correlationNeedingEncoding), events.WithTraceParent(testTraceParent))
+			e := sampleEvent(t, typ, events.WithCorrelationID("cmd-42"), events.WithTraceState(traceStateNeedingEncoding), events.WithTraceParent(testTraceParent))
 			req := httptest.NewRequest(http.MethodPost, "/events", nil)
 			if err := events.WriteHTTPRequest(context.Background(), req, e); err != nil {
 				t.Fatal(err)
 			}
-			if got := req.Header.Get("Ce-Correlationid"); got != "cmd%2042%20%22r%C3%A9%22%20100%25%20%E2%9C%93" {
-				t.Errorf("Ce-Correlationid = %q; not percent-encoded", got)
+			if got := req.Header.Get("Ce-Tracestate"); got != "vendor=cmd%2042%20%22r%22%20100%25" {
+				t.Errorf("Ce-Tracestate = %q; not percent-encoded", got)
 			}
 			if got := req.Header.Get("Content-Type"); got != "application/json" {
 				t.Errorf("Content-Type = %q", got)

@@ -52,11 +52,14 @@ type Consent struct {
 	// ShareData is the consent to share case details with the receiving
 	// organisation after it accepts (sealed handover).
 	ShareData bool `json:"share_data"`
-	// GivenAt is when consent was given.
-	GivenAt time.Time `json:"given_at" validate:"required"`
+	// GivenAt is when consent was given: not before EarliestTime, not more
+	// than MaxClockSkew in the future, and (checked by Decode against the
+	// event's time) at most MaxConsentAge before the referral was requested.
+	GivenAt time.Time `json:"given_at" validate:"required,pasttime"`
 	// Method is how consent was given: verbal, written or digital.
 	Method string `json:"method" validate:"required,oneof=verbal written digital"`
-	// RecordedBy is a staff reference of the referring organisation, not a name.
+	// RecordedBy is a pseudonymous staff reference of the referring
+	// organisation, never a name: see StaffRefPattern.
 	RecordedBy string `json:"recorded_by" validate:"required,staffref"`
 }
 
@@ -123,12 +126,12 @@ type Accepted struct {
 	Placement string `json:"placement" validate:"required,placement"`
 }
 
-// Declined is the payload of referral.declined. Text is optional and must
-// not identify the victim.
+// Declined is the payload of referral.declined: a coded reason only. Free
+// text is not part of any routing payload (it could name the victim); a
+// member "text" is refused with CodeFreeText.
 type Declined struct {
 	Placement string `json:"placement" validate:"required,placement"`
 	Reason    string `json:"reason" validate:"required,oneof=capacity out_of_scope not_eligible out_of_area language conflict_of_interest other"`
-	Text      string `json:"text,omitempty" validate:"omitempty,max=500,noident"`
 }
 
 // Expired is the payload of referral.expired: an offer's deadline passed.
@@ -154,8 +157,10 @@ type Handover struct {
 	Placement string `json:"placement" validate:"required,placement"`
 	// Recipient is the age X25519 recipient the envelope was sealed to.
 	Recipient string `json:"recipient" validate:"required,agerecipient"`
-	// Envelope is the ASCII-armored age ciphertext.
-	Envelope string `json:"envelope" validate:"required,max=262144,ageenvelope"`
+	// Envelope is the ASCII-armored age ciphertext; CheckEnvelope checks
+	// its structure (at least one X25519 recipient stanza and a payload)
+	// without opening it.
+	Envelope string `json:"envelope" validate:"required,max=262144"`
 }
 
 // Contacted is the payload of referral.contacted: the accepting organisation

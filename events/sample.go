@@ -50,7 +50,7 @@ func SamplePayload(eventType string) Payload {
 	case TypeReferralRequested:
 		return &Requested{
 			Profile: sampleProfile(),
-			Consent: Consent{Referral: true, ShareData: true, GivenAt: sampleTime.Add(-10 * time.Minute), Method: "verbal", RecordedBy: "staff-0420"},
+			Consent: Consent{Referral: true, ShareData: true, GivenAt: sampleTime.Add(-10 * time.Minute), Method: "verbal", RecordedBy: "staff-s0420"},
 			// The victim asked for APAV; answer within a day.
 			PreferredOrganisation: sampleOrganisation,
 			ResponseHours:         24,
@@ -93,7 +93,7 @@ func SamplePayload(eventType string) Payload {
 	case TypeReferralAccepted:
 		return &Accepted{Placement: "p1"}
 	case TypeReferralDeclined:
-		return &Declined{Placement: "p1", Reason: "capacity", Text: "No appointment slots until next month."}
+		return &Declined{Placement: "p1", Reason: "capacity"}
 	case TypeReferralExpired:
 		return &Expired{Placement: "p1", Service: sampleService, Deadline: deadline}
 	case TypeReferralUnmatched:

@@ -1,10 +1,12 @@
 package events
 
 import (
+	"fmt"
 	"math"
 	"reflect"
 	"regexp"
 	"strings"
+	"time"
 
 	"github.com/go-playground/validator/v10"
 )
@@ -13,17 +15,75 @@ var (
 	reOrgSlug   = regexp.MustCompile(`^[a-z0-9-]{1,48}$`)
 	reNUTS      = regexp.MustCompile(`^[A-Z]{2}[0-9A-Z]{1,3}$`)
 	reLAU       = regexp.MustCompile(`^[A-Z0-9_-]{1,20}$`)
-	reStaffRef  = regexp.MustCompile(`^[A-Za-z0-9._:-]{1,64}$`)
+	reStaffRef  = regexp.MustCompile(`^[a-z]{2,8}-[a-z0-9]{4,32}$`)
+	reEventID   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
 	rePlacement = regexp.MustCompile(`^[a-z0-9-]{1,16}$`)
 	reComponent = regexp.MustCompile(`^[a-z_]{1,32}$`)
 	reAgeRecip  = regexp.MustCompile(`^age1[02-9ac-hj-np-z]{58}$`)
-	// noident: e-mail addresses and runs of 6+ digits (phone, id numbers).
-	reEmail  = regexp.MustCompile(`[^\s@]+@[^\s@]+\.[^\s@]+`)
-	reDigits = regexp.MustCompile(`\d[\d\s().-]{5,}\d`)
 )
 
-// AgeArmorHeader starts every ASCII-armored age envelope.
-const AgeArmorHeader = "-----BEGIN AGE ENCRYPTED FILE-----"
+// StaffRefPattern is the syntax of a pseudonymous staff reference
+// (Consent.RecordedBy): a prefix of 2 to 8 lower-case letters (the
+// organisation's or unit's short code), a hyphen, and a code of 4 to 32
+// lower-case letters and digits that holds at least one letter and at
+// least one digit. A name ("Maria.Silva", "maria-silva") has no digit and
+// a phone number ("+351 912 345 678", "tel-912345678") no letter in its
+// code, so neither matches. Examples: "apav-lx0412", "staff-s017".
+const StaffRefPattern = `^[a-z]{2,8}-[a-z0-9]{4,32}$`
+
+// IsStaffRef reports whether s is a valid pseudonymous staff reference
+// (see [StaffRefPattern]).
+func IsStaffRef(s string) bool {
+	if !reStaffRef.MatchString(s) {
+		return false
+	}
+	_, code, _ := strings.Cut(s, "-")
+	return strings.ContainsAny(code, "0123456789") && strings.ContainsAny(code, "abcdefghijklmnopqrstuvwxyz")
+}
+
+// EventIDPattern is the syntax of every id the contract carries in an
+// attribute: the CloudEvents id and the correlationid extension. An id is
+// 1 to [MaxIDLength] ASCII letters, digits, '.', '_', ':' or '-', starting
+// with a letter or digit: UUIDs, ULIDs and database keys fit; a path
+// ("../../etc/passwd"), a NATS wildcard ("*", ">"), markup ("<script>"),
+// white space and non-ASCII characters do not. Ids are never rewritten:
+// one that does not match is refused.
+const EventIDPattern = `^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`
+
+// MaxIDLength is the longest id, in bytes (see [EventIDPattern]).
+const MaxIDLength = 128
+
+// IsEventID reports whether id is a valid CloudEvents id of the contract
+// (see [EventIDPattern]).
+func IsEventID(id string) bool { return reEventID.MatchString(id) }
+
+// Plausible times (DESIGN.md section 3). An event's time and a consent
+// record's given_at are refused outside these bounds.
+const (
+	// EarliestTime is the earliest event time and consent time accepted:
+	// the network did not exist before.
+	EarliestTime = "2020-01-01T00:00:00Z"
+	// MaxClockSkew is how far in the future (by the receiver's clock) an
+	// event time or consent time may be: senders' clocks differ a little.
+	MaxClockSkew = 5 * time.Minute
+	// MaxConsentAge is how long before the referral.requested event's time
+	// the victim's consent may have been given.
+	MaxConsentAge = 2 * 365 * 24 * time.Hour
+)
+
+// earliestTime is EarliestTime parsed.
+var earliestTime = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
+
+// plausibleTime returns why t is not a plausible past instant at now, or "".
+func plausibleTime(t, now time.Time) string {
+	switch {
+	case t.Before(earliestTime):
+		return "is before " + EarliestTime
+	case t.After(now.Add(MaxClockSkew)):
+		return fmt.Sprintf("is more than %s in the future", MaxClockSkew)
+	}
+	return ""
+}
 
 // NUTSCountry returns the NUTS country prefix of an ISO country code (NUTS
 // uses EL for Greece and UK for the United Kingdom).
@@ -86,11 +146,13 @@ func newValidator() *validator.Validate {
 	must("placement", str(IsPlacementID))
 	must("nuts", str(reNUTS.MatchString))
 	must("lau", str(reLAU.MatchString))
-	must("staffref", str(reStaffRef.MatchString))
+	must("staffref", str(IsStaffRef))
 	must("component", str(reComponent.MatchString))
 	must("agerecipient", str(reAgeRecip.MatchString))
-	must("ageenvelope", str(func(s string) bool { return strings.HasPrefix(s, AgeArmorHeader) }))
-	must("noident", str(func(s string) bool { return !reEmail.MatchString(s) && !reDigits.MatchString(s) }))
+	must("pasttime", func(fl validator.FieldLevel) bool {
+		t, ok := fl.Field().Interface().(time.Time)
+		return ok && plausibleTime(t, time.Now()) == ""
+	})
 	must("coord2", func(fl validator.FieldLevel) bool { return hasAtMostTwoDecimals(fl.Field().Float()) })
 	must("istrue", func(fl validator.FieldLevel) bool { return fl.Field().Bool() })
 	v.RegisterStructValidation(func(sl validator.StructLevel) {
@@ -99,6 +161,17 @@ func newValidator() *validator.Validate {
 			sl.ReportError(loc.Region, "region", "Region", "nutscountry", loc.Country)
 		}
 	}, Location{})
+	v.RegisterStructValidation(func(sl validator.StructLevel) {
+		h := sl.Current().Interface().(Handover)
+		if h.Envelope == "" || len(h.Envelope) > MaxEnvelopeSize {
+			return // required and max report it
+		}
+		if err := CheckEnvelope(h.Envelope); err != nil {
+			// The tag carries the reason; the value is never reported (it
+			// may be a case file sent unsealed by mistake).
+			sl.ReportError("", "envelope", "Envelope", "ageenvelope", err.Error())
+		}
+	}, Handover{})
 	return v
 }
 

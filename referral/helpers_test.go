@@ -46,7 +46,7 @@ func profile(urgency string, needs ...string) events.Profile {
 func requested(shareData bool, needs ...string) *events.Requested {
 	return &events.Requested{
 		Profile: profile(events.UrgencyUrgent, needs...),
-		Consent: events.Consent{Referral: true, ShareData: shareData, GivenAt: monday.Add(-time.Hour), Method: "verbal", RecordedBy: "staff-17"},
+		Consent: events.Consent{Referral: true, ShareData: shareData, GivenAt: monday.Add(-time.Hour), Method: "verbal", RecordedBy: "staff-s017"},
 	}
 }
 

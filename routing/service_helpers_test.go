@@ -184,7 +184,7 @@ func svcRequest(needs ...string) *events.Requested {
 			AgeBand:   "adult",
 			Channels:  []string{events.ChannelPhone},
 		},
-		Consent: events.Consent{Referral: true, ShareData: true, GivenAt: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC), Method: "verbal", RecordedBy: "staff-1"},
+		Consent: events.Consent{Referral: true, ShareData: true, GivenAt: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC), Method: "verbal", RecordedBy: "staff-s001"},
 	}
 }
 

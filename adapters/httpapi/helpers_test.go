@@ -333,7 +333,7 @@ func requested() *events.Requested {
 			Location:  events.Location{Country: "pt", Region: "PT17", Lat: &lat, Lon: &lon},
 			Languages: []string{"pt"}, AgeBand: "adult", Channels: []string{events.ChannelPhone},
 		},
-		Consent: events.Consent{Referral: true, GivenAt: time.Now().UTC().Add(-time.Minute), Method: "verbal", RecordedBy: "staff-1"},
+		Consent: events.Consent{Referral: true, GivenAt: time.Now().UTC().Add(-time.Minute), Method: "verbal", RecordedBy: "staff-s001"},
 	}
 }
 

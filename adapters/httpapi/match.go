@@ -92,7 +92,7 @@ func (s *Server) postMatch(w http.ResponseWriter, r *http.Request, _ Token) erro
 func checkProfile(p events.Profile, preferred string, now time.Time) *Error {
 	req := &events.Requested{
 		Profile:               p,
-		Consent:               events.Consent{Referral: true, GivenAt: now, Method: "verbal", RecordedBy: "preview"},
+		Consent:               events.Consent{Referral: true, GivenAt: now, Method: "verbal", RecordedBy: "invictus-preview1"},
 		PreferredOrganisation: preferred,
 	}
 	err := events.ValidatePayload(req)

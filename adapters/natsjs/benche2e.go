@@ -858,7 +858,7 @@ func (b *bench) prepare(n int, accept, timed bool, run *benchRun, seed int64) ([
 			if err != nil || len(plan.Groups) == 0 {
 				continue
 			}
-			req := &events.Requested{Profile: p, Consent: events.Consent{Referral: true, ShareData: true, GivenAt: given, Method: "verbal", RecordedBy: "bench-1"}}
+			req := &events.Requested{Profile: p, Consent: events.Consent{Referral: true, ShareData: true, GivenAt: given, Method: "verbal", RecordedBy: "bench-b001"}}
 			referrer := referrers[rng.IntN(len(referrers))]
 			id := events.NewReferralID()
 			msg, err := commandMsg(referrer, id, req)

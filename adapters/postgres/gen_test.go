@@ -128,7 +128,7 @@ func genReferralEvents(t testing.TB, rng *rand.Rand, g *genReferral, t0 time.Tim
 		profile.Location.Region = ""
 	}
 	req := &events.Requested{Profile: profile, Consent: events.Consent{Referral: true, ShareData: rng.IntN(4) > 0,
-		GivenAt: t0.Add(-time.Hour), Method: "verbal", RecordedBy: "staff-1"}}
+		GivenAt: t0.Add(-time.Hour), Method: "verbal", RecordedBy: "staff-s001"}}
 	emit(events.SourceOf(referrer), t0, req)
 
 	// The plan: one or two groups, maybe a need nothing covers, rarely

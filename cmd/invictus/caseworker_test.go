@@ -236,7 +236,7 @@ consent:
   share_data: true
   given_at: "2026-01-10T09:00:00Z"
   method: verbal
-  recorded_by: staff-1
+  recorded_by: staff-s001
 `
 
 func TestCaseworkerExitCodes(t *testing.T) {

@@ -82,7 +82,7 @@ func crashRequest(i int) events.Requested {
 	return events.Requested{
 		Profile: p,
 		Consent: events.Consent{Referral: true, ShareData: true, GivenAt: time.Now().UTC().Add(-time.Minute),
-			Method: "verbal", RecordedBy: fmt.Sprintf("crash-e2e-%04d", i)},
+			Method: "verbal", RecordedBy: fmt.Sprintf("crash-e%04d", i)},
 	}
 }
 

@@ -74,7 +74,7 @@ gender: female
 channels: [in_person, phone]
 `
 	requested := strings.TrimSuffix(lisbonProfile, "}") +
-		`,"consent":{"referral":true,"share_data":true,"given_at":"2026-11-26T10:00:00Z","method":"verbal","recorded_by":"staff-17"}}`
+		`,"consent":{"referral":true,"share_data":true,"given_at":"2026-11-26T10:00:00Z","method":"verbal","recorded_by":"staff-s017"}}`
 	for name, args := range map[string][]string{
 		"yaml":      {"match", writeFile(t, "p.yaml", []byte(yamlProfile)), "--demo", "--json"},
 		"requested": {"match", writeFile(t, "r.json", []byte(requested)), "--demo", "--json"},
@@ -152,7 +152,7 @@ func TestMatchCommandErrors(t *testing.T) {
 	}{
 		{"unknown need", []string{"match", writeFile(t, "bad.json", []byte(strings.Replace(lisbonProfile, "safety.shelter", "support.magic", 1))), "--demo"}, exitError, `"support.magic" is not a need code`},
 		{"unknown field", []string{"match", writeFile(t, "typo.json", []byte(strings.Replace(lisbonProfile, `"needs"`, `"need"`, 1))), "--demo"}, exitError, `unknown field "need"`},
-		{"no consent", []string{"match", writeFile(t, "nc.json", []byte(strings.TrimSuffix(lisbonProfile, "}")+`,"consent":{"referral":false,"given_at":"2026-11-26T10:00:00Z","method":"verbal","recorded_by":"s1"}}`)), "--demo"}, exitError, "consent"},
+		{"no consent", []string{"match", writeFile(t, "nc.json", []byte(strings.TrimSuffix(lisbonProfile, "}")+`,"consent":{"referral":false,"given_at":"2026-11-26T10:00:00Z","method":"verbal","recorded_by":"staff-s001"}}`)), "--demo"}, exitError, "consent"},
 		{"missing file", []string{"match", "/nonexistent/profile.json", "--demo"}, exitError, "no such file"},
 		{"two directories", []string{"match", good, "--demo", "--data", t.TempDir()}, exitUsage, "choose one directory"},
 		{"bad time", []string{"match", good, "--demo", "--at", "tomorrow"}, exitUsage, "--at"},

@@ -177,7 +177,7 @@ func testRequested(preferred string) *events.Requested {
 			Channels:  []string{events.ChannelInPerson, events.ChannelPhone},
 		},
 		Consent: events.Consent{
-			Referral: true, ShareData: true, GivenAt: time.Now().UTC().Add(-time.Minute), Method: "verbal", RecordedBy: "e2e-test",
+			Referral: true, ShareData: true, GivenAt: time.Now().UTC().Add(-time.Minute), Method: "verbal", RecordedBy: "test-e2e1",
 		},
 		PreferredOrganisation: preferred,
 	}

@@ -219,7 +219,7 @@ func (s *simulator) refer(ctx context.Context) {
 			Channels:      []string{events.ChannelPhone, events.ChannelInPerson},
 		},
 		Consent: events.Consent{
-			Referral: true, ShareData: true, GivenAt: now, Method: "verbal", RecordedBy: "simulated-staff",
+			Referral: true, ShareData: true, GivenAt: now, Method: "verbal", RecordedBy: "sim-staff01",
 		},
 	}
 	s.mu.Lock()

@@ -266,7 +266,7 @@ func TestOutboxToOfferInAnotherOrganisationsInbox(t *testing.T) {
 		Profile: events.Profile{Needs: []string{events.NeedSupportEmotional}, Urgency: events.UrgencyRoutine,
 			Location: events.Location{Country: "pt", Region: "PT17"}, Languages: []string{"pt"}, AgeBand: "adult",
 			Channels: []string{events.ChannelPhone}},
-		Consent: events.Consent{Referral: true, ShareData: true, GivenAt: time.Now().Add(-time.Hour), Method: "verbal", RecordedBy: "staff-7"},
+		Consent: events.Consent{Referral: true, ShareData: true, GivenAt: time.Now().Add(-time.Hour), Method: "verbal", RecordedBy: "staff-s007"},
 	}
 	payload, err := json.Marshal(req)
 	if err != nil {
