@@ -52,7 +52,7 @@ func Apply(s State, ev *events.Envelope) (State, error) {
 	if id == "" {
 		return s, fail(CodeInvalid, ptrID, "the event has no id")
 	}
-	if s.Seen(id) {
+	if s.Seen(ev.Event.Source(), id) {
 		return s, fail(CodeDuplicate, ptrID, "event %s was already applied", id)
 	}
 	p := normalize(ev.Payload)
@@ -74,11 +74,15 @@ func Apply(s State, ev *events.Envelope) (State, error) {
 		// The subject is purged down to this one event: the state is what
 		// folding that event alone gives. The erase command it answers is
 		// remembered so that a re-sent erase is a duplicate, not an error.
-		next.SeenIDs = remember(remember(nil, correlationID(ev)), id)
+		var erasedBy string
+		if c := correlationID(ev); c != "" {
+			erasedBy = erasedByKey(c)
+		}
+		next.SeenIDs = remember(remember(nil, erasedBy), events.MsgID(ev.Event.Source(), id))
 		next.Version = 1
 		return next, nil
 	}
-	next.SeenIDs = remember(s.SeenIDs, id)
+	next.SeenIDs = remember(s.SeenIDs, events.MsgID(ev.Event.Source(), id))
 	next.Version = s.Version + 1
 	return next, nil
 }
@@ -151,6 +155,10 @@ func exists(s State, subject string) error {
 func check(s State, p events.Payload, by Actor, subject string) (int, error) {
 	if _, ok := p.(events.Requested); ok {
 		switch {
+		case s.Exists() && by.Org != "":
+			// Erased or not, the id is taken; an organisation is not told
+			// more, whether it is a party or not.
+			return -1, fail(CodeConflict, ptrSubject, "referral %s already exists", subject)
 		case s.Status == StatusErased:
 			return -1, fail(CodeErased, ptrSubject, "referral %s was erased", s.ID)
 		case s.Exists():
@@ -161,6 +169,11 @@ func check(s State, p events.Payload, by Actor, subject string) (int, error) {
 			return -1, fail(CodeInvalid, ptrSubject, "subject %q is not a referral id", subject)
 		}
 		return -1, nil
+	}
+	if by.Org != "" && !by.Coordinator && (s.Status == StatusErased || !s.isParty(by.Org)) {
+		// The same rejection as for a referral that does not exist: a
+		// non-party learns neither that it exists nor its state.
+		return -1, fail(CodeNotFound, ptrSubject, "referral %q does not exist", subject)
 	}
 	if err := exists(s, subject); err != nil {
 		return -1, err

@@ -58,10 +58,11 @@ func Decide(s State, cmd *events.Envelope, by Actor, now time.Time, d Deadlines)
 	if id == "" {
 		return Decision{}, fail(CodeInvalid, ptrID, "the command has no id")
 	}
-	if s.Seen(id) {
+	p := normalize(cmd.Payload)
+	_, isErase := p.(events.Erase)
+	if s.Seen(cmd.Event.Source(), id) || (isErase && s.Status == StatusErased && slices.Contains(s.SeenIDs, erasedByKey(id))) {
 		return Decision{}, fail(CodeDuplicate, ptrID, "command %s was already applied", id)
 	}
-	p := normalize(cmd.Payload)
 	if p == nil {
 		return Decision{}, fail(CodeInvalid, "/data", "the command has no payload")
 	}

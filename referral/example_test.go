@@ -63,7 +63,7 @@ func Example() {
 	for _, e := range referral.OffersAfterPlan(s, now, deadlines) {
 		record(events.SourceRouting, e, nil)
 	}
-	command("pt.legal-aid", &events.Accepted{Placement: "p1"}) // not its offer
+	command("pt.legal-aid", &events.Accepted{Placement: "p1"}) // not offered yet: no party, so told "not found"
 	command("pt.shelter-lx", &events.Declined{Placement: "p1", Reason: "capacity"})
 	command("pt.legal-aid", &events.Accepted{Placement: "p1"})
 	command("pt.apav", handover("p1"))
@@ -73,7 +73,7 @@ func Example() {
 	// invictus.referral.requested.v1 → []
 	// invictus.referral.planned.v1 → [pt.apav]
 	// invictus.referral.offered.v1 → [pt.apav pt.shelter-lx]
-	// rejected: forbidden
+	// rejected: not_found
 	// invictus.referral.declined.v1 → [pt.apav pt.shelter-lx]
 	// invictus.referral.offered.v1 → [pt.apav pt.legal-aid]
 	// invictus.referral.accepted.v1 → [pt.apav pt.legal-aid]

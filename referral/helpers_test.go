@@ -79,7 +79,7 @@ func plan1() *events.Planned {
 const recipient = "age1qqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqqq"
 
 func handover(placement string) *events.Handover {
-	return &events.Handover{Placement: placement, Recipient: recipient, Envelope: events.AgeArmorHeader + "\nYWJj\n-----END AGE ENCRYPTED FILE-----\n"}
+	return &events.Handover{Placement: placement, Recipient: recipient, Envelope: events.SamplePayload(events.TypeReferralHandover).(*events.Handover).Envelope}
 }
 
 func feedback(placement string) *events.Feedback {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -385,7 +386,7 @@ func TestIdempotency(t *testing.T) {
 	if n := len(h.s.SeenIDs); n != referral.MaxSeenIDs {
 		t.Fatalf("%d ids remembered, want %d", n, referral.MaxSeenIDs)
 	}
-	if h.s.Seen(h.log[0].Event.ID()) || !h.s.Seen(h.log[len(h.log)-1].Event.ID()) {
+	if first, last := h.log[0].Event, h.log[len(h.log)-1].Event; h.s.Seen(first.Source(), first.ID()) || !h.s.Seen(last.Source(), last.ID()) {
 		t.Fatal("the oldest id should be forgotten and the newest remembered")
 	}
 	// Even forgotten, an old command cannot apply twice: the state rules it out.
@@ -400,8 +401,8 @@ func TestFoldReportsTheFailingEvent(t *testing.T) {
 	h := fixture(t, "offered")
 	bad := h.envelope(src(orgX), &events.Accepted{Placement: "p1"})
 	s, err := referral.Fold(append(h.log, bad))
-	if !errors.Is(err, referral.ErrForbidden) {
-		t.Fatalf("Fold: %v, want forbidden", err)
+	if !errors.Is(err, referral.ErrNotFound) || !strings.Contains(err.Error(), "fold event 5") {
+		t.Fatalf("Fold: %v, want not found (X is no party) at event 5", err)
 	}
 	if snapshot(t, s) != snapshot(t, h.s) {
 		t.Fatal("Fold should return the state before the failing event")
@@ -508,4 +509,69 @@ func TestRecipientsOfEveryEvent(t *testing.T) {
 			t.Errorf("Recipients(%T) = %v, want %v", tc.p, got, tc.want)
 		}
 	}
+}
+
+// TestDuplicatesAreKeyedOnSourceAndID: an id is unique per source only.
+// After the accepting organisation used an id, the referrer's command
+// with the same id is a new command; the same source and id again is a
+// duplicate.
+func TestDuplicatesAreKeyedOnSourceAndID(t *testing.T) {
+	t.Parallel()
+	h := fixture(t, "offered")
+	const shared = "shared-0001"
+	accept := h.envelope(src(orgA), &events.Accepted{Placement: "p1"}, events.WithID(shared))
+	dec, err := referral.Decide(h.s, accept, referral.Actor{Org: orgA}, h.now, h.d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.record(accept, dec)
+	ho := h.envelope(src(referrer), handover("p1"), events.WithID(shared))
+	dec, err = referral.Decide(h.s, ho, referral.Actor{Org: referrer}, h.now, h.d)
+	if err != nil || !dec.Record {
+		t.Fatalf("the referrer's handover with the accepting organisation's id: %+v %v, want it applied", dec, err)
+	}
+	h.record(ho, dec)
+	if p, _ := h.s.Placement("p1"); p.Handovers != 1 {
+		t.Fatalf("handovers = %d, want 1", p.Handovers)
+	}
+	for _, again := range []*events.Envelope{accept, ho} {
+		if _, err := referral.Decide(h.s, again, referral.Actor{Org: mustOrg(t, again.Event.Source())}, h.now, h.d); !errors.Is(err, referral.ErrDuplicate) {
+			t.Errorf("%s sent again: %v, want duplicate", again.Event.Type(), err)
+		}
+	}
+	h.checkFold()
+}
+
+func mustOrg(t *testing.T, source string) string {
+	t.Helper()
+	org, ok := events.OrgOfSource(source)
+	if !ok {
+		t.Fatalf("%q is no organisation's source", source)
+	}
+	return org
+}
+
+// TestNonPartyLearnsNothing: every command of an organisation that is not
+// a party, in every state of the referral, gets exactly the rejection of a
+// command about a referral that does not exist: same code, pointer and
+// message.
+func TestNonPartyLearnsNothing(t *testing.T) {
+	t.Parallel()
+	cmds := []string{"accepted", "declined", "handover", "contacted", "on_hold", "completed", "withdrawn", "erase", "feedback_p", "feedback_r"}
+	tried, same := 0, 0
+	for _, st := range stateNames {
+		h := fixture(t, st)
+		for _, name := range cmds {
+			cmd := h.envelope(src(orgX), commandPayload(h, name))
+			_, got := referral.Decide(h.s, cmd, referral.Actor{Org: orgX}, h.now, h.d)
+			_, none := referral.Decide(referral.State{}, cmd, referral.Actor{Org: orgX}, h.now, h.d)
+			tried++
+			if got == nil || none == nil || got.Error() != none.Error() {
+				t.Errorf("%s@%s by a non-party: %v; for no referral: %v", name, st, got, none)
+				continue
+			}
+			same++
+		}
+	}
+	t.Logf("non-party commands: %d tried, %d refused exactly as for a referral that does not exist", tried, same)
 }

@@ -397,7 +397,7 @@ func TestPropertyLifecycle(t *testing.T) {
 				org, ok := events.OrgOfSource(env.Event.Source())
 				if _, err := referral.Decide(m.s, env, referral.Actor{Org: org, Coordinator: !ok}, m.now, m.d); err == nil {
 					rt.Fatalf("%s accepted after erasure", env.Event.Type())
-				} else if !errors.Is(err, referral.ErrErased) && !errors.Is(err, referral.ErrDuplicate) && !errors.Is(err, referral.ErrForbidden) {
+				} else if !errors.Is(err, referral.ErrErased) && !errors.Is(err, referral.ErrDuplicate) && !errors.Is(err, referral.ErrForbidden) && !errors.Is(err, referral.ErrNotFound) && !errors.Is(err, referral.ErrConflict) {
 					rt.Fatalf("after erasure: %v", err)
 				}
 			}

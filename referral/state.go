@@ -268,17 +268,32 @@ type State struct {
 	// applied, used as the expected last subject sequence of the next
 	// append. Apply leaves it unchanged.
 	Sequence uint64
-	// SeenIDs are the CloudEvents ids applied, oldest first, at most
-	// MaxSeenIDs of them.
+	// SeenIDs are the events and commands applied, each as its source and
+	// CloudEvents id together (events.MsgID), oldest first, at most
+	// MaxSeenIDs of them: an id is unique per source only, so one
+	// organisation's id never makes another's command a duplicate.
 	SeenIDs []string
 }
 
 // Exists reports whether the referral has been requested (or erased).
 func (s State) Exists() bool { return s.Status != "" }
 
-// Seen reports whether the event or command with this CloudEvents id has
-// already been applied.
-func (s State) Seen(id string) bool { return slices.Contains(s.SeenIDs, id) }
+// Seen reports whether the event or command with this CloudEvents source
+// and id has already been applied.
+func (s State) Seen(source, id string) bool {
+	return slices.Contains(s.SeenIDs, events.MsgID(source, id))
+}
+
+// erasedByKey is how an erased state remembers the erase command that
+// erased it: referral.erased carries the command's id (correlationid) but
+// not its source, so a re-sent erase with that id is a duplicate
+// whoever sends it (it changes nothing either way).
+func erasedByKey(id string) string { return "erase " + id }
+
+// isParty reports whether org takes part in the referral: the referrer or
+// an organisation that was offered one of its placements. Other
+// organisations are told nothing about it.
+func (s State) isParty(org string) bool { return org != "" && slices.Contains(s.parties(), org) }
 
 // Placement returns the placement with this id.
 func (s State) Placement(id string) (Placement, bool) {

@@ -162,52 +162,56 @@ func commandPayload(h *harness, name string) events.Payload {
 
 // commandTable: for each command, the expected result in each state for
 // the actors referrer, A, D, X, coordinator ('.' accepted, F forbidden,
-// C conflict, N not found, E erased).
+// C conflict, N not found, E erased). An organisation that is not a party
+// (X always; A and D until they are offered the placement; every
+// organisation once the referral is erased, since erasure forgets the
+// parties) gets N, the answer for a referral that does not exist: a
+// rejection tells it nothing about the referral or its placements.
 var commandTable = map[string]map[string]string{
 	"requested": {
 		"none": "....F", "requested": "CCCCC", "planned": "CCCCC", "offered": "CCCCC", "accepted": "CCCCC",
 		"in_progress": "CCCCC", "on_hold": "CCCCC", "completed": "CCCCC", "declined": "CCCCC", "expired": "CCCCC",
-		"exhausted": "CCCCC", "failed": "CCCCC", "cancelled": "CCCCC", "erased": "EEEEE",
+		"exhausted": "CCCCC", "failed": "CCCCC", "cancelled": "CCCCC", "erased": "CCCCE",
 	},
 	"accepted": {
-		"none": "NNNNN", "requested": "NNNNF", "planned": "FFFFF", "offered": "F.CFF", "accepted": "FCCFF",
-		"in_progress": "FCCFF", "on_hold": "FCCFF", "completed": "FCCFF", "declined": "FCCFF", "expired": "FCCFF",
-		"exhausted": "FCCFF", "failed": "FCCFF", "cancelled": "FCCFF", "erased": "EEEEE",
+		"none": "NNNNN", "requested": "NNNNF", "planned": "FNNNF", "offered": "F.CNF", "accepted": "FCCNF",
+		"in_progress": "FCCNF", "on_hold": "FCCNF", "completed": "FCCNF", "declined": "FCCNF", "expired": "FCCNF",
+		"exhausted": "FCCNF", "failed": "FCCNF", "cancelled": "FCCNF", "erased": "NNNNE",
 	},
 	"handover": {
-		"none": "NNNNN", "requested": "NNNNF", "planned": "CFFFF", "offered": "CFFFF", "accepted": ".FFFF",
-		"in_progress": ".FFFF", "on_hold": ".FFFF", "completed": "CFFFF", "declined": "CFFFF", "expired": "CFFFF",
-		"exhausted": "CFFFF", "failed": "CFFFF", "cancelled": "CFFFF", "erased": "EEEEE",
+		"none": "NNNNN", "requested": "NNNNF", "planned": "CNNNF", "offered": "CFFNF", "accepted": ".FFNF",
+		"in_progress": ".FFNF", "on_hold": ".FFNF", "completed": "CFFNF", "declined": "CFFNF", "expired": "CFFNF",
+		"exhausted": "CFFNF", "failed": "CFFNF", "cancelled": "CFFNF", "erased": "NNNNE",
 	},
 	"contacted": {
-		"none": "NNNNN", "requested": "NNNNF", "planned": "FFFFF", "offered": "FCFFF", "accepted": "F.FFF",
-		"in_progress": "FCFFF", "on_hold": "F.FFF", "completed": "FCFFF", "declined": "FFFFF", "expired": "FFFFF",
-		"exhausted": "FFFFF", "failed": "FFFFF", "cancelled": "FCFFF", "erased": "EEEEE",
+		"none": "NNNNN", "requested": "NNNNF", "planned": "FNNNF", "offered": "FCFNF", "accepted": "F.FNF",
+		"in_progress": "FCFNF", "on_hold": "F.FNF", "completed": "FCFNF", "declined": "FFFNF", "expired": "FFFNF",
+		"exhausted": "FFFNF", "failed": "FFFNF", "cancelled": "FCFNF", "erased": "NNNNE",
 	},
 	"on_hold": {
-		"none": "NNNNN", "requested": "NNNNF", "planned": "FFFFF", "offered": "FCFFF", "accepted": "F.FFF",
-		"in_progress": "F.FFF", "on_hold": "F.FFF", "completed": "FCFFF", "declined": "FFFFF", "expired": "FFFFF",
-		"exhausted": "FFFFF", "failed": "FFFFF", "cancelled": "FCFFF", "erased": "EEEEE",
+		"none": "NNNNN", "requested": "NNNNF", "planned": "FNNNF", "offered": "FCFNF", "accepted": "F.FNF",
+		"in_progress": "F.FNF", "on_hold": "F.FNF", "completed": "FCFNF", "declined": "FFFNF", "expired": "FFFNF",
+		"exhausted": "FFFNF", "failed": "FFFNF", "cancelled": "FCFNF", "erased": "NNNNE",
 	},
 	"withdrawn": {
-		"none": "NNNNN", "requested": ".FFFF", "planned": ".FFFF", "offered": ".FFFF", "accepted": ".FFFF",
-		"in_progress": ".FFFF", "on_hold": ".FFFF", "completed": "CFFFF", "declined": ".FFFF", "expired": ".FFFF",
-		"exhausted": ".FFFF", "failed": "CFFFF", "cancelled": "CFFFF", "erased": "EEEEE",
+		"none": "NNNNN", "requested": ".NNNF", "planned": ".NNNF", "offered": ".FFNF", "accepted": ".FFNF",
+		"in_progress": ".FFNF", "on_hold": ".FFNF", "completed": "CFFNF", "declined": ".FFNF", "expired": ".FFNF",
+		"exhausted": ".FFNF", "failed": "CFFNF", "cancelled": "CFFNF", "erased": "NNNNE",
 	},
 	"erase": {
-		"none": "NNNNN", "requested": ".FFF.", "planned": ".FFF.", "offered": ".FFF.", "accepted": ".FFF.",
-		"in_progress": ".FFF.", "on_hold": ".FFF.", "completed": ".FFF.", "declined": ".FFF.", "expired": ".FFF.",
-		"exhausted": ".FFF.", "failed": ".FFF.", "cancelled": ".FFF.", "erased": "EEEEE",
+		"none": "NNNNN", "requested": ".NNN.", "planned": ".NNN.", "offered": ".FFN.", "accepted": ".FFN.",
+		"in_progress": ".FFN.", "on_hold": ".FFN.", "completed": ".FFN.", "declined": ".FFN.", "expired": ".FFN.",
+		"exhausted": ".FFN.", "failed": ".FFN.", "cancelled": ".FFN.", "erased": "NNNNE",
 	},
 	"feedback_p": {
-		"none": "NNNNN", "requested": "NNNNF", "planned": "CFFFF", "offered": "CFFFF", "accepted": "..FFF",
-		"in_progress": "..FFF", "on_hold": "..FFF", "completed": "..FFF", "declined": "CFFFF", "expired": "CFFFF",
-		"exhausted": "CFFFF", "failed": "CFFFF", "cancelled": "..FFF", "erased": "EEEEE",
+		"none": "NNNNN", "requested": "NNNNF", "planned": "CNNNF", "offered": "CFFNF", "accepted": "..FNF",
+		"in_progress": "..FNF", "on_hold": "..FNF", "completed": "..FNF", "declined": "CFFNF", "expired": "CFFNF",
+		"exhausted": "CFFNF", "failed": "CFFNF", "cancelled": "..FNF", "erased": "NNNNE",
 	},
 	"feedback_r": {
-		"none": "NNNNN", "requested": ".FFFF", "planned": ".FFFF", "offered": ".FFFF", "accepted": ".FFFF",
-		"in_progress": ".FFFF", "on_hold": ".FFFF", "completed": ".FFFF", "declined": ".FFFF", "expired": ".FFFF",
-		"exhausted": ".FFFF", "failed": ".FFFF", "cancelled": ".FFFF", "erased": "EEEEE",
+		"none": "NNNNN", "requested": ".NNNF", "planned": ".NNNF", "offered": ".FFNF", "accepted": ".FFNF",
+		"in_progress": ".FFNF", "on_hold": ".FFNF", "completed": ".FFNF", "declined": ".FFNF", "expired": ".FFNF",
+		"exhausted": ".FFNF", "failed": ".FFNF", "cancelled": ".FFNF", "erased": "NNNNE",
 	},
 }
 
@@ -548,8 +552,19 @@ func TestErasedRejectsEverything(t *testing.T) {
 			if err == nil {
 				t.Errorf("%s by %s accepted after erasure", cmdName, ac.name)
 			}
-			if isRouting := routingTable[cmdName] != ""; !isRouting && !errors.Is(err, referral.ErrErased) {
-				t.Errorf("%s by %s after erasure: %v, want erased", cmdName, ac.name, err)
+			// A coordinator is told the referral was erased; an
+			// organisation, like any non-party, that it does not exist (or,
+			// requesting it again, that the id is taken).
+			want := referral.ErrErased
+			switch {
+			case ac.by.Coordinator:
+			case cmdName == "requested":
+				want = referral.ErrConflict
+			default:
+				want = referral.ErrNotFound
+			}
+			if isRouting := routingTable[cmdName] != ""; !isRouting && !errors.Is(err, want) {
+				t.Errorf("%s by %s after erasure: %v, want %v", cmdName, ac.name, err, want)
 			}
 		}
 	}

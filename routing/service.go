@@ -678,11 +678,12 @@ func (e *TooEarlyError) Is(target error) bool { return target == ErrTooEarly }
 // id derives from the command's, so a rejection sent twice is one event.
 func Rejected(commandID, commandType, subject string, r *Rejection, now time.Time) (*events.Envelope, error) {
 	p := &events.CommandRejected{Command: commandID, CommandType: commandType, Errors: r.Problems}
-	if p.Command == "" {
+	if !events.IsEventID(p.Command) {
+		// An id outside the contract's alphabet (a path, a wildcard,
+		// markup, a lone surrogate...) is not repeated; the problems say
+		// what was wrong with it.
 		p.Command = "unknown"
-	}
-	if len(p.Command) > 128 {
-		p.Command = p.Command[:128]
+		commandID = ""
 	}
 	if _, known := events.NewPayload(p.CommandType); !known {
 		p.CommandType = ""
@@ -692,9 +693,9 @@ func Rejected(commandID, commandType, subject string, r *Rejection, now time.Tim
 		p.Errors[i].Pointer = clipText(p.Errors[i].Pointer, 512)
 		p.Errors[i].Code = clipText(p.Errors[i].Code, 64)
 	}
-	opts := []events.Option{events.WithID(EventID("rejected "+commandID+" "+subject, 0)), events.WithTime(now)}
+	opts := []events.Option{events.WithID(EventID("rejected "+p.Command+" "+subject, 0)), events.WithTime(now)}
 	if commandID != "" {
-		opts = append(opts, events.WithCorrelationID(clipText(commandID, 128)))
+		opts = append(opts, events.WithCorrelationID(commandID))
 	}
 	ev, err := events.New(events.SourceRouting, subject, p, opts...)
 	if err != nil {

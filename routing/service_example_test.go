@@ -60,6 +60,8 @@ func ExampleService_Handle() {
 		fmt.Println(line)
 	}
 
+	// pt.a2 was not offered the placement: it is no party, and is told
+	// what it would be told of a referral that does not exist.
 	st, _ := svc.State(context.Background(), id)
 	ev, _ = events.New(events.SourceOf("pt.a2"), id, &events.Accepted{Placement: st.Placements[0].ID})
 	accept, _ := events.DecodeEvent(ev)
@@ -69,5 +71,5 @@ func ExampleService_Handle() {
 	// referral.requested.v1 to []
 	// referral.planned.v1 to [pt.ref]
 	// referral.offered.v1 to [pt.ref pt.a1], reminder 11:00AM, deadline 12:00PM
-	// routing: command rejected: forbidden at "/source": placement p1 is not offered to pt.a2
+	// routing: command rejected: not_found at "/subject": referral "0195b9d2-7c1e-7000-8000-000000000001" does not exist
 }

@@ -183,7 +183,7 @@ func TestHandleRejects(t *testing.T) {
 		pointer string
 	}{
 		{"forged source", forged, "pt.a2", referral.CodeForbidden, "/source"},
-		{"accept of another's offer", command(t, "pt.a2", id, &events.Accepted{Placement: pl}), "pt.a2", referral.CodeForbidden, "/source"},
+		{"accept by a non-party", command(t, "pt.a2", id, &events.Accepted{Placement: pl}), "pt.a2", referral.CodeNotFound, "/subject"},
 		{"withdraw of another's referral", command(t, "pt.a1", id, &events.Withdrawn{Reason: "error"}), "pt.a1", referral.CodeForbidden, "/source"},
 		{"unknown referral", command(t, "pt.a1", events.NewReferralID(), &events.Accepted{Placement: pl}), "pt.a1", referral.CodeNotFound, "/subject"},
 		{"unknown placement", command(t, "pt.a1", id, &events.Accepted{Placement: "zz"}), "pt.a1", referral.CodeNotFound, "/data/placement"},
@@ -307,8 +307,10 @@ func TestEraseKeepsStatisticsOnly(t *testing.T) {
 		t.Fatalf("erase again: %v", err)
 	}
 	err := b.svc.Handle(context.Background(), command(t, "pt.a2", id, &events.Accepted{Placement: pl}), referral.Actor{Org: "pt.a2"})
-	if rej := routing.RejectionOf(err); rej == nil || rej.Code != referral.CodeErased {
-		t.Fatalf("command after erasure: %v, want erased", err)
+	// Erasure forgets the parties: an organisation is told what it would
+	// be told of a referral that never existed.
+	if rej := routing.RejectionOf(err); rej == nil || rej.Code != referral.CodeNotFound {
+		t.Fatalf("command after erasure: %v, want not_found", err)
 	}
 }
 
