@@ -415,7 +415,7 @@ func (c *Client) publish(ctx context.Context, ev event.Event) error {
 		return fmt.Errorf("client: %w", err)
 	}
 	msg := &nats.Msg{Subject: m.Subject, Header: nats.Header(m.Header), Data: m.Data}
-	msg.Header.Set(jetstream.MsgIDHeader, ev.ID())
+	msg.Header.Set(jetstream.MsgIDHeader, events.MsgID(ev.Source(), ev.ID()))
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	start := time.Now()

@@ -202,14 +202,15 @@ func TestAwaitReturnsTheRejection(t *testing.T) {
 	must(ref.Refer(ctx, id, request(events.NeedSupportEmotional))).ok(t)
 	pl := r1.wait(t, id, events.TypeReferralOffered, nil).Payload.(*events.Offered).Placement
 
-	// pt.a2 was not offered the placement: its acceptance is rejected.
+	// pt.a2 was not offered the placement: its acceptance is rejected, as
+	// for a referral that does not exist (it is no party).
 	cmd := must(a2.Accept(ctx, id, pl)).ok(t)
 	env, err := a2.Await(ctxT(t, 10*time.Second), id, cmd)
 	var rej *client.RejectedError
 	if !errors.As(err, &rej) || !errors.Is(err, client.ErrRejected) {
 		t.Fatalf("Await = %v, want a rejection", err)
 	}
-	if rej.Command != cmd || len(rej.Problems) == 0 || rej.Problems[0].Code != "forbidden" {
+	if rej.Command != cmd || len(rej.Problems) == 0 || rej.Problems[0].Code != "not_found" {
 		t.Errorf("rejection %+v", rej)
 	}
 	if env == nil || env.Event.Type() != events.TypeCommandRejected {

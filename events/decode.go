@@ -264,9 +264,9 @@ func checkConsentTime(given, at time.Time) problems {
 	switch {
 	case given.IsZero():
 	case given.After(at.Add(MaxClockSkew)):
-		ps.add("/data/consent/given_at", CodeOutOfRange, "consent is recorded as given after the referral was requested (more than %s after the event's time)", MaxClockSkew)
+		ps.add("/data/consent/given_at", CodeOutOfRange, "consent is recorded as given after the referral was requested (more than %s after the event's time)", maxClockSkewText)
 	case given.Before(at.Add(-MaxConsentAge)):
-		ps.add("/data/consent/given_at", CodeOutOfRange, "consent was given more than %s before the referral was requested; record it again", MaxConsentAge)
+		ps.add("/data/consent/given_at", CodeOutOfRange, "consent was given more than %s before the referral was requested; record it again", maxConsentAgeText)
 	}
 	return ps
 }

@@ -169,7 +169,7 @@ func describe(fe validator.FieldError) (code, msg string) {
 	case "staffref":
 		return CodeFormat, "recorded_by must be a pseudonymous staff reference (" + StaffRefPattern + ", with at least one letter and one digit after the hyphen, e.g. apav-lx0412), never a name or phone number"
 	case "pasttime":
-		return CodeOutOfRange, fmt.Sprintf("%s must be from %s to %s after now", fe.Field(), EarliestTime, MaxClockSkew)
+		return CodeOutOfRange, fmt.Sprintf("%s must be from %s to %s after now", fe.Field(), EarliestTime, maxClockSkewText)
 	case "nutscountry":
 		return CodeRegionCountry, fmt.Sprintf("region %v is not in country %s", v, fe.Param())
 	}

@@ -66,6 +66,11 @@ var extensions = []string{ExtCorrelationID, ExtTraceParent, ExtTraceState}
 // outside the payload's codes travels with a referral.
 func IsExtension(name string) bool { return slices.Contains(extensions, name) }
 
+// IsAttribute reports whether name is a context attribute (specversion,
+// id, source, type, subject, time, dataschema, datacontenttype) or an
+// extension of the contract (see IsExtension).
+func IsAttribute(name string) bool { return slices.Contains(contextAttrs, name) || IsExtension(name) }
+
 // MsgID returns the JetStream Nats-Msg-Id of the event with this source and
 // id: both together, "<source>/<id>", since an id is unique per source
 // only. MsgID("/orgs/pt.apav", "0195…") is "/orgs/pt.apav/0195…". Every

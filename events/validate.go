@@ -1,7 +1,6 @@
 package events
 
 import (
-	"fmt"
 	"math"
 	"reflect"
 	"regexp"
@@ -71,6 +70,12 @@ const (
 	MaxConsentAge = 2 * 365 * 24 * time.Hour
 )
 
+// The bounds as people read them, for problem messages.
+const (
+	maxClockSkewText  = "5 minutes"
+	maxConsentAgeText = "2 years"
+)
+
 // earliestTime is EarliestTime parsed.
 var earliestTime = time.Date(2020, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -80,7 +85,7 @@ func plausibleTime(t, now time.Time) string {
 	case t.Before(earliestTime):
 		return "is before " + EarliestTime
 	case t.After(now.Add(MaxClockSkew)):
-		return fmt.Sprintf("is more than %s in the future", MaxClockSkew)
+		return "is more than " + maxClockSkewText + " in the future"
 	}
 	return ""
 }

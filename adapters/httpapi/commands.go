@@ -132,7 +132,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, who Token) e
 			}
 			return fmt.Errorf("httpapi: encode command: %w", err)
 		}
-		msg.Header[HeaderMsgID] = []string{env.Event.ID()}
+		msg.Header[HeaderMsgID] = []string{events.MsgID(env.Event.Source(), env.Event.ID())}
 		ctx, cancel := context.WithTimeout(r.Context(), StoreTimeout)
 		err = s.deps.Commands.Submit(ctx, who.Org, msg)
 		cancel()

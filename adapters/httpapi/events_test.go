@@ -102,8 +102,8 @@ func TestPostEventsContentModes(t *testing.T) {
 	stored := b.inbound(orgRef)
 	var ids []string
 	for _, m := range stored {
-		if got, want := m.Header.Get(jetstream.MsgIDHeader), m.Header.Get("ce-id"); got != want {
-			t.Errorf("Nats-Msg-Id %q, ce-id %q: want equal", got, want)
+		if got, want := m.Header.Get(jetstream.MsgIDHeader), events.MsgID(m.Header.Get("ce-source"), m.Header.Get("ce-id")); got != want {
+			t.Errorf("Nats-Msg-Id %q, want %q (the source and the id)", got, want)
 		}
 		ids = append(ids, m.Header.Get("ce-id"))
 	}

@@ -822,7 +822,7 @@ func commandMsg(org, id string, p events.Payload) (*nats.Msg, error) {
 		return nil, err
 	}
 	m := &nats.Msg{Subject: subject, Header: nats.Header(em.Header), Data: em.Data}
-	m.Header.Set(jetstream.MsgIDHeader, ev.ID())
+	m.Header.Set(jetstream.MsgIDHeader, events.MsgID(ev.Source(), ev.ID()))
 	return m, nil
 }
 

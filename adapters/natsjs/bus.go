@@ -392,8 +392,8 @@ func (b *Bus) readBatch(ctx context.Context, replies <-chan *nats.Msg, referralI
 	}
 }
 
-// Append stores a's events on a.Subject, each with its event id as
-// Nats-Msg-Id, provided the subject's last sequence is a.Expected (for a
+// Append stores a's events on a.Subject, each with its source and id as
+// Nats-Msg-Id (events.MsgID), provided the subject's last sequence is a.Expected (for a
 // new referral, the last of every subject of that referral id, so that one
 // id can never live in two countries).
 //
@@ -466,7 +466,8 @@ func (b *Bus) appendPipelined(ctx context.Context, a routing.Append, msgs []*nat
 			for k, vs := range m.Header {
 				pm.Header[k] = vs
 			}
-			pm.Header.Set(jetstream.ExpectedLastMsgIDHeader, a.Events[i-1].Event.ID())
+			prev := a.Events[i-1].Event
+			pm.Header.Set(jetstream.ExpectedLastMsgIDHeader, events.MsgID(prev.Source(), prev.ID()))
 		}
 		f, err := b.js.PublishMsgAsync(pm)
 		if err != nil {
@@ -584,7 +585,7 @@ func referralMsg(subject string, o routing.Outgoing) (*nats.Msg, error) {
 		return nil, fmt.Errorf("natsjs: encode %s: %w", o.Event.Type(), err)
 	}
 	m := &nats.Msg{Subject: em.Subject, Header: nats.Header(em.Header), Data: em.Data}
-	m.Header.Set(jetstream.MsgIDHeader, o.Event.ID())
+	m.Header.Set(jetstream.MsgIDHeader, events.MsgID(o.Event.Source(), o.Event.ID()))
 	if len(o.Recipients) > 0 {
 		m.Header.Set(HeaderRecipients, strings.Join(o.Recipients, ","))
 	}
@@ -644,7 +645,7 @@ func eventCopy(subject string, h nats.Header, data []byte) *nats.Msg {
 
 // deliver publishes env to org's delivery subject of its referral (or, for
 // a rejection naming no valid referral, out.<org>.rejected), with
-// Nats-Msg-Id <event id>.<org> so that delivering twice stores it once.
+// Nats-Msg-Id <source>/<event id>.<org> so that delivering twice stores it once.
 func (b *Bus) deliver(ctx context.Context, org string, env *events.Envelope) error {
 	subject, err := deliverySubject(org, env.Event.Subject())
 	if err != nil {
@@ -655,7 +656,7 @@ func (b *Bus) deliver(ctx context.Context, org string, env *events.Envelope) err
 		return fmt.Errorf("natsjs: encode %s: %w", env.Event.Type(), err)
 	}
 	m := &nats.Msg{Subject: subject, Header: nats.Header(em.Header), Data: em.Data}
-	m.Header.Set(jetstream.MsgIDHeader, env.Event.ID()+"."+org)
+	m.Header.Set(jetstream.MsgIDHeader, events.MsgID(env.Event.Source(), env.Event.ID())+"."+org)
 	ctx, cancel := b.ctx(ctx)
 	defer cancel()
 	if _, err := b.js.PublishMsg(ctx, m); err != nil {
@@ -692,9 +693,14 @@ func (b *Bus) deadLetter(ctx context.Context, reason, referralID string, m *nats
 	}
 	out := &nats.Msg{Subject: subject, Header: make(nats.Header, len(m.Header)+4), Data: m.Data}
 	for k, vs := range m.Header {
-		if !strings.HasPrefix(strings.ToLower(k), "nats-") {
-			out.Header[k] = vs
+		lk := strings.ToLower(k)
+		// Extension headers outside the contract are dropped: they are
+		// where a victim's identity would ride along (Decode refused the
+		// message for them).
+		if strings.HasPrefix(lk, "nats-") || (strings.HasPrefix(lk, "ce-") && !events.IsAttribute(lk[len("ce-"):])) {
+			continue
 		}
+		out.Header[k] = vs
 	}
 	out.Header.Set(HeaderReason, reason)
 	out.Header.Set(HeaderError, clipHeader(problem, 1000))

@@ -210,22 +210,22 @@ type InboundSink struct {
 func NewInboundSink(js jetstream.JetStream) *InboundSink { return &InboundSink{js: js} }
 
 // Submit publishes msg, which must be on org's INBOUND subject, and
-// returns once INBOUND stored it. The Nats-Msg-Id header is set to the
-// CloudEvents id when msg lacks one, so a command sent twice is stored
-// once. It returns an error when the subject is not org's or JetStream
+// returns once INBOUND stored it. The Nats-Msg-Id header is set to
+// events.MsgID of org's source and the CloudEvents id, so a command sent
+// twice is stored once and another organisation's id never shadows it. It returns an error when the subject is not org's or JetStream
 // does not acknowledge.
 func (s *InboundSink) Submit(ctx context.Context, org string, msg events.Message) error {
 	if got, err := events.ParseInboundSubject(msg.Subject); err != nil || got != org {
 		return fmt.Errorf("natsjs: %q is not the inbound subject of %s: %w", msg.Subject, org, events.ErrInvalidSubject)
 	}
 	m := &nats.Msg{Subject: msg.Subject, Header: nats.Header(msg.Header), Data: msg.Data}
-	if m.Header.Get(jetstream.MsgIDHeader) == "" {
-		id := headerFold(m.Header, "ce-id")
-		if id == "" {
-			return errors.New("natsjs: the command has no ce-id header")
-		}
-		m.Header.Set(jetstream.MsgIDHeader, id)
+	id := headerFold(m.Header, "ce-id")
+	if id == "" {
+		return errors.New("natsjs: the command has no ce-id header")
 	}
+	// Always the organisation's source with the id: what the caller set
+	// is not trusted, so one organisation cannot shadow another's ids.
+	m.Header.Set(jetstream.MsgIDHeader, events.MsgID(events.SourceOf(org), id))
 	ctx, cancel := httpCtx(ctx)
 	defer cancel()
 	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamInbound)); err != nil {
@@ -465,7 +465,10 @@ func (o *CommandOutcomes) Wait(ctx context.Context, org, referralID, commandID s
 				// business: it is not the command's.
 				if env, derr := events.Decode(events.Message{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}); derr == nil {
 					corr, _ := env.Event.Extensions()[events.ExtCorrelationID].(string)
-					if env.Event.ID() == commandID || (corr == commandID && env.Event.Type() == events.TypeReferralErased) {
+					// An id is unique per source only: another
+					// organisation's event with the same id is not this one.
+					own := env.Event.Source() == events.SourceOf(org) && env.Event.ID() == commandID
+					if own || (corr == commandID && env.Event.Type() == events.TypeReferralErased) {
 						results <- result{accepted: true}
 						return true, nil
 					}

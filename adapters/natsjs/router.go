@@ -2,6 +2,7 @@ package natsjs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -360,6 +361,17 @@ func (r *Router) handleCommand(ctx context.Context, m jetstream.Msg) {
 		r.rejectRaw(ctx, m, org, routing.RejectionOf(err))
 		return
 	}
+	if id := m.Headers().Get(jetstream.MsgIDHeader); id != "" && env.Event.Source() == events.SourceOf(org) && id != events.MsgID(env.Event.Source(), env.Event.ID()) {
+		// JetStream deduplicates on Nats-Msg-Id across the whole stream:
+		// a key that is not the sender's own source and id would shadow
+		// another organisation's command. The value is not repeated. (A
+		// forged source is the routing service's to refuse.)
+		r.reject(ctx, m, org, env, &routing.Rejection{Code: referral.CodeInvalid, Problems: []events.Problem{{
+			Pointer: "/id", Code: events.CodeInvalidAttribute,
+			Message: fmt.Sprintf("the Nats-Msg-Id header must be the source and id together, %q (or absent)", events.MsgID(events.SourceOf(org), env.Event.ID())),
+		}}})
+		return
+	}
 	err = r.svc.Handle(ctx, env, referral.Actor{Org: org})
 	switch {
 	case err == nil:
@@ -387,10 +399,25 @@ func (r *Router) reject(ctx context.Context, m jetstream.Msg, org string, env *e
 }
 
 // rejectRaw is reject for a command that did not decode: what can be read
-// of its id, type and subject is used as is.
+// of its id, type and subject (from the ce- headers, or from the members
+// of a structured-mode event) is used as is; routing.Rejected repeats
+// only what is valid.
 func (r *Router) rejectRaw(ctx context.Context, m jetstream.Msg, org string, rej *routing.Rejection) {
 	h := m.Headers()
-	r.tell(ctx, m, org, headerFold(h, "ce-id"), headerFold(h, "ce-type"), headerFold(h, "ce-subject"), rej)
+	id, typ, subject := headerFold(h, "ce-id"), headerFold(h, "ce-type"), headerFold(h, "ce-subject")
+	if id == "" && typ == "" && subject == "" {
+		var structured struct {
+			ID      any `json:"id"`
+			Type    any `json:"type"`
+			Subject any `json:"subject"`
+		}
+		if json.Unmarshal(m.Data(), &structured) == nil {
+			id, _ = structured.ID.(string)
+			typ, _ = structured.Type.(string)
+			subject, _ = structured.Subject.(string)
+		}
+	}
+	r.tell(ctx, m, org, id, typ, subject, rej)
 }
 
 func (r *Router) tell(ctx context.Context, m jetstream.Msg, org, id, typ, subject string, rej *routing.Rejection) {

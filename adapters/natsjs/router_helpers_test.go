@@ -282,7 +282,7 @@ func (n *netBundle) publish(org string, ev event.Event) {
 		n.t.Fatal(err)
 	}
 	msg := &nats.Msg{Subject: subject, Header: nats.Header(m.Header), Data: m.Data}
-	msg.Header.Set(jetstream.MsgIDHeader, ev.ID())
+	msg.Header.Set(jetstream.MsgIDHeader, events.MsgID(ev.Source(), ev.ID()))
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if _, err := n.js.PublishMsg(ctx, msg); err != nil {

@@ -11,6 +11,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -262,8 +263,8 @@ func (n *natsEnv) js() jetstream.JetStream {
 	return js
 }
 
-// streamIDs returns the Nats-Msg-Id of every message of stream, in stream
-// order, for the messages on subject. It reads them by sequence, without
+// streamIDs returns the outbox row id in the Nats-Msg-Id of every message
+// of stream, in stream order, for the messages on subject. It reads them by sequence, without
 // a consumer (INBOUND is a work queue).
 func streamIDs(t testing.TB, js jetstream.JetStream, stream, subject string) []string {
 	t.Helper()
@@ -286,10 +287,20 @@ func streamIDs(t testing.TB, js jetstream.JetStream, stream, subject string) []s
 			t.Fatal(err)
 		}
 		if m.Subject == subject {
-			ids = append(ids, m.Header.Get(jetstream.MsgIDHeader))
+			ids = append(ids, rowID(t, m.Header.Get(jetstream.MsgIDHeader)))
 		}
 	}
 	return ids
+}
+
+// rowID returns the outbox row id of a Nats-Msg-Id, which must be
+// events.MsgID of testOrg's source and the row id.
+func rowID(t testing.TB, msgID string) string {
+	id, ok := strings.CutPrefix(msgID, events.MsgID(events.SourceOf(testOrg), ""))
+	if !ok {
+		t.Errorf("Nats-Msg-Id %q is not %s's source and a row id", msgID, testOrg)
+	}
+	return id
 }
 
 // rawCollector records the Nats-Msg-Id of every message published on a
@@ -305,7 +316,7 @@ func collectRaw(t testing.TB, nc *nats.Conn, subject string) *rawCollector {
 	c := &rawCollector{}
 	sub, err := nc.Subscribe(subject, func(m *nats.Msg) {
 		c.mu.Lock()
-		c.ids = append(c.ids, m.Header.Get(jetstream.MsgIDHeader))
+		c.ids = append(c.ids, rowID(t, m.Header.Get(jetstream.MsgIDHeader)))
 		c.mu.Unlock()
 	})
 	if err != nil {

@@ -173,7 +173,7 @@ func ConnectOptions() []nats.Option {
 // Each batch locks the oldest pending rows (FOR UPDATE SKIP LOCKED), checks
 // that it holds the head of the queue (so that even two relays that both
 // believe they are active never publish out of order), publishes them with
-// Nats-Msg-Id = id and waits for JetStream's acknowledgements, then marks
+// Nats-Msg-Id = events.MsgID(source, id) and waits for JetStream's acknowledgements, then marks
 // them published in the same transaction. A relay that dies between
 // publish and commit leaves the rows pending: they are published again
 // and JetStream drops the copies (its duplicate window). Rows the contract
@@ -608,7 +608,7 @@ func (r *Relay) publish(ctx context.Context, rows []outboxRow) publishResult {
 		if stopped {
 			break
 		}
-		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(sent[i].id),
+		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(events.MsgID(events.SourceOf(r.cfg.Org), sent[i].id)),
 			jetstream.WithExpectStream(r.cfg.Stream), jetstream.WithRetryAttempts(0))
 		if err != nil {
 			stopped = true

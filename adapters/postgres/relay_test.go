@@ -101,7 +101,7 @@ func TestRelayPublishesRowsInOrder(t *testing.T) {
 	}
 	e := env.Event
 	if e.ID() != last || e.Source() != "/orgs/"+testOrg || e.Type() != events.TypeReferralRequested ||
-		e.Subject() != last || !e.Time().Equal(createdAt) || raw.Header.Get(jetstream.MsgIDHeader) != last {
+		e.Subject() != last || !e.Time().Equal(createdAt) || raw.Header.Get(jetstream.MsgIDHeader) != events.MsgID(e.Source(), last) {
 		t.Errorf("published event: id %s source %s type %s subject %s time %s msg-id %s; want the row %s created at %s",
 			e.ID(), e.Source(), e.Type(), e.Subject(), e.Time(), raw.Header.Get(jetstream.MsgIDHeader), last, createdAt)
 	}

@@ -164,7 +164,7 @@ func TestAdapterPostgresRelaysAndServesMetrics(t *testing.T) {
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		m, err := stream.GetLastMsgForSubject(ctx, "in.pt.cmd-test")
 		if err == nil {
-			if got := m.Header.Get(jetstream.MsgIDHeader); got != id {
+			if got := m.Header.Get(jetstream.MsgIDHeader); got != events.MsgID(events.SourceOf("pt.cmd-test"), id) {
 				t.Fatalf("INBOUND holds %s, want the row %s", got, id)
 			}
 			break

@@ -336,7 +336,7 @@ func (s *simulator) after(d time.Duration, fn func(context.Context)) {
 }
 
 // send publishes a command of org about referral id on org's INBOUND
-// subject, with its CloudEvents id as Nats-Msg-Id. A failure is logged
+// subject, with its source and CloudEvents id as Nats-Msg-Id (events.MsgID). A failure is logged
 // and returned.
 func (s *simulator) send(ctx context.Context, org, id string, p events.Payload) error {
 	err := func() error {
@@ -353,7 +353,7 @@ func (s *simulator) send(ctx context.Context, org, id string, p events.Payload) 
 			return err
 		}
 		msg := &nats.Msg{Subject: m.Subject, Header: nats.Header(m.Header), Data: m.Data}
-		msg.Header.Set(jetstream.MsgIDHeader, ev.ID())
+		msg.Header.Set(jetstream.MsgIDHeader, events.MsgID(ev.Source(), ev.ID()))
 		ctx, cancel := context.WithTimeout(ctx, simSendTimeout)
 		defer cancel()
 		_, err = s.js.PublishMsg(ctx, msg)
