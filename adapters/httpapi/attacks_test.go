@@ -21,7 +21,7 @@ import (
 
 // identityMarkers are the pieces of a made-up victim identity the attacks
 // smuggle in; no answer may repeat them.
-var identityMarkers = []string{"Maria", "Silva", "912", "Ana Exemplo", "900 000"}
+var identityMarkers = []string{"Maria", "Silva", "912345678", "912 345 678", "Ana Exemplo", "900 000 000"}
 
 // attack is one message an organisation sends, in the binary content mode
 // of both bindings (or structured when contentType says so), and the

@@ -215,12 +215,13 @@ func TestPostEventsWaitForOutcome(t *testing.T) {
 	}
 	b.eventually("the offer to a1", func() bool { return b.hasDelivery(orgA1, id, events.TypeReferralOffered) })
 
-	// a2 was not offered p1: the routing service rejects its acceptance,
-	// and ?wait= answers 422 with the errors of command.rejected.
+	// a2 was not offered p1: the routing service rejects its acceptance
+	// (as for a referral that does not exist: a2 is no party), and ?wait=
+	// answers 422 with the errors of command.rejected.
 	r = b.postEvent("/v1/events?wait=10s", b.orgToken(orgA2), newEvent(t, orgA2, id, &events.Accepted{Placement: "p1"}))
 	r.decode(t, &res)
-	if r.status != http.StatusUnprocessableEntity || res.Status != httpapi.StatusRejected || len(res.Errors) == 0 || res.Errors[0].Code != "forbidden" {
-		t.Fatalf("a2 accepts: status %d %s; want 422 rejected/forbidden", r.status, r.body)
+	if r.status != http.StatusUnprocessableEntity || res.Status != httpapi.StatusRejected || len(res.Errors) == 0 || res.Errors[0].Code != "not_found" {
+		t.Fatalf("a2 accepts: status %d %s; want 422 rejected/not_found", r.status, r.body)
 	}
 
 	// a1 accepts: 200 accepted.
