@@ -21,8 +21,9 @@
 // # Sending commands
 //
 // Each command is a CloudEvent published on the organisation's INBOUND
-// subject (in.<cc>.<org>) with the CloudEvents id as Nats-Msg-Id, so a
-// retried publish is stored once; the methods return that id (the
+// subject (in.<cc>.<org>) with its source and CloudEvents id as
+// Nats-Msg-Id (events.MsgID), so a retried publish is stored once and no
+// other organisation's id shadows it; the methods return that id (the
 // command id) once JetStream has stored the command: [Client.Refer],
 // [Client.Accept], [Client.Decline], [Client.Contacted], [Client.OnHold],
 // [Client.Complete], [Client.Withdraw], [Client.Erase], [Client.Feedback]

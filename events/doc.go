@@ -2,7 +2,9 @@
 // the event catalogue, the payload structs and their validation rules, the
 // NATS subjects, and the CloudEvents codec for NATS and HTTP. Every other
 // package, and every integrator in any language, speaks what this package
-// defines; it imports only the standard library, sdk-go and validator.
+// defines; it imports only the standard library, sdk-go, validator and
+// filippo.io/age's armor and header parser (to check a sealed envelope's
+// structure without a key, see [CheckEnvelope]).
 //
 // # Events
 //
@@ -35,11 +37,28 @@
 //   - data, the payload.
 //
 // Extensions: correlationid ([WithCorrelationID], the id of the command an
-// event answers) and traceparent ([WithTraceParent], W3C trace context;
-// see [IsTraceParent]). Other extensions are kept as received if their
-// names are valid (1 to 20 lower-case letters or digits). String values
-// are at most 512 bytes, without control characters or surrounding white
-// space.
+// event answers), traceparent ([WithTraceParent], W3C trace context; see
+// [IsTraceParent]) and tracestate ([WithTraceState], see [IsTraceState]).
+// No other extension is accepted ([IsExtension], CodeUnknownExtension):
+// an extension is where a victim's identity would otherwise ride along.
+// String values are at most 512 bytes, without control characters or
+// surrounding white space.
+//
+// # What the contract refuses
+//
+// Routing payloads identify nobody and hold codes only: a payload member
+// of free text ("text", "note", "comment"...) is refused with
+// CodeFreeText; Consent.RecordedBy must match [StaffRefPattern]
+// ([IsStaffRef]), which no name or phone number does; a handover's
+// envelope must pass [CheckEnvelope]. Ids (the id attribute and
+// correlationid) match [EventIDPattern] ([IsEventID]) and are never
+// rewritten: a lone UTF-16 surrogate escape is refused (ErrInvalidUTF8),
+// not decoded as U+FFFD. The time attribute lies from [EarliestTime] to
+// [MaxClockSkew] ahead of the receiver's clock; a referral.requested's
+// consent was given at most [MaxConsentAge] before the event's time (and
+// not after it, beyond MaxClockSkew). An id is unique per source only:
+// [MsgID] is the deduplication key (JetStream's Nats-Msg-Id) of an event,
+// its source and id together.
 //
 // # NATS
 //

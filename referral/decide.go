@@ -47,9 +47,13 @@ type Decision struct {
 //   - feedback: the referrer, or the accepting organisation of the
 //     placement it names, once that placement was accepted.
 //
-// The routing service's own event types are forbidden as commands.
-// Errors are *[Error]; a command whose id was already applied returns
-// CodeDuplicate, and the caller acknowledges it without appending.
+// The routing service's own event types are forbidden as commands. An
+// organisation that is not a party to the referral (the referrer, or an
+// organisation offered one of its placements) gets CodeNotFound, exactly
+// as for a referral that does not exist; so does every organisation once
+// the referral is erased.
+// Errors are *[Error]; a command whose source and id were already applied
+// returns CodeDuplicate, and the caller acknowledges it without appending.
 func Decide(s State, cmd *events.Envelope, by Actor, now time.Time, d Deadlines) (Decision, error) {
 	if cmd == nil {
 		return Decision{}, fail(CodeInvalid, "", "no command")

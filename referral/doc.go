@@ -53,9 +53,16 @@
 // Every rejection is an *[Error] with a code (forbidden, conflict,
 // not_found, invalid, erased, duplicate, too_early), a message and a JSON
 // pointer, ready for command.rejected ([Error.Problem]); errors.Is matches
-// the sentinels ([ErrConflict], ...). Each State remembers the last
-// [MaxSeenIDs] CloudEvents ids it applied: applying or deciding an id again
-// returns the unchanged state with [ErrDuplicate], which callers treat as
-// success. After erasure every command and event is rejected with
-// [ErrErased] (a re-sent erase is a duplicate).
+// the sentinels ([ErrConflict], ...). Each State remembers the source
+// and CloudEvents id of the last [MaxSeenIDs] events it applied (an id is
+// unique per source only): applying or deciding one again returns the
+// unchanged state with [ErrDuplicate], which callers treat as success.
+//
+// A command from an organisation that is not a party to the referral (its
+// referrer, or an organisation offered one of its placements) is rejected
+// exactly as a command about a referral that does not exist
+// ([ErrNotFound]), so that it learns neither that the referral exists nor
+// its state. After erasure, which forgets the parties, every organisation's
+// command gets that answer too (a coordinator's gets [ErrErased]; a re-sent
+// erase is a duplicate), and routing events are rejected with [ErrErased].
 package referral

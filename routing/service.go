@@ -672,11 +672,13 @@ func (e *TooEarlyError) Error() string {
 // Is reports whether target is ErrTooEarly.
 func (e *TooEarlyError) Is(target error) bool { return target == ErrTooEarly }
 
-// Rejected returns the command.rejected event telling a command's sender
-// why it was not accepted. subject is the command's referral id, or the
-// sender's organisation id when the command names no valid referral. Its
-// id derives from the command's, so a rejection sent twice is one event.
-func Rejected(commandID, commandType, subject string, r *Rejection, now time.Time) (*events.Envelope, error) {
+// Rejected returns the command.rejected event telling sender (an
+// organisation id) why its command was not accepted. subject is the
+// command's referral id, or the sender's organisation id when the command
+// names no valid referral. Its id derives from the sender and the
+// command's id (unique per sender only), so a rejection sent twice is one
+// event and two senders' rejections are two.
+func Rejected(sender, commandID, commandType, subject string, r *Rejection, now time.Time) (*events.Envelope, error) {
 	p := &events.CommandRejected{Command: commandID, CommandType: commandType, Errors: r.Problems}
 	if !events.IsEventID(p.Command) {
 		// An id outside the contract's alphabet (a path, a wildcard,
@@ -693,7 +695,7 @@ func Rejected(commandID, commandType, subject string, r *Rejection, now time.Tim
 		p.Errors[i].Pointer = clipText(p.Errors[i].Pointer, 512)
 		p.Errors[i].Code = clipText(p.Errors[i].Code, 64)
 	}
-	opts := []events.Option{events.WithID(EventID("rejected "+p.Command+" "+subject, 0)), events.WithTime(now)}
+	opts := []events.Option{events.WithID(EventID("rejected "+sender+" "+p.Command+" "+subject, 0)), events.WithTime(now)}
 	if commandID != "" {
 		opts = append(opts, events.WithCorrelationID(commandID))
 	}

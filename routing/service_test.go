@@ -318,11 +318,11 @@ func TestRejectedEvent(t *testing.T) {
 	t.Parallel()
 	rej := &routing.Rejection{Code: "forbidden", Problems: []events.Problem{{Pointer: "/source", Code: "forbidden", Message: "no"}}}
 	id := events.NewReferralID()
-	a, err := routing.Rejected("cmd-1", events.TypeReferralAccepted, id, rej, time.Now())
+	a, err := routing.Rejected("pt.a1", "cmd-1", events.TypeReferralAccepted, id, rej, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	b, err := routing.Rejected("cmd-1", events.TypeReferralAccepted, id, rej, time.Now())
+	b, err := routing.Rejected("pt.a1", "cmd-1", events.TypeReferralAccepted, id, rej, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,9 +333,25 @@ func TestRejectedEvent(t *testing.T) {
 	if p.Command != "cmd-1" || p.CommandType != events.TypeReferralAccepted || a.Event.Subject() != id || a.Event.Source() != events.SourceRouting {
 		t.Errorf("rejection %+v on %s", p, a.Event.Subject())
 	}
+	// Ids are unique per source: another organisation's command with the
+	// same id gets a rejection of its own.
+	if c, err := routing.Rejected("pt.a2", "cmd-1", events.TypeReferralAccepted, id, rej, time.Now()); err != nil || c.Event.ID() == a.Event.ID() {
+		t.Errorf("two senders' rejections share id %s (%v)", a.Event.ID(), err)
+	}
 	// A command that did not decode: unknown type, subject an org id.
-	if _, err := routing.Rejected("", "bogus", "pt.a1", rej, time.Now()); err != nil {
+	if _, err := routing.Rejected("pt.a1", "", "bogus", "pt.a1", rej, time.Now()); err != nil {
 		t.Errorf("rejection of an undecodable command: %v", err)
+	}
+	// An id outside the contract's alphabet is not repeated, nor used as
+	// correlationid.
+	for _, bad := range []string{"../../etc/passwd", "*", ">", "<script>", "a\xff"} {
+		r, err := routing.Rejected("pt.a1", bad, events.TypeReferralAccepted, id, rej, time.Now())
+		if err != nil {
+			t.Fatalf("rejection of id %q: %v", bad, err)
+		}
+		if p := r.Payload.(*events.CommandRejected); p.Command != "unknown" || r.Event.Extensions()[events.ExtCorrelationID] != nil {
+			t.Errorf("id %q: command %q, correlationid %v", bad, p.Command, r.Event.Extensions()[events.ExtCorrelationID])
+		}
 	}
 }
 

@@ -22,9 +22,9 @@ import (
 // CommandSink accepts the commands organisations send: the INBOUND stream.
 type CommandSink interface {
 	// Submit publishes msg, a command of org already encoded for
-	// in.<cc>.<org> (events.ToNATS), with its CloudEvents id as the
-	// deduplication key (Nats-Msg-Id), so a command sent twice is stored
-	// once. It returns when the command is stored.
+	// in.<cc>.<org> (events.ToNATS), with its source and CloudEvents id
+	// as the deduplication key (Nats-Msg-Id, events.MsgID), so a command
+	// sent twice is stored once. It returns when the command is stored.
 	Submit(ctx context.Context, org string, msg events.Message) error
 }
 

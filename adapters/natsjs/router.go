@@ -427,7 +427,7 @@ func (r *Router) tell(ctx context.Context, m jetstream.Msg, org, id, typ, subjec
 	} else {
 		subject = org
 	}
-	if env, err := routing.Rejected(id, typ, subject, rej, r.cfg.Now()); err != nil {
+	if env, err := routing.Rejected(org, id, typ, subject, rej, r.cfg.Now()); err != nil {
 		r.cfg.Logger.WarnContext(ctx, "natsjs: rejection not built", slog.Any("error", err))
 	} else if err := r.bus.deliver(ctx, org, env); err != nil {
 		r.nak(ctx, m, r.retryDelay(m))

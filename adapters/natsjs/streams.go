@@ -47,7 +47,7 @@ const (
 	// ReplicasMax is JetStream's limit on replicas.
 	ReplicasMax = 5
 	// DuplicatesDefault is the window in which a second publish with the same
-	// Nats-Msg-Id (the CloudEvents id) is dropped.
+	// Nats-Msg-Id (the source and CloudEvents id, events.MsgID) is dropped.
 	DuplicatesDefault = 2 * time.Minute
 	// DirectoryHistoryDefault is how many revisions of each directory key
 	// the bucket keeps.

@@ -18,7 +18,7 @@
 //	VALUES ('invictus.referral.accepted.v1', '0195f0c1-…', '{"placement": "p1"}');
 //
 // Columns: seq (bigserial, the publication order), id (uuid, a UUIDv7 by
-// default; the CloudEvents id and Nats-Msg-Id), type (the CloudEvents
+// default; the CloudEvents id; Nats-Msg-Id is /orgs/<org>/<id>), type (the CloudEvents
 // type), referral_id (the CloudEvents subject; for referral.requested it
 // defaults to id, which makes it the new referral's id), payload (jsonb,
 // the event's data), created_at (the event's time), and, set by the
