@@ -263,6 +263,11 @@ func TestCaseworkerExitCodes(t *testing.T) {
 			t.Errorf("%v: exit %d, want %d (usage)\n%s", args, code, exitUsage, errOut)
 		}
 	}
+	// Free text is gone from declines: --text is refused, before anything
+	// is sent, with a reason that says why.
+	if code, _, errOut := ref("", "decline", id, "--reason", "other", "--text", "Maria Silva moved"); code != exitUsage || !strings.Contains(errOut, "reason code only") {
+		t.Errorf("decline --text: exit %d, want %d\n%s", code, exitUsage, errOut)
+	}
 	// --org missing.
 	if code, _, errOut := runArgs(t, "inbox", "--nats-url", n.url); code != exitUsage || !strings.Contains(errOut, "--org is required") {
 		t.Errorf("inbox without --org: exit %d\n%s", code, errOut)
