@@ -16,6 +16,7 @@ import (
 // conflict, not_found, invalid, erased): one vocabulary everywhere.
 const (
 	CodeUnauthorized     = "unauthorized"       // 401: no token, or not a valid one
+	CodeTokenExpired     = "token_expired"      // 401: the token is past its expiry
 	CodeForbidden        = "forbidden"          // 403: the token may not do this
 	CodeNotFound         = "not_found"          // 404
 	CodeMethodNotAllowed = "method_not_allowed" // 405
@@ -23,6 +24,7 @@ const (
 	CodeConflict         = "conflict"           // 409
 	CodeRateLimited      = "rate_limited"       // 429
 	CodeUnavailable      = "unavailable"        // 503: a backing service failed; retry
+	CodeOverloaded       = "overloaded"         // 503: the server sheds load; retry after Retry-After
 	CodeInternal         = "internal"           // 500
 	CodeInvalidParameter = "invalid_parameter"  // 400: a query parameter
 	CodeRejected         = "rejected"           // 422: used only when a rejection carries no problem

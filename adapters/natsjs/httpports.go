@@ -560,3 +560,39 @@ func JetStreamCheck(js jetstream.JetStream) func(context.Context) error {
 		return nil
 	}
 }
+
+// Watch calls fn with the value of every key starting with prefix ("" or
+// ending with a dot), then caughtUp, then fn for every later change (a
+// nil value for a deleted or purged key), until ctx ends (it returns nil)
+// or the watch fails (it returns the error). It implements
+// httpapi.Watcher.
+func (s *KVStore) Watch(ctx context.Context, prefix string, fn func(key string, value []byte), caughtUp func()) error {
+	if prefix != "" && !strings.HasSuffix(prefix, ".") {
+		return fmt.Errorf("natsjs: key prefix %q must end with a dot", prefix)
+	}
+	filter := prefix + ">"
+	w, err := s.kv.Watch(ctx, filter)
+	if err != nil {
+		return fmt.Errorf("natsjs: watch %s %s: %w", s.kv.Bucket(), filter, err)
+	}
+	defer func() { _ = w.Stop() }()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e, ok := <-w.Updates():
+			switch {
+			case !ok && ctx.Err() != nil:
+				return nil
+			case !ok:
+				return fmt.Errorf("natsjs: watch %s %s: stopped", s.kv.Bucket(), filter)
+			case e == nil:
+				caughtUp()
+			case e.Operation() == jetstream.KeyValuePut:
+				fn(e.Key(), e.Value())
+			default:
+				fn(e.Key(), nil)
+			}
+		}
+	}
+}
