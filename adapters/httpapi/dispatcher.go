@@ -36,6 +36,7 @@ type Dispatcher struct {
 	store   Store
 	inbox   Inbox
 	cfg     WebhookConfig
+	client  *http.Client
 	metrics *Metrics
 	log     *slog.Logger
 	now     func() time.Time
@@ -54,7 +55,7 @@ type hookRun struct {
 }
 
 func newDispatcher(store Store, inbox Inbox, cfg WebhookConfig, m *Metrics, log *slog.Logger, now func() time.Time) *Dispatcher {
-	return &Dispatcher{store: store, inbox: inbox, cfg: cfg, metrics: m, log: log, now: now,
+	return &Dispatcher{store: store, inbox: inbox, cfg: cfg, client: cfg.client(), metrics: m, log: log, now: now,
 		kick: make(chan struct{}, 1), running: map[string]*hookRun{}}
 }
 
@@ -273,8 +274,11 @@ func (d *Dispatcher) post(ctx context.Context, h Webhook, env *events.Envelope, 
 		return 0, err
 	}
 	req.Header.Set("User-Agent", "invictus-webhooks/1")
-	resp, err := d.cfg.Client.Do(req)
+	resp, err := d.client.Do(req)
 	if err != nil {
+		if errors.Is(err, errNotPublic) {
+			return 0, errNotPublic // the same words whatever listens there
+		}
 		var ue *url.Error
 		if errors.As(err, &ue) {
 			err = ue.Err // without the URL, which the log shows already

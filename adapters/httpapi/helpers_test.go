@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"testing"
@@ -112,9 +114,11 @@ type bundle struct {
 type options struct {
 	router bool
 	cfg    httpapi.Config
-	// httpsOnly refuses http:// webhook URLs (the tests' receivers are
-	// http://, so it is off by default).
+	// httpsOnly refuses http:// webhook URLs and private targets (the
+	// tests' receivers are http:// on loopback, so it is off by default).
 	httpsOnly bool
+	// wrapTokens, when set, wraps the token store the API is given.
+	wrapTokens func(httpapi.Store) httpapi.Store
 }
 
 // setup starts a node. With o.router the routing service runs too.
@@ -157,22 +161,43 @@ func setup(t *testing.T, o options) *bundle {
 		cfg.Webhooks.Backoff = 10 * time.Millisecond
 		cfg.Webhooks.BackoffMax = 40 * time.Millisecond
 	}
-	cfg.Webhooks.AllowHTTP = !o.httpsOnly
+	cfg.Webhooks.AllowPrivate = !o.httpsOnly
+	if cfg.Webhooks.Resolver == nil {
+		cfg.Webhooks.Resolver = testResolver{"example.org": {netip.MustParseAddr("93.184.215.14")}}
+	}
 	cfg.Webhooks.Resync = time.Hour // the API notifies the dispatcher
 	if cfg.RatePerSecond == 0 {
 		cfg.RatePerSecond, cfg.RateBurst = 1000, 1000
 	}
 	p := b.ports
+	var tokens httpapi.Store = p.Tokens
+	if o.wrapTokens != nil {
+		tokens = o.wrapTokens(tokens)
+	}
 	b.api, err = httpapi.New(httpapi.Deps{
-		Tokens: p.Tokens, Webhooks: p.Webhooks, Commands: p.Commands, Outcomes: p.Outcomes,
+		Tokens: tokens, Webhooks: p.Webhooks, Commands: p.Commands, Outcomes: p.Outcomes,
 		Timeline: p.Timeline, Inbox: p.Inbox, Directory: b.view, Matcher: routing.NewMatcher(routing.Config{}),
 		Stats: p.Stats, Ready: map[string]httpapi.Check{"jetstream": p.Ready}, Metrics: b.metrics,
 	}, cfg)
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)
 	}
-	b.http = httptest.NewServer(b.api)
+	// The API is served as serve serves it: its timeouts, its limited
+	// listener.
+	b.http = httptest.NewUnstartedServer(b.api)
+	b.http.Config = b.api.HTTPServer(b.api)
+	b.http.Listener = b.api.Listener(b.http.Listener)
+	b.http.Start()
 	t.Cleanup(b.http.Close)
+	tctx, tcancel := context.WithCancel(context.Background())
+	tdone := make(chan error, 1)
+	go func() { tdone <- b.api.Tokens().Follow(tctx) }()
+	t.Cleanup(func() {
+		tcancel()
+		if err := <-tdone; err != nil {
+			t.Errorf("tokens: %v", err)
+		}
+	})
 	dctx, dcancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- b.api.Dispatcher().Run(dctx) }()
@@ -488,4 +513,15 @@ func (s *sseStream) close() {
 	s.cancel()
 	s.resp.Body.Close()
 	<-s.done
+}
+
+// testResolver answers names from a map, as DNS would: the tests run
+// without DNS.
+type testResolver map[string][]netip.Addr
+
+func (r testResolver) LookupNetIP(_ context.Context, _, host string) ([]netip.Addr, error) {
+	if ips, ok := r[host]; ok {
+		return ips, nil
+	}
+	return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
 }

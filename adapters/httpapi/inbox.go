@@ -119,9 +119,14 @@ var errStreamClosed = errors.New("httpapi: event stream closed")
 func (s *Server) streamInbox(w http.ResponseWriter, r *http.Request, org string, after uint64) error {
 	if sw, ok := w.(*statusWriter); ok {
 		sw.streamed = true
+		sw.done() // a stream holds a connection, not an admission slot
 	}
 	rc := http.NewResponseController(w)
-	_ = rc.SetWriteDeadline(time.Time{}) // a stream outlives the server's write timeout
+	// A stream outlives the server's read and write timeouts: reading is
+	// over (a timed-out read would end the request's context), and each
+	// write gets its own deadline.
+	_ = rc.SetReadDeadline(time.Time{})
+	_ = rc.SetWriteDeadline(time.Time{})
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-cache")
@@ -134,6 +139,7 @@ func (s *Server) streamInbox(w http.ResponseWriter, r *http.Request, org string,
 	write := func(b []byte) error {
 		mu.Lock()
 		defer mu.Unlock()
+		_ = rc.SetWriteDeadline(time.Now().Add(s.cfg.StreamWriteTimeout))
 		if _, err := w.Write(b); err != nil {
 			cancel()
 			return errStreamClosed

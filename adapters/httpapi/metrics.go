@@ -59,10 +59,15 @@ type Metrics struct {
 	// ConsumerLag is the number of messages not yet delivered to each
 	// durable consumer, by stream and consumer.
 	ConsumerLag *prometheus.GaugeVec
-	// HTTPRequests counts requests by route pattern, method and status code.
+	// HTTPRequests counts requests by route pattern (or "unmatched", or
+	// "shed"), method (a standard method or "other") and status code:
+	// labels from a closed set.
 	HTTPRequests *prometheus.CounterVec
 	// HTTPDuration observes request durations by route pattern.
 	HTTPDuration *prometheus.HistogramVec
+	// HTTPShed counts the requests admission control answered 503
+	// overloaded (Config.MaxInFlight).
+	HTTPShed prometheus.Counter
 	// WebhookAttempts counts webhook delivery attempts by result
 	// (delivered, failed, gave_up).
 	WebhookAttempts *prometheus.CounterVec
@@ -111,6 +116,10 @@ func NewMetrics() *Metrics {
 			Help:    "HTTP request durations by route pattern (server-sent event streams excluded).",
 			Buckets: prometheus.DefBuckets,
 		}, []string{"route"}),
+		HTTPShed: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "invictus", Name: "http_shed_total",
+			Help: "HTTP requests answered 503 overloaded because the most requests in flight were being handled.",
+		}),
 		WebhookAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "invictus", Name: "webhook_attempts_total",
 			Help: "Webhook delivery attempts by result: delivered, failed (will retry), gave_up.",
@@ -120,7 +129,7 @@ func NewMetrics() *Metrics {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		m.Commands, m.Referrals, m.OfferLatency, m.DeadlineExpiries, m.DLQ, m.ConsumerLag,
-		m.HTTPRequests, m.HTTPDuration, m.WebhookAttempts,
+		m.HTTPRequests, m.HTTPDuration, m.HTTPShed, m.WebhookAttempts,
 	)
 	return m
 }

@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/invictus-network/invictus/events"
@@ -41,6 +43,32 @@ const (
 	ReadyTimeout = 2 * time.Second
 	// StoreTimeout bounds each request to a port made for one HTTP request.
 	StoreTimeout = 5 * time.Second
+
+	// MaxInFlightDefault bounds the requests the API handles at once
+	// (event streams count only until they start). A request beyond it
+	// is answered at once with 503 overloaded and Retry-After:
+	// ShedRetryAfter, before it is read or authenticated, so that memory
+	// and goroutines stay bounded however fast requests come. /healthz,
+	// /readyz and /metrics are never shed.
+	MaxInFlightDefault = 256
+	// ShedRetryAfter is the Retry-After, in seconds, of a shed request.
+	ShedRetryAfter = 1
+	// MaxConnsDefault bounds the open HTTP connections: a connection
+	// beyond it waits in the kernel's accept queue until one closes.
+	MaxConnsDefault = 1024
+	// ReadHeaderTimeoutDefault bounds the reading of a request's headers.
+	ReadHeaderTimeoutDefault = 10 * time.Second
+	// ReadTimeoutDefault bounds the reading of a whole request.
+	ReadTimeoutDefault = 30 * time.Second
+	// WriteTimeoutDefault bounds a response, from the end of the
+	// request's headers; it must exceed MaxWait. Event streams lift it
+	// and bound each write by StreamWriteTimeoutDefault instead.
+	WriteTimeoutDefault = 30 * time.Second
+	// IdleTimeoutDefault closes a keep-alive connection idle this long.
+	IdleTimeoutDefault = 60 * time.Second
+	// StreamWriteTimeoutDefault bounds each write of a server-sent event
+	// stream: a client that stops reading is dropped.
+	StreamWriteTimeoutDefault = 30 * time.Second
 )
 
 // Config configures a [Server]. The zero value of every field means its
@@ -60,6 +88,24 @@ type Config struct {
 	Heartbeat time.Duration
 	// Webhooks configures the webhook dispatcher.
 	Webhooks WebhookConfig
+	// MaxInFlight bounds the requests handled at once; more are shed
+	// with 503. Default [MaxInFlightDefault].
+	MaxInFlight int
+	// MaxConns bounds the open connections of [Server.Listener].
+	// Default [MaxConnsDefault].
+	MaxConns int
+	// ReadHeaderTimeout, ReadTimeout, WriteTimeout and IdleTimeout are
+	// those of [Server.HTTPServer]. Defaults [ReadHeaderTimeoutDefault],
+	// [ReadTimeoutDefault], [WriteTimeoutDefault], [IdleTimeoutDefault].
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	WriteTimeout      time.Duration
+	IdleTimeout       time.Duration
+	// StreamWriteTimeout bounds each write of an event stream. Default
+	// [StreamWriteTimeoutDefault].
+	StreamWriteTimeout time.Duration
+	// TLS, when set, makes [Server.Listener] serve HTTPS with it.
+	TLS *tls.Config
 	// Logger receives one line per request (method, route, status,
 	// organisation, duration: never a body, a path or a query) and the
 	// errors of the ports. Default discards.
@@ -85,6 +131,27 @@ func (c Config) WithDefaults() Config {
 	if c.Heartbeat == 0 {
 		c.Heartbeat = HeartbeatDefault
 	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = MaxInFlightDefault
+	}
+	if c.MaxConns == 0 {
+		c.MaxConns = MaxConnsDefault
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = ReadHeaderTimeoutDefault
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = ReadTimeoutDefault
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = WriteTimeoutDefault
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = IdleTimeoutDefault
+	}
+	if c.StreamWriteTimeout == 0 {
+		c.StreamWriteTimeout = StreamWriteTimeoutDefault
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -109,6 +176,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("httpapi: Config.MaxJSONBody %d must be at least 1024", c.MaxJSONBody)
 	case c.Heartbeat <= 0:
 		return fmt.Errorf("httpapi: Config.Heartbeat %s must be positive", c.Heartbeat)
+	case c.MaxInFlight < 1:
+		return fmt.Errorf("httpapi: Config.MaxInFlight %d must be at least 1", c.MaxInFlight)
+	case c.MaxConns < 1:
+		return fmt.Errorf("httpapi: Config.MaxConns %d must be at least 1", c.MaxConns)
+	case c.ReadHeaderTimeout <= 0 || c.ReadTimeout < c.ReadHeaderTimeout:
+		return fmt.Errorf("httpapi: Config.ReadHeaderTimeout %s must be positive and at most ReadTimeout %s", c.ReadHeaderTimeout, c.ReadTimeout)
+	case c.WriteTimeout <= c.MaxWait:
+		return fmt.Errorf("httpapi: Config.WriteTimeout %s must exceed MaxWait %s", c.WriteTimeout, c.MaxWait)
+	case c.IdleTimeout <= 0:
+		return fmt.Errorf("httpapi: Config.IdleTimeout %s must be positive", c.IdleTimeout)
+	case c.StreamWriteTimeout <= 0:
+		return fmt.Errorf("httpapi: Config.StreamWriteTimeout %s must be positive", c.StreamWriteTimeout)
 	}
 	if err := c.Webhooks.Validate(); err != nil {
 		return err
@@ -155,6 +234,7 @@ type Server struct {
 	openapi  []byte
 	dir      *dirCache
 	webhooks *Dispatcher
+	inFlight atomic.Int64
 }
 
 // New returns the API over deps. It returns an error naming an invalid
@@ -204,10 +284,20 @@ func (s *Server) Metrics() *Metrics { return s.metrics }
 // Webhooks store or the Inbox. Run it next to the server.
 func (s *Server) Dispatcher() *Dispatcher { return s.webhooks }
 
-// ServeHTTP serves the API.
+// ServeHTTP serves the API. A request beyond Config.MaxInFlight is
+// answered 503 overloaded at once.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := s.cfg.Now()
 	sw := &statusWriter{ResponseWriter: w}
+	if !neverShed(r.URL.Path) {
+		if s.inFlight.Add(1) > int64(s.cfg.MaxInFlight) {
+			s.inFlight.Add(-1)
+			s.shed(w, r)
+			return
+		}
+		sw.release = func() { s.inFlight.Add(-1) }
+		defer sw.done()
+	}
+	start := s.cfg.Now()
 	var org string
 	defer func() {
 		if v := recover(); v != nil {
@@ -225,6 +315,77 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	s.mux.ServeHTTP(sw, r)
 }
 
+// neverShed reports whether path is one that admission control lets
+// through: the probes and the metrics, which operators need most when
+// the server is loaded.
+func neverShed(path string) bool {
+	return path == "/healthz" || path == "/readyz" || path == "/metrics"
+}
+
+// shedBody is the body of a shed request, encoded once.
+var shedBody = []byte(`{"errors":[{"pointer":"","code":"` + CodeOverloaded + `","message":"the server is handling as many requests as it can; retry after the Retry-After seconds"}]}` + "\n")
+
+// shed answers a request admission control refused: no body read, no
+// token checked, nothing allocated beyond the answer.
+func (s *Server) shed(w http.ResponseWriter, r *http.Request) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Retry-After", strconv.Itoa(ShedRetryAfter))
+	w.WriteHeader(http.StatusServiceUnavailable)
+	_, _ = w.Write(shedBody)
+	s.metrics.HTTPShed.Inc()
+	s.metrics.HTTPRequests.WithLabelValues(routeShed, methodLabel(r.Method), "503").Inc()
+}
+
+// Route labels of requests that matched no pattern.
+const (
+	routeUnmatched = "unmatched"
+	routeShed      = "shed"
+)
+
+// methodLabel returns the method as a metric label: one of the standard
+// methods, or "other", so that a client cannot make up label values.
+func methodLabel(m string) string {
+	switch m {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return m
+	}
+	return "other"
+}
+
+// InFlight returns the number of requests being handled (event streams
+// once started excluded).
+func (s *Server) InFlight() int { return int(s.inFlight.Load()) }
+
+// HTTPServer returns an *http.Server for handler (the Server itself, or a
+// mux in front of it) with the timeouts of Config. Serve it on
+// [Server.Listener].
+func (s *Server) HTTPServer(handler http.Handler) *http.Server {
+	return &http.Server{
+		Handler:           handler,
+		ReadHeaderTimeout: s.cfg.ReadHeaderTimeout,
+		ReadTimeout:       s.cfg.ReadTimeout,
+		WriteTimeout:      s.cfg.WriteTimeout,
+		IdleTimeout:       s.cfg.IdleTimeout,
+		MaxHeaderBytes:    MaxHeaderBytes,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+}
+
+// MaxHeaderBytes bounds the request headers [Server.HTTPServer] reads.
+const MaxHeaderBytes = 256 << 10
+
+// Listener returns ln holding at most Config.MaxConns connections open
+// at once, and serving TLS when Config.TLS is set.
+func (s *Server) Listener(ln net.Listener) net.Listener {
+	ln = LimitListener(ln, s.cfg.MaxConns)
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
+	}
+	return ln
+}
+
 // orgSlot is the context key of the *string in which the auth layer
 // stores the caller's organisation for the request log.
 type orgSlot struct{}
@@ -237,10 +398,11 @@ func (s *Server) observe(r *http.Request, sw *statusWriter, org string, start ti
 	}
 	route := r.Pattern
 	if route == "" {
-		route = "unmatched"
+		route = routeUnmatched
 	}
+	method := methodLabel(r.Method)
 	d := s.cfg.Now().Sub(start)
-	s.metrics.HTTPRequests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
+	s.metrics.HTTPRequests.WithLabelValues(route, method, strconv.Itoa(status)).Inc()
 	if !sw.streamed {
 		s.metrics.HTTPDuration.WithLabelValues(route).Observe(d.Seconds())
 	}
@@ -249,7 +411,7 @@ func (s *Server) observe(r *http.Request, sw *statusWriter, org string, start ti
 		level = slog.LevelError
 	}
 	s.log.LogAttrs(r.Context(), level, "http",
-		slog.String("method", r.Method), slog.String("route", route), slog.Int("status", status),
+		slog.String("method", method), slog.String("route", route), slog.Int("status", status),
 		slog.String("org", org), slog.Duration("duration", d))
 }
 
@@ -260,6 +422,16 @@ type statusWriter struct {
 	status   int
 	wrote    bool
 	streamed bool
+	// release gives back the request's admission slot; nil once done.
+	release func()
+}
+
+// done gives back the admission slot, once.
+func (w *statusWriter) done() {
+	if w.release != nil {
+		w.release()
+		w.release = nil
+	}
 }
 
 func (w *statusWriter) WriteHeader(code int) {
@@ -384,12 +556,24 @@ func (s *Server) authenticate(r *http.Request) (Token, *Error) {
 	if !ok || !strings.EqualFold(scheme, "Bearer") {
 		return Token{}, errorf(http.StatusUnauthorized, CodeUnauthorized, "the Authorization header must be: Bearer <token>")
 	}
+	secret = strings.TrimSpace(secret)
+	if h, ok := tokenHash(secret); ok {
+		if _, found, live := s.tokens.cached(h); live && !found {
+			// A token the cache lacks costs a store read: it counts
+			// against the client's address first.
+			if e := s.limit("ip:" + clientIP(r)); e != nil {
+				return Token{}, e
+			}
+		}
+	}
 	ctx, cancel := context.WithTimeout(r.Context(), StoreTimeout)
 	defer cancel()
-	tok, err := s.tokens.Authenticate(ctx, strings.TrimSpace(secret))
+	tok, err := s.tokens.Authenticate(ctx, secret)
 	switch {
 	case err == nil:
 		return tok, nil
+	case errors.Is(err, ErrTokenExpired):
+		return Token{}, errorf(http.StatusUnauthorized, CodeTokenExpired, "the token has expired; ask for a new one")
 	case errors.Is(err, ErrBadToken):
 		// Failed attempts count against the client's address, so that
 		// guessing is as slow as the rate limit.

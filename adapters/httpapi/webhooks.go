@@ -3,11 +3,13 @@ package httpapi
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base32"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -45,9 +47,19 @@ const (
 // WebhookConfig configures the webhooks. The zero value of every field
 // means its default.
 type WebhookConfig struct {
-	// AllowHTTP accepts http:// URLs; otherwise only https:// is accepted.
-	// For tests and local development.
-	AllowHTTP bool
+	// AllowPrivate lets webhooks reach addresses that are not public
+	// (loopback, private networks, link-local, metadata...; see
+	// [IsPublic]) and accepts http:// URLs whose host is loopback. For
+	// local development only: otherwise a webhook URL must be https and
+	// resolve to public addresses only, checked at registration and again
+	// at every connection, after DNS.
+	AllowPrivate bool
+	// Resolver looks up webhook hosts. Default net.DefaultResolver;
+	// tests give their own.
+	Resolver Resolver
+	// TLS configures the connections to webhooks (trusted roots...).
+	// Default: the system's roots.
+	TLS *tls.Config
 	// MaxPerOrg bounds the webhooks of one organisation. Default
 	// [WebhooksPerOrgDefault].
 	MaxPerOrg int
@@ -66,9 +78,6 @@ type WebhookConfig struct {
 	// Resync is how often registrations are read again. Default
 	// [WebhookResyncDefault].
 	Resync time.Duration
-	// Client sends the requests. Default: a client that does not follow
-	// redirects (a redirect counts as a failed attempt).
-	Client *http.Client
 }
 
 // WithDefaults returns a copy of c with every unset field given its default.
@@ -94,8 +103,8 @@ func (c WebhookConfig) WithDefaults() WebhookConfig {
 	if c.Resync == 0 {
 		c.Resync = WebhookResyncDefault
 	}
-	if c.Client == nil {
-		c.Client = &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	if c.Resolver == nil {
+		c.Resolver = net.DefaultResolver
 	}
 	return c
 }
@@ -223,8 +232,9 @@ type webhookRequest struct {
 	Description string `json:"description,omitempty"`
 }
 
-// checkWebhookURL reports what is wrong with a webhook URL.
-func (c WebhookConfig) checkWebhookURL(raw string) *Error {
+// checkWebhookURL reports what is wrong with a webhook URL: its form,
+// then where it leads ([WebhookConfig.checkTarget]).
+func (c WebhookConfig) checkWebhookURL(ctx context.Context, raw string) *Error {
 	bad := func(format string, args ...any) *Error {
 		return &Error{Status: http.StatusUnprocessableEntity, Problems: []Problem{{Pointer: "/url", Code: events.CodeFormat, Message: fmt.Sprintf(format, args...)}}}
 	}
@@ -238,14 +248,14 @@ func (c WebhookConfig) checkWebhookURL(raw string) *Error {
 	switch {
 	case err != nil || !u.IsAbs() || u.Host == "" || u.Opaque != "":
 		return bad("url must be an absolute https URL")
-	case u.Scheme != "https" && !(u.Scheme == "http" && c.AllowHTTP):
+	case u.Scheme != "https" && u.Scheme != "http":
 		return bad("url must use https")
 	case u.User != nil:
 		return bad("url must not hold a user name or password")
 	case u.Fragment != "":
 		return bad("url must not have a fragment")
 	}
-	return nil
+	return c.checkTarget(ctx, u.Scheme, u.Hostname())
 }
 
 // webhookStore returns the store, or 503 when webhooks are not configured.
@@ -321,7 +331,7 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request, who Token
 	if e := readJSON(r, s.cfg.MaxJSONBody, &req); e != nil {
 		return e
 	}
-	if e := s.cfg.Webhooks.checkWebhookURL(req.URL); e != nil {
+	if e := s.cfg.Webhooks.checkWebhookURL(r.Context(), req.URL); e != nil {
 		return e
 	}
 	if len(req.Description) > webhookDescriptionMax || strings.IndexFunc(req.Description, func(r rune) bool { return !unicode.IsPrint(r) }) >= 0 {
