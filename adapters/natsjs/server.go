@@ -2,6 +2,7 @@ package natsjs
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -27,6 +28,8 @@ const (
 	// StartTimeoutDefault bounds how long [StartServer] waits for the server
 	// to accept connections.
 	StartTimeoutDefault = 10 * time.Second
+	// tlsTimeout bounds a client's TLS handshake.
+	tlsTimeout = 2 * time.Second
 )
 
 // Errors returned by [StartServer]. They are wrapped with details; test them
@@ -59,6 +62,10 @@ type ServerConfig struct {
 	// StartTimeout bounds the wait for the server to be ready. Default
 	// [StartTimeoutDefault].
 	StartTimeout time.Duration
+	// TLS, when set, makes clients connect over TLS with it (in-process
+	// connections excepted); with ClientAuth tls.RequireAndVerifyClientCert
+	// and ClientCAs, they must present a certificate that CA signed.
+	TLS *tls.Config
 	// Auth, when set, turns authentication on: only the nkey users it
 	// lists may connect, in process too, each with its permissions (see
 	// auth.go). Nil accepts every connection, as before.
@@ -167,6 +174,11 @@ func StartServer(ctx context.Context, cfg ServerConfig, logger *slog.Logger) (*S
 			return nil, fmt.Errorf("natsjs: ServerConfig.Listen %q: %w", cfg.Listen, err)
 		}
 		opts.Host, opts.Port = host, port
+	}
+	if cfg.TLS != nil {
+		opts.TLSConfig, opts.TLS = cfg.TLS, true
+		opts.TLSVerify = cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert
+		opts.TLSTimeout = tlsTimeout.Seconds()
 	}
 	if cfg.Auth != nil { // auth.go
 		if err := cfg.Auth.apply(opts); err != nil {

@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -9,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"sync/atomic"
@@ -54,6 +57,25 @@ type serveOptions struct {
 	simulate        bool
 	simulateRate    float64
 	logs            logFlags
+	http            httpFlags
+	natsTLS         tlsFlags
+}
+
+// httpFlags are the HTTP API's limits and TLS settings of serve.
+type httpFlags struct {
+	tls                  tlsFlags
+	maxInFlight          int
+	maxConns             int
+	readTimeout          time.Duration
+	writeTimeout         time.Duration
+	idleTimeout          time.Duration
+	allowPrivateWebhooks bool
+}
+
+// tlsFlags name a certificate, its key and, for the NATS server, the CA
+// of the client certificates it requires.
+type tlsFlags struct {
+	cert, key, clientCA string
 }
 
 // addFlags registers the settings on fs: serve's flags, which `config
@@ -71,6 +93,17 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.demoSeed, "demo-seed", serveDemoSeedDefault, "seed of the demo directory's synthetic offices")
 	fs.BoolVar(&o.simulate, "simulate", false, "with --demo: send realistic referral traffic between demo organisations")
 	fs.Float64Var(&o.simulateRate, "simulate-rate", serveSimulateRateDefault, "referrals per minute that --simulate sends")
+	fs.StringVar(&o.http.tls.cert, "tls-cert", "", "serve HTTPS: the PEM certificate (chain) of --listen; needs --tls-key")
+	fs.StringVar(&o.http.tls.key, "tls-key", "", "the PEM private key of --tls-cert")
+	fs.IntVar(&o.http.maxInFlight, "http-max-in-flight", httpapi.MaxInFlightDefault, "HTTP requests handled at once; more are answered 503 with Retry-After (probes and /metrics excepted)")
+	fs.IntVar(&o.http.maxConns, "http-max-conns", httpapi.MaxConnsDefault, "open HTTP connections; more wait in the accept queue")
+	fs.DurationVar(&o.http.readTimeout, "http-read-timeout", httpapi.ReadTimeoutDefault, "longest read of one HTTP request")
+	fs.DurationVar(&o.http.writeTimeout, "http-write-timeout", httpapi.WriteTimeoutDefault, "longest HTTP response (event streams excepted); more than ?wait='s 10s")
+	fs.DurationVar(&o.http.idleTimeout, "http-idle-timeout", httpapi.IdleTimeoutDefault, "idle HTTP keep-alive connections are closed after this")
+	fs.BoolVar(&o.http.allowPrivateWebhooks, "allow-private-webhooks", false, "for development only: webhooks may target loopback and private addresses, and http:// to loopback")
+	fs.StringVar(&o.natsTLS.cert, "nats-tls-cert", "", "embedded NATS server: require TLS with this PEM certificate (chain); needs --nats-tls-key")
+	fs.StringVar(&o.natsTLS.key, "nats-tls-key", "", "the PEM private key of --nats-tls-cert")
+	fs.StringVar(&o.natsTLS.clientCA, "nats-tls-client-ca", "", "embedded NATS server: require client certificates signed by this PEM CA (with --nats-tls-cert)")
 	fs.StringVar(&o.logs.level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logs.format, "log-format", "text", "log format: text or json")
 }
@@ -89,8 +122,80 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 		return usageError{errors.New("--nats-creds is for --nats-url: the embedded server keeps its own keys under --data")}
 	case o.natsURL != "" && settings["nats-listen"].Source != sourceDefault:
 		return usageError{errors.New("--nats-listen is for the embedded server; with --nats-url there is none")}
+	case (o.http.tls.cert == "") != (o.http.tls.key == ""):
+		return usageError{errors.New("--tls-cert and --tls-key go together")}
+	case (o.natsTLS.cert == "") != (o.natsTLS.key == ""):
+		return usageError{errors.New("--nats-tls-cert and --nats-tls-key go together")}
+	case o.natsTLS.clientCA != "" && o.natsTLS.cert == "":
+		return usageError{errors.New("--nats-tls-client-ca needs --nats-tls-cert and --nats-tls-key")}
+	case o.natsURL != "" && o.natsTLS.cert != "":
+		return usageError{errors.New("--nats-tls-cert is for the embedded server; with --nats-url there is none")}
+	case o.http.maxInFlight < 1 || o.http.maxConns < 1:
+		return usageError{fmt.Errorf("--http-max-in-flight %d and --http-max-conns %d: must be at least 1", o.http.maxInFlight, o.http.maxConns)}
+	case o.http.readTimeout <= 0 || o.http.idleTimeout <= 0:
+		return usageError{fmt.Errorf("--http-read-timeout %s and --http-idle-timeout %s: must be positive", o.http.readTimeout, o.http.idleTimeout)}
+	case o.http.writeTimeout <= httpapi.MaxWaitDefault:
+		return usageError{fmt.Errorf("--http-write-timeout %s: must be more than the longest ?wait=, %s", o.http.writeTimeout, httpapi.MaxWaitDefault)}
 	}
 	return nil
+}
+
+// serverTLS loads the certificate and key of f, and the client CA when
+// set, as the server side of TLS; flag names f's certificate flag for
+// errors. It returns nil when f names no certificate.
+func serverTLS(f tlsFlags, flag string) (*tls.Config, error) {
+	if f.cert == "" {
+		return nil, nil
+	}
+	cert, err := tls.LoadX509KeyPair(f.cert, f.key)
+	if err != nil {
+		return nil, &flagError{flag: flag, value: f.cert, err: err}
+	}
+	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
+	if f.clientCA != "" {
+		pem, err := os.ReadFile(f.clientCA)
+		if err != nil {
+			return nil, &flagError{flag: "nats-tls-client-ca", value: f.clientCA, err: err}
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, &flagError{flag: "nats-tls-client-ca", value: f.clientCA, err: errors.New("no PEM certificate in the file")}
+		}
+		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
+	}
+	return cfg, nil
+}
+
+// exposedWithoutTLS reports whether addr (host:port, as bound) is reached
+// from other machines: any address but loopback.
+func exposedWithoutTLS(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return true
+	}
+	if host == "localhost" {
+		return false
+	}
+	ip, err := netip.ParseAddr(host)
+	return err != nil || !ip.Unmap().IsLoopback()
+}
+
+// warnPlaintext logs, and prints to out, a loud warning for each address
+// that other machines reach without TLS.
+func warnPlaintext(out io.Writer, logger *slog.Logger, plain map[string]string) {
+	for _, what := range []string{"HTTP", "NATS"} {
+		addr, ok := plain[what]
+		if !ok || !exposedWithoutTLS(addr) {
+			continue
+		}
+		flags := "--tls-cert and --tls-key"
+		if what == "NATS" {
+			flags = "--nats-tls-cert and --nats-tls-key"
+		}
+		logger.Warn("listening on a non-loopback address without TLS: tokens, credentials and referrals cross the network in clear",
+			slog.String("listener", what), slog.String("addr", addr), slog.String("fix", flags))
+		fmt.Fprintf(out, "\n!!! WARNING: %s listens on %s WITHOUT TLS. Tokens, credentials and referrals\n!!! cross the network in clear. Use %s, or listen on 127.0.0.1 behind a TLS proxy.\n\n", what, addr, flags)
+	}
 }
 
 func newServeCmd(out, errOut io.Writer) *cobra.Command {
@@ -172,6 +277,14 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 		}
 	}
 
+	httpTLS, err := serverTLS(o.http.tls, "tls-cert")
+	if err != nil {
+		return err
+	}
+	natsTLS, err := serverTLS(o.natsTLS, "nats-tls-cert")
+	if err != nil {
+		return err
+	}
 	ready := &readiness{}
 	view := directory.NewView()
 	natsC := &natsComponent{
@@ -179,6 +292,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 		listen: o.natsListen,
 		url:    o.natsURL,
 		creds:  o.natsCreds,
+		tls:    natsTLS,
 		logger: logger,
 		fail:   fail,
 	}
@@ -193,8 +307,17 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 		view:    view,
 		probes:  newProbeMux(ready),
 		metrics: metrics,
-		logger:  logger,
-		fail:    fail,
+		config: httpapi.Config{
+			MaxInFlight:  o.http.maxInFlight,
+			MaxConns:     o.http.maxConns,
+			ReadTimeout:  o.http.readTimeout,
+			WriteTimeout: o.http.writeTimeout,
+			IdleTimeout:  o.http.idleTimeout,
+			TLS:          httpTLS,
+			Webhooks:     httpapi.WebhookConfig{AllowPrivate: o.http.allowPrivateWebhooks},
+		},
+		logger: logger,
+		fail:   fail,
 	}
 	ready.add("nats", natsC.connected)
 	ready.add("streams", natsC.streamsEnsured)
@@ -258,6 +381,17 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	if runErr == nil {
 		logger.Info("invictus ready",
 			slog.String("http", addrs["http"]), slog.String("nats", addrs["nats"]), slog.String("data", o.data))
+		plain := map[string]string{}
+		if httpTLS == nil {
+			plain["HTTP"] = addrs["http"]
+		}
+		if embedded && natsTLS == nil {
+			plain["NATS"] = addrs["nats"]
+		}
+		warnPlaintext(out, logger, plain)
+		if o.http.allowPrivateWebhooks {
+			logger.Warn("webhooks may reach loopback and private addresses (--allow-private-webhooks): for development only")
+		}
 		if demo != nil {
 			printDemoBanner(out, o.data, o.natsURL == "", addrs, demo, tokens)
 		}
@@ -380,18 +514,10 @@ func listenHTTP(ctx context.Context, flag, addr string) (net.Listener, error) {
 	return ln, nil
 }
 
-// serveHTTP serves handler on ln in a goroutine; a failure of the server is
+// serveHTTP serves srv on ln in a goroutine; a failure of the server is
 // told to fail.
-func serveHTTP(ln net.Listener, handler http.Handler, logger *slog.Logger, fail func(error)) *httpServer {
-	h := &httpServer{
-		ln: ln,
-		srv: &http.Server{
-			Handler:           handler,
-			ReadHeaderTimeout: 10 * time.Second,
-			ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
-		},
-		done: make(chan struct{}),
-	}
+func serveHTTP(ln net.Listener, srv *http.Server, fail func(error)) *httpServer {
+	h := &httpServer{ln: ln, srv: srv, done: make(chan struct{})}
 	go func() {
 		defer close(h.done)
 		if err := h.srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {

@@ -243,12 +243,15 @@ type apiComponent struct {
 	// metrics are the collectors the API serves, fed by the routing
 	// service too.
 	metrics *httpapi.Metrics
-	logger  *slog.Logger
-	fail    func(error)
+	// config holds the limits, TLS and webhook settings of the flags.
+	config httpapi.Config
+	logger *slog.Logger
+	fail   func(error)
 
-	api      *httpapi.Server
-	http     *httpServer
-	webhooks *background
+	api        *httpapi.Server
+	http       *httpServer
+	webhooks   *background
+	tokenWatch *background
 }
 
 func (a *apiComponent) Name() string { return "http" }
@@ -273,7 +276,7 @@ func (a *apiComponent) Start(ctx context.Context) error {
 			Matcher:   routing.NewMatcher(routing.Config{}),
 			Stats:     ports.Stats,
 			Metrics:   a.metrics,
-		}, httpapi.Config{Logger: a.logger})
+		}, a.apiConfig())
 	}
 	if err != nil {
 		ln.Close()
@@ -285,7 +288,9 @@ func (a *apiComponent) Start(ctx context.Context) error {
 	mux.Handle("GET /healthz", a.probes)
 	mux.Handle("GET /readyz", a.probes)
 	mux.Handle("/", a.api)
-	a.http = serveHTTP(ln, mux, a.logger, a.fail)
+	// Requests check tokens against a copy the watch keeps current.
+	a.tokenWatch = startBackground("tokens", a.fail, a.api.Tokens().Follow)
+	a.http = serveHTTP(a.api.Listener(ln), a.api.HTTPServer(mux), a.fail)
 	if d := a.api.Dispatcher(); d != nil {
 		a.webhooks = startBackground("webhooks", a.fail, d.Run)
 	}
@@ -295,7 +300,15 @@ func (a *apiComponent) Start(ctx context.Context) error {
 // Stop stops accepting requests, lets those in flight finish, then stops
 // the webhook dispatcher.
 func (a *apiComponent) Stop(ctx context.Context) error {
-	return errors.Join(a.http.shutdown(ctx), a.webhooks.stop(ctx))
+	return errors.Join(a.http.shutdown(ctx), a.webhooks.stop(ctx), a.tokenWatch.stop(ctx))
+}
+
+// apiConfig is the API's configuration: the flags' settings and the
+// logger.
+func (a *apiComponent) apiConfig() httpapi.Config {
+	c := a.config
+	c.Logger = a.logger
+	return c
 }
 
 // addr is the HTTP listen address, host:port.

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -57,6 +58,7 @@ type natsComponent struct {
 	listen  string
 	url     string
 	creds   string
+	tls     *tls.Config // embedded only: the server's TLS, or nil
 	streams natsjs.StreamsConfig
 	logger  *slog.Logger
 	fail    func(error)
@@ -131,6 +133,7 @@ func (n *natsComponent) startEmbedded(ctx context.Context) error {
 	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{
 		StoreDir: filepath.Join(n.data, "nats"),
 		Listen:   n.listen,
+		TLS:      n.tls,
 		Auth:     auth,
 	}, n.logger)
 	switch {

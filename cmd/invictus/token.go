@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -37,21 +39,41 @@ func newTokenCmd(out, errOut io.Writer) *cobra.Command {
 // tokenJSON is a token as `token create --json` and `token list --json`
 // print it.
 type tokenJSON struct {
-	Token     string    `json:"token,omitempty"`
-	ID        string    `json:"id"`
-	Org       string    `json:"organisation,omitempty"`
-	Role      string    `json:"role"`
-	Name      string    `json:"name,omitempty"`
-	CreatedAt time.Time `json:"created_at"`
+	Token     string     `json:"token,omitempty"`
+	ID        string     `json:"id"`
+	Org       string     `json:"organisation,omitempty"`
+	Role      string     `json:"role"`
+	Name      string     `json:"name,omitempty"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt *time.Time `json:"expires_at,omitempty"`
+}
+
+// parseExpires reads --expires: a duration from now (720h, 90d) or an
+// RFC 3339 time.
+func parseExpires(v string, now time.Time) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, v); err == nil {
+		return t, nil
+	}
+	if days, ok := strings.CutSuffix(v, "d"); ok {
+		if n, err := strconv.Atoi(days); err == nil && n > 0 {
+			return now.AddDate(0, 0, n), nil
+		}
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return time.Time{}, fmt.Errorf("want a positive duration (720h, 90d) or an RFC 3339 time")
+	}
+	return now.Add(d), nil
 }
 
 func newTokenCreateCmd(out, errOut io.Writer) *cobra.Command {
-	var org, role, name string
+	var org, role, name, expires string
 	var asJSON bool
 	cmd := &cobra.Command{
 		Use:   "create",
 		Short: "Create a token and print it (shown only this once)",
 		Example: "  invictus token create --org pt.apav --role organisation --name \"case system\"\n" +
+			"  invictus token create --org pt.apav --name \"pilot\" --expires 90d\n" +
 			"  invictus token create --role coordinator --name \"national dashboard\" --json",
 		Args: cobra.NoArgs,
 	}
@@ -59,22 +81,34 @@ func newTokenCreateCmd(out, errOut io.Writer) *cobra.Command {
 	f.StringVar(&org, "org", "", "the organisation the token acts for (required for --role organisation)")
 	f.StringVar(&role, "role", string(httpapi.RoleOrganisation), "organisation, coordinator or directory_admin")
 	f.StringVar(&name, "name", "", "what the token is for, for people")
+	f.StringVar(&expires, "expires", "", "when the token stops being accepted: a duration from now (720h, 90d) or an RFC 3339 time; default never")
 	f.BoolVar(&asJSON, "json", false, "print as JSON")
 	sf := addStoreFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		if !httpapi.Role(role).Valid() {
 			return usageError{fmt.Errorf("--role %q: want organisation, coordinator or directory_admin", role)}
 		}
+		var opts []httpapi.TokenOption
+		if expires != "" {
+			at, err := parseExpires(expires, time.Now())
+			if err != nil {
+				return usageError{fmt.Errorf("--expires %q: %w", expires, err)}
+			}
+			opts = append(opts, httpapi.WithExpiry(at))
+		}
 		return withTokens(cmd, sf, errOut, func(ctx context.Context, tokens *httpapi.Tokens) error {
-			secret, tok, err := tokens.Create(ctx, org, httpapi.Role(role), name)
+			secret, tok, err := tokens.Create(ctx, org, httpapi.Role(role), name, opts...)
 			if err != nil {
 				return err
 			}
 			if asJSON {
-				return json.NewEncoder(out).Encode(tokenJSON{Token: secret, ID: tok.ID, Org: tok.Org, Role: string(tok.Role), Name: tok.Name, CreatedAt: tok.CreatedAt})
+				return json.NewEncoder(out).Encode(tokenJSON{Token: secret, ID: tok.ID, Org: tok.Org, Role: string(tok.Role), Name: tok.Name, CreatedAt: tok.CreatedAt, ExpiresAt: tok.ExpiresAt})
 			}
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 			fmt.Fprintf(tw, "token\t%s\nid\t%s\norganisation\t%s\nrole\t%s\n", secret, tok.ID, tok.Org, tok.Role)
+			if tok.ExpiresAt != nil {
+				fmt.Fprintf(tw, "expires\t%s\n", tok.ExpiresAt.Format(time.RFC3339))
+			}
 			if err := tw.Flush(); err != nil {
 				return err
 			}
@@ -104,18 +138,26 @@ func newTokenListCmd(out, errOut io.Writer) *cobra.Command {
 			if asJSON {
 				rows := make([]tokenJSON, 0, len(list))
 				for _, t := range list {
-					rows = append(rows, tokenJSON{ID: t.ID, Org: t.Org, Role: string(t.Role), Name: t.Name, CreatedAt: t.CreatedAt})
+					rows = append(rows, tokenJSON{ID: t.ID, Org: t.Org, Role: string(t.Role), Name: t.Name, CreatedAt: t.CreatedAt, ExpiresAt: t.ExpiresAt})
 				}
 				return json.NewEncoder(out).Encode(rows)
 			}
 			tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-			fmt.Fprintln(tw, "ID\tORGANISATION\tROLE\tCREATED\tNAME")
+			fmt.Fprintln(tw, "ID\tORGANISATION\tROLE\tCREATED\tEXPIRES\tNAME")
+			now := time.Now()
 			for _, t := range list {
 				org := t.Org
 				if org == "" {
 					org = "-"
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", t.ID, org, t.Role, t.CreatedAt.Format(time.RFC3339), t.Name)
+				exp := "never"
+				if t.ExpiresAt != nil {
+					exp = t.ExpiresAt.Format(time.RFC3339)
+					if t.Expired(now) {
+						exp += " (expired)"
+					}
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", t.ID, org, t.Role, t.CreatedAt.Format(time.RFC3339), exp, t.Name)
 			}
 			return tw.Flush()
 		})

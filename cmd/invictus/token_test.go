@@ -97,3 +97,36 @@ func TestTokenCommands(t *testing.T) {
 		t.Fatalf("organisation token without --org: exit %d: %s", code, errOut)
 	}
 }
+
+// `token create --expires` makes a token that carries its expiry, shown
+// by list; bad values are usage errors.
+func TestTokenCreateExpires(t *testing.T) {
+	t.Parallel()
+	data := t.TempDir()
+	code, out, errOut := runArgs(t, "token", "create", "--data", data, "--org", "pt.apav", "--expires", "90d", "--json")
+	if code != exitOK {
+		t.Fatalf("create: exit %d: %s", code, errOut)
+	}
+	var created tokenJSON
+	if err := json.Unmarshal([]byte(out), &created); err != nil || created.ExpiresAt == nil {
+		t.Fatalf("create printed %q (%v)", out, err)
+	}
+	if d := time.Until(*created.ExpiresAt); d < 89*24*time.Hour || d > 91*24*time.Hour {
+		t.Fatalf("expires in %s; want 90 days", d)
+	}
+	if err := authenticate(t, data, created.Token); err != nil {
+		t.Fatalf("the token does not authenticate before its expiry: %v", err)
+	}
+	code, out, _ = runArgs(t, "token", "list", "--data", data)
+	if code != exitOK || !strings.Contains(out, "EXPIRES") || !strings.Contains(out, created.ExpiresAt.Format(time.RFC3339)) {
+		t.Fatalf("list: exit %d:\n%s", code, out)
+	}
+	for _, v := range []string{"soon", "-1h", "0d", "2000-01-01T00:00:00Z"} {
+		code, _, errOut := runArgs(t, "token", "create", "--data", data, "--org", "pt.apav", "--expires", v)
+		if code == exitOK {
+			t.Errorf("--expires %s: accepted", v)
+		} else if !strings.Contains(errOut, "expir") {
+			t.Errorf("--expires %s: %s", v, errOut)
+		}
+	}
+}
