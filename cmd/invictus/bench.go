@@ -21,6 +21,7 @@ func newBenchCmd(out, errOut io.Writer) *cobra.Command {
 	cmd.AddCommand(
 		newBenchMatchCmd(out, errOut),
 		newBenchE2ECmd(out, errOut),
+		newBenchHTTPCmd(out, errOut),
 	)
 	return cmd
 }
