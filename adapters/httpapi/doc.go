@@ -55,6 +55,15 @@
 // rejected, 429 with Retry-After (a token bucket per token,
 // golang.org/x/time/rate), 503 when a port fails.
 //
+// Admission control keeps memory bounded however fast requests come: past
+// [Config].MaxInFlight requests in hand, a request is answered 503 with
+// the code [CodeOverloaded] and Retry-After before it is read or its token
+// checked. [Server.HTTPServer] and [Server.Listener] add read, write and
+// idle timeouts, a connection limit and TLS. Tokens are checked against a
+// copy of the store that [Tokens.Follow] keeps current with a watch
+// ([Watcher]); a token may carry an expiry ([WithExpiry]), after which it
+// is refused with [CodeTokenExpired]. Metric labels come from a closed set.
+//
 // The request log has one line per request: method, route pattern,
 // status, organisation and duration. Never a path, a query, a header or a
 // body: nothing about a victim can reach it.
@@ -75,6 +84,9 @@
 // webhook-signature "v1,<base64 HMAC-SHA256 of id.timestamp.body>"),
 // retrying failures with exponential backoff a bounded number of times and
 // logging every attempt. Receivers check requests with [VerifyWebhook].
+// Targets must resolve to public addresses ([IsPublic]), checked at
+// registration and at every connection after DNS, unless
+// [WebhookConfig].AllowPrivate.
 //
 // # Metrics
 //
