@@ -146,12 +146,11 @@ func (c WebhookConfig) checkTarget(ctx context.Context, scheme, host string) *Er
 	return nil
 }
 
-// client returns the HTTP client of the dispatcher: it does not follow
-// redirects (a redirect counts as a failed attempt), uses no proxy, and
-// connects only to allowed addresses, checked after DNS at every
-// connection (a net.Dialer Control hook checks the very address dialled).
-func (c WebhookConfig) client() *http.Client {
-	d := &net.Dialer{
+// dialer returns a dialer whose Control hook refuses, after DNS, every
+// address the dispatcher may not reach: the last check, on the very
+// address the socket connects to.
+func (c WebhookConfig) dialer() *net.Dialer {
+	return &net.Dialer{
 		Timeout: c.Timeout,
 		Control: func(_, address string, _ syscall.RawConn) error {
 			ap, err := netip.ParseAddrPort(address)
@@ -161,6 +160,14 @@ func (c WebhookConfig) client() *http.Client {
 			return nil
 		},
 	}
+}
+
+// client returns the HTTP client of the dispatcher: it does not follow
+// redirects (a redirect counts as a failed attempt), uses no proxy, and
+// connects only to allowed addresses, checked after DNS at every
+// connection (a net.Dialer Control hook checks the very address dialled).
+func (c WebhookConfig) client() *http.Client {
+	d := c.dialer()
 	tr := &http.Transport{
 		Proxy: nil, // a proxy would connect wherever the URL says
 		DialContext: func(ctx context.Context, network, addr string) (net.Conn, error) {
