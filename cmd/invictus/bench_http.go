@@ -106,8 +106,8 @@ type benchTarget struct {
 	base   string   // http://host:port
 	path   string   // request path
 	tokens []string // bearer tokens, used in turn; none for the baseline
-	// goroutines reads the process's goroutines over HTTP.
-	goroutines func(ctx context.Context) (int, error)
+	// goroutines reads the process's goroutines over HTTP, with client.
+	goroutines func(ctx context.Context, client *http.Client) (int, error)
 	exited     chan struct{}
 	stderr     *syncWriter
 }
@@ -123,7 +123,7 @@ type benchHTTPResult struct {
 	P99ms         float64        `json:"p99_ms_served"`
 	RSSBeforeMiB  float64        `json:"rss_before_mib"`
 	RSSPeakMiB    float64        `json:"rss_peak_mib"`
-	GoroutinesMax int            `json:"goroutines_peak"`
+	GoroutinesMax int            `json:"goroutines_peak"` // -1: no sample answered
 }
 
 func runBenchHTTP(ctx context.Context, o benchHTTPOptions, out io.Writer, logger *slog.Logger) error {
@@ -185,8 +185,8 @@ func startRawTarget(ctx context.Context, self, dir string) (*benchTarget, error)
 		return nil, err
 	}
 	t.base = "http://" + addrs["http"]
-	t.goroutines = func(ctx context.Context) (int, error) {
-		b, err := benchGet(ctx, t.base+"/goroutines")
+	t.goroutines = func(ctx context.Context, client *http.Client) (int, error) {
+		b, err := benchGet(ctx, client, t.base+"/goroutines")
 		if err != nil {
 			return 0, err
 		}
@@ -229,8 +229,8 @@ func startNodeTarget(ctx context.Context, bin, dir string, o benchHTTPOptions, l
 		t.tokens = append(t.tokens, tokens[org])
 	}
 	logger.Info("bench http: node ready", slog.String("http", addrs["http"]), slog.Int("tokens", len(t.tokens)))
-	t.goroutines = func(ctx context.Context) (int, error) {
-		b, err := benchGet(ctx, t.base+"/metrics")
+	t.goroutines = func(ctx context.Context, client *http.Client) (int, error) {
+		b, err := benchGet(ctx, client, t.base+"/metrics")
 		if err != nil {
 			return 0, err
 		}
@@ -324,17 +324,23 @@ func drive(ctx context.Context, t *benchTarget, rate float64, duration time.Dura
 	sctx, stopSampling := context.WithCancel(ctx)
 	var sampler sync.WaitGroup
 	var peakRSS atomic.Uint64
-	var peakG atomic.Int64
+	peakG := atomic.Int64{}
+	peakG.Store(-1)
+	// The sampler keeps one connection of its own, opened before the
+	// load, so that it is not queued behind the load's connections.
+	probe := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute}}
+	defer probe.CloseIdleConnections()
 	sample := func() {
 		if r, err := processRSS(t.cmd.Process.Pid); err == nil && uint64(r*1024) > peakRSS.Load() {
 			peakRSS.Store(uint64(r * 1024))
 		}
 		gctx, cancel := context.WithTimeout(sctx, time.Second)
 		defer cancel()
-		if g, err := t.goroutines(gctx); err == nil && int64(g) > peakG.Load() {
+		if g, err := t.goroutines(gctx, probe); err == nil && int64(g) > peakG.Load() {
 			peakG.Store(int64(g))
 		}
 	}
+	sample() // opens the sampler's connection before the load
 	sampler.Go(func() {
 		tick := time.NewTicker(benchHTTPSample)
 		defer tick.Stop()
@@ -433,12 +439,12 @@ func processRSS(pid int) (float64, error) {
 	return 0, errors.New("resident memory: no VmRSS")
 }
 
-func benchGet(ctx context.Context, url string) ([]byte, error) {
+func benchGet(ctx context.Context, client *http.Client, url string) ([]byte, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
 	if err != nil {
 		return nil, err
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := client.Do(req)
 	if err != nil {
 		return nil, err
 	}
