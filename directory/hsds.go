@@ -24,7 +24,7 @@ import (
 // whose value holds the value (service_id, time_zone, response_hours,
 // radius_km, remote, open_24_7, interpreter_available,
 // capacity_updated_at, capacity_max_open, version on services; country,
-// city, type, age_recipient, illustrative, synthetic, source, updated_at,
+// city, type, age_recipient, referral_channel, illustrative, synthetic, source, updated_at,
 // version on organisations; helpline_hours and helpline_free on phones).
 const HSDSTaxonomy = "invictus"
 
@@ -285,6 +285,7 @@ func exportOrganisation(o *Organisation, svcs []*Service) hsdsOrganization {
 	a.value("type", o.Type)
 	a.code("language", o.Languages...)
 	a.value("age_recipient", o.AgeRecipient)
+	a.value("referral_channel", o.ReferralChannel)
 	a.flag("illustrative", o.Illustrative)
 	a.flag("synthetic", o.Synthetic)
 	for _, s := range o.Sources {
@@ -583,6 +584,7 @@ func importOrganisation(p *problems, at string, h *hsdsOrganization) (Organisati
 	o.Type = a.one("type")
 	o.Languages = a.codes["language"]
 	o.AgeRecipient = a.one("age_recipient")
+	o.ReferralChannel = a.one("referral_channel")
 	o.Illustrative = a.bool(p, at+"/attributes", "illustrative")
 	o.Synthetic = a.bool(p, at+"/attributes", "synthetic")
 	o.Sources = a.values["source"]

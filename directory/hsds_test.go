@@ -332,3 +332,12 @@ func TestImportHSDSSingleObjectAndForeignAttributes(t *testing.T) {
 		t.Fatal("a contact's personal name was imported")
 	}
 }
+
+// TestHSDSRoundTripReferralChannel keeps an organisation's e-mail channel
+// through HSDS export and import.
+func TestHSDSRoundTripReferralChannel(t *testing.T) {
+	t.Parallel()
+	d := fixture()
+	d.Organisations[0].ReferralChannel = ReferralChannelEmail
+	roundTrip(t, d)
+}

@@ -65,6 +65,11 @@ type Organisation struct {
 	// ReferralContact is the desk that handles referrals: a role, never a
 	// person's private data.
 	ReferralContact Contact `json:"referral_contact,omitzero"`
+	// ReferralChannel is how the organisation receives referrals: empty
+	// for its own system (NATS, the HTTP API, webhooks, its case
+	// database), [ReferralChannelEmail] for e-mail to
+	// ReferralContact.Email, with signed links to answer (adapters/email).
+	ReferralChannel string `json:"referral_channel,omitempty"`
 	// AgeRecipient is the organisation's age X25519 public key (age1...) to
 	// which sealed handovers are encrypted. Empty means it has none yet.
 	AgeRecipient string `json:"age_recipient,omitempty"`
@@ -81,6 +86,14 @@ type Organisation struct {
 	// ModelVersion.
 	Version int `json:"version,omitempty"`
 }
+
+// ReferralChannelEmail is the [Organisation.ReferralChannel] of an
+// organisation without a system of its own: offers and answers reach it by
+// e-mail at its referral contact address.
+const ReferralChannelEmail = "email"
+
+// ReceivesByEmail reports whether o receives referrals by e-mail.
+func (o *Organisation) ReceivesByEmail() bool { return o.ReferralChannel == ReferralChannelEmail }
 
 // Helpline is a public phone line an organisation runs.
 type Helpline struct {

@@ -44,6 +44,9 @@ const (
 	CodeEmptyArea = "empty_area"
 	// CodeRemoteChannel: a remote service without a remote channel.
 	CodeRemoteChannel = "remote_without_channel"
+	// CodeNoEmailAddress: an organisation receives referrals by e-mail
+	// but has no referral contact address.
+	CodeNoEmailAddress = "no_email_address"
 	// CodeVersion: a record written by a newer model version.
 	CodeVersion = "unsupported_version"
 )
@@ -239,6 +242,16 @@ func validateOrganisation(p *problems, o *Organisation) {
 	}
 	codes(p, "/languages", o.Languages, "language", events.IsLanguage, false)
 	validateContact(p, "/referral_contact", o.ReferralContact)
+	switch o.ReferralChannel {
+	case "":
+	case ReferralChannelEmail:
+		if o.ReferralContact.Email == "" {
+			p.add("/referral_contact/email", CodeNoEmailAddress,
+				"organisation %s receives referrals by e-mail (referral_channel email) but has no referral contact e-mail address", o.ID)
+		}
+	default:
+		p.add("/referral_channel", events.CodeEnum, "%q is not one of: email (or empty for the organisation's own system)", o.ReferralChannel)
+	}
 	if o.AgeRecipient != "" {
 		if _, err := age.ParseX25519Recipient(o.AgeRecipient); err != nil {
 			p.add("/age_recipient", CodeAgeRecipient, "not an age X25519 public key (age1...): %v", err)

@@ -46,6 +46,10 @@ func TestValidateBadInput(t *testing.T) {
 		{"contact email", func(d *Directory) { d.Organisations[0].ReferralContact.Email = "Desk <desk@example.org>" }, "/organisations/0/referral_contact/email", events.CodeFormat},
 		{"contact without role", func(d *Directory) { d.Organisations[0].ReferralContact.Role = "" }, "/organisations/0/referral_contact/role", events.CodeRequired},
 		{"contact phone", func(d *Directory) { d.Organisations[0].ReferralContact.Phone = "phone me" }, "/organisations/0/referral_contact/phone", events.CodeFormat},
+		{"e-mail channel without address", func(d *Directory) {
+			d.Organisations[0].ReferralChannel, d.Organisations[0].ReferralContact.Email = ReferralChannelEmail, ""
+		}, "/organisations/0/referral_contact/email", CodeNoEmailAddress},
+		{"unknown referral channel", func(d *Directory) { d.Organisations[0].ReferralChannel = "fax" }, "/organisations/0/referral_channel", events.CodeEnum},
 		{"age recipient garbage", func(d *Directory) { d.Organisations[0].AgeRecipient = "age1notakey" }, "/organisations/0/age_recipient", CodeAgeRecipient},
 		{"age identity instead of recipient", func(d *Directory) { d.Organisations[0].AgeRecipient = id.String() }, "/organisations/0/age_recipient", CodeAgeRecipient},
 		{"illustrative and synthetic", func(d *Directory) { d.Organisations[0].Illustrative = true }, "/organisations/0/synthetic", events.CodeEnum},
