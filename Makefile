@@ -6,6 +6,8 @@ GO ?= go
 GOLANGCI_LINT_VERSION := v2.15.0
 TOOLS_BIN := $(shell $(GO) env GOPATH)/bin
 GOLANGCI_LINT := $(TOOLS_BIN)/golangci-lint
+# Mailpit is the real SMTP server of the e-mail tests (internal/mailpit).
+MAILPIT_VERSION := v1.33.1
 
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT ?= $(shell git rev-parse HEAD 2>/dev/null || echo unknown)
@@ -14,7 +16,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Arguments for `make run`, e.g. make run ARGS='--listen 127.0.0.1:9090'.
 ARGS ?=
 
-.PHONY: help run test fmt-check vet lint build check-asyncapi check-openapi clean
+.PHONY: help run test fmt-check vet lint build check-asyncapi check-openapi clean mailpit
 
 ## help: list the targets
 help:
@@ -25,8 +27,15 @@ run:
 	$(GO) run ./cmd/invictus serve $(ARGS)
 
 ## test: gofmt check, go vet, and every test with the race detector
-test: fmt-check vet
+test: fmt-check vet mailpit
 	$(GO) test -race ./...
+
+## mailpit: install the SMTP server of the e-mail tests if it is missing
+mailpit:
+	@if ! command -v mailpit >/dev/null 2>&1 && [ ! -x "$(TOOLS_BIN)/mailpit" ]; then \
+		echo "installing mailpit $(MAILPIT_VERSION) into $(TOOLS_BIN)"; \
+		GOBIN="$(TOOLS_BIN)" $(GO) install github.com/axllent/mailpit@$(MAILPIT_VERSION); \
+	fi
 
 ## fmt-check: fail if a Go file is not gofmt-formatted
 fmt-check:

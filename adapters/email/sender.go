@@ -1,0 +1,322 @@
+package email
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/invictus-network/invictus/events"
+)
+
+// Store keys of the adapter's state.
+const (
+	keySecret     = "secret"
+	keyLease      = "lease.sender"
+	failurePrefix = "failure."
+	sentPrefix    = "sent."
+	// headerReminder marks an offer delivered again as a reminder
+	// (natsjs.HeaderReminder; matched case-insensitively).
+	headerReminder = "Invictus-Reminder"
+)
+
+// lease is the value of the sender lease.
+type lease struct {
+	Holder  string    `json:"holder"`
+	Expires time.Time `json:"expires"`
+}
+
+// Failure is a message given up: refused by the SMTP server (5xx) or
+// still failing after Config.Attempts temporary failures. It is recorded
+// under failure.<org>.<hash> for the organisation's and the directory's
+// administrators.
+type Failure struct {
+	Org       string    `json:"organisation"`
+	Kind      string    `json:"kind"`
+	EventID   string    `json:"event_id"`
+	EventType string    `json:"event_type"`
+	Referral  string    `json:"referral"`
+	Code      int       `json:"smtp_code,omitempty"`
+	Attempts  uint64    `json:"attempts"`
+	Temporary bool      `json:"temporary"`
+	At        time.Time `json:"at"`
+}
+
+// sender runs, while this instance holds the lease, one worker per
+// e-mail organisation.
+type sender struct {
+	a *Adapter
+
+	mu        sync.Mutex
+	heldUntil time.Time // the lease is ours until then (zero: not held)
+	rev       uint64
+	workers   map[string]context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// holds reports whether the lease is held with at least a third of its
+// lifetime left: a send starts only then, so that it ends before another
+// instance could take over.
+func (s *sender) holds() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.a.cfg.Now().Add(s.a.cfg.LeaseTTL / 3).Before(s.heldUntil)
+}
+
+// run holds the lease and keeps workers for the e-mail organisations
+// until ctx ends; then it stops them and releases the lease.
+func (s *sender) run(ctx context.Context) error {
+	s.workers = map[string]context.CancelFunc{}
+	wctx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		s.stopAll()
+		s.release(context.WithoutCancel(ctx))
+	}()
+	tick := time.NewTicker(min(s.a.cfg.LeaseTTL/3, s.a.cfg.Resync))
+	defer tick.Stop()
+	var lastRev uint64
+	for {
+		held := s.renew(ctx)
+		s.a.metrics.leader.Set(b2f(held))
+		switch {
+		case held:
+			if rev := s.a.deps.Directory.Revision(); rev != lastRev || len(s.workers) == 0 {
+				s.sync(wctx)
+				lastRev = rev
+			}
+		case len(s.workers) > 0:
+			s.a.cfg.Logger.WarnContext(ctx, "email: sender lease lost; stopping")
+			s.stopAll()
+			lastRev = 0
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// renew takes or extends the lease and reports whether it is held.
+func (s *sender) renew(ctx context.Context) bool {
+	cfg := s.a.cfg
+	st := s.a.deps.State
+	ctx, cancel := context.WithTimeout(ctx, cfg.LeaseTTL/3)
+	defer cancel()
+	now := cfg.Now()
+	val, _ := json.Marshal(lease{Holder: cfg.Holder, Expires: now.Add(cfg.LeaseTTL)})
+	b, rev, err := st.Get(ctx, keyLease)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		rev, err = st.Create(ctx, keyLease, val)
+	case err == nil:
+		var cur lease
+		if json.Unmarshal(b, &cur) == nil && cur.Holder != cfg.Holder && now.Before(cur.Expires) {
+			s.setHeld(time.Time{}, 0)
+			return false // another instance holds it
+		}
+		rev, err = st.Update(ctx, keyLease, val, rev)
+	}
+	if err != nil {
+		if !errors.Is(err, fs.ErrExist) {
+			cfg.Logger.WarnContext(ctx, "email: sender lease not renewed", slog.Any("error", err))
+		}
+		s.mu.Lock()
+		held := cfg.Now().Before(s.heldUntil)
+		s.mu.Unlock()
+		if errors.Is(err, fs.ErrExist) || !held {
+			s.setHeld(time.Time{}, 0)
+			return false
+		}
+		return held // a failed renewal: hold on to what is left, stop once it ends
+	}
+	s.setHeld(now.Add(cfg.LeaseTTL), rev)
+	return true
+}
+
+func (s *sender) setHeld(until time.Time, rev uint64) {
+	s.mu.Lock()
+	s.heldUntil, s.rev = until, rev
+	s.mu.Unlock()
+}
+
+// release gives the lease up, if held, so another instance takes over at
+// once.
+func (s *sender) release(ctx context.Context) {
+	s.mu.Lock()
+	rev, held := s.rev, !s.heldUntil.IsZero()
+	s.heldUntil, s.rev = time.Time{}, 0
+	s.mu.Unlock()
+	s.a.metrics.leader.Set(0)
+	if !held {
+		return
+	}
+	ctx, cancel := context.WithTimeout(ctx, s.a.cfg.LeaseTTL/3)
+	defer cancel()
+	val, _ := json.Marshal(lease{Holder: s.a.cfg.Holder})
+	// Expire it rather than delete it: an update at our revision fails if
+	// someone else has taken it meanwhile.
+	if _, err := s.a.deps.State.Update(ctx, keyLease, val, rev); err != nil && !errors.Is(err, fs.ErrExist) {
+		s.a.cfg.Logger.WarnContext(ctx, "email: sender lease not released", slog.Any("error", err))
+	}
+}
+
+// sync starts a worker for each e-mail organisation without one and
+// stops those of organisations that no longer receive by e-mail.
+func (s *sender) sync(ctx context.Context) {
+	snap := s.a.deps.Directory.Snapshot()
+	want := map[string]time.Time{}
+	for _, o := range snap.Directory().Organisations {
+		if o.ReceivesByEmail() && o.ReferralContact.Email != "" {
+			want[o.ID] = o.UpdatedAt
+		}
+	}
+	for org, cancel := range s.workers {
+		if _, ok := want[org]; !ok {
+			cancel()
+			delete(s.workers, org)
+		}
+	}
+	orgs := make([]string, 0, len(want))
+	for org := range want {
+		if _, ok := s.workers[org]; !ok {
+			orgs = append(orgs, org)
+		}
+	}
+	slices.Sort(orgs)
+	for _, org := range orgs {
+		wctx, cancel := context.WithCancel(ctx)
+		s.workers[org] = cancel
+		since := want[org]
+		s.wg.Go(func() { s.work(wctx, org, since) })
+	}
+	if len(orgs) > 0 {
+		s.a.cfg.Logger.InfoContext(ctx, "email: sending for organisations", slog.Int("added", len(orgs)), slog.Int("organisations", len(s.workers)))
+	}
+}
+
+func (s *sender) stopAll() {
+	for org, cancel := range s.workers {
+		cancel()
+		delete(s.workers, org)
+	}
+	s.wg.Wait()
+}
+
+// work consumes org's deliveries until ctx ends, starting again after a
+// failure of the consumer.
+func (s *sender) work(ctx context.Context, org string, since time.Time) {
+	delay := s.a.cfg.Backoff
+	for ctx.Err() == nil {
+		err := s.a.deps.Deliveries.Consume(ctx, org, since, func(ctx context.Context, m events.Message, delivered uint64) (time.Duration, error) {
+			delay = s.a.cfg.Backoff
+			return s.handle(ctx, org, m, delivered)
+		})
+		if ctx.Err() != nil {
+			return
+		}
+		s.a.cfg.Logger.WarnContext(ctx, "email: deliveries interrupted", slog.String("organisation", org), slog.Any("error", err))
+		t := time.NewTimer(delay)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		delay = min(delay*2, s.a.cfg.BackoffMax)
+	}
+}
+
+// handle sends the message of one delivery and says what to do with it.
+func (s *sender) handle(ctx context.Context, org string, m events.Message, delivered uint64) (time.Duration, error) {
+	a := s.a
+	env, err := events.Decode(m)
+	if err != nil {
+		a.metrics.messages.WithLabelValues("undecodable").Inc()
+		return 0, fmt.Errorf("undecodable delivery: %w", err)
+	}
+	reminder := false
+	for k, vs := range m.Header {
+		if strings.EqualFold(k, headerReminder) && len(vs) > 0 && vs[0] != "" {
+			reminder = true
+		}
+	}
+	out, err := a.composer.Compose(ctx, org, env, reminder)
+	if err != nil {
+		a.metrics.messages.WithLabelValues("uncomposable").Inc()
+		a.cfg.Logger.ErrorContext(ctx, "email: message not composed", slog.String("organisation", org),
+			slog.String("event", env.Event.ID()), slog.Any("error", err))
+		return 0, err
+	}
+	if out == nil {
+		a.metrics.messages.WithLabelValues("skipped").Inc()
+		return 0, nil
+	}
+	sentKey := sentPrefix + hashKey(out.MessageID)
+	if _, _, err := a.deps.Marks.Get(ctx, sentKey); err == nil {
+		// Sent before the acknowledgement was lost: not again.
+		a.metrics.messages.WithLabelValues("already_sent").Inc()
+		return 0, nil
+	}
+	if !s.holds() {
+		return a.cfg.Backoff, nil // the lease is going: the next holder sends it
+	}
+	sctx, cancel := context.WithTimeout(ctx, SendTimeoutDefault)
+	start := time.Now()
+	err = a.deps.Mailer.Send(sctx, out.Msg)
+	cancel()
+	a.metrics.sendSeconds.Observe(time.Since(start).Seconds())
+	if err == nil {
+		a.metrics.messages.WithLabelValues("sent").Inc()
+		if _, err := a.deps.Marks.Create(ctx, sentKey, []byte(out.Kind)); err != nil && !errors.Is(err, fs.ErrExist) {
+			a.cfg.Logger.WarnContext(ctx, "email: sent mark not stored", slog.String("organisation", org), slog.Any("error", err))
+		}
+		a.cfg.Logger.DebugContext(ctx, "email: sent", slog.String("organisation", org), slog.String("kind", out.Kind),
+			slog.String("event", env.Event.ID()))
+		return 0, nil
+	}
+	var se *SendError
+	if !errors.As(err, &se) {
+		se = &SendError{Temporary: true, err: err}
+	}
+	if se.Temporary && delivered < uint64(a.cfg.Attempts) {
+		a.metrics.messages.WithLabelValues("retried").Inc()
+		next := a.cfg.backoff(delivered)
+		a.cfg.Logger.WarnContext(ctx, "email: temporary failure; will retry", slog.String("organisation", org),
+			slog.String("kind", out.Kind), slog.Uint64("attempt", delivered), slog.Int("smtp_code", se.Code),
+			slog.Duration("retry_in", next))
+		return next, nil
+	}
+	a.metrics.messages.WithLabelValues("failed").Inc()
+	f := Failure{Org: org, Kind: out.Kind, EventID: env.Event.ID(), EventType: env.Event.Type(), Referral: env.Event.Subject(),
+		Code: se.Code, Attempts: delivered, Temporary: se.Temporary, At: a.cfg.Now().UTC()}
+	a.cfg.Logger.ErrorContext(ctx, "email: message given up", slog.String("organisation", org), slog.String("kind", out.Kind),
+		slog.String("event", f.EventID), slog.Int("smtp_code", se.Code), slog.Uint64("attempts", delivered))
+	b, _ := json.Marshal(f)
+	if _, err := a.deps.State.Create(ctx, failurePrefix+org+"."+hashKey(out.MessageID), b); err != nil && !errors.Is(err, fs.ErrExist) {
+		return a.cfg.Backoff, nil // not recorded: keep the message until it is
+	}
+	return 0, se
+}
+
+// hashKey returns a short key-safe hash of s.
+func hashKey(s string) string {
+	sum := sha256.Sum256([]byte(s))
+	return hex.EncodeToString(sum[:16])
+}
