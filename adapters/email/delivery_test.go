@@ -1,0 +1,192 @@
+package email_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/invictus-network/invictus/adapters/email"
+	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/events"
+)
+
+// idle waits until the e-mail consumer of org has nothing pending or in
+// hand.
+func (b *bundle) idle(org string) {
+	b.t.Helper()
+	waitFor(b.t, "the e-mail consumer of "+org+" to be idle", func() bool {
+		c, err := b.js.Consumer(context.Background(), natsjs.StreamDelivery, natsjs.EmailConsumerName(org))
+		if err != nil {
+			return false
+		}
+		info, err := c.Info(context.Background())
+		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
+	})
+}
+
+// received counts the messages Mailpit holds and the duplicates among
+// them (same Message-ID).
+func (b *bundle) received() (total, dups int) {
+	b.t.Helper()
+	ms, err := b.mp.Messages()
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, m := range ms {
+		if seen[m.MessageID] {
+			dups++
+		}
+		seen[m.MessageID] = true
+	}
+	return len(ms), dups
+}
+
+// TestSMTPOutageEveryMessageOnce: with the SMTP server stopped, messages
+// wait and are retried; once it is back every message arrives, once.
+func TestSMTPOutageEveryMessageOnce(t *testing.T) {
+	t.Parallel()
+	const n = 12
+	b := setup(t, email.Config{})
+	in := b.start("a")
+	b.refer(needsOffered...)
+	b.mail("pt.a1", "Nouvelle proposition")
+	b.mp.Stop()
+	for range n - 1 {
+		b.refer(needsOffered...)
+	}
+	waitFor(t, "retries while the SMTP server is down", func() bool { return in.metric("invictus_email_messages_total", "retried") >= n })
+	b.mp.Restart()
+	waitFor(t, fmt.Sprintf("%d messages", n), func() bool { total, _ := b.received(); return total >= n })
+	b.idle("pt.a1")
+	total, dups := b.received()
+	sent := in.metric("invictus_email_messages_total", "sent")
+	t.Logf("SMTP outage: sent %v, received %d, duplicates %d, retries %v", sent, total, dups, in.metric("invictus_email_messages_total", "retried"))
+	if total != n || dups != 0 || sent != n {
+		t.Fatalf("sent %v, received %d, duplicates %d; want %d, %d, 0", sent, total, dups, n, n)
+	}
+}
+
+// TestTwoInstancesOneSender: of two adapters only the lease holder
+// sends; when it stops, the other takes over, and every message arrives
+// once.
+func TestTwoInstancesOneSender(t *testing.T) {
+	t.Parallel()
+	const n = 8
+	b := setup(t, email.Config{})
+	x, y := b.start("x"), b.start("y")
+	leader := func() *instance {
+		switch {
+		case x.metric("invictus_email_sender_leader", "") == 1 && y.metric("invictus_email_sender_leader", "") == 0:
+			return x
+		case y.metric("invictus_email_sender_leader", "") == 1 && x.metric("invictus_email_sender_leader", "") == 0:
+			return y
+		}
+		return nil
+	}
+	waitFor(t, "one leader", func() bool { return leader() != nil })
+	first := leader()
+	second := x
+	if first == x {
+		second = y
+	}
+	for range n {
+		b.refer(needsOffered...)
+	}
+	waitFor(t, "the first half", func() bool { total, _ := b.received(); return total >= n })
+	b.idle("pt.a1")
+	first.stop(t)
+	waitFor(t, "the takeover", func() bool { return second.metric("invictus_email_sender_leader", "") == 1 })
+	for range n {
+		b.refer(needsOffered...)
+	}
+	waitFor(t, "the second half", func() bool { total, _ := b.received(); return total >= 2*n })
+	b.idle("pt.a1")
+	total, dups := b.received()
+	s1, s2 := first.metric("invictus_email_messages_total", "sent"), second.metric("invictus_email_messages_total", "sent")
+	t.Logf("two instances: first sent %v, second sent %v, received %d, duplicates %d", s1, s2, total, dups)
+	if total != 2*n || dups != 0 || s1 != n || s2 != n {
+		t.Fatalf("first sent %v, second %v, received %d, duplicates %d; want %d, %d, %d, 0", s1, s2, total, dups, n, n, 2*n)
+	}
+}
+
+// TestLeaseTakeoverAfterCrash: a holder that stops without releasing
+// (its lease left to expire) is replaced once the lease has expired.
+func TestLeaseTakeoverAfterCrash(t *testing.T) {
+	t.Parallel()
+	b := setup(t, email.Config{LeaseTTL: 600 * time.Millisecond})
+	ctx := context.Background()
+	state, _, err := natsjs.EnsureEmailBuckets(ctx, b.js, natsjs.StreamsConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A lease held by an instance that has gone away.
+	v := fmt.Appendf(nil, `{"holder":"gone","expires":%q}`, time.Now().Add(900*time.Millisecond).Format(time.RFC3339Nano))
+	if _, err := state.Create(ctx, "lease.sender", v); err != nil {
+		t.Fatal(err)
+	}
+	in := b.start("next")
+	b.refer(needsOffered...)
+	b.mail("pt.a1", "Nouvelle proposition")
+	if in.metric("invictus_email_sender_leader", "") != 1 {
+		t.Fatal("the new instance sent without the lease")
+	}
+}
+
+// TestPermanentFailureRecordedNotRetried: a recipient the server
+// refuses (5xx) is recorded and counted once, never retried, and the
+// messages after it still go.
+func TestPermanentFailureRecordedNotRetried(t *testing.T) {
+	t.Parallel()
+	// Mailpit refuses every recipient but the referrer's.
+	b := setup(t, email.Config{}, "--smtp-allowed-recipients", "^ref@ref\\.test$")
+	in := b.start("a")
+	id := b.refer(needsOffered...)
+	waitFor(t, "the failure", func() bool { return in.metric("invictus_email_messages_total", "failed") == 1 })
+	b.idle("pt.a1")
+	if got := in.metric("invictus_email_messages_total", "retried"); got != 0 {
+		t.Errorf("a permanent failure was retried %v times", got)
+	}
+	c, err := b.js.Consumer(context.Background(), natsjs.StreamDelivery, natsjs.EmailConsumerName("pt.a1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := c.Info(context.Background())
+	if info.NumRedelivered != 0 || info.NumAckPending != 0 {
+		t.Errorf("consumer after the failure: %+v", info)
+	}
+	kv, err := b.js.KeyValue(context.Background(), natsjs.BucketEmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keys, err := kv.ListKeysFiltered(context.Background(), "failure.pt.a1.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	for range keys.Keys() {
+		n++
+	}
+	if n != 1 {
+		t.Fatalf("%d failures recorded, want 1", n)
+	}
+	// The referrer still hears when the offer is declined.
+	b.send("pt.a1", id, declined(b, id))
+	b.mail("pt.ref", "recusado")
+}
+
+// declined is pt.a1's decline of the first placement of id.
+func declined(b *bundle, id string) *events.Declined {
+	b.t.Helper()
+	var pl string
+	waitFor(b.t, "the offer", func() bool {
+		st := b.state(id)
+		if len(st.Placements) == 0 {
+			return false
+		}
+		pl = st.Placements[0].ID
+		return st.Placements[0].Offer.Organisation == "pt.a1"
+	})
+	return &events.Declined{Placement: pl, Reason: "out_of_area"}
+}
