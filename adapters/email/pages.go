@@ -191,7 +191,10 @@ func (p *pages) confirm(w http.ResponseWriter, r *http.Request) {
 	cancel()
 	t := p.a.composer.cat.t
 	v := pageView{Lang: c.lang, Title: t(c.lang, "page.title.done"), Fields: p.offerFields(c)}
-	status, result := http.StatusOK, l.Action+"d"
+	status, result := http.StatusOK, "accepted"
+	if l.Action == ActionDecline {
+		result = "declined"
+	}
 	switch {
 	case accepted:
 		v.Message, v.Class = t(c.lang, "page.done."+l.Action), "done"

@@ -57,6 +57,7 @@ func newAdapterCmd(out, errOut io.Writer) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return cmd.Help() },
 	}
 	cmd.AddCommand(newAdapterPostgresCmd(out, errOut))
+	cmd.AddCommand(newAdapterEmailCmd(errOut))
 	return cmd
 }
 

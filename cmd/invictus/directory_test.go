@@ -278,3 +278,25 @@ func TestDirectoryUnreachableServer(t *testing.T) {
 		t.Errorf("stats against no server: exit %d, err %q", code, errOut)
 	}
 }
+
+// TestDirectoryValidateEmailWithoutAddress: validate names each
+// organisation that receives referrals by e-mail without an address.
+func TestDirectoryValidateEmailWithoutAddress(t *testing.T) {
+	t.Parallel()
+	d := directory.Generate(20, 1)
+	d.Organisations[1].ReferralChannel = directory.ReferralChannelEmail
+	d.Organisations[1].ReferralContact.Email = ""
+	d.Organisations[0].ReferralChannel = directory.ReferralChannelEmail
+	b, err := json.Marshal(d)
+	if err != nil {
+		t.Fatal(err)
+	}
+	code, out, _ := cliRun(t, "directory", "validate", writeFile(t, "dir.json", b))
+	if code != exitError {
+		t.Fatalf("exit %d, want %d:\n%s", code, exitError, out)
+	}
+	want := "organisation " + d.Organisations[1].ID + " receives referrals by e-mail"
+	if !strings.Contains(out, want) || !strings.Contains(out, "/organisations/1/referral_contact/email") || strings.Contains(out, "/organisations/0/") {
+		t.Errorf("validate output, want only organisation 1 named (%q):\n%s", want, out)
+	}
+}

@@ -56,6 +56,7 @@ type serveOptions struct {
 	demoSeed        int64
 	simulate        bool
 	simulateRate    float64
+	email           emailSettings
 	logs            logFlags
 	http            httpFlags
 	natsTLS         tlsFlags
@@ -104,6 +105,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.natsTLS.cert, "nats-tls-cert", "", "embedded NATS server: require TLS with this PEM certificate (chain); needs --nats-tls-key")
 	fs.StringVar(&o.natsTLS.key, "nats-tls-key", "", "the PEM private key of --nats-tls-cert")
 	fs.StringVar(&o.natsTLS.clientCA, "nats-tls-client-ca", "", "embedded NATS server: require client certificates signed by this PEM CA (with --nats-tls-cert)")
+	o.email.addFlags(fs)
 	fs.StringVar(&o.logs.level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logs.format, "log-format", "text", "log format: text or json")
 }
@@ -137,7 +139,7 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 	case o.http.writeTimeout <= httpapi.MaxWaitDefault:
 		return usageError{fmt.Errorf("--http-write-timeout %s: must be more than the longest ?wait=, %s", o.http.writeTimeout, httpapi.MaxWaitDefault)}
 	}
-	return nil
+	return o.email.check()
 }
 
 // serverTLS loads the certificate and key of f, and the client CA when
@@ -211,7 +213,10 @@ func newServeCmdWith(out, errOut io.Writer, env lookupEnv) *cobra.Command {
 		Long: "Serve runs a node: an embedded NATS server with JetStream storing under --data\n" +
 			"(or an external server with --nats-url), the streams and buckets of the wire\n" +
 			"contract, the directory, the routing service, and the HTTP API on --listen\n" +
-			"(/v1/..., /healthz, /readyz, /metrics). It stops cleanly on SIGINT or SIGTERM.\n\n" +
+			"(/v1/..., /healthz, /readyz, /metrics). With --smtp-url it also e-mails the\n" +
+			"organisations whose directory entry has referral_channel email, and serves the\n" +
+			"pages of their accept and decline links under /mail/. It stops cleanly on\n" +
+			"SIGINT or SIGTERM.\n\n" +
 			"Settings come from flags, then INVICTUS_<FLAG_NAME> environment variables, then\n" +
 			"the YAML file of --config, then defaults; `invictus config print` shows them.",
 		Example: "  invictus serve --demo --simulate\n" +
@@ -333,7 +338,14 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 		demo = &demoComponent{data: o.data, seed: o.demoSeed, conn: natsC.adminConn, logger: logger}
 		components = append(components, demo)
 	}
-	components = append(components, dirC, provC, routeC, apiC)
+	components = append(components, dirC, provC, routeC)
+	if o.email.enabled() {
+		// Before the API, which mounts its link pages at /mail/.
+		emailC := &emailComponent{settings: o.email, conn: natsC.adminConn, view: view, reg: metrics.Registry, logger: logger, fail: fail}
+		apiC.mail = emailC
+		components = append(components, emailC)
+	}
+	components = append(components, apiC)
 	var tokens *demoTokensComponent
 	if o.demo {
 		tokens = &demoTokensComponent{data: o.data, demo: demo, api: apiC, logger: logger}

@@ -245,6 +245,9 @@ type apiComponent struct {
 	metrics *httpapi.Metrics
 	// config holds the limits, TLS and webhook settings of the flags.
 	config httpapi.Config
+	// mail serves the e-mail link pages under /mail/, if the e-mail
+	// channel runs.
+	mail   http.Handler
 	logger *slog.Logger
 	fail   func(error)
 
@@ -288,6 +291,9 @@ func (a *apiComponent) Start(ctx context.Context) error {
 	mux.Handle("GET /healthz", a.probes)
 	mux.Handle("GET /readyz", a.probes)
 	mux.Handle("/", a.api)
+	if a.mail != nil {
+		mux.Handle("/mail/", a.mail)
+	}
 	// Requests check tokens against a copy the watch keeps current.
 	a.tokenWatch = startBackground("tokens", a.fail, a.api.Tokens().Follow)
 	a.http = serveHTTP(a.api.Listener(ln), a.api.HTTPServer(mux), a.fail)

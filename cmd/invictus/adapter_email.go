@@ -1,0 +1,157 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+
+	"github.com/invictus-network/invictus/adapters/email"
+	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/directory"
+)
+
+// adapterEmailListenDefault is where `adapter email` serves its pages.
+const adapterEmailListenDefault = "127.0.0.1:8081"
+
+func newAdapterEmailCmd(errOut io.Writer) *cobra.Command {
+	var (
+		s       emailSettings
+		natsURL string
+		creds   string
+		listen  string
+	)
+	cmd := &cobra.Command{
+		Use:   "email",
+		Short: "Send e-mail to organisations without a system and serve their answer links",
+		Long: "The e-mail adapter does what `invictus serve --smtp-url` does, as a process of\n" +
+			"its own: it e-mails each organisation whose directory entry has\n" +
+			"referral_channel email (offers, reminders, expiries, withdrawals, handovers\n" +
+			"waiting, and the answers to its referrals), and serves the pages of the\n" +
+			"signed accept and decline links under /mail/ on --listen, with /metrics and\n" +
+			"/healthz. Only one instance sends at a time (a lease in the KV store), so\n" +
+			"several may run. It needs NATS credentials that may create consumers and\n" +
+			"buckets (DATA/keys/admin.nk of the node). It stops cleanly on SIGINT or SIGTERM.",
+		Example: "  invictus adapter email --nats-url nats://127.0.0.1:4222 --nats-creds data/keys/admin.nk \\\n" +
+			"    --smtp-url smtps://invictus:secret@mail.example:465 --mail-from referrals@node.example \\\n" +
+			"    --public-url https://node.example --listen :8081",
+		Args: cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	s.addFlags(f)
+	f.StringVar(&natsURL, "nats-url", adapterNATSURLDefault, "NATS server URL(s), comma-separated")
+	f.StringVar(&creds, "nats-creds", "", "NATS credentials: an nkey seed file (such as DATA/keys/admin.nk) or a .creds file")
+	f.StringVar(&listen, "listen", adapterEmailListenDefault, "HTTP address of the link pages (/mail/...), /metrics and /healthz")
+	lf := addLogFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		logger, err := lf.logger(errOut)
+		if err != nil {
+			return err
+		}
+		if !s.enabled() {
+			return usageError{errors.New("--smtp-url is required")}
+		}
+		if err := s.check(); err != nil {
+			return err
+		}
+		return runAdapterEmail(cmd.Context(), s, natsURL, creds, listen, logger)
+	}
+	return cmd
+}
+
+func runAdapterEmail(ctx context.Context, s emailSettings, natsURL, creds, listen string, logger *slog.Logger) error {
+	ln, err := listenHTTP(ctx, "listen", listen)
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	opts := []nats.Option{nats.Name("invictus-adapter-email"), nats.Timeout(adapterConnectTimeout), nats.MaxReconnects(-1)}
+	if creds != "" {
+		opt, err := natsCredsOption(creds)
+		if err != nil {
+			return &flagError{flag: "nats-creds", value: creds, err: err}
+		}
+		opts = append(opts, opt)
+	}
+	nc, err := nats.Connect(natsURL, opts...)
+	if err != nil {
+		return &flagError{flag: "nats-url", value: redactURLs(natsURL), err: err}
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return err
+	}
+	cctx, cancel := context.WithTimeout(ctx, adapterConnectTimeout)
+	defer cancel()
+	kv, err := js.KeyValue(cctx, natsjs.BucketDirectory)
+	if err != nil {
+		return &flagError{flag: "nats-url", value: redactURLs(natsURL), err: fmt.Errorf("directory bucket: %w", err)}
+	}
+	view := directory.NewView()
+	follower := natsjs.NewDirectoryFollower(kv, view, logger)
+	fctx, fcancel := context.WithCancel(ctx)
+	fdone := make(chan error, 1)
+	go func() { fdone <- follower.Run(fctx) }()
+	defer func() { fcancel(); <-fdone }()
+	select {
+	case <-follower.Ready():
+	case err := <-fdone:
+		return fmt.Errorf("directory: %w", err)
+	case <-cctx.Done():
+		return fmt.Errorf("directory: not loaded: %w", cctx.Err())
+	}
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	a, err := startEmail(cctx, nc, view, s, reg, logger)
+	if err != nil {
+		return err
+	}
+	mux := http.NewServeMux()
+	mux.Handle(email.MountPath, a.Handler())
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		if nc.Status() != nats.CONNECTED {
+			http.Error(w, "NATS "+nc.Status().String(), http.StatusServiceUnavailable)
+			return
+		}
+		fmt.Fprintln(w, "ok")
+	})
+	failed := make(chan error, 1)
+	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	srv := serveHTTP(ln, hs, func(err error) {
+		select {
+		case failed <- err:
+		default:
+		}
+	})
+	logger.Info("email adapter running", slog.String("http", ln.Addr().String()))
+	rctx, rcancel := context.WithCancel(ctx)
+	rdone := make(chan error, 1)
+	go func() { rdone <- a.Run(rctx) }()
+	var runErr error
+	select {
+	case <-ctx.Done():
+	case runErr = <-failed:
+	case runErr = <-rdone:
+		rdone <- runErr
+	}
+	rcancel()
+	runErr = errors.Join(runErr, <-rdone)
+	sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), adapterShutdownTimeout)
+	defer scancel()
+	runErr = errors.Join(runErr, srv.shutdown(sctx))
+	logger.Info("email adapter stopped")
+	return runErr
+}

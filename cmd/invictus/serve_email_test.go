@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/invictus-network/invictus/adapters/httpapi"
+	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/mailpit"
+)
+
+// TestServeEmailUsageErrors: a wrong e-mail setting is refused at once,
+// naming the setting, and a password in --smtp-url is never echoed.
+func TestServeEmailUsageErrors(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		args []string
+		want string
+	}{
+		{[]string{"serve", "--smtp-url", "ftp://user:s3cret@mail.test"}, "--smtp-url REDACTED: invalid SMTP URL: scheme \"ftp\""},
+		{[]string{"serve", "--smtp-url", "smtp://user:s3cret@mail.test:99999"}, "--smtp-url REDACTED: invalid SMTP URL: port"},
+		{[]string{"serve", "--smtp-url", "smtp://mail.test?tls=maybe"}, "tls=\"maybe\""},
+		{[]string{"serve", "--smtp-url", "smtp://mail.test", "--public-url", "https://node.test"}, "--mail-from is required"},
+		{[]string{"serve", "--smtp-url", "smtp://mail.test", "--mail-from", "a@b.test"}, "--public-url is required"},
+		{[]string{"serve", "--smtp-url", "smtp://mail.test", "--mail-from", "nobody", "--public-url", "https://node.test"}, "--mail-from nobody"},
+		{[]string{"serve", "--smtp-url", "smtp://mail.test", "--mail-from", "a@b.test", "--public-url", "node.test"}, "--public-url node.test"},
+		{[]string{"serve", "--mail-from", "a@b.test"}, "give --smtp-url too"},
+		{[]string{"adapter", "email", "--mail-from", "a@b.test"}, "--smtp-url is required"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			t.Parallel()
+			code, _, errOut := runArgs(t, tt.args...)
+			if code != exitUsage || !strings.Contains(errOut, tt.want) {
+				t.Errorf("exit %d, stderr %q; want %d with %q", code, errOut, exitUsage, tt.want)
+			}
+			if strings.Contains(errOut, "s3cret") {
+				t.Errorf("the password is in the error: %q", errOut)
+			}
+		})
+	}
+}
+
+// TestServeEmailUnreachable: an SMTP server that does not answer at start
+// stops serve with an error naming --smtp-url, without the password.
+func TestServeEmailUnreachable(t *testing.T) {
+	t.Parallel()
+	addr := freeAddr(t)
+	code, _, errOut := runArgs(t, "serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
+		"--smtp-url", "smtp://user:s3cret@"+addr+"?tls=none", "--mail-from", "referrals@node.test", "--public-url", "http://node.test")
+	if code != exitError || !strings.Contains(errOut, "--smtp-url smtp://user@"+addr+"?tls=none: SMTP server unreachable") {
+		t.Fatalf("exit %d, stderr:\n%s", code, errOut)
+	}
+	if strings.Contains(errOut, "s3cret") {
+		t.Errorf("the password is in the output:\n%s", errOut)
+	}
+}
+
+// TestServeEmail runs serve with an SMTP server: an e-mail organisation
+// gets the offer in its language, accepts it through the link served by
+// the node, and the referrer (on the HTTP API) sees the acceptance.
+func TestServeEmail(t *testing.T) {
+	t.Parallel()
+	mp := mailpit.Start(t)
+	data := t.TempDir()
+	listen := freeAddr(t)
+	p := serveInProcess(t, fakeEnv(nil), "--data", data, "--listen", listen,
+		"--smtp-url", mp.URL(), "--mail-from", "INVICTUS <referrals@node.test>", "--public-url", "http://"+listen)
+	nc := connectAdmin(t, p.NATS, data)
+	ref, recv := "pt.mail-ref", "pt.mail-recv"
+	d := testOrgsDirectory(t, ref, recv)
+	o := d.Organisation(recv)
+	o.Languages = []string{"it"}
+	o.ReferralChannel = directory.ReferralChannelEmail
+	o.ReferralContact = directory.Contact{Role: "Sportello invii", Email: "invii@recv.test"}
+	tokens := provisionTestOrgs(t, nc, d, false)
+
+	id := events.NewReferralID()
+	if res := postCommand(t, p.HTTP, tokens[ref], ref, id, testRequested(recv)); res.Status != httpapi.StatusAccepted {
+		t.Fatalf("referral.requested: %+v", res)
+	}
+	var text string
+	waitFor(t, time.Minute, "the offer e-mail", func() bool {
+		ms, err := mp.Messages()
+		if err != nil || len(ms) == 0 {
+			return false
+		}
+		m, err := mp.Message(ms[0].ID)
+		text = m.Text
+		return err == nil && strings.Contains(m.Subject, "Nuova proposta di invio") && m.To[0].Address == "invii@recv.test"
+	})
+	link := regexp.MustCompile(`http://\S+/mail/link/\S+`).FindString(text)
+	if !strings.HasPrefix(link, "http://"+listen+"/mail/link/") {
+		t.Fatalf("no accept link in:\n%s", text)
+	}
+	for _, method := range []string{http.MethodGet, http.MethodPost} {
+		req, _ := http.NewRequestWithContext(context.Background(), method, link, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			t.Fatalf("%s %s: %d\n%s", method, link, resp.StatusCode, body)
+		}
+	}
+	waitFor(t, time.Minute, "the acceptance", func() bool {
+		code, v := getReferral(t, p.HTTP, tokens[ref], id)
+		return code == http.StatusOK && len(v.Placements) == 1 && v.Placements[0].Status == "accepted"
+	})
+	var metrics string
+	waitFor(t, time.Minute, "the e-mail metrics", func() bool {
+		resp, err := http.Get("http://" + p.HTTP + "/metrics") //nolint:noctx // a test
+		if err != nil {
+			return false
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		metrics = string(b)
+		return strings.Contains(metrics, `invictus_email_link_answers_total{result="accepted"} 1`)
+	})
+	if !strings.Contains(metrics, "invictus_email_sender_leader 1") {
+		t.Errorf("the node does not say it sends:\n%s", metrics)
+	}
+	if code := p.stop(); code != exitOK {
+		t.Errorf("exit %d\n%s", code, p.errOut)
+	}
+}
