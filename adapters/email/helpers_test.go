@@ -85,7 +85,7 @@ func (b *syncBuffer) String() string {
 // streams, a routing service, Mailpit, and e-mail adapters serving their
 // pages over HTTP.
 type bundle struct {
-	t    *testing.T
+	t    testing.TB
 	srv  *natsjs.Server
 	nc   *nats.Conn
 	js   jetstream.JetStream
@@ -107,7 +107,7 @@ type instance struct {
 	done   chan error
 }
 
-func setup(t *testing.T, cfg email.Config, mailpitArgs ...string) *bundle {
+func setup(t testing.TB, cfg email.Config, mailpitArgs ...string) *bundle {
 	t.Helper()
 	mp := mailpit.Start(t, mailpitArgs...)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
@@ -248,7 +248,7 @@ func (b *bundle) start(holder string) *instance {
 }
 
 // stop stops the adapter and waits for it.
-func (in *instance) stop(t *testing.T) {
+func (in *instance) stop(t testing.TB) {
 	if in.cancel == nil {
 		return
 	}
@@ -332,7 +332,7 @@ func (b *bundle) state(id string) referral.State {
 }
 
 // waitFor polls cond until it holds, failing the test after a minute.
-func waitFor(t *testing.T, what string, cond func() bool) {
+func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	deadline := time.Now().Add(time.Minute)
 	for !cond() {
@@ -367,7 +367,7 @@ func (b *bundle) mail(org, subject string) mailpit.Message {
 var reLink = regexp.MustCompile(`https?://[^\s"<>]+/mail/link/[A-Za-z0-9_.-]+`)
 
 // links returns the action links of a message's text, accept first.
-func links(t *testing.T, m mailpit.Message) (accept, decline string) {
+func links(t testing.TB, m mailpit.Message) (accept, decline string) {
 	t.Helper()
 	ls := reLink.FindAllString(m.Text, -1)
 	if len(ls) != 2 {
@@ -377,7 +377,7 @@ func links(t *testing.T, m mailpit.Message) (accept, decline string) {
 }
 
 // page fetches a link page with method and form.
-func page(t *testing.T, method, link, form string) (int, http.Header, string) {
+func page(t testing.TB, method, link, form string) (int, http.Header, string) {
 	t.Helper()
 	req, err := http.NewRequestWithContext(context.Background(), method, link, strings.NewReader(form))
 	if err != nil {
