@@ -133,3 +133,76 @@ func TestServeEmail(t *testing.T) {
 		t.Errorf("exit %d\n%s", code, p.errOut)
 	}
 }
+
+// metricsOf returns the /metrics text served at addr ("" on failure).
+func metricsOf(addr string) string {
+	req, _ := http.NewRequestWithContext(context.Background(), http.MethodGet, "http://"+addr+"/metrics", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return ""
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return string(b)
+}
+
+// TestAdapterEmailBesideServe runs `invictus adapter email` as a process
+// of its own beside a node that sends e-mail too: one of them holds the
+// lease and sends, the other waits, and every message arrives once.
+func TestAdapterEmailBesideServe(t *testing.T) {
+	t.Parallel()
+	mp := mailpit.Start(t)
+	data := t.TempDir()
+	listen := freeAddr(t)
+	p := serveInProcess(t, fakeEnv(nil), "--data", data, "--listen", listen,
+		"--smtp-url", mp.URL(), "--mail-from", "referrals@node.test", "--public-url", "http://"+listen)
+	waitFor(t, time.Minute, "the node to send", func() bool { return strings.Contains(metricsOf(p.HTTP), "invictus_email_sender_leader 1") })
+
+	adapterAddr := freeAddr(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan int, 1)
+	var errOut syncBuffer
+	go func() {
+		done <- run(ctx, []string{"adapter", "email", "--nats-url", "nats://" + p.NATS,
+			"--nats-creds", data + "/keys/admin.nk", "--smtp-url", mp.URL(), "--mail-from", "referrals@node.test",
+			"--public-url", "http://" + listen, "--listen", adapterAddr}, io.Discard, &errOut)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		if code := <-done; code != exitOK {
+			t.Errorf("adapter email exit %d:\n%s", code, errOut.String())
+		}
+	})
+	waitFor(t, time.Minute, "the adapter to run", func() bool {
+		return strings.Contains(metricsOf(adapterAddr), "invictus_email_sender_leader 0")
+	})
+
+	nc := connectAdmin(t, p.NATS, data)
+	ref, recv := "pt.mail-ref2", "pt.mail-recv2"
+	d := testOrgsDirectory(t, ref, recv)
+	o := d.Organisation(recv)
+	o.ReferralChannel = directory.ReferralChannelEmail
+	o.ReferralContact = directory.Contact{Role: "Referral desk", Email: "desk@recv2.test"}
+	tokens := provisionTestOrgs(t, nc, d, false)
+	const n = 3
+	for range n {
+		if res := postCommand(t, p.HTTP, tokens[ref], ref, events.NewReferralID(), testRequested(recv)); res.Status != httpapi.StatusAccepted {
+			t.Fatalf("referral.requested: %+v", res)
+		}
+	}
+	waitFor(t, time.Minute, "the offers", func() bool { total, err := mp.Total(); return err == nil && total >= n })
+	ms, err := mp.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := map[string]bool{}
+	for _, m := range ms {
+		seen[m.MessageID] = true
+	}
+	node, adapter := metricsOf(p.HTTP), metricsOf(adapterAddr)
+	t.Logf("node and adapter: received %d, distinct %d", len(ms), len(seen))
+	if len(ms) != n || len(seen) != n || strings.Contains(adapter, `invictus_email_messages_total{result="sent"}`) ||
+		!strings.Contains(node, `invictus_email_messages_total{result="sent"} 3`) {
+		t.Errorf("received %d (%d distinct), want %d; the adapter must not have sent:\n%s", len(ms), len(seen), n, adapter)
+	}
+}
