@@ -294,7 +294,7 @@ func (b *bundle) refer(needs ...string) string {
 	b.send("pt.ref", id, &events.Requested{
 		Profile: events.Profile{Needs: needs, Urgency: events.UrgencyUrgent, Location: events.Location{Country: "pt", Region: "PT17"},
 			Languages: []string{"pt"}, AgeBand: "adult", Channels: []string{events.ChannelPhone}},
-		Consent: events.Consent{Referral: true, ShareData: true, GivenAt: time.Now().Add(-time.Minute).UTC(), Method: "verbal", RecordedBy: "staff-1"},
+		Consent: events.Consent{Referral: true, ShareData: true, GivenAt: time.Now().Add(-time.Minute).UTC(), Method: "verbal", RecordedBy: "test-st0001"},
 	})
 	return id
 }
