@@ -211,7 +211,7 @@ func (b *bundle) start(holder string) *instance {
 		b.t.Fatal(err)
 	}
 	in := &instance{reg: prometheus.NewRegistry(), done: make(chan error, 1)}
-	var h http.Handler = http.NotFoundHandler()
+	h := http.NotFoundHandler()
 	var hmu sync.Mutex
 	in.web = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		hmu.Lock()

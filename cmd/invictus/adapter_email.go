@@ -103,7 +103,12 @@ func runAdapterEmail(ctx context.Context, s emailSettings, natsURL, creds, liste
 	fctx, fcancel := context.WithCancel(ctx)
 	fdone := make(chan error, 1)
 	go func() { fdone <- follower.Run(fctx) }()
-	defer func() { fcancel(); <-fdone }()
+	defer func() {
+		fcancel()
+		if err := <-fdone; err != nil {
+			logger.Warn("directory follower", slog.String("error", err.Error()))
+		}
+	}()
 	select {
 	case <-follower.Ready():
 	case err := <-fdone:
