@@ -179,7 +179,7 @@ func runBenchHTTP(ctx context.Context, o benchHTTPOptions, out io.Writer, logger
 func startRawTarget(ctx context.Context, self, dir string) (*benchTarget, error) {
 	addrFile := filepath.Join(dir, "raw.json")
 	t := &benchTarget{name: "net/http baseline", path: "/", exited: make(chan struct{}), stderr: &syncWriter{}}
-	t.cmd = exec.Command(self, "bench", "http", "--raw-server", "--addr-file", addrFile)
+	t.cmd = exec.CommandContext(ctx, self, "bench", "http", "--raw-server", "--addr-file", addrFile)
 	var addrs map[string]string
 	if err := t.start(ctx, addrFile, &addrs); err != nil {
 		return nil, err
@@ -203,7 +203,7 @@ func startNodeTarget(ctx context.Context, bin, dir string, o benchHTTPOptions, l
 	args := append([]string{"serve", "--demo", "--data", data, "--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0",
 		"--addr-file", addrFile, "--log-level", "error"}, o.serveArgs...)
 	t := &benchTarget{name: "invictus node", path: o.path, exited: make(chan struct{}), stderr: &syncWriter{}}
-	t.cmd = exec.Command(bin, args...)
+	t.cmd = exec.CommandContext(ctx, bin, args...)
 	var addrs map[string]string
 	if err := t.start(ctx, addrFile, &addrs); err != nil {
 		return nil, err
@@ -458,7 +458,7 @@ func runRawServer(ctx context.Context, addrFile string) error {
 	if addrFile == "" {
 		return usageError{errors.New("--raw-server needs --addr-file")}
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	ln, err := (&net.ListenConfig{}).Listen(ctx, "tcp", "127.0.0.1:0")
 	if err != nil {
 		return err
 	}
