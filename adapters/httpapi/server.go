@@ -629,6 +629,10 @@ func unavailable(what string) *Error {
 	return errorf(http.StatusServiceUnavailable, CodeUnavailable, "%s is not available on this server", what)
 }
 
+// Paths are the path patterns the API serves, for a server that mounts
+// it beside other handlers (the web pages take the rest).
+var Paths = []string{"/v1/", "/schemas/", "/healthz", "/readyz", "/metrics"}
+
 // routes registers every endpoint. The access matrix is in the package
 // documentation.
 func (s *Server) routes() {

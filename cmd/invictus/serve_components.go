@@ -16,6 +16,7 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/adapters/web"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/routing"
 )
@@ -252,6 +253,7 @@ type apiComponent struct {
 	fail   func(error)
 
 	api        *httpapi.Server
+	pages      *web.Server
 	http       *httpServer
 	webhooks   *background
 	tokenWatch *background
@@ -281,19 +283,25 @@ func (a *apiComponent) Start(ctx context.Context) error {
 			Metrics:   a.metrics,
 		}, a.apiConfig())
 	}
+	if err == nil {
+		a.pages, err = web.New(web.Deps{Directory: a.view}, web.Config{Logger: a.logger})
+	}
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("http api: %w", err)
 	}
 	// Serve's probes answer /healthz and /readyz (they know what runs),
-	// the API everything else.
+	// the API its own paths, and the public pages everything else.
 	mux := http.NewServeMux()
 	mux.Handle("GET /healthz", a.probes)
 	mux.Handle("GET /readyz", a.probes)
-	mux.Handle("/", a.api)
+	for _, p := range httpapi.Paths {
+		mux.Handle(p, a.api)
+	}
 	if a.mail != nil {
 		mux.Handle("/mail/", a.mail)
 	}
+	mux.Handle("/", a.pages)
 	// Requests check tokens against a copy the watch keeps current.
 	a.tokenWatch = startBackground("tokens", a.fail, a.api.Tokens().Follow)
 	a.http = serveHTTP(a.api.Listener(ln), a.api.HTTPServer(mux), a.fail)
