@@ -170,9 +170,12 @@ func TestRightsTexts(t *testing.T) {
 		if (lang == "en") == d.Draft() {
 			t.Errorf("%s: status %q: English is the reference, every other language a draft until reviewed", lang, d.Status)
 		}
-		for _, r := range d.Rights {
+		for i, r := range d.Rights {
 			if r.Title == "" || len(r.Paragraphs) == 0 {
 				t.Errorf("%s: right %s is empty", lang, r.Slug)
+			}
+			if en := docs["en"].Rights[i]; lang != "en" && (r.Title == en.Title || r.Paragraphs[0] == en.Paragraphs[0]) {
+				t.Errorf("%s: right %s is the English text, not a translation", lang, r.Slug)
 			}
 		}
 	}

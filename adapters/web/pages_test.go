@@ -340,6 +340,25 @@ func TestStatic(t *testing.T) {
 	}
 }
 
+// TestRightsPages: each right cites its article, in the page's language,
+// and a draft translation says so.
+func TestRightsPages(t *testing.T) {
+	b := setup(t, Config{})
+	_, body := b.do(t, "GET", "/it/rights/compensation", nil, nil)
+	if !strings.Contains(body, "Direttiva 2012/29/UE, articolo 16") || !strings.Contains(body, `id="draft-notice"`) {
+		t.Error("the Italian compensation page does not cite Article 16 or is not marked draft")
+	}
+	_, body = b.do(t, "GET", "/en/rights", nil, nil)
+	for _, slug := range []string{"understand", "information", "interpretation", "support", "protection", "compensation", "cross-border"} {
+		if !strings.Contains(body, `href="/en/rights/`+slug+`"`) {
+			t.Errorf("the rights index lacks %s", slug)
+		}
+	}
+	if res, _ := b.do(t, "GET", "/en/rights/nothing", nil, nil); res.StatusCode != http.StatusNotFound {
+		t.Errorf("unknown right: %d", res.StatusCode)
+	}
+}
+
 func TestConfigValidate(t *testing.T) {
 	for _, c := range []Config{{ExitURL: "javascript:alert(1)"}, {ExitURL: "/relative"}, {PerPage: 1000}, {NearRadiusKm: -1}} {
 		if err := c.WithDefaults().Validate(); err == nil {
