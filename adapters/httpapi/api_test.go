@@ -293,17 +293,14 @@ func TestRoles(t *testing.T) {
 		{http.MethodDelete, "/v1/webhooks/wh_aaaaaaaaaaaaaaaaaaaaaaaa", nil, ""},
 		{http.MethodGet, "/v1/webhooks/wh_aaaaaaaaaaaaaaaaaaaaaaaa/deliveries", nil, ""},
 		{http.MethodPost, "/v1/match", profile, "application/json"},
-		{http.MethodGet, "/v1/services", nil, ""},
-		{http.MethodGet, "/v1/services/pt.a1.support", nil, ""},
-		{http.MethodGet, "/v1/organizations", nil, ""},
-		{http.MethodGet, "/v1/organizations/pt.a1", nil, ""},
 	}
 	// Allowed calls answer anything but 401/403 (404 for the made-up
-	// referral and webhook is fine).
+	// referral and webhook is fine). The directory is open data:
+	// TestDirectoryOpenData.
 	allowed := map[httpapi.Role][]int{
-		httpapi.RoleOrganisation:   {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12},
-		httpapi.RoleCoordinator:    {8, 9, 10, 11, 12},
-		httpapi.RoleDirectoryAdmin: {9, 10, 11, 12},
+		httpapi.RoleOrganisation:   {0, 1, 2, 3, 4, 5, 6, 7, 8},
+		httpapi.RoleCoordinator:    {8},
+		httpapi.RoleDirectoryAdmin: {},
 	}
 	for role, ok := range allowed {
 		org := ""
@@ -333,17 +330,27 @@ func TestRateLimit(t *testing.T) {
 	b := setup(t, options{cfg: httpapi.Config{RatePerSecond: 1, RateBurst: 3, Now: func() time.Time { return frozen }}})
 	tok, other := b.orgToken(orgA1), b.orgToken(orgA2)
 	for i := range 3 {
-		if r := b.get("/v1/services", tok); r.status != http.StatusOK {
+		if r := b.get("/v1/inbox", tok); r.status != http.StatusOK {
 			t.Fatalf("request %d: status %d", i, r.status)
 		}
 	}
-	r := b.get("/v1/services", tok)
+	r := b.get("/v1/inbox", tok)
 	if r.status != http.StatusTooManyRequests || r.header.Get("Retry-After") != "1" || r.errors(t)[0].Code != httpapi.CodeRateLimited {
 		t.Fatalf("fourth request: status %d, Retry-After %q %s; want 429", r.status, r.header.Get("Retry-After"), r.body)
 	}
 	// Each token has its own bucket; health checks have none.
-	if r := b.get("/v1/services", other); r.status != http.StatusOK {
+	if r := b.get("/v1/inbox", other); r.status != http.StatusOK {
 		t.Fatalf("another token: status %d", r.status)
+	}
+	// The open directory has one bucket per client address, whatever
+	// token is sent.
+	for i := range 3 {
+		if r := b.get("/v1/services", ""); r.status != http.StatusOK {
+			t.Fatalf("open directory request %d: status %d", i, r.status)
+		}
+	}
+	if r := b.get("/v1/organizations", other); r.status != http.StatusTooManyRequests {
+		t.Fatalf("fourth open directory request from one address: status %d; want 429", r.status)
 	}
 	for range 10 {
 		if r := b.get("/healthz", ""); r.status != http.StatusOK {
@@ -387,7 +394,7 @@ func TestContractEndpoints(t *testing.T) {
 	}
 	for _, want := range []string{"/v1/events", "/v1/referrals/{id}", "/v1/inbox", "/v1/webhooks", "/v1/webhooks/{id}",
 		"/v1/webhooks/{id}/deliveries", "/v1/match", "/v1/services", "/v1/services/{id}", "/v1/organizations",
-		"/v1/organizations/{id}", "/v1/openapi.json", "/schemas/{file}", "/healthz", "/readyz", "/metrics"} {
+		"/v1/organizations/{id}", "/v1/directory/hsds.json", "/v1/openapi.json", "/schemas/{file}", "/healthz", "/readyz", "/metrics"} {
 		if _, ok := doc.Paths[want]; !ok {
 			t.Errorf("openapi.json lacks %s", want)
 		}

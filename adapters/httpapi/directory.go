@@ -32,14 +32,16 @@ type HSDSPage struct {
 }
 
 // dirCache holds what the directory endpoints derive from one snapshot:
-// the organisations in id order, each organisation's services, and the
-// HSDS ids of services. It is rebuilt when the snapshot changes.
+// the organisations in id order, each organisation's services, the HSDS
+// ids of services and the bulk HSDS export. It is rebuilt when the
+// snapshot changes.
 type dirCache struct {
 	mu    sync.Mutex
 	snap  *directory.Index
 	orgs  []directory.Organisation
 	byOrg map[string][]string
 	hsds  map[string]string // HSDS service id -> service id
+	bulk  []byte
 }
 
 // get returns the derived data of snap.
@@ -50,7 +52,7 @@ func (c *dirCache) get(snap *directory.Index) *dirCache {
 		return c
 	}
 	d := snap.Directory()
-	c.snap, c.orgs, c.hsds = snap, d.Organisations, nil
+	c.snap, c.orgs, c.hsds, c.bulk = snap, d.Organisations, nil, nil
 	c.byOrg = make(map[string][]string, len(d.Organisations))
 	for i := range d.Services {
 		s := &d.Services[i]
@@ -73,6 +75,77 @@ func (c *dirCache) serviceByHSDSID(hid string) (string, bool) {
 	}
 	id, ok := c.hsds[hid]
 	return id, ok
+}
+
+// export returns the HSDS 3.0 export of the whole snapshot, made once.
+func (c *dirCache) export() ([]byte, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.bulk != nil {
+		return c.bulk, nil
+	}
+	b, err := directory.ExportHSDS(c.snap.Directory())
+	if err != nil {
+		return nil, fmt.Errorf("httpapi: export directory: %w", err)
+	}
+	c.bulk = b
+	return b, nil
+}
+
+// The query parameters of the open-data endpoints. Any other parameter is
+// an error naming it, so that a misspelt filter (?need= for
+// ?taxonomy_term=) is not silently ignored.
+var (
+	serviceParams      = []string{"taxonomy_term", "country", "region", "language", "organization_id", "proximity", "page", "per_page"}
+	organizationParams = []string{"country", "page", "per_page"}
+)
+
+// checkParams returns a 400 naming every query parameter of q that is not
+// in allowed.
+func checkParams(q url.Values, allowed []string) *Error {
+	var unknown []string
+	for k := range q {
+		if !slices.Contains(allowed, k) {
+			unknown = append(unknown, k)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	slices.Sort(unknown)
+	accepts := "none"
+	if len(allowed) > 0 {
+		accepts = strings.Join(allowed, ", ")
+	}
+	e := &Error{Status: http.StatusBadRequest}
+	for _, k := range unknown {
+		e.Problems = append(e.Problems, Problem{Parameter: k, Code: CodeUnknownParameter,
+			Message: fmt.Sprintf("unknown query parameter %q; this endpoint accepts: %s", k, accepts)})
+	}
+	return e
+}
+
+// DirectoryMaxAge is how long a client or proxy may reuse a directory
+// response without asking again; after that, If-None-Match makes the
+// question cheap.
+const DirectoryMaxAge = 60
+
+// notModified sets the caching headers of a directory response, whose
+// ETag is the directory revision it was made from, and answers 304 when
+// the client's If-None-Match already names it.
+func notModified(w http.ResponseWriter, r *http.Request, snap *directory.Index) bool {
+	etag := fmt.Sprintf(`"dir-%d"`, snap.Revision())
+	h := w.Header()
+	h.Set("ETag", etag)
+	h.Set("Cache-Control", fmt.Sprintf("public, max-age=%d", DirectoryMaxAge))
+	for tag := range strings.SplitSeq(r.Header.Get("If-None-Match"), ",") {
+		tag = strings.TrimPrefix(strings.TrimSpace(tag), "W/")
+		if tag == etag || tag == "*" {
+			w.WriteHeader(http.StatusNotModified)
+			return true
+		}
+	}
+	return false
 }
 
 // serviceFilter is the query of GET /v1/services.
@@ -282,6 +355,9 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request, _ Token) e
 		return unavailable("the directory")
 	}
 	q := r.URL.Query()
+	if e := checkParams(q, serviceParams); e != nil {
+		return e
+	}
 	f, e := parseServiceFilter(q)
 	if e != nil {
 		return e
@@ -291,6 +367,9 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request, _ Token) e
 		return e
 	}
 	snap := s.deps.Directory.Snapshot()
+	if notModified(w, r, snap) {
+		return nil
+	}
 	var found []*directory.Service
 	for _, i := range f.candidates(snap) {
 		if sv := snap.Service(i); f.matches(sv) {
@@ -337,6 +416,9 @@ func (s *Server) getService(w http.ResponseWriter, r *http.Request, _ Token) err
 	if s.deps.Directory == nil {
 		return unavailable("the directory")
 	}
+	if e := checkParams(r.URL.Query(), nil); e != nil {
+		return e
+	}
 	id := r.PathValue("id")
 	snap := s.deps.Directory.Snapshot()
 	sv := snap.ServiceByID(id)
@@ -347,6 +429,9 @@ func (s *Server) getService(w http.ResponseWriter, r *http.Request, _ Token) err
 	}
 	if sv == nil {
 		return errorf(http.StatusNotFound, CodeNotFound, "no service %q", id)
+	}
+	if notModified(w, r, snap) {
+		return nil
 	}
 	items, err := hsdsServices(snap, []*directory.Service{sv})
 	if err != nil {
@@ -363,6 +448,9 @@ func (s *Server) listOrganizations(w http.ResponseWriter, r *http.Request, _ Tok
 		return unavailable("the directory")
 	}
 	q := r.URL.Query()
+	if e := checkParams(q, organizationParams); e != nil {
+		return e
+	}
 	cc := q.Get("country")
 	if cc != "" && !events.IsCountry(cc) {
 		return paramError("country", events.CodeInvalidCode, "%q is not a country code (ISO 3166-1 alpha-2, lower case)", cc)
@@ -371,7 +459,11 @@ func (s *Server) listOrganizations(w http.ResponseWriter, r *http.Request, _ Tok
 	if e != nil {
 		return e
 	}
-	c := s.dir.get(s.deps.Directory.Snapshot())
+	snap := s.deps.Directory.Snapshot()
+	if notModified(w, r, snap) {
+		return nil
+	}
+	c := s.dir.get(snap)
 	orgs := c.orgs
 	if cc != "" {
 		orgs = nil
@@ -399,11 +491,17 @@ func (s *Server) getOrganization(w http.ResponseWriter, r *http.Request, _ Token
 	if s.deps.Directory == nil {
 		return unavailable("the directory")
 	}
+	if e := checkParams(r.URL.Query(), nil); e != nil {
+		return e
+	}
 	id := r.PathValue("id")
 	snap := s.deps.Directory.Snapshot()
 	o := snap.Organisation(id)
 	if o == nil {
 		return errorf(http.StatusNotFound, CodeNotFound, "no organisation %q", id)
+	}
+	if notModified(w, r, snap) {
+		return nil
 	}
 	d := &directory.Directory{Organisations: []directory.Organisation{*o}}
 	for _, sid := range s.dir.get(snap).byOrg[id] {
@@ -420,6 +518,35 @@ func (s *Server) getOrganization(w http.ResponseWriter, r *http.Request, _ Token
 		return fmt.Errorf("httpapi: export organization %s: %w", id, err)
 	}
 	writeJSON(w, http.StatusOK, list[0])
+	return nil
+}
+
+// exportDirectory serves GET /v1/directory/hsds.json: the whole directory
+// as one HSDS 3.0 document (an array of organization objects with their
+// services), for bulk download.
+func (s *Server) exportDirectory(w http.ResponseWriter, r *http.Request, _ Token) error {
+	if s.deps.Directory == nil {
+		return unavailable("the directory")
+	}
+	if e := checkParams(r.URL.Query(), nil); e != nil {
+		return e
+	}
+	snap := s.deps.Directory.Snapshot()
+	if notModified(w, r, snap) {
+		return nil
+	}
+	b, err := s.dir.get(snap).export()
+	if err != nil {
+		return err
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Content-Disposition", fmt.Sprintf(`attachment; filename="invictus-directory-%d.hsds.json"`, snap.Revision()))
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(http.StatusOK)
+	if r.Method != http.MethodHead {
+		_, _ = w.Write(b)
+	}
 	return nil
 }
 

@@ -15,17 +15,25 @@
 //	DELETE /v1/webhooks/{id}             delete it
 //	GET    /v1/webhooks/{id}/deliveries  its delivery log, newest first
 //	POST   /v1/match                     a plan preview with explanations
-//	GET    /v1/services                  services (HSDS), filtered through the directory index
-//	GET    /v1/services/{id}             one service, by id or HSDS id
-//	GET    /v1/organizations             organizations (HSDS)
-//	GET    /v1/organizations/{id}        one organization with its services
+//	GET    /v1/services                  services (HSDS), filtered through the directory index (no token)
+//	GET    /v1/services/{id}             one service, by id or HSDS id                        (no token)
+//	GET    /v1/organizations             organizations (HSDS)                                 (no token)
+//	GET    /v1/organizations/{id}        one organization with its services                   (no token)
+//	GET    /v1/directory/hsds.json       the whole directory as one HSDS 3.0 document         (no token)
 //	GET    /v1/openapi.json              the OpenAPI document          (no token)
 //	GET    /schemas/{file}               the contract's schemas        (no token)
 //	GET    /healthz, /readyz, /metrics   operations                    (no token, no rate limit)
 //
 // # Access
 //
-// Every /v1 endpoint but the OpenAPI document needs a bearer token
+// The directory is open data: its endpoints need no token, are rate
+// limited by client address, and are cacheable: the ETag is the directory
+// revision the answer was made from ("dir-<revision>"), so a client that
+// sends it back in If-None-Match gets 304 until the directory changes
+// (Cache-Control: public, max-age [DirectoryMaxAge]). They refuse any
+// query parameter they do not take, naming it ([CodeUnknownParameter]).
+//
+// Every other /v1 endpoint but the OpenAPI document needs a bearer token
 // ([Tokens]: "inv_" and 43 characters; only its SHA-256 is stored). A
 // token has one organisation and one [Role]:
 //
@@ -33,7 +41,6 @@
 //	events, referrals,    yes (own)      403           403
 //	inbox, webhooks
 //	match                 yes            yes           403
-//	directory             yes            yes           yes
 //
 // A referral is readable by its referrer and by the organisations it was
 // offered to; each sees only the events it sent or received
@@ -52,8 +59,8 @@
 // unreadable or bad parameter, 401, 403, 404, 409, 413 too large
 // (events.MaxMessageSize per event, events.MaxBatchSize per batch,
 // [Config].MaxJSONBody otherwise), 415, 422 breaks the contract or was
-// rejected, 429 with Retry-After (a token bucket per token,
-// golang.org/x/time/rate), 503 when a port fails.
+// rejected, 429 with Retry-After (a token bucket per token, or per client
+// address without one; golang.org/x/time/rate), 503 when a port fails.
 //
 // Admission control keeps memory bounded however fast requests come: past
 // [Config].MaxInFlight requests in hand, a request is answered 503 with

@@ -27,6 +27,7 @@ const (
 	CodeOverloaded       = "overloaded"         // 503: the server sheds load; retry after Retry-After
 	CodeInternal         = "internal"           // 500
 	CodeInvalidParameter = "invalid_parameter"  // 400: a query parameter
+	CodeUnknownParameter = "unknown_parameter"  // 400: a query parameter the endpoint does not take
 	CodeRejected         = "rejected"           // 422: used only when a rejection carries no problem
 )
 

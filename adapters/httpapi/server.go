@@ -637,7 +637,6 @@ var Paths = []string{"/v1/", "/schemas/", "/healthz", "/readyz", "/metrics"}
 // documentation.
 func (s *Server) routes() {
 	org := []Role{RoleOrganisation}
-	anyRole := []Role(nil)
 	get := func(a access, roles []Role, h handlerFunc) map[string]endpoint {
 		return map[string]endpoint{http.MethodGet: {access: a, roles: roles, h: h}}
 	}
@@ -661,10 +660,12 @@ func (s *Server) routes() {
 	s.route("/v1/webhooks/{id}/deliveries", get(authenticated, org, s.webhookDeliveries))
 	s.route("/v1/match", map[string]endpoint{http.MethodPost: {access: authenticated, roles: []Role{RoleOrganisation, RoleCoordinator}, h: s.postMatch}})
 
-	s.route("/v1/services", get(authenticated, anyRole, s.listServices))
-	s.route("/v1/services/{id}", get(authenticated, anyRole, s.getService))
-	s.route("/v1/organizations", get(authenticated, anyRole, s.listOrganizations))
-	s.route("/v1/organizations/{id}", get(authenticated, anyRole, s.getOrganization))
+	// The directory is open data: no token, rate limited by address.
+	s.route("/v1/services", get(public, nil, s.listServices))
+	s.route("/v1/services/{id}", get(public, nil, s.getService))
+	s.route("/v1/organizations", get(public, nil, s.listOrganizations))
+	s.route("/v1/organizations/{id}", get(public, nil, s.getOrganization))
+	s.route("/v1/directory/hsds.json", get(public, nil, s.exportDirectory))
 
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, errorf(http.StatusNotFound, CodeNotFound, "no such endpoint; the API is described at /v1/openapi.json"))
