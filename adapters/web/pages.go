@@ -153,13 +153,14 @@ func (s *Server) find(_ http.ResponseWriter, r *http.Request, rq *request) (stri
 		for _, h := range hits[:min(len(hits), PrintMax)] {
 			d.Results = append(d.Results, s.view(h, rq.p, now))
 		}
-		rq.pg.Title = rq.p.N("find.title.results", d.Total, d.Place)
 		return "print", http.StatusOK, nil
 	}
 	for _, h := range hits[min((d.Page-1)*s.cfg.PerPage, len(hits)):min(d.Page*s.cfg.PerPage, len(hits))] {
 		d.Results = append(d.Results, s.view(h, rq.p, now))
 	}
-	rq.pg.Title = rq.p.N("find.title.results", d.Total, d.Place)
+	// The title stays "Find support": a browser keeps titles in its
+	// history, and the place or the kind of help looked for must not be
+	// read there.
 	return "find", http.StatusOK, nil
 }
 

@@ -134,6 +134,27 @@ func TestLanguageSwitch(t *testing.T) {
 	}
 }
 
+// TestSearchLeavesNoTrace: the title of a results page, which browsers
+// keep in their history, names neither the place nor what was looked
+// for; the printable list has every result and no script.
+func TestSearchLeavesNoTrace(t *testing.T) {
+	b := setup(t, Config{PerPage: 2})
+	form := url.Values{"country": {"pt"}, "city": {"Porto"}, "crime": {"domestic_violence"}, "need": {"safety.shelter"}}
+	_, body := b.do(t, "POST", "/en/find", form, nil)
+	title := regexp.MustCompile(`<title>([^<]*)</title>`).FindStringSubmatch(body)[1]
+	if title != "Find support · Victim support finder" {
+		t.Errorf("title %q", title)
+	}
+	if !strings.Contains(body, "for Porto") {
+		t.Error("the results do not say where they are for")
+	}
+	form.Set("print", "1")
+	_, printed := b.do(t, "POST", "/en/find", form, nil)
+	if n := len(resultIDs(printed)); n <= 2 || strings.Contains(printed, "<script") || !strings.Contains(printed, "116 006") {
+		t.Errorf("printable list: %d results (want all, more than a page of 2), script or no helplines", n)
+	}
+}
+
 // resultIDs returns the service ids of a results page, in order.
 func resultIDs(body string) []string {
 	var out []string
