@@ -159,7 +159,24 @@ func (g *geography) viewOf(cc string) bbox {
 	}
 	b := c.main
 	padLon, padLat := (b.maxLon-b.minLon)*0.08+0.3, (b.maxLat-b.minLat)*0.08+0.3
-	return bbox{b.minLon - padLon, b.minLat - padLat, b.maxLon + padLon, b.maxLat + padLat}
+	return widen(bbox{b.minLon - padLon, b.minLat - padLat, b.maxLon + padLon, b.maxLat + padLat})
+}
+
+// mapAspectMin is the smallest width/height of a view: a tall country
+// (Portugal, Finland) is widened around its middle so that the map fills
+// the page's width and its points keep their size.
+const mapAspectMin = 1.25
+
+// widen returns b widened to at least mapAspectMin, as projected.
+func widen(b bbox) bbox {
+	k := math.Cos((b.minLat + b.maxLat) / 2 * math.Pi / 180)
+	w, h := (b.maxLon-b.minLon)*k, b.maxLat-b.minLat
+	if w/h >= mapAspectMin {
+		return b
+	}
+	extra := (mapAspectMin*h/k - (b.maxLon - b.minLon)) / 2
+	b.minLon, b.maxLon = b.minLon-extra, b.maxLon+extra
+	return b
 }
 
 // marker is one point of the map: a service's place, or a cluster of them.
