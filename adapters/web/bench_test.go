@@ -122,7 +122,7 @@ func rawCandidates(s *Server, snap *directory.Index, f searchForm) time.Duration
 			}
 			dst = snap.Candidates(q, dst[:0])
 		} else {
-			dst = append(dst[:0], s.postings(snap, f)...)
+			dst = append(dst[:0], s.postings(snap, f, pl)...)
 		}
 		times = append(times, time.Since(start))
 	}

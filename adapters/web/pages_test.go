@@ -390,3 +390,35 @@ func TestConfigValidate(t *testing.T) {
 		t.Error("New without a directory succeeded")
 	}
 }
+
+// TestSearchMatchesScan: the search through posting lists finds exactly
+// the services that a scan of the whole directory with the same filters
+// finds.
+func TestSearchMatchesScan(t *testing.T) {
+	b := setup(t, Config{})
+	snap := b.view.Snapshot()
+	p := b.srv.cat.Printer("en")
+	for _, q := range []string{"country=pt", "country=fr&need=support.emotional&language=en", "region=PT11&channel=phone",
+		"country=it&channel=phone&crime=fraud", "region=FI1B&need=safety.shelter", "country=nl&language=ar"} {
+		vals, _ := url.ParseQuery(q)
+		f, errs := b.srv.parseSearch(vals, p)
+		if len(errs) > 0 {
+			t.Fatalf("%s: %v", q, errs)
+		}
+		pl := b.srv.resolve(f, p)
+		var got, want []string
+		for _, h := range b.srv.search(snap, f, pl) {
+			got = append(got, h.svc.ID)
+		}
+		for i := range int32(snap.Len()) {
+			if sv := snap.Service(i); sv != nil && sv.Active() && b.srv.keep(sv, f, pl) {
+				want = append(want, sv.ID)
+			}
+		}
+		slices.Sort(got)
+		slices.Sort(want)
+		if len(want) == 0 || !slices.Equal(got, want) {
+			t.Errorf("%s: search found %d, a scan %d", q, len(got), len(want))
+		}
+	}
+}

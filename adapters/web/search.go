@@ -154,31 +154,43 @@ func (s *Server) countryChoices(p Printer) []choice {
 	return out
 }
 
-// countries returns the sorted countries served by the active services
-// of the current directory snapshot, computed once per snapshot.
-func (s *Server) countries() []string {
+// snapData is what the pages derive from one directory snapshot, once:
+// the countries served, and for each country the sorted numbers of the
+// services serving it (a posting list the index does not keep).
+type snapData struct {
+	snap      *directory.Index
+	countries []string
+	byCountry map[string][]int32
+}
+
+// derived returns the snapData of the current snapshot, computing it on
+// the first call after the directory changed.
+func (s *Server) derived() *snapData {
 	snap := s.deps.Directory.Snapshot()
 	s.cmu.Lock()
 	defer s.cmu.Unlock()
-	if s.csnap == snap {
-		return s.ccache
+	if s.cache != nil && s.cache.snap == snap {
+		return s.cache
 	}
-	seen := map[string]bool{}
-	var out []string
+	d := &snapData{snap: snap, byCountry: map[string][]int32{}}
 	for i := range int32(snap.Len()) {
 		if sv := snap.Service(i); sv != nil && sv.Active() {
 			for _, cc := range sv.Area.Countries {
-				if !seen[cc] {
-					seen[cc] = true
-					out = append(out, cc)
-				}
+				d.byCountry[cc] = append(d.byCountry[cc], i)
 			}
 		}
 	}
-	slices.Sort(out)
-	s.csnap, s.ccache = snap, out
-	return out
+	for cc := range d.byCountry {
+		d.countries = append(d.countries, cc)
+	}
+	slices.Sort(d.countries)
+	s.cache = d
+	return d
 }
+
+// countries returns the sorted countries served by the active services
+// of the current directory snapshot.
+func (s *Server) countries() []string { return s.derived().countries }
 
 func regionLabel(r region) string {
 	if len(r.Cities) == 0 {
@@ -251,7 +263,7 @@ func (s *Server) search(snap *directory.Index, f searchForm, pl place) []hit {
 		q := directory.Query{Needs: needs, Country: pl.country, Region: pl.region, Lat: &lat, Lon: &lon, RadiusKm: s.cfg.NearRadiusKm}
 		cands = snap.Candidates(q, nil)
 	} else {
-		cands = s.postings(snap, f)
+		cands = s.postings(snap, f, pl)
 	}
 	out := make([]hit, 0, min(len(cands), 1024))
 	for _, i := range cands {
@@ -296,33 +308,57 @@ func orgName(h hit) string {
 	return h.svc.Organisation
 }
 
-// postings returns the shortest posting list the form allows: the need,
-// the language or the channel asked for; else every service number.
-func (s *Server) postings(snap *directory.Index, f searchForm) []int32 {
-	var best []int32
-	have := false
-	try := func(list []int32) {
-		if !have || len(list) < len(best) {
-			best, have = list, true
+// postings returns the services to test for a search without a point:
+// the intersection of the posting lists the form allows (the country's
+// services, and the need, language and channel asked for), shortest
+// first; every service number when the form names none of them.
+func (s *Server) postings(snap *directory.Index, f searchForm, pl place) []int32 {
+	var lists [][]int32
+	if pl.country != "" {
+		if d := s.derived(); d.snap == snap {
+			lists = append(lists, d.byCountry[pl.country])
 		}
 	}
 	if f.Need != "" {
-		try(snap.ByNeed(f.Need))
+		lists = append(lists, snap.ByNeed(f.Need))
 	}
 	if f.Language != "" {
-		try(snap.ByLanguage(f.Language))
+		lists = append(lists, snap.ByLanguage(f.Language))
 	}
 	if f.Channel != "" {
-		try(snap.ByChannel(f.Channel))
+		lists = append(lists, snap.ByChannel(f.Channel))
 	}
-	if have {
-		return best
+	if len(lists) == 0 {
+		all := make([]int32, snap.Len())
+		for i := range all {
+			all[i] = int32(i)
+		}
+		return all
 	}
-	all := make([]int32, snap.Len())
-	for i := range all {
-		all[i] = int32(i)
+	slices.SortFunc(lists, func(a, b []int32) int { return len(a) - len(b) })
+	out := lists[0]
+	for _, l := range lists[1:] {
+		out = intersect(out, l)
 	}
-	return all
+	return out
+}
+
+// intersect returns the numbers in both sorted lists.
+func intersect(a, b []int32) []int32 {
+	out := make([]int32, 0, min(len(a), len(b)))
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case a[i] > b[j]:
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
 }
 
 // keep applies the filters that the candidates do not: the country and

@@ -120,9 +120,8 @@ type Server struct {
 	mux     *http.ServeMux
 	exitURL template.URL
 
-	cmu    sync.Mutex // guards the countries of csnap
-	csnap  *directory.Index
-	ccache []string
+	cmu   sync.Mutex // guards cache
+	cache *snapData
 }
 
 // New returns the pages over deps. It returns an error naming an invalid
