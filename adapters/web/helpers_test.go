@@ -48,8 +48,14 @@ func setup(t testing.TB, cfg Config) *bundle {
 	return &bundle{srv: s, view: v, dir: d}
 }
 
-// get serves one request and returns the response and its body.
-func (b *bundle) do(t testing.TB, method, target string, form url.Values, hdr map[string]string) (*http.Response, string) {
+// response is the status and headers of a response.
+type response struct {
+	StatusCode int
+	Header     http.Header
+}
+
+// do serves one request and returns the response and its body.
+func (b *bundle) do(t testing.TB, method, target string, form url.Values, hdr map[string]string) (response, string) {
 	t.Helper()
 	var body io.Reader
 	if form != nil {
@@ -64,10 +70,5 @@ func (b *bundle) do(t testing.TB, method, target string, form url.Values, hdr ma
 	}
 	rec := httptest.NewRecorder()
 	b.srv.ServeHTTP(rec, req)
-	if rec.Code == 500 {
-		t.Logf("500")
-	}
-	res := rec.Result()
-	out, _ := io.ReadAll(res.Body)
-	return res, string(out)
+	return response{StatusCode: rec.Code, Header: rec.Header()}, rec.Body.String()
 }
