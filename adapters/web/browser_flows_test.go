@@ -11,16 +11,16 @@ import (
 	"github.com/chromedp/chromedp"
 )
 
-// waitFor polls a JavaScript condition until it is true, across page
-// loads (an evaluation that meets a page being replaced is retried); the
-// tab's deadline bounds it.
+// waitFor polls a JavaScript condition until it is true on a page that
+// has finished loading, across page loads (an evaluation that meets a
+// page being replaced is retried); the tab's deadline bounds it.
 func (s *browserSite) waitFor(t *testing.T, cond string) {
 	t.Helper()
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	var last error
 	for {
-		ok, err := chromedp.Run(s.ctx, chromedp.Evaluate[bool](`(() => { try { return !!(`+cond+`); } catch (e) { return false; } })()`))
+		ok, err := chromedp.Run(s.ctx, chromedp.Evaluate[bool](`(() => { try { return document.readyState === 'complete' && !!(`+cond+`); } catch (e) { return false; } })()`))
 		if err == nil && ok {
 			return
 		}
