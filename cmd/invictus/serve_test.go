@@ -221,10 +221,21 @@ func TestServeEndToEnd(t *testing.T) {
 	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), "invictus_dlq_messages") {
 		t.Errorf("/metrics = %d, want 200 with invictus_dlq_messages:\n%.500s", resp.StatusCode, body)
 	}
-	if resp, err := http.Get("http://" + n.HTTP + "/v1/services"); err != nil || resp.StatusCode != http.StatusUnauthorized {
-		t.Errorf("/v1/services without a token = %v %v, want 401", resp, err)
+	if resp, err := http.Get("http://" + n.HTTP + "/v1/inbox"); err != nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Errorf("/v1/inbox without a token = %v %v, want 401", resp, err)
 	} else {
 		resp.Body.Close()
+	}
+	// The directory is open data; the public pages take every other path.
+	for path, want := range map[string]string{"/v1/services": "application/json", "/en/": "text/html; charset=utf-8", "/en/nowhere": "text/html; charset=utf-8"} {
+		resp, err := http.Get("http://" + n.HTTP + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if ok := resp.StatusCode == http.StatusOK || (path == "/en/nowhere" && resp.StatusCode == http.StatusNotFound); !ok || resp.Header.Get("Content-Type") != want {
+			t.Errorf("%s without a token = %d %q, want %s", path, resp.StatusCode, resp.Header.Get("Content-Type"), want)
+		}
 	}
 
 	// The embedded server wants a user: no credentials, no connection.
