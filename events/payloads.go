@@ -210,11 +210,20 @@ type Answer struct {
 }
 
 // Feedback is the payload of referral.feedback: anonymous experience survey
-// answers for impact measurement.
+// answers for impact measurement. The questionnaire asks, each on a 1 to 5
+// scale, whether the victim was informed, respected and helped and
+// whether she would recommend the service (the other questions of
+// [Answer] stay accepted), and what was missing, as codes from
+// [FeedbackMissing]: never free text.
 type Feedback struct {
 	Placement string   `json:"placement,omitempty" validate:"omitempty,placement"`
 	Answers   []Answer `json:"answers" validate:"required,min=1,max=6,dive"`
+	// Missing lists what the victim missed, as codes of FeedbackMissing.
+	Missing []string `json:"missing,omitempty" validate:"max=8,unique,dive,oneof=information emotional_support practical_help legal_help safety interpreter faster_contact follow_up"`
 }
+
+// FeedbackMissing lists the codes of [Feedback].Missing.
+var FeedbackMissing = []string{"information", "emotional_support", "practical_help", "legal_help", "safety", "interpreter", "faster_contact", "follow_up"}
 
 // Problem is one machine-readable validation problem: a JSON pointer into
 // the event (RFC 6901; payload fields are under /data), a stable code and
