@@ -1,0 +1,375 @@
+package reports
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+)
+
+var now = time.Date(2026, 6, 1, 0, 0, 0, 0, time.UTC)
+
+func build(t testing.TB, tr *traffic) *Model {
+	t.Helper()
+	m := New(Config{})
+	for i, e := range tr.envs {
+		m.Apply(uint64(i+1), e)
+	}
+	return m
+}
+
+func report(t *testing.T, m *Model, name string, s Scope, f Filter) *Table {
+	t.Helper()
+	tb, err := m.Report(name, s, f, now)
+	if err != nil {
+		t.Fatalf("%s: %v", name, err)
+	}
+	return tb
+}
+
+// checkCell requires a shown count to equal want, and a hidden one to be
+// either small or hidden as a complement (its number is then checked by
+// checkSuppression).
+func checkCell(t *testing.T, where string, c *Count, want int) {
+	t.Helper()
+	if n, ok := c.Value(); ok && n != want {
+		t.Errorf("%s = %d, want %d", where, n, want)
+	} else if !ok && want == 0 {
+		t.Errorf("%s is hidden but is 0", where)
+	}
+}
+
+func TestFlowsMatchIndependentCounts(t *testing.T) {
+	t.Parallel()
+	tr := generate(1, 3000)
+	m := build(t, tr)
+	want := map[string]int{} // from/to/code
+	wantOrg := map[string]int{}
+	for _, x := range tr.truths {
+		seen := map[string]bool{}
+		for org, codes := range x.answers {
+			for code := range codes {
+				if code == "reminded" {
+					continue
+				}
+				wantOrg[x.referrer+"/"+org+"/"+code]++
+				k := x.referrer[:2] + "/" + org[:2] + "/" + code
+				if !seen[k] {
+					seen[k] = true
+					want[k]++
+				}
+			}
+		}
+	}
+	tb := report(t, m, "flows/countries", Scope{}, Filter{})
+	shown := 0
+	for _, r := range tb.Rows {
+		for _, c := range tb.Columns {
+			checkCell(t, fmt.Sprintf("%s→%s %s", r.Key["from"], r.Key["to"], c), r.Counts[c], want[r.Key["from"]+"/"+r.Key["to"]+"/"+c])
+			if _, ok := r.Counts[c].Value(); ok {
+				shown++
+			}
+		}
+	}
+	if len(tb.Rows) != len(genCountries)*len(genCountries) || shown == 0 {
+		t.Fatalf("%d rows, %d shown cells", len(tb.Rows), shown)
+	}
+	to := report(t, m, "flows/organisations", Scope{}, Filter{})
+	for _, r := range to.Rows {
+		for _, c := range to.Columns {
+			checkCell(t, fmt.Sprintf("%s→%s %s", r.Key["from"], r.Key["to"], c), r.Counts[c], wantOrg[r.Key["from"]+"/"+r.Key["to"]+"/"+c])
+		}
+	}
+	checkSuppression(t, tb)
+	checkSuppression(t, to)
+}
+
+func TestOrganisationsTimesOutcomesGapsFeedback(t *testing.T) {
+	t.Parallel()
+	tr := generate(2, 3000)
+	m := build(t, tr)
+	org := map[string]map[string]int{}
+	minutes := map[string][]int64{}
+	contacted, requested := map[string]int{}, map[string]int{}
+	contactMin := map[string][]int64{}
+	outcomes, gaps, feedback := map[string]int{}, map[string]int{}, map[string]int{}
+	for _, x := range tr.truths {
+		requested[x.country]++
+		if x.contactMinutes >= 0 {
+			contacted[x.country]++
+			contactMin[x.country] = append(contactMin[x.country], x.contactMinutes)
+		}
+		for o, codes := range x.answers {
+			if org[o] == nil {
+				org[o] = map[string]int{}
+			}
+			for c := range codes {
+				org[o][c]++
+			}
+		}
+		for o, ms := range x.acceptMinutes {
+			minutes[o] = append(minutes[o], ms...)
+		}
+		for k := range x.outcomes {
+			outcomes[k[0]+"/"+k[1]]++
+		}
+		for k := range x.unmatched {
+			gaps[x.country+"/"+x.region+"/"+k[0]+"/"+k[1]]++
+		}
+		for k := range x.feedback {
+			feedback[k[0]+"/"+k[1]]++
+		}
+	}
+	lowerMedian := func(v []int64) float64 {
+		v = slices.Clone(v)
+		slices.Sort(v)
+		return float64(v[(len(v)-1)/2])
+	}
+	tb := report(t, m, "organisations", Scope{}, Filter{})
+	for _, r := range tb.Rows {
+		o := r.Key["organisation"]
+		for _, c := range tb.Columns {
+			checkCell(t, o+" "+c, r.Counts[c], org[o][c])
+		}
+		if med := r.Stats["median_minutes_to_accept"]; med == nil || *med != lowerMedian(minutes[o]) {
+			t.Errorf("%s median to accept %v, want %v", o, med, lowerMedian(minutes[o]))
+		}
+		if rate := r.Stats["acceptance_rate"]; rate == nil || fmt.Sprintf("%.4f", *rate) != fmt.Sprintf("%.4f", float64(org[o]["accepted"])/float64(org[o]["offered"])) {
+			t.Errorf("%s acceptance rate %v", o, rate)
+		}
+	}
+	tt := report(t, m, "times", Scope{}, Filter{})
+	for _, r := range tt.Rows {
+		cc := r.Key["country"]
+		checkCell(t, cc+" requested", r.Counts["requested"], requested[cc])
+		checkCell(t, cc+" contacted", r.Counts["contacted"], contacted[cc])
+		if med := r.Stats["median_minutes_to_first_contact"]; med == nil || *med != lowerMedian(contactMin[cc]) {
+			t.Errorf("%s median to contact %v, want %v", cc, med, lowerMedian(contactMin[cc]))
+		}
+	}
+	for name, want := range map[string]map[string]int{"outcomes": outcomes, "gaps": gaps, "feedback": feedback} {
+		tb := report(t, m, name, Scope{}, Filter{})
+		if len(tb.Rows) == 0 {
+			t.Fatalf("%s: no rows", name)
+		}
+		got := 0
+		for _, r := range tb.Rows {
+			var k []string
+			for _, d := range tb.Dims {
+				k = append(k, r.Key[d])
+			}
+			checkCell(t, name+" "+strings.Join(k, "/"), r.Counts["referrals"], want[strings.Join(k, "/")])
+			got++
+		}
+		if got != len(want) {
+			t.Errorf("%s: %d rows, want %d", name, got, len(want))
+		}
+		checkSuppression(t, tb)
+	}
+}
+
+func TestFiltersNarrowToVictimGroupAndNeed(t *testing.T) {
+	t.Parallel()
+	tr := generate(3, 2000)
+	m := build(t, tr)
+	yes := true
+	f := Filter{Crime: "fraud", AgeBand: "adult", CrossBorder: &yes, Need: "info.rights",
+		From: time.Date(2026, 1, 10, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)}
+	want := 0
+	for _, x := range tr.truths {
+		if slices.Contains(x.crimes, "fraud") && x.ageBand == "adult" && x.crossBorder && slices.Contains(x.needs, "info.rights") &&
+			!x.day.Before(f.From) && x.day.Before(f.To) {
+			want++
+		}
+	}
+	tb := report(t, m, "overview", Scope{}, f)
+	if n, ok := tb.Totals["requested"].Value(); want >= MinCell && (!ok || n != want) {
+		t.Fatalf("requested = %d (%v), want %d", n, ok, want)
+	}
+	if want == 0 {
+		t.Fatal("the filter keeps nothing; the traffic is too small")
+	}
+}
+
+// checkSuppression requires every shown count to be 0 or at least
+// MinCell, and no column group (rows and total) to have exactly one
+// hidden count with a visible total.
+func checkSuppression(t *testing.T, tb *Table) {
+	t.Helper()
+	for _, c := range tb.Columns {
+		hidden := 0
+		for _, r := range tb.Rows {
+			n, ok := r.Counts[c].Value()
+			if ok && n > 0 && n < MinCell {
+				t.Errorf("%s: %v %s shows %d", tb.Report, r.Key, c, n)
+			}
+			if !ok {
+				hidden++
+			}
+		}
+		if _, ok := tb.Totals[c].Value(); ok && hidden == 1 {
+			t.Errorf("%s: column %s has one hidden cell and a visible total", tb.Report, c)
+		}
+	}
+	raw, _ := json.Marshal(tb)
+	if bytes.Contains(raw, []byte("ref-")) {
+		t.Errorf("%s: a referral id in the report", tb.Report)
+	}
+}
+
+func TestSuppressionHidesComplements(t *testing.T) {
+	t.Parallel()
+	tb := &Table{Report: "t", Dims: []string{"from", "to"}, Columns: []string{"n"}, Totals: map[string]*Count{}}
+	add := func(from, to string, n int) {
+		tb.Rows = append(tb.Rows, Row{Key: map[string]string{"from": from, "to": to}, Counts: map[string]*Count{"n": {n: n}}})
+	}
+	// pt→es 3 is small; the pt row and the es column would give it away.
+	add("pt", "es", 3)
+	add("pt", "fr", 9)
+	add("pt", "nl", 20)
+	add("fi", "es", 7)
+	add("fi", "fr", 30)
+	add("fi", "nl", 40)
+	tb.Totals["n"] = &Count{n: 109}
+	tb.suppress()
+	hidden := map[string]bool{}
+	for _, r := range tb.Rows {
+		if _, ok := r.Counts["n"].Value(); !ok {
+			hidden[r.Key["from"]+r.Key["to"]] = true
+		}
+	}
+	// Primary: pt→es. Row pt: pt→fr (9, smallest). Column es: fi→es (7).
+	// Column fr then has pt→fr hidden alone: fi→fr; row fi has fi→es and
+	// fi→fr: two, done.
+	for _, k := range []string{"ptes", "ptfr", "fies", "fifr"} {
+		if !hidden[k] {
+			t.Errorf("%s shown; hidden: %v", k, hidden)
+		}
+	}
+	if hidden["ptnl"] || hidden["finl"] {
+		t.Errorf("too much hidden: %v", hidden)
+	}
+	raw, _ := json.Marshal(tb)
+	raw = bytes.ReplaceAll(raw, []byte(`\u003c`), []byte("<"))
+	if !strings.Contains(string(raw), `"<5"`) || !strings.Contains(string(raw), `"suppressed"`) || strings.Contains(string(raw), `"n":3`) || strings.Contains(string(raw), `"n":9`) {
+		t.Errorf("JSON %s", raw)
+	}
+	// Nothing hidden can be derived: every group with a hidden cell has two.
+	for _, by := range []string{"from", "to"} {
+		n := map[string]int{}
+		for _, r := range tb.Rows {
+			if _, ok := r.Counts["n"].Value(); !ok {
+				n[r.Key[by]]++
+			}
+		}
+		for k, c := range n {
+			if c == 1 {
+				t.Errorf("%s=%s has one hidden cell", by, k)
+			}
+		}
+	}
+}
+
+func TestNationalCoordinatorSeesOwnCountry(t *testing.T) {
+	t.Parallel()
+	tr := generate(4, 3000)
+	m := build(t, tr)
+	eu := report(t, m, "flows/countries", Scope{}, Filter{})
+	pt := report(t, m, "flows/countries", Scope{Country: "pt"}, Filter{})
+	if len(pt.Rows) == 0 || len(pt.Rows) >= len(eu.Rows) {
+		t.Fatalf("pt sees %d rows of %d", len(pt.Rows), len(eu.Rows))
+	}
+	euRow := map[string]Row{}
+	for _, r := range eu.Rows {
+		euRow[r.Key["from"]+r.Key["to"]] = r
+	}
+	for _, r := range pt.Rows {
+		if r.Key["from"] != "pt" && r.Key["to"] != "pt" {
+			t.Errorf("pt coordinator sees %v", r.Key)
+		}
+		for _, c := range pt.Columns {
+			a, ok1 := r.Counts[c].Value()
+			b, ok2 := euRow[r.Key["from"]+r.Key["to"]].Counts[c].Value()
+			if ok1 && ok2 && a != b {
+				t.Errorf("%v %s: pt %d, eu %d", r.Key, c, a, b)
+			}
+		}
+	}
+	gaps := report(t, m, "gaps", Scope{Country: "pt"}, Filter{})
+	for _, r := range gaps.Rows {
+		if r.Key["country"] != "pt" {
+			// a gap of a victim elsewhere shows only when a pt referrer sent it
+			t.Logf("gap row %v", r.Key)
+		}
+	}
+	if _, err := m.Report("gaps", Scope{Country: "pt"}, Filter{Country: "es"}, now); !errors.Is(err, ErrForbidden) {
+		t.Fatalf("pt asking for es: %v", err)
+	}
+}
+
+func TestBadFilters(t *testing.T) {
+	t.Parallel()
+	m := New(Config{})
+	for _, tc := range []struct {
+		f     Filter
+		field string
+	}{
+		{Filter{From: now.Add(48 * time.Hour)}, "from"},
+		{Filter{From: now.Add(-48 * time.Hour), To: now.Add(-72 * time.Hour)}, "to"},
+		{Filter{Need: "food"}, "need"},
+		{Filter{Country: "xx"}, "country"},
+		{Filter{By: "year"}, "by"},
+	} {
+		_, err := m.Report("overview", Scope{}, tc.f, now)
+		var fe *FilterError
+		if !errors.As(err, &fe) || fe.Field != tc.field {
+			t.Errorf("%+v: %v, want a FilterError on %s", tc.f, err, tc.field)
+		}
+	}
+	if _, err := m.Report("nope", Scope{}, Filter{}, now); !errors.Is(err, ErrUnknownReport) {
+		t.Errorf("unknown report: %v", err)
+	}
+}
+
+func TestSnapshotRestoresAndResumes(t *testing.T) {
+	t.Parallel()
+	tr := generate(5, 1500)
+	full := NewStore(Config{})
+	half := NewStore(Config{})
+	for i, e := range tr.envs {
+		full.Apply(uint64(i+1), e)
+		if i < len(tr.envs)/2 {
+			half.Apply(uint64(i+1), e)
+		}
+	}
+	var buf bytes.Buffer
+	if err := half.Snapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	resumed := NewStore(Config{})
+	if err := resumed.Restore(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if resumed.Sequence() != uint64(len(tr.envs)/2) {
+		t.Fatalf("restored at %d", resumed.Sequence())
+	}
+	for i, e := range tr.envs {
+		resumed.Apply(uint64(i+1), e) // the first half is skipped by sequence
+	}
+	if resumed.Events() != full.Events() {
+		t.Fatalf("events %d, want %d", resumed.Events(), full.Events())
+	}
+	for _, name := range Reports {
+		a, _ := full.Report(name, Scope{}, Filter{}, now)
+		b, _ := resumed.Report(name, Scope{}, Filter{}, now)
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if !bytes.Equal(ja, jb) {
+			t.Errorf("%s differs after restore", name)
+		}
+	}
+}
