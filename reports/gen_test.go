@@ -168,4 +168,3 @@ func generate(seed uint64, n int) *traffic {
 	}
 	return tr
 }
-

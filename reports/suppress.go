@@ -58,11 +58,11 @@ type Row struct {
 // column, and the totals of each column (the sum of its rows: a referral
 // in two rows counts in both).
 type Table struct {
-	Report  string           `json:"report"`
-	Unit    string           `json:"unit"`
-	Dims    []string         `json:"dimensions"`
-	Columns []string         `json:"columns"`
-	Rows    []Row            `json:"rows"`
+	Report  string            `json:"report"`
+	Unit    string            `json:"unit"`
+	Dims    []string          `json:"dimensions"`
+	Columns []string          `json:"columns"`
+	Rows    []Row             `json:"rows"`
 	Totals  map[string]*Count `json:"totals"`
 	// rowGroup lists columns of which the first is at least the sum of
 	// the others within a row (offered ≥ accepted + declined + expired).
