@@ -24,6 +24,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/reports"
 	"github.com/invictus-network/invictus/routing"
 )
 
@@ -108,6 +109,9 @@ type bundle struct {
 	tokens map[string]string // "<org>/<role>" -> secret
 	// metrics are the API's collectors, the routing service's observer.
 	metrics *httpapi.Metrics
+	// reports is the coordinators' read model, fed from REFERRALS when
+	// options.reports is set.
+	reports *reports.Store
 }
 
 // options of setup.
@@ -119,6 +123,8 @@ type options struct {
 	httpsOnly bool
 	// wrapTokens, when set, wraps the token store the API is given.
 	wrapTokens func(httpapi.Store) httpapi.Store
+	// reports feeds a reports.Store from REFERRALS and serves it.
+	reports bool
 }
 
 // setup starts a node. With o.router the routing service runs too.
@@ -174,10 +180,28 @@ func setup(t *testing.T, o options) *bundle {
 	if o.wrapTokens != nil {
 		tokens = o.wrapTokens(tokens)
 	}
+	var rep httpapi.Reports
+	if o.reports {
+		b.reports = reports.NewStore(reports.Config{})
+		rep = b.reports
+		feed, err := natsjs.NewReportFeed(b.nc, b.reports, natsjs.ReportFeedConfig{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fctx, fcancel := context.WithCancel(context.Background())
+		fdone := make(chan error, 1)
+		go func() { fdone <- feed.Run(fctx) }()
+		t.Cleanup(func() {
+			fcancel()
+			if err := <-fdone; err != nil {
+				t.Errorf("report feed: %v", err)
+			}
+		})
+	}
 	b.api, err = httpapi.New(httpapi.Deps{
 		Tokens: tokens, Webhooks: p.Webhooks, Commands: p.Commands, Outcomes: p.Outcomes,
 		Timeline: p.Timeline, Inbox: p.Inbox, Directory: b.view, Matcher: routing.NewMatcher(routing.Config{}),
-		Stats: p.Stats, Ready: map[string]httpapi.Check{"jetstream": p.Ready}, Metrics: b.metrics,
+		Stats: p.Stats, Ready: map[string]httpapi.Check{"jetstream": p.Ready}, Metrics: b.metrics, Reports: rep,
 	}, cfg)
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)

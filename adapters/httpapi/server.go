@@ -220,6 +220,8 @@ type Deps struct {
 	Ready map[string]Check
 	// Metrics are the collectors to update and serve; nil makes new ones.
 	Metrics *Metrics
+	// Reports serves GET /v1/reports/{name} to coordinators; nil answers 503.
+	Reports Reports
 }
 
 // Server is the HTTP API: an http.Handler. It is safe for concurrent use.
@@ -659,6 +661,8 @@ func (s *Server) routes() {
 	})
 	s.route("/v1/webhooks/{id}/deliveries", get(authenticated, org, s.webhookDeliveries))
 	s.route("/v1/match", map[string]endpoint{http.MethodPost: {access: authenticated, roles: []Role{RoleOrganisation, RoleCoordinator}, h: s.postMatch}})
+
+	s.route("/v1/reports/{name...}", get(authenticated, []Role{RoleCoordinator}, s.getReport))
 
 	// The directory is open data: no token, rate limited by address.
 	s.route("/v1/services", get(public, nil, s.listServices))
