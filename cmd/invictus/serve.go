@@ -306,7 +306,9 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	// The API serves the metrics the routing service feeds.
 	metrics := httpapi.NewMetrics()
 	routeC := &routingComponent{conn: natsC.routingConn, view: view, observer: metrics, logger: logger, fail: fail}
+	reportsC := &reportsComponent{data: o.data, conn: natsC.adminConn, logger: logger, fail: fail}
 	apiC := &apiComponent{
+		reports: reportsC,
 		listen:  o.listen,
 		conn:    natsC.adminConn,
 		view:    view,
@@ -338,7 +340,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 		demo = &demoComponent{data: o.data, seed: o.demoSeed, conn: natsC.adminConn, logger: logger}
 		components = append(components, demo)
 	}
-	components = append(components, dirC, provC, routeC)
+	components = append(components, dirC, provC, routeC, reportsC)
 	if o.email.enabled() {
 		// Before the API, which mounts its link pages at /mail/.
 		emailC := &emailComponent{settings: o.email, conn: natsC.adminConn, view: view, reg: metrics.Registry, logger: logger, fail: fail}

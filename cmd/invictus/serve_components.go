@@ -251,6 +251,8 @@ type apiComponent struct {
 	mail   http.Handler
 	logger *slog.Logger
 	fail   func(error)
+	// reports is the coordinators' read model, started before the API.
+	reports *reportsComponent
 
 	api        *httpapi.Server
 	pages      *web.Server
@@ -281,6 +283,7 @@ func (a *apiComponent) Start(ctx context.Context) error {
 			Matcher:   routing.NewMatcher(routing.Config{}),
 			Stats:     ports.Stats,
 			Metrics:   a.metrics,
+			Reports:   a.reports.source(),
 		}, a.apiConfig())
 	}
 	if err == nil {
