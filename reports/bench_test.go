@@ -1,6 +1,7 @@
 package reports
 
 import (
+	"github.com/invictus-network/invictus/reports/reportstest"
 	"runtime"
 	"testing"
 	"time"
@@ -8,11 +9,11 @@ import (
 
 // benchTraffic holds about 1,000,000 events (the generator makes about
 // 6.8 per referral).
-var benchTraffic *traffic
+var benchTraffic *reportstest.Traffic
 
-func trafficForBench(b *testing.B) *traffic {
+func trafficForBench(b *testing.B) *reportstest.Traffic {
 	if benchTraffic == nil {
-		benchTraffic = generate(42, 150_000)
+		benchTraffic = reportstest.Generate(42, 150_000)
 	}
 	return benchTraffic
 }
@@ -24,7 +25,7 @@ func BenchmarkBuild(b *testing.B) {
 	tr := trafficForBench(b)
 	start := time.Now()
 	var sink int64
-	for _, e := range tr.envs {
+	for _, e := range tr.Envelopes {
 		sink += e.Event.Time().Unix()
 	}
 	raw := time.Since(start)
@@ -35,9 +36,9 @@ func BenchmarkBuild(b *testing.B) {
 	}
 	b.StopTimer()
 	per := b.Elapsed() / time.Duration(b.N)
-	b.ReportMetric(float64(len(tr.envs)), "events")
-	b.ReportMetric(float64(len(tr.envs))/per.Seconds(), "events/s")
-	b.ReportMetric(float64(len(tr.envs))/raw.Seconds(), "raw-range-events/s")
+	b.ReportMetric(float64(len(tr.Envelopes)), "events")
+	b.ReportMetric(float64(len(tr.Envelopes))/per.Seconds(), "events/s")
+	b.ReportMetric(float64(len(tr.Envelopes))/raw.Seconds(), "raw-range-events/s")
 	var before, after runtime.MemStats
 	runtime.GC()
 	runtime.ReadMemStats(&before)

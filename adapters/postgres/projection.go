@@ -384,6 +384,9 @@ func (p *Projection) queue(b *pgx.Batch, seq uint64, env *events.Envelope) {
 			v.Urgency, v.AgeBand, nullable(v.PreferredOrganisation), at, week)
 		b.Queue(`INSERT INTO `+q+`.referral_needs (referral_id, need) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, id, v.Needs)
 		b.Queue(`INSERT INTO `+q+`.referral_crimes (referral_id, crime) SELECT $1, unnest($2::text[]) ON CONFLICT DO NOTHING`, id, nonNilStrings(v.Crimes))
+		b.Queue(`UPDATE `+q+`.referrals SET gender = $2, flags = $3, languages = $4, channels = $5, cross_border = $6
+			WHERE referral_id = $1`, id, nullable(v.Gender), nonNilStrings(v.Flags), nonNilStrings(v.Languages), nonNilStrings(v.Channels),
+			v.Location.ResidenceCountry != "" && v.Location.ResidenceCountry != v.Location.Country)
 	case *events.Planned:
 		b.Queue(`UPDATE `+q+`.referrals SET status = 'planned', planned_at = $2, plan_gaps = $3, updated_at = $2
 			WHERE referral_id = $1 AND status = 'requested'`, id, at, len(v.Unmatched))
@@ -450,8 +453,16 @@ func (p *Projection) queue(b *pgx.Batch, seq uint64, env *events.Envelope) {
 			WHERE referral_id = $1`, id, at, v.Reason)
 	case *events.Feedback:
 		placement = v.Placement
+		for _, a := range v.Answers {
+			b.Queue(`INSERT INTO `+q+`.feedback_answers (event_id, referral_id, placement, question, value, occurred_at)
+				VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`, e.ID(), id, placement, a.Question, a.Value, at)
+		}
+		for _, c := range v.Missing {
+			b.Queue(`INSERT INTO `+q+`.feedback_missing (event_id, referral_id, code, occurred_at)
+				VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, e.ID(), id, c, at)
+		}
 	case *events.Erased:
-		for _, t := range []string{"referrals", "referral_needs", "referral_crimes", "placements", "offers", "transitions", "unmatched_needs"} {
+		for _, t := range []string{"referrals", "referral_needs", "referral_crimes", "placements", "offers", "transitions", "unmatched_needs", "feedback_answers", "feedback_missing"} {
 			b.Queue(`DELETE FROM `+q+`.`+t+` WHERE referral_id = $1`, id)
 		}
 		requested, _ := time.Parse(time.DateOnly, v.RequestedOn)
