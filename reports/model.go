@@ -78,12 +78,18 @@ func unmask(m uint32, of []string) []string {
 	return out
 }
 
-// fact is one counter's key.
+// fact is one counter's key. A, B and Code are symbols (indexes into
+// Model.syms), so that a key is 20 bytes and holds no pointer.
 type fact struct {
-	Dims uint32 // index into Model.dims
-	Fam  family
-	A, B string
-	Code string
+	Dims    uint32 // index into Model.dims
+	Fam     family
+	A, B, C uint32
+}
+
+// factView is a fact with its symbols resolved, as reports read it.
+type factView struct {
+	Fam        family
+	A, B, Code string
 }
 
 // cell is one counter: referrals, and for time families the minutes
@@ -141,6 +147,8 @@ type Model struct {
 	factIx map[fact]uint32
 	refs   map[string]*open
 	strs   map[string]string
+	syms   []string
+	symIx  map[string]uint32
 }
 
 // New returns an empty model.
@@ -149,7 +157,7 @@ func New(cfg Config) *Model {
 		cfg.Reminder = func(_ string, from, deadline time.Time) time.Time { return from.Add(deadline.Sub(from) / 2) }
 	}
 	return &Model{cfg: cfg, dimIdx: map[dims]uint32{}, factIx: map[fact]uint32{},
-		refs: map[string]*open{}, strs: map[string]string{}}
+		refs: map[string]*open{}, strs: map[string]string{}, symIx: map[string]uint32{}}
 }
 
 // Sequence returns the stream sequence of the last event applied.
@@ -170,6 +178,21 @@ func (m *Model) intern(s string) string {
 	}
 	m.strs[s] = s
 	return s
+}
+
+// sym returns the symbol of s, adding it if new.
+func (m *Model) sym(s string) uint32 {
+	if i, ok := m.symIx[s]; ok {
+		return i
+	}
+	i := uint32(len(m.syms))
+	m.syms = append(m.syms, s)
+	m.symIx[s] = i
+	return i
+}
+
+func (m *Model) view(f *fact) factView {
+	return factView{Fam: f.Fam, A: m.syms[f.A], B: m.syms[f.B], Code: m.syms[f.C]}
 }
 
 func dayOf(t time.Time) int32 { return int32(t.UTC().Unix() / 86400) }
@@ -331,7 +354,7 @@ func countryOf(org string) string {
 
 // count adds r to the fact once and returns the fact's index.
 func (m *Model) count(r *open, fam family, a, b, code string) uint32 {
-	f := fact{Dims: r.Dims, Fam: fam, A: m.intern(a), B: m.intern(b), Code: m.intern(code)}
+	f := fact{Dims: r.Dims, Fam: fam, A: m.sym(a), B: m.sym(b), C: m.sym(code)}
 	i, ok := m.factIx[f]
 	if !ok {
 		i = uint32(len(m.facts))

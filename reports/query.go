@@ -119,7 +119,7 @@ func (f Filter) keep(d *dims) bool {
 // touches reports whether fact f (of a referral with dims d) involves
 // country cc: the victim is there, the referrer is, or the organisation
 // (or country) the fact is about is.
-func touches(f *fact, d *dims, cc string) bool {
+func touches(f *factView, d *dims, cc string) bool {
 	if d.Country == cc || countryOf(d.Referrer) == cc {
 		return true
 	}
@@ -265,16 +265,18 @@ func (m *Model) Report(name string, s Scope, f Filter, now time.Time) (*Table, e
 		return nil, err
 	}
 	// each calls fn for every fact of fam the scope and filter keep.
-	each := func(fams []family, fn func(fc *fact, d *dims, c *cell)) {
+	each := func(fams []family, fn func(fc *factView, d *dims, c *cell)) {
 		for i := range m.facts {
-			fc := &m.facts[i]
-			if !slices.Contains(fams, fc.Fam) {
+			raw := &m.facts[i]
+			if !slices.Contains(fams, raw.Fam) {
 				continue
 			}
-			d := &m.dims[fc.Dims]
+			d := &m.dims[raw.Dims]
 			if !f.keep(d) {
 				continue
 			}
+			v := m.view(raw)
+			fc := &v
 			if s.Country != "" && !touches(fc, d, s.Country) {
 				continue
 			}
@@ -300,7 +302,7 @@ func (m *Model) Report(name string, s Scope, f Filter, now time.Time) (*Table, e
 	switch name {
 	case "overview":
 		a := newAcc(name, withPeriod(), []string{"requested", "offered", "accepted", "contacted", "unmatched"})
-		each([]family{famRequested, famContact, famAny}, func(fc *fact, d *dims, c *cell) {
+		each([]family{famRequested, famContact, famAny}, func(fc *factView, d *dims, c *cell) {
 			switch fc.Fam {
 			case famRequested:
 				a.add(key(d), "requested", c, false)
@@ -317,14 +319,14 @@ func (m *Model) Report(name string, s Scope, f Filter, now time.Time) (*Table, e
 			fam = famFlowOrg
 		}
 		a := newAcc(name, withPeriod("from", "to"), flowCols)
-		each([]family{fam}, func(fc *fact, d *dims, c *cell) { a.add(key(d, fc.A, fc.B), fc.Code, c, false) })
+		each([]family{fam}, func(fc *factView, d *dims, c *cell) { a.add(key(d, fc.A, fc.B), fc.Code, c, false) })
 		return a.finish(flowCols, func(r *Row, _ string, _ map[string]map[int32]int32) {
 			r.Stats = map[string]*float64{"acceptance_rate": ratio(r.Counts[flowAccepted], r.Counts[flowOffered])}
 		}), nil
 	case "organisations":
 		cols := append(slices.Clone(flowCols), "reminded")
 		a := newAcc(name, withPeriod("organisation"), cols)
-		each([]family{famFlowOrg, famReminded, famAcceptTime}, func(fc *fact, d *dims, c *cell) {
+		each([]family{famFlowOrg, famReminded, famAcceptTime}, func(fc *factView, d *dims, c *cell) {
 			switch fc.Fam {
 			case famFlowOrg:
 				a.add(key(d, fc.B), fc.Code, c, false)
@@ -343,7 +345,7 @@ func (m *Model) Report(name string, s Scope, f Filter, now time.Time) (*Table, e
 		}), nil
 	case "times":
 		a := newAcc(name, withPeriod("country"), []string{"requested", "contacted"})
-		each([]family{famRequested, famContact}, func(fc *fact, d *dims, c *cell) {
+		each([]family{famRequested, famContact}, func(fc *factView, d *dims, c *cell) {
 			if fc.Fam == famRequested {
 				a.add(key(d, d.Country), "requested", c, false)
 			} else {
@@ -358,7 +360,7 @@ func (m *Model) Report(name string, s Scope, f Filter, now time.Time) (*Table, e
 		}), nil
 	case "outcomes":
 		a := newAcc(name, withPeriod("need", "outcome"), []string{"referrals"})
-		each([]family{famOutcome}, func(fc *fact, d *dims, c *cell) {
+		each([]family{famOutcome}, func(fc *factView, d *dims, c *cell) {
 			if f.Need == "" || fc.A == f.Need {
 				a.add(key(d, fc.A, fc.Code), "referrals", c, false)
 			}
@@ -366,7 +368,7 @@ func (m *Model) Report(name string, s Scope, f Filter, now time.Time) (*Table, e
 		return a.finish(nil, nil), nil
 	case "gaps":
 		a := newAcc(name, withPeriod("country", "region", "need", "reason"), []string{"referrals"})
-		each([]family{famUnmatched}, func(fc *fact, d *dims, c *cell) {
+		each([]family{famUnmatched}, func(fc *factView, d *dims, c *cell) {
 			if f.Need == "" || fc.A == f.Need {
 				a.add(key(d, d.Country, d.Region, fc.A, fc.Code), "referrals", c, false)
 			}
@@ -374,7 +376,7 @@ func (m *Model) Report(name string, s Scope, f Filter, now time.Time) (*Table, e
 		return a.finish(nil, nil), nil
 	case "gaps/constraints":
 		a := newAcc(name, withPeriod("need", "constraint"), []string{"referrals"})
-		each([]family{famExcluded}, func(fc *fact, d *dims, c *cell) {
+		each([]family{famExcluded}, func(fc *factView, d *dims, c *cell) {
 			if f.Need == "" || fc.A == f.Need {
 				a.add(key(d, fc.A, fc.Code), "referrals", c, false)
 			}
@@ -382,7 +384,7 @@ func (m *Model) Report(name string, s Scope, f Filter, now time.Time) (*Table, e
 		return a.finish(nil, nil), nil
 	case "groups":
 		a := newAcc(name, []string{"dimension", "value"}, []string{"requested", "contacted"})
-		each([]family{famRequested, famContact}, func(fc *fact, d *dims, c *cell) {
+		each([]family{famRequested, famContact}, func(fc *factView, d *dims, c *cell) {
 			col := "requested"
 			if fc.Fam == famContact {
 				col = "contacted"
@@ -396,7 +398,7 @@ func (m *Model) Report(name string, s Scope, f Filter, now time.Time) (*Table, e
 		return a.finish(nil, nil), nil
 	case "feedback":
 		a := newAcc(name, withPeriod("question", "answer"), []string{"referrals"})
-		each([]family{famFeedback, famMissing}, func(fc *fact, d *dims, c *cell) {
+		each([]family{famFeedback, famMissing}, func(fc *factView, d *dims, c *cell) {
 			if fc.Fam == famMissing {
 				a.add(key(d, "missing", fc.Code), "referrals", c, false)
 			} else {

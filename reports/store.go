@@ -23,6 +23,7 @@ type snapshot struct {
 	Dims    []dims
 	Facts   []fact
 	Cells   []cell
+	Syms    []string
 	Refs    map[string]*open
 }
 
@@ -71,7 +72,7 @@ func (s *Store) Snapshot(w io.Writer) error {
 	defer s.mu.RUnlock()
 	m := s.m
 	return gob.NewEncoder(w).Encode(snapshot{Version: snapshotVersion, Seq: m.seq, Events: m.events,
-		Dims: m.dims, Facts: m.facts, Cells: m.cells, Refs: m.refs})
+		Dims: m.dims, Facts: m.facts, Cells: m.cells, Syms: m.syms, Refs: m.refs})
 }
 
 // Restore replaces the model with the snapshot read from r. It returns an
@@ -97,9 +98,17 @@ func (s *Store) Restore(r io.Reader) error {
 			Gender: m.intern(d.Gender), Languages: m.intern(d.Languages), CrossBorder: d.CrossBorder}
 		m.dimIdx[m.dims[i]] = uint32(i)
 	}
+	for _, s := range sn.Syms {
+		m.sym(s)
+	}
+	if len(m.syms) != len(sn.Syms) {
+		return fmt.Errorf("reports: snapshot symbols repeat")
+	}
 	for i, f := range m.facts {
-		m.facts[i] = fact{Dims: f.Dims, Fam: f.Fam, A: m.intern(f.A), B: m.intern(f.B), Code: m.intern(f.Code)}
-		m.factIx[m.facts[i]] = uint32(i)
+		if f.A >= uint32(len(m.syms)) || f.B >= uint32(len(m.syms)) || f.C >= uint32(len(m.syms)) || f.Dims >= uint32(len(m.dims)) {
+			return fmt.Errorf("reports: snapshot fact %d out of range", i)
+		}
+		m.factIx[f] = uint32(i)
 	}
 	s.m = m
 	return nil
