@@ -42,13 +42,13 @@ var contractSchemas = sync.OnceValues(func() (map[string]*jsonschema.Schema, err
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", name, err)
 		}
-		if err := c.AddResource(schemas.BaseURI+name, doc); err != nil {
+		if err := c.AddResource(schemas.URI(strings.TrimSuffix(name, ".json")), doc); err != nil {
 			return nil, err
 		}
 	}
 	out := map[string]*jsonschema.Schema{}
 	for _, short := range schemas.PayloadTypes() {
-		s, err := c.Compile(schemas.BaseURI + schemas.FileName(short))
+		s, err := c.Compile(schemas.URI(short))
 		if err != nil {
 			return nil, err
 		}
@@ -212,7 +212,7 @@ func TestContractValidExamples(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if !jsonEqual(t, data, again) {
+			if !jsonEqual(t, data, again) && !strings.Contains(g.name, "rounded") {
 				t.Errorf("decoded payload encodes to\n%s\nwant\n%s", again, data)
 			}
 			m, err := events.ToNATS("in.pt.apav", env.Event)
@@ -396,6 +396,8 @@ func (c *structChecker) resolve(n node, at string) node {
 		file, frag, _ := strings.Cut(ref, "#")
 		if file == "" {
 			file = n.file
+		} else if f, ok := schemas.FileOfURI(file); ok {
+			file = f
 		}
 		name, ok := strings.CutPrefix(frag, "/$defs/")
 		doc, okDoc := c.docs[file]
@@ -700,8 +702,11 @@ func (c *structChecker) rules(t reflect.Type, rules []string, n node, at string)
 				c.errorf(at, "datetime=%s: want format date, got %v", param, n.m["format"])
 			}
 		case "coord2":
-			if mo, _ := n.m["multipleOf"].(json.Number); mo != "0.01" {
-				c.errorf(at, "coord2: want multipleOf 0.01, got %v", n.m["multipleOf"])
+			// Decode rounds coordinates to 0.01 before validating, so the
+			// schema states a range only: multipleOf 0.01 is evaluated in
+			// floating point by most validators and refuses valid values.
+			if _, ok := n.m["multipleOf"]; ok {
+				c.errorf(at, "coord2: want no multipleOf (the server rounds), got %v", n.m["multipleOf"])
 			}
 		case "latitude", "longitude":
 			lim := "90"
@@ -813,11 +818,11 @@ func TestContractIdentifierPatterns(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := c.AddResource(schemas.BaseURI+schemas.DefsFile, doc); err != nil {
+	if err := c.AddResource(schemas.URI(schemas.DefsName), doc); err != nil {
 		t.Fatal(err)
 	}
 	def := func(name string) *jsonschema.Schema {
-		return c.MustCompile(schemas.BaseURI + schemas.DefsFile + "#/$defs/" + name)
+		return c.MustCompile(schemas.URI(schemas.DefsName) + "#/$defs/" + name)
 	}
 	candidates := []string{
 		"", "pt", "pt.", "pt.apav", "pt.apav.", "pt.apav.gav-lisboa", "pt.apav.gav-lisboa.x", "PT.apav", "pt.Apav",

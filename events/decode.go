@@ -242,7 +242,7 @@ func (r *rawEvent) decode() (*Envelope, error) {
 		ps.add("/data", CodeMissingAttribute, "the event has no data; every event of the catalogue carries a JSON payload")
 	case knownType && !r.reported[attrDataContentType] && r.attrs[attrDataContentType] != "":
 		var pps problems
-		payload, pps = decodePayload(typ, r.data)
+		payload, r.data, pps = decodePayload(typ, r.data)
 		ps = append(ps, pps...)
 		if req, ok := payload.(*Requested); ok && !r.reported[attrTime] {
 			if at, ok := parseTime(r.attrs[attrTime]); ok {
@@ -344,7 +344,7 @@ func (r *rawEvent) checkAttributes() problems {
 		}
 	}
 	if v, ok := get(attrDataSchema); ok && knownType && !schemaFits(typ, v) {
-		invalid(attrDataSchema, "dataschema %s does not match type %s; want %s", quote(v), typ, SchemaPath(typ))
+		invalid(attrDataSchema, "dataschema %s does not match type %s; want %s", quote(v), typ, SchemaURI(typ))
 	}
 	if v, ok := get(attrDataContentType); ok {
 		if msg := checkContentType(v); msg != "" {
@@ -481,9 +481,13 @@ func subjectRule(typ string) string {
 	return "the referral id (a canonical lower-case UUID)"
 }
 
-// schemaFits reports whether dataschema names the schema of typ: the path
-// SchemaPath(typ), or an absolute http(s) URL with that path.
+// schemaFits reports whether dataschema names the schema of typ: its URN
+// SchemaURI(typ), or, as clients before the URN sent it, the path
+// SchemaPath(typ) or an absolute http(s) URL with that path.
 func schemaFits(typ, dataschema string) bool {
+	if dataschema == SchemaURI(typ) {
+		return true
+	}
 	want := SchemaPath(typ)
 	if dataschema == want {
 		return true
@@ -575,15 +579,15 @@ func syntaxError(b []byte) (offset int64, msg string, ok bool) {
 // under /data: invalid UTF-8, malformed JSON (with the byte offset), every
 // unknown or repeated member, every value of the wrong JSON type, and every
 // rule ValidatePayload checks.
-func decodePayload(typ string, data []byte) (Payload, problems) {
+func decodePayload(typ string, data []byte) (Payload, []byte, problems) {
 	var ps problems
 	if i := invalidUTF8At(data); i >= 0 {
 		ps.add("/data", CodeInvalidUTF8, "data is not valid UTF-8: invalid byte at offset %d", i)
-		return nil, ps
+		return nil, data, ps
 	}
 	if off, msg, ok := syntaxError(data); !ok {
 		ps.add("/data", CodeMalformedJSON, "data is not well-formed JSON: %s (at byte offset %d)", msg, off)
-		return nil, ps
+		return nil, data, ps
 	}
 	if hasLoneSurrogate(data) {
 		ps.add("/data", CodeInvalidUTF8, "data holds a lone UTF-16 surrogate escape, which cannot be decoded without changing the value")
@@ -594,11 +598,18 @@ func decodePayload(typ string, data []byte) (Payload, problems) {
 	w.value(reflect.TypeOf(p), "/data")
 	ps = append(ps, w.probs...)
 	if w.wrongType {
-		return nil, ps // decoding would fail or leave zero values behind
+		return nil, data, ps // decoding would fail or leave zero values behind
 	}
 	if err := json.Unmarshal(data, p); err != nil {
 		ps.add("/data", CodeFormat, "data does not decode as %s: %v", typ, err)
-		return nil, ps
+		return nil, data, ps
+	}
+	if roundCoordinates(p) {
+		// The data carries what the payload now holds: nothing downstream
+		// sees the finer coordinates the sender gave.
+		if b, err := json.Marshal(p); err == nil {
+			data = b
+		}
 	}
 	var ve *ValidationError
 	if err := ValidatePayload(p); errors.As(err, &ve) {
@@ -606,7 +617,7 @@ func decodePayload(typ string, data []byte) (Payload, problems) {
 	} else if err != nil {
 		ps.add("/data", CodeFormat, "%v", err)
 	}
-	return p, ps
+	return p, data, ps
 }
 
 var timeType = reflect.TypeFor[time.Time]()

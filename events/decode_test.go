@@ -88,7 +88,7 @@ func TestDecodeErrorClasses(t *testing.T) {
 			m["needs"] = []any{"support.emotional", "bogus"}
 			m["urgency"] = "whenever"
 			m["consent"].(map[string]any)["referral"] = false
-			m["location"].(map[string]any)["lat"] = 38.7234
+			m["location"].(map[string]any)["lat"] = 98.7
 		}))), events.ErrInvalid, "", []string{"/data/needs/1", "/data/urgency", "/data/consent/referral", "/data/location/lat"}},
 		{"wrong JSON types", withData(requested, string(requestedData(t, func(m map[string]any) {
 			m["needs"] = "support.emotional"
@@ -106,7 +106,7 @@ func TestDecodeErrorClasses(t *testing.T) {
 		{"specversion 0.3", withHeader(accepted, "ce-specversion", "0.3"), events.ErrInvalid, events.CodeInvalidAttribute, []string{"/specversion"}},
 		{"source not an organisation", withHeader(accepted, "ce-source", "/people/someone"), events.ErrInvalid, events.CodeInvalidAttribute, []string{"/source"}},
 		{"source with a bad organisation id", withHeader(accepted, "ce-source", "/orgs/zz.apav"), events.ErrInvalid, events.CodeInvalidAttribute, []string{"/source"}},
-		{"dataschema of another type", withHeader(accepted, "ce-dataschema", "/schemas/referral.declined.v1.json"), events.ErrInvalid, events.CodeInvalidAttribute, []string{"/dataschema"}},
+		{"dataschema of another type", withHeader(accepted, "ce-dataschema", "urn:invictus:schema:referral.declined.v1"), events.ErrInvalid, events.CodeInvalidAttribute, []string{"/dataschema"}},
 		{"subject not a referral id", withHeader(accepted, "ce-subject", "pt.apav"), events.ErrInvalid, events.CodeInvalidAttribute, []string{"/subject"}},
 		{"upper-case referral id", withHeader(accepted, "ce-subject", strings.ToUpper(events.SampleReferralID)), events.ErrInvalid, events.CodeInvalidAttribute, []string{"/subject"}},
 		{"time not RFC 3339", withHeader(accepted, "ce-time", "10/03/2025"), events.ErrInvalid, events.CodeInvalidAttribute, []string{"/time"}},
@@ -259,15 +259,18 @@ func TestDecodeCommandRejectedSubjectOptional(t *testing.T) {
 	wantProblem(t, err, events.ErrInvalid, "/subject")
 }
 
-func TestDecodeAbsoluteDataSchema(t *testing.T) {
+// TestDecodeOldDataSchema checks that the forms of dataschema that clients
+// sent before the URN (the path, and an absolute URL with that path) are
+// still accepted, and that near misses are not.
+func TestDecodeOldDataSchema(t *testing.T) {
 	t.Parallel()
 	m := sampleMessage(t, events.TypeReferralAccepted)
-	for _, ds := range []string{"https://hub.example.org/schemas/referral.accepted.v1.json", "http://127.0.0.1:8080/schemas/referral.accepted.v1.json"} {
+	for _, ds := range []string{"urn:invictus:schema:referral.accepted.v1", "/schemas/referral.accepted.v1.json", "https://hub.example.org/schemas/referral.accepted.v1.json", "http://127.0.0.1:8080/schemas/referral.accepted.v1.json"} {
 		if _, err := events.Decode(withHeader(m, "ce-dataschema", ds)); err != nil {
 			t.Errorf("dataschema %s: %v", ds, err)
 		}
 	}
-	for _, ds := range []string{"https://hub.example.org/schemas/referral.declined.v1.json", "https://hub.example.org/schemas/referral.accepted.v1.json?v=2", "ftp://x/schemas/referral.accepted.v1.json", "schemas/referral.accepted.v1.json"} {
+	for _, ds := range []string{"https://hub.example.org/schemas/referral.declined.v1.json", "https://hub.example.org/schemas/referral.accepted.v1.json?v=2", "ftp://x/schemas/referral.accepted.v1.json", "schemas/referral.accepted.v1.json", "urn:invictus:schema:referral.accepted.v2", "URN:invictus:schema:referral.accepted.v1", "urn:invictus:schema:referral.accepted.v1#x"} {
 		_, err := events.Decode(withHeader(m, "ce-dataschema", ds))
 		wantProblem(t, err, events.ErrInvalid, "/dataschema")
 	}
@@ -365,5 +368,28 @@ func TestValidationErrorBounds(t *testing.T) {
 	rejected := &events.CommandRejected{Command: testID, Errors: ve.Problems}
 	if err := events.ValidatePayload(rejected); err != nil {
 		t.Errorf("the problems do not fit in command.rejected: %v", err)
+	}
+}
+
+// TestDecodeRoundsCoordinates checks that finer coordinates than 0.01 are
+// rounded on receipt, in the payload and in the data the event carries on,
+// so that nothing downstream sees them.
+func TestDecodeRoundsCoordinates(t *testing.T) {
+	t.Parallel()
+	m := sampleMessage(t, events.TypeReferralRequested)
+	m.Data = requestedData(t, func(m map[string]any) {
+		m["location"].(map[string]any)["lat"] = 38.72349
+		m["location"].(map[string]any)["lon"] = -9.13951
+	})
+	env, err := events.Decode(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := env.Payload.(*events.Requested)
+	if *req.Location.Lat != 38.72 || *req.Location.Lon != -9.14 {
+		t.Errorf("payload location %v,%v; want 38.72,-9.14", *req.Location.Lat, *req.Location.Lon)
+	}
+	if d := string(env.Event.Data()); !strings.Contains(d, `"lat":38.72,"lon":-9.14`) || strings.Contains(d, "38.723") {
+		t.Errorf("event data keeps the finer coordinates: %s", d)
 	}
 }

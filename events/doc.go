@@ -29,9 +29,13 @@
 //     none); when present it is the rejected command's referral,
 //     organisation or service id;
 //   - time (RFC 3339, not the zero time; see [WithTime]);
-//   - dataschema: [SchemaPath] of the type ("/schemas/referral.requested.v1.json"),
-//     the path under which the HTTP API serves the payload's JSON Schema; an
-//     absolute http(s) URL with that path is accepted too;
+//   - dataschema: [SchemaURI] of the type ("urn:invictus:schema:referral.requested.v1"),
+//     the URN that is the "$id" of the payload's JSON Schema (the HTTP API
+//     serves it at [SchemaPath], "/schemas/referral.requested.v1.json").
+//     A URN rather than a URL: it is the same on every node and stays true
+//     while events are kept, wherever a node is later reached. The forms
+//     clients sent before, the path and an absolute http(s) URL with that
+//     path, are still accepted;
 //   - datacontenttype "application/json" (a charset=utf-8 parameter is
 //     allowed);
 //   - data, the payload.
@@ -82,14 +86,10 @@
 // through sdk-go's HTTP binding, for webhooks and clients. [DecodeEvent]
 // checks an event that sdk-go has already parsed.
 //
-// A caveat: the CloudEvents specification types dataschema as an absolute
-// URI, and sdk-go's event.Event.Validate rejects the relative path that
-// the contract uses, so sdk-go's client refuses these events (Send, and
-// the receivers of StartReceiver). Encode with [ToNATS] and
-// [WriteHTTPRequest], decode with [Decode], [DecodeHTTP] and
-// [DecodeEvent]: none of them calls Validate. Decode already accepts an
-// absolute dataschema URL, so the contract can move to one without
-// breaking receivers.
+// The dataschema is an absolute URI as the CloudEvents specification
+// requires, so events pass sdk-go's event.Event.Validate and the
+// JavaScript SDK's strict checks; receivers built with sdk-go's client
+// accept the events the network delivers.
 //
 // # Errors
 //

@@ -97,10 +97,18 @@ func OrgOfSource(source string) (string, bool) {
 	return org, true
 }
 
+// SchemaURI returns the dataschema of eventType's events: the URN that is
+// also the "$id" of its payload's JSON Schema.
+// SchemaURI("invictus.referral.requested.v1") is
+// "urn:invictus:schema:referral.requested.v1".
+func SchemaURI(eventType string) string {
+	return SchemaURNPrefix + strings.TrimPrefix(eventType, "invictus.")
+}
+
 // SchemaPath returns the URL path under which the HTTP API serves the JSON
-// Schema of eventType's payload; it is the event's dataschema attribute.
-// SchemaPath("invictus.referral.requested.v1") is
-// "/schemas/referral.requested.v1.json".
+// Schema of eventType's payload: SchemaPath("invictus.referral.requested.v1")
+// is "/schemas/referral.requested.v1.json". Events carried it as their
+// dataschema before SchemaURI; Decode still accepts it.
 func SchemaPath(eventType string) string {
 	return SchemaPathPrefix + strings.TrimPrefix(eventType, "invictus.") + ".json"
 }
@@ -142,7 +150,7 @@ func WithTraceState(ts string) Option { return func(o *options) { o.traceState =
 
 // New builds the event of payload p: id (a new UUIDv7 unless WithID),
 // source, type (p.EventType()), subject, time (now in UTC unless WithTime),
-// dataschema (SchemaPath of the type), datacontenttype application/json
+// dataschema (SchemaURI of the type), datacontenttype application/json
 // and data (p as JSON).
 //
 // New applies every rule Decode applies, so what it returns decodes: source
@@ -183,7 +191,7 @@ func New(source, subject string, p Payload, opts ...Option) (event.Event, error)
 	if !o.time.IsZero() {
 		r.attrs[attrTime] = o.time.UTC().Format(time.RFC3339Nano)
 	}
-	r.attrs[attrDataSchema] = SchemaPath(typ)
+	r.attrs[attrDataSchema] = SchemaURI(typ)
 	r.attrs[attrDataContentType] = ContentTypeJSON
 	if o.correlationID != "" {
 		r.attrs[ExtCorrelationID] = o.correlationID

@@ -25,7 +25,7 @@ func TestNewSetsAttributes(t *testing.T) {
 		{"source", e.Source(), events.SourceRouting},
 		{"type", e.Type(), events.TypeReferralOffered},
 		{"subject", e.Subject(), refID},
-		{"dataschema", e.DataSchema(), "/schemas/referral.offered.v1.json"},
+		{"dataschema", e.DataSchema(), "urn:invictus:schema:referral.offered.v1"},
 		{"datacontenttype", e.DataContentType(), "application/json"},
 	} {
 		if c.got != c.want {

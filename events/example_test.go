@@ -30,7 +30,7 @@ func ExampleNew() {
 	// Output:
 	// invictus.referral.accepted.v1
 	// /orgs/pt.apav
-	// /schemas/referral.accepted.v1.json
+	// urn:invictus:schema:referral.accepted.v1
 	// {"placement":"p1"}
 }
 
@@ -67,7 +67,7 @@ func ExampleToNATS() {
 	// Content-Type: application/json
 	// ce-correlationid: offer-7
 	// ce-datacontenttype: application/json
-	// ce-dataschema: /schemas/referral.declined.v1.json
+	// ce-dataschema: urn:invictus:schema:referral.declined.v1
 	// ce-id: 0195f0c3-1111-7abc-8def-0123456789ab
 	// ce-source: /orgs/pt.apav
 	// ce-specversion: 1.0

@@ -122,7 +122,7 @@ func TestToNATSHeaders(t *testing.T) {
 		"ce-type":            {events.TypeReferralAccepted},
 		"ce-subject":         {events.SampleReferralID},
 		"ce-time":            {"2025-03-10T09:31:05.123Z"},
-		"ce-dataschema":      {"/schemas/referral.accepted.v1.json"},
+		"ce-dataschema":      {"urn:invictus:schema:referral.accepted.v1"},
 		"ce-datacontenttype": {"application/json"},
 		"Content-Type":       {"application/json"},
 		"ce-correlationid":   {"0195f0c3-2222-7abc-8def-0123456789ab"},

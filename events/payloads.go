@@ -1,6 +1,7 @@
 package events
 
 import (
+	"math"
 	"slices"
 	"time"
 )
@@ -12,7 +13,8 @@ type Payload interface {
 }
 
 // Location says where a victim is, coarsely: never an address. Coordinates
-// carry at most two decimals (about 1 km).
+// carry at most two decimals (about 1 km): Decode and New round finer ones
+// to 0.01 degrees before anything else sees them.
 type Location struct {
 	// Country is the ISO 3166-1 alpha-2 code, lower case, of where the
 	// victim is now.
@@ -324,4 +326,34 @@ func NewPayload(typ string) (Payload, bool) {
 		return nil, false
 	}
 	return f(), true
+}
+
+// round rounds Lat and Lon to 0.01 degrees (about 1 km) and reports
+// whether either changed.
+func (l *Location) round() bool {
+	changed := false
+	for _, c := range []*float64{l.Lat, l.Lon} {
+		if c == nil {
+			continue
+		}
+		if r := math.Round(*c*100) / 100; r != *c {
+			*c, changed = r, true
+		}
+	}
+	return changed
+}
+
+// roundCoordinates rounds the coordinates of the location p carries, if
+// any, to 0.01 degrees: the server keeps nothing finer than the contract
+// allows, whatever a sender gave. It reports whether anything changed.
+func roundCoordinates(p Payload) bool {
+	switch v := p.(type) {
+	case *Requested:
+		return v.Location.round()
+	case *Offered:
+		return v.Profile.Location.round()
+	case *Unmatched:
+		return v.Profile.Location.round()
+	}
+	return false
 }

@@ -34,5 +34,12 @@ const SourceDirectory = "/invictus/directory"
 const ContentTypeJSON = "application/json"
 
 // SchemaPathPrefix is the URL path under which the HTTP API serves payload
-// schemas; dataschema is SchemaPathPrefix + <short type> + ".json".
+// schemas, as SchemaPathPrefix + <short type> + ".json".
 const SchemaPathPrefix = "/schemas/"
+
+// SchemaURNPrefix starts the dataschema of every event and the "$id" of
+// every payload schema: SchemaURNPrefix + <short type>. A URN names the
+// schema the same way on every node and for ever, whatever address a
+// node is reached at; the HTTP API serves the document of
+// "urn:invictus:schema:<short type>" at SchemaPathPrefix + <short type> + ".json".
+const SchemaURNPrefix = "urn:invictus:schema:"

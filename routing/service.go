@@ -496,7 +496,7 @@ func ownEvent(referralID string, p events.Payload, id string, now time.Time, cor
 	e.SetType(p.EventType())
 	e.SetSubject(referralID)
 	e.SetTime(now.UTC().Round(0))
-	e.SetDataSchema(events.SchemaPath(p.EventType()))
+	e.SetDataSchema(events.SchemaURI(p.EventType()))
 	e.SetDataContentType(events.ContentTypeJSON)
 	if correlation != "" {
 		e.SetExtension(events.ExtCorrelationID, correlation)

@@ -2,11 +2,13 @@
 // event contract, embedded in the binary with go:embed:
 //
 //   - one JSON Schema (draft 2020-12) per payload, named after the event's
-//     short type ("referral.requested.v1.json"); the CloudEvents dataschema of
-//     an event is "/schemas/" + that name, and the HTTP API serves [FS] there.
-//     Each schema's $id is [BaseURI] + its name; codes, identifiers and shared
-//     objects (profile, location, consent...) are $defs of defs.json, reached
-//     with relative $refs ("defs.json#/$defs/need").
+//     short type ("referral.requested.v1.json"). Each schema's $id is the
+//     URN [URI] of its name ("urn:invictus:schema:referral.requested.v1"),
+//     which is also the CloudEvents dataschema of its events; the HTTP API
+//     serves [FS] under "/schemas/". Codes, identifiers and shared objects
+//     (profile, location, consent...) are $defs of defs.json
+//     ("urn:invictus:schema:defs"), reached with absolute $refs
+//     ("urn:invictus:schema:defs#/$defs/need").
 //   - taxonomy.json: every need, crime and flag code (and the other code
 //     lists) with labels in en, bg, hr, fi, fr, it, nl and pt; needs cite the
 //     articles of Directive 2012/29/EU they come from. Non-English labels are

@@ -38,10 +38,33 @@ const (
 	ExpectationsFile = "examples/expectations.json"
 )
 
-// BaseURI is the base of the "$id" of every schema; a schema's $id is
-// BaseURI + its file name, so relative "$ref"s between files resolve
-// against it. The HTTP API serves the same files under /schemas/.
-const BaseURI = "https://invictus.example/schemas/"
+// URNPrefix starts the "$id" of every schema: a schema's $id is URNPrefix +
+// its file name without ".json" ("urn:invictus:schema:referral.requested.v1",
+// "urn:invictus:schema:defs"), and the payload schemas reach the shared
+// definitions with absolute references ("urn:invictus:schema:defs#/$defs/need").
+// The $id of a payload schema is also the CloudEvents dataschema of its
+// events. A URN names a schema the same way on every node, whatever
+// address the node is reached at, and for as long as events are kept; the
+// HTTP API serves the document of URNPrefix + name at /schemas/<name>.json.
+const URNPrefix = "urn:invictus:schema:"
+
+// DefsName is the name of defs.json in URIs: URI(DefsName) is its $id.
+const DefsName = "defs"
+
+// URI returns the $id of the schema called name: a short type
+// ("referral.requested.v1"; the full type is accepted too) or DefsName.
+func URI(name string) string { return URNPrefix + ShortType(name) }
+
+// FileOfURI returns the file name of the schema whose $id is uri
+// ("urn:invictus:schema:defs" gives "defs.json"), and false when uri is
+// not URNPrefix followed by a name.
+func FileOfURI(uri string) (string, bool) {
+	name, ok := strings.CutPrefix(uri, URNPrefix)
+	if !ok || name == "" || strings.ContainsAny(name, "/#?:") {
+		return "", false
+	}
+	return FileName(name), true
+}
 
 // FS returns the whole folder: payload schemas (<short type>.json),
 // defs.json, taxonomy.json, asyncapi.yaml and examples/. It is read-only

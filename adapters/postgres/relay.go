@@ -515,7 +515,7 @@ func (r *Relay) message(row outboxRow) (*nats.Msg, error) {
 		e.SetSubject(*row.referralID)
 	}
 	e.SetTime(row.createdAt)
-	e.SetDataSchema(events.SchemaPath(row.typ))
+	e.SetDataSchema(events.SchemaURI(row.typ))
 	if err := e.SetData(events.ContentTypeJSON, row.payload); err != nil {
 		return nil, fmt.Errorf("events: data: %w", err)
 	}
