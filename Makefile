@@ -16,7 +16,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Arguments for `make run`, e.g. make run ARGS='--listen 127.0.0.1:9090'.
 ARGS ?=
 
-.PHONY: help run test fmt-check vet lint build check-asyncapi check-openapi clean mailpit
+.PHONY: help run test fmt-check vet lint build check-asyncapi check-openapi check-goldens examples clean mailpit
 
 ## help: list the targets
 help:
@@ -63,9 +63,13 @@ build:
 check-asyncapi:
 	scripts/check-asyncapi.sh
 
-## check-openapi: lint schemas/openapi.yaml with @redocly/cli (needs node and npm)
+## check-openapi: lint the bundled OpenAPI document (invictus openapi) with @redocly/cli (needs node and npm)
 check-openapi:
 	scripts/check-openapi.sh
+
+## check-goldens: validate the golden examples with Ajv, default options (needs node and npm)
+check-goldens:
+	scripts/check-goldens.sh
 
 clean:
 	rm -rf bin

@@ -46,6 +46,10 @@ func HSDSID(kind, key string) string {
 // that HSDS requires are written even when empty.
 type (
 	hsdsOrganization struct {
+		// InvictusID is the organisation's own id ("pt.apav"), first so
+		// that a person or a script sees it before the HSDS UUID; it is
+		// also an organization_identifiers entry, as HSDS says.
+		InvictusID    string           `json:"invictus_id,omitempty"`
 		ID            string           `json:"id"`
 		Name          string           `json:"name"`
 		AlternateName string           `json:"alternate_name,omitempty"`
@@ -66,6 +70,8 @@ type (
 		Identifier     string `json:"identifier"`
 	}
 	hsdsService struct {
+		// InvictusID is the service's own id ("pt.apav.support").
+		InvictusID             string             `json:"invictus_id,omitempty"`
 		ID                     string             `json:"id"`
 		OrganizationID         string             `json:"organization_id,omitempty"`
 		Name                   string             `json:"name"`
@@ -257,7 +263,7 @@ func ExportHSDS(d *Directory) ([]byte, error) {
 func exportOrganisation(o *Organisation, svcs []*Service) hsdsOrganization {
 	oid := HSDSID("organization", o.ID)
 	h := hsdsOrganization{
-		ID: oid, Name: o.Name, AlternateName: o.AlternateName, Description: o.Description, Website: o.Website,
+		InvictusID: o.ID, ID: oid, Name: o.Name, AlternateName: o.AlternateName, Description: o.Description, Website: o.Website,
 		Identifiers: []hsdsIdentifier{{
 			ID: HSDSID("organization_identifier", o.ID), OrganizationID: oid,
 			Scheme: HSDSIdentifierScheme, Type: "organisation_id", Identifier: o.ID,
@@ -338,7 +344,7 @@ func exportLocation(orgID, oid string, l *Location) hsdsLocation {
 func exportService(s *Service, oid string) hsdsService {
 	sid := HSDSID("service", s.ID)
 	h := hsdsService{
-		ID: sid, OrganizationID: oid, Name: s.Name, Description: s.Description, Status: s.Status,
+		InvictusID: s.ID, ID: sid, OrganizationID: oid, Name: s.Name, Description: s.Description, Status: s.Status,
 		LastModified: formatTime(s.UpdatedAt),
 	}
 	if h.Status == "" {

@@ -86,6 +86,24 @@ const jsonSchema2020 = {
 };
 const checked = new Set();
 
+// The payload schemas refer to the shared definitions by their $id, a URN
+// (urn:invictus:schema:defs#/$defs/need), as every schema of the contract is
+// named; the files next to the document hold them: urn:invictus:schema:<name>
+// is <name>.json.
+const path = require('path');
+const fs = require('fs');
+const urnPrefix = 'urn:invictus:schema:';
+const urnResolver = {
+  schema: 'urn',
+  order: 1,
+  canRead: (uri) => String(uri).startsWith(urnPrefix),
+  read: async (uri) => {
+    const name = String(uri).split('#')[0].slice(urnPrefix.length);
+    if (!/^[a-z0-9_.]+$/.test(name)) throw new Error(`${uri}: not a schema of the contract`);
+    return fs.promises.readFile(path.join(path.dirname(doc), `${name}.json`), 'utf8');
+  },
+};
+
 const severities = {
   [DiagnosticSeverity.Error]: 'error',
   [DiagnosticSeverity.Warning]: 'warning',
@@ -94,7 +112,10 @@ const severities = {
 };
 
 (async () => {
-  const parser = new Parser({ schemaParsers: [jsonSchema2020] });
+  const parser = new Parser({
+    schemaParsers: [jsonSchema2020],
+    __unstable: { resolver: { resolvers: [urnResolver] } },
+  });
   const { document, diagnostics } = await fromFile(parser, doc).parse();
   const counts = { error: 0, warning: 0, info: 0, hint: 0 };
   for (const d of diagnostics) {

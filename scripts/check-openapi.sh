@@ -1,17 +1,31 @@
 #!/usr/bin/env bash
-# check-openapi.sh lints schemas/openapi.yaml (or the file given as the first
-# argument) with Redocly CLI (@redocly/cli, pinned in scripts/package.json)
-# and its recommended rules, which include validating the document against
-# the OpenAPI 3.1 specification and resolving every $ref (the payload JSON
-# Schemas next to it). It prints every problem and exits non-zero when there
-# is an error; warnings are printed but do not fail.
+# check-openapi.sh lints the OpenAPI document of the HTTP API with Redocly
+# CLI (@redocly/cli, pinned in scripts/package.json) and its recommended
+# rules, which include validating the document against the OpenAPI 3.1
+# specification and resolving every $ref. It prints every problem and exits
+# non-zero when there is an error; warnings are printed but do not fail.
 #
-# Needs node >= 20.19 and npm; the first run installs the pinned packages of
-# scripts/package.json into scripts/node_modules.
+# Without an argument it lints the document exactly as a node serves it at
+# /v1/openapi.json: schemas/openapi.yaml bundled with the payload schemas
+# by `invictus openapi` (built with go run), saved as
+# scripts/openapi.bundled.json (ignored by git; .redocly.lint-ignore.yaml
+# names it).
+# The payload schemas refer to each other by their URN $ids
+# (urn:invictus:schema:defs#/$defs/...), which only the bundled document
+# resolves for tools that read files. With an argument it lints that file.
+#
+# Needs Go, node >= 20.19 and npm; the first run installs the pinned
+# packages of scripts/package.json into scripts/node_modules.
 set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-doc="$(realpath "${1:-$here/../schemas/openapi.yaml}")"
+if [[ $# -gt 0 ]]; then
+	doc="$(realpath "$1")"
+else
+	doc="$here/openapi.bundled.json"
+	(cd "$here/.." && go run ./cmd/invictus openapi) >"$doc.tmp"
+	mv "$doc.tmp" "$doc"
+fi
 
 if [[ ! -f "$doc" ]]; then
 	echo "check-openapi: $doc: no such file" >&2

@@ -373,8 +373,27 @@ func TestContractEndpoints(t *testing.T) {
 	if r.status != http.StatusOK || doc.OpenAPI != "3.1.0" {
 		t.Fatalf("openapi.json: status %d, openapi %q", r.status, doc.OpenAPI)
 	}
-	if !strings.Contains(string(r.body), `"$ref":"/schemas/referral.requested.v1.json"`) || strings.Contains(string(r.body), `"$ref":"defs.json`) {
-		t.Fatal("openapi.json: relative $refs are not under /schemas/")
+	// It stands alone: every $ref points inside it, at something there.
+	if !strings.Contains(string(r.body), `"$ref":"#/components/schemas/referral.requested.v1"`) {
+		t.Error("openapi.json: the payload schemas are not bundled")
+	}
+	var whole any
+	if err := json.Unmarshal(r.body, &whole); err != nil {
+		t.Fatal(err)
+	}
+	nRefs := 0
+	walkRefs(whole, func(ref string) {
+		nRefs++
+		if !strings.HasPrefix(ref, "#/") {
+			t.Errorf("openapi.json: $ref %q points outside the document", ref)
+			return
+		}
+		if _, ok := jsonPointer(whole, ref[1:]); !ok {
+			t.Errorf("openapi.json: $ref %q resolves to nothing", ref)
+		}
+	})
+	if nRefs < 100 {
+		t.Errorf("openapi.json: only %d $refs", nRefs)
 	}
 	// Every path of the document is served (nothing answers "no such
 	// endpoint"), and the document has every endpoint the package lists.
@@ -400,13 +419,14 @@ func TestContractEndpoints(t *testing.T) {
 		}
 	}
 
-	// The payload schemas are served where the events' dataschema points.
+	// The payload schemas are served under /schemas/, each with the
+	// events' dataschema as its $id.
 	r = b.get(events.SchemaPath(events.TypeReferralRequested), "")
 	var schema struct {
 		ID string `json:"$id"`
 	}
 	r.decode(t, &schema)
-	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/schema+json" || !strings.HasSuffix(schema.ID, "/referral.requested.v1.json") {
+	if r.status != http.StatusOK || r.header.Get("Content-Type") != "application/schema+json" || schema.ID != events.SchemaURI(events.TypeReferralRequested) {
 		t.Fatalf("schema: status %d %q %s", r.status, r.header.Get("Content-Type"), schema.ID)
 	}
 	for path, ct := range map[string]string{
@@ -498,4 +518,40 @@ func TestLogsHoldNoCaseData(t *testing.T) {
 	if !strings.Contains(logs, `"route":"/v1/referrals/{id}"`) || !strings.Contains(logs, `"org":"pt.ref"`) {
 		t.Errorf("the logs lack the route pattern or the organisation:\n%s", logs)
 	}
+}
+
+// walkRefs calls f with every "$ref" string under v.
+func walkRefs(v any, f func(string)) {
+	switch v := v.(type) {
+	case map[string]any:
+		for k, e := range v {
+			if s, ok := e.(string); ok && k == "$ref" {
+				f(s)
+				continue
+			}
+			walkRefs(e, f)
+		}
+	case []any:
+		for _, e := range v {
+			walkRefs(e, f)
+		}
+	}
+}
+
+// jsonPointer returns the value at pointer p (RFC 6901) in v.
+func jsonPointer(v any, p string) (any, bool) {
+	if p == "" {
+		return v, true
+	}
+	for _, tok := range strings.Split(strings.TrimPrefix(p, "/"), "/") {
+		tok = strings.ReplaceAll(strings.ReplaceAll(tok, "~1", "/"), "~0", "~")
+		m, ok := v.(map[string]any)
+		if !ok {
+			return nil, false
+		}
+		if v, ok = m[tok]; !ok {
+			return nil, false
+		}
+	}
+	return v, true
 }

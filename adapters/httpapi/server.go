@@ -13,8 +13,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/invictus-network/invictus/events"
-	"github.com/invictus-network/invictus/schemas"
 )
 
 // Defaults and limits of [Config].
@@ -253,9 +251,9 @@ func New(deps Deps, cfg Config) (*Server, error) {
 	if deps.Metrics == nil {
 		deps.Metrics = NewMetrics()
 	}
-	doc, err := yamlToJSON(schemas.OpenAPI(), events.SchemaPathPrefix)
+	doc, err := OpenAPIDocument()
 	if err != nil {
-		return nil, fmt.Errorf("httpapi: openapi.yaml: %w", err)
+		return nil, err
 	}
 	s := &Server{
 		deps:    deps,
@@ -678,7 +676,7 @@ func (s *Server) routes() {
 
 // healthz answers 200 while the process serves HTTP.
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request, _ Token) error {
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	writeJSON(w, http.StatusOK, map[string]string{"status": "alive"})
 	return nil
 }
 
@@ -699,10 +697,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request, _ Token) error {
 	}
 	if !ready {
 		w.Header().Set("Retry-After", "1")
-		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "unavailable", "checks": checks})
+		writeJSON(w, http.StatusServiceUnavailable, map[string]any{"status": "not_ready", "checks": checks})
 		return nil
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "checks": checks})
+	writeJSON(w, http.StatusOK, map[string]any{"status": "ready", "checks": checks})
 	return nil
 }
 

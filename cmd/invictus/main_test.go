@@ -155,7 +155,7 @@ func TestReadyz(t *testing.T) {
 	if code, rep := probe("/healthz"); code != http.StatusOK || rep.Status != "alive" {
 		t.Errorf("/healthz = %d %+v, want 200 alive even before serving", code, rep)
 	}
-	if code, rep := probe("/readyz"); code != http.StatusServiceUnavailable || rep.Checks["serve"] == "ok" {
+	if code, rep := probe("/readyz"); code != http.StatusServiceUnavailable || rep.Checks["serve"] == "ok" || rep.Status != "not_ready" {
 		t.Errorf("/readyz before serving = %d %+v, want 503 with serve not ok", code, rep)
 	}
 

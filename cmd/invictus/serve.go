@@ -572,6 +572,10 @@ func (r *readiness) add(name string, check func(context.Context) error) {
 	r.checks = append(r.checks, namedCheck{name, check})
 }
 
+// statusNotReady is the status of /readyz when a check fails (the OpenAPI
+// document's Readiness enum: ready, not_ready).
+const statusNotReady = "not_ready"
+
 // probeReport is the JSON body of /healthz and /readyz.
 type probeReport struct {
 	Status string            `json:"status"`
@@ -581,14 +585,14 @@ type probeReport struct {
 func (r *readiness) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	report := probeReport{Status: "ready", Checks: map[string]string{"serve": "ok"}}
 	if !r.serving.Load() {
-		report.Status, report.Checks["serve"] = "not ready", "starting or stopping"
+		report.Status, report.Checks["serve"] = statusNotReady, "starting or stopping"
 	}
 	for _, c := range r.checks {
 		ctx, cancel := context.WithTimeout(req.Context(), 2*time.Second)
 		err := c.check(ctx)
 		cancel()
 		if err != nil {
-			report.Status, report.Checks[c.name] = "not ready", err.Error()
+			report.Status, report.Checks[c.name] = statusNotReady, err.Error()
 			continue
 		}
 		report.Checks[c.name] = "ok"
