@@ -12,7 +12,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-
 )
 
 // Defaults and limits of [Config].
