@@ -620,6 +620,34 @@ func decodePayload(typ string, data []byte) (Payload, []byte, problems) {
 	return p, data, ps
 }
 
+// DecodePayload decodes data, a JSON payload of eventType on its own (a
+// needs profile in a file, say), with every check Decode applies to the
+// data of an event: it returns the payload, or a *ValidationError listing
+// every problem found, with pointers into data ("/needs/1") rather than
+// into an event ("/data/needs/1"). Coordinates are rounded as Decode
+// rounds them.
+func DecodePayload(eventType string, data []byte) (Payload, error) {
+	if _, ok := registry[eventType]; !ok {
+		return nil, newValidationError(problems{{Pointer: "", Code: CodeUnknownType, Message: fmt.Sprintf("%s is not a type of the contract", quote(eventType))}})
+	}
+	if len(data) > MaxMessageSize {
+		return nil, newValidationError(problems{{Pointer: "", Code: CodeTooLarge, Message: fmt.Sprintf("the payload is larger than %d bytes", MaxMessageSize)}})
+	}
+	p, _, ps := decodePayload(eventType, data)
+	if len(ps) > 0 {
+		for i := range ps {
+			if ps[i].Pointer == "/data" {
+				ps[i].Pointer = ""
+			} else {
+				ps[i].Pointer = strings.TrimPrefix(ps[i].Pointer, "/data/")
+				ps[i].Pointer = "/" + ps[i].Pointer
+			}
+		}
+		return nil, newValidationError(ps)
+	}
+	return p, nil
+}
+
 var timeType = reflect.TypeFor[time.Time]()
 
 // walker checks a JSON value against the Go type it decodes into,

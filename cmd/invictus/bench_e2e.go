@@ -71,7 +71,7 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 	f.IntVar(&o.services, "services", natsjs.BenchServicesDefault, "services in the generated directory")
 	f.Int64Var(&o.seed, "seed", 1, "seed of the directory, the profiles and the referrers")
 	f.StringVar(&o.natsURL, "nats-url", "", "external NATS server (default: an embedded one on a temporary store)")
-	f.StringVar(&o.creds, "nats-creds", "", "credentials file for --nats-url")
+	addCredsFlag(f, &o.creds, "credentials file for --nats-url")
 	f.IntVar(&o.workers, "workers", natsjs.WorkersDefault, "router workers per consumer")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the routing runs to this file")
 	f.DurationVar(&o.wait, "wait", natsjs.BenchWaitDefault, "how long each run may take once its load is offered")
@@ -117,7 +117,7 @@ func (o benchE2EOptions) config() (natsjs.BenchConfig, error) {
 		return natsjs.BenchConfig{}, usageError{fmt.Errorf("--burst %d: must not be negative", o.burst)}
 	}
 	if o.creds != "" && o.natsURL == "" {
-		return natsjs.BenchConfig{}, usageError{errors.New("--nats-creds needs --nats-url")}
+		return natsjs.BenchConfig{}, usageError{errors.New("--creds needs --nats-url")}
 	}
 	if o.wait <= 0 {
 		return natsjs.BenchConfig{}, usageError{fmt.Errorf("--wait %s: must be positive", o.wait)}

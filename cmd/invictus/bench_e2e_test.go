@@ -142,7 +142,7 @@ func TestBenchE2EUsage(t *testing.T) {
 		{[]string{"--rate", "0"}, "--rate"},
 		{[]string{"--msg-size", "0"}, "--msg-size"},
 		{[]string{"--burst", "-1"}, "--burst"},
-		{[]string{"--nats-creds", "x.creds"}, "--nats-creds needs --nats-url"},
+		{[]string{"--nats-creds", "x.creds"}, "--creds needs --nats-url"},
 		{[]string{"--wait", "0s"}, "--wait"},
 		{[]string{"extra"}, "unknown command"},
 	} {

@@ -131,6 +131,9 @@ func (f *clientFlags) connect(ctx context.Context) (*client.Client, error) {
 	}
 	c, err := client.Connect(ctx, f.natsURL, f.org, opts...)
 	if err != nil {
+		if f.creds == "" && errors.Is(err, client.ErrUnauthorized) {
+			return nil, usageError{fmt.Errorf("no credentials given: %s accepts no connection without them; give --creds FILE (or set %s): your organisation's nkey seed file, which 'invictus creds %s --data DIR' writes on the node", redactURLs(f.natsURL), envCreds, f.org)}
+		}
 		return nil, err
 	}
 	return c, nil

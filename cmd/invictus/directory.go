@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
@@ -53,7 +54,7 @@ func addStoreFlags(cmd *cobra.Command) *storeFlags {
 	f := &storeFlags{}
 	fl := cmd.Flags()
 	fl.StringVar(&f.natsURL, "nats-url", directoryNATSURLDefault, "NATS URL of a running server (ignored with --data)")
-	fl.StringVar(&f.creds, "nats-creds", "", "credentials: an nkey seed file (such as DATA/keys/admin.nk) or a NATS .creds file; with --data, default DATA/keys/admin.nk")
+	addCredsFlag(fl, &f.creds, "credentials: an nkey seed file (such as DATA/keys/admin.nk) or a NATS .creds file; with --data, default DATA/keys/admin.nk")
 	fl.StringVar(&f.data, "data", "", "data directory of a node: connect to the node running on it (DIR/node.json), or open its store in process when none runs")
 	fl.DurationVar(&f.timeout, "timeout", directoryTimeoutDefault, "how long the whole command may take")
 	f.logs = addLogFlags(cmd)
@@ -62,7 +63,7 @@ func addStoreFlags(cmd *cobra.Command) *storeFlags {
 
 // connect connects to NATS as the flags say: with --data to the node
 // running on it, or to its store opened in process when none runs (see
-// connectData); otherwise to --nats-url with --nats-creds. name is the
+// connectData); otherwise to --nats-url with --creds. name is the
 // connection name. release lets the connection (and the in-process server)
 // go.
 func (f *storeFlags) connect(ctx context.Context, logger *slog.Logger, name string) (nc *nats.Conn, release func(), err error) {
@@ -82,12 +83,15 @@ func (f *storeFlags) connect(ctx context.Context, logger *slog.Logger, name stri
 	if f.creds != "" {
 		opt, err := natsCredsOption(f.creds)
 		if err != nil {
-			return nil, nil, &flagError{flag: "nats-creds", value: f.creds, err: err}
+			return nil, nil, &flagError{flag: "creds", value: f.creds, err: err}
 		}
 		opts = append(opts, opt)
 	}
 	nc, err = nats.Connect(f.natsURL, opts...)
 	if err != nil {
+		if f.creds == "" && errors.Is(err, nats.ErrAuthorization) {
+			return nil, nil, usageError{fmt.Errorf("no credentials given: %s accepts no connection without them; give --creds FILE, the administrator's nkey seed file (DATA/keys/admin.nk on the node), or --data DIR on the node's machine", redactURLs(f.natsURL))}
+		}
 		return nil, nil, &flagError{flag: "nats-url", value: redactURLs(f.natsURL), err: err}
 	}
 	return nc, func() {
@@ -520,4 +524,13 @@ func newDirectoryStatsCmd(out, errOut io.Writer) *cobra.Command {
 		})
 	}
 	return cmd
+}
+
+// addCredsFlag registers --creds, the NATS credentials flag of every
+// command that connects as someone, with --nats-creds, its former name on
+// the administrators' commands, as a hidden alias.
+func addCredsFlag(fl *pflag.FlagSet, dst *string, usage string) {
+	fl.StringVar(dst, "creds", *dst, usage)
+	fl.StringVar(dst, "nats-creds", *dst, usage)
+	_ = fl.MarkHidden("nats-creds")
 }

@@ -52,20 +52,27 @@ func runIn(ctx context.Context, args []string, in io.Reader, out, errOut io.Writ
 		root.SetIn(in)
 	}
 	root.SetArgs(args)
-	err := root.ExecuteContext(ctx)
+	cmd, err := root.ExecuteContextC(ctx)
 	if err == nil {
 		return exitOK
 	}
-	fmt.Fprintf(errOut, "invictus: %v\n", err)
+	code := exitError
 	var ue usageError
-	if errors.As(err, &ue) {
+	switch {
+	case errors.As(err, &ue):
+		code = exitUsage
+	case isUnavailable(err):
+		code = exitUnavailable
+	}
+	if wantsJSON(cmd) {
+		writeJSONError(errOut, err, code)
+		return code
+	}
+	fmt.Fprintf(errOut, "invictus: %v\n", err)
+	if code == exitUsage {
 		fmt.Fprintf(errOut, "Run 'invictus help' for usage.\n")
-		return exitUsage
 	}
-	if isUnavailable(err) {
-		return exitUnavailable
-	}
-	return exitError
+	return code
 }
 
 // newRootCmd builds the command tree. Commands write their results to out
@@ -83,6 +90,8 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 			return cmd.Help()
 		},
 	}
+	root.Version = readBuildInfo().Version
+	root.SetVersionTemplate("invictus {{.Version}}\n")
 	root.SetOut(out)
 	root.SetErr(errOut)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error {
@@ -113,6 +122,9 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		newCredsCmd(out, errOut),
 		newCompletionCmd(out),
 		newExitCodesTopic(),
+		newOpenAPICmd(out),
+		newTaxonomyCmd(out),
+		newProfileCmd(out),
 	)
 
 	// Unknown subcommands and stray arguments are usage errors too.
@@ -132,12 +144,18 @@ func wrapArgs(c *cobra.Command) {
 	for _, sub := range c.Commands() {
 		wrapArgs(sub)
 	}
+	c.SuggestionsMinimumDistance = 2
 	check := c.Args
 	if check == nil {
 		return
 	}
 	c.Args = func(cmd *cobra.Command, args []string) error {
 		if err := check(cmd, args); err != nil {
+			if cmd.HasAvailableSubCommands() && len(args) > 0 {
+				if s := cmd.SuggestionsFor(args[0]); len(s) > 0 {
+					err = fmt.Errorf("%w; did you mean %s?", err, strings.Join(quoteAll(s), " or "))
+				}
+			}
 			return usageError{err}
 		}
 		return nil
@@ -185,4 +203,12 @@ func (f *logFlags) logger(w io.Writer) (*slog.Logger, error) {
 	default:
 		return nil, usageError{fmt.Errorf("--log-format %q: want text or json", f.format)}
 	}
+}
+
+func quoteAll(s []string) []string {
+	out := make([]string, len(s))
+	for i, v := range s {
+		out[i] = fmt.Sprintf("%q", v)
+	}
+	return out
 }

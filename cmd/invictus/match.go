@@ -176,16 +176,29 @@ func readProfile(name string, stdin io.Reader) (*events.Requested, error) {
 	if err := json.Unmarshal(data, &raw); err != nil {
 		return nil, fmt.Errorf("profile %s: %w", name, err)
 	}
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var req events.Requested
-	if err := dec.Decode(&req); err != nil {
+	// The same checks as the HTTP API and the routing service, every
+	// problem at once. A profile without "consent" is enough for a
+	// preview ('invictus match'); refer asks for it.
+	p, err := events.DecodePayload(events.TypeReferralRequested, data)
+	var ve *events.ValidationError
+	switch {
+	case err == nil:
+		return p.(*events.Requested), nil
+	case !errors.As(err, &ve):
 		return nil, fmt.Errorf("profile %s: %w", name, err)
 	}
-	if _, ok := raw["consent"]; ok {
-		if err := events.ValidatePayload(req); err != nil {
-			return nil, fmt.Errorf("profile %s: %w", name, err)
-		}
+	ps := ve.Problems
+	if _, ok := raw["consent"]; !ok {
+		ps = slices.DeleteFunc(slices.Clone(ps), func(p events.Problem) bool {
+			return p.Pointer == "/consent" || strings.HasPrefix(p.Pointer, "/consent/")
+		})
+	}
+	if len(ps) > 0 {
+		return nil, &profileError{name: name, problems: ps}
+	}
+	var req events.Requested
+	if err := json.Unmarshal(data, &req); err != nil {
+		return nil, fmt.Errorf("profile %s: %w", name, err)
 	}
 	return &req, nil
 }

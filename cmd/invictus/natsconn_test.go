@@ -170,7 +170,7 @@ func TestNATSCredsOption(t *testing.T) {
 		t.Errorf("bad file: %v", err)
 	}
 	code, _, errOut := cliRun(t, "directory", "stats", "--nats-url", "nats://127.0.0.1:1", "--nats-creds", bad)
-	if code != exitError || !strings.Contains(errOut, "--nats-creds "+bad) {
+	if code != exitError || !strings.Contains(errOut, "--creds "+bad) {
 		t.Errorf("stats --nats-creds bad: exit %d\n%s", code, errOut)
 	}
 }

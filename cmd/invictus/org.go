@@ -183,7 +183,7 @@ func newOrgSetCapacityCmd(out, errOut io.Writer) *cobra.Command {
 		Long: "Set-capacity records whether a service is accepting referrals, has a waiting\n" +
 			"list, or is full (the matcher never offers a full service), with the time.\n" +
 			"A concurrent change of the service is retried a bounded number of times.",
-		Example: "  invictus org set-capacity pt.apav.helpline full\n" +
+		Example: "  invictus org set-capacity --data \"$DATA\" pt.apav.support full\n" +
 			"  invictus org set-capacity --nats-url nats://hub:4222 fi.riku.helsinki accepting",
 		Args: cobra.ExactArgs(2),
 	}
@@ -198,6 +198,9 @@ func newOrgSetCapacityCmd(out, errOut io.Writer) *cobra.Command {
 		}
 		return sf.withStore(cmd, errOut, func(ctx context.Context, s *natsjs.DirectoryStore) error {
 			rev, err := s.SetCapacity(ctx, id, status)
+			if errors.Is(err, directory.ErrNotFound) {
+				return notFoundService(ctx, s, id)
+			}
 			if err != nil {
 				return err
 			}
@@ -206,4 +209,22 @@ func newOrgSetCapacityCmd(out, errOut io.Writer) *cobra.Command {
 		})
 	}
 	return cmd
+}
+
+// notFoundService is the error of a service id that the directory lacks:
+// it names the services the organisation has, if any.
+func notFoundService(ctx context.Context, s *natsjs.DirectoryStore, id string) error {
+	org := id[:strings.LastIndexByte(id, '.')]
+	d, _, err := s.Load(ctx)
+	if err != nil || d.Organisation(org) == nil {
+		return fmt.Errorf("no service %s in the directory: organisation %s is not there either ('invictus directory export' lists what is): %w", id, org, directory.ErrNotFound)
+	}
+	var ids []string
+	for _, sv := range d.ServicesOf(org) {
+		ids = append(ids, sv.ID)
+	}
+	if len(ids) == 0 {
+		return fmt.Errorf("no service %s in the directory: %s has no services: %w", id, org, directory.ErrNotFound)
+	}
+	return fmt.Errorf("no service %s in the directory; the services of %s are %s: %w", id, org, strings.Join(ids, ", "), directory.ErrNotFound)
 }
