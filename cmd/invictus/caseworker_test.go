@@ -284,7 +284,7 @@ func TestCaseworkerExitCodes(t *testing.T) {
 	}
 	// No credentials.
 	code, _, errOut = runArgs(t, "status", id, "--nats-url", n.url, "--org", "pt.ref")
-	if code != exitError || !strings.Contains(errOut, "refused the credentials") {
+	if code != exitUsage || !strings.Contains(errOut, "no credentials given") || strings.Contains(errOut, "wrong key") {
 		t.Errorf("status without credentials: exit %d\n%s", code, errOut)
 	}
 	// An unknown referral.

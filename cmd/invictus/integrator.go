@@ -204,7 +204,7 @@ func newProfileCheckCmd(out io.Writer) *cobra.Command {
 		Example: "  invictus profile check profile.yaml\n  invictus profile check --json profile.json",
 		Args:    cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			req, err := readProfile(args[0], cmd.InOrStdin())
+			req, err := readProfile(args[0], cmd.InOrStdin(), true)
 			if err != nil {
 				return err
 			}

@@ -86,7 +86,7 @@ func newMatchCmd(out, errOut io.Writer) *cobra.Command {
 			}
 			opts = append(opts, routing.At(at))
 		}
-		req, err := readProfile(args[0], cmd.InOrStdin())
+		req, err := readProfile(args[0], cmd.InOrStdin(), false)
 		if err != nil {
 			return err
 		}
@@ -150,7 +150,7 @@ func (o *matchOptions) snapshot(cmd *cobra.Command, sf *storeFlags, errOut io.Wr
 // readProfile reads a referral.requested payload or a bare profile, JSON or
 // YAML, from the file ("-" is stdin). A payload with consent is validated
 // as referral.requested; a bare profile is checked by the matcher.
-func readProfile(name string, stdin io.Reader) (*events.Requested, error) {
+func readProfile(name string, stdin io.Reader, needConsent bool) (*events.Requested, error) {
 	var data []byte
 	var err error
 	if name == "-" {
@@ -177,8 +177,8 @@ func readProfile(name string, stdin io.Reader) (*events.Requested, error) {
 		return nil, fmt.Errorf("profile %s: %w", name, err)
 	}
 	// The same checks as the HTTP API and the routing service, every
-	// problem at once. A profile without "consent" is enough for a
-	// preview ('invictus match'); refer asks for it.
+	// problem at once. Without needConsent, a profile without "consent"
+	// is enough (a preview: 'invictus match').
 	p, err := events.DecodePayload(events.TypeReferralRequested, data)
 	var ve *events.ValidationError
 	switch {
@@ -188,7 +188,7 @@ func readProfile(name string, stdin io.Reader) (*events.Requested, error) {
 		return nil, fmt.Errorf("profile %s: %w", name, err)
 	}
 	ps := ve.Problems
-	if _, ok := raw["consent"]; !ok {
+	if _, ok := raw["consent"]; !ok && !needConsent {
 		ps = slices.DeleteFunc(slices.Clone(ps), func(p events.Problem) bool {
 			return p.Pointer == "/consent" || strings.HasPrefix(p.Pointer, "/consent/")
 		})

@@ -150,8 +150,8 @@ func TestMatchCommandErrors(t *testing.T) {
 		code int
 		want string
 	}{
-		{"unknown need", []string{"match", writeFile(t, "bad.json", []byte(strings.Replace(lisbonProfile, "safety.shelter", "support.magic", 1))), "--demo"}, exitError, `"support.magic" is not a need code`},
-		{"unknown field", []string{"match", writeFile(t, "typo.json", []byte(strings.Replace(lisbonProfile, `"needs"`, `"need"`, 1))), "--demo"}, exitError, `unknown field "need"`},
+		{"unknown need", []string{"match", writeFile(t, "bad.json", []byte(strings.Replace(lisbonProfile, "safety.shelter", "support.magic", 1))), "--demo"}, exitError, `/needs/0 invalid_code: "support.magic" is not a known need code`},
+		{"unknown field", []string{"match", writeFile(t, "typo.json", []byte(strings.Replace(lisbonProfile, `"needs"`, `"need"`, 1))), "--demo"}, exitError, `/need unknown_field: "need" is not a field`},
 		{"no consent", []string{"match", writeFile(t, "nc.json", []byte(strings.TrimSuffix(lisbonProfile, "}")+`,"consent":{"referral":false,"given_at":"2026-11-26T10:00:00Z","method":"verbal","recorded_by":"staff-s001"}}`)), "--demo"}, exitError, "consent"},
 		{"missing file", []string{"match", "/nonexistent/profile.json", "--demo"}, exitError, "no such file"},
 		{"two directories", []string{"match", good, "--demo", "--data", t.TempDir()}, exitUsage, "choose one directory"},

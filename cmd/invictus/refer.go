@@ -51,7 +51,7 @@ func newReferCmd(out, errOut io.Writer) *cobra.Command {
 		} else if _, err := referralArg(referralID); err != nil {
 			return err
 		}
-		req, err := readProfile(args[0], cmd.InOrStdin())
+		req, err := readProfile(args[0], cmd.InOrStdin(), true)
 		if err != nil {
 			return err
 		}

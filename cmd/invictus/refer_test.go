@@ -185,8 +185,8 @@ func TestReferYesJSON(t *testing.T) {
 	}
 
 	// Without consent, nothing is sent.
-	noConsent := strings.Split(profileYAML, "consent:")[0]
-	if code, _, errOut := ref(noConsent, "refer", "-", "--yes"); code != exitError || !strings.Contains(errOut, "no consent record") {
+	noConsent := strings.Split(profileYAML, "\nconsent:")[0]
+	if code, _, errOut := ref(noConsent, "refer", "-", "--yes"); code != exitError || !strings.Contains(errOut, "/consent/referral consent_required") {
 		t.Errorf("refer without consent: exit %d %s", code, errOut)
 	}
 }
