@@ -525,7 +525,14 @@ func (r *rawEvent) build() event.Event {
 	}
 	t, _ := parseTime(r.attrs[attrTime]) // checked
 	e.SetTime(t)
-	e.SetDataSchema(r.attrs[attrDataSchema])
+	ds := r.attrs[attrDataSchema]
+	if _, known := registry[r.attrs[attrType]]; known {
+		// Checked by schemaFits: the older path and URL forms become the
+		// URN, so that what the network stores and delivers is an absolute
+		// URI whatever the sender wrote.
+		ds = SchemaURI(r.attrs[attrType])
+	}
+	e.SetDataSchema(ds)
 	e.SetDataContentType(r.attrs[attrDataContentType])
 	for _, name := range sortedKeys(r.attrs, r.others) {
 		if slices.Contains(contextAttrs, name) {

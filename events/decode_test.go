@@ -266,8 +266,14 @@ func TestDecodeOldDataSchema(t *testing.T) {
 	t.Parallel()
 	m := sampleMessage(t, events.TypeReferralAccepted)
 	for _, ds := range []string{"urn:invictus:schema:referral.accepted.v1", "/schemas/referral.accepted.v1.json", "https://hub.example.org/schemas/referral.accepted.v1.json", "http://127.0.0.1:8080/schemas/referral.accepted.v1.json"} {
-		if _, err := events.Decode(withHeader(m, "ce-dataschema", ds)); err != nil {
+		env, err := events.Decode(withHeader(m, "ce-dataschema", ds))
+		if err != nil {
 			t.Errorf("dataschema %s: %v", ds, err)
+			continue
+		}
+		// What the network stores and delivers carries the URN.
+		if got := env.Event.DataSchema(); got != "urn:invictus:schema:referral.accepted.v1" {
+			t.Errorf("dataschema %s decodes as %s, want the URN", ds, got)
 		}
 	}
 	for _, ds := range []string{"https://hub.example.org/schemas/referral.declined.v1.json", "https://hub.example.org/schemas/referral.accepted.v1.json?v=2", "ftp://x/schemas/referral.accepted.v1.json", "schemas/referral.accepted.v1.json", "urn:invictus:schema:referral.accepted.v2", "URN:invictus:schema:referral.accepted.v1", "urn:invictus:schema:referral.accepted.v1#x"} {

@@ -101,9 +101,13 @@ func TestContractAgainstRunningNode(t *testing.T) {
 	}
 	defer amcv.Close()
 
-	// The referral, to its end.
+	// The referral, to its end. The referrer writes dataschema as clients
+	// did before the URN: what the node stores and delivers must carry
+	// the URN all the same.
 	ref := events.NewReferralID()
+	api.oldDataSchema = true
 	api.command(tokens[referrer], referrer, ref, testRequested(receiver), http.StatusCreated)
+	api.oldDataSchema = false
 	var placement string
 	waitFor(t, 20*time.Second, "the offer", func() bool {
 		var view httpapi.ReferralView
@@ -546,6 +550,9 @@ type apiRecorder struct {
 	t       *testing.T
 	base    string
 	answers []apiAnswer
+	// oldDataSchema makes command send dataschema as a path, the form
+	// before the URN.
+	oldDataSchema bool
 }
 
 type apiAnswer struct {
@@ -588,6 +595,9 @@ func (a *apiRecorder) command(token, org, referralID string, p events.Payload, w
 	ev, err := events.New(events.SourceOf(org), referralID, p)
 	if err != nil {
 		a.t.Fatal(err)
+	}
+	if a.oldDataSchema {
+		ev.SetDataSchema(events.SchemaPath(p.EventType()))
 	}
 	body, err := json.Marshal(ev)
 	if err != nil {
