@@ -79,7 +79,7 @@ func TestContractAgainstRunningNode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer sub.Unsubscribe()
+		defer func() { _ = sub.Unsubscribe() }()
 	}
 	if err := admin.Flush(); err != nil {
 		t.Fatal(err)
