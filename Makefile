@@ -71,5 +71,9 @@ check-openapi:
 check-goldens:
 	scripts/check-goldens.sh
 
+## examples: run examples/node against a demo node it starts (needs node and npm)
+examples:
+	bash examples/node/run.sh
+
 clean:
 	rm -rf bin
