@@ -598,7 +598,7 @@ func decodePayload(typ string, data []byte) (Payload, []byte, problems) {
 	}
 	if hasLoneSurrogate(data) {
 		ps.add("/data", CodeInvalidUTF8, "data holds a lone UTF-16 surrogate escape, which cannot be decoded without changing the value")
-		return nil, ps
+		return nil, data, ps
 	}
 	p, _ := NewPayload(typ)
 	w := walker{b: data}

@@ -17,7 +17,7 @@ const profile: Requested = {
   interpreter_ok: false,
   age_band: "adult",
   channels: ["in_person"],
-  consent: { referral: true, share_data: true, given_at: "2026-12-07T08:00:00Z", method: "verbal", recorded_by: "staff-1" },
+  consent: { referral: true, share_data: true, given_at: "2026-12-07T08:00:00Z", method: "verbal", recorded_by: "staff-s0001" },
   preferred_organisation: "pt.amcv",
 };
 

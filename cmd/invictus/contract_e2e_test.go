@@ -272,6 +272,7 @@ type asyncChannel struct {
 	messages map[string]map[string]any // by CloudEvents type (message name)
 	headers  []string                  // x-invictus-headers: the headers this channel adds
 	msgID    string                    // x-invictus-nats-msg-id: the Nats-Msg-Id template
+	reminder string                    // x-invictus-nats-msg-id-reminder: the same for reminders
 }
 
 func loadAsyncAPI(t *testing.T) *asyncDoc {
@@ -323,6 +324,7 @@ func loadAsyncAPI(t *testing.T) *asyncDoc {
 			}
 		}
 		c.msgID, _ = ch["x-invictus-nats-msg-id"].(string)
+		c.reminder, _ = ch["x-invictus-nats-msg-id-reminder"].(string)
 		d.channels = append(d.channels, c)
 	}
 	return d
@@ -453,12 +455,13 @@ func (d *asyncDoc) check(t *testing.T, m capturedMsg) (nHeaders, nPayloads, nVal
 	}
 	if ch.msgID != "" {
 		want := ch.msgID
+		if m.header.Get("Invictus-Reminder") != "" {
+			want = ch.reminder
+		}
 		want = strings.ReplaceAll(want, "{ce-id}", m.header.Get("ce-id"))
+		want = strings.ReplaceAll(want, "{ce-source}", m.header.Get("ce-source"))
 		for k, v := range params {
 			want = strings.ReplaceAll(want, "{"+k+"}", v)
-		}
-		if m.header.Get("Invictus-Reminder") != "" {
-			want += ".reminder"
 		}
 		if got := m.header.Get(jetstream.MsgIDHeader); got != want && !(strings.Contains(want, "{") && got != "") {
 			fail("Nats-Msg-Id %q, want %q (%s)", got, want, ch.msgID)

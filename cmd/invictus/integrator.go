@@ -173,7 +173,7 @@ consent:
   share_data: true                           # and to share data with the receiver
   given_at: %s
   method: verbal                             # verbal, written or digital
-  recorded_by: staff-0001                    # a staff reference, not a name
+  recorded_by: staff-s0001                   # a pseudonymous staff reference, not a name
 # preferred_organisation: pt.amcv
 # response_hours: 48                         # ask for an answer within this many hours
 `

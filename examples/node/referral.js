@@ -21,7 +21,7 @@ const keys = process.env.KEYS || 'data/keys';
 const timeoutMs = Number(process.env.TIMEOUT_MS || 60000);
 
 // send publishes a command of org to its inbound subject through
-// JetStream; the event id is also the Nats-Msg-Id, so a retry is stored once.
+// JetStream with Nats-Msg-Id <source>/<id>, so that a retry is stored once.
 async function send(org, type, subject, data) {
   const event = new CloudEvent({
     id: crypto.randomUUID(),
@@ -34,7 +34,7 @@ async function send(org, type, subject, data) {
     data,
   });
   const { headers, body } = toNATS(event);
-  const ack = await org.js.publish(org.inbound, body, { headers, msgID: event.id });
+  const ack = await org.js.publish(org.inbound, body, { headers, msgID: `${event.source}/${event.id}` });
   console.log(`${org.org}: sent ${type} (stream ${ack.stream}, seq ${ack.seq})`);
   return event;
 }
@@ -74,7 +74,7 @@ async function main() {
     interpreter_ok: false,
     age_band: 'adult',
     channels: ['in_person', 'phone'],
-    consent: { referral: true, share_data: true, given_at: now, method: 'verbal', recorded_by: 'example-0001' },
+    consent: { referral: true, share_data: true, given_at: now, method: 'verbal', recorded_by: 'example-e0001' },
     preferred_organisation: 'pt.amcv',
   });
 
