@@ -317,310 +317,25 @@ func (m *Matcher) Match(snap *directory.Index, p events.Profile, opts ...MatchOp
 		return nil, err
 	}
 	defer m.pool.Put(sc)
-	o := m.options(opts)
-	k := 1 + o.fallbacks
-
+	k := 1 + m.options(opts).fallbacks
+	// 1. Candidates: the index's bitset of the services that offer a
+	// needed code where the victim is (or remotely from the residence
+	// country).
 	sc.words = snap.CandidateBits(directoryQuery(&p), sc.words)
-	var excluded [numConstraints]int
-	var offered uint32
-	considered, eligible := 0, 0
-	// The constraints that depend on codes alone (activity, eligibility,
-	// capacity, language, channel) are checked on words of 64 candidates
-	// with the chunks' bitsets, so that the loop over candidates runs only
-	// on the eligible ones. That loop runs thousands of times in a big
-	// city: the common cases are written out here with the query's fields
-	// in locals, the rare ones (accessibility needs, emergencies, rare
-	// languages, cross-border cases, observed statistics) go through the
-	// same functions as Assess and Eligible.
-	var (
-		chunks           = q.t.chunks
-		needs            = q.needs
-		ageIdx, gendIdx  = -1, -1
-		channels, interp = q.channels, q.interp
-		slow             = q.acc != 0 || q.emergency
-		simple           = q.acc == 0 && !q.cross
-		spec             = q.wSpec
-		nFlags1          = q.nFlags + 1
-		bonusOn          = q.emergency || q.preferred != ""
-		distMax          = q.distMax
-		wObs0, wObs1     = q.wObs[0], q.wObs[1]
-		stats            = q.stats
-		dense            = q.denseClasses() && lutCovers
-		nNeeds           = uint(len(q.needBits))
-		lut              = &sc.lut
-		lutReady         = false
-		classIdx         = sc.classIdx
-		cl               *class
-		last             = -1
-		lastCover        uint32
-		lastProper       uint32
-		lang1            = -1          // dense id of the first language
-		langRest         = sc.rest[:0] // of the others
-	)
-	if q.age != 0 {
-		ageIdx = bits.TrailingZeros8(q.age)
-	}
-	if q.gender != 0 {
-		gendIdx = bits.TrailingZeros8(q.gender)
-	}
-	for n, id := range q.langIDs {
-		switch {
-		case id < 0:
-		case n == 0:
-			lang1 = int(id)
-		default:
-			langRest = append(langRest, int(id))
-		}
-	}
-	sc.rest = langRest
-	// In the commonest case (no accessibility needs, no emergency, no
-	// cross-border case, no statistics, no preferred organisation) the
-	// score but for the distance is computed from the chunk's bitsets
-	// alone: the loop reads a service's features only for the distance of
-	// those that may enter a ranking.
-	maskPath := simple && dense && !slow && !bonusOn && stats == nil
-	hasPoint, wDist := q.hasPoint, q.w[compDistance]
-	var (
-		needW             [maxDenseNeeds]uint64
-		chanBits          [8]uint8
-		chanW             [8]uint64
-		crimeW            [32]uint64
-		flagW             [16]uint64
-		nChan, nCrm, nFlg int
-	)
-	if maskPath {
-		for b := channels; b != 0; b &= b - 1 {
-			chanBits[nChan] = uint8(bits.TrailingZeros8(b))
-			nChan++
-		}
-		nCrm, nFlg = bits.OnesCount32(q.crimes), bits.OnesCount16(q.flags)
-	}
+	var t tally
+	r := sc.ranker(q, k)
 	for wi, w := range sc.words {
 		if w == 0 {
 			continue
 		}
-		considered += bits.OnesCount64(w)
-		c := chunks[wi>>(chunkBits-6)]
-		cw := wi & (chunkWords - 1)
-		mk := &c.m
-		// Candidates without a needed code (none in practice: the index
-		// returns only services offering one) are skipped uncounted.
-		var has uint64
-		for _, b := range q.needBits {
-			nw := mk.needs[bits.TrailingZeros32(b)][cw]
-			if w&nw != 0 {
-				offered |= b
-			}
-			has |= nw
-		}
-		w &= has & mk.present[cw]
-		act := w & mk.active[cw]
-		excluded[cInactive] += bits.OnesCount64(w &^ act)
-		el := act
-		if ageIdx >= 0 {
-			el &= mk.ages[ageIdx][cw]
-		}
-		if gendIdx >= 0 {
-			el &= mk.genders[gendIdx][cw]
-		}
-		excluded[cEligibility] += bits.OnesCount64(act &^ el)
-		open := el &^ mk.full[cw]
-		excluded[cCapacity] += bits.OnesCount64(el &^ open)
-		// Services speaking a language without a bit, when the profile
-		// has such a language, are checked one by one.
-		var slowLang uint64
-		if q.langUnknown {
-			slowLang = open & mk.langSlow[cw]
-		}
-		fast := open &^ slowLang
-		var first, other uint64
-		if lang1 >= 0 {
-			first = fast & mk.langs[lang1][cw]
-		}
-		for _, id := range langRest {
-			other |= mk.langs[id][cw]
-		}
-		other &= fast &^ first
-		viaInterp := fast &^ (first | other)
-		if !interp {
-			viaInterp &= mk.interp[cw]
-		}
-		spoken := first | other | viaInterp
-		excluded[cLanguage] += bits.OnesCount64(fast &^ spoken)
-		var reach uint64
-		for b := channels; b != 0; b &= b - 1 {
-			reach |= mk.channels[bits.TrailingZeros8(b)][cw]
-		}
-		excluded[cChannel] += bits.OnesCount64(spoken &^ reach)
-		todo := spoken&reach | slowLang
-		base0 := int32(wi << 6)
-		var waitW, specW, locW, multiW, remoteW uint64
-		if maskPath && todo != 0 {
-			for n, b := range q.needBits {
-				needW[n] = mk.needs[bits.TrailingZeros32(b)][cw]
-			}
-			for n := range nChan {
-				chanW[n] = mk.channels[chanBits[n]][cw]
-			}
-			n := 0
-			for b := q.crimes; b != 0; b &= b - 1 {
-				crimeW[n] = mk.crimes[bits.TrailingZeros32(b)][cw]
-				n++
-			}
-			n = 0
-			for b := q.flags; b != 0; b &= b - 1 {
-				flagW[n] = mk.flags[bits.TrailingZeros16(b)][cw]
-				n++
-			}
-			waitW, specW = mk.waitlist[cw], mk.specialist[cw]
-			locW, multiW, remoteW = mk.hasLoc[cw], mk.multiLoc[cw], mk.remote[cw]
-		}
-		for ; todo != 0; todo &= todo - 1 {
-			bi := bits.TrailingZeros64(todo)
-			i := base0 + int32(bi)
-			j := i & chunkMask
-			if maskPath && slowLang>>bi&1 == 0 {
-				// The same values as below, from the bitsets.
-				eligible++
-				compact := 0
-				for n := range q.needBits {
-					compact |= int(needW[n]>>bi&1) << n
-				}
-				ci := int(classIdx[compact])
-				if ci < 0 {
-					var cover uint32
-					for n, b := range q.needBits {
-						if compact&(1<<n) != 0 {
-							cover |= b
-						}
-					}
-					ci = sc.class(q, cover, cover, k)
-					last = -1 // sc.classes may have moved
-				}
-				cl := &sc.classes[ci]
-				var chm uint8
-				for n := range nChan {
-					chm |= uint8(chanW[n]>>bi&1) << chanBits[n]
-				}
-				base := q.wNeeds[bits.OnesCount(uint(compact))] + q.wLang[langInterpreter+int(other>>bi&1)+2*int(first>>bi&1)] + q.wChan[chm]
-				if len(spec) > 0 {
-					state := 0
-					if nCrm > 0 && specW>>bi&1 != 0 {
-						state = 1
-						for n := range nCrm {
-							state += int(crimeW[n] >> bi & 1)
-						}
-					}
-					fm := 0
-					for n := range nFlg {
-						fm += int(flagW[n] >> bi & 1)
-					}
-					base += spec[state*nFlags1+fm]
-				}
-				obs := wObs0
-				if waitW>>bi&1 != 0 {
-					obs = wObs1
-				}
-				if base+distMax+obs < cl.worst {
-					continue
-				}
-				dist := 0.0
-				if hasPoint {
-					dist = wDist * q.distanceMasked(c, j, locW>>bi&1 != 0, multiW>>bi&1 != 0, remoteW>>bi&1 != 0, chm)
-				}
-				score := min(base+dist+obs, 1)
-				if score >= cl.worst {
-					sc.offer(q, cl, entry{i: i, score: score, key: score}, k)
-				}
-				continue
-			}
-			f := &c.f[j]
-			cover := f.needs & needs
-			var code int
-			var waived bool
-			lang := langInterpreter + int(other>>bi&1) + 2*int(first>>bi&1)
-			switch {
-			case slowLang>>bi&1 != 0:
-				if lang = q.language(f, c, j); lang == langNone {
-					code = cLanguage
-				} else if f.channels&channels == 0 {
-					code = cChannel
-				} else if slow {
-					code, lang, waived = q.check(f, c, j)
-				}
-			case slow:
-				code, lang, waived = q.check(f, c, j)
-			}
-			if code != cNone {
-				excluded[code]++
-				continue
-			}
-			eligible++
-			proper := cover
-			if q.cross {
-				proper = q.proper(f, c, j, cover)
-			}
-			if last < 0 || cover != lastCover || proper != lastProper {
-				last = -1
-				if dense {
-					if !lutReady {
-						sc.fillLut(q)
-						lutReady = true
-					}
-					ck := lut[0][cover&127] | lut[1][(cover>>7)&127] | lut[2][(cover>>14)&127]
-					if q.cross {
-						ck |= (lut[0][proper&127] | lut[1][(proper>>7)&127] | lut[2][(proper>>14)&127]) << nNeeds
-					}
-					last = int(classIdx[ck])
-				}
-				if last < 0 {
-					last = sc.class(q, cover, proper, k)
-				}
-				lastCover, lastProper = cover, proper
-				cl = &sc.classes[last]
-			}
-			// The same sums as baseScore, in the same order.
-			var base float64
-			if simple {
-				base = q.wNeeds[bits.OnesCount32(cover)] + q.wLang[lang] + q.wChan[f.channels&channels]
-				if len(spec) > 0 {
-					state := 0
-					if q.nCrimes > 0 && f.crimes != 0 {
-						state = 1 + bits.OnesCount32(f.crimes&q.crimes)
-					}
-					base += spec[state*nFlags1+bits.OnesCount16(f.flags&q.flags)]
-				}
-			} else {
-				base = q.baseScore(f, cover, proper, lang, waived)
-			}
-			bonus := 0.0
-			if bonusOn {
-				bonus = q.bonus(f, c, j)
-			}
-			obs := wObs0
-			if f.bits&fWaitlist != 0 {
-				obs = wObs1
-			}
-			if stats != nil {
-				obs = q.observedMax(f)
-			}
-			if bonus+base+distMax+obs < cl.worst {
-				continue // cannot enter the ranking, however near and responsive
-			}
-			score := base + q.distanceScore(f, c, j)
-			e := entry{i: i}
-			if stats != nil {
-				e.st, e.known = stats.ServiceStats(c.svc[j].ID)
-				obs = q.observedScore(f, c, j, e.st, e.known)
-			}
-			score = min(score+obs, 1)
-			e.score, e.key = score, bonus+score
-			if e.key >= cl.worst {
-				sc.offer(q, cl, e, k)
-			}
-		}
+		// 2. Constraints: those that depend on codes alone, on 64
+		// candidates at a time; 3. scores: the rest of the constraints
+		// and the score of each candidate left, ranked in its class.
+		wd := q.constrain(wi, w, &t)
+		r.rank(&wd, &t)
 	}
-	return sc.plan(q, k, excluded, offered, considered, eligible), nil
+	// 4. Plan: the classes grouped into placements, explained.
+	return sc.plan(q, k, &t), nil
 }
 
 // Eligible returns the ids, sorted, of the services that are candidates
@@ -826,6 +541,13 @@ func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *event
 	q.age = uint8(ageBit[p.AgeBand])
 	q.gender = uint8(genderBit[p.Gender])
 	q.interp = p.InterpreterOK
+	q.ageIdx, q.genderIdx = -1, -1
+	if q.age != 0 {
+		q.ageIdx = bits.TrailingZeros8(q.age)
+	}
+	if q.gender != 0 {
+		q.genderIdx = bits.TrailingZeros8(q.gender)
+	}
 
 	sc.langIDs = sc.langIDs[:0]
 	for _, l := range p.Languages {
@@ -836,16 +558,20 @@ func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *event
 		sc.langIDs = append(sc.langIDs, id)
 	}
 	q.langIDs, q.langs = sc.langIDs, p.Languages
+	q.langDense1, sc.rest = -1, sc.rest[:0]
 	for k, id := range q.langIDs {
 		switch {
 		case id < 0:
 			q.langUnknown = true
 		case k == 0:
 			q.lang1 = 1 << uint(id)
+			q.langDense1 = int(id)
 		default:
 			q.langRest |= 1 << uint(id)
+			sc.rest = append(sc.rest, int(id))
 		}
 	}
+	q.langDenseRest = sc.rest
 
 	q.urgency = p.Urgency
 	q.emergency = p.Urgency == events.UrgencyEmergency

@@ -112,14 +112,14 @@ func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }
 
 // plan groups the ranked classes into placements by greedy weighted set
 // cover and explains the chosen candidates.
-func (sc *scratch) plan(q *query, k int, excluded [numConstraints]int, offered uint32, considered, eligible int) *Plan {
-	p := &Plan{Revision: q.snap.Revision(), Urgency: q.urgency, Considered: considered, Eligible: eligible}
+func (sc *scratch) plan(q *query, k int, t *tally) *Plan {
+	p := &Plan{Revision: q.snap.Revision(), Urgency: q.urgency, Considered: t.considered, Eligible: t.eligible}
 	for c := cNone + 1; c < numConstraints; c++ {
-		if excluded[c] > 0 {
+		if t.excluded[c] > 0 {
 			if p.Excluded == nil {
 				p.Excluded = make(map[string]int)
 			}
-			p.Excluded[constraintNames[c]] = excluded[c]
+			p.Excluded[constraintNames[c]] = t.excluded[c]
 		}
 	}
 	var coverable, properly uint32
@@ -161,7 +161,7 @@ func (sc *scratch) plan(q *query, k int, excluded [numConstraints]int, offered u
 			continue
 		}
 		reason := UnmatchedNoService
-		if offered&b != 0 {
+		if t.offered&b != 0 {
 			reason = UnmatchedExcluded
 		}
 		p.Unmatched = append(p.Unmatched, events.UnmatchedNeed{Need: q.needList[j], Reason: reason})

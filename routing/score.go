@@ -208,6 +208,12 @@ type query struct {
 	// others; langUnknown reports a language without a bit.
 	lang1, langRest uint64
 	langUnknown     bool
+	// langDense1 is the dense id of the first language (-1 none),
+	// langDenseRest those of the others; ageIdx and genderIdx the bits
+	// of the age band and gender, -1 unstated.
+	langDense1        int
+	langDenseRest     []int
+	ageIdx, genderIdx int
 
 	urgency   string
 	emergency bool
@@ -347,26 +353,14 @@ func (q *query) accessValue(waived bool) float64 {
 
 // distanceValue is the distance component of the service.
 func (q *query) distanceValue(f *features, c *chunk, j int32) float64 {
-	if f.bits&fHasLoc == 0 {
-		return DistanceNoLocation
-	}
-	var d float64
-	if f.bits&fMultiLoc == 0 {
-		d = q.km(float64(f.lat), float64(f.lon))
-	} else {
-		d = q.nearestKm(f, c, j)
-	}
-	v := expNeg(d * q.perKm)
-	if f.bits&fRemote != 0 && f.channels&q.channels&remoteChannels != 0 {
-		v = max(v, DistanceNoLocation)
-	}
-	return v
+	return q.distanceAt(c, j, f.bits&fHasLoc != 0, f.bits&fMultiLoc != 0, f.bits&fRemote != 0, f.channels&q.channels)
 }
 
-// distanceMasked is distanceValue from the chunk's masks and positions:
-// has, multi and remote are the service's fHasLoc, fMultiLoc and fRemote,
-// shared its channels the profile accepts.
-func (q *query) distanceMasked(c *chunk, j int32, has, multi, remote bool, shared uint8) float64 {
+// distanceAt is the distance component of service j of c: has, multi and
+// remote are its fHasLoc, fMultiLoc and fRemote, shared its channels the
+// profile accepts. It reads the first location from c.pos, so that the
+// bitset path of a match need not read the service's features.
+func (q *query) distanceAt(c *chunk, j int32, has, multi, remote bool, shared uint8) float64 {
 	if !has {
 		return DistanceNoLocation
 	}
@@ -421,32 +415,59 @@ func (q *query) observedValues(f *features, x *cold, st ServiceStats, known bool
 	return load, acc, resp
 }
 
+// inputs are what the weighted sum of the components but for the
+// distance and the observed ones depends on (see baseScore).
+type inputs struct {
+	met    int   // number of the profile's needs met
+	lang   int   // language level (langInterpreter ...)
+	chans  uint8 // channels shared with the profile
+	spec   int   // index in wSpec (specIndex)
+	waived bool  // needs of the place waived (accessibility)
+	// cover are the needs met, proper those of them met in the
+	// preferred country (residence).
+	cover, proper uint32
+}
+
+// inputs returns the inputs of the service's score.
+func (q *query) inputs(f *features, cover, proper uint32, lang int, waived bool) inputs {
+	in := inputs{met: bits.OnesCount32(cover), lang: lang, chans: f.channels & q.channels, waived: waived, cover: cover, proper: proper}
+	if len(q.wSpec) > 0 {
+		in.spec = q.specIndex(f)
+	}
+	return in
+}
+
 // fixedScore is the weighted sum of the components that do not depend on
 // observed statistics. cover is the profile needs the service meets,
 // proper those of them it meets in the preferred country.
 func (q *query) fixedScore(f *features, c *chunk, j int32, cover, proper uint32, lang int, waived bool) float64 {
-	return q.baseScore(f, cover, proper, lang, waived) + q.distanceScore(f, c, j)
+	in := q.inputs(f, cover, proper, lang, waived)
+	return q.baseScore(&in) + q.distanceScore(f, c, j)
 }
 
-// baseScore is fixedScore without the distance: the cheap part, known
-// before the distance is computed.
-func (q *query) baseScore(f *features, cover, proper uint32, lang int, waived bool) float64 {
-	s := q.wNeeds[bits.OnesCount32(cover)] + q.wLang[lang] + q.wChan[f.channels&q.channels]
+// baseScore is the weighted sum of the components but for the distance
+// and the observed ones: the cheap part of a score, known before the
+// distance is computed. It is the one place these components are summed.
+func (q *query) baseScore(in *inputs) float64 {
+	s := q.wNeeds[in.met] + q.wLang[in.lang] + q.wChan[in.chans]
 	if len(q.wSpec) > 0 {
-		s += q.wSpec[q.specIndex(f)]
+		s += q.wSpec[in.spec]
 	}
 	if q.acc != 0 {
-		if waived {
+		if in.waived {
 			s += q.wAcc[1]
 		} else {
 			s += q.wAcc[0]
 		}
 	}
 	if q.cross {
-		s += q.w[compResidence] * residenceValue(cover, proper)
+		s += q.w[compResidence] * residenceValue(in.cover, in.proper)
 	}
 	return s
 }
+
+// total is a candidate's score from its parts.
+func total(base, dist, obs float64) float64 { return min(base+dist+obs, 1) }
 
 // distanceScore is the weighted distance component.
 func (q *query) distanceScore(f *features, c *chunk, j int32) float64 {

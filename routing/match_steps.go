@@ -1,0 +1,353 @@
+package routing
+
+import (
+	"math/bits"
+)
+
+// The steps of [Matcher.Match] after the index has returned the
+// candidates: [query.constrain] checks the hard constraints that depend on
+// codes alone on words of 64 candidates with the chunks' bitsets, and
+// [ranker.rank] checks the rest on the candidates left, scores them and
+// keeps the best of each class; [scratch.plan] then groups the classes
+// into placements.
+//
+// A big city gives thousands of candidates, so the loop of rank is written
+// for speed: in the commonest case (no accessibility needs, no emergency,
+// no cross-border case, no statistics, no preferred organisation) it reads
+// the score's inputs but for the distance from the chunk's bitsets alone
+// (ranker.fromMasks), otherwise from the service's features
+// (ranker.fromFeatures). Both put the score together with the same
+// functions ([query.baseScore], [query.distanceAt], [query.observedScore]
+// and [total]), which Assess and the explanations use too.
+
+// tally counts what a match saw, for the plan.
+type tally struct {
+	// excluded counts the candidates excluded by each hard constraint,
+	// each under the first it failed.
+	excluded [numConstraints]int
+	// offered are the needs that some candidate offers.
+	offered uint32
+	// considered counts the candidates; eligible those that passed every
+	// hard constraint.
+	considered, eligible int
+}
+
+// word is a word of 64 candidates after the hard constraints that
+// depend on codes alone.
+type word struct {
+	c    *chunk
+	cw   int   // word in the chunk
+	base int32 // service number of bit 0
+	// first speak the victim's first language, other another of hers
+	// (and not the first).
+	first, other uint64
+	// slowLang speak a language without a bit while the profile has
+	// one: their language and channels are checked one by one.
+	slowLang uint64
+	// todo passed every constraint checked here, or are in slowLang.
+	todo uint64
+}
+
+// constrain checks the hard constraints that depend on codes alone
+// (activity, eligibility, capacity, language, channel) on the word wi of
+// the candidate bitset, w, and counts what it excludes in t.
+func (q *query) constrain(wi int, w uint64, t *tally) word {
+	t.considered += bits.OnesCount64(w)
+	c := q.t.chunks[wi>>(chunkBits-6)]
+	cw := wi & (chunkWords - 1)
+	mk := &c.m
+	// Candidates without a needed code (none in practice: the index
+	// returns only services offering one) are skipped uncounted.
+	var has uint64
+	for _, b := range q.needBits {
+		nw := mk.needs[bits.TrailingZeros32(b)][cw]
+		if w&nw != 0 {
+			t.offered |= b
+		}
+		has |= nw
+	}
+	w &= has & mk.present[cw]
+	act := w & mk.active[cw]
+	t.excluded[cInactive] += bits.OnesCount64(w &^ act)
+	el := act
+	if q.ageIdx >= 0 {
+		el &= mk.ages[q.ageIdx][cw]
+	}
+	if q.genderIdx >= 0 {
+		el &= mk.genders[q.genderIdx][cw]
+	}
+	t.excluded[cEligibility] += bits.OnesCount64(act &^ el)
+	open := el &^ mk.full[cw]
+	t.excluded[cCapacity] += bits.OnesCount64(el &^ open)
+	// Services speaking a language without a bit, when the profile has
+	// such a language, are checked one by one.
+	var slowLang uint64
+	if q.langUnknown {
+		slowLang = open & mk.langSlow[cw]
+	}
+	fast := open &^ slowLang
+	var first, other uint64
+	if q.langDense1 >= 0 {
+		first = fast & mk.langs[q.langDense1][cw]
+	}
+	for _, id := range q.langDenseRest {
+		other |= mk.langs[id][cw]
+	}
+	other &= fast &^ first
+	viaInterp := fast &^ (first | other)
+	if !q.interp {
+		viaInterp &= mk.interp[cw]
+	}
+	spoken := first | other | viaInterp
+	t.excluded[cLanguage] += bits.OnesCount64(fast &^ spoken)
+	var reach uint64
+	for b := q.channels; b != 0; b &= b - 1 {
+		reach |= mk.channels[bits.TrailingZeros8(b)][cw]
+	}
+	t.excluded[cChannel] += bits.OnesCount64(spoken &^ reach)
+	return word{c: c, cw: cw, base: int32(wi << 6), first: first, other: other, slowLang: slowLang, todo: spoken&reach | slowLang}
+}
+
+// ranker scores the candidates of one match and keeps the best k of each
+// class.
+type ranker struct {
+	sc *scratch
+	q  *query
+	k  int
+	// slow: constraints remain to check one by one (accessibility, open
+	// now); bonusOn: the ranking key adds a bonus (emergency, preferred
+	// organisation).
+	slow, bonusOn bool
+	// dense: classes are found by compact cover (query.denseClasses).
+	dense    bool
+	lutReady bool
+	// maskPath: read the inputs of the score from the bitsets (see the
+	// comment at the top of the file).
+	maskPath bool
+	// last is the class of lastCover and lastProper, -1 none.
+	last                  int
+	lastCover, lastProper uint32
+
+	// Of the bitset path: the channels of the profile, and the number of
+	// its crimes and flags.
+	chanBits          [8]uint8
+	nChan, nCrm, nFlg int
+	// Of the bitset path, for the current word: the bitsets of the
+	// profile's needs, channels, crimes and flags, and of the features
+	// the score reads.
+	needW                               [maxDenseNeeds]uint64
+	chanW                               [8]uint64
+	crimeW                              [32]uint64
+	flagW                               [16]uint64
+	waitW, specW, locW, multiW, remoteW uint64
+}
+
+// ranker returns the ranker of the match compiled in sc.q.
+func (sc *scratch) ranker(q *query, k int) ranker {
+	r := ranker{
+		sc: sc, q: q, k: k, last: -1,
+		slow:    q.acc != 0 || q.emergency,
+		bonusOn: q.emergency || q.preferred != "",
+		dense:   q.denseClasses() && lutCovers,
+	}
+	r.maskPath = q.acc == 0 && !q.cross && r.dense && !r.slow && !r.bonusOn && q.stats == nil
+	if r.maskPath {
+		for b := q.channels; b != 0; b &= b - 1 {
+			r.chanBits[r.nChan] = uint8(bits.TrailingZeros8(b))
+			r.nChan++
+		}
+		r.nCrm, r.nFlg = bits.OnesCount32(q.crimes), bits.OnesCount16(q.flags)
+	}
+	return r
+}
+
+// rank checks the remaining constraints on the candidates of wd, scores
+// those that pass and offers them to their class's ranking.
+func (r *ranker) rank(wd *word, t *tally) {
+	if r.maskPath && wd.todo != 0 {
+		r.load(wd)
+	}
+	for todo := wd.todo; todo != 0; todo &= todo - 1 {
+		bi := bits.TrailingZeros64(todo)
+		if r.maskPath && wd.slowLang>>bi&1 == 0 {
+			t.eligible++
+			r.fromMasks(wd, bi)
+			continue
+		}
+		j := (wd.base + int32(bi)) & chunkMask
+		f := &wd.c.f[j]
+		lang := langInterpreter + int(wd.other>>bi&1) + 2*int(wd.first>>bi&1)
+		code, lang, waived := r.q.checkRest(f, wd.c, j, lang, wd.slowLang>>bi&1 != 0, r.slow)
+		if code != cNone {
+			t.excluded[code]++
+			continue
+		}
+		t.eligible++
+		r.fromFeatures(wd, bi, f, lang, waived)
+	}
+}
+
+// checkRest checks the constraints constrain left: language and channel
+// of a service speaking a language without a bit (slowLang), and when
+// slow, every constraint. lang is the language level constrain found.
+func (q *query) checkRest(f *features, c *chunk, j int32, lang int, slowLang, slow bool) (code, level int, waived bool) {
+	switch {
+	case slowLang:
+		if lang = q.language(f, c, j); lang == langNone {
+			return cLanguage, lang, false
+		}
+		if f.channels&q.channels == 0 {
+			return cChannel, lang, false
+		}
+		if slow {
+			return q.check(f, c, j)
+		}
+	case slow:
+		return q.check(f, c, j)
+	}
+	return cNone, lang, false
+}
+
+// load reads the bitsets of the word the bitset path needs.
+func (r *ranker) load(wd *word) {
+	q, mk, cw := r.q, &wd.c.m, wd.cw
+	for n, b := range q.needBits {
+		r.needW[n] = mk.needs[bits.TrailingZeros32(b)][cw]
+	}
+	for n := range r.nChan {
+		r.chanW[n] = mk.channels[r.chanBits[n]][cw]
+	}
+	n := 0
+	for b := q.crimes; b != 0; b &= b - 1 {
+		r.crimeW[n] = mk.crimes[bits.TrailingZeros32(b)][cw]
+		n++
+	}
+	n = 0
+	for b := q.flags; b != 0; b &= b - 1 {
+		r.flagW[n] = mk.flags[bits.TrailingZeros16(b)][cw]
+		n++
+	}
+	r.waitW, r.specW = mk.waitlist[cw], mk.specialist[cw]
+	r.locW, r.multiW, r.remoteW = mk.hasLoc[cw], mk.multiLoc[cw], mk.remote[cw]
+}
+
+// fromMasks scores the eligible candidate at bit bi of wd from the
+// bitsets loaded by load.
+func (r *ranker) fromMasks(wd *word, bi int) {
+	q, sc := r.q, r.sc
+	i := wd.base + int32(bi)
+	compact := 0
+	for n := range q.needBits {
+		compact |= int(r.needW[n]>>bi&1) << n
+	}
+	ci := int(sc.classIdx[compact])
+	if ci < 0 {
+		var cover uint32
+		for n, b := range q.needBits {
+			if compact&(1<<n) != 0 {
+				cover |= b
+			}
+		}
+		ci = sc.class(q, cover, cover, r.k)
+		r.last = -1 // sc.classes may have moved
+	}
+	cl := &sc.classes[ci]
+	var chm uint8
+	for n := range r.nChan {
+		chm |= uint8(r.chanW[n]>>bi&1) << r.chanBits[n]
+	}
+	in := inputs{
+		met:   bits.OnesCount(uint(compact)),
+		lang:  langInterpreter + int(wd.other>>bi&1) + 2*int(wd.first>>bi&1),
+		chans: chm,
+	}
+	if len(q.wSpec) > 0 {
+		state := 0
+		if r.nCrm > 0 && r.specW>>bi&1 != 0 {
+			state = 1
+			for n := range r.nCrm {
+				state += int(r.crimeW[n] >> bi & 1)
+			}
+		}
+		fm := 0
+		for n := range r.nFlg {
+			fm += int(r.flagW[n] >> bi & 1)
+		}
+		in.spec = state*(q.nFlags+1) + fm
+	}
+	base := q.baseScore(&in)
+	obs := q.wObs[r.waitW>>bi&1]
+	if base+q.distMax+obs < cl.worst {
+		return // cannot enter the ranking, however near
+	}
+	dist := 0.0
+	if q.hasPoint {
+		dist = q.w[compDistance] * q.distanceAt(wd.c, i&chunkMask, r.locW>>bi&1 != 0, r.multiW>>bi&1 != 0, r.remoteW>>bi&1 != 0, chm)
+	}
+	score := total(base, dist, obs)
+	if score >= cl.worst {
+		sc.offer(q, cl, entry{i: i, score: score, key: score}, r.k)
+	}
+}
+
+// fromFeatures scores the eligible candidate at bit bi of wd from its
+// features f; lang and waived are what the constraints found.
+func (r *ranker) fromFeatures(wd *word, bi int, f *features, lang int, waived bool) {
+	q, sc, c := r.q, r.sc, wd.c
+	i := wd.base + int32(bi)
+	j := i & chunkMask
+	cover := f.needs & q.needs
+	proper := cover
+	if q.cross {
+		proper = q.proper(f, c, j, cover)
+	}
+	cl := r.classOf(cover, proper)
+	in := q.inputs(f, cover, proper, lang, waived)
+	base := q.baseScore(&in)
+	bonus := 0.0
+	if r.bonusOn {
+		bonus = q.bonus(f, c, j)
+	}
+	obs := q.observedMax(f)
+	if bonus+base+q.distMax+obs < cl.worst {
+		return // cannot enter the ranking, however near and responsive
+	}
+	dist := q.distanceScore(f, c, j)
+	e := entry{i: i}
+	if q.stats != nil {
+		e.st, e.known = q.stats.ServiceStats(c.svc[j].ID)
+		obs = q.observedScore(f, c, j, e.st, e.known)
+	}
+	e.score = total(base, dist, obs)
+	e.key = bonus + e.score
+	if e.key >= cl.worst {
+		sc.offer(q, cl, e, r.k)
+	}
+}
+
+// classOf returns the class of the candidates meeting exactly cover (and
+// proper), creating it when new.
+func (r *ranker) classOf(cover, proper uint32) *class {
+	sc, q := r.sc, r.q
+	if r.last >= 0 && cover == r.lastCover && proper == r.lastProper {
+		return &sc.classes[r.last]
+	}
+	r.last = -1
+	if r.dense {
+		if !r.lutReady {
+			sc.fillLut(q)
+			r.lutReady = true
+		}
+		lut := &sc.lut
+		ck := lut[0][cover&127] | lut[1][(cover>>7)&127] | lut[2][(cover>>14)&127]
+		if q.cross {
+			ck |= (lut[0][proper&127] | lut[1][(proper>>7)&127] | lut[2][(proper>>14)&127]) << len(q.needBits)
+		}
+		r.last = int(sc.classIdx[ck])
+	}
+	if r.last < 0 {
+		r.last = sc.class(q, cover, proper, r.k)
+	}
+	r.lastCover, r.lastProper = cover, proper
+	return &sc.classes[r.last]
+}
