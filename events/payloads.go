@@ -99,6 +99,24 @@ type PlanGroup struct {
 type UnmatchedNeed struct {
 	Need   string `json:"need" validate:"required,need"`
 	Reason string `json:"reason" validate:"required,oneof=no_service excluded"`
+	// Offered counts the services that offer the need where the victim
+	// is (or remotely from the residence country).
+	Offered int `json:"offered,omitempty" validate:"gte=0"`
+	// Excluded counts those of them each hard constraint removed, each
+	// under the first it failed: every constraint that stood between the
+	// victim and the need is named.
+	Excluded map[string]int `json:"excluded,omitempty" validate:"max=16,dive,keys,component,endkeys,gte=0"`
+}
+
+// RelaxedGroup are the services that could meet a need nothing eligible
+// covers if one hard constraint were relaxed. They are shown apart from
+// the plan's groups and never offered by the lifecycle: a caseworker
+// decides with the victim whether to go that way.
+type RelaxedGroup struct {
+	Need string `json:"need" validate:"required,need"`
+	// Constraint is the one hard constraint its candidates fail.
+	Constraint string      `json:"constraint" validate:"required,oneof=accessibility channel open_now"`
+	Candidates []Candidate `json:"candidates" validate:"required,min=1,max=32,dive"`
 }
 
 // Planned is the payload of referral.planned: the routing plan.
@@ -108,6 +126,9 @@ type Planned struct {
 	Unmatched         []UnmatchedNeed `json:"unmatched,omitempty" validate:"max=19,dive"`
 	// Excluded counts services excluded by each hard constraint.
 	Excluded map[string]int `json:"excluded,omitempty" validate:"max=16,dive,keys,component,endkeys,gte=0"`
+	// Relaxed are, for unmatched needs, the options left by relaxing one
+	// hard constraint, marked with it; never part of Groups.
+	Relaxed []RelaxedGroup `json:"relaxed,omitempty" validate:"max=19,dive"`
 }
 
 // Offered is the payload of referral.offered: one placement offered to one
@@ -150,6 +171,10 @@ type Unmatched struct {
 	Needs     []string `json:"needs" validate:"required,min=1,unique,dive,need"`
 	Reason    string   `json:"reason" validate:"required,oneof=no_service excluded all_declined"`
 	Profile   Profile  `json:"profile"`
+	// Details say, need by need, what the plan found: how many services
+	// offer it and which hard constraints removed them (reasons
+	// no_service and excluded).
+	Details []UnmatchedNeed `json:"details,omitempty" validate:"max=19,dive"`
 }
 
 // Handover is the payload of referral.handover: the sealed case envelope,

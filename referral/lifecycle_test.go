@@ -3,6 +3,7 @@ package referral_test
 import (
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -222,7 +223,7 @@ func TestMultiPlacement(t *testing.T) {
 		h.by(referrer, requested(true, events.NeedSafetyShelter, events.NeedJusticeLegalAid, events.NeedHealthMedical, events.NeedFamilySupport))
 		plan := &events.Planned{
 			Groups:    []events.PlanGroup{group("shelter", shelter, orgA)},
-			Unmatched: []events.UnmatchedNeed{{Need: events.NeedJusticeLegalAid, Reason: "no_service"}, {Need: events.NeedHealthMedical, Reason: "excluded"}, {Need: events.NeedFamilySupport, Reason: "no_service"}},
+			Unmatched: []events.UnmatchedNeed{{Need: events.NeedJusticeLegalAid, Reason: "no_service"}, {Need: events.NeedHealthMedical, Reason: "excluded", Offered: 3, Excluded: map[string]int{"language": 2, "capacity": 1}}, {Need: events.NeedFamilySupport, Reason: "no_service"}},
 		}
 		out := h.plan(plan)
 		if types(out) != "unmatched,unmatched,offered" {
@@ -231,6 +232,16 @@ func TestMultiPlacement(t *testing.T) {
 		gap := out[0].(*events.Unmatched)
 		if gap.Placement != "" || gap.Reason != "no_service" || !slices.Equal(gap.Needs, []string{events.NeedJusticeLegalAid, events.NeedFamilySupport}) {
 			t.Fatalf("gap report: %+v", gap)
+		}
+		// The report names, need by need, the constraints that removed
+		// the services offering it, as the plan counted them.
+		excl := out[1].(*events.Unmatched)
+		wantDetails := []events.UnmatchedNeed{{Need: events.NeedHealthMedical, Reason: "excluded", Offered: 3, Excluded: map[string]int{"language": 2, "capacity": 1}}}
+		if excl.Reason != "excluded" || !reflect.DeepEqual(excl.Details, wantDetails) {
+			t.Fatalf("excluded gap report: %+v, want details %+v", excl, wantDetails)
+		}
+		if err := events.ValidatePayload(excl); err != nil {
+			t.Fatalf("gap report invalid: %v", err)
 		}
 		if got := referral.Recipients(h.s, gap); !slices.Equal(got, []string{referrer}) {
 			t.Fatalf("gap report goes to %v", got)

@@ -215,6 +215,10 @@ type Gap struct {
 	Need string
 	// Reason is no_service or excluded (see [events.UnmatchedNeed]).
 	Reason string
+	// Offered and Excluded are the plan's counts of the services that
+	// offer the need and of those each hard constraint removed.
+	Offered  int
+	Excluded map[string]int
 	// Reported is true once referral.unmatched reported it.
 	Reported bool
 }

@@ -221,6 +221,7 @@ type matchOptions struct {
 	now       time.Time
 	fallbacks int
 	preferred string
+	referrer  string
 }
 
 // At judges opening hours at t instead of the configured clock.
@@ -237,6 +238,13 @@ func WithFallbacks(n int) MatchOption {
 // they can serve, after 24/7 services in an emergency.
 func WithPreferredOrganisation(id string) MatchOption {
 	return func(o *matchOptions) { o.preferred = id }
+}
+
+// WithReferrer names the organisation that refers the victim (the source
+// of a referral): its own services are never candidates
+// ([ConstraintOwnOrganisation]).
+func WithReferrer(id string) MatchOption {
+	return func(o *matchOptions) { o.referrer = id }
 }
 
 func (m *Matcher) options(opts []MatchOption) matchOptions {
@@ -416,7 +424,7 @@ func (m *Matcher) Assess(snap *directory.Index, p events.Profile, serviceID stri
 	}
 	e.score = min(score+q.observedScore(f, c, j, e.st, e.known), 1)
 	e.key = e.score + q.bonus(f, c, j)
-	cand := q.candidate(e, cover)
+	cand := q.candidate(e, cover, cNone)
 	a.Score, a.Components, a.Reasons = cand.Score, cand.Components, cand.Reasons
 	return a, nil
 }
@@ -518,6 +526,9 @@ func checkProfile(p *events.Profile) error {
 func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *events.Profile, o *matchOptions) {
 	q := &sc.q
 	*q = query{t: t, snap: snap, stats: m.cfg.Stats, scaleKm: m.cfg.DistanceScaleKm, perKm: 1 / m.cfg.DistanceScaleKm, preferred: o.preferred}
+	if o.referrer != "" {
+		q.referrer, q.own = o.referrer, t.organisationServices(o.referrer)
+	}
 
 	sc.needList, sc.needBits = sc.needList[:0], sc.needBits[:0]
 	for _, n := range p.Needs {

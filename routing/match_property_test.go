@@ -135,26 +135,42 @@ func genTime(t *rapid.T) time.Time {
 	return time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC).Add(time.Duration(rapid.IntRange(0, 7*24*4-1).Draw(t, "quarter")) * 15 * time.Minute)
 }
 
-// violation is the reference definition of the hard constraints, written
-// from their documentation and independent of the matcher's bit masks.
-func violation(s *directory.Service, p events.Profile, now time.Time) string {
+// violation is the first hard constraint s fails for p (see violations).
+func violation(s *directory.Service, p events.Profile, now time.Time, referrer string) string {
+	if v := violations(s, p, now, referrer); len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// violations is the reference definition of the hard constraints, written
+// from their documentation and independent of the matcher's bit masks:
+// every constraint s fails for p, in the matcher's order.
+func violations(s *directory.Service, p events.Profile, now time.Time, referrer string) []string {
+	var out []string
 	shares := func(a, b []string) bool {
 		return slices.ContainsFunc(a, func(x string) bool { return slices.Contains(b, x) })
 	}
 	if !s.Active() {
-		return routing.ConstraintInactive
+		out = append(out, routing.ConstraintInactive)
 	}
-	if !s.Eligibility.Accepts(p.AgeBand, p.Gender) {
-		return routing.ConstraintEligibility
+	if referrer != "" && s.Organisation == referrer {
+		out = append(out, routing.ConstraintOwnOrganisation)
+	}
+	// A restricted service needs a stated, matching age band and gender.
+	if (len(s.Eligibility.AgeBands) > 0 && !slices.Contains(s.Eligibility.AgeBands, p.AgeBand)) ||
+		(len(s.Eligibility.Genders) > 0 && !slices.Contains(s.Eligibility.Genders, p.Gender)) {
+		out = append(out, routing.ConstraintEligibility)
 	}
 	if s.Capacity.Status == events.CapacityFull {
-		return routing.ConstraintCapacity
+		out = append(out, routing.ConstraintCapacity)
 	}
-	if !shares(p.Languages, s.Languages) && !p.InterpreterOK && !s.InterpreterAvailable {
-		return routing.ConstraintLanguage
+	// The victim's refusal of an interpreter binds.
+	if !shares(p.Languages, s.Languages) && !p.InterpreterOK {
+		out = append(out, routing.ConstraintLanguage)
 	}
 	if !shares(p.Channels, s.Channels) {
-		return routing.ConstraintChannel
+		out = append(out, routing.ConstraintChannel)
 	}
 	var place []string
 	for _, a := range p.Accessibility {
@@ -166,11 +182,11 @@ func violation(s *directory.Service, p events.Profile, now time.Time) string {
 		for _, l := range s.Locations {
 			met = met || slices.Contains(l.Accessibility, a)
 		}
-		if !met {
-			return routing.ConstraintAccessibility
+		if !met && !slices.Contains(out, routing.ConstraintAccessibility) {
+			out = append(out, routing.ConstraintAccessibility)
 		}
 	}
-	if len(place) > 0 {
+	if len(place) > 0 && !slices.Contains(out, routing.ConstraintAccessibility) {
 		metAt := func(extra []string) bool {
 			for _, a := range place {
 				if !slices.Contains(s.Accessibility, a) && !slices.Contains(extra, a) {
@@ -185,13 +201,13 @@ func violation(s *directory.Service, p events.Profile, now time.Time) string {
 		}
 		remote := slices.ContainsFunc(p.Channels, func(c string) bool { return c != events.ChannelInPerson && slices.Contains(s.Channels, c) })
 		if !met && !remote {
-			return routing.ConstraintAccessibility
+			out = append(out, routing.ConstraintAccessibility)
 		}
 	}
 	if p.Urgency == events.UrgencyEmergency && !s.Hours.OpenAt(now) {
-		return routing.ConstraintOpenNow
+		out = append(out, routing.ConstraintOpenNow)
 	}
-	return ""
+	return out
 }
 
 func TestPropertyPlans(t *testing.T) {
@@ -202,7 +218,13 @@ func TestPropertyPlans(t *testing.T) {
 		now := genTime(t)
 		snap := directory.NewIndex(d, 7)
 		m := routing.NewMatcher(routing.Config{})
-		plan, err := m.Match(snap, p, routing.At(now))
+		// Sometimes the referral comes from one of the organisations.
+		referrer := ""
+		if len(d.Organisations) > 0 && rapid.Bool().Draw(t, "referred") {
+			referrer = rapid.SampledFrom(d.Organisations).Draw(t, "referrer").ID
+		}
+		at := []routing.MatchOption{routing.At(now), routing.WithReferrer(referrer)}
+		plan, err := m.Match(snap, p, at...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -215,16 +237,25 @@ func TestPropertyPlans(t *testing.T) {
 		var eligible []string
 		considered, excluded := 0, map[string]int{}
 		offered, coverable := map[string]bool{}, map[string]bool{}
+		needOffered, needExcluded := map[string]int{}, map[string]map[string]int{}
 		for i := range d.Services {
 			s := &d.Services[i]
 			if !q.Matches(s) {
 				continue
 			}
 			considered++
+			v := violation(s, p, now, referrer)
 			for _, n := range s.Needs {
 				offered[n] = true
+				needOffered[n]++
+				if v != "" {
+					if needExcluded[n] == nil {
+						needExcluded[n] = map[string]int{}
+					}
+					needExcluded[n][v]++
+				}
 			}
-			if v := violation(s, p, now); v != "" {
+			if v != "" {
 				excluded[v]++
 				continue
 			}
@@ -234,7 +265,7 @@ func TestPropertyPlans(t *testing.T) {
 			}
 		}
 		slices.Sort(eligible)
-		got, err := m.Eligible(snap, p, routing.At(now))
+		got, err := m.Eligible(snap, p, at...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -270,7 +301,7 @@ func TestPropertyPlans(t *testing.T) {
 			ids := map[string]bool{}
 			for ci, c := range g.Candidates {
 				s := d.Service(c.Service)
-				if v := violation(s, p, now); v != "" {
+				if v := violation(s, p, now, referrer); v != "" {
 					t.Fatalf("%s planned in %s but fails %s", c.Service, g.Placement, v)
 				}
 				if !q.Matches(s) {
@@ -311,6 +342,41 @@ func TestPropertyPlans(t *testing.T) {
 				t.Fatalf("need %s unmatched as %s; offered by a candidate: %v", n, reason, offered[n])
 			}
 		}
+		// Each unmatched need names every constraint that removed a
+		// service offering it, with counts.
+		for _, u := range plan.Unmatched {
+			if u.Offered != needOffered[u.Need] || (u.Offered > 0 && !reflect.DeepEqual(u.Excluded, needExcluded[u.Need])) || (u.Offered == 0 && u.Excluded != nil) {
+				t.Fatalf("unmatched %s: offered %d excluded %v, reference %d %v", u.Need, u.Offered, u.Excluded, needOffered[u.Need], needExcluded[u.Need])
+			}
+		}
+		// Relaxed options fail exactly their one relaxable constraint,
+		// offer the need, and exist whenever such a service does.
+		relaxable := []string{routing.ConstraintAccessibility, routing.ConstraintChannel, routing.ConstraintOpenNow}
+		shown := map[[2]string]bool{}
+		for _, r := range plan.Relaxed {
+			shown[[2]string{r.Need, r.Constraint}] = true
+			if _, ok := unmatched[r.Need]; !ok || !slices.Contains(relaxable, r.Constraint) {
+				t.Fatalf("relaxed %s for %s, a need that is covered or a constraint that is not relaxable", r.Constraint, r.Need)
+			}
+			for _, c := range r.Candidates {
+				s := d.Service(c.Service)
+				if v := violations(s, p, now, referrer); !slices.Equal(v, []string{r.Constraint}) || !slices.Contains(s.Needs, r.Need) {
+					t.Fatalf("relaxed %s for %s: %s fails %v", r.Constraint, r.Need, c.Service, v)
+				}
+			}
+		}
+		for i := range d.Services {
+			s := &d.Services[i]
+			v := violations(s, p, now, referrer)
+			if !q.Matches(s) || len(v) != 1 || !slices.Contains(relaxable, v[0]) {
+				continue
+			}
+			for _, n := range s.Needs {
+				if _, ok := unmatched[n]; ok && slices.Contains(p.Needs, n) && !shown[[2]string{n, v[0]}] {
+					t.Fatalf("%s meets %s but for %s, and no relaxed option shows it", s.ID, n, v[0])
+				}
+			}
+		}
 		if len(seen)+len(unmatched) != len(p.Needs) {
 			t.Fatalf("%d needs, %d covered, %d unmatched", len(p.Needs), len(seen), len(unmatched))
 		}
@@ -321,7 +387,7 @@ func TestPropertyPlans(t *testing.T) {
 		// Deterministic: again, with another matcher, with the directory
 		// in another order, and on a snapshot whose numbers are not in id
 		// order.
-		again, err := m.Match(snap, p, routing.At(now))
+		again, err := m.Match(snap, p, at...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -329,7 +395,7 @@ func TestPropertyPlans(t *testing.T) {
 			t.Fatalf("second match differs")
 		}
 		shuffled := &directory.Directory{Organisations: d.Organisations, Services: rapid.Permutation(d.Services).Draw(t, "order")}
-		other, err := routing.NewMatcher(routing.Config{}).Match(directory.NewIndex(shuffled, 7), p, routing.At(now))
+		other, err := routing.NewMatcher(routing.Config{}).Match(directory.NewIndex(shuffled, 7), p, at...)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -343,7 +409,7 @@ func TestPropertyPlans(t *testing.T) {
 			for i := half; i < len(shuffled.Services); i++ {
 				changes = append(changes, directory.Change{Key: directory.ServiceKey(shuffled.Services[i].ID), Service: &shuffled.Services[i]})
 			}
-			derived, err := m.Match(base.With(changes...), p, routing.At(now))
+			derived, err := m.Match(base.With(changes...), p, at...)
 			if err != nil {
 				t.Fatal(err)
 			}

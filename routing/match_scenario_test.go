@@ -79,7 +79,7 @@ func run(t *testing.T, p events.Profile, at time.Time, opts ...routing.MatchOpti
 	}
 	sc := &scenario{t: t, d: d, p: p, at: at, plan: plan}
 	for _, c := range sc.candidates() {
-		if v := violation(sc.svc(c.Service), p, at); v != "" {
+		if v := violation(sc.svc(c.Service), p, at, ""); v != "" {
 			t.Errorf("%s planned despite failing %s", c.Service, v)
 		}
 	}
@@ -136,7 +136,7 @@ func (sc *scenario) every(what string, pred func(*directory.Service, routing.Can
 
 func (sc *scenario) unmatched(need, reason string) {
 	sc.t.Helper()
-	if !slices.Contains(sc.plan.Unmatched, events.UnmatchedNeed{Need: need, Reason: reason}) {
+	if !slices.ContainsFunc(sc.plan.Unmatched, func(u events.UnmatchedNeed) bool { return u.Need == need && u.Reason == reason }) {
 		sc.t.Errorf("want %s unmatched as %s; unmatched %v", need, reason, sc.plan.Unmatched)
 	}
 }

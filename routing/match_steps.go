@@ -69,12 +69,23 @@ func (q *query) constrain(wi int, w uint64, t *tally) word {
 	w &= has & mk.present[cw]
 	act := w & mk.active[cw]
 	t.excluded[cInactive] += bits.OnesCount64(w &^ act)
+	if len(q.own) > 0 {
+		own := act & q.ownWord(wi)
+		t.excluded[cOwn] += bits.OnesCount64(own)
+		act &^= own
+	}
+	// A service only for some age bands or genders needs the profile to
+	// state one of them.
 	el := act
 	if q.ageIdx >= 0 {
 		el &= mk.ages[q.ageIdx][cw]
+	} else {
+		el &= mk.anyAge[cw]
 	}
 	if q.genderIdx >= 0 {
 		el &= mk.genders[q.genderIdx][cw]
+	} else {
+		el &= mk.anyGender[cw]
 	}
 	t.excluded[cEligibility] += bits.OnesCount64(act &^ el)
 	open := el &^ mk.full[cw]
@@ -94,9 +105,11 @@ func (q *query) constrain(wi int, w uint64, t *tally) word {
 		other |= mk.langs[id][cw]
 	}
 	other &= fast &^ first
+	// Without a shared language, only with an interpreter, and only if
+	// the victim accepts one: her refusal binds.
 	viaInterp := fast &^ (first | other)
 	if !q.interp {
-		viaInterp &= mk.interp[cw]
+		viaInterp = 0
 	}
 	spoken := first | other | viaInterp
 	t.excluded[cLanguage] += bits.OnesCount64(fast &^ spoken)
@@ -106,6 +119,19 @@ func (q *query) constrain(wi int, w uint64, t *tally) word {
 	}
 	t.excluded[cChannel] += bits.OnesCount64(spoken &^ reach)
 	return word{c: c, cw: cw, base: int32(wi << 6), first: first, other: other, slowLang: slowLang, todo: spoken&reach | slowLang}
+}
+
+// ownWord returns the bits of the referrer's services in word wi of the
+// candidate bitset; words must come in increasing order.
+func (q *query) ownWord(wi int) uint64 {
+	for q.ownAt < len(q.own) && int(q.own[q.ownAt]>>6) < wi {
+		q.ownAt++
+	}
+	var m uint64
+	for k := q.ownAt; k < len(q.own) && int(q.own[k]>>6) == wi; k++ {
+		m |= 1 << (q.own[k] & 63)
+	}
+	return m
 }
 
 // ranker scores the candidates of one match and keeps the best k of each

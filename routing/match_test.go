@@ -91,6 +91,7 @@ func TestHardConstraints(t *testing.T) {
 		name    string
 		svc     func(*directory.Service)
 		profile func(*events.Profile)
+		opts    []routing.MatchOption
 		at      time.Time
 		// want is the constraint that excludes the service, "" if it must
 		// be planned.
@@ -100,12 +101,18 @@ func TestHardConstraints(t *testing.T) {
 		{name: "age band not accepted", svc: func(s *directory.Service) { s.Eligibility.AgeBands = []string{"child", "youth"} }, want: routing.ConstraintEligibility},
 		{name: "age band accepted", svc: func(s *directory.Service) { s.Eligibility.AgeBands = []string{"child", "youth"} }, profile: func(p *events.Profile) { p.AgeBand = "child" }},
 		{name: "gender not accepted", svc: func(s *directory.Service) { s.Eligibility.Genders = []string{"female"} }, profile: func(p *events.Profile) { p.Gender = "male" }, want: routing.ConstraintEligibility},
-		{name: "gender unknown is never excluded", svc: func(s *directory.Service) { s.Eligibility.Genders = []string{"female"} }},
+		{name: "gender unstated does not meet a service only for women", svc: func(s *directory.Service) { s.Eligibility.Genders = []string{"female"} }, want: routing.ConstraintEligibility},
+		{name: "gender stated meets it", svc: func(s *directory.Service) { s.Eligibility.Genders = []string{"female"} }, profile: func(p *events.Profile) { p.Gender = "female" }},
+		{name: "age band unstated does not meet a service for children", svc: func(s *directory.Service) { s.Eligibility.AgeBands = []string{"child"} }, profile: func(p *events.Profile) { p.AgeBand = "" }, want: routing.ConstraintEligibility},
+		{name: "age band unstated meets an unrestricted service", profile: func(p *events.Profile) { p.AgeBand = "" }},
+		{name: "the referrer's own service", opts: []routing.MatchOption{routing.WithReferrer("pt.org")}, want: routing.ConstraintOwnOrganisation},
+		{name: "another organisation's referral", opts: []routing.MatchOption{routing.WithReferrer("pt.other")}},
 		{name: "capacity full", svc: func(s *directory.Service) { s.Capacity.Status = events.CapacityFull }, want: routing.ConstraintCapacity},
 		{name: "waiting list is no exclusion", svc: func(s *directory.Service) { s.Capacity.Status = events.CapacityWaitlist }},
 		{name: "no shared language", svc: func(s *directory.Service) { s.Languages = []string{"fr"} }, want: routing.ConstraintLanguage},
 		{name: "victim accepts an interpreter", svc: func(s *directory.Service) { s.Languages = []string{"fr"} }, profile: func(p *events.Profile) { p.InterpreterOK = true }},
-		{name: "service brings an interpreter", svc: func(s *directory.Service) { s.Languages = []string{"fr"}; s.InterpreterAvailable = true }},
+		{name: "victim refuses an interpreter, even one the service brings", svc: func(s *directory.Service) { s.Languages = []string{"fr"}; s.InterpreterAvailable = true }, want: routing.ConstraintLanguage},
+		{name: "victim accepts the interpreter the service brings", svc: func(s *directory.Service) { s.Languages = []string{"fr"}; s.InterpreterAvailable = true }, profile: func(p *events.Profile) { p.InterpreterOK = true }},
 		{name: "second language shared", svc: func(s *directory.Service) { s.Languages = []string{"en"} }, profile: func(p *events.Profile) { p.Languages = []string{"ro", "en"} }},
 		{name: "no acceptable channel", svc: func(s *directory.Service) { s.Channels = []string{events.ChannelPhone} }, want: routing.ConstraintChannel},
 		{name: "accessibility not met", profile: func(p *events.Profile) { p.Accessibility = []string{"wheelchair"} }, want: routing.ConstraintAccessibility},
@@ -152,11 +159,12 @@ func TestHardConstraints(t *testing.T) {
 			}
 			snap := index(s)
 			m := routing.NewMatcher(routing.Config{})
-			plan, err := m.Match(snap, p, routing.At(at))
+			opts := append([]routing.MatchOption{routing.At(at)}, tt.opts...)
+			plan, err := m.Match(snap, p, opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
-			a, err := m.Assess(snap, p, s.ID, routing.At(at))
+			a, err := m.Assess(snap, p, s.ID, opts...)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -178,8 +186,8 @@ func TestHardConstraints(t *testing.T) {
 			if plan.Excluded[tt.want] != 1 || len(plan.Excluded) != 1 {
 				t.Errorf("excluded %v, want {%s: 1}", plan.Excluded, tt.want)
 			}
-			want := []events.UnmatchedNeed{{Need: events.NeedSupportEmotional, Reason: routing.UnmatchedExcluded}}
-			if !slices.Equal(plan.Unmatched, want) {
+			want := []events.UnmatchedNeed{{Need: events.NeedSupportEmotional, Reason: routing.UnmatchedExcluded, Offered: 1, Excluded: map[string]int{tt.want: 1}}}
+			if !reflect.DeepEqual(plan.Unmatched, want) {
 				t.Errorf("unmatched %v, want %v", plan.Unmatched, want)
 			}
 		})
@@ -200,7 +208,7 @@ func TestInactiveServiceIsNeverPlanned(t *testing.T) {
 		t.Fatalf("planned %v", planned(plan))
 	}
 	want := []events.UnmatchedNeed{{Need: events.NeedSupportEmotional, Reason: routing.UnmatchedNoService}}
-	if !slices.Equal(plan.Unmatched, want) {
+	if !reflect.DeepEqual(plan.Unmatched, want) {
 		t.Errorf("unmatched %v, want %v", plan.Unmatched, want)
 	}
 	a, err := m.Assess(snap, baseProfile(), s.ID)
@@ -255,7 +263,7 @@ func TestScoreComponents(t *testing.T) {
 		{name: "other language", component: routing.ComponentLanguage, svc: func(s *directory.Service) { s.Languages = []string{"en"} },
 			profile: func(p *events.Profile) { p.Languages = []string{"pt", "en"} }, want: routing.LanguageOther},
 		{name: "interpreter", component: routing.ComponentLanguage, svc: func(s *directory.Service) { s.Languages = []string{"en"}; s.InterpreterAvailable = true },
-			profile: func(p *events.Profile) { p.Languages = []string{"ro"} }, want: routing.LanguageInterpreter},
+			profile: func(p *events.Profile) { p.Languages = []string{"ro"}; p.InterpreterOK = true }, want: routing.LanguageInterpreter},
 
 		{name: "at the location", component: routing.ComponentDistance, want: 1},
 		{name: "one scale away", component: routing.ComponentDistance, svc: func(s *directory.Service) {
@@ -399,7 +407,9 @@ func TestRanking(t *testing.T) {
 	english.Languages = []string{"en"}
 	english.InterpreterAvailable = true
 	m := routing.NewMatcher(routing.Config{})
-	plan, err := m.Match(index(near, far, waiting, english), baseProfile())
+	p := baseProfile()
+	p.InterpreterOK = true
+	plan, err := m.Match(index(near, far, waiting, english), p)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -473,7 +483,7 @@ func TestPlanGroupsNeedsWithFewestPlacements(t *testing.T) {
 		t.Errorf("needs %v covers %v, want %v in profile order", g.Needs, g.Primary().Covers, wantNeeds)
 	}
 	want := []events.UnmatchedNeed{{Need: events.NeedHealthMedical, Reason: routing.UnmatchedNoService}}
-	if !slices.Equal(plan.Unmatched, want) {
+	if !reflect.DeepEqual(plan.Unmatched, want) {
 		t.Errorf("unmatched %v, want %v", plan.Unmatched, want)
 	}
 
@@ -642,7 +652,7 @@ func TestEventIsAValidPlannedPayload(t *testing.T) {
 	if ev.DirectoryRevision != 42 || len(ev.Groups) != 1 || ev.Groups[0].Placement != "p1" {
 		t.Errorf("event %+v", ev)
 	}
-	if want := []events.UnmatchedNeed{{Need: events.NeedSafetyShelter, Reason: routing.UnmatchedExcluded}}; !slices.Equal(ev.Unmatched, want) {
+	if want := []events.UnmatchedNeed{{Need: events.NeedSafetyShelter, Reason: routing.UnmatchedExcluded, Offered: 1, Excluded: map[string]int{routing.ConstraintCapacity: 1}}}; !reflect.DeepEqual(ev.Unmatched, want) {
 		t.Errorf("unmatched %v, want %v", ev.Unmatched, want)
 	}
 	if ev.Excluded[routing.ConstraintCapacity] != 1 {
@@ -736,6 +746,7 @@ func TestWeightsChangeTheRanking(t *testing.T) {
 	far := baseService("pt.far.svc")
 	far.Locations[0].Lat += 0.5
 	p := baseProfile()
+	p.InterpreterOK = true
 	for _, tt := range []struct {
 		w    routing.Weights
 		want string

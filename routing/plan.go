@@ -3,6 +3,7 @@ package routing
 import (
 	"maps"
 	"math"
+	"math/bits"
 	"slices"
 	"strconv"
 	"strings"
@@ -42,8 +43,14 @@ type Plan struct {
 	// them; their Placement ids are p1, p2, ...
 	Groups []Group
 	// Unmatched are the needs no eligible candidate covers, in profile
-	// order, with UnmatchedNoService or UnmatchedExcluded.
+	// order, with UnmatchedNoService or UnmatchedExcluded, the number of
+	// services that offer each and how many each hard constraint removed.
 	Unmatched []events.UnmatchedNeed
+	// Relaxed are, for the unmatched needs, the services that fail only
+	// one constraint the victim's own needs set (accessibility, channel,
+	// open now): options a caseworker may discuss with the victim, apart
+	// from Groups, never offered by the lifecycle.
+	Relaxed []Relaxed
 	// Excluded counts the candidates excluded by each hard constraint (the
 	// Constraint* names), each under the first it failed; nil when none.
 	Excluded map[string]int
@@ -80,6 +87,20 @@ type Candidate struct {
 	Reasons []string
 }
 
+// Relaxed are the best services for an unmatched need that fail one
+// hard constraint only, Constraint (a Constraint* name).
+type Relaxed struct {
+	Need       string
+	Constraint string
+	Candidates []Candidate
+}
+
+// relaxable are the constraints a plan may show relaxed: those that come
+// from the victim's own needs of access, channel and time. The others
+// (the service's eligibility, capacity, a language she has no interpreter
+// for, her own organisation) are never relaxed.
+const relaxable = 1<<cAccessibility | 1<<cChannel | 1<<cOpenNow
+
 // Primary returns the first candidate of the group.
 func (g Group) Primary() Candidate { return g.Candidates[0] }
 
@@ -88,24 +109,34 @@ func (g Group) Primary() Candidate { return g.Candidates[0] }
 func (p *Plan) Event() events.Planned {
 	ev := events.Planned{DirectoryRevision: p.Revision, Groups: make([]events.PlanGroup, 0, len(p.Groups))}
 	for _, g := range p.Groups {
-		pg := events.PlanGroup{Placement: g.Placement, Needs: slices.Clone(g.Needs), Candidates: make([]events.Candidate, 0, len(g.Candidates))}
-		for _, c := range g.Candidates {
-			comps := make(map[string]float64, len(c.Components))
-			for k, v := range c.Components {
-				comps[k] = round4(v)
-			}
-			pg.Candidates = append(pg.Candidates, events.Candidate{
-				Service: c.Service, Organisation: c.Organisation, Covers: slices.Clone(c.Covers),
-				Score: round4(c.Score), Components: comps, Reasons: slices.Clone(c.Reasons),
-			})
-		}
-		ev.Groups = append(ev.Groups, pg)
+		ev.Groups = append(ev.Groups, events.PlanGroup{Placement: g.Placement, Needs: slices.Clone(g.Needs), Candidates: eventCandidates(g.Candidates)})
 	}
-	ev.Unmatched = slices.Clone(p.Unmatched)
+	for _, u := range p.Unmatched {
+		u.Excluded = maps.Clone(u.Excluded)
+		ev.Unmatched = append(ev.Unmatched, u)
+	}
 	if len(p.Excluded) > 0 {
 		ev.Excluded = maps.Clone(p.Excluded)
 	}
+	for _, r := range p.Relaxed {
+		ev.Relaxed = append(ev.Relaxed, events.RelaxedGroup{Need: r.Need, Constraint: r.Constraint, Candidates: eventCandidates(r.Candidates)})
+	}
 	return ev
+}
+
+func eventCandidates(cs []Candidate) []events.Candidate {
+	out := make([]events.Candidate, 0, len(cs))
+	for _, c := range cs {
+		comps := make(map[string]float64, len(c.Components))
+		for k, v := range c.Components {
+			comps[k] = round4(v)
+		}
+		out = append(out, events.Candidate{
+			Service: c.Service, Organisation: c.Organisation, Covers: slices.Clone(c.Covers),
+			Score: round4(c.Score), Components: comps, Reasons: slices.Clone(c.Reasons),
+		})
+	}
+	return out
 }
 
 func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }
@@ -152,21 +183,101 @@ func (sc *scratch) plan(q *query, k int, t *tally) *Plan {
 		needs := g.proper | g.any
 		group := Group{Placement: "p" + strconv.Itoa(len(p.Groups)+1), Needs: q.codes(needs)}
 		for _, e := range sc.ranking(q, g, k) {
-			group.Candidates = append(group.Candidates, q.candidate(e, needs))
+			group.Candidates = append(group.Candidates, q.candidate(e, needs, cNone))
 		}
 		p.Groups = append(p.Groups, group)
 	}
-	for j, b := range q.needBits {
-		if coverable&b != 0 {
-			continue
-		}
-		reason := UnmatchedNoService
-		if t.offered&b != 0 {
-			reason = UnmatchedExcluded
-		}
-		p.Unmatched = append(p.Unmatched, events.UnmatchedNeed{Need: q.needList[j], Reason: reason})
+	if gaps := q.needs &^ coverable; gaps != 0 {
+		sc.gaps(q, p, gaps, k)
 	}
 	return p
+}
+
+// gaps explains the needs of gaps, which no eligible candidate covers:
+// it reads the candidates offering them again (a rare, slower pass) to
+// count, need by need, those each hard constraint removed, and to rank
+// those that fail one relaxable constraint only.
+func (sc *scratch) gaps(q *query, p *Plan, gaps uint32, k int) {
+	type key struct {
+		need int // index in q.needBits
+		code int
+	}
+	var (
+		offered  = make([]int, len(q.needBits))
+		excluded = make([]map[string]int, len(q.needBits))
+		relaxed  = map[key][]entry{}
+	)
+	for wi, w := range sc.words {
+		if w == 0 {
+			continue
+		}
+		c := q.t.chunks[wi>>(chunkBits-6)]
+		cw := wi & (chunkWords - 1)
+		var has uint64
+		for _, b := range q.needBits {
+			if gaps&b != 0 {
+				has |= c.m.needs[bits.TrailingZeros32(b)][cw]
+			}
+		}
+		for w &= has & c.m.present[cw]; w != 0; w &= w - 1 {
+			i := int32(wi<<6 + bits.TrailingZeros64(w))
+			j := i & chunkMask
+			f := &c.f[j]
+			m, lang, waived := q.failures(f, c, j, false)
+			var e entry
+			one := m&(m-1) == 0 && m&relaxable != 0
+			if one {
+				cover := f.needs & q.needs
+				if q.stats != nil {
+					e.st, e.known = q.stats.ServiceStats(c.svc[j].ID)
+				}
+				e.i = i
+				e.score = total(q.fixedScore(f, c, j, cover, q.proper(f, c, j, cover), lang, waived), 0, q.observedScore(f, c, j, e.st, e.known))
+				e.key = e.score
+			}
+			for n, b := range q.needBits {
+				if gaps&b == 0 || f.needs&b == 0 {
+					continue
+				}
+				offered[n]++
+				if excluded[n] == nil {
+					excluded[n] = make(map[string]int)
+				}
+				excluded[n][constraintNames[firstConstraint(m)]]++
+				if one {
+					kk := key{n, firstConstraint(m)}
+					relaxed[kk] = append(relaxed[kk], e)
+				}
+			}
+		}
+	}
+	for n, b := range q.needBits {
+		if gaps&b == 0 {
+			continue
+		}
+		u := events.UnmatchedNeed{Need: q.needList[n], Reason: UnmatchedNoService, Offered: offered[n], Excluded: excluded[n]}
+		if offered[n] > 0 {
+			u.Reason = UnmatchedExcluded
+		}
+		p.Unmatched = append(p.Unmatched, u)
+		for code := cNone + 1; code < numConstraints; code++ {
+			es := relaxed[key{n, code}]
+			if len(es) == 0 {
+				continue
+			}
+			slices.SortFunc(es, func(a, b entry) int {
+				if q.better(&a, &b) {
+					return -1
+				}
+				return 1
+			})
+			r := Relaxed{Need: q.needList[n], Constraint: constraintNames[code]}
+			for _, e := range es[:min(k, len(es))] {
+				r.Candidates = append(r.Candidates, q.candidate(e, b, code))
+			}
+			p.Relaxed = append(p.Relaxed, r)
+		}
+	}
 }
 
 // planGroup is a group being planned: its candidates must meet the needs
@@ -251,13 +362,15 @@ func (q *query) codes(mask uint32) []string {
 	return out
 }
 
-// candidate explains the ranked entry e planned for the needs of group.
-func (q *query) candidate(e entry, group uint32) Candidate {
+// candidate explains the ranked entry e planned for the needs of group;
+// relaxed is the one constraint it fails (cNone for a candidate of the
+// plan's groups).
+func (q *query) candidate(e entry, group uint32, relaxed int) Candidate {
 	f, c := q.t.at(e.i)
 	j := e.i & chunkMask
 	s := c.svc[j]
 	cover := f.needs & q.needs
-	_, lang, waived := q.check(f, c, j)
+	_, lang, waived := q.failures(f, c, j, false)
 	comps := q.components(f, c, j, cover, q.proper(f, c, j, cover), lang, waived, e.st, e.known)
 	m := make(map[string]float64, numComponents)
 	for i, w := range q.w {
@@ -267,18 +380,30 @@ func (q *query) candidate(e entry, group uint32) Candidate {
 	}
 	return Candidate{
 		Service: s.ID, Organisation: s.Organisation, Name: s.Name, Covers: q.codes(group),
-		Score: e.score, Components: m, Reasons: q.reasons(f, c, j, &e, group, cover, lang, waived),
+		Score: e.score, Components: m, Reasons: q.reasons(f, c, j, &e, group, cover, lang, waived, relaxed),
 	}
 }
 
 // reasons writes the explanation of a candidate.
-func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover uint32, lang int, waived bool) []string {
+func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover uint32, lang int, waived bool, relaxed int) []string {
 	s := c.svc[j]
 	r := make([]string, 0, 12)
 	add := func(parts ...string) {
 		if len(r) < maxReasons {
 			r = append(r, clip(strings.Join(parts, "")))
 		}
+	}
+	switch relaxed {
+	case cAccessibility:
+		missing := q.acc &^ (f.acc | c.x[j].locAny)
+		if missing == 0 {
+			missing = q.acc & placeAccess &^ f.acc
+		}
+		add("relaxed accessibility: does not meet ", joinAnd(appendBits(nil, events.Accessibility, uint32(missing))))
+	case cChannel:
+		add("relaxed channel: only ", strings.Join(appendBits(nil, events.Channels, uint32(f.channels)), ", "))
+	case cOpenNow:
+		add("relaxed open now: closed at this hour")
 	}
 	add("covers ", joinAnd(q.codes(group)))
 	if extra := cover &^ group; extra != 0 {
@@ -319,7 +444,9 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 	case f.bits&fHasLoc == 0:
 		add("no location listed")
 	}
-	add("channels: ", strings.Join(appendBits(nil, events.Channels, uint32(f.channels&q.channels)), ", "))
+	if shared := f.channels & q.channels; shared != 0 {
+		add("channels: ", strings.Join(appendBits(nil, events.Channels, uint32(shared)), ", "))
+	}
 	if q.acc != 0 {
 		place := q.acc & placeAccess
 		met := q.acc

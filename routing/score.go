@@ -76,14 +76,20 @@ const (
 const (
 	// ConstraintInactive: the service does not take referrals.
 	ConstraintInactive = "inactive"
-	// ConstraintEligibility: the victim's age band or gender is not among
-	// those the service accepts.
+	// ConstraintOwnOrganisation: the service belongs to the organisation
+	// that refers the victim (see [WithReferrer]): a referral goes to
+	// another organisation.
+	ConstraintOwnOrganisation = "own_organisation"
+	// ConstraintEligibility: the service is only for some age bands or
+	// genders, and the profile does not state one of them (an unstated
+	// gender does not meet a service only for women).
 	ConstraintEligibility = "eligibility"
 	// ConstraintCapacity: the service's capacity status is full.
 	ConstraintCapacity = "capacity"
-	// ConstraintLanguage: no shared language, and an interpreter is
-	// available on neither side (Profile.InterpreterOK,
-	// Service.InterpreterAvailable).
+	// ConstraintLanguage: the service speaks none of the victim's
+	// languages and she does not accept an interpreter
+	// (Profile.InterpreterOK false): her choice binds, whether or not the
+	// service could provide one.
 	ConstraintLanguage = "language"
 	// ConstraintChannel: the service offers none of the victim's
 	// acceptable channels.
@@ -148,6 +154,7 @@ var componentNames = [numComponents]string{
 const (
 	cNone = iota
 	cInactive
+	cOwn
 	cEligibility
 	cCapacity
 	cLanguage
@@ -158,7 +165,7 @@ const (
 )
 
 var constraintNames = [numConstraints]string{
-	"", ConstraintInactive, ConstraintEligibility, ConstraintCapacity, ConstraintLanguage,
+	"", ConstraintInactive, ConstraintOwnOrganisation, ConstraintEligibility, ConstraintCapacity, ConstraintLanguage,
 	ConstraintChannel, ConstraintAccessibility, ConstraintOpenNow,
 }
 
@@ -214,6 +221,13 @@ type query struct {
 	langDense1        int
 	langDenseRest     []int
 	ageIdx, genderIdx int
+
+	// referrer is the referring organisation, whose services are never
+	// candidates; own are their numbers, ascending, ownAt the first not
+	// before the word constrain reads.
+	referrer string
+	own      []int32
+	ownAt    int
 
 	urgency   string
 	emergency bool
@@ -531,32 +545,57 @@ func (q *query) components(f *features, c *chunk, j int32, cover, proper uint32,
 // (cNone if none), its language level and whether needs of the place were
 // waived because it can be used remotely.
 func (q *query) check(f *features, c *chunk, j int32) (code int, lang int, waived bool) {
-	if f.bits&fActive == 0 {
-		return cInactive, 0, false
+	m, lang, waived := q.failures(f, c, j, true)
+	return firstConstraint(m), lang, waived
+}
+
+// firstConstraint is the first constraint of a failures mask, cNone for 0.
+func firstConstraint(m uint16) int {
+	if m == 0 {
+		return cNone
 	}
-	if (f.ages != 0 && q.age != 0 && f.ages&q.age == 0) || (f.genders != 0 && q.gender != 0 && f.genders&q.gender == 0) {
-		return cEligibility, 0, false
+	return bits.TrailingZeros16(m)
+}
+
+// failures returns the hard constraints service j of chunk c fails, as a
+// mask of bits 1<<code, with its language level and whether needs of the
+// place were waived. With first it stops at the first failure. It is the
+// one definition of the constraints; Match checks those that depend on
+// codes alone with the chunks' bitsets, to the same effect.
+func (q *query) failures(f *features, c *chunk, j int32, first bool) (m uint16, lang int, waived bool) {
+	fail := func(code int) bool {
+		m |= 1 << code
+		return first
 	}
-	if f.bits&fFull != 0 {
-		return cCapacity, 0, false
+	if f.bits&fActive == 0 && fail(cInactive) {
+		return m, 0, false
+	}
+	if q.referrer != "" && c.svc[j].Organisation == q.referrer && fail(cOwn) {
+		return m, 0, false
+	}
+	if ((f.ages != 0 && f.ages&q.age == 0) || (f.genders != 0 && f.genders&q.gender == 0)) && fail(cEligibility) {
+		return m, 0, false
+	}
+	if f.bits&fFull != 0 && fail(cCapacity) {
+		return m, 0, false
 	}
 	lang = q.language(f, c, j)
-	if lang == langNone {
-		return cLanguage, 0, false
+	if lang == langNone && fail(cLanguage) {
+		return m, 0, false
 	}
-	if f.channels&q.channels == 0 {
-		return cChannel, lang, false
+	if f.channels&q.channels == 0 && fail(cChannel) {
+		return m, lang, false
 	}
 	if q.acc != 0 {
 		var ok bool
-		if ok, waived = q.access(f, c, j); !ok {
-			return cAccessibility, lang, false
+		if ok, waived = q.access(f, c, j); !ok && fail(cAccessibility) {
+			return m, lang, false
 		}
 	}
-	if q.emergency && !q.openNow(f, c, j) {
-		return cOpenNow, lang, waived
+	if q.emergency && !q.openNow(f, c, j) && fail(cOpenNow) {
+		return m, lang, waived
 	}
-	return cNone, lang, waived
+	return m, lang, waived
 }
 
 // language returns the language level of the service for the profile.
@@ -568,7 +607,7 @@ func (q *query) language(f *features, c *chunk, j int32) int {
 			return langFirst
 		case f.langs&q.langRest != 0:
 			return langOther
-		case q.interp || f.bits&fInterp != 0:
+		case q.interp:
 			return langInterpreter
 		}
 		return langNone
@@ -587,7 +626,7 @@ func (q *query) language(f *features, c *chunk, j int32) int {
 			return langOther
 		}
 	}
-	if q.interp || f.bits&fInterp != 0 {
+	if q.interp {
 		return langInterpreter
 	}
 	return langNone

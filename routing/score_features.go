@@ -136,6 +136,7 @@ type masks struct {
 	needs                                   [32][chunkWords]uint64 // by need bit
 	ages                                    [8][chunkWords]uint64  // eligible for the age band bit (or any)
 	genders                                 [8][chunkWords]uint64  // eligible for the gender bit (or any)
+	anyAge, anyGender                       [chunkWords]uint64     // without an age band, gender restriction
 	channels                                [8][chunkWords]uint64  // by channel bit
 	langs                                   [maxDenseLangs][chunkWords]uint64
 }
@@ -188,6 +189,12 @@ func (ch *chunk) derive() {
 		for b := f.needs; b != 0; b &= b - 1 {
 			m.needs[bits.TrailingZeros32(b)][w] |= bit
 		}
+		if f.ages == 0 {
+			m.anyAge[w] |= bit
+		}
+		if f.genders == 0 {
+			m.anyGender[w] |= bit
+		}
 		for a := range m.ages {
 			if f.ages == 0 || f.ages&(1<<a) != 0 {
 				m.ages[a][w] |= bit
@@ -217,6 +224,25 @@ type table struct {
 	countries map[string]uint8 // dense country ids
 	zoneID    map[string]uint8 // time zone name -> id
 	zones     []*time.Location // by id
+
+	orgsOnce sync.Once
+	orgs     map[string][]int32 // organisation -> its service numbers, ascending
+}
+
+// organisationServices returns the numbers of the organisation's
+// services, ascending; the map is built on first use.
+func (t *table) organisationServices(org string) []int32 {
+	t.orgsOnce.Do(func() {
+		t.orgs = make(map[string][]int32)
+		for ci, ch := range t.chunks {
+			for j, s := range ch.svc {
+				if s != nil {
+					t.orgs[s.Organisation] = append(t.orgs[s.Organisation], int32(ci<<chunkBits|j))
+				}
+			}
+		}
+	})
+	return t.orgs[org]
 }
 
 func (t *table) at(i int32) (*features, *chunk) {

@@ -332,7 +332,7 @@ func (s *Service) complete(st refState) ([]Outgoing, referral.State, error) {
 	var out []Outgoing
 	first := 0
 	if next.Status == referral.StatusRequested {
-		plan, err := s.plan(events.Requested{Profile: next.Profile, PreferredOrganisation: next.PreferredOrganisation}, now)
+		plan, err := s.plan(events.Requested{Profile: next.Profile, PreferredOrganisation: next.PreferredOrganisation}, next.Referrer, now)
 		if err != nil {
 			return nil, st.State, err
 		}
@@ -376,7 +376,7 @@ func (s *Service) decide(st refState, cmd *events.Envelope, by referral.Actor, k
 	}
 	pays, first := d.Events, 0
 	if req, ok := payloadAs[events.Requested](cmd.Payload); ok {
-		plan, err := s.plan(req, now)
+		plan, err := s.plan(req, next.Referrer, now)
 		if err != nil {
 			return nil, st.State, err
 		}
@@ -401,10 +401,12 @@ func (s *Service) decide(st refState, cmd *events.Envelope, by referral.Actor, k
 	return out, next, nil
 }
 
-// plan runs the matcher on the current directory snapshot. A profile the
-// matcher refuses is a rejection; any other failure is retried.
-func (s *Service) plan(req events.Requested, now time.Time) (*events.Planned, error) {
-	opts := []MatchOption{At(now)}
+// plan runs the matcher on the current directory snapshot for a referral
+// from the organisation referrer (whose own services are never planned).
+// A profile the matcher refuses is a rejection; any other failure is
+// retried.
+func (s *Service) plan(req events.Requested, referrer string, now time.Time) (*events.Planned, error) {
+	opts := []MatchOption{At(now), WithReferrer(referrer)}
 	if req.PreferredOrganisation != "" {
 		opts = append(opts, WithPreferredOrganisation(req.PreferredOrganisation))
 	}

@@ -34,6 +34,9 @@ type MatchResponse struct {
 	Groups []MatchGroup `json:"groups"`
 	// Unmatched are the needs no eligible service covers.
 	Unmatched []events.UnmatchedNeed `json:"unmatched"`
+	// Relaxed are, for unmatched needs, the services that fail one
+	// relaxable constraint only, marked with it; never offered.
+	Relaxed []MatchRelaxed `json:"relaxed,omitempty"`
 	// Excluded counts the candidates excluded by each hard constraint.
 	Excluded map[string]int `json:"excluded,omitempty"`
 	// Considered is the number of candidates found; Eligible the number
@@ -49,6 +52,14 @@ type MatchGroup struct {
 	Candidates []MatchCandidate `json:"candidates"`
 }
 
+// MatchRelaxed are the options of a [MatchResponse] for an unmatched
+// need if Constraint were relaxed.
+type MatchRelaxed struct {
+	Need       string           `json:"need"`
+	Constraint string           `json:"constraint"`
+	Candidates []MatchCandidate `json:"candidates"`
+}
+
 // MatchCandidate is one ranked service of a [MatchGroup].
 type MatchCandidate struct {
 	Service      string             `json:"service"`
@@ -61,7 +72,7 @@ type MatchCandidate struct {
 }
 
 // postMatch serves POST /v1/match.
-func (s *Server) postMatch(w http.ResponseWriter, r *http.Request, _ Token) error {
+func (s *Server) postMatch(w http.ResponseWriter, r *http.Request, tok Token) error {
 	if s.deps.Matcher == nil || s.deps.Directory == nil {
 		return unavailable("plan previews")
 	}
@@ -72,7 +83,9 @@ func (s *Server) postMatch(w http.ResponseWriter, r *http.Request, _ Token) erro
 	if e := checkProfile(req.Profile, req.PreferredOrganisation, s.cfg.Now()); e != nil {
 		return e
 	}
-	var opts []routing.MatchOption
+	// The organisation previews what the routing service would plan for
+	// its referral: never its own services.
+	opts := []routing.MatchOption{routing.WithReferrer(tok.Org)}
 	if req.PreferredOrganisation != "" {
 		opts = append(opts, routing.WithPreferredOrganisation(req.PreferredOrganisation))
 	}
@@ -118,14 +131,21 @@ func matchResponse(p *routing.Plan) MatchResponse {
 		out.Unmatched = []events.UnmatchedNeed{}
 	}
 	for _, g := range p.Groups {
-		mg := MatchGroup{Placement: g.Placement, Needs: g.Needs, Candidates: make([]MatchCandidate, 0, len(g.Candidates))}
-		for _, c := range g.Candidates {
-			mg.Candidates = append(mg.Candidates, MatchCandidate{
-				Service: c.Service, Organisation: c.Organisation, Name: c.Name, Covers: c.Covers,
-				Score: c.Score, Components: c.Components, Reasons: c.Reasons,
-			})
-		}
-		out.Groups = append(out.Groups, mg)
+		out.Groups = append(out.Groups, MatchGroup{Placement: g.Placement, Needs: g.Needs, Candidates: matchCandidates(g.Candidates)})
+	}
+	for _, r := range p.Relaxed {
+		out.Relaxed = append(out.Relaxed, MatchRelaxed{Need: r.Need, Constraint: r.Constraint, Candidates: matchCandidates(r.Candidates)})
+	}
+	return out
+}
+
+func matchCandidates(cs []routing.Candidate) []MatchCandidate {
+	out := make([]MatchCandidate, 0, len(cs))
+	for _, c := range cs {
+		out = append(out, MatchCandidate{
+			Service: c.Service, Organisation: c.Organisation, Name: c.Name, Covers: c.Covers,
+			Score: c.Score, Components: c.Components, Reasons: c.Reasons,
+		})
 	}
 	return out
 }

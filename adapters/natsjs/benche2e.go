@@ -854,12 +854,13 @@ func (b *bench) prepare(n int, accept, timed bool, run *benchRun, seed int64) ([
 			if p.Urgency == events.UrgencyEmergency || len(referrers) == 0 {
 				continue
 			}
-			plan, err := m.Match(snap, p)
+			// The router never plans the referrer's own services.
+			referrer := referrers[rng.IntN(len(referrers))]
+			plan, err := m.Match(snap, p, routing.WithReferrer(referrer))
 			if err != nil || len(plan.Groups) == 0 {
 				continue
 			}
 			req := &events.Requested{Profile: p, Consent: events.Consent{Referral: true, ShareData: true, GivenAt: given, Method: "verbal", RecordedBy: "bench-b001"}}
-			referrer := referrers[rng.IntN(len(referrers))]
 			id := events.NewReferralID()
 			msg, err := commandMsg(referrer, id, req)
 			if err != nil {

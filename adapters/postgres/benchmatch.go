@@ -170,10 +170,10 @@ SELECT id FROM (
              cos(radians($6)) * cos(radians(l.lat)) * power(sin(radians(l.lon - $7) / 2), 2)))) <= s.radius_km
        AND {C}
 ) c ORDER BY id COLLATE "C"`, "{C}", `s.active
-   AND (cardinality(s.age_bands) = 0 OR $12 = '' OR $12 = ANY (s.age_bands))
-   AND (cardinality(s.genders) = 0 OR $13 = '' OR $13 = ANY (s.genders))
+   AND (cardinality(s.age_bands) = 0 OR $12 = ANY (s.age_bands))
+   AND (cardinality(s.genders) = 0 OR $13 = ANY (s.genders))
    AND s.capacity <> 'full'
-   AND (s.languages && $14 OR $15 OR s.interpreter)
+   AND (s.languages && $14 OR $15)
    AND s.channels && $16
    AND $17 <@ (s.accessibility || s.loc_accessibility)
    AND (cardinality($18::text[]) = 0 OR s.channels && $19 OR $18 <@ s.accessibility

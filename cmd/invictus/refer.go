@@ -134,7 +134,7 @@ func previewPlan(ctx context.Context, c *client.Client, req *events.Requested) (
 	if err != nil {
 		return nil, fmt.Errorf("%w: read the directory: %w", errUnavailable, err)
 	}
-	var opts []routing.MatchOption
+	opts := []routing.MatchOption{routing.WithReferrer(c.Org())}
 	if req.PreferredOrganisation != "" {
 		opts = append(opts, routing.WithPreferredOrganisation(req.PreferredOrganisation))
 	}
