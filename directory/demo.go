@@ -202,6 +202,10 @@ func realOrganisation(so sourceOrg, cities []City) (Organisation, []Service) {
 		crimes = appendNew(crimes, crimeCodes[c].crimes...)
 		flags = appendNew(flags, crimeCodes[c].flags...)
 	}
+	// An organisation for victims of all crimes is a generalist, whatever
+	// it also names: listing its specialisms as the service's crimes would
+	// make it a specialist in other crimes for everyone else.
+	generalist := slices.Contains(so.CrimeTypes, "all_crimes")
 	dvLike := slices.ContainsFunc(crimes, func(c string) bool {
 		return c == "domestic_violence" || c == "gender_based_violence" || c == "trafficking" || c == "stalking_harassment"
 	})
@@ -217,6 +221,9 @@ func realOrganisation(so sourceOrg, cities []City) (Organisation, []Service) {
 		UpdatedAt: DemoDataDate, Version: ModelVersion, Area: ServiceArea{Countries: []string{cc}},
 	}
 
+	if generalist {
+		base.Crimes = nil
+	}
 	var out []Service
 	for i, h := range so.Helplines {
 		s := base

@@ -28,7 +28,7 @@
 //     priors.
 //  4. A greedy weighted set cover groups the needs into as few placements
 //     as it can ([CoverQuality]); each [Group] ranks its candidates, 24/7
-//     services first in an emergency, ties broken on service id. In a
+//     services first in an emergency, exact ties broken on service name, then id. In a
 //     cross-border case, ongoing support is planned with services of the
 //     residence country first.
 //  5. Every candidate carries its components and a short list of reasons

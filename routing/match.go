@@ -33,10 +33,10 @@ const (
 // They sum to 1; the score divides by the sum of the weights of the
 // components that apply to the profile, so it stays in [0, 1].
 const (
-	WeightNeedsDefault          = 0.25
-	WeightSpecialisationDefault = 0.15
+	WeightNeedsDefault          = 0.23
+	WeightSpecialisationDefault = 0.2
 	WeightLanguageDefault       = 0.15
-	WeightDistanceDefault       = 0.15
+	WeightDistanceDefault       = 0.12
 	WeightChannelDefault        = 0.05
 	WeightAccessibilityDefault  = 0.05
 	WeightLoadDefault           = 0.08
@@ -309,8 +309,8 @@ var lutCovers = len(events.Needs) <= 21
 // case, the remote services of the residence country), without those that
 // fail a hard constraint (counted in Plan.Excluded), scored and grouped
 // into as few placements as possible with ranked fallbacks. The same
-// profile, snapshot revision and time always give the same plan; ties
-// break on service id.
+// profile, snapshot revision and time always give the same plan; exact
+// ties break on the service's name, then its id.
 //
 // It returns an error wrapping ErrInvalidProfile for a profile without
 // needs, with an unknown code, country or urgency, or without channels;
@@ -746,15 +746,21 @@ func (sc *scratch) class(q *query, cover, proper uint32, k int) int {
 	return ci
 }
 
-// better reports whether a ranks before b: higher key, then lower id.
+// better reports whether a ranks before b: higher key, then, on an exact
+// tie, the name a caseworker reads (alphabetical), then the id, so that
+// the order stays deterministic.
 func (q *query) better(a, b *entry) bool {
 	if a.key != b.key {
 		return a.key > b.key
 	}
-	if q.t.ordered {
-		return a.i < b.i
+	if a.i == b.i {
+		return false
 	}
-	return q.svc(a.i).ID < q.svc(b.i).ID
+	sa, sb := q.svc(a.i), q.svc(b.i)
+	if sa.Name != sb.Name {
+		return sa.Name < sb.Name
+	}
+	return sa.ID < sb.ID
 }
 
 func (q *query) svc(i int32) *directory.Service {

@@ -39,13 +39,20 @@ type word struct {
 	cw   int   // word in the chunk
 	base int32 // service number of bit 0
 	// first speak the victim's first language, other another of hers
-	// (and not the first).
-	first, other uint64
+	// (and not the first), provided none but bring an interpreter she
+	// accepts.
+	first, other, provided uint64
 	// slowLang speak a language without a bit while the profile has
 	// one: their language and channels are checked one by one.
 	slowLang uint64
 	// todo passed every constraint checked here, or are in slowLang.
 	todo uint64
+}
+
+// level is the language level of the candidate at bit bi (one of first,
+// other, provided, or else an interpreter to be arranged).
+func (wd *word) level(bi int) int {
+	return langInterpreter + int(wd.provided>>bi&1) + 2*int(wd.other>>bi&1) + 3*int(wd.first>>bi&1)
 }
 
 // constrain checks the hard constraints that depend on codes alone
@@ -111,6 +118,7 @@ func (q *query) constrain(wi int, w uint64, t *tally) word {
 	if !q.interp {
 		viaInterp = 0
 	}
+	provided := viaInterp & mk.interp[cw]
 	spoken := first | other | viaInterp
 	t.excluded[cLanguage] += bits.OnesCount64(fast &^ spoken)
 	var reach uint64
@@ -118,7 +126,7 @@ func (q *query) constrain(wi int, w uint64, t *tally) word {
 		reach |= mk.channels[bits.TrailingZeros8(b)][cw]
 	}
 	t.excluded[cChannel] += bits.OnesCount64(spoken &^ reach)
-	return word{c: c, cw: cw, base: int32(wi << 6), first: first, other: other, slowLang: slowLang, todo: spoken&reach | slowLang}
+	return word{c: c, cw: cw, base: int32(wi << 6), first: first, other: other, provided: provided, slowLang: slowLang, todo: spoken&reach | slowLang}
 }
 
 // ownWord returns the bits of the referrer's services in word wi of the
@@ -202,7 +210,7 @@ func (r *ranker) rank(wd *word, t *tally) {
 		}
 		j := (wd.base + int32(bi)) & chunkMask
 		f := &wd.c.f[j]
-		lang := langInterpreter + int(wd.other>>bi&1) + 2*int(wd.first>>bi&1)
+		lang := wd.level(bi)
 		code, lang, waived := r.q.checkRest(f, wd.c, j, lang, wd.slowLang>>bi&1 != 0, r.slow)
 		if code != cNone {
 			t.excluded[code]++
@@ -284,7 +292,7 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 	}
 	in := inputs{
 		met:   bits.OnesCount(uint(compact)),
-		lang:  langInterpreter + int(wd.other>>bi&1) + 2*int(wd.first>>bi&1),
+		lang:  wd.level(bi),
 		chans: chm,
 	}
 	if len(q.wSpec) > 0 {

@@ -263,6 +263,8 @@ func TestScoreComponents(t *testing.T) {
 		{name: "other language", component: routing.ComponentLanguage, svc: func(s *directory.Service) { s.Languages = []string{"en"} },
 			profile: func(p *events.Profile) { p.Languages = []string{"pt", "en"} }, want: routing.LanguageOther},
 		{name: "interpreter", component: routing.ComponentLanguage, svc: func(s *directory.Service) { s.Languages = []string{"en"}; s.InterpreterAvailable = true },
+			profile: func(p *events.Profile) { p.Languages = []string{"ro"}; p.InterpreterOK = true }, want: routing.LanguageInterpreterProvided},
+		{name: "interpreter to be arranged", component: routing.ComponentLanguage, svc: func(s *directory.Service) { s.Languages = []string{"en"} },
 			profile: func(p *events.Profile) { p.Languages = []string{"ro"}; p.InterpreterOK = true }, want: routing.LanguageInterpreter},
 
 		{name: "at the location", component: routing.ComponentDistance, want: 1},
@@ -425,14 +427,20 @@ func TestRanking(t *testing.T) {
 	}
 }
 
-func TestTiesBreakOnServiceID(t *testing.T) {
+// Exact ties break on the name a caseworker reads, then on the id: the
+// order stays deterministic without falling to the id's alphabet.
+func TestTiesBreakOnNameThenID(t *testing.T) {
 	t.Parallel()
+	names := map[string]string{"pt.d.svc": "Apoio (d)", "pt.b.svc": "Zona (b)", "pt.a.svc": "Mesa (a)", "pt.e.svc": "Casa (e)", "pt.c.svc": "Casa (e)"}
 	var svcs []directory.Service
 	for _, id := range []string{"pt.d.svc", "pt.b.svc", "pt.a.svc", "pt.e.svc", "pt.c.svc"} {
-		svcs = append(svcs, baseService(id))
+		s := baseService(id)
+		s.Name = names[id]
+		svcs = append(svcs, s)
 	}
-	m := routing.NewMatcher(routing.Config{Fallbacks: 2})
-	want := []string{"pt.a.svc", "pt.b.svc", "pt.c.svc"}
+	m := routing.NewMatcher(routing.Config{Fallbacks: 3})
+	// By name; the two "Casa (e)" by id.
+	want := []string{"pt.d.svc", "pt.c.svc", "pt.e.svc", "pt.a.svc"}
 	plan, err := m.Match(index(svcs...), baseProfile())
 	if err != nil {
 		t.Fatal(err)

@@ -427,12 +427,10 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 			}
 		}
 		add("speaks ", joinAnd(spoken))
+	case langProvided:
+		add("no shared language: the service provides an interpreter")
 	case langInterpreter:
-		if f.bits&fInterp != 0 {
-			add("no shared language: the service provides an interpreter")
-		} else {
-			add("no shared language: an interpreter must be arranged")
-		}
+		add("no shared language: an interpreter must be arranged")
 	}
 	remote := f.channels & q.channels & remoteChannels
 	if q.hasPoint && f.bits&fHasLoc != 0 {

@@ -27,8 +27,10 @@ const (
 	ComponentSpecialisation = "specialisation"
 	// ComponentLanguage is [LanguageFirst] when the service speaks the
 	// victim's first language, [LanguageOther] for another of the victim's
-	// languages, [LanguageInterpreter] when only an interpreter makes
-	// them understand each other.
+	// languages; without a shared language (only when the victim accepts
+	// an interpreter) [LanguageInterpreterProvided] when the service
+	// provides the interpreter, [LanguageInterpreter] when one must be
+	// arranged.
 	ComponentLanguage = "language"
 	// ComponentDistance decays with the distance from the victim to the
 	// service's nearest location: exp(-d/scale), scale
@@ -105,14 +107,22 @@ const (
 
 // Scoring constants. See the Component constants for how each is used.
 const (
-	LanguageFirst       = 1.0
-	LanguageOther       = 0.6
-	LanguageInterpreter = 0.25
+	LanguageFirst = 1.0
+	LanguageOther = 0.6
+	// LanguageInterpreter: an interpreter must be arranged.
+	LanguageInterpreter = 0.15
+	// LanguageInterpreterProvided: the service brings the interpreter,
+	// which beats one the referrer must arrange.
+	LanguageInterpreterProvided = 0.25
 
 	DistanceNoLocation = 0.5
 
+	// SpecialisationGeneralist is a service for every crime (no crimes
+	// listed); SpecialisationOther a specialist in other crimes than the
+	// victim's: not a neutral choice but a cost (a safe house for
+	// domestic violence is not the place for a street assault).
 	SpecialisationGeneralist = 0.5
-	SpecialisationOther      = 0.2
+	SpecialisationOther      = 0
 
 	AccessibilityWaived = 0.5
 
@@ -172,9 +182,10 @@ var constraintNames = [numConstraints]string{
 // Language levels of a service for a profile.
 const (
 	langNone        = 0
-	langInterpreter = 1
-	langOther       = 2
-	langFirst       = 3
+	langInterpreter = 1 // to be arranged
+	langProvided    = 2 // interpreter provided by the service
+	langOther       = 3
+	langFirst       = 4
 )
 
 // ongoingNeeds are the needs of ongoing support, better met in the
@@ -257,7 +268,7 @@ type query struct {
 	// accessibility by waived, observed components without statistics by
 	// waiting list.
 	wNeeds [20]float64
-	wLang  [4]float64
+	wLang  [5]float64
 	wChan  [64]float64
 	wSpec  []float64
 	wAcc   [2]float64
@@ -308,6 +319,8 @@ func languageValue(level int) float64 {
 		return LanguageFirst
 	case langOther:
 		return LanguageOther
+	case langProvided:
+		return LanguageInterpreterProvided
 	case langInterpreter:
 		return LanguageInterpreter
 	}
@@ -433,7 +446,7 @@ func (q *query) observedValues(f *features, x *cold, st ServiceStats, known bool
 // distance and the observed ones depends on (see baseScore).
 type inputs struct {
 	met    int   // number of the profile's needs met
-	lang   int   // language level (langInterpreter ...)
+	lang   int   // language level (langNone ... langFirst)
 	chans  uint8 // channels shared with the profile
 	spec   int   // index in wSpec (specIndex)
 	waived bool  // needs of the place waived (accessibility)
@@ -608,7 +621,7 @@ func (q *query) language(f *features, c *chunk, j int32) int {
 		case f.langs&q.langRest != 0:
 			return langOther
 		case q.interp:
-			return langInterpreter
+			return interpreterLevel(f)
 		}
 		return langNone
 	}
@@ -627,9 +640,18 @@ func (q *query) language(f *features, c *chunk, j int32) int {
 		}
 	}
 	if q.interp {
-		return langInterpreter
+		return interpreterLevel(f)
 	}
 	return langNone
+}
+
+// interpreterLevel is the language level of a service without a shared
+// language for a victim who accepts an interpreter.
+func interpreterLevel(f *features) int {
+	if f.bits&fInterp != 0 {
+		return langProvided
+	}
+	return langInterpreter
 }
 
 // access reports whether the accessibility needs are met, and whether

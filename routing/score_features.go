@@ -110,10 +110,6 @@ type chunk struct {
 	svc   [chunkLen]*directory.Service
 	hours []weekRange
 	locs  []place
-	// ordered reports whether the ids of its services increase with their
-	// numbers; first and last are the ids of its first and last service.
-	ordered     bool
-	first, last string
 	// pos is the first location of each service (features.lat, lon),
 	// eight to a cache line, for the distances of Match.
 	pos [chunkLen][2]float32
@@ -215,11 +211,8 @@ func (ch *chunk) derive() {
 // table is the feature table of one index snapshot. It is immutable once
 // published.
 type table struct {
-	idx    *directory.Index
-	chunks []*chunk
-	// ordered reports whether service ids increase with service numbers
-	// (as NewIndex numbers them), so that ties break on numbers.
-	ordered   bool
+	idx       *directory.Index
+	chunks    []*chunk
 	langs     map[string]uint8 // dense language ids
 	countries map[string]uint8 // dense country ids
 	zoneID    map[string]uint8 // time zone name -> id
@@ -339,41 +332,13 @@ func buildTable(snap *directory.Index, base *table) *table {
 			}
 			t.compute(ch, j, s, own)
 		}
-		ch.order()
 		ch.derive()
 		t.chunks[ci] = ch
 	}
 	if t.langs == nil {
 		own()
 	}
-	t.ordered = true
-	prev := ""
-	for _, ch := range t.chunks {
-		if !ch.ordered || (ch.first != "" && ch.first <= prev) {
-			t.ordered = false
-			break
-		}
-		if ch.last != "" {
-			prev = ch.last
-		}
-	}
 	return t
-}
-
-// order sets the chunk's ordered, first and last.
-func (ch *chunk) order() {
-	ch.ordered, ch.first, ch.last = true, "", ""
-	for _, s := range ch.svc {
-		if s == nil {
-			continue
-		}
-		if ch.first == "" {
-			ch.first = s.ID
-		} else if s.ID <= ch.last {
-			ch.ordered = false
-		}
-		ch.last = s.ID
-	}
 }
 
 // sameChunk reports whether old holds exactly the services lo..hi-1 of snap.
