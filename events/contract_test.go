@@ -847,7 +847,12 @@ func TestContractLocationRegion(t *testing.T) {
 	t.Parallel()
 	base := events.SamplePayload(events.TypeReferralRequested).(*events.Requested)
 	for _, cc := range events.Countries {
-		for _, region := range []string{events.NUTSCountry(cc) + "1", events.NUTSCountry(cc) + "12A", "ZZ1", strings.ToUpper(cc) + "3"} {
+		regions := []string{events.NUTSCountry(cc) + "1", events.NUTSCountry(cc) + "12A", "ZZ1", strings.ToUpper(cc) + "3"}
+		if cc == "pt" {
+			// Both NUTS versions, and near misses of tabulated codes.
+			regions = append(regions, "PT17", "PT170", "PT1A", "PT1B0", "PT1D3", "PT16I", "PT71", "PT99", "PT1E", "PT1A1", "PT176")
+		}
+		for _, region := range regions {
 			p := *base
 			p.Location = events.Location{Country: cc, Region: region}
 			goErr := events.ValidatePayload(&p)

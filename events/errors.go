@@ -172,6 +172,8 @@ func describe(fe validator.FieldError) (code, msg string) {
 		return CodeOutOfRange, fmt.Sprintf("%s must be from %s to %s after now", fe.Field(), EarliestTime, maxClockSkewText)
 	case "nutscountry":
 		return CodeRegionCountry, fmt.Sprintf("region %v is not in country %s", v, fe.Param())
+	case "nutsknown":
+		return CodeInvalidCode, fmt.Sprintf("region %v is not a NUTS 2021 or NUTS 2024 code of %s", v, fe.Param())
 	}
 	return CodeFormat, fmt.Sprintf("%v is not a valid %s (%s)", v, fe.Field(), fe.Tag())
 }

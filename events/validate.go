@@ -162,8 +162,12 @@ func newValidator() *validator.Validate {
 	must("istrue", func(fl validator.FieldLevel) bool { return fl.Field().Bool() })
 	v.RegisterStructValidation(func(sl validator.StructLevel) {
 		loc := sl.Current().Interface().(Location)
-		if loc.Region != "" && loc.Country != "" && !strings.HasPrefix(loc.Region, NUTSCountry(loc.Country)) {
+		switch {
+		case loc.Region == "" || loc.Country == "":
+		case !strings.HasPrefix(loc.Region, NUTSCountry(loc.Country)):
 			sl.ReportError(loc.Region, "region", "Region", "nutscountry", loc.Country)
+		case !IsKnownNUTS(loc.Country, loc.Region):
+			sl.ReportError(loc.Region, "region", "Region", "nutsknown", loc.Country)
 		}
 	}, Location{})
 	v.RegisterStructValidation(func(sl validator.StructLevel) {
@@ -183,6 +187,19 @@ func newValidator() *validator.Validate {
 // validate is the package's validator; validator.Validate is safe for
 // concurrent use and caches struct metadata.
 var validate = newValidator()
+
+// ValidateProfile checks a needs profile with the rules of
+// referral.requested, with pointers into the profile ("/location/region"):
+// the one validation of a profile, which the matcher, the CLI, the HTTP
+// API and the routing service share. It returns a *ValidationError of
+// class ErrInvalid.
+func ValidateProfile(p Profile) error {
+	err := validate.Struct(p)
+	if err == nil {
+		return nil
+	}
+	return toValidationError(err, "")
+}
 
 // ValidatePayload checks p against its validation rules and returns nil or
 // a *ValidationError listing every problem with a JSON pointer under /data.

@@ -3,6 +3,7 @@ package httpapi_test
 import (
 	"encoding/json"
 	"net/http"
+	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -203,6 +204,37 @@ func TestMatchPreview(t *testing.T) {
 	}
 	if r := b.postJSON("/v1/match", b.token("", httpapi.RoleDirectoryAdmin), requested()); r.status != http.StatusForbidden {
 		t.Fatalf("directory admin: status %d", r.status)
+	}
+}
+
+// POST /v1/match rejects the profiles invictus match and refer reject,
+// with the same pointers (events/testdata/invalid_profiles.json).
+func TestMatchRejectsTheSharedInvalidProfiles(t *testing.T) {
+	t.Parallel()
+	b := setup(t, options{})
+	raw, err := os.ReadFile("../../events/testdata/invalid_profiles.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Cases []struct {
+			Name    string          `json:"name"`
+			Pointer string          `json:"pointer"`
+			Profile json.RawMessage `json:"profile"`
+		} `json:"cases"`
+	}
+	if err := json.Unmarshal(raw, &doc); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range doc.Cases {
+		r := b.postJSON("/v1/match", b.orgToken(orgRef), c.Profile)
+		if r.status != http.StatusUnprocessableEntity {
+			t.Errorf("%s: status %d %s", c.Name, r.status, r.body)
+			continue
+		}
+		if ps := r.errors(t); !slices.ContainsFunc(ps, func(p httpapi.Problem) bool { return p.Pointer == c.Pointer }) {
+			t.Errorf("%s: problems %+v, want one at %s", c.Name, ps, c.Pointer)
+		}
 	}
 }
 
