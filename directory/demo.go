@@ -57,6 +57,8 @@ type srcHL struct {
 // are not services to victims (training, research, advocacy,
 // perpetrator_programmes) and channel words (helpline, chat,
 // email_support) map to none.
+// Helping victims claim compensation and emergency funds is financial
+// support too (Directive Art. 9(1)(d)).
 var serviceNeeds = map[string][]string{
 	"information":                   {events.NeedInfoRights, events.NeedInfoCase},
 	"legal_information":             {events.NeedInfoRights},
@@ -70,7 +72,7 @@ var serviceNeeds = map[string][]string{
 	"court_accompaniment":           {events.NeedJusticeCourtAccompaniment},
 	"shelter":                       {events.NeedSafetyShelter},
 	"referral":                      {events.NeedReferralSpecialist},
-	"compensation_support":          {events.NeedInfoCompensation},
+	"compensation_support":          {events.NeedInfoCompensation, events.NeedSupportFinancial},
 	"forensic_medical_care":         {events.NeedHealthMedical},
 	"peer_support_groups":           {events.NeedSupportEmotional},
 	"victim_identification":         {events.NeedReferralSpecialist},
@@ -107,6 +109,7 @@ var remoteNeeds = []string{
 	events.NeedInfoRights, events.NeedInfoCase, events.NeedInfoCompensation,
 	events.NeedSupportEmotional, events.NeedSupportPsychological, events.NeedSupportTrauma,
 	events.NeedJusticeLegalAid, events.NeedSafetyRiskAdvice, events.NeedReferralSpecialist,
+	events.NeedCrossborderAssistance,
 }
 
 // regionalOrgs are real organisations whose in-person work is regional
@@ -197,6 +200,13 @@ func realOrganisation(so sourceOrg, cities []City) (Organisation, []Service) {
 	var needs, crimes, flags []string
 	for _, s := range so.Services {
 		needs = appendNew(needs, serviceNeeds[s]...)
+	}
+	// The national organisations for victims of all crimes are the members
+	// of Victim Support Europe's network that help residents of other
+	// Member States and their own residents victimised abroad (Directive
+	// Art. 17): illustrative, from their public descriptions.
+	if slices.Contains(so.CrimeTypes, "all_crimes") {
+		needs = appendNew(needs, events.NeedCrossborderAssistance)
 	}
 	for _, c := range so.CrimeTypes {
 		crimes = appendNew(crimes, crimeCodes[c].crimes...)
@@ -486,9 +496,19 @@ func (b *demoBuilder) office(c City, main bool, used map[string]bool) {
 	if b.rng.IntN(10) < 3 {
 		shelter.Eligibility.Genders = []string{"female"}
 	}
+	shelter.Needs = sortedCodes(append(shelter.Needs, events.NeedHealthMedical), events.Needs)
 	b.d.Services = append(b.d.Services, shelter)
 
-	legal := svc("legal", "Legal advice and court support", []string{events.NeedJusticeLegalAid, events.NeedJusticeCourtAccompaniment, events.NeedInfoCompensation, events.NeedInfoRights})
+	// The legal service also arranges interpreters for the police and the
+	// court (Art. 7), helps with claims and emergency funds, with
+	// complaints of residents of other Member States (Art. 17), and refers
+	// to restorative justice (Art. 12); the safe house above arranges
+	// medical care. Synthetic, like the office: so that every need code is
+	// offered in every demo country.
+	legal := svc("legal", "Legal advice and court support", []string{
+		events.NeedJusticeLegalAid, events.NeedJusticeCourtAccompaniment, events.NeedInfoCompensation, events.NeedInfoRights,
+		events.NeedCommInterpretation, events.NeedSupportFinancial, events.NeedCrossborderAssistance, events.NeedJusticeRestorative,
+	})
 	legal.Channels = []string{events.ChannelInPerson, events.ChannelVideo, events.ChannelEmail}
 	legal.Eligibility.AgeBands = nil
 	legal.Area.Regions = []string{c.NUTS2}

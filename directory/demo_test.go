@@ -167,3 +167,28 @@ func TestDemoData(t *testing.T) {
 		t.Error("slugify")
 	}
 }
+
+// Every need code of the taxonomy is offered by an active service in every
+// demo country: a need the demo cannot meet anywhere would be reported as
+// a gap in every walkthrough.
+func TestDemoOffersEveryNeedInEveryCountry(t *testing.T) {
+	t.Parallel()
+	d, err := Demo(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, cc := range DemoCountries {
+		for _, n := range events.Needs {
+			if !slices.ContainsFunc(d.Services, func(s Service) bool {
+				return s.Active() && slices.Contains(s.Area.Countries, cc) && slices.Contains(s.Needs, n)
+			}) {
+				t.Errorf("%s: no active service offers %s", cc, n)
+			}
+		}
+	}
+	// The real organisations for victims of all crimes assist across
+	// borders (illustrative).
+	if s := d.Service("pt.apav.line-116006"); s == nil || !slices.Contains(s.Needs, events.NeedCrossborderAssistance) {
+		t.Errorf("APAV's helpline: %v", s)
+	}
+}

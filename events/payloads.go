@@ -106,6 +106,10 @@ type UnmatchedNeed struct {
 	// under the first it failed: every constraint that stood between the
 	// victim and the need is named.
 	Excluded map[string]int `json:"excluded,omitempty" validate:"max=16,dive,keys,component,endkeys,gte=0"`
+	// Nowhere is true when no active service of the directory offers the
+	// need anywhere (reason no_service): a gap of the whole network, not
+	// of the victim's area.
+	Nowhere bool `json:"nowhere,omitempty"`
 }
 
 // RelaxedGroup are the services that could meet a need nothing eligible

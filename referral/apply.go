@@ -375,7 +375,7 @@ func applyRouting(s State, p events.Payload, subject string, at time.Time) (Stat
 		}
 		gaps := make([]Gap, 0, len(v.Unmatched))
 		for _, u := range v.Unmatched {
-			gaps = append(gaps, Gap{Need: u.Need, Reason: u.Reason, Offered: u.Offered, Excluded: maps.Clone(u.Excluded)})
+			gaps = append(gaps, Gap{Need: u.Need, Reason: u.Reason, Offered: u.Offered, Excluded: maps.Clone(u.Excluded), Nowhere: u.Nowhere})
 		}
 		s.Placements, s.Gaps = ps, gaps
 		s.DirectoryRevision = v.DirectoryRevision

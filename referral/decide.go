@@ -151,7 +151,7 @@ func Pending(s State, now time.Time, d Deadlines) []events.Payload {
 		for _, g := range s.Gaps {
 			if !g.Reported && g.Reason == r {
 				u.Needs = append(u.Needs, g.Need)
-				u.Details = append(u.Details, events.UnmatchedNeed{Need: g.Need, Reason: g.Reason, Offered: g.Offered, Excluded: maps.Clone(g.Excluded)})
+				u.Details = append(u.Details, events.UnmatchedNeed{Need: g.Need, Reason: g.Reason, Offered: g.Offered, Excluded: maps.Clone(g.Excluded), Nowhere: g.Nowhere})
 			}
 		}
 		out = append(out, u)

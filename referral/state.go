@@ -219,6 +219,8 @@ type Gap struct {
 	// offer the need and of those each hard constraint removed.
 	Offered  int
 	Excluded map[string]int
+	// Nowhere: no service of the directory offered the need at all.
+	Nowhere bool
 	// Reported is true once referral.unmatched reported it.
 	Reported bool
 }

@@ -203,6 +203,18 @@ func relaxed(need, constraint string, want ...string) cwCheck {
 	}
 }
 
+// nowhere: the unmatched need is (or is not) offered nowhere at all.
+func nowhere(need string, want bool) cwCheck {
+	return func(t *testing.T, p *routing.Plan) {
+		t.Helper()
+		for _, u := range p.Unmatched {
+			if u.Need == need && u.Nowhere != want {
+				t.Errorf("unmatched %s: nowhere %v, want %v", need, u.Nowhere, want)
+			}
+		}
+	}
+}
+
 // noRelaxed: the plan shows no relaxed option.
 func noRelaxed(t *testing.T, p *routing.Plan) {
 	t.Helper()
@@ -381,6 +393,16 @@ func caseworkerCases() []cwCase {
 			why:    "the gap report says what stood in the way: two full, one for children only, one in French",
 			svcs:   []directory.Service{svc("pt.a.svc", capacity(events.CapacityFull)), svc("pt.b.svc", capacity(events.CapacityFull)), svc("pt.c.svc", onlyAges("child")), svc("pt.d.svc", speaking("fr"))},
 			checks: []cwCheck{unmatched(emo, routing.UnmatchedExcluded, map[string]int{routing.ConstraintCapacity: 2, routing.ConstraintEligibility: 1, routing.ConstraintLanguage: 1})}},
+		{name: "defect: nowhere, not just here",
+			why:     "nothing in the whole directory offers legal aid: the gap report says nowhere, a gap of the network",
+			svcs:    []directory.Service{svc("pt.a.svc")},
+			profile: needs(emo, legal),
+			checks:  []cwCheck{unmatched(legal, routing.UnmatchedNoService, nil), nowhere(legal, true)}},
+		{name: "defect: offered elsewhere, not here",
+			why:     "legal aid exists in Porto but not for Lisbon: no service offers it here, which is not nowhere",
+			svcs:    []directory.Service{svc("pt.a.svc"), svc("pt.porto.svc", offering(legal), func(s *directory.Service) { s.Area.Regions, s.Locations = []string{"PT11"}, nil })},
+			profile: then(needs(emo, legal), func(p *events.Profile) { p.Location.Lat, p.Location.Lon = nil, nil }),
+			checks:  []cwCheck{unmatched(legal, routing.UnmatchedNoService, nil), nowhere(legal, false)}},
 		{name: "no service offers the need here",
 			why:     "nothing offers legal aid: no_service, nothing removed",
 			svcs:    []directory.Service{svc("pt.a.svc")},

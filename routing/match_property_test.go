@@ -345,6 +345,10 @@ func TestPropertyPlans(t *testing.T) {
 		// Each unmatched need names every constraint that removed a
 		// service offering it, with counts.
 		for _, u := range plan.Unmatched {
+			anywhere := slices.ContainsFunc(d.Services, func(s directory.Service) bool { return s.Active() && slices.Contains(s.Needs, u.Need) })
+			if u.Nowhere != (u.Offered == 0 && !anywhere) {
+				t.Fatalf("unmatched %s: nowhere %v, offered here %d, anywhere %v", u.Need, u.Nowhere, u.Offered, anywhere)
+			}
 			if u.Offered != needOffered[u.Need] || (u.Offered > 0 && !reflect.DeepEqual(u.Excluded, needExcluded[u.Need])) || (u.Offered == 0 && u.Excluded != nil) {
 				t.Fatalf("unmatched %s: offered %d excluded %v, reference %d %v", u.Need, u.Offered, u.Excluded, needOffered[u.Need], needExcluded[u.Need])
 			}

@@ -301,12 +301,15 @@ func TestScenarioMarseilleEmergencyAtNoonStillPuts247First(t *testing.T) {
 	}
 }
 
-func TestScenarioNeedNobodyInTheRegionOffers(t *testing.T) {
+func TestScenarioEveryNeedIsOfferedInAmsterdam(t *testing.T) {
 	t.Parallel()
-	p := victim("Amsterdam", []string{"nl"}, events.NeedCommInterpretation, events.NeedInfoRights)
+	// The demo offers every need code in every demo country, interpretation
+	// included (issue 14: it used to be "not covered" everywhere).
+	p := victim("Amsterdam", []string{"nl"}, events.NeedCommInterpretation, events.NeedInfoRights, events.NeedSupportFinancial, events.NeedCrossborderAssistance)
 	sc := run(t, p, noon)
-	sc.unmatched(events.NeedCommInterpretation, routing.UnmatchedNoService)
-	// The need nobody meets does not hold up the rest.
+	if len(sc.plan.Unmatched) != 0 {
+		t.Errorf("unmatched %+v: every need is offered in the Netherlands", sc.plan.Unmatched)
+	}
 	if s := sc.svc(sc.group(events.NeedInfoRights).Primary().Service); nearestKm(s, p) > 5 {
 		t.Errorf("rights information from %s, %.0f km away: a local office is expected", s.ID, nearestKm(s, p))
 	}

@@ -205,7 +205,7 @@ func TestInactiveServiceIsNeverPlanned(t *testing.T) {
 	if len(plan.Groups) != 0 {
 		t.Fatalf("planned %v", planned(plan))
 	}
-	want := []events.UnmatchedNeed{{Need: events.NeedSupportEmotional, Reason: routing.UnmatchedNoService}}
+	want := []events.UnmatchedNeed{{Need: events.NeedSupportEmotional, Reason: routing.UnmatchedNoService, Nowhere: true}}
 	if !reflect.DeepEqual(plan.Unmatched, want) {
 		t.Errorf("unmatched %v, want %v", plan.Unmatched, want)
 	}
@@ -488,7 +488,7 @@ func TestPlanGroupsNeedsWithFewestPlacements(t *testing.T) {
 	if !slices.Equal(g.Needs, wantNeeds) || !slices.Equal(g.Primary().Covers, wantNeeds) {
 		t.Errorf("needs %v covers %v, want %v in profile order", g.Needs, g.Primary().Covers, wantNeeds)
 	}
-	want := []events.UnmatchedNeed{{Need: events.NeedHealthMedical, Reason: routing.UnmatchedNoService}}
+	want := []events.UnmatchedNeed{{Need: events.NeedHealthMedical, Reason: routing.UnmatchedNoService, Nowhere: true}}
 	if !reflect.DeepEqual(plan.Unmatched, want) {
 		t.Errorf("unmatched %v, want %v", plan.Unmatched, want)
 	}

@@ -15,7 +15,8 @@ import (
 // Reasons for unmatched needs (events.UnmatchedNeed.Reason).
 const (
 	// UnmatchedNoService: no service offering the need serves the victim's
-	// location (or the residence country remotely).
+	// location (or the residence country remotely); UnmatchedNeed.Nowhere
+	// says when none offers it anywhere.
 	UnmatchedNoService = "no_service"
 	// UnmatchedExcluded: services offer the need there, but every one
 	// failed a hard constraint (see Plan.Excluded).
@@ -258,6 +259,9 @@ func (sc *scratch) gaps(q *query, p *Plan, gaps uint32, k int) {
 		u := events.UnmatchedNeed{Need: q.needList[n], Reason: UnmatchedNoService, Offered: offered[n], Excluded: excluded[n]}
 		if offered[n] > 0 {
 			u.Reason = UnmatchedExcluded
+		} else {
+			// "No service offers it here" or "nowhere".
+			u.Nowhere = len(q.snap.ByNeed(u.Need)) == 0
 		}
 		p.Unmatched = append(p.Unmatched, u)
 		for code := cNone + 1; code < numConstraints; code++ {

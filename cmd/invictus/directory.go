@@ -399,6 +399,11 @@ type directoryStats struct {
 	Countries     map[string]*countryStats `json:"countries"`
 	// Needs counts active services per need code, in total and by country.
 	Needs map[string]map[string]int `json:"needs"`
+	// Unoffered are the need codes of the taxonomy no active service
+	// offers anywhere; UnofferedIn those no active service offers in each
+	// country (of the countries the directory serves).
+	Unoffered   []string            `json:"unoffered,omitempty"`
+	UnofferedIn map[string][]string `json:"unoffered_in,omitempty"`
 }
 
 type countryStats struct {
@@ -449,6 +454,19 @@ func statsOf(d *directory.Directory, rev uint64) directoryStats {
 			}
 		}
 	}
+	for _, n := range events.Needs {
+		if st.Needs[n]["total"] == 0 {
+			st.Unoffered = append(st.Unoffered, n)
+		}
+		for cc := range st.Countries {
+			if st.Needs[n][cc] == 0 {
+				if st.UnofferedIn == nil {
+					st.UnofferedIn = map[string][]string{}
+				}
+				st.UnofferedIn[cc] = append(st.UnofferedIn[cc], n)
+			}
+		}
+	}
 	return st
 }
 
@@ -491,7 +509,23 @@ func writeStatsTable(w io.Writer, st directoryStats) error {
 		}
 		fmt.Fprint(tw, "\n")
 	}
-	return tw.Flush()
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	// The gaps: need codes nothing offers, anywhere or in a country.
+	fmt.Fprintln(w)
+	if len(st.Unoffered) > 0 {
+		fmt.Fprintf(w, "Offered by no service anywhere: %s\n", strings.Join(st.Unoffered, ", "))
+	}
+	for _, cc := range ccs {
+		if miss := st.UnofferedIn[cc]; len(miss) > len(st.Unoffered) {
+			fmt.Fprintf(w, "Offered by no service in %s: %s\n", cc, strings.Join(miss, ", "))
+		}
+	}
+	if len(st.UnofferedIn) == 0 {
+		fmt.Fprintln(w, "Every need code is offered in every country.")
+	}
+	return nil
 }
 
 func newDirectoryStatsCmd(out, errOut io.Writer) *cobra.Command {
@@ -501,7 +535,8 @@ func newDirectoryStatsCmd(out, errOut io.Writer) *cobra.Command {
 		Short: "Count organisations and services per country and active services per need",
 		Long: "Stats reads the stored directory and prints, per country, the organisations,\n" +
 			"the services whose area includes it (active ones by capacity status), and per\n" +
-			"need the active services that offer it, in total and per country.",
+			"need the active services that offer it, in total and per country. It flags the\n" +
+			"need codes that no active service offers, anywhere or in a country.",
 		Example: "  invictus directory stats\n" +
 			"  invictus directory stats --json --data ./data",
 		Args: cobra.NoArgs,

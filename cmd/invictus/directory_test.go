@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -166,6 +167,19 @@ func TestDirectoryImportExportStats(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "country") || !strings.Contains(out, events.NeedInfoRights) || !strings.Contains(out, "fr") {
 		t.Errorf("stats table: exit %d\n%s", code, out)
 	}
+	// The gaps are flagged: need codes no service offers.
+	var unoffered []string
+	for _, n := range events.Needs {
+		if !slices.ContainsFunc(d.Services, func(s directory.Service) bool { return s.Active() && slices.Contains(s.Needs, n) }) {
+			unoffered = append(unoffered, n)
+		}
+	}
+	if !slices.Equal(st.Unoffered, unoffered) {
+		t.Errorf("unoffered %v, want %v", st.Unoffered, unoffered)
+	}
+	if len(unoffered) > 0 && !strings.Contains(out, "Offered by no service anywhere: "+strings.Join(unoffered, ", ")) {
+		t.Errorf("stats table does not flag %v:\n%s", unoffered, out)
+	}
 }
 
 func TestDirectoryCommandsOnDataDir(t *testing.T) {
@@ -298,5 +312,29 @@ func TestDirectoryValidateEmailWithoutAddress(t *testing.T) {
 	want := "organisation " + d.Organisations[1].ID + " receives referrals by e-mail"
 	if !strings.Contains(out, want) || !strings.Contains(out, "/organisations/1/referral_contact/email") || strings.Contains(out, "/organisations/0/") {
 		t.Errorf("validate output, want only organisation 1 named (%q):\n%s", want, out)
+	}
+}
+
+// Stats flag the need codes no service offers, anywhere and per country.
+func TestDirectoryStatsFlagUnofferedNeeds(t *testing.T) {
+	t.Parallel()
+	d := &directory.Directory{Services: []directory.Service{
+		{ID: "pt.a.s", Organisation: "pt.a", Status: directory.StatusActive, Needs: []string{events.NeedInfoRights}, Area: directory.ServiceArea{Countries: []string{"pt"}}},
+		{ID: "fi.b.s", Organisation: "fi.b", Status: directory.StatusActive, Needs: []string{events.NeedInfoRights, events.NeedSafetyShelter}, Area: directory.ServiceArea{Countries: []string{"fi"}}},
+	}}
+	st := statsOf(d, 1)
+	if slices.Contains(st.Unoffered, events.NeedInfoRights) || slices.Contains(st.Unoffered, events.NeedSafetyShelter) || !slices.Contains(st.Unoffered, events.NeedCrossborderAssistance) {
+		t.Errorf("unoffered %v", st.Unoffered)
+	}
+	if !slices.Contains(st.UnofferedIn["pt"], events.NeedSafetyShelter) || slices.Contains(st.UnofferedIn["fi"], events.NeedSafetyShelter) {
+		t.Errorf("unoffered in %v", st.UnofferedIn)
+	}
+	var b strings.Builder
+	if err := writeStatsTable(&b, st); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(b.String(), "Offered by no service anywhere: info.case,") || !strings.Contains(b.String(), "Offered by no service in pt: ") ||
+		strings.Contains(b.String(), "Offered by no service in fi: ") {
+		t.Errorf("table:\n%s", b.String())
 	}
 }

@@ -233,10 +233,30 @@ func writePlanTable(w io.Writer, p *routing.Plan) error {
 		b.WriteString("\nNot covered:\n")
 		for _, u := range p.Unmatched {
 			why := "no service offers it here"
+			if u.Nowhere {
+				why = "no service offers it anywhere"
+			}
 			if u.Reason == routing.UnmatchedExcluded {
-				why = "every service offering it failed a hard constraint"
+				names := make([]string, 0, len(u.Excluded))
+				for k := range u.Excluded {
+					names = append(names, k)
+				}
+				slices.Sort(names)
+				why = fmt.Sprintf("%d service(s) offer it, all removed:", u.Offered)
+				for i, k := range names {
+					if i > 0 {
+						why += ","
+					}
+					why += fmt.Sprintf(" %s %d", k, u.Excluded[k])
+				}
 			}
 			fmt.Fprintf(&b, "  %s (%s: %s)\n", u.Need, u.Reason, why)
+		}
+	}
+	for _, r := range p.Relaxed {
+		fmt.Fprintf(&b, "\nOnly if %s is relaxed, for %s (never offered by the routing service):\n", r.Constraint, r.Need)
+		for i, c := range r.Candidates {
+			fmt.Fprintf(&b, "  %d. %s %.3f: %s\n", i+1, c.Service, c.Score, strings.Join(c.Reasons, "; "))
 		}
 	}
 	if len(p.Excluded) > 0 {

@@ -8,7 +8,6 @@ import (
 
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
-	"github.com/invictus-network/invictus/routing"
 )
 
 // lisbonProfile is a domestic-violence victim in Lisbon who needs a safe
@@ -40,7 +39,8 @@ func TestMatchCommandOnTheDemo(t *testing.T) {
 	for _, want := range []string{
 		"GROUP", "RANK", "SERVICE", "SCORE", "REASONS",
 		"p1", "safety.shelter, support.emotional", "covers safety.shelter and support.emotional", "speaks pt",
-		"Not covered:", "comm.interpretation (no_service",
+		// Interpretation is offered in every demo country now.
+		"p2", "comm.interpretation",
 		"Excluded by hard constraints: eligibility 1;",
 	} {
 		if !strings.Contains(out, want) {
@@ -53,11 +53,21 @@ func TestMatchCommandOnTheDemo(t *testing.T) {
 		t.Fatalf("--json: exit %d: %s", code, errOut)
 	}
 	p := planOf(t, out)
-	if len(p.Groups) != 1 || len(p.Groups[0].Candidates) != 2 || p.Groups[0].Placement != "p1" {
-		t.Errorf("plan %+v: want one group of a primary and one fallback", p.Groups)
+	if len(p.Groups) != 2 || len(p.Groups[0].Candidates) != 2 || p.Groups[0].Placement != "p1" || len(p.Unmatched) != 0 {
+		t.Errorf("plan %+v, unmatched %v: want two groups, the first of a primary and one fallback", p.Groups, p.Unmatched)
 	}
-	if want := []events.UnmatchedNeed{{Need: events.NeedCommInterpretation, Reason: routing.UnmatchedNoService}}; !reflect.DeepEqual(p.Unmatched, want) {
-		t.Errorf("unmatched %v, want %v", p.Unmatched, want)
+
+	// A victim who speaks only Swahili and refuses an interpreter: the
+	// table says what removed the services, need by need.
+	swahili := strings.Replace(lisbonProfile, `"languages":["pt"]`, `"languages":["sw"]`, 1)
+	code, out, errOut = cliRun(t, "match", writeFile(t, "sw.json", []byte(swahili)), "--demo")
+	if code != exitOK {
+		t.Fatalf("swahili: exit %d: %s", code, errOut)
+	}
+	for _, want := range []string{"Not covered:", "safety.shelter (excluded: ", " service(s) offer it, all removed:", "language "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
 	}
 }
 
