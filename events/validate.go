@@ -190,8 +190,9 @@ var validate = newValidator()
 
 // ValidateProfile checks a needs profile with the rules of
 // referral.requested, with pointers into the profile ("/location/region"):
-// the one validation of a profile, which the matcher, the CLI, the HTTP
-// API and the routing service share. It returns a *ValidationError of
+// the one validation of a profile, which the CLI (match and refer), the
+// HTTP API and the routing service (through Decode) apply before they
+// match. It returns a *ValidationError of
 // class ErrInvalid.
 func ValidateProfile(p Profile) error {
 	err := validate.Struct(p)

@@ -6,7 +6,6 @@ import (
 	"math"
 	"math/bits"
 	"slices"
-	"strings"
 	"sync"
 	"time"
 
@@ -461,44 +460,71 @@ func (m *Matcher) begin(snap *directory.Index, p *events.Profile, opts []MatchOp
 	return sc, &sc.q, nil
 }
 
-// checkProfile reports what makes a profile unusable for matching: the
-// rules of referral.requested (events.ValidateProfile), the one
-// validation of a profile that refer, the HTTP API and the routing
-// service share. The error wraps ErrInvalidProfile and the
-// *events.ValidationError with a JSON pointer into the profile for each
-// problem.
+// checkProfile reports what makes a profile unusable for matching: a
+// cheap guard on the hot path. The validation of a profile is
+// events.ValidateProfile, which every way in (invictus match and refer,
+// POST /v1/match, the routing service through events.Decode) applies
+// before it matches; it costs about as much as a whole match of a small
+// directory, so the matcher does not repeat it.
 func checkProfile(p *events.Profile) error {
-	err := events.ValidateProfile(*p)
-	var ve *events.ValidationError
-	if errors.As(err, &ve) {
-		return &ProfileError{Problems: ve.Problems}
+	bad := func(format string, args ...any) error {
+		return fmt.Errorf("%w: "+format, append([]any{ErrInvalidProfile}, args...)...)
 	}
-	return err
-}
-
-// ProfileError is the error of a match on a profile that fails the rules
-// of referral.requested: each problem with a JSON pointer into the
-// profile. errors.Is(err, ErrInvalidProfile) and
-// errors.Is(err, events.ErrInvalid) hold.
-type ProfileError struct {
-	Problems []events.Problem
-}
-
-func (e *ProfileError) Error() string {
-	var b strings.Builder
-	b.WriteString("routing: invalid needs profile:")
-	for i, p := range e.Problems {
-		if i > 0 {
-			b.WriteString(";")
+	if len(p.Needs) == 0 {
+		return bad("needs: at least one need is required")
+	}
+	for _, n := range p.Needs {
+		if !events.IsNeed(n) {
+			return bad("needs: %q is not a need code", n)
 		}
-		b.WriteString(" " + p.Pointer + ": " + p.Message)
 	}
-	return b.String()
-}
-
-// Is reports ErrInvalidProfile (and events.ErrInvalid through it).
-func (e *ProfileError) Is(target error) bool {
-	return target == ErrInvalidProfile || target == events.ErrInvalid
+	if !events.IsCountry(p.Location.Country) {
+		return bad("location.country: %q is not a known country code", p.Location.Country)
+	}
+	if r := p.Location.ResidenceCountry; r != "" && !events.IsCountry(r) {
+		return bad("location.residence_country: %q is not a known country code", r)
+	}
+	if (p.Location.Lat == nil) != (p.Location.Lon == nil) {
+		return bad("location: lat and lon go together")
+	}
+	if !slices.Contains(events.Urgencies, p.Urgency) {
+		return bad("urgency: %q is not one of %v", p.Urgency, events.Urgencies)
+	}
+	if len(p.Channels) == 0 {
+		return bad("channels: at least one acceptable channel is required")
+	}
+	for _, c := range p.Channels {
+		if !slices.Contains(events.Channels, c) {
+			return bad("channels: %q is not a channel", c)
+		}
+	}
+	for _, l := range p.Languages {
+		if !events.IsLanguage(l) {
+			return bad("languages: %q is not an ISO 639-1 code", l)
+		}
+	}
+	if p.AgeBand != "" && !slices.Contains(events.AgeBands, p.AgeBand) {
+		return bad("age_band: %q is not one of %v", p.AgeBand, events.AgeBands)
+	}
+	if p.Gender != "" && !slices.Contains(events.Genders, p.Gender) {
+		return bad("gender: %q is not one of %v", p.Gender, events.Genders)
+	}
+	for _, a := range p.Accessibility {
+		if !slices.Contains(events.Accessibility, a) {
+			return bad("accessibility: %q is not an accessibility code", a)
+		}
+	}
+	for _, c := range p.Crimes {
+		if !events.IsCrime(c) {
+			return bad("crimes: %q is not a crime code", c)
+		}
+	}
+	for _, f := range p.Flags {
+		if !events.IsFlag(f) {
+			return bad("flags: %q is not a flag code", f)
+		}
+	}
+	return nil
 }
 
 // compile fills sc.q from a checked profile.

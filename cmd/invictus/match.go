@@ -90,6 +90,11 @@ func newMatchCmd(out, errOut io.Writer) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		// The one validation of a profile, as refer, POST /v1/match and
+		// the routing service apply it.
+		if err := events.ValidateProfile(req.Profile); err != nil {
+			return fmt.Errorf("profile %s: %w", args[0], err)
+		}
 		if prefer := firstNonEmpty(o.prefer, req.PreferredOrganisation); prefer != "" {
 			opts = append(opts, routing.WithPreferredOrganisation(prefer))
 		}

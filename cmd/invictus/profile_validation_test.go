@@ -41,7 +41,7 @@ func TestMatchAndReferRejectTheSameProfiles(t *testing.T) {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
 			code, _, errOut := cliRun(t, "match", writeFile(t, "p.json", c.Profile), "--demo")
-			if code == exitOK || !strings.Contains(errOut, c.Pointer+":") {
+			if code == exitOK || !strings.Contains(errOut, " "+c.Pointer+" ") {
 				t.Errorf("match: exit %d, %q; want a rejection at %s", code, errOut, c.Pointer)
 			}
 			req := strings.TrimSuffix(strings.TrimSpace(string(c.Profile)), "}") +
