@@ -52,8 +52,8 @@ const (
 func HTTPBucketConfigs(cfg StreamsConfig) []jetstream.KeyValueConfig {
 	cfg = cfg.WithDefaults()
 	return []jetstream.KeyValueConfig{
-		{Bucket: BucketTokens, Description: "HTTP API tokens (SHA-256 hashes only).", History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas},
-		{Bucket: BucketWebhooks, Description: "Webhook registrations, cursors and delivery logs.", History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas},
+		{Bucket: BucketTokens, Description: "HTTP API tokens (SHA-256 hashes only).", History: 1, MaxBytes: cfg.TokensMaxBytes, Storage: jetstream.FileStorage, Replicas: cfg.Replicas},
+		{Bucket: BucketWebhooks, Description: "Webhook registrations, cursors and delivery logs.", History: 1, MaxBytes: cfg.WebhooksMaxBytes, Storage: jetstream.FileStorage, Replicas: cfg.Replicas},
 	}
 }
 

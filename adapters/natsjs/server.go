@@ -66,6 +66,13 @@ type ServerConfig struct {
 	// connections excepted); with ClientAuth tls.RequireAndVerifyClientCert
 	// and ClientCAs, they must present a certificate that CA signed.
 	TLS *tls.Config
+	// MaxStore bounds JetStream's file store, in bytes; 0 leaves the
+	// server's own default (three quarters of the disk's free space at
+	// start). The streams' MaxBytes are reserved from it (storage.go).
+	MaxStore int64
+	// MinFree is the free space the store's file system must keep, in
+	// bytes, for [Server.StorageCheck]. Default [MinFreeDefault].
+	MinFree int64
 	// Auth, when set, turns authentication on: only the nkey users it
 	// lists may connect, in process too, each with its permissions (see
 	// auth.go). Nil accepts every connection, as before.
@@ -82,6 +89,9 @@ func (c ServerConfig) WithDefaults() ServerConfig {
 	}
 	if c.StartTimeout == 0 {
 		c.StartTimeout = StartTimeoutDefault
+	}
+	if c.MinFree == 0 {
+		c.MinFree = MinFreeDefault
 	}
 	return c
 }
@@ -102,6 +112,9 @@ func (c ServerConfig) Validate() error {
 	}
 	if c.StartTimeout <= 0 {
 		return fmt.Errorf("natsjs: ServerConfig.StartTimeout %s must be positive", c.StartTimeout)
+	}
+	if c.MaxStore < 0 || c.MinFree < 0 {
+		return fmt.Errorf("natsjs: ServerConfig.MaxStore %d and MinFree %d must not be negative", c.MaxStore, c.MinFree)
 	}
 	return nil
 }
@@ -166,6 +179,8 @@ func StartServer(ctx context.Context, cfg ServerConfig, logger *slog.Logger) (*S
 		StoreDir:   cfg.StoreDir,
 		DontListen: cfg.DontListen,
 		NoSigs:     true, // the binary owns signal handling
+		// 0 is the server's default.
+		JetStreamMaxStore: cfg.MaxStore,
 		// The server has no monitoring, cluster, gateway or leaf ports.
 	}
 	if !cfg.DontListen {

@@ -2,6 +2,7 @@ package natsjs
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -56,7 +57,109 @@ const (
 	DirectoryHistoryMax = 64
 )
 
-// StreamsConfig configures the streams and the bucket. The zero value of
+// Bounds of the streams and buckets (see [StreamsConfig] and the limits
+// table of the README). A stream that reaches its MaxBytes refuses new
+// messages (DiscardNew): a publish fails and is retried or reported,
+// nothing already accepted is dropped to make room. DLQ drops its oldest
+// copies instead, because what it holds is already refused and a flood of
+// junk must not stop the rejection of the next command; TIMERS too,
+// because JetStream allows nothing else with message schedules (see
+// StreamConfigs). Per
+// subject bounds count the subject's messages: INBOUND's subject is one
+// organisation (its commands not yet processed), DELIVERY's one
+// organisation and referral.
+const (
+	// InboundMaxBytesDefault bounds INBOUND: commands not yet processed.
+	InboundMaxBytesDefault int64 = 256 << 20
+	// InboundMaxPerOrgDefault bounds the unprocessed commands of one
+	// organisation (one INBOUND subject); more are refused to that
+	// organisation only.
+	InboundMaxPerOrgDefault int64 = 10_000
+	// ReferralsMaxBytesDefault bounds the event log.
+	ReferralsMaxBytesDefault int64 = 2 << 30
+	// DeliveryMaxBytesDefault bounds DELIVERY.
+	DeliveryMaxBytesDefault int64 = 1 << 30
+	// DeliveryMaxPerSubjectDefault bounds the messages of one organisation
+	// about one referral (out.<cc>.<org>.<referral id>), and the
+	// rejections kept for one organisation (out.<cc>.<org>.rejected), of
+	// which the oldest go first.
+	DeliveryMaxPerSubjectDefault int64 = 1_000
+	// TimersMaxBytesDefault bounds TIMERS.
+	TimersMaxBytesDefault int64 = 256 << 20
+	// DLQMaxBytesDefault bounds DLQ; its oldest copies go first.
+	DLQMaxBytesDefault int64 = 256 << 20
+	// DLQMaxAgeDefault is how long DLQ keeps a copy.
+	DLQMaxAgeDefault = 30 * 24 * time.Hour
+	// DirectoryMaxBytesDefault bounds the directory bucket.
+	DirectoryMaxBytesDefault int64 = 256 << 20
+	// TokensMaxBytesDefault bounds the tokens bucket.
+	TokensMaxBytesDefault int64 = 16 << 20
+	// WebhooksMaxBytesDefault bounds the webhooks bucket (registrations,
+	// cursors, delivery logs).
+	WebhooksMaxBytesDefault int64 = 256 << 20
+	// MaxConsumersDefault bounds the consumers of INBOUND, TIMERS and DLQ
+	// (the routing services' and operators' own).
+	MaxConsumersDefault = 64
+	// ReferralsMaxConsumersDefault bounds the consumers of REFERRALS: the
+	// dispatcher, projections and one short-lived reader per HTTP
+	// request waiting for an outcome.
+	ReferralsMaxConsumersDefault = 10_000
+	// DeliveryMaxConsumersDefault bounds the consumers of DELIVERY: one
+	// durable per organisation plus short-lived readers.
+	DeliveryMaxConsumersDefault = 30_000
+	// Unlimited, as a limit of [StreamLimits] or a bucket's MaxBytes,
+	// lifts the bound.
+	Unlimited = -1
+)
+
+// StreamLimits bounds one stream. In every field 0 means the stream's
+// default and [Unlimited] (or a negative MaxAge) no bound.
+type StreamLimits struct {
+	// MaxBytes bounds the stream's stored bytes.
+	MaxBytes int64
+	// MaxAge is how long a message is kept.
+	MaxAge time.Duration
+	// MaxMsgsPerSubject bounds the messages of one subject.
+	MaxMsgsPerSubject int64
+	// MaxConsumers bounds the stream's consumers.
+	MaxConsumers int
+}
+
+// withDefaults gives every 0 field of l the value of d.
+func (l StreamLimits) withDefaults(d StreamLimits) StreamLimits {
+	if l.MaxBytes == 0 {
+		l.MaxBytes = d.MaxBytes
+	}
+	if l.MaxAge == 0 {
+		l.MaxAge = d.MaxAge
+	}
+	if l.MaxMsgsPerSubject == 0 {
+		l.MaxMsgsPerSubject = d.MaxMsgsPerSubject
+	}
+	if l.MaxConsumers == 0 {
+		l.MaxConsumers = d.MaxConsumers
+	}
+	return l
+}
+
+// validate names the first invalid field of l, as a field of StreamsConfig
+// named field.
+func (l StreamLimits) validate(field string) error {
+	switch {
+	case l.MaxBytes < Unlimited || l.MaxBytes == 0:
+		return fmt.Errorf("natsjs: StreamsConfig.%s.MaxBytes %d must be positive or Unlimited", field, l.MaxBytes)
+	case l.MaxMsgsPerSubject < Unlimited || l.MaxMsgsPerSubject == 0:
+		return fmt.Errorf("natsjs: StreamsConfig.%s.MaxMsgsPerSubject %d must be positive or Unlimited", field, l.MaxMsgsPerSubject)
+	case l.MaxConsumers < Unlimited || l.MaxConsumers == 0:
+		return fmt.Errorf("natsjs: StreamsConfig.%s.MaxConsumers %d must be positive or Unlimited", field, l.MaxConsumers)
+	}
+	return nil
+}
+
+// age is MaxAge as JetStream takes it: 0 for no bound.
+func (l StreamLimits) age() time.Duration { return max(l.MaxAge, 0) }
+
+// StreamsConfig configures the streams and the buckets. The zero value of
 // every field means its default.
 type StreamsConfig struct {
 	// Replicas of every stream and the bucket. Default [ReplicasDefault].
@@ -64,12 +167,39 @@ type StreamsConfig struct {
 	// Duplicates is the deduplication window of every stream. Default
 	// [DuplicatesDefault].
 	Duplicates time.Duration
-	// ReferralsMaxAge is how long REFERRALS keeps events, by policy; 0 keeps
-	// them until erased. When set it must be at least Duplicates.
-	ReferralsMaxAge time.Duration
 	// DirectoryHistory is how many revisions of each directory key are kept.
 	// Default [DirectoryHistoryDefault].
 	DirectoryHistory uint8
+
+	// Inbound bounds INBOUND; MaxMsgsPerSubject is per organisation.
+	// Defaults [InboundMaxBytesDefault], no age, [InboundMaxPerOrgDefault],
+	// [MaxConsumersDefault].
+	Inbound StreamLimits
+	// Referrals bounds REFERRALS. MaxAge is how long events are kept, by
+	// policy: by default until erased; when set it must be at least
+	// Duplicates. Defaults [ReferralsMaxBytesDefault], no age, no per
+	// subject bound (a referral's events are never dropped),
+	// [ReferralsMaxConsumersDefault].
+	Referrals StreamLimits
+	// Delivery bounds DELIVERY. Defaults [DeliveryMaxBytesDefault], no
+	// age, [DeliveryMaxPerSubjectDefault], [DeliveryMaxConsumersDefault].
+	Delivery StreamLimits
+	// Timers bounds TIMERS. It has no age: a schedule lives until its
+	// deadline. Defaults [TimersMaxBytesDefault], no per subject bound,
+	// [MaxConsumersDefault].
+	Timers StreamLimits
+	// DLQ bounds DLQ. Defaults [DLQMaxBytesDefault], [DLQMaxAgeDefault],
+	// no per subject bound, [MaxConsumersDefault].
+	DLQ StreamLimits
+	// DirectoryMaxBytes bounds the directory bucket. Default
+	// [DirectoryMaxBytesDefault].
+	DirectoryMaxBytes int64
+	// TokensMaxBytes bounds the tokens bucket. Default
+	// [TokensMaxBytesDefault].
+	TokensMaxBytes int64
+	// WebhooksMaxBytes bounds the webhooks bucket. Default
+	// [WebhooksMaxBytesDefault].
+	WebhooksMaxBytes int64
 }
 
 // WithDefaults returns a copy of c with every unset field given its default.
@@ -83,6 +213,20 @@ func (c StreamsConfig) WithDefaults() StreamsConfig {
 	if c.DirectoryHistory == 0 {
 		c.DirectoryHistory = DirectoryHistoryDefault
 	}
+	c.Inbound = c.Inbound.withDefaults(StreamLimits{InboundMaxBytesDefault, -1, InboundMaxPerOrgDefault, MaxConsumersDefault})
+	c.Referrals = c.Referrals.withDefaults(StreamLimits{ReferralsMaxBytesDefault, -1, Unlimited, ReferralsMaxConsumersDefault})
+	c.Delivery = c.Delivery.withDefaults(StreamLimits{DeliveryMaxBytesDefault, -1, DeliveryMaxPerSubjectDefault, DeliveryMaxConsumersDefault})
+	c.Timers = c.Timers.withDefaults(StreamLimits{TimersMaxBytesDefault, -1, Unlimited, MaxConsumersDefault})
+	c.DLQ = c.DLQ.withDefaults(StreamLimits{DLQMaxBytesDefault, DLQMaxAgeDefault, Unlimited, MaxConsumersDefault})
+	if c.DirectoryMaxBytes == 0 {
+		c.DirectoryMaxBytes = DirectoryMaxBytesDefault
+	}
+	if c.TokensMaxBytes == 0 {
+		c.TokensMaxBytes = TokensMaxBytesDefault
+	}
+	if c.WebhooksMaxBytes == 0 {
+		c.WebhooksMaxBytes = WebhooksMaxBytesDefault
+	}
 	return c
 }
 
@@ -95,12 +239,33 @@ func (c StreamsConfig) Validate() error {
 	if c.Duplicates <= 0 {
 		return fmt.Errorf("natsjs: StreamsConfig.Duplicates %s must be positive", c.Duplicates)
 	}
-	if c.ReferralsMaxAge < 0 || (c.ReferralsMaxAge > 0 && c.ReferralsMaxAge < c.Duplicates) {
-		return fmt.Errorf("natsjs: StreamsConfig.ReferralsMaxAge %s must be 0 (unlimited) or at least Duplicates (%s)",
-			c.ReferralsMaxAge, c.Duplicates)
+	if age := c.Referrals.age(); age > 0 && age < c.Duplicates {
+		return fmt.Errorf("natsjs: StreamsConfig.Referrals.MaxAge %s must be none or at least Duplicates (%s)", age, c.Duplicates)
+	}
+	if age := c.DLQ.age(); age > 0 && age < c.Duplicates {
+		return fmt.Errorf("natsjs: StreamsConfig.DLQ.MaxAge %s must be none or at least Duplicates (%s)", age, c.Duplicates)
+	}
+	if c.Timers.age() > 0 || c.Inbound.age() > 0 {
+		return errors.New("natsjs: StreamsConfig.Timers.MaxAge and Inbound.MaxAge must be none: a schedule or a command waiting for the routing service must not expire")
 	}
 	if c.DirectoryHistory < 1 || c.DirectoryHistory > DirectoryHistoryMax {
 		return fmt.Errorf("natsjs: StreamsConfig.DirectoryHistory %d must be from 1 to %d", c.DirectoryHistory, DirectoryHistoryMax)
+	}
+	for _, l := range []struct {
+		field  string
+		limits StreamLimits
+	}{{"Inbound", c.Inbound}, {"Referrals", c.Referrals}, {"Delivery", c.Delivery}, {"Timers", c.Timers}, {"DLQ", c.DLQ}} {
+		if err := l.limits.validate(l.field); err != nil {
+			return err
+		}
+	}
+	for _, b := range []struct {
+		field string
+		max   int64
+	}{{"DirectoryMaxBytes", c.DirectoryMaxBytes}, {"TokensMaxBytes", c.TokensMaxBytes}, {"WebhooksMaxBytes", c.WebhooksMaxBytes}} {
+		if b.max < Unlimited || b.max == 0 {
+			return fmt.Errorf("natsjs: StreamsConfig.%s %d must be positive or Unlimited", b.field, b.max)
+		}
 	}
 	return nil
 }
@@ -109,37 +274,52 @@ func (c StreamsConfig) Validate() error {
 // INBOUND, REFERRALS, DELIVERY, TIMERS, DLQ, for cfg with defaults applied.
 func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	cfg = cfg.WithDefaults()
-	base := func(name, subjects, description string) jetstream.StreamConfig {
+	base := func(name, subjects, description string, l StreamLimits) jetstream.StreamConfig {
 		return jetstream.StreamConfig{
-			Name:        name,
-			Description: description,
-			Subjects:    []string{subjects},
-			Retention:   jetstream.LimitsPolicy,
-			Storage:     jetstream.FileStorage,
-			Replicas:    cfg.Replicas,
-			Duplicates:  cfg.Duplicates,
-			Discard:     jetstream.DiscardOld,
+			Name:              name,
+			Description:       description,
+			Subjects:          []string{subjects},
+			Retention:         jetstream.LimitsPolicy,
+			Storage:           jetstream.FileStorage,
+			Replicas:          cfg.Replicas,
+			Duplicates:        cfg.Duplicates,
+			Discard:           jetstream.DiscardNew,
+			MaxBytes:          l.MaxBytes,
+			MaxAge:            l.age(),
+			MaxMsgsPerSubject: l.MaxMsgsPerSubject,
+			MaxConsumers:      l.MaxConsumers,
+			MaxMsgs:           Unlimited,
 		}
 	}
 
-	inbound := base(StreamInbound, SubjectsInbound, "Commands from organisations, one subject per organisation.")
+	inbound := base(StreamInbound, SubjectsInbound, "Commands from organisations, one subject per organisation.", cfg.Inbound)
 	inbound.Retention = jetstream.WorkQueuePolicy
+	// A full organisation subject refuses that organisation's next
+	// command instead of dropping its oldest one.
+	inbound.DiscardNewPerSubject = cfg.Inbound.MaxMsgsPerSubject > 0
 
-	referrals := base(StreamReferrals, SubjectsReferrals, "The referral event log, one subject per referral.")
-	referrals.MaxAge = cfg.ReferralsMaxAge
+	referrals := base(StreamReferrals, SubjectsReferrals, "The referral event log, one subject per referral.", cfg.Referrals)
 	referrals.DenyDelete = true // erasure purges a whole subject; single events are never deleted
 	referrals.AllowDirect = true
 	// All events of one command are appended in one atomic batch, so a
 	// crash never leaves half of them (see Bus.Append).
 	referrals.AllowAtomicPublish = true
+	// Never drop a referral's oldest events for its newest: refuse them.
+	referrals.DiscardNewPerSubject = cfg.Referrals.MaxMsgsPerSubject > 0
 
-	delivery := base(StreamDelivery, SubjectsDelivery, "What each organisation must see, one subject per organisation and referral.")
+	delivery := base(StreamDelivery, SubjectsDelivery, "What each organisation must see, one subject per organisation and referral.", cfg.Delivery)
 
-	timers := base(StreamTimers, SubjectsTimers, "Offer deadlines and reminders as scheduled messages.")
+	timers := base(StreamTimers, SubjectsTimers, "Offer deadlines and reminders as scheduled messages.", cfg.Timers)
 	timers.AllowMsgSchedules = true
 	timers.AllowDirect = true // the router reads a placement's schedule before it writes one
+	// JetStream does not allow DiscardNew with message schedules. TIMERS
+	// holds one live schedule per open placement, so it stays far below
+	// its bound; the storage check (StorageCheck) makes the node not ready
+	// well before it would drop a schedule.
+	timers.Discard = jetstream.DiscardOld
 
-	dlq := base(StreamDLQ, SubjectsDLQ, "Messages that could not be decoded or authorised, with the reason in headers.")
+	dlq := base(StreamDLQ, SubjectsDLQ, "Messages that could not be decoded or authorised, with the reason in headers.", cfg.DLQ)
+	dlq.Discard = jetstream.DiscardOld
 
 	return []jetstream.StreamConfig{inbound, referrals, delivery, timers, dlq}
 }
@@ -152,6 +332,7 @@ func DirectoryBucketConfig(cfg StreamsConfig) jetstream.KeyValueConfig {
 		Bucket:      BucketDirectory,
 		Description: "Organisations and services of the directory.",
 		History:     cfg.DirectoryHistory,
+		MaxBytes:    cfg.DirectoryMaxBytes,
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 	}

@@ -2,6 +2,7 @@ package natsjs_test
 
 import (
 	"errors"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -59,9 +60,13 @@ func TestEnsureStreamsIdempotent(t *testing.T) {
 		if c.AllowMsgSchedules != w.schedules {
 			t.Errorf("%s AllowMsgSchedules = %v, want %v", name, c.AllowMsgSchedules, w.schedules)
 		}
-		if c.Duplicates != natsjs.DuplicatesDefault || c.Replicas != 1 || c.Storage != jetstream.FileStorage || c.MaxAge != 0 {
-			t.Errorf("%s Duplicates %s Replicas %d Storage %v MaxAge %s; want %s 1 file 0",
-				name, c.Duplicates, c.Replicas, c.Storage, c.MaxAge, natsjs.DuplicatesDefault)
+		wantAge := time.Duration(0)
+		if name == natsjs.StreamDLQ {
+			wantAge = natsjs.DLQMaxAgeDefault
+		}
+		if c.Duplicates != natsjs.DuplicatesDefault || c.Replicas != 1 || c.Storage != jetstream.FileStorage || c.MaxAge != wantAge {
+			t.Errorf("%s Duplicates %s Replicas %d Storage %v MaxAge %s; want %s 1 file %s",
+				name, c.Duplicates, c.Replicas, c.Storage, c.MaxAge, natsjs.DuplicatesDefault, wantAge)
 		}
 	}
 
@@ -98,7 +103,7 @@ func TestEnsureStreamsUpdatesConfig(t *testing.T) {
 	if err := natsjs.EnsureStreams(ctx, b.js, natsjs.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	changed := natsjs.StreamsConfig{Duplicates: 5 * time.Minute, ReferralsMaxAge: 30 * 24 * time.Hour, DirectoryHistory: 32}
+	changed := natsjs.StreamsConfig{Duplicates: 5 * time.Minute, Referrals: natsjs.StreamLimits{MaxAge: 30 * 24 * time.Hour}, DirectoryHistory: 32}
 	if err := natsjs.EnsureStreams(ctx, b.js, changed); err != nil {
 		t.Fatalf("EnsureStreams with a new config: %v", err)
 	}
@@ -106,8 +111,8 @@ func TestEnsureStreamsUpdatesConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c := s.CachedInfo().Config; c.Duplicates != changed.Duplicates || c.MaxAge != changed.ReferralsMaxAge {
-		t.Errorf("REFERRALS Duplicates %s MaxAge %s, want %s %s", c.Duplicates, c.MaxAge, changed.Duplicates, changed.ReferralsMaxAge)
+	if c := s.CachedInfo().Config; c.Duplicates != changed.Duplicates || c.MaxAge != changed.Referrals.MaxAge {
+		t.Errorf("REFERRALS Duplicates %s MaxAge %s, want %s %s", c.Duplicates, c.MaxAge, changed.Duplicates, changed.Referrals.MaxAge)
 	}
 	kv, err := b.js.KeyValue(ctx, natsjs.BucketDirectory)
 	if err != nil {
@@ -152,8 +157,13 @@ func TestEnsureStreamsRejectsInvalidConfig(t *testing.T) {
 		{natsjs.StreamsConfig{Replicas: 6}, "Replicas"},
 		{natsjs.StreamsConfig{Replicas: -1}, "Replicas"},
 		{natsjs.StreamsConfig{Duplicates: -time.Second}, "Duplicates"},
-		{natsjs.StreamsConfig{ReferralsMaxAge: time.Minute}, "ReferralsMaxAge"},
-		{natsjs.StreamsConfig{ReferralsMaxAge: -time.Hour}, "ReferralsMaxAge"},
+		{natsjs.StreamsConfig{Referrals: natsjs.StreamLimits{MaxAge: time.Minute}}, "Referrals.MaxAge"},
+		{natsjs.StreamsConfig{DLQ: natsjs.StreamLimits{MaxAge: time.Second}}, "DLQ.MaxAge"},
+		{natsjs.StreamsConfig{Timers: natsjs.StreamLimits{MaxAge: time.Hour}}, "Timers.MaxAge"},
+		{natsjs.StreamsConfig{Inbound: natsjs.StreamLimits{MaxBytes: -2}}, "Inbound.MaxBytes"},
+		{natsjs.StreamsConfig{Delivery: natsjs.StreamLimits{MaxMsgsPerSubject: -5}}, "Delivery.MaxMsgsPerSubject"},
+		{natsjs.StreamsConfig{DLQ: natsjs.StreamLimits{MaxConsumers: -3}}, "DLQ.MaxConsumers"},
+		{natsjs.StreamsConfig{WebhooksMaxBytes: -9}, "WebhooksMaxBytes"},
 		{natsjs.StreamsConfig{DirectoryHistory: 65}, "DirectoryHistory"},
 	}
 	for _, tt := range tests {
@@ -247,9 +257,17 @@ func TestStreamsConfigWithDefaults(t *testing.T) {
 	t.Parallel()
 	got := natsjs.StreamsConfig{}.WithDefaults()
 	want := natsjs.StreamsConfig{
-		Replicas:         natsjs.ReplicasDefault,
-		Duplicates:       natsjs.DuplicatesDefault,
-		DirectoryHistory: natsjs.DirectoryHistoryDefault,
+		Replicas:          natsjs.ReplicasDefault,
+		Duplicates:        natsjs.DuplicatesDefault,
+		DirectoryHistory:  natsjs.DirectoryHistoryDefault,
+		Inbound:           natsjs.StreamLimits{MaxBytes: natsjs.InboundMaxBytesDefault, MaxAge: -1, MaxMsgsPerSubject: natsjs.InboundMaxPerOrgDefault, MaxConsumers: natsjs.MaxConsumersDefault},
+		Referrals:         natsjs.StreamLimits{MaxBytes: natsjs.ReferralsMaxBytesDefault, MaxAge: -1, MaxMsgsPerSubject: natsjs.Unlimited, MaxConsumers: natsjs.ReferralsMaxConsumersDefault},
+		Delivery:          natsjs.StreamLimits{MaxBytes: natsjs.DeliveryMaxBytesDefault, MaxAge: -1, MaxMsgsPerSubject: natsjs.DeliveryMaxPerSubjectDefault, MaxConsumers: natsjs.DeliveryMaxConsumersDefault},
+		Timers:            natsjs.StreamLimits{MaxBytes: natsjs.TimersMaxBytesDefault, MaxAge: -1, MaxMsgsPerSubject: natsjs.Unlimited, MaxConsumers: natsjs.MaxConsumersDefault},
+		DLQ:               natsjs.StreamLimits{MaxBytes: natsjs.DLQMaxBytesDefault, MaxAge: natsjs.DLQMaxAgeDefault, MaxMsgsPerSubject: natsjs.Unlimited, MaxConsumers: natsjs.MaxConsumersDefault},
+		DirectoryMaxBytes: natsjs.DirectoryMaxBytesDefault,
+		TokensMaxBytes:    natsjs.TokensMaxBytesDefault,
+		WebhooksMaxBytes:  natsjs.WebhooksMaxBytesDefault,
 	}
 	if got != want {
 		t.Errorf("WithDefaults() = %+v, want %+v", got, want)
@@ -263,4 +281,105 @@ func TestStreamsConfigWithDefaults(t *testing.T) {
 	if natsjs.DirectoryBucketConfig(three).Replicas != 3 {
 		t.Error("directory bucket does not follow Replicas")
 	}
+}
+
+// TestStreamsAreBounded shows every stream and bucket bounded, and what
+// each does at its bound: INBOUND refuses one organisation's next command
+// once it has its limit waiting while another organisation still
+// publishes; REFERRALS refuses an append once full and keeps every event
+// it had; DLQ drops its oldest copy.
+func TestStreamsAreBounded(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ctx := testContext(t)
+	cfg := natsjs.StreamsConfig{
+		Inbound:   natsjs.StreamLimits{MaxMsgsPerSubject: 3},
+		Referrals: natsjs.StreamLimits{MaxBytes: 4 << 10},
+		DLQ:       natsjs.StreamLimits{MaxBytes: 2 << 10},
+	}
+	if err := natsjs.EnsureStreams(ctx, b.js, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsjs.NewHTTPPorts(ctx, b.nc, cfg); err != nil {
+		t.Fatal(err)
+	}
+	names := b.js.StreamNames(ctx)
+	n := 0
+	for name := range names.Name() {
+		n++
+		s, err := b.js.Stream(ctx, name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c := s.CachedInfo().Config
+		if c.MaxBytes <= 0 {
+			t.Errorf("%s MaxBytes = %d, want a bound", name, c.MaxBytes)
+		}
+		if name != natsjs.StreamDLQ && name != natsjs.StreamTimers && c.Discard != jetstream.DiscardNew {
+			t.Errorf("%s discards %v, want DiscardNew", name, c.Discard)
+		}
+	}
+	if n != 8 {
+		t.Errorf("%d streams, want the five and three buckets", n)
+	}
+
+	t.Run("INBOUND refuses one organisation's command beyond its limit", func(t *testing.T) {
+		for i := range 3 {
+			if _, err := b.js.Publish(ctx, "in.pt.apav", []byte("{}")); err != nil {
+				t.Fatalf("command %d: %v", i+1, err)
+			}
+		}
+		if _, err := b.js.Publish(ctx, "in.pt.apav", []byte("{}")); err == nil {
+			t.Error("a 4th waiting command of pt.apav was stored, want it refused")
+		}
+		if _, err := b.js.Publish(ctx, "in.fi.riku", []byte("{}")); err != nil {
+			t.Errorf("fi.riku refused while pt.apav is at its limit: %v", err)
+		}
+	})
+
+	t.Run("a full REFERRALS refuses and keeps what it has", func(t *testing.T) {
+		var stored uint64
+		var refused error
+		for i := range 100 {
+			_, err := b.js.Publish(ctx, "referral.pt.r"+strconv.Itoa(i), make([]byte, 500))
+			if err != nil {
+				refused = err
+				break
+			}
+			stored++
+		}
+		if refused == nil {
+			t.Fatal("100 × 500 bytes stored in a 4 KiB REFERRALS")
+		}
+		s, err := b.js.Stream(ctx, natsjs.StreamReferrals)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Msgs != stored || info.State.FirstSeq != 1 {
+			t.Errorf("REFERRALS holds %d messages from %d, want the %d stored from 1", info.State.Msgs, info.State.FirstSeq, stored)
+		}
+	})
+
+	t.Run("a full DLQ drops its oldest copies", func(t *testing.T) {
+		for i := range 20 {
+			if _, err := b.js.Publish(ctx, "dlq.invalid", make([]byte, 500)); err != nil {
+				t.Fatalf("DLQ copy %d refused: %v", i+1, err)
+			}
+		}
+		s, err := b.js.Stream(ctx, natsjs.StreamDLQ)
+		if err != nil {
+			t.Fatal(err)
+		}
+		info, err := s.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.Bytes > 2<<10 || info.State.LastSeq != 20 || info.State.FirstSeq == 1 {
+			t.Errorf("DLQ state %+v, want at most 2 KiB ending at 20", info.State)
+		}
+	})
 }
