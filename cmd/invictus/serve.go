@@ -59,6 +59,7 @@ type serveOptions struct {
 	email           emailSettings
 	logs            logFlags
 	http            httpFlags
+	limits          limitOptions
 	natsTLS         tlsFlags
 }
 
@@ -106,6 +107,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.natsTLS.key, "nats-tls-key", "", "the PEM private key of --nats-tls-cert")
 	fs.StringVar(&o.natsTLS.clientCA, "nats-tls-client-ca", "", "embedded NATS server: require client certificates signed by this PEM CA (with --nats-tls-cert)")
 	o.email.addFlags(fs)
+	o.limits.addFlags(fs)
 	fs.StringVar(&o.logs.level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logs.format, "log-format", "text", "log format: text or json")
 }
@@ -138,6 +140,11 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 		return usageError{fmt.Errorf("--http-read-timeout %s and --http-idle-timeout %s: must be positive", o.http.readTimeout, o.http.idleTimeout)}
 	case o.http.writeTimeout <= httpapi.MaxWaitDefault:
 		return usageError{fmt.Errorf("--http-write-timeout %s: must be more than the longest ?wait=, %s", o.http.writeTimeout, httpapi.MaxWaitDefault)}
+	case o.natsURL != "" && (settings["nats-max-store"].Source != sourceDefault || settings["store-min-free"].Source != sourceDefault):
+		return usageError{errors.New("--nats-max-store and --store-min-free are for the embedded server; with --nats-url its operator sets them")}
+	}
+	if err := o.limits.validate(); err != nil {
+		return err
 	}
 	return o.email.check()
 }
@@ -293,13 +300,16 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	ready := &readiness{}
 	view := directory.NewView()
 	natsC := &natsComponent{
-		data:   o.data,
-		listen: o.natsListen,
-		url:    o.natsURL,
-		creds:  o.natsCreds,
-		tls:    natsTLS,
-		logger: logger,
-		fail:   fail,
+		data:     o.data,
+		listen:   o.natsListen,
+		url:      o.natsURL,
+		creds:    o.natsCreds,
+		tls:      natsTLS,
+		streams:  o.limits.streams(),
+		maxStore: int64(o.limits.natsMaxStore),
+		minFree:  int64(o.limits.storeMinFree),
+		logger:   logger,
+		fail:     fail,
 	}
 	dirC := &directoryComponent{conn: natsC.adminConn, view: view, logger: logger, fail: fail}
 	provC := &provisionComponent{nats: natsC, view: view, logger: logger, fail: fail}
@@ -323,12 +333,14 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 			TLS:          httpTLS,
 			Webhooks:     httpapi.WebhookConfig{AllowPrivate: o.http.allowPrivateWebhooks},
 		},
+		nats:   natsC,
 		logger: logger,
 		fail:   fail,
 	}
 	ready.add("nats", natsC.connected)
 	ready.add("streams", natsC.streamsEnsured)
 	ready.add("jetstream", natsC.jetstreamCheck)
+	ready.add("storage", natsC.storageCheck)
 	ready.add("directory", dirC.loaded)
 	ready.add("routing", routeC.runningCheck)
 

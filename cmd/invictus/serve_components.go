@@ -248,7 +248,9 @@ type apiComponent struct {
 	config httpapi.Config
 	// mail serves the e-mail link pages under /mail/, if the e-mail
 	// channel runs.
-	mail   http.Handler
+	mail http.Handler
+	// nats gives the streams' bounds and their usage for the metrics.
+	nats   *natsComponent
 	logger *slog.Logger
 	fail   func(error)
 	// reports is the coordinators' read model, started before the API.
@@ -270,7 +272,13 @@ func (a *apiComponent) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ports, err := natsjs.NewHTTPPorts(ctx, a.conn(), natsjs.StreamsConfig{})
+	ports, err := natsjs.NewHTTPPorts(ctx, a.conn(), a.nats.streams)
+	if err == nil {
+		var storage *natsjs.StorageCollector
+		if storage, err = a.nats.storageCollector(); err == nil {
+			err = a.metrics.Registry.Register(storage)
+		}
+	}
 	if err == nil {
 		a.api, err = httpapi.New(httpapi.Deps{
 			Tokens:    ports.Tokens,

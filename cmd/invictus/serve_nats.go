@@ -60,8 +60,11 @@ type natsComponent struct {
 	creds   string
 	tls     *tls.Config // embedded only: the server's TLS, or nil
 	streams natsjs.StreamsConfig
-	logger  *slog.Logger
-	fail    func(error)
+	// maxStore and minFree bound the embedded server's store and the
+	// free space of its disk (0: defaults).
+	maxStore, minFree int64
+	logger            *slog.Logger
+	fail              func(error)
 
 	srv      *natsjs.Server   // embedded only
 	keys     *natsjs.KeyStore // embedded only
@@ -71,6 +74,7 @@ type natsComponent struct {
 	ensured  atomic.Bool
 	stopping atomic.Bool
 	jsCheck  func(context.Context) error // set before ensured
+	jsStore  func(context.Context) error // set before ensured
 
 	authMu sync.Mutex
 	orgs   []string // organisations the embedded server's users are set for
@@ -134,6 +138,8 @@ func (n *natsComponent) startEmbedded(ctx context.Context) error {
 		StoreDir: filepath.Join(n.data, "nats"),
 		Listen:   n.listen,
 		TLS:      n.tls,
+		MaxStore: n.maxStore,
+		MinFree:  n.minFree,
 		Auth:     auth,
 	}, n.logger)
 	switch {
@@ -264,8 +270,34 @@ func (n *natsComponent) ensureStreams(ctx context.Context) error {
 		return err
 	}
 	n.jsCheck = natsjs.JetStreamCheck(js)
+	n.jsStore = natsjs.StorageCheck(js)
 	n.ensured.Store(true)
 	return nil
+}
+
+// storageCheck is the readiness check of storage: no stream full, nor
+// the embedded server's store, nor the disk under it. It passes again by
+// itself once space returns.
+func (n *natsComponent) storageCheck(ctx context.Context) error {
+	if !n.ensured.Load() {
+		return errors.New("not started")
+	}
+	if n.srv != nil {
+		if err := n.srv.StorageCheck()(ctx); err != nil {
+			return err
+		}
+	}
+	return n.jsStore(ctx)
+}
+
+// storageCollector returns the Prometheus collector of the streams'
+// usage and bounds (and the embedded store's), once started.
+func (n *natsComponent) storageCollector() (*natsjs.StorageCollector, error) {
+	js, err := jetstream.New(n.admin.Load())
+	if err != nil {
+		return nil, fmt.Errorf("jetstream: %w", err)
+	}
+	return natsjs.NewStorageCollector(js, n.srv), nil
 }
 
 // jetstreamCheck is the readiness check of JetStream: it answers.
