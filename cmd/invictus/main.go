@@ -120,6 +120,7 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		newCompleteCmd(out),
 		newEraseCmd(out, errOut),
 		newCredsCmd(out, errOut),
+		newCheckCmd(out, errOut),
 		newCompletionCmd(out),
 		newExitCodesTopic(),
 		newOpenAPICmd(out),

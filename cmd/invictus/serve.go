@@ -315,7 +315,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	provC := &provisionComponent{nats: natsC, view: view, logger: logger, fail: fail}
 	// The API serves the metrics the routing service feeds.
 	metrics := httpapi.NewMetrics()
-	routeC := &routingComponent{conn: natsC.routingConn, view: view, observer: metrics, logger: logger, fail: fail}
+	routeC := &routingComponent{conn: natsC.routingConn, view: view, observer: metrics, damaged: natsC.storeCheck, logger: logger, fail: fail}
 	reportsC := &reportsComponent{data: o.data, conn: natsC.adminConn, logger: logger, fail: fail}
 	apiC := &apiComponent{
 		reports: reportsC,
@@ -341,6 +341,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	ready.add("streams", natsC.streamsEnsured)
 	ready.add("jetstream", natsC.jetstreamCheck)
 	ready.add("storage", natsC.storageCheck)
+	ready.add("store", natsC.storeCheck)
 	ready.add("directory", dirC.loaded)
 	ready.add("routing", routeC.runningCheck)
 

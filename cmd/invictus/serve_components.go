@@ -189,17 +189,27 @@ type routingComponent struct {
 	view *directory.View
 	// observer is told what the service does (the API's metrics).
 	observer routing.Observer
-	logger   *slog.Logger
-	fail     func(error)
+	// damaged reports damage the store check found; the service does not
+	// run on a damaged store.
+	damaged func(context.Context) error
+	logger  *slog.Logger
+	fail    func(error)
 
 	bg      *background
 	running atomic.Bool
+	refused atomic.Pointer[error] // why the service does not run
 }
 
 func (r *routingComponent) Name() string { return "routing" }
 
-// Start creates the router's consumers and runs it.
+// Start creates the router's consumers and runs it, unless the store is
+// damaged.
 func (r *routingComponent) Start(ctx context.Context) error {
+	if err := r.damaged(ctx); err != nil {
+		refused := errors.New("not running: the store is damaged (see the store check)")
+		r.refused.Store(&refused)
+		return nil
+	}
 	bus, err := natsjs.NewBus(r.conn(), natsjs.BusConfig{Logger: r.logger})
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)
@@ -228,6 +238,9 @@ func (r *routingComponent) Stop(ctx context.Context) error {
 
 // runningCheck is the readiness check of the routing service.
 func (r *routingComponent) runningCheck(context.Context) error {
+	if err := r.refused.Load(); err != nil {
+		return *err
+	}
 	if !r.running.Load() {
 		return errors.New("not running")
 	}

@@ -75,6 +75,8 @@ type natsComponent struct {
 	stopping atomic.Bool
 	jsCheck  func(context.Context) error // set before ensured
 	jsStore  func(context.Context) error // set before ensured
+	// verified is what the store check at start found.
+	verified atomic.Pointer[natsjs.StoreReport]
 
 	authMu sync.Mutex
 	orgs   []string // organisations the embedded server's users are set for
@@ -94,10 +96,45 @@ func (n *natsComponent) Start(ctx context.Context) error {
 	if err == nil {
 		err = n.ensureStreams(ctx)
 	}
+	if err == nil {
+		err = n.verifyStore(ctx)
+	}
 	if err != nil {
 		return errors.Join(err, n.Stop(context.WithoutCancel(ctx)))
 	}
 	return nil
+}
+
+// verifyStore checks the store (natsjs.VerifyStore) before anything
+// routes on it. Damage does not stop serve: it makes the node not ready,
+// with /readyz saying what is damaged and how to recover, and keeps the
+// routing service from running on a half-read log.
+func (n *natsComponent) verifyStore(ctx context.Context) error {
+	js, err := jetstream.New(n.admin.Load())
+	if err != nil {
+		return fmt.Errorf("jetstream: %w", err)
+	}
+	begin := time.Now()
+	report, err := natsjs.VerifyStore(ctx, js)
+	if err != nil {
+		return fmt.Errorf("verify the store: %w", err)
+	}
+	n.verified.Store(&report)
+	if err := report.Err(); err != nil {
+		n.logger.Error("the store is damaged: the node will not route until it is recovered", slog.Any("error", err))
+		return nil
+	}
+	n.logger.Info("store verified", slog.Int("referrals", report.Referrals), slog.Duration("took", time.Since(begin)))
+	return nil
+}
+
+// storeCheck is the readiness check of the store's verification.
+func (n *natsComponent) storeCheck(context.Context) error {
+	r := n.verified.Load()
+	if r == nil {
+		return errors.New("not verified")
+	}
+	return r.Err()
 }
 
 // startEmbedded starts the server with authentication and connects.
