@@ -68,7 +68,7 @@ func TestStoreDamage(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := f.WriteAt([]byte(rand.Text()+strings.Repeat(rand.Text(), 160))[:4096], st.Size()/2); err != nil {
+	if _, err := f.WriteAt([]byte(rand.Text() + strings.Repeat(rand.Text(), 160))[:4096], st.Size()/2); err != nil {
 		t.Fatal(err)
 	}
 	if err := f.Close(); err != nil {
