@@ -273,9 +273,16 @@ func ctxT(t testing.TB, d time.Duration) context.Context {
 	return ctx
 }
 
+// waitFloor is the least a wait for an asynchronous effect allows: on a
+// loaded 2-core machine running the whole suite, effects that take
+// milliseconds alone can take tens of seconds. A wait that succeeds
+// returns at once, so only a real failure waits this long.
+const waitFloor = 2 * time.Minute
+
 // waitFor polls cond until it returns true, failing after timeout.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = max(timeout, waitFloor)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {

@@ -421,9 +421,15 @@ func (b *bundle) eventually(what string, cond func() bool) {
 	eventually(b.t, what, cond)
 }
 
+// waitFloor is the least a wait for an asynchronous effect allows: on a
+// loaded 2-core machine running the whole suite, effects that take
+// milliseconds alone can take tens of seconds. A wait that succeeds
+// returns at once, so only a real failure waits this long.
+const waitFloor = 2 * time.Minute
+
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
+	deadline := time.Now().Add(waitFloor)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

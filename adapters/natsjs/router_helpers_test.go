@@ -416,10 +416,17 @@ func (n *netBundle) deliveries(org, id string) []stored {
 	return n.read(natsjs.StreamDelivery, subject)
 }
 
+// waitFloor is the least a wait for an asynchronous effect allows: on a
+// loaded 2-core machine running the whole suite, effects that take
+// milliseconds alone can take tens of seconds. A wait that succeeds
+// returns at once, so only a real failure waits this long.
+const waitFloor = 2 * time.Minute
+
 // waitFor polls cond until it returns true, failing the test after
 // timeout with what.
 func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	timeout = max(timeout, waitFloor)
 	deadline := time.Now().Add(timeout)
 	tick := time.NewTicker(10 * time.Millisecond)
 	defer tick.Stop()
@@ -428,6 +435,32 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("timed out after %s waiting for %s", timeout, what)
 		}
 		<-tick.C
+	}
+}
+
+// progressStall is how long a load test lets its count stand still before
+// it fails: longer than a command's longest retry delay plus an ack wait,
+// the longest a loaded but working router may show no progress.
+const progressStall = 2*natsjs.RetryDelayMax + natsjs.AckWaitDefault
+
+// waitProgress polls count until done says it is complete, failing only
+// when count has not grown for progressStall: a loaded machine slows the
+// work down, which a fixed deadline mistakes for a hang.
+func waitProgress(t testing.TB, what string, count func() uint64, done func(uint64) bool) {
+	t.Helper()
+	last, since := count(), time.Now()
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	for !done(last) {
+		<-tick.C
+		c := count()
+		if c != last {
+			last, since = c, time.Now()
+			continue
+		}
+		if time.Since(since) > progressStall {
+			t.Fatalf("no progress for %s waiting for %s (at %d)", progressStall, what, last)
+		}
 	}
 }
 

@@ -186,8 +186,8 @@ func testTwoInstances(t *testing.T, atomic bool) {
 		ids[i] = events.NewReferralID()
 		n.send("pt.ref", ids[i], request(events.NeedSupportEmotional))
 	}
-	accepted := func() int {
-		c := 0
+	accepted := func() uint64 {
+		c := uint64(0)
 		for _, id := range ids {
 			for _, m := range n.delivered("pt.ref", id) {
 				if m.typ() == events.TypeReferralAccepted {
@@ -198,7 +198,7 @@ func testTwoInstances(t *testing.T, atomic bool) {
 		return c
 	}
 	start := time.Now()
-	waitFor(t, 60*time.Second, "every referral accepted", func() bool { return accepted() == referrals })
+	waitProgress(t, "every referral accepted", accepted, func(c uint64) bool { return c == referrals })
 	t.Logf("%d referrals accepted in %s", referrals, time.Since(start).Round(time.Millisecond))
 	n.consumerIdle(natsjs.StreamInbound, natsjs.ConsumerRouting)
 	n.consumerIdle(natsjs.StreamReferrals, natsjs.ConsumerDispatcher)
@@ -267,8 +267,7 @@ func testCrashSafety(t *testing.T, restart bool) {
 			}
 		}
 	}()
-	waitFor(t, 120*time.Second, "every referral accepted", func() bool {
-		m := logged()
+	waitProgress(t, "every referral accepted", logged, func(m uint64) bool {
 		if !restarted && m >= final/2 {
 			n.restartServer()
 			restarted = true

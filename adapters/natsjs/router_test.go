@@ -193,6 +193,9 @@ func TestMultiPlacementPartialCompletion(t *testing.T) {
 	if st.Status != referral.StatusPartiallyCompleted {
 		t.Fatalf("status %s, want partially_completed", st.Status)
 	}
+	// The state is closed once the events are appended; their delivery
+	// follows.
+	n.waitDelivery("pt.shelter", id, events.TypeReferralCompleted, nil)
 	// Each organisation saw only its own placement.
 	for _, m := range n.deliveries("pt.lawyers", id) {
 		if o, ok := m.env.Payload.(*events.Offered); ok && o.Placement != byOrg["pt.lawyers"] {

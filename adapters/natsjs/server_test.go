@@ -212,7 +212,7 @@ func TestServerConfigWithDefaults(t *testing.T) {
 	if got.Listen != natsjs.ListenDefault || got.ServerName != natsjs.ServerNameDefault || got.StartTimeout != natsjs.StartTimeoutDefault {
 		t.Errorf("WithDefaults() = %+v", got)
 	}
-	set := natsjs.ServerConfig{StoreDir: "x", Listen: "127.0.0.1:0", ServerName: "n", StartTimeout: time.Second}
+	set := natsjs.ServerConfig{StoreDir: "x", Listen: "127.0.0.1:0", ServerName: "n", StartTimeout: time.Second, MinFree: 1}
 	if got := set.WithDefaults(); got != set {
 		t.Errorf("WithDefaults() changed set fields: %+v", got)
 	}

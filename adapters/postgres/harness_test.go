@@ -338,10 +338,17 @@ func (c *rawCollector) get() []string {
 	return slices.Clone(c.ids)
 }
 
+// waitFloor is the least a wait for an asynchronous effect allows: on a
+// loaded 2-core machine running the whole suite, effects that take
+// milliseconds alone can take tens of seconds. A wait that succeeds
+// returns at once, so only a real failure waits this long.
+const waitFloor = 2 * time.Minute
+
 // eventually polls cond every 10 ms until it returns true, or fails the
 // test with msg after d.
 func eventually(t testing.TB, d time.Duration, msg string, cond func() bool) {
 	t.Helper()
+	d = max(d, waitFloor)
 	deadline := time.Now().Add(d)
 	for !cond() {
 		if time.Now().After(deadline) {

@@ -294,7 +294,12 @@ func TestRelayMetrics(t *testing.T) {
 	b.pg.insert(outboxRow{typ: "invictus.nope.v1", referralID: events.NewReferralID(), payload: map[string]any{}})
 	r := b.newRelay(t, cfg)
 	run := start(t, r.Run)
-	b.waitAllRelayed(t, 20*time.Second)
+	b.waitAllRelayed(t, 60*time.Second)
+	// The counters are added just after the rows' commit, which the wait
+	// above may see first: poll them too.
+	eventually(t, 30*time.Second, "outbox_relayed_total 7 and outbox_rejected_total 1", func() bool {
+		return metricValue(t, m.OutboxRelayed) >= 7 && metricValue(t, m.OutboxRejected) >= 1
+	})
 	if got := metricValue(t, m.OutboxRelayed); got != 7 {
 		t.Errorf("outbox_relayed_total = %v, want 7", got)
 	}
@@ -304,7 +309,7 @@ func TestRelayMetrics(t *testing.T) {
 	if got := metricValue(t, m.RelayLag); got != 7 {
 		t.Errorf("relay lag histogram has %v samples, want 7", got)
 	}
-	eventually(t, 5*time.Second, "relay_active gauge not 1", func() bool { return metricValue(t, m.RelayActive) == 1 })
+	eventually(t, 30*time.Second, "relay_active gauge not 1", func() bool { return metricValue(t, m.RelayActive) == 1 })
 	_ = run.stop(t)
 	if got := metricValue(t, m.RelayActive); got != 0 {
 		t.Errorf("relay_active = %v after stop", got)
