@@ -27,8 +27,9 @@ run:
 	$(GO) run ./cmd/invictus serve $(ARGS)
 
 ## test: gofmt check, go vet, and every test with the race detector
+## (a package may take longer than go test's 10 minutes on a loaded machine)
 test: fmt-check vet mailpit
-	$(GO) test -race ./...
+	$(GO) test -race -timeout 30m ./...
 
 ## mailpit: install the SMTP server of the e-mail tests if it is missing
 mailpit:

@@ -198,7 +198,16 @@ func testTwoInstances(t *testing.T, atomic bool) {
 		return c
 	}
 	start := time.Now()
-	waitProgress(t, "every referral accepted", accepted, func(c uint64) bool { return c == referrals })
+	// Progress is every event the referrer receives: under load the first
+	// acceptance comes only after many plans, offers and declines.
+	received := func() uint64 {
+		c := uint64(0)
+		for _, id := range ids {
+			c += uint64(len(n.delivered("pt.ref", id)))
+		}
+		return c
+	}
+	waitProgress(t, "every referral accepted", received, func(uint64) bool { return accepted() == referrals })
 	t.Logf("%d referrals accepted in %s", referrals, time.Since(start).Round(time.Millisecond))
 	n.consumerIdle(natsjs.StreamInbound, natsjs.ConsumerRouting)
 	n.consumerIdle(natsjs.StreamReferrals, natsjs.ConsumerDispatcher)
