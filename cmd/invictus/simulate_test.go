@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/invictus-network/invictus/adapters/httpapi"
 )
 
 // simulateAttrs are the only attributes a simulate log line may carry:
@@ -69,10 +71,22 @@ func TestServeSimulate(t *testing.T) {
 	if err := json.Unmarshal(b, &tokens); err != nil {
 		t.Fatal(err)
 	}
-	code, view := getReferral(t, p.HTTP, tokens[referrer], done["referral"])
-	if code != http.StatusOK {
-		t.Fatalf("GET the referral %s as its referrer %q: %d", done["referral"], referrer, code)
-	}
+	// The simulator logs the command it sent; the routing service may
+	// append its event a moment later, so poll the timeline.
+	var view httpapi.ReferralView
+	waitFor(t, 60*time.Second, "the timeline to show the completion", func() bool {
+		code, v := getReferral(t, p.HTTP, tokens[referrer], done["referral"])
+		if code != http.StatusOK {
+			t.Fatalf("GET the referral %s as its referrer %q: %d", done["referral"], referrer, code)
+		}
+		view = v
+		for _, pl := range v.Placements {
+			if pl.Placement == done["placement"] && pl.Status == "completed" {
+				return true
+			}
+		}
+		return false
+	})
 	found := false
 	for _, pl := range view.Placements {
 		if pl.Placement == done["placement"] {
