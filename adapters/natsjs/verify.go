@@ -105,17 +105,29 @@ func VerifyStore(ctx context.Context, js jetstream.JetStream) (StoreReport, erro
 		if lost := info.State.Lost; lost != nil && len(lost.Msgs) > 0 {
 			r.Damage = append(r.Damage, Damage{name, fmt.Sprintf("JetStream lost %d messages (%d bytes) it could not read", len(lost.Msgs), lost.Bytes), how})
 		}
+		var ahead *jetstream.ConsumerInfo
 		cl := s.ListConsumers(ctx)
 		for ci := range cl.Info() {
-			if ci.Delivered.Stream > info.State.LastSeq {
-				r.Damage = append(r.Damage, Damage{name, fmt.Sprintf(
-					"its last message is %d but consumer %s had read up to %d: the messages after %d are lost",
-					info.State.LastSeq, ci.Name, ci.Delivered.Stream, info.State.LastSeq), how})
-				break
+			if ahead == nil || ci.Delivered.Stream > ahead.Delivered.Stream {
+				ahead = ci
 			}
 		}
 		if err := cl.Err(); err != nil {
 			return r, fmt.Errorf("natsjs: verify consumers of %s: %w", name, err)
+		}
+		if ahead != nil && ahead.Delivered.Stream > info.State.LastSeq {
+			// On a running node the stream may have grown since it was
+			// read: compare with its last sequence read after the
+			// consumers.
+			now, err := s.Info(ctx)
+			if err != nil {
+				return r, fmt.Errorf("natsjs: verify %s: %w", name, err)
+			}
+			if last := now.State.LastSeq; ahead.Delivered.Stream > last {
+				r.Damage = append(r.Damage, Damage{name, fmt.Sprintf(
+					"its last message is %d but consumer %s had read up to %d: the messages after %d are lost",
+					last, ahead.Name, ahead.Delivered.Stream, last), how})
+			}
 		}
 	}
 

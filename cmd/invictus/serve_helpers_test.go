@@ -86,6 +86,9 @@ func (p *inproc) stop() int {
 // waitFor polls cond until it holds, failing the test after timeout.
 func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
+	// On a loaded 2-core machine running the whole suite, what takes a
+	// second alone can take minutes; a wait that succeeds returns at once.
+	timeout = max(timeout, 3*time.Minute)
 	deadline := time.Now().Add(timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
