@@ -221,6 +221,9 @@ type Auth struct {
 	Routing string
 	// Orgs maps organisation ids to their users' public nkeys.
 	Orgs map[string]string
+	// Limits of every organisation's account (accounts.go); the zero
+	// value means the defaults.
+	Limits OrgLimits
 }
 
 // Validate reports the first invalid key or organisation id, naming it,
@@ -254,61 +257,89 @@ func (a *Auth) Validate() error {
 	return nil
 }
 
-// Users returns the server's nkey users with their permissions, admin
-// first, then routing, then organisations by id. It returns
-// [Auth.Validate]'s error.
-func (a *Auth) Users() ([]*server.NkeyUser, error) {
-	if err := a.Validate(); err != nil {
+// apply turns authentication on in opts: every connection is checked by
+// the returned authenticator (accounts.go), which needs the server once
+// it exists ([authenticator.ns]).
+func (a *Auth) apply(opts *server.Options) (*authenticator, error) {
+	au, err := newAuthenticator(a)
+	if err != nil {
 		return nil, err
 	}
-	users := []*server.NkeyUser{
-		{Nkey: a.Admin},
-		{Nkey: a.Routing, Permissions: RoutingPermissions()},
-	}
-	for _, org := range slices.Sorted(maps.Keys(a.Orgs)) {
-		perms, err := OrgPermissions(org)
-		if err != nil {
-			return nil, err
-		}
-		users = append(users, &server.NkeyUser{Nkey: a.Orgs[org], Permissions: perms})
-	}
-	return users, nil
+	opts.CustomClientAuthentication = au
+	opts.AlwaysEnableNonce = true // nkey users sign the nonce
+	opts.Nkeys, opts.Users, opts.NoAuthUser = nil, nil, ""
+	return au, nil
 }
 
-// apply sets the users on opts; a server with users refuses every
-// connection that does not authenticate as one of them.
-func (a *Auth) apply(opts *server.Options) error {
-	users, err := a.Users()
+// bind gives au the server, before it starts, and sets up the exports of
+// the streams' account.
+func (au *authenticator) bind(ns *server.Server) error {
+	au.ns = ns
+	return exportStreams(ns.GlobalAccount())
+}
+
+// startAuth starts the gate once the server runs, on an in-process
+// connection of its own.
+func (s *Server) startAuth(ctx context.Context, au *authenticator) error {
+	nc, err := s.Connect(ctx, nats.Token(au.gateToken), nats.Name("invictus gate"))
 	if err != nil {
+		return fmt.Errorf("natsjs: gate: %w", err)
+	}
+	g, err := startGate(nc)
+	if err != nil {
+		nc.Close()
 		return err
 	}
-	opts.Nkeys = users
-	opts.Users = nil
-	opts.NoAuthUser = ""
+	s.authn, s.gate = au, g
 	return nil
 }
 
 // ReloadAuth replaces the users of a server started with
 // [ServerConfig.Auth], for example after an organisation was added to the
-// directory. Connections of removed users are closed; connections whose
-// permissions changed get the new ones. It returns an error wrapping
-// [ErrAuth] for an invalid a, or when the server was started without
-// authentication (turning it on live would disconnect every client).
+// directory; it takes effect at once, without a configuration reload.
+// Connections of removed users (or of keys that now belong to someone
+// else) are closed. An organisation's account is created at its first
+// connection; a.Limits apply to accounts created after the call. It
+// returns an error wrapping [ErrAuth] for an invalid a, or when the
+// server was started without authentication (turning it on live would
+// disconnect every client).
 func (s *Server) ReloadAuth(a *Auth) error {
 	s.authMu.Lock()
 	defer s.authMu.Unlock()
-	if s.opts == nil || len(s.opts.Nkeys) == 0 {
+	if s.authn == nil {
 		return fmt.Errorf("%w: the server was started without authentication", ErrAuth)
 	}
-	opts := s.opts.Clone()
-	if err := a.apply(opts); err != nil {
+	limits := a.Limits.WithDefaults()
+	if err := limits.Validate(); err != nil {
 		return err
 	}
-	if err := s.ns.ReloadOptions(opts); err != nil {
-		return fmt.Errorf("natsjs: reload users: %w", err)
+	gone, err := s.authn.set(a)
+	if err != nil {
+		return err
 	}
-	s.opts = opts
+	s.authn.accMu.Lock()
+	s.authn.limits = limits
+	s.authn.accMu.Unlock()
+	for _, key := range gone {
+		cz, err := s.ns.Connz(&server.ConnzOptions{User: key, Limit: 1 << 20})
+		if err != nil {
+			return fmt.Errorf("natsjs: connections of a removed user: %w", err)
+		}
+		for _, c := range cz.Conns {
+			_ = s.ns.DisconnectClientByID(c.Cid)
+		}
+	}
 	return nil
+}
+
+// OrgAccounts returns how many organisation accounts the server has
+// created so far (one per organisation that has connected), or 0 without
+// authentication.
+func (s *Server) OrgAccounts() int {
+	if s.authn == nil {
+		return 0
+	}
+	return s.authn.orgAccounts()
 }
 
 // KeyStore keeps the nkey seeds of the users in a directory, one file

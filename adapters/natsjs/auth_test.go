@@ -292,9 +292,13 @@ func TestAuthValidate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	users, err := a.Users()
-	if err != nil || len(users) != 4 || users[0].Permissions != nil || users[1].Permissions == nil {
-		t.Fatalf("Users() = %d users, %v", len(users), err)
+	if err := a.Validate(); err != nil {
+		t.Fatalf("Validate: %v", err)
+	}
+	lim := *a
+	lim.Limits = natsjs.OrgLimits{MaxConnections: -1}
+	if _, err := natsjs.StartServer(context.Background(), natsjs.ServerConfig{StoreDir: t.TempDir(), DontListen: true, Auth: &lim}, nil); err == nil || !strings.Contains(err.Error(), "MaxConnections") {
+		t.Errorf("StartServer with a negative connection limit: %v", err)
 	}
 	dup := *a
 	dup.Orgs = map[string]string{"pt.a": a.Orgs["pt.a"], "pt.b": a.Orgs["pt.a"]}

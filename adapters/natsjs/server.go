@@ -146,10 +146,10 @@ type Server struct {
 	mu    sync.Mutex
 	conns []*nats.Conn // in-process connections handed out by Connect
 
-	// Authentication (auth.go): the options the server runs with, kept
-	// for ReloadAuth.
+	// Authentication (auth.go, accounts.go, gate.go); nil without.
 	authMu sync.Mutex
-	opts   *server.Options
+	authn  *authenticator
+	gate   *gate
 }
 
 // StartServer starts an embedded NATS server with JetStream storing files
@@ -195,16 +195,22 @@ func StartServer(ctx context.Context, cfg ServerConfig, logger *slog.Logger) (*S
 		opts.TLSVerify = cfg.TLS.ClientAuth == tls.RequireAndVerifyClientCert
 		opts.TLSTimeout = tlsTimeout.Seconds()
 	}
+	var authn *authenticator
 	if cfg.Auth != nil { // auth.go
-		if err := cfg.Auth.apply(opts); err != nil {
+		var err error
+		if authn, err = cfg.Auth.apply(opts); err != nil {
 			return nil, err
 		}
 	}
-	saved := opts.Clone() // the server changes opts; ReloadAuth starts from this copy
 
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("natsjs: %w: %w", ErrServerStart, err)
+	}
+	if authn != nil {
+		if err := authn.bind(ns); err != nil {
+			return nil, err
+		}
 	}
 	sl := &serverLogger{logger: logger.With(slog.String("component", "nats-server"))}
 	ns.SetLoggerV2(sl, false, false, false)
@@ -217,7 +223,14 @@ func StartServer(ctx context.Context, cfg ServerConfig, logger *slog.Logger) (*S
 		ns.WaitForShutdown()
 		return nil, err
 	}
-	return &Server{ns: ns, cfg: cfg, logger: logger, opts: saved}, nil
+	s := &Server{ns: ns, cfg: cfg, logger: logger}
+	if authn != nil {
+		if err := s.startAuth(ctx, authn); err != nil {
+			_ = s.Shutdown(context.WithoutCancel(ctx))
+			return nil, err
+		}
+	}
+	return s, nil
 }
 
 // waitReady polls the server until it accepts connections with JetStream on,
@@ -314,6 +327,9 @@ func (s *Server) Connect(ctx context.Context, opts ...nats.Option) (*nats.Conn, 
 // It returns ctx's error if ctx ends first; the shutdown then still
 // completes in the background. Calling it more than once is safe.
 func (s *Server) Shutdown(ctx context.Context) error {
+	if s.gate != nil {
+		s.gate.close()
+	}
 	s.mu.Lock()
 	conns := s.conns
 	s.conns = nil
