@@ -238,7 +238,11 @@ func (r *Router) specs() []consumerSpec {
 	dispatcher.PriorityGroups = []string{dispatchGroup}
 	dispatcher.PinnedTTL = r.cfg.PinnedTTL
 	return []consumerSpec{
-		{stream: StreamInbound, cfg: base(r.cfg.Inbound, SubjectsInbound), lane: oneByOne(r.handleCommand), key: commandKey},
+		// INBOUND unfiltered: a reply an organisation aims at its own
+		// command subject is stored there under the subject JetStream
+		// delivered it with (its own out.<cc>.<org>.<id>); a filter would
+		// leave it in the work queue forever, handleCommand sets it aside.
+		{stream: StreamInbound, cfg: base(r.cfg.Inbound, ""), lane: oneByOne(r.handleCommand), key: commandKey},
 		{stream: StreamReferrals, cfg: dispatcher, lane: r.dispatchLane, key: subjectKey, group: dispatchGroup},
 		{stream: StreamTimers, cfg: base(r.cfg.Timers, "timer.fire.>"), lane: oneByOne(r.handleTimer), key: subjectKey},
 	}
