@@ -43,7 +43,11 @@ type InboxConfig struct {
 	// Stream is the delivery stream. Default [StreamDelivery].
 	Stream string
 	// Consumer names the durable consumer, filtered to the organisation's
-	// delivery subjects. Default "postgres-<cc>-<slug>".
+	// delivery subjects. Default "org_<cc>_<slug>": the organisation's own
+	// consumer, which the node provisions and the organisation's
+	// credentials may pull from (they may not create one). Whatever else
+	// reads that consumer (invictus inbox --follow, client.Receive) shares
+	// the deliveries with the inbox.
 	Consumer string
 	// Identity is the organisation's age identity (AGE-SECRET-KEY-1...),
 	// to open the case envelopes of referral.handover into the envelopes
@@ -58,7 +62,8 @@ type InboxConfig struct {
 	// BatchSize is how many deliveries one transaction stores at most.
 	// Default [BatchSizeDefault].
 	BatchSize int
-	// AckWait of the consumer. Default [InboxAckWaitDefault].
+	// AckWait of the consumer, when the inbox creates it (a consumer that
+	// exists is used as it is). Default [InboxAckWaitDefault].
 	AckWait time.Duration
 	// Linger is how long to wait for more deliveries once one is there.
 	// Default [InboxLingerDefault].
@@ -87,7 +92,7 @@ func (c InboxConfig) WithDefaults() InboxConfig {
 		c.Stream = StreamDelivery
 	}
 	if c.Consumer == "" && events.IsOrgID(c.Org) {
-		c.Consumer = "postgres-" + strings.ReplaceAll(c.Org, ".", "-")
+		c.Consumer = "org_" + strings.Replace(c.Org, ".", "_", 1)
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = BatchSizeDefault
@@ -314,17 +319,17 @@ func (in *Inbox) consumerConfig() jetstream.ConsumerConfig {
 // the consumer fails.
 func (in *Inbox) consume(ctx context.Context) error {
 	cctx, cancel := context.WithTimeout(ctx, in.cfg.Timeout)
-	cons, err := in.js.CreateOrUpdateConsumer(cctx, in.cfg.Stream, in.consumerConfig())
-	if err != nil {
-		// An organisation's user may be allowed to bind to its consumer
-		// but not to change it.
-		var berr error
-		if cons, berr = in.js.Consumer(cctx, in.cfg.Stream, in.cfg.Consumer); berr != nil {
-			cancel()
-			return fmt.Errorf("postgres: inbox: consumer %s on %s: %w", in.cfg.Consumer, in.cfg.Stream, err)
-		}
+	// The provisioned consumer is used as it is: an organisation's user
+	// may pull from it but not create or change it. Only where there is
+	// none (a server without provisioning) does the inbox create it.
+	cons, err := in.js.Consumer(cctx, in.cfg.Stream, in.cfg.Consumer)
+	if errors.Is(err, jetstream.ErrConsumerNotFound) {
+		cons, err = in.js.CreateConsumer(cctx, in.cfg.Stream, in.consumerConfig())
 	}
 	cancel()
+	if err != nil {
+		return fmt.Errorf("postgres: inbox: consumer %s on %s: %w", in.cfg.Consumer, in.cfg.Stream, err)
+	}
 	it, err := cons.Messages(jetstream.PullMaxMessages(2 * in.cfg.BatchSize))
 	if err != nil {
 		return fmt.Errorf("postgres: inbox: consume %s: %w", in.cfg.Consumer, err)

@@ -79,8 +79,9 @@ func eventually(t *testing.T, d time.Duration, msg string, cond func() bool) {
 // network is an embedded NATS server with the streams, a directory of two
 // organisations in the KV bucket, and one routing service.
 type network struct {
-	srv  *natsjs.Server
-	keys map[string]seal.Key
+	srv   *natsjs.Server
+	creds *natsjs.KeyStore // NATS keys: each party connects as itself
+	keys  map[string]seal.Key
 }
 
 const (
@@ -92,7 +93,15 @@ func startNetwork(t *testing.T) *network {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
+	creds, err := natsjs.NewKeyStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := natsjs.NewAuth(creds, []string{orgA, orgB})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: auth}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -103,14 +112,19 @@ func startNetwork(t *testing.T) *network {
 			t.Errorf("Shutdown: %v", err)
 		}
 	})
-	n := &network{srv: srv, keys: map[string]seal.Key{}}
-	nc := n.connect(t, "setup")
+	n := &network{srv: srv, creds: creds, keys: map[string]seal.Key{}}
+	nc := n.connect(t, "setup", natsjs.UserAdmin)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if err := natsjs.EnsureStreams(ctx, js, natsjs.StreamsConfig{}); err != nil {
 		t.Fatal(err)
+	}
+	for _, org := range []string{orgA, orgB} {
+		if err := natsjs.EnsureOrgConsumer(ctx, js, org); err != nil {
+			t.Fatal(err)
+		}
 	}
 
 	// The directory, loaded into the KV bucket and followed into a view.
@@ -147,7 +161,7 @@ func startNetwork(t *testing.T) *network {
 	}
 
 	// The routing service.
-	bus, err := natsjs.NewBus(n.connect(t, "router"), natsjs.BusConfig{})
+	bus, err := natsjs.NewBus(n.connect(t, "router", natsjs.UserRouting), natsjs.BusConfig{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,10 +180,19 @@ func startNetwork(t *testing.T) *network {
 	return n
 }
 
-// connect opens a TCP connection with the adapter's options.
-func (n *network) connect(t *testing.T, name string) *nats.Conn {
+// connect opens a TCP connection with the adapter's options as user (an
+// organisation, or the node's admin or routing user), with its key.
+func (n *network) connect(t *testing.T, name, user string) *nats.Conn {
 	t.Helper()
-	nc, err := nats.Connect(n.srv.ClientURL(), append(postgres.ConnectOptions(), nats.Name(name))...)
+	key, err := n.creds.ConnectOption(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := append(postgres.ConnectOptions(), nats.Name(name), key)
+	if prefix := natsjs.OrgInboxPrefix(user); prefix != "" {
+		opts = append(opts, nats.CustomInboxPrefix(prefix))
+	}
+	nc, err := nats.Connect(n.srv.ClientURL(), opts...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +239,14 @@ func (db *database) q() string { return pgx.Identifier{db.schema}.Sanitize() }
 func (db *database) run(n *network, cfg postgres.Config) *postgres.Adapter {
 	db.t.Helper()
 	cfg.Schema = db.schema
-	a, err := postgres.New(db.pool, n.connect(db.t, "adapter-"+db.schema), cfg)
+	// Each organisation's adapter runs with that organisation's own
+	// credentials; the coordinator's projection reads REFERRALS, which
+	// only the node's own user may.
+	user := cfg.Org
+	if user == "" {
+		user = natsjs.UserAdmin
+	}
+	a, err := postgres.New(db.pool, n.connect(db.t, "adapter-"+db.schema, user), cfg)
 	if err != nil {
 		db.t.Fatal(err)
 	}
