@@ -11,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
@@ -75,22 +74,33 @@ const (
 	userGate = "gate"
 )
 
-// Limits of an organisation's account. A publish rate limit is not among
-// them: nats-server has none. What bounds an organisation is its
-// connections, its subscriptions per connection, the size of each message
-// and, for what it stores, the limits of the streams.
+// Limits of an organisation's account.
+//
+// nats-server applies per-account limits on subscriptions and message
+// size only from account JWT claims, and giving an account claims on a
+// running server walks every other account (about 10 ms per new account
+// at 2,000 accounts, so minutes for 10,000). The embedded server
+// therefore bounds an organisation with what it can apply in O(1):
+//
+//   - its connections at once ([OrgLimits.MaxConnections], checked when
+//     one authenticates; connections racing in may pass by a few);
+//   - the size of each message: the server's max_payload, 1 MiB, for
+//     every connection (the router refuses an event over
+//     events.MaxMessageSize);
+//   - what it can ask JetStream for: one durable consumer (provisioned),
+//     [OrgReaderSlots] readers, directory watchers that go when their
+//     subscription does (at most [OrgReaderInactiveMax] after), and the
+//     gate's [gateInFlight] requests at once for every organisation;
+//   - what it stores: its commands on INBOUND, within the streams'
+//     limits.
+//
+// nats-server has no publish rate limit. On a cluster in operator mode,
+// the account JWT carries the subscription, payload and connection
+// limits instead.
 const (
 	// OrgMaxConnectionsDefault bounds an organisation's connections at
-	// once; one more is refused with "maximum account active connections
-	// exceeded".
+	// once.
 	OrgMaxConnectionsDefault = 32
-	// OrgMaxSubscriptionsDefault bounds the subscriptions of each of its
-	// connections (a client needs a handful).
-	OrgMaxSubscriptionsDefault = 256
-	// OrgMaxPayloadDefault bounds each message an organisation publishes,
-	// headers included: the largest event (events.MaxMessageSize) and its
-	// CloudEvents headers.
-	OrgMaxPayloadDefault = events.MaxMessageSize + 64<<10
 	// OrgReaderInactiveMax is the longest InactiveThreshold a reader or a
 	// directory watcher may ask for: a consumer nobody reads is gone by
 	// then.
@@ -100,12 +110,9 @@ const (
 // OrgLimits are the limits of every organisation's account; the zero
 // value of a field means its default.
 type OrgLimits struct {
-	// MaxConnections of one organisation. Default [OrgMaxConnectionsDefault].
+	// MaxConnections of one organisation at once. Default
+	// [OrgMaxConnectionsDefault].
 	MaxConnections int
-	// MaxSubscriptions per connection. Default [OrgMaxSubscriptionsDefault].
-	MaxSubscriptions int
-	// MaxPayload of a message, in bytes. Default [OrgMaxPayloadDefault].
-	MaxPayload int
 }
 
 // WithDefaults returns a copy of l with every unset field given its default.
@@ -113,24 +120,13 @@ func (l OrgLimits) WithDefaults() OrgLimits {
 	if l.MaxConnections == 0 {
 		l.MaxConnections = OrgMaxConnectionsDefault
 	}
-	if l.MaxSubscriptions == 0 {
-		l.MaxSubscriptions = OrgMaxSubscriptionsDefault
-	}
-	if l.MaxPayload == 0 {
-		l.MaxPayload = OrgMaxPayloadDefault
-	}
 	return l
 }
 
 // Validate reports the first invalid field of l, naming it.
 func (l OrgLimits) Validate() error {
-	for _, f := range []struct {
-		name string
-		v    int
-	}{{"MaxConnections", l.MaxConnections}, {"MaxSubscriptions", l.MaxSubscriptions}, {"MaxPayload", l.MaxPayload}} {
-		if f.v < 1 {
-			return fmt.Errorf("%w: OrgLimits.%s %d must be positive", ErrAuth, f.name, f.v)
-		}
+	if l.MaxConnections < 1 {
+		return fmt.Errorf("%w: OrgLimits.MaxConnections %d must be positive", ErrAuth, l.MaxConnections)
 	}
 	return nil
 }
@@ -234,7 +230,6 @@ type authUser struct {
 type authenticator struct {
 	gateToken string
 	limits    OrgLimits
-	claimsKey string // subject of the account claims that carry the limits
 
 	mu    sync.RWMutex
 	users map[string]authUser // by public key
@@ -254,15 +249,7 @@ func newAuthenticator(a *Auth) (*authenticator, error) {
 	if _, err := rand.Read(tok); err != nil {
 		return nil, fmt.Errorf("%w: gate token: %w", ErrAuth, err)
 	}
-	kp, err := nkeys.CreateAccount()
-	if err != nil {
-		return nil, fmt.Errorf("%w: account key: %w", ErrAuth, err)
-	}
-	pub, err := kp.PublicKey()
-	if err != nil {
-		return nil, fmt.Errorf("%w: account key: %w", ErrAuth, err)
-	}
-	au := &authenticator{gateToken: hex.EncodeToString(tok), limits: limits, claimsKey: pub, accounts: map[string]*server.Account{}}
+	au := &authenticator{gateToken: hex.EncodeToString(tok), limits: limits, accounts: map[string]*server.Account{}}
 	if _, err := au.set(a); err != nil {
 		return nil, err
 	}
@@ -329,10 +316,14 @@ func (au *authenticator) Check(c server.ClientAuthentication) bool {
 		if err != nil {
 			return false
 		}
+		au.accMu.Lock()
+		maxConns := au.limits.MaxConnections
+		au.accMu.Unlock()
+		if acc.NumLocalConnections() >= maxConns {
+			return false // checked at connect: connections racing in may pass by a few
+		}
 		user.Account = acc
 	}
-	// With Account set, RegisterUser refuses (and closes) a connection
-	// over the account's connection limit.
 	c.RegisterUser(user)
 	return true
 }
@@ -367,23 +358,6 @@ func (au *authenticator) orgAccount(org string) (*server.Account, error) {
 	streams := au.ns.GlobalAccount()
 	name := OrgAccountName(org)
 	acc, _ := au.ns.LookupOrRegisterAccount(name)
-
-	// The limits can only be given as account claims; the claims also
-	// import $JS.API.INFO (answered by the gate), which keeps the server
-	// from importing its whole "JetStream not enabled" API into the
-	// account, where it would answer before the imports below.
-	ac := jwt.NewAccountClaims(au.claimsKey)
-	ac.Name = name
-	ac.Limits.Conn = int64(au.limits.MaxConnections)
-	ac.Limits.Subs = int64(au.limits.MaxSubscriptions)
-	ac.Limits.Payload = int64(au.limits.MaxPayload)
-	ac.Limits.LeafNodeConn = 0
-	ac.Limits.Imports = -1
-	ac.Limits.Exports = 0
-	ac.Limits.WildcardExports = false
-	ac.Imports.Add(&jwt.Import{Type: jwt.Service, Account: streams.Name,
-		Subject: jwt.Subject(gatePrefix + "." + name + ".INFO"), LocalSubject: "$JS.API.INFO"})
-	au.ns.UpdateAccountClaims(acc, ac) // resets imports: safe to redo after a failure
 
 	for _, im := range orgServiceImports(org) {
 		if err := acc.AddServiceImport(streams, im[0], im[1]); err != nil {

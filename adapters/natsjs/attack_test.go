@@ -3,6 +3,7 @@ package natsjs_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -314,4 +315,49 @@ func TestNoOrganisationReachesAStreamOrAnotherInbox(t *testing.T) {
 	if reached != 0 || refused != tried {
 		t.Errorf("%d of %d attempts reached something", tried-refused, tried)
 	}
+}
+
+// An organisation's account is created at its first connection and
+// bounds its connections at once; another organisation's count is its own.
+func TestOrganisationAccountLimits(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	keys, err := natsjs.NewKeyStore(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth, err := natsjs.NewAuth(keys, []string{"pt.a", "pt.b"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	auth.Limits = natsjs.OrgLimits{MaxConnections: 2}
+	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0", Auth: auth}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := srv.Shutdown(context.Background()); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	b := &authBundle{t: t, srv: srv, keys: keys}
+	if n := srv.OrgAccounts(); n != 0 {
+		t.Errorf("%d organisation accounts before anyone connected", n)
+	}
+	a1 := b.connect("pt.a")
+	b.connect("pt.a")
+	if _, err := b.tryConnect("pt.a"); !errors.Is(err, nats.ErrAuthorization) {
+		t.Errorf("a third connection of pt.a: %v, want an authorization violation", err)
+	}
+	b.connect("pt.b")
+	b.connect("pt.b")
+	if n := srv.OrgAccounts(); n != 2 {
+		t.Errorf("%d organisation accounts after pt.a and pt.b connected, want 2", n)
+	}
+	a1.nc.Close()
+	waitFor(t, 10*time.Second, "pt.a to connect again once one of its connections closed", func() bool {
+		_, err := b.tryConnect("pt.a")
+		return err == nil
+	})
 }
