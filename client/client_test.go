@@ -444,3 +444,39 @@ func TestTimelineOfAnUnknownReferral(t *testing.T) {
 		t.Fatalf("Recipient of an unknown organisation = %v, want ErrNotFound", err)
 	}
 }
+
+// An organisation that pulls its own delivery with its command subject as
+// the reply makes JetStream store that delivery on INBOUND under its
+// delivery subject; the router sets it aside rather than leaving it in
+// the work queue.
+func TestAReplyToTheOwnCommandSubjectIsSetAside(t *testing.T) {
+	t.Parallel()
+	n := startNetwork(t, orgsDefault)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ref := events.NewReferralID()
+	if _, err := n.admin.Publish(ctx, "out.pt.a1."+ref, []byte("a delivery")); err != nil {
+		t.Fatal(err)
+	}
+	a1 := n.connect("pt.a1")
+	if err := a1.Conn().PublishRequest("$JS.API.CONSUMER.MSG.NEXT.DELIVERY."+client.ConsumerName("pt.a1"), "in.pt.a1",
+		[]byte(`{"batch":1,"no_wait":true}`)); err != nil {
+		t.Fatal(err)
+	}
+	dlq, err := n.admin.Stream(ctx, natsjs.StreamDLQ)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "the echoed delivery set aside in DLQ", func() bool {
+		m, err := dlq.GetLastMsgForSubject(ctx, "dlq."+natsjs.ReasonSubject)
+		return err == nil && string(m.Data) == "a delivery"
+	})
+	inbound, err := n.admin.Stream(ctx, natsjs.StreamInbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "INBOUND empty", func() bool {
+		info, err := inbound.Info(ctx)
+		return err == nil && info.State.Msgs == 0
+	})
+}
