@@ -41,9 +41,10 @@ import (
 // Readers have fixed names rather than any name: JetStream lets a create
 // request with an existing name update that consumer, so "any name"
 // would let an organisation re-point another's durable consumer at its
-// own subjects. A JetStream request's reply subject is not checked, so an
-// organisation could have its own deliveries sent to someone else's
-// inbox; it can never have anyone else's sent anywhere.
+// own subjects. Subject permissions do not check reply subjects, and
+// JetStream answers to any: that is why each organisation also lives in
+// an account of its own (accounts.go), where the replies it asks for can
+// land only in its own account. These permissions are the second wall.
 
 // Names of the service users and of the keys directory.
 const (

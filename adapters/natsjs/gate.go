@@ -256,10 +256,7 @@ func parseCreate(stream, name string, filterTokens []string, data []byte) (*serv
 	case cfg.InactiveThreshold < 0 || cfg.InactiveThreshold > OrgReaderInactiveMax:
 		return nil, fmt.Errorf("inactive_threshold must be at most %s", OrgReaderInactiveMax)
 	}
-	cfg.Name = name
-	if cfg.InactiveThreshold == 0 {
-		cfg.InactiveThreshold = OrgReaderInactiveMax
-	}
+	cfg.Name = name // 0 InactiveThreshold: JetStream's default for an ephemeral consumer, 5 s
 	filters := cfg.FilterSubjects
 	if cfg.FilterSubject != "" {
 		filters = append(filters, cfg.FilterSubject)
