@@ -90,9 +90,9 @@ const (
 //     every connection (the router refuses an event over
 //     events.MaxMessageSize);
 //   - what it can ask JetStream for: one durable consumer (provisioned),
-//     [OrgReaderSlots] readers, directory watchers that go when their
-//     subscription does (at most [OrgReaderInactiveMax] after), and the
-//     gate's [gateInFlight] requests at once for every organisation;
+//     [OrgReaderSlots] readers and [OrgMaxWatchers] directory watchers,
+//     each gone at most [OrgReaderInactiveMax] after it was last read,
+//     through the gate, which handles 4 of its requests at once;
 //   - what it stores: its commands on INBOUND, within the streams'
 //     limits.
 //

@@ -361,3 +361,41 @@ func TestOrganisationAccountLimits(t *testing.T) {
 		return err == nil
 	})
 }
+
+// An organisation may hold natsjs.OrgMaxWatchers directory watchers at
+// once, and another organisation's count is its own.
+func TestOrganisationWatchersAreBounded(t *testing.T) {
+	t.Parallel()
+	b := newAuthBundle(t, "pt.a", "pt.b")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	watch := func(c *authConn) error {
+		kv, err := c.js.KeyValue(ctx, natsjs.BucketDirectory)
+		if err != nil {
+			return err
+		}
+		w, err := kv.WatchAll(ctx)
+		if err != nil {
+			return err
+		}
+		t.Cleanup(func() { _ = w.Stop() })
+		for e := range w.Updates() {
+			if e == nil {
+				return nil // the initial values are in: the watcher works
+			}
+		}
+		return errors.New("the watcher closed")
+	}
+	a := b.connect("pt.a")
+	for i := range natsjs.OrgMaxWatchers {
+		if err := watch(a); err != nil {
+			t.Fatalf("watcher %d of pt.a: %v", i+1, err)
+		}
+	}
+	if err := watch(a); err == nil || !strings.Contains(err.Error(), "directory watchers open") {
+		t.Errorf("watcher %d of pt.a: %v, want a refusal", natsjs.OrgMaxWatchers+1, err)
+	}
+	if err := watch(b.connect("pt.b")); err != nil {
+		t.Errorf("pt.b's first watcher: %v", err)
+	}
+}

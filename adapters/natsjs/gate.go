@@ -41,6 +41,12 @@ const (
 	// gateInFlight bounds the requests the gate handles at once; beyond
 	// it, a request is answered 503 at once.
 	gateInFlight = 64
+	// gateInFlightOrg bounds one organisation's share of them, so that
+	// one cannot keep the others waiting.
+	gateInFlightOrg = 4
+	// OrgMaxWatchers bounds the directory watchers one organisation has
+	// at once.
+	OrgMaxWatchers = 16
 	// metaOwner is the consumer metadata key that records which
 	// organisation created a directory watcher.
 	metaOwner = "invictus_org"
@@ -59,12 +65,13 @@ type gate struct {
 
 	mu     sync.Mutex
 	closed bool
+	busy   map[string]int // requests in flight by account
 }
 
 // startGate subscribes nc (the gate's connection, in the streams'
 // account) to the gate's subjects.
 func startGate(nc *nats.Conn) (*gate, error) {
-	g := &gate{nc: nc, sem: make(chan struct{}, gateInFlight), stop: make(chan struct{})}
+	g := &gate{nc: nc, sem: make(chan struct{}, gateInFlight), stop: make(chan struct{}), busy: map[string]int{}}
 	sub, err := nc.Subscribe(gatePrefix+".>", g.receive)
 	if err != nil {
 		return nil, fmt.Errorf("natsjs: gate: %w", err)
@@ -90,14 +97,21 @@ func (g *gate) close() {
 	g.wg.Wait()
 }
 
-// receive hands m to a worker, or answers 503 when all are busy.
+// receive hands m to a worker, or answers 503 when all are busy or the
+// organisation has its share in flight.
 func (g *gate) receive(m *nats.Msg) {
 	if m.Reply == "" {
 		return
 	}
+	rest, _ := strings.CutPrefix(m.Subject, gatePrefix+".")
+	acct, _, _ := strings.Cut(rest, ".")
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
+		return
+	}
+	if g.busy[acct] >= gateInFlightOrg {
+		g.answerError(m, "", 503, "too many requests in flight; try again")
 		return
 	}
 	select {
@@ -106,8 +120,16 @@ func (g *gate) receive(m *nats.Msg) {
 		g.answerError(m, "", 503, "the gate is busy; try again")
 		return
 	}
+	g.busy[acct]++
 	g.wg.Go(func() {
-		defer func() { <-g.sem }()
+		defer func() {
+			<-g.sem
+			g.mu.Lock()
+			if g.busy[acct]--; g.busy[acct] <= 0 {
+				delete(g.busy, acct)
+			}
+			g.mu.Unlock()
+		}()
 		g.handle(m)
 	})
 }
@@ -200,6 +222,9 @@ func (g *gate) check(org, api string, data []byte) (subject string, body []byte,
 		return "$JS.API." + api, nil, respType, nil
 	case stream == kvStream && op == "CREATE":
 		if err := g.checkOwner(org, name, true); err != nil {
+			return deny("%v", err)
+		}
+		if err := g.checkWatchers(org); err != nil {
 			return deny("%v", err)
 		}
 		body, err := checkWatcher(org, name, tokens[4:], data)
@@ -367,6 +392,43 @@ func (g *gate) checkOwner(org, name string, absentOK bool) error {
 		return fmt.Errorf("consumer %s on %s: not found", name, kvStream)
 	case info.Config == nil || info.Config.Metadata[metaOwner] != org:
 		return fmt.Errorf("consumer %s on %s is not %s's", name, kvStream, org)
+	}
+	return nil
+}
+
+// checkWatchers returns an error when org already has [OrgMaxWatchers]
+// directory watchers.
+func (g *gate) checkWatchers(org string) error {
+	n, offset := 0, 0
+	for {
+		req, _ := json.Marshal(map[string]int{"offset": offset})
+		resp, err := g.nc.Request("$JS.API.CONSUMER.LIST."+kvStream, req, gateTimeout)
+		if err != nil {
+			return fmt.Errorf("list the watchers: %w", err)
+		}
+		var page struct {
+			Total     int `json:"total"`
+			Consumers []struct {
+				Config struct {
+					Metadata map[string]string `json:"metadata"`
+				} `json:"config"`
+			} `json:"consumers"`
+		}
+		if err := json.Unmarshal(resp.Data, &page); err != nil {
+			return fmt.Errorf("list the watchers: %w", err)
+		}
+		for _, c := range page.Consumers {
+			if c.Config.Metadata[metaOwner] == org {
+				n++
+			}
+		}
+		offset += len(page.Consumers)
+		if len(page.Consumers) == 0 || offset >= page.Total {
+			break
+		}
+	}
+	if n >= OrgMaxWatchers {
+		return fmt.Errorf("%s has %d directory watchers open, the most it may", org, n)
 	}
 	return nil
 }
