@@ -92,7 +92,7 @@ const (
 //   - what it can ask JetStream for: one durable consumer (provisioned),
 //     [OrgReaderSlots] readers and [OrgMaxWatchers] directory watchers,
 //     each gone at most [OrgReaderInactiveMax] after it was last read,
-//     through the gate, which handles 4 of its requests at once;
+//     through the gate, which handles 16 of its requests at once;
 //   - what it stores: its commands on INBOUND, within the streams'
 //     limits.
 //

@@ -43,7 +43,7 @@ const (
 	gateInFlight = 64
 	// gateInFlightOrg bounds one organisation's share of them, so that
 	// one cannot keep the others waiting.
-	gateInFlightOrg = 4
+	gateInFlightOrg = 16
 	// OrgMaxWatchers bounds the directory watchers one organisation has
 	// at once.
 	OrgMaxWatchers = 16
