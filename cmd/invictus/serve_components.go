@@ -206,9 +206,11 @@ func (r *routingComponent) Name() string { return "routing" }
 // damaged.
 func (r *routingComponent) Start(ctx context.Context) error {
 	if err := r.damaged(ctx); err != nil {
+		// The node starts, not ready, so that /readyz can say what is
+		// damaged; the routing service stays off rather than fold half-logs.
 		refused := errors.New("not running: the store is damaged (see the store check)")
 		r.refused.Store(&refused)
-		return nil
+		return nil //nolint:nilerr // a damaged store is reported by readiness, not by failing the start
 	}
 	bus, err := natsjs.NewBus(r.conn(), natsjs.BusConfig{Logger: r.logger})
 	if err != nil {
