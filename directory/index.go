@@ -715,6 +715,25 @@ func (x *Index) ByChannel(code string) []int32 {
 	return x.merged(x.p.channels[code], func(s *Service) bool { return slices.Contains(s.Channels, code) })
 }
 
+// Intersect returns the numbers in both sorted lists (as ByNeed,
+// ByLanguage and ByChannel return them), in a new slice.
+func Intersect(a, b []int32) []int32 {
+	out := make([]int32, 0, min(len(a), len(b)))
+	for i, j := 0, 0; i < len(a) && j < len(b); {
+		switch {
+		case a[i] < b[j]:
+			i++
+		case a[i] > b[j]:
+			j++
+		default:
+			out = append(out, a[i])
+			i++
+			j++
+		}
+	}
+	return out
+}
+
 // merged returns base without the pending numbers, plus the pending
 // services that are active, offer a known need and satisfy pred.
 func (x *Index) merged(base []int32, pred func(*Service) bool) []int32 {

@@ -242,7 +242,7 @@ func (f *serviceFilter) candidates(snap *directory.Index) []int32 {
 	case len(f.needs) > 0:
 		out := snap.ByNeed(f.needs[0])
 		for _, n := range f.needs[1:] {
-			out = intersect(out, snap.ByNeed(n))
+			out = directory.Intersect(out, snap.ByNeed(n))
 		}
 		return out
 	case f.language != "":
@@ -251,24 +251,6 @@ func (f *serviceFilter) candidates(snap *directory.Index) []int32 {
 	out := make([]int32, snap.Len())
 	for i := range out {
 		out[i] = int32(i)
-	}
-	return out
-}
-
-// intersect returns the numbers in both sorted lists.
-func intersect(a, b []int32) []int32 {
-	out := make([]int32, 0, min(len(a), len(b)))
-	for i, j := 0, 0; i < len(a) && j < len(b); {
-		switch {
-		case a[i] < b[j]:
-			i++
-		case a[i] > b[j]:
-			j++
-		default:
-			out = append(out, a[i])
-			i++
-			j++
-		}
 	}
 	return out
 }

@@ -338,25 +338,7 @@ func (s *Server) postings(snap *directory.Index, f searchForm, pl place) []int32
 	slices.SortFunc(lists, func(a, b []int32) int { return len(a) - len(b) })
 	out := lists[0]
 	for _, l := range lists[1:] {
-		out = intersect(out, l)
-	}
-	return out
-}
-
-// intersect returns the numbers in both sorted lists.
-func intersect(a, b []int32) []int32 {
-	out := make([]int32, 0, min(len(a), len(b)))
-	for i, j := 0, 0; i < len(a) && j < len(b); {
-		switch {
-		case a[i] < b[j]:
-			i++
-		case a[i] > b[j]:
-			j++
-		default:
-			out = append(out, a[i])
-			i++
-			j++
-		}
+		out = directory.Intersect(out, l)
 	}
 	return out
 }
