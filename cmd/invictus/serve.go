@@ -400,11 +400,6 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	// Ready before the addr file says so: whoever waits for the file
 	// finds /readyz answering 200.
 	ready.serving.Store(runErr == nil)
-	if runErr == nil && o.addrFile != "" {
-		if err := writeFileAtomic(o.addrFile, addrs); err != nil {
-			runErr = &flagError{flag: "addr-file", value: o.addrFile, err: err}
-		}
-	}
 	if runErr == nil {
 		logger.Info("invictus ready",
 			slog.String("http", addrs["http"]), slog.String("nats", addrs["nats"]), slog.String("data", o.data))
@@ -422,6 +417,15 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 		if demo != nil {
 			printDemoBanner(out, o.data, o.natsURL == "", addrs, demo, tokens)
 		}
+		// The addr file comes last: whoever waits for it finds the log
+		// line, the warnings and the banner already written.
+		if o.addrFile != "" {
+			if err := writeFileAtomic(o.addrFile, addrs); err != nil {
+				runErr = &flagError{flag: "addr-file", value: o.addrFile, err: err}
+			}
+		}
+	}
+	if runErr == nil {
 		select {
 		case <-ctx.Done():
 			logger.Info("shutting down", slog.String("reason", "signal"))
