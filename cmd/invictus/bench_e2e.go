@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/internal/bench"
 )
 
 type benchE2EOptions struct {
@@ -63,18 +64,18 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
-	f.IntVar(&o.referrals, "referrals", natsjs.BenchReferralsDefault, "referrals driven through request, offer and accept")
-	f.Float64Var(&o.rate, "rate", natsjs.BenchRateDefault, "offered load, referrals per second")
-	f.IntVar(&o.msgSize, "msg-size", natsjs.BenchMsgSizeDefault, "data size of the raw hop's messages, bytes")
-	f.IntVar(&o.rawMessages, "raw-messages", natsjs.BenchRawMessagesDefault, "messages moved by the raw hop")
-	f.IntVar(&o.burst, "burst", natsjs.BenchBurstDefault, "referral.requested commands published at once for the saturation run (0 skips it)")
-	f.IntVar(&o.services, "services", natsjs.BenchServicesDefault, "services in the generated directory")
+	f.IntVar(&o.referrals, "referrals", bench.ReferralsDefault, "referrals driven through request, offer and accept")
+	f.Float64Var(&o.rate, "rate", bench.RateDefault, "offered load, referrals per second")
+	f.IntVar(&o.msgSize, "msg-size", bench.MsgSizeDefault, "data size of the raw hop's messages, bytes")
+	f.IntVar(&o.rawMessages, "raw-messages", bench.RawMessagesDefault, "messages moved by the raw hop")
+	f.IntVar(&o.burst, "burst", bench.BurstDefault, "referral.requested commands published at once for the saturation run (0 skips it)")
+	f.IntVar(&o.services, "services", bench.ServicesDefault, "services in the generated directory")
 	f.Int64Var(&o.seed, "seed", 1, "seed of the directory, the profiles and the referrers")
 	f.StringVar(&o.natsURL, "nats-url", "", "external NATS server (default: an embedded one on a temporary store)")
 	addCredsFlag(f, &o.creds, "credentials file for --nats-url")
 	f.IntVar(&o.workers, "workers", natsjs.WorkersDefault, "router workers per consumer")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the routing runs to this file")
-	f.DurationVar(&o.wait, "wait", natsjs.BenchWaitDefault, "how long each run may take once its load is offered")
+	f.DurationVar(&o.wait, "wait", bench.WaitDefault, "how long each run may take once its load is offered")
 	logs := addLogFlags(cmd)
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -101,32 +102,32 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 }
 
 // config checks the flags and turns them into the bench's config.
-func (o benchE2EOptions) config() (natsjs.BenchConfig, error) {
+func (o benchE2EOptions) config() (bench.E2EConfig, error) {
 	for _, v := range []struct {
 		name string
 		n    int
 	}{{"referrals", o.referrals}, {"msg-size", o.msgSize}, {"raw-messages", o.rawMessages}, {"services", o.services}, {"workers", o.workers}} {
 		if v.n < 1 {
-			return natsjs.BenchConfig{}, usageError{fmt.Errorf("--%s %d: must be at least 1", v.name, v.n)}
+			return bench.E2EConfig{}, usageError{fmt.Errorf("--%s %d: must be at least 1", v.name, v.n)}
 		}
 	}
 	if o.rate <= 0 {
-		return natsjs.BenchConfig{}, usageError{fmt.Errorf("--rate %g: must be positive", o.rate)}
+		return bench.E2EConfig{}, usageError{fmt.Errorf("--rate %g: must be positive", o.rate)}
 	}
 	if o.burst < 0 {
-		return natsjs.BenchConfig{}, usageError{fmt.Errorf("--burst %d: must not be negative", o.burst)}
+		return bench.E2EConfig{}, usageError{fmt.Errorf("--burst %d: must not be negative", o.burst)}
 	}
 	if o.creds != "" && o.natsURL == "" {
-		return natsjs.BenchConfig{}, usageError{errors.New("--creds needs --nats-url")}
+		return bench.E2EConfig{}, usageError{errors.New("--creds needs --nats-url")}
 	}
 	if o.wait <= 0 {
-		return natsjs.BenchConfig{}, usageError{fmt.Errorf("--wait %s: must be positive", o.wait)}
+		return bench.E2EConfig{}, usageError{fmt.Errorf("--wait %s: must be positive", o.wait)}
 	}
 	burst := o.burst
 	if burst == 0 {
-		burst = -1 // BenchConfig's zero means the default
+		burst = -1 // E2EConfig's zero means the default
 	}
-	cfg := natsjs.BenchConfig{
+	cfg := bench.E2EConfig{
 		Referrals: o.referrals, Rate: o.rate, MsgSize: o.msgSize, RawMessages: o.rawMessages, Burst: burst,
 		Services: o.services, Seed: o.seed, URL: o.natsURL, Wait: o.wait,
 		Router: natsjs.RouterConfig{Workers: o.workers},
@@ -135,15 +136,15 @@ func (o benchE2EOptions) config() (natsjs.BenchConfig, error) {
 		cfg.NATSOptions = append(cfg.NATSOptions, nats.UserCredentials(o.creds))
 	}
 	if err := cfg.WithDefaults().Validate(); err != nil {
-		return natsjs.BenchConfig{}, usageError{err}
+		return bench.E2EConfig{}, usageError{err}
 	}
 	return cfg, nil
 }
 
 // runBenchE2E runs the bench and prints its one JSON line to out. It
 // returns an error when the bench could not run or counted errors.
-func runBenchE2E(ctx context.Context, cfg natsjs.BenchConfig, out io.Writer) error {
-	res, err := natsjs.BenchE2E(ctx, cfg)
+func runBenchE2E(ctx context.Context, cfg bench.E2EConfig, out io.Writer) error {
+	res, err := bench.E2E(ctx, cfg)
 	if err != nil {
 		return fmt.Errorf("bench e2e: %w", err)
 	}

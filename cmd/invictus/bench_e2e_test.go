@@ -16,11 +16,12 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/internal/bench"
 )
 
 // benchE2ELine runs `bench e2e` with args and returns its one JSON line,
 // decoded, failing the test unless it exits 0 and prints exactly one line.
-func benchE2ELine(t *testing.T, args ...string) natsjs.BenchResult {
+func benchE2ELine(t *testing.T, args ...string) bench.E2EResult {
 	t.Helper()
 	code, out, errOut := cliRun(t, append([]string{"bench", "e2e", "--log-level", "warn"}, args...)...)
 	if code != exitOK {
@@ -40,7 +41,7 @@ func benchE2ELine(t *testing.T, args ...string) natsjs.BenchResult {
 			t.Errorf("the line lacks %q: %s", k, lines[0])
 		}
 	}
-	var res natsjs.BenchResult
+	var res bench.E2EResult
 	if err := json.Unmarshal([]byte(lines[0]), &res); err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +50,7 @@ func benchE2ELine(t *testing.T, args ...string) natsjs.BenchResult {
 
 // checkSane checks the figures of a run of n referrals and burst commands
 // for consistency, not for speed.
-func checkSane(t *testing.T, res natsjs.BenchResult, n, burst int) {
+func checkSane(t *testing.T, res bench.E2EResult, n, burst int) {
 	t.Helper()
 	switch {
 	case res.GoVersion != runtime.Version() || res.GOMAXPROCS != runtime.GOMAXPROCS(0) || res.CPUs < 1:

@@ -18,9 +18,9 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/spf13/cobra"
 
-	"github.com/invictus-network/invictus/adapters/postgres"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/bench"
 	"github.com/invictus-network/invictus/routing"
 )
 
@@ -320,7 +320,7 @@ func benchPostgres(ctx context.Context, o benchMatchOptions, d *directory.Direct
 	profiles []events.Profile, pool *pgxpool.Pool, progress io.Writer) (fig *benchPostgresFig, err error) {
 	suffix := make([]byte, 6)
 	_, _ = rand.Read(suffix)
-	b, err := postgres.NewBenchMatch(pool, "bench_"+hex.EncodeToString(suffix))
+	b, err := bench.NewSQLMatch(pool, "bench_"+hex.EncodeToString(suffix))
 	if err != nil {
 		return nil, err
 	}

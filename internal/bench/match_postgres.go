@@ -1,4 +1,4 @@
-package postgres
+package bench
 
 import (
 	"context"
@@ -11,46 +11,47 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/invictus-network/invictus/adapters/postgres"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
 )
 
-// BenchMatch is the PostgreSQL half of `invictus bench match`: what an
+// SQLMatch is the PostgreSQL half of `invictus bench match`: what an
 // HSDS-style API would do to find the services for a needs profile. It
 // holds a directory in three tables of one schema (services with their
 // codes as text[] arrays, locations, opening hours), indexed as such an
 // API would be: GIN on the need, region and country arrays, GiST on the
 // location points for a bounding-box search, B-trees on the service ids of
-// locations and hours. [BenchMatch.Eligible] runs the matcher's candidate
+// locations and hours. [SQLMatch.Eligible] runs the matcher's candidate
 // selection and every hard constraint as one SQL query.
 //
 // It is a benchmark, not a store: nothing else in the system reads these
 // tables.
-type BenchMatch struct {
+type SQLMatch struct {
 	db        *pgxpool.Pool
 	schema    string
 	query     string
 	maxRadius float64 // the largest area radius, for the bounding box
 }
 
-// NewBenchMatch returns a BenchMatch working in schema, which must not
-// exist yet (see ValidateSchema for the names allowed).
-func NewBenchMatch(db *pgxpool.Pool, schema string) (*BenchMatch, error) {
-	if err := ValidateSchema(schema); err != nil {
+// NewSQLMatch returns a SQLMatch working in schema, which must not
+// exist yet (see postgres.ValidateSchema for the names allowed).
+func NewSQLMatch(db *pgxpool.Pool, schema string) (*SQLMatch, error) {
+	if err := postgres.ValidateSchema(schema); err != nil {
 		return nil, err
 	}
-	b := &BenchMatch{db: db, schema: schema}
+	b := &SQLMatch{db: db, schema: schema}
 	b.query = strings.ReplaceAll(benchMatchQuery, "S.", quoteIdent(schema)+".")
 	return b, nil
 }
 
 // Schema returns the schema's name.
-func (b *BenchMatch) Schema() string { return b.schema }
+func (b *SQLMatch) Schema() string { return b.schema }
 
 // Load creates the schema and its tables, copies d into them, then builds
 // the indexes and the planner statistics. It returns the time the copy and
 // the indexing took.
-func (b *BenchMatch) Load(ctx context.Context, d *directory.Directory) (copyTime, indexTime time.Duration, err error) {
+func (b *SQLMatch) Load(ctx context.Context, d *directory.Directory) (copyTime, indexTime time.Duration, err error) {
 	s := quoteIdent(b.schema)
 	ddl := strings.ReplaceAll(`
 CREATE SCHEMA {S};
@@ -138,7 +139,7 @@ func benchList(list []string) []string {
 }
 
 // Drop removes the schema and everything in it.
-func (b *BenchMatch) Drop(ctx context.Context) error {
+func (b *SQLMatch) Drop(ctx context.Context) error {
 	if _, err := b.db.Exec(ctx, "DROP SCHEMA IF EXISTS "+quoteIdent(b.schema)+" CASCADE"); err != nil {
 		return fmt.Errorf("bench match: drop schema %s: %w", b.schema, err)
 	}
@@ -193,7 +194,7 @@ var placeAccessibility = []string{"wheelchair", "step_free", "hearing_loop", "qu
 // Eligible returns the ids, sorted, of the services that are candidates for
 // the profile and pass every hard constraint at now, by one SQL query: the
 // set the matcher's Eligible returns.
-func (b *BenchMatch) Eligible(ctx context.Context, p events.Profile, now time.Time) ([]string, error) {
+func (b *SQLMatch) Eligible(ctx context.Context, p events.Profile, now time.Time) ([]string, error) {
 	rows, err := b.db.Query(ctx, b.query, b.args(p, now)...)
 	if err != nil {
 		return nil, fmt.Errorf("bench match: query: %w", err)
@@ -206,7 +207,7 @@ func (b *BenchMatch) Eligible(ctx context.Context, p events.Profile, now time.Ti
 }
 
 // args are the query's parameters for the profile at now.
-func (b *BenchMatch) args(p events.Profile, now time.Time) []any {
+func (b *SQLMatch) args(p events.Profile, now time.Time) []any {
 	loc := p.Location
 	cc := loc.Country
 	nuts := events.NUTSCountry(cc)
@@ -249,3 +250,6 @@ func (b *BenchMatch) args(p events.Profile, now time.Time) []any {
 		p.Urgency == events.UrgencyEmergency, now,
 	}
 }
+
+// quoteIdent quotes an SQL identifier.
+func quoteIdent(s string) string { return pgx.Identifier{s}.Sanitize() }

@@ -1,13 +1,18 @@
-package postgres_test
+package bench_test
 
 import (
+	"context"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
-	"github.com/invictus-network/invictus/adapters/postgres"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/invictus-network/invictus/internal/bench"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/routing"
 )
 
@@ -15,11 +20,12 @@ import (
 // ranks, for every kind of profile: the comparison of their speed is fair.
 func TestBenchMatchSelectsWhatTheMatcherSelects(t *testing.T) {
 	t.Parallel()
-	pg := newPG(t)
-	b, err := postgres.NewBenchMatch(pg.pool, pg.schema)
+	pool := testPool(t)
+	b, err := bench.NewSQLMatch(pool, "bench_test_"+strconv.FormatInt(time.Now().UnixNano(), 36))
 	if err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { _ = b.Drop(context.Background()) }) // when the test stops early
 	demo, err := directory.Demo(1)
 	if err != nil {
 		t.Fatal(err)
@@ -82,4 +88,23 @@ func TestBenchMatchSelectsWhatTheMatcherSelects(t *testing.T) {
 	if err := b.Drop(ctx); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// testCtx bounds a test's calls to the database.
+func testCtx(t testing.TB) context.Context {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+// testPool is a pool on the test database, closed when the test ends.
+func testPool(t testing.TB) *pgxpool.Pool {
+	t.Helper()
+	pool, err := pgxpool.New(testCtx(t), testenv.DatabaseURL(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return pool
 }

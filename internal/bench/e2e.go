@@ -1,4 +1,4 @@
-package natsjs
+package bench
 
 import (
 	"bytes"
@@ -22,62 +22,65 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/clip"
+	"github.com/invictus-network/invictus/internal/wire"
 	"github.com/invictus-network/invictus/routing"
 )
 
-// Defaults and limits of [BenchConfig].
+// Defaults and limits of [E2EConfig].
 const (
-	// BenchReferralsDefault is how many referrals the latency run drives.
-	BenchReferralsDefault = 2000
-	// BenchRateDefault is the offered load of the latency run, referrals
+	// ReferralsDefault is how many referrals the latency run drives.
+	ReferralsDefault = 2000
+	// RateDefault is the offered load of the latency run, referrals
 	// per second.
-	BenchRateDefault = 1000
-	// BenchMsgSizeDefault is the data size of the raw hop's messages, about
+	RateDefault = 1000
+	// MsgSizeDefault is the data size of the raw hop's messages, about
 	// that of a referral.requested command.
-	BenchMsgSizeDefault = 1024
-	// BenchRawMessagesDefault is how many messages the raw hop moves.
-	BenchRawMessagesDefault = 10000
-	// BenchBurstDefault is how many referral.requested commands the
+	MsgSizeDefault = 1024
+	// RawMessagesDefault is how many messages the raw hop moves.
+	RawMessagesDefault = 10000
+	// BurstDefault is how many referral.requested commands the
 	// saturation run publishes at once.
-	BenchBurstDefault = 2000
-	// BenchServicesDefault is the size of the generated directory: about
+	BurstDefault = 2000
+	// ServicesDefault is the size of the generated directory: about
 	// 17 organisations, each with its own durable DELIVERY consumer. Every
 	// consumer that acknowledges something has its state written to a file
 	// up to ten times a second, so the server's CPU per referral grows
 	// with the number of organisations receiving them.
-	BenchServicesDefault = 40
-	// BenchWaitDefault bounds each run once its load has been offered.
-	BenchWaitDefault = 2 * time.Minute
+	ServicesDefault = 40
+	// WaitDefault bounds each run once its load has been offered.
+	WaitDefault = 2 * time.Minute
 	// benchRawStreamIn and benchRawStreamOut are the raw hop's streams,
 	// deleted afterwards.
 	benchRawStreamIn  = "BENCH_RAW_IN"
 	benchRawStreamOut = "BENCH_RAW_OUT"
 )
 
-// BenchConfig configures [BenchE2E]. The zero value of every field means
+// E2EConfig configures [E2E]. The zero value of every field means
 // its default.
-type BenchConfig struct {
+type E2EConfig struct {
 	// Referrals driven through request, offer and accept at Rate. Default
-	// [BenchReferralsDefault].
+	// [ReferralsDefault].
 	Referrals int
 	// Rate is the offered load, referrals per second. Default
-	// [BenchRateDefault].
+	// [RateDefault].
 	Rate float64
 	// MsgSize is the data size of the raw hop's messages, in bytes.
-	// Default [BenchMsgSizeDefault].
+	// Default [MsgSizeDefault].
 	MsgSize int
 	// RawMessages is how many messages the raw hop moves. Default
-	// [BenchRawMessagesDefault].
+	// [RawMessagesDefault].
 	RawMessages int
 	// Burst is how many referral.requested commands the saturation run
 	// publishes as fast as JetStream takes them, far faster than the
 	// router handles them; negative skips the run. Default
-	// [BenchBurstDefault].
+	// [BurstDefault].
 	Burst int
 	// Services is the size of the generated directory
-	// (directory.Generate). Default [BenchServicesDefault].
+	// (directory.Generate). Default [ServicesDefault].
 	Services int
 	// Seed of the directory, the profiles and the referrers. Default 1.
 	Seed int64
@@ -90,11 +93,11 @@ type BenchConfig struct {
 	// (credentials, TLS).
 	NATSOptions []nats.Option
 	// Router, Bus and Service configure the routing service under test.
-	Router  RouterConfig
-	Bus     BusConfig
+	Router  natsjs.RouterConfig
+	Bus     natsjs.BusConfig
 	Service routing.ServiceConfig
 	// Wait bounds each run once its load has been offered. Default
-	// [BenchWaitDefault].
+	// [WaitDefault].
 	Wait time.Duration
 	// CPUProfile, when set, receives a CPU profile of the routing runs
 	// (saturation and latency, not the raw hop).
@@ -104,30 +107,30 @@ type BenchConfig struct {
 }
 
 // WithDefaults returns a copy of c with every unset field given its default.
-func (c BenchConfig) WithDefaults() BenchConfig {
+func (c E2EConfig) WithDefaults() E2EConfig {
 	if c.Referrals == 0 {
-		c.Referrals = BenchReferralsDefault
+		c.Referrals = ReferralsDefault
 	}
 	if c.Rate == 0 {
-		c.Rate = BenchRateDefault
+		c.Rate = RateDefault
 	}
 	if c.MsgSize == 0 {
-		c.MsgSize = BenchMsgSizeDefault
+		c.MsgSize = MsgSizeDefault
 	}
 	if c.RawMessages == 0 {
-		c.RawMessages = BenchRawMessagesDefault
+		c.RawMessages = RawMessagesDefault
 	}
 	if c.Burst == 0 {
-		c.Burst = BenchBurstDefault
+		c.Burst = BurstDefault
 	}
 	if c.Services == 0 {
-		c.Services = BenchServicesDefault
+		c.Services = ServicesDefault
 	}
 	if c.Seed == 0 {
 		c.Seed = 1
 	}
 	if c.Wait == 0 {
-		c.Wait = BenchWaitDefault
+		c.Wait = WaitDefault
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -136,31 +139,31 @@ func (c BenchConfig) WithDefaults() BenchConfig {
 }
 
 // Validate reports the first invalid field of c, naming it. Call it on the
-// result of [BenchConfig.WithDefaults].
-func (c BenchConfig) Validate() error {
+// result of [E2EConfig.WithDefaults].
+func (c E2EConfig) Validate() error {
 	switch {
 	case c.Referrals < 1 || c.Referrals > 1_000_000:
-		return fmt.Errorf("natsjs: BenchConfig.Referrals %d must be from 1 to 1000000", c.Referrals)
+		return fmt.Errorf("natsjs: E2EConfig.Referrals %d must be from 1 to 1000000", c.Referrals)
 	case c.Rate <= 0 || c.Rate > 1_000_000:
-		return fmt.Errorf("natsjs: BenchConfig.Rate %g must be above 0 and at most 1000000", c.Rate)
+		return fmt.Errorf("natsjs: E2EConfig.Rate %g must be above 0 and at most 1000000", c.Rate)
 	case c.MsgSize < 1 || c.MsgSize > events.MaxMessageSize:
-		return fmt.Errorf("natsjs: BenchConfig.MsgSize %d must be from 1 to %d", c.MsgSize, events.MaxMessageSize)
+		return fmt.Errorf("natsjs: E2EConfig.MsgSize %d must be from 1 to %d", c.MsgSize, events.MaxMessageSize)
 	case c.RawMessages < 1 || c.RawMessages > 10_000_000:
-		return fmt.Errorf("natsjs: BenchConfig.RawMessages %d must be from 1 to 10000000", c.RawMessages)
+		return fmt.Errorf("natsjs: E2EConfig.RawMessages %d must be from 1 to 10000000", c.RawMessages)
 	case c.Burst > 1_000_000:
-		return fmt.Errorf("natsjs: BenchConfig.Burst %d must be at most 1000000", c.Burst)
+		return fmt.Errorf("natsjs: E2EConfig.Burst %d must be at most 1000000", c.Burst)
 	case c.Services < 10 || c.Services > 1_000_000:
-		return fmt.Errorf("natsjs: BenchConfig.Services %d must be from 10 to 1000000", c.Services)
+		return fmt.Errorf("natsjs: E2EConfig.Services %d must be from 10 to 1000000", c.Services)
 	case c.Wait <= 0:
-		return fmt.Errorf("natsjs: BenchConfig.Wait %s must be positive", c.Wait)
+		return fmt.Errorf("natsjs: E2EConfig.Wait %s must be positive", c.Wait)
 	}
 	return nil
 }
 
-// BenchResult is what [BenchE2E] measured. Latencies are in milliseconds,
+// E2EResult is what [E2E] measured. Latencies are in milliseconds,
 // rates per second. Its JSON form is the one line `invictus bench e2e`
 // prints.
-type BenchResult struct {
+type E2EResult struct {
 	// GoVersion, GOMAXPROCS and CPUs describe the process that measured.
 	GoVersion  string `json:"go_version"`
 	GOMAXPROCS int    `json:"gomaxprocs"`
@@ -217,20 +220,20 @@ type BenchResult struct {
 	FirstError string `json:"first_error,omitempty"`
 }
 
-// BenchE2E measures the routing service end to end on one server: the raw
+// E2E measures the routing service end to end on one server: the raw
 // JetStream hop, then, with a generated directory in the directory bucket,
 // one router and simulated organisations (one durable DELIVERY consumer
 // each; an offered organisation accepts at once), the router's rate on a
 // backlog of referral.requested commands, and the latency from the
 // submission of a referral to its offers at the offered load. It returns
 // an error when the bench cannot run; what goes wrong inside a run is
-// counted in BenchResult.Errors.
-func BenchE2E(ctx context.Context, cfg BenchConfig) (BenchResult, error) {
+// counted in E2EResult.Errors.
+func E2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
-		return BenchResult{}, err
+		return E2EResult{}, err
 	}
-	res := BenchResult{
+	res := E2EResult{
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), CPUs: runtime.NumCPU(),
 		LoadAverageStart: loadAverage(), MsgSize: cfg.MsgSize, Services: cfg.Services,
 		Referrals: cfg.Referrals, OfferedRate: cfg.Rate, Burst: max(cfg.Burst, 0),
@@ -315,8 +318,8 @@ func processCPU() time.Duration {
 // benchEnv is the server the bench runs on and its connections.
 type benchEnv struct {
 	server   string
-	srv      *Server // nil for an external server
-	storeDir string  // removed at close when the bench created it
+	srv      *natsjs.Server // nil for an external server
+	storeDir string         // removed at close when the bench created it
 	conns    []*nats.Conn
 	admin    jetstream.JetStream
 	created  []string // streams to delete at close (external server)
@@ -325,7 +328,7 @@ type benchEnv struct {
 
 // benchConnect starts the embedded server, or checks that the external
 // one holds no INVICTUS streams.
-func benchConnect(ctx context.Context, cfg BenchConfig) (*benchEnv, error) {
+func benchConnect(ctx context.Context, cfg E2EConfig) (*benchEnv, error) {
 	env := &benchEnv{server: "embedded"}
 	if cfg.URL == "" {
 		dir, err := os.MkdirTemp("", "invictus-bench-")
@@ -333,7 +336,7 @@ func benchConnect(ctx context.Context, cfg BenchConfig) (*benchEnv, error) {
 			return nil, fmt.Errorf("natsjs: bench: %w", err)
 		}
 		env.storeDir = dir
-		if env.srv, err = StartServer(ctx, ServerConfig{StoreDir: dir, DontListen: true, ServerName: "invictus-bench"}, nil); err != nil {
+		if env.srv, err = natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: dir, DontListen: true, ServerName: "invictus-bench"}, nil); err != nil {
 			_ = os.RemoveAll(dir)
 			return nil, err
 		}
@@ -350,7 +353,7 @@ func benchConnect(ctx context.Context, cfg BenchConfig) (*benchEnv, error) {
 		return nil, fmt.Errorf("natsjs: bench: %w", err)
 	}
 	if env.srv == nil {
-		names := []string{StreamInbound, StreamReferrals, StreamDelivery, StreamTimers, StreamDLQ, "KV_" + BucketDirectory, benchRawStreamIn, benchRawStreamOut}
+		names := []string{natsjs.StreamInbound, natsjs.StreamReferrals, natsjs.StreamDelivery, natsjs.StreamTimers, natsjs.StreamDLQ, "KV_" + natsjs.BucketDirectory, benchRawStreamIn, benchRawStreamOut}
 		for _, name := range names {
 			_, err := env.admin.Stream(ctx, name)
 			switch {
@@ -380,7 +383,7 @@ func serverHost(url string) string {
 }
 
 // connect opens one more connection: in process, or to the URL.
-func (e *benchEnv) connect(ctx context.Context, cfg BenchConfig, name string) (*nats.Conn, error) {
+func (e *benchEnv) connect(ctx context.Context, cfg E2EConfig, name string) (*nats.Conn, error) {
 	var nc *nats.Conn
 	var err error
 	if e.srv != nil {
@@ -405,7 +408,7 @@ func (e *benchEnv) close() {
 			_ = e.admin.DeleteStream(ctx, name)
 		}
 		if e.bucket {
-			_ = e.admin.DeleteKeyValue(ctx, BucketDirectory)
+			_ = e.admin.DeleteKeyValue(ctx, natsjs.BucketDirectory)
 		}
 	}
 	for i := len(e.conns) - 1; i >= 0; i-- {
@@ -424,7 +427,7 @@ func (e *benchEnv) close() {
 // settings) takes each, publishes it to a second stream awaiting the
 // acknowledgement, and acknowledges it, one after the other. It returns
 // messages per second.
-func rawHop(ctx context.Context, env *benchEnv, cfg BenchConfig) (float64, error) {
+func rawHop(ctx context.Context, env *benchEnv, cfg E2EConfig) (float64, error) {
 	nc, err := env.connect(ctx, cfg, "bench-raw")
 	if err != nil {
 		return 0, err
@@ -459,7 +462,7 @@ func rawHop(ctx context.Context, env *benchEnv, cfg BenchConfig) (float64, error
 		return 0, err
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, benchRawStreamIn, jetstream.ConsumerConfig{
-		Durable: "bench-raw", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: MaxAckPendingDefault,
+		Durable: "bench-raw", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: natsjs.MaxAckPendingDefault,
 	})
 	if err != nil {
 		return 0, fmt.Errorf("natsjs: bench: raw consumer: %w", err)
@@ -484,7 +487,7 @@ func rawHop(ctx context.Context, env *benchEnv, cfg BenchConfig) (float64, error
 		if n++; n == cfg.RawMessages {
 			close(done)
 		}
-	}, jetstream.PullMaxMessages(min(MaxAckPendingDefault, 512)))
+	}, jetstream.PullMaxMessages(min(natsjs.MaxAckPendingDefault, 512)))
 	if err != nil {
 		return 0, fmt.Errorf("natsjs: bench: raw consume: %w", err)
 	}
@@ -517,12 +520,12 @@ func waitAsync(ctx context.Context, js jetstream.JetStream) error {
 // bench is the routing side of the bench: the router, the simulated
 // organisations and what they saw.
 type bench struct {
-	cfg    BenchConfig
+	cfg    E2EConfig
 	env    *benchEnv
 	view   *directory.View
 	orgs   []string
 	byCC   map[string][]string // organisations by country
-	router *Router
+	router *natsjs.Router
 	submit jetstream.JetStream // the referrers' publisher
 	answer jetstream.JetStream // the offered organisations' publisher
 
@@ -560,7 +563,7 @@ type benchRun struct {
 
 // newBench loads a generated directory into the bucket, creates every
 // organisation's consumer and starts consuming, and builds the router.
-func newBench(ctx context.Context, env *benchEnv, cfg BenchConfig) (_ *bench, err error) {
+func newBench(ctx context.Context, env *benchEnv, cfg E2EConfig) (_ *bench, err error) {
 	b := &bench{cfg: cfg, env: env, view: directory.NewView(), byCC: map[string][]string{}, refs: map[string]*benchRef{}}
 	b.runCtx, b.cancel = context.WithCancel(context.WithoutCancel(ctx))
 	defer func() {
@@ -568,11 +571,11 @@ func newBench(ctx context.Context, env *benchEnv, cfg BenchConfig) (_ *bench, er
 			b.stop()
 		}
 	}()
-	if err := EnsureStreams(ctx, env.admin, StreamsConfig{}); err != nil {
+	if err := natsjs.EnsureStreams(ctx, env.admin, natsjs.StreamsConfig{}); err != nil {
 		return nil, err
 	}
 	d := directory.Generate(cfg.Services, cfg.Seed)
-	store, err := NewDirectoryStore(ctx, env.admin, DirectoryStoreConfig{})
+	store, err := natsjs.NewDirectoryStore(ctx, env.admin, natsjs.DirectoryStoreConfig{})
 	if err != nil {
 		return nil, err
 	}
@@ -581,7 +584,7 @@ func newBench(ctx context.Context, env *benchEnv, cfg BenchConfig) (_ *bench, er
 	if err != nil {
 		return nil, err
 	}
-	follower := NewDirectoryFollower(store.KeyValue(), b.view, cfg.Logger)
+	follower := natsjs.NewDirectoryFollower(store.KeyValue(), b.view, cfg.Logger)
 	b.wg.Go(func() { _ = follower.Run(b.runCtx) })
 	wctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
@@ -608,7 +611,7 @@ func newBench(ctx context.Context, env *benchEnv, cfg BenchConfig) (_ *bench, er
 	if cfg.Router.Logger == nil {
 		cfg.Router.Logger = cfg.Logger
 	}
-	bus, err := NewBus(rnc, cfg.Bus)
+	bus, err := natsjs.NewBus(rnc, cfg.Bus)
 	if err != nil {
 		return nil, err
 	}
@@ -616,7 +619,7 @@ func newBench(ctx context.Context, env *benchEnv, cfg BenchConfig) (_ *bench, er
 	if err != nil {
 		return nil, err
 	}
-	if b.router, err = NewRouter(bus, svc, cfg.Router); err != nil {
+	if b.router, err = natsjs.NewRouter(bus, svc, cfg.Router); err != nil {
 		return nil, err
 	}
 	return b, nil
@@ -644,10 +647,10 @@ func (b *bench) startOrganisations(ctx context.Context) error {
 		return fmt.Errorf("natsjs: bench: %w", err)
 	}
 	for _, org := range b.orgs {
-		if err := EnsureOrgConsumer(ctx, b.env.admin, org); err != nil {
+		if err := natsjs.EnsureOrgConsumer(ctx, b.env.admin, org); err != nil {
 			return err
 		}
-		cons, err := b.answer.Consumer(ctx, StreamDelivery, OrgConsumerName(org))
+		cons, err := b.answer.Consumer(ctx, natsjs.StreamDelivery, natsjs.OrgConsumerName(org))
 		if err != nil {
 			return fmt.Errorf("natsjs: bench: consumer of %s: %w", org, err)
 		}
@@ -682,7 +685,7 @@ func (b *bench) fail(what string) {
 	defer b.mu.Unlock()
 	b.errs++
 	if b.firstErr == "" {
-		b.firstErr = clipHeader(what, 300)
+		b.firstErr = clip.Line(what, 300)
 	}
 }
 
@@ -728,11 +731,11 @@ func readOfferFields(data []byte) (offerFields, error) {
 func (b *bench) onDelivery(org string, m jetstream.Msg) {
 	now := time.Now()
 	defer func() { _ = m.Ack() }()
-	typ := headerFold(m.Headers(), "ce-type")
+	typ := wire.HeaderValue(m.Headers(), "ce-type")
 	_, id, err := events.ParseDeliverySubject(m.Subject())
 	if err != nil {
 		if typ == events.TypeCommandRejected {
-			b.fail(fmt.Sprintf("%s got command.rejected: %s", org, clipHeader(string(m.Data()), 200)))
+			b.fail(fmt.Sprintf("%s got command.rejected: %s", org, clip.Line(string(m.Data()), 200)))
 		}
 		return
 	}
@@ -779,7 +782,7 @@ func (b *bench) onDelivery(org string, m jetstream.Msg) {
 			}
 		}
 	case events.TypeCommandRejected:
-		b.fail(fmt.Sprintf("%s got command.rejected about %s: %s", org, id, clipHeader(string(m.Data()), 200)))
+		b.fail(fmt.Sprintf("%s got command.rejected about %s: %s", org, id, clip.Line(string(m.Data()), 200)))
 	}
 }
 
@@ -807,23 +810,13 @@ func (b *bench) send(js jetstream.JetStream, org, id string, p events.Payload) {
 }
 
 // commandMsg encodes a command of org on its INBOUND subject, with its id
-// as Nats-Msg-Id.
+// as Nats-Msg-Id (wire.NewCommand).
 func commandMsg(org, id string, p events.Payload) (*nats.Msg, error) {
-	subject, err := events.InboundSubject(org)
+	_, m, err := wire.NewCommand(org, id, p)
 	if err != nil {
 		return nil, err
 	}
-	ev, err := events.New(events.SourceOf(org), id, p)
-	if err != nil {
-		return nil, err
-	}
-	em, err := events.ToNATS(subject, ev)
-	if err != nil {
-		return nil, err
-	}
-	m := &nats.Msg{Subject: subject, Header: nats.Header(em.Header), Data: em.Data}
-	m.Header.Set(jetstream.MsgIDHeader, events.MsgID(ev.Source(), ev.ID()))
-	return m, nil
+	return &nats.Msg{Subject: m.Subject, Header: nats.Header(m.Header), Data: m.Data}, nil
 }
 
 // prepared is a referral.requested command ready to publish.
@@ -893,7 +886,7 @@ const benchWarmUp = 50
 
 // latencyRun drives Referrals referrals at Rate through request, offer
 // and accept, with the router running, after a few untimed ones.
-func (b *bench) latencyRun(ctx context.Context, res *BenchResult) error {
+func (b *bench) latencyRun(ctx context.Context, res *E2EResult) error {
 	warm := &benchRun{left: benchWarmUp, done: make(chan struct{})}
 	run := &benchRun{left: b.cfg.Referrals, done: make(chan struct{})}
 	b.mu.Lock()
@@ -966,7 +959,7 @@ func (b *bench) latencyRun(ctx context.Context, res *BenchResult) error {
 // JetStream takes them, far faster than the router handles them, and
 // measures the rate at which the offers come out, from the first publish
 // to the last offer; nobody accepts.
-func (b *bench) burstRun(ctx context.Context, res *BenchResult) error {
+func (b *bench) burstRun(ctx context.Context, res *E2EResult) error {
 	run := &benchRun{left: b.cfg.Burst, done: make(chan struct{})}
 	b.mu.Lock()
 	cmds, err := b.prepare(b.cfg.Burst, false, false, run, b.cfg.Seed+1)
