@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -19,18 +18,18 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/wire"
 	"github.com/invictus-network/invictus/seal"
 )
 
-// Names of the network's streams and bucket that the client reads. They
-// are the contract of DESIGN.md section 3; the server's adapter defines
-// the same.
+// Names of the network's streams and bucket that the client reads: the
+// contract of DESIGN.md section 3.
 const (
 	// StreamDelivery holds what each organisation must see, on
 	// out.<cc>.<org>.<referral id>.
-	StreamDelivery = "DELIVERY"
+	StreamDelivery = wire.StreamDelivery
 	// BucketDirectory is the directory's key-value bucket.
-	BucketDirectory = "directory"
+	BucketDirectory = wire.BucketDirectory
 )
 
 // Defaults and limits.
@@ -42,7 +41,7 @@ const (
 	TimeoutDefault = 10 * time.Second
 	// ReaderSlots is how many readers (Inbox, Follow, Timeline, Await) an
 	// organisation may have open at once, across all its connections.
-	ReaderSlots = 8
+	ReaderSlots = wire.ReaderSlots
 	// readerInactive is how long the server keeps a reader that nobody
 	// pulls from (its process died) before deleting it.
 	readerInactive = 30 * time.Second
@@ -52,7 +51,7 @@ const (
 	// is delivered again.
 	retryDelayMax = time.Minute
 	// headerReminder marks an offer delivered again as a reminder.
-	headerReminder = "Invictus-Reminder"
+	headerReminder = wire.HeaderReminder
 )
 
 // Errors of the client. They are wrapped with details; test them with
@@ -110,52 +109,21 @@ func (e *RejectedError) Error() string {
 // Is makes errors.Is(err, ErrRejected) true.
 func (e *RejectedError) Is(target error) bool { return target == ErrRejected }
 
-// tokens returns the country and slug of an organisation id, or false.
-func tokens(org string) (cc, slug string, ok bool) {
-	if !events.IsOrgID(org) {
-		return "", "", false
-	}
-	cc, slug, _ = strings.Cut(org, ".")
-	return cc, slug, true
-}
-
 // ConsumerName returns the name of organisation org's durable consumer on
 // DELIVERY, org_<cc>_<slug> ("pt.apav" gives "org_pt_apav"), or "" for an
 // invalid organisation id. Clients in any language pull from it.
-func ConsumerName(org string) string {
-	cc, slug, ok := tokens(org)
-	if !ok {
-		return ""
-	}
-	return "org_" + cc + "_" + slug
-}
+func ConsumerName(org string) string { return wire.ConsumerName(org) }
 
 // ReaderNames returns the names of the [ReaderSlots] reader consumers
 // organisation org may create on its own delivery subjects:
 // org_<cc>_<slug>_r1 to _r8. It returns nil for an invalid id.
-func ReaderNames(org string) []string {
-	base := ConsumerName(org)
-	if base == "" {
-		return nil
-	}
-	out := make([]string, ReaderSlots)
-	for i := range out {
-		out[i] = base + "_r" + strconv.Itoa(i+1)
-	}
-	return out
-}
+func ReaderNames(org string) []string { return wire.ReaderNames(org) }
 
 // InboxPrefix returns organisation org's inbox prefix, _INBOX_<cc>_<slug>
 // ("pt.apav" gives "_INBOX_pt_apav"), or "" for an invalid id. Every
 // connection of the organisation must use it: the server lets it
 // subscribe to nothing else.
-func InboxPrefix(org string) string {
-	cc, slug, ok := tokens(org)
-	if !ok {
-		return ""
-	}
-	return "_INBOX_" + cc + "_" + slug
-}
+func InboxPrefix(org string) string { return wire.InboxPrefix(org) }
 
 // Option is an optional setting of [Connect].
 type Option func(*options)
@@ -410,12 +378,11 @@ func (c *Client) Send(ctx context.Context, referralID string, p events.Payload, 
 
 // publish publishes ev on the organisation's INBOUND subject.
 func (c *Client) publish(ctx context.Context, ev event.Event) error {
-	m, err := events.ToNATS(c.inbound, ev)
+	m, err := wire.Command(c.inbound, ev)
 	if err != nil {
 		return fmt.Errorf("client: %w", err)
 	}
 	msg := &nats.Msg{Subject: m.Subject, Header: nats.Header(m.Header), Data: m.Data}
-	msg.Header.Set(jetstream.MsgIDHeader, events.MsgID(ev.Source(), ev.ID()))
 	ctx, cancel := c.call(ctx)
 	defer cancel()
 	start := time.Now()

@@ -19,6 +19,8 @@ import (
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/cloudevents/sdk-go/v2/types"
+
+	"github.com/invictus-network/invictus/internal/clip"
 )
 
 // CloudEvents context attribute names.
@@ -115,31 +117,18 @@ func newValidationError(ps problems) error {
 	for _, p := range ps {
 		if len(out) == MaxProblems {
 			last := &out[len(out)-1]
-			last.Message = clip(last.Message, maxMessageLen-40) + fmt.Sprintf(" (and %d more problems)", len(ps)-MaxProblems)
+			last.Message = clip.Mark(last.Message, maxMessageLen-40, "…") + fmt.Sprintf(" (and %d more problems)", len(ps)-MaxProblems)
 			break
 		}
-		p.Pointer = clip(strings.ToValidUTF8(p.Pointer, "\uFFFD"), maxPointerLen)
-		p.Message = clip(strings.ToValidUTF8(p.Message, "\uFFFD"), maxMessageLen)
+		p.Pointer = clip.Mark(strings.ToValidUTF8(p.Pointer, "\uFFFD"), maxPointerLen, "…")
+		p.Message = clip.Mark(strings.ToValidUTF8(p.Message, "\uFFFD"), maxMessageLen, "…")
 		out = append(out, p)
 	}
 	return &ValidationError{Class: class, Problems: out}
 }
 
-// clip shortens s to at most n bytes without splitting a UTF-8 sequence,
-// marking the cut with an ellipsis.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	cut := n - len("…")
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
-
 // quote returns v quoted for a problem message, shortened to a readable length.
-func quote(v string) string { return clip(fmt.Sprintf("%q", v), 80) }
+func quote(v string) string { return clip.Mark(fmt.Sprintf("%q", v), 80, "…") }
 
 // prefixed returns ps with prefix prepended to every pointer (batch members).
 func prefixed(ps problems, prefix string) problems {
@@ -879,7 +868,7 @@ func (w *walker) number(s string, t reflect.Type, ptr string) {
 	case err == nil:
 	case errors.As(err, &ne) && errors.Is(ne.Err, strconv.ErrRange):
 		w.wrongType = true
-		w.probs.add(ptr, CodeOutOfRange, "%s is out of range", clip(s, 40))
+		w.probs.add(ptr, CodeOutOfRange, "%s is out of range", clip.Mark(s, 40, "…"))
 	default:
 		w.mismatch(ptr, describeKind(t))
 	}

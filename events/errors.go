@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"github.com/go-playground/validator/v10"
+
+	"github.com/invictus-network/invictus/internal/clip"
 )
 
 // Error classes of Decode. Each is a sentinel that a *ValidationError
@@ -135,7 +137,7 @@ func escapePointer(s string) string {
 
 func describe(fe validator.FieldError) (code, msg string) {
 	// Values are shortened: a message must fit in a Problem (500 bytes).
-	v := clip(fmt.Sprint(fe.Value()), 64)
+	v := clip.Mark(fmt.Sprint(fe.Value()), 64, "…")
 	switch fe.Tag() {
 	case "required", "required_with":
 		return CodeRequired, fmt.Sprintf("%s is required", fe.Field())

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/clip"
 )
 
 // Reasons for unmatched needs (events.UnmatchedNeed.Reason).
@@ -394,7 +395,7 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 	r := make([]string, 0, 12)
 	add := func(parts ...string) {
 		if len(r) < maxReasons {
-			r = append(r, clip(strings.Join(parts, "")))
+			r = append(r, clip.Mark(strings.Join(parts, ""), maxReasonLen, "..."))
 		}
 	}
 	switch relaxed {
@@ -523,14 +524,6 @@ func joinAnd(list []string) string {
 		return list[0]
 	}
 	return strings.Join(list[:len(list)-1], ", ") + " and " + list[len(list)-1]
-}
-
-// clip shortens s to the length a reason may have.
-func clip(s string) string {
-	if len(s) <= maxReasonLen {
-		return s
-	}
-	return s[:maxReasonLen-3] + "..."
 }
 
 // roundDuration writes a response time as minutes, hours or days.

@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/clip"
 	"github.com/invictus-network/invictus/referral"
 )
 
@@ -693,9 +694,9 @@ func Rejected(sender, commandID, commandType, subject string, r *Rejection, now 
 		p.CommandType = ""
 	}
 	for i := range p.Errors {
-		p.Errors[i].Message = clipText(p.Errors[i].Message, 500)
-		p.Errors[i].Pointer = clipText(p.Errors[i].Pointer, 512)
-		p.Errors[i].Code = clipText(p.Errors[i].Code, 64)
+		p.Errors[i].Message = clip.To(p.Errors[i].Message, 500)
+		p.Errors[i].Pointer = clip.To(p.Errors[i].Pointer, 512)
+		p.Errors[i].Code = clip.To(p.Errors[i].Code, 64)
 	}
 	opts := []events.Option{events.WithID(EventID("rejected "+sender+" "+p.Command+" "+subject, 0)), events.WithTime(now)}
 	if commandID != "" {
@@ -706,14 +707,4 @@ func Rejected(sender, commandID, commandType, subject string, r *Rejection, now 
 		return nil, fmt.Errorf("routing: build command.rejected: %w", err)
 	}
 	return &events.Envelope{Event: ev, Payload: p}, nil
-}
-
-func clipText(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && (s[n]&0xC0) == 0x80 { // do not cut a UTF-8 sequence
-		n--
-	}
-	return s[:n]
 }

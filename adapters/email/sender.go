@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/wire"
 )
 
 // Store keys of the adapter's state.
@@ -25,7 +26,7 @@ const (
 	sentPrefix    = "sent."
 	// headerReminder marks an offer delivered again as a reminder
 	// (natsjs.HeaderReminder; matched case-insensitively).
-	headerReminder = "Invictus-Reminder"
+	headerReminder = wire.HeaderReminder
 )
 
 // lease is the value of the sender lease.

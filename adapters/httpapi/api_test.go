@@ -3,7 +3,6 @@ package httpapi_test
 import (
 	"encoding/json"
 	"net/http"
-	"os"
 	"regexp"
 	"slices"
 	"strings"
@@ -13,6 +12,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // serviceIDs returns the invictus ids of the HSDS services of a page.
@@ -212,21 +212,7 @@ func TestMatchPreview(t *testing.T) {
 func TestMatchRejectsTheSharedInvalidProfiles(t *testing.T) {
 	t.Parallel()
 	b := setup(t, options{})
-	raw, err := os.ReadFile("../../events/testdata/invalid_profiles.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Cases []struct {
-			Name    string          `json:"name"`
-			Pointer string          `json:"pointer"`
-			Profile json.RawMessage `json:"profile"`
-		} `json:"cases"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range doc.Cases {
+	for _, c := range testenv.InvalidProfiles(t) {
 		r := b.postJSON("/v1/match", b.orgToken(orgRef), c.Profile)
 		if r.status != http.StatusUnprocessableEntity {
 			t.Errorf("%s: status %d %s", c.Name, r.status, r.body)

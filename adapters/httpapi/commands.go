@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/wire"
 )
 
 // CommandTypes are the event types an organisation may send on
@@ -59,7 +60,7 @@ type batchRejected struct {
 }
 
 // HeaderMsgID is the JetStream deduplication header set on every command.
-const HeaderMsgID = "Nats-Msg-Id"
+const HeaderMsgID = wire.HeaderMsgID
 
 // postEvents serves POST /v1/events. Every event is decoded and
 // authorised before any is stored; then they are stored one by one. If
@@ -124,7 +125,7 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, who Token) e
 	}
 	results := make([]CommandResult, len(envs))
 	for i, env := range envs {
-		msg, err := events.ToNATS(subject, env.Event)
+		msg, err := wire.Command(subject, env.Event)
 		if err != nil {
 			var ve *events.ValidationError
 			if errors.As(err, &ve) {
@@ -132,7 +133,6 @@ func (s *Server) postEvents(w http.ResponseWriter, r *http.Request, who Token) e
 			}
 			return fmt.Errorf("httpapi: encode command: %w", err)
 		}
-		msg.Header[HeaderMsgID] = []string{events.MsgID(env.Event.Source(), env.Event.ID())}
 		ctx, cancel := context.WithTimeout(r.Context(), StoreTimeout)
 		err = s.deps.Commands.Submit(ctx, who.Org, msg)
 		cancel()

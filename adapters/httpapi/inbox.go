@@ -14,11 +14,12 @@ import (
 	"time"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/wire"
 )
 
 // HeaderReminder is the header the routing service's dispatcher sets on a
 // DELIVERY message that repeats an offer as a reminder.
-const HeaderReminder = "Invictus-Reminder"
+const HeaderReminder = wire.HeaderReminder
 
 // Delivery is one message of an organisation's inbox.
 type Delivery struct {

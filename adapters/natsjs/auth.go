@@ -8,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/wire"
 )
 
 // Security of the embedded server (DESIGN.md section 8).
@@ -67,7 +67,7 @@ const (
 	// on its own delivery subjects (inbox listings, timelines, follows):
 	// each has a fixed name ([OrgReaderNames]), so that the permissions
 	// can name them.
-	OrgReaderSlots = 8
+	OrgReaderSlots = wire.ReaderSlots
 	// OrgAckWaitDefault is the AckWait of an organisation's durable
 	// consumer: how long a delivery may stay unacknowledged before it is
 	// delivered again.
@@ -76,9 +76,7 @@ const (
 	// deliveries.
 	OrgMaxAckPendingDefault = 1024
 	// orgConsumerPrefix starts every organisation consumer name.
-	orgConsumerPrefix = "org_"
-	// inboxPrefix starts every organisation inbox prefix.
-	inboxPrefix = "_INBOX_"
+	orgConsumerPrefix = wire.OrgConsumerPrefix
 	// kvStream is the stream behind the directory bucket.
 	kvStream = "KV_" + BucketDirectory
 )
@@ -102,40 +100,18 @@ func orgTokens(org string) (cc, slug string, err error) {
 // on DELIVERY: org_<cc>_<slug> ("pt.apav" gives "org_pt_apav"). Slugs hold
 // no underscore, so names of different organisations never collide. It
 // returns "" for an invalid organisation id.
-func OrgConsumerName(org string) string {
-	cc, slug, err := orgTokens(org)
-	if err != nil {
-		return ""
-	}
-	return orgConsumerPrefix + cc + "_" + slug
-}
+func OrgConsumerName(org string) string { return wire.ConsumerName(org) }
 
 // OrgReaderNames returns the names of the [OrgReaderSlots] reader
 // consumers organisation org may create on its own delivery subjects:
 // org_<cc>_<slug>_r1 ... _r8. It returns nil for an invalid id.
-func OrgReaderNames(org string) []string {
-	base := OrgConsumerName(org)
-	if base == "" {
-		return nil
-	}
-	out := make([]string, OrgReaderSlots)
-	for i := range out {
-		out[i] = base + "_r" + strconv.Itoa(i+1)
-	}
-	return out
-}
+func OrgReaderNames(org string) []string { return wire.ReaderNames(org) }
 
 // OrgInboxPrefix returns organisation org's inbox prefix, _INBOX_<cc>_<slug>
 // ("pt.apav" gives "_INBOX_pt_apav"): its connections must use it
 // (nats.CustomInboxPrefix), as they may subscribe to nothing else. It
 // returns "" for an invalid id.
-func OrgInboxPrefix(org string) string {
-	cc, slug, err := orgTokens(org)
-	if err != nil {
-		return ""
-	}
-	return inboxPrefix + cc + "_" + slug
-}
+func OrgInboxPrefix(org string) string { return wire.InboxPrefix(org) }
 
 // OrgPermissions returns the permissions of organisation org's user:
 //

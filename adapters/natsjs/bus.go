@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nuid"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/clip"
+	"github.com/invictus-network/invictus/internal/wire"
 	"github.com/invictus-network/invictus/routing"
 )
 
@@ -25,43 +27,43 @@ import (
 const (
 	// HeaderRecipients, on a REFERRALS message, lists the organisations
 	// (comma-separated ids) whose delivery subjects receive the event.
-	HeaderRecipients = "Invictus-Recipients"
+	HeaderRecipients = wire.HeaderRecipients
 	// HeaderTimer, on a REFERRALS referral.offered message, asks the
 	// dispatcher to schedule the offer's reminder and deadline:
 	// "<placement> <attempt> <organisation> <remind> <deadline>", times in
 	// RFC 3339 with nanoseconds, remind "-" for none.
-	HeaderTimer = "Invictus-Timer"
+	HeaderTimer = wire.HeaderTimer
 	// HeaderCancel, on a REFERRALS message, lists placements
 	// (comma-separated) whose timers the dispatcher purges.
-	HeaderCancel = "Invictus-Cancel"
+	HeaderCancel = wire.HeaderCancel
 	// HeaderErase, on a REFERRALS referral.erased message, asks the
 	// dispatcher to purge every other copy of the referral first.
-	HeaderErase = "Invictus-Erase"
+	HeaderErase = wire.HeaderErase
 	// HeaderTimerKind, on a TIMERS message, is "reminder" or "deadline".
-	HeaderTimerKind = "Invictus-Timer-Kind"
+	HeaderTimerKind = wire.HeaderTimerKind
 	// HeaderAttempt, on a TIMERS message, is the offer's attempt number.
-	HeaderAttempt = "Invictus-Attempt"
+	HeaderAttempt = wire.HeaderAttempt
 	// HeaderOrganisation, on a TIMERS message, is the offered organisation.
-	HeaderOrganisation = "Invictus-Organisation"
+	HeaderOrganisation = wire.HeaderOrganisation
 	// HeaderDeadline, on a TIMERS reminder, is the deadline to schedule
 	// once the reminder has fired (RFC 3339 with nanoseconds).
-	HeaderDeadline = "Invictus-Deadline"
+	HeaderDeadline = wire.HeaderDeadline
 	// HeaderReminder, on a DELIVERY message, marks the copy of an offer
 	// sent again as a reminder.
-	HeaderReminder = "Invictus-Reminder"
+	HeaderReminder = wire.HeaderReminder
 	// HeaderSequence, on a DELIVERY message, is the REFERRALS sequence of
 	// the event: the events of one referral are in this order.
-	HeaderSequence = "Invictus-Sequence"
+	HeaderSequence = wire.HeaderSequence
 	// HeaderReason, on a DLQ message, is why it was set aside (the token
 	// of its subject).
-	HeaderReason = "Invictus-Reason"
+	HeaderReason = wire.HeaderReason
 	// HeaderError, on a DLQ message, is the first problem found, for
 	// people: its JSON pointer and code, and its message unless the
 	// problem is in the payload (/data), whose values it may quote.
-	HeaderError = "Invictus-Error"
+	HeaderError = wire.HeaderError
 	// HeaderOrigin, on a DLQ message, is "<stream> <sequence> <subject>"
 	// of the original message.
-	HeaderOrigin = "Invictus-Origin"
+	HeaderOrigin = wire.HeaderOrigin
 )
 
 // Timer kinds of [HeaderTimerKind].
@@ -703,7 +705,7 @@ func (b *Bus) deadLetter(ctx context.Context, reason, referralID string, m *nats
 		out.Header[k] = vs
 	}
 	out.Header.Set(HeaderReason, reason)
-	out.Header.Set(HeaderError, clipHeader(problem, 1000))
+	out.Header.Set(HeaderError, clip.Line(problem, 1000))
 	out.Header.Set(HeaderOrigin, origin)
 	out.Header.Set(jetstream.MsgIDHeader, "dlq "+origin)
 	ctx, cancel := b.ctx(ctx)
@@ -712,23 +714,6 @@ func (b *Bus) deadLetter(ctx context.Context, reason, referralID string, m *nats
 		return fmt.Errorf("%w: dead-letter: %w", routing.ErrUnavailable, err)
 	}
 	return nil
-}
-
-// clipHeader makes s fit in a header value: one line, at most n bytes.
-func clipHeader(s string, n int) string {
-	s = strings.Map(func(r rune) rune {
-		if r == '\r' || r == '\n' {
-			return ' '
-		}
-		return r
-	}, s)
-	if len(s) > n {
-		for n > 0 && s[n]&0xC0 == 0x80 {
-			n--
-		}
-		s = s[:n]
-	}
-	return s
 }
 
 // purge removes every message of subject (a filter) from stream, keeping

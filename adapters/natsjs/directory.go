@@ -16,6 +16,7 @@ import (
 
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/wire"
 )
 
 // Directory change events.
@@ -28,16 +29,16 @@ import (
 // directory.>), so publishing them costs nothing when nobody listens.
 const (
 	// SubjectDirectoryEvents matches every directory change event.
-	SubjectDirectoryEvents = "directory.>"
+	SubjectDirectoryEvents = wire.SubjectDirectoryEvents
 	// SubjectDirectoryOrganisation prefixes organisation events:
 	// directory.organisation.<cc>.<org>.
-	SubjectDirectoryOrganisation = "directory.organisation."
+	SubjectDirectoryOrganisation = wire.SubjectDirectoryOrganisation
 	// SubjectDirectoryService prefixes service events:
 	// directory.service.<cc>.<org>.<svc>.
-	SubjectDirectoryService = "directory.service."
+	SubjectDirectoryService = wire.SubjectDirectoryService
 	// SubjectDirectoryCapacity prefixes capacity events:
 	// directory.capacity.<cc>.<org>.<svc>.
-	SubjectDirectoryCapacity = "directory.capacity."
+	SubjectDirectoryCapacity = wire.SubjectDirectoryCapacity
 )
 
 // Defaults of [DirectoryStoreConfig] and the follower.

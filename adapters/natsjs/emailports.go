@@ -6,12 +6,13 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/clip"
+	"github.com/invictus-network/invictus/internal/wire"
 )
 
 // The ports of the e-mail adapter (adapters/email), implemented on
@@ -22,10 +23,10 @@ import (
 const (
 	// BucketEmail holds the e-mail adapter's state: the node secret that
 	// signs action links, the sender lease, and the messages given up.
-	BucketEmail = "email"
+	BucketEmail = wire.BucketEmail
 	// BucketEmailMarks holds used action links and sent messages; entries
 	// expire after EmailMarksMaxAge, longer than any offer deadline.
-	BucketEmailMarks = "email_marks"
+	BucketEmailMarks = wire.BucketEmailMarks
 	// EmailMarksMaxAge is how long a mark is kept.
 	EmailMarksMaxAge = 32 * 24 * time.Hour
 	// EmailAckWait is how long an e-mail delivery may be in hand (one SMTP
@@ -33,7 +34,7 @@ const (
 	EmailAckWait = 2 * time.Minute
 	// emailConsumerPrefix starts the name of an e-mail organisation's
 	// durable consumer.
-	emailConsumerPrefix = "email_"
+	emailConsumerPrefix = wire.EmailConsumerPrefix
 	// emailPull is how many deliveries an e-mail consumer pulls ahead.
 	emailPull = 32
 )
@@ -207,7 +208,7 @@ func (d *EmailDeliveries) Consume(ctx context.Context, org string, since time.Ti
 		actx, acancel := httpCtx(context.WithoutCancel(ctx))
 		switch {
 		case herr != nil:
-			err = m.TermWithReason(clipReason(herr.Error()))
+			err = m.TermWithReason(clip.Line(herr.Error(), 200))
 		case retry > 0:
 			err = m.NakWithDelay(retry)
 		default:
@@ -218,13 +219,4 @@ func (d *EmailDeliveries) Consume(ctx context.Context, org string, since time.Ti
 			d.log.Warn("natsjs: e-mail delivery not acknowledged; it comes again", slog.String("organisation", org), slog.Any("error", err))
 		}
 	}
-}
-
-// clipReason shortens a Term reason to one line of at most 200 bytes.
-func clipReason(s string) string {
-	s = strings.ReplaceAll(s, "\n", " ")
-	if len(s) > 200 {
-		s = s[:200]
-	}
-	return s
 }

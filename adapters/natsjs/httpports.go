@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/wire"
 )
 
 // The ports of the HTTP API (adapters/httpapi), implemented on JetStream.
@@ -25,10 +26,10 @@ import (
 const (
 	// BucketTokens holds the API tokens: their SHA-256 hashes, roles and
 	// organisations, never the tokens themselves.
-	BucketTokens = "tokens"
+	BucketTokens = wire.BucketTokens
 	// BucketWebhooks holds webhook registrations (with their signing
 	// secrets), cursors and delivery logs.
-	BucketWebhooks = "webhooks"
+	BucketWebhooks = wire.BucketWebhooks
 )
 
 // Limits of the HTTP ports.
@@ -218,14 +219,12 @@ func (s *InboundSink) Submit(ctx context.Context, org string, msg events.Message
 	if got, err := events.ParseInboundSubject(msg.Subject); err != nil || got != org {
 		return fmt.Errorf("natsjs: %q is not the inbound subject of %s: %w", msg.Subject, org, events.ErrInvalidSubject)
 	}
-	m := &nats.Msg{Subject: msg.Subject, Header: nats.Header(msg.Header), Data: msg.Data}
-	id := headerFold(m.Header, "ce-id")
-	if id == "" {
-		return errors.New("natsjs: the command has no ce-id header")
-	}
 	// Always the organisation's source with the id: what the caller set
 	// is not trusted, so one organisation cannot shadow another's ids.
-	m.Header.Set(jetstream.MsgIDHeader, events.MsgID(events.SourceOf(org), id))
+	if err := wire.SetMsgID(org, &msg); err != nil {
+		return fmt.Errorf("natsjs: %w", err)
+	}
+	m := &nats.Msg{Subject: msg.Subject, Header: nats.Header(msg.Header), Data: msg.Data}
 	ctx, cancel := httpCtx(ctx)
 	defer cancel()
 	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamInbound)); err != nil {

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/wire"
 	"github.com/invictus-network/invictus/referral"
 	"github.com/invictus-network/invictus/routing"
 )
@@ -24,13 +25,13 @@ import (
 const (
 	// ConsumerRouting is the durable INBOUND consumer that every routing
 	// instance shares.
-	ConsumerRouting = "routing"
+	ConsumerRouting = wire.ConsumerRouting
 	// ConsumerDispatcher is the durable REFERRALS consumer that delivers
 	// appended events and sets their timers.
-	ConsumerDispatcher = "dispatcher"
+	ConsumerDispatcher = wire.ConsumerDispatcher
 	// ConsumerTimers is the durable consumer of fired timers
 	// (timer.fire.> in TIMERS).
-	ConsumerTimers = "timers"
+	ConsumerTimers = wire.ConsumerTimers
 
 	// WorkersDefault is how many messages of each consumer one router
 	// handles at once. Messages of one referral go to the same worker, in
@@ -244,7 +245,7 @@ func (r *Router) specs() []consumerSpec {
 		// leave it in the work queue forever, handleCommand sets it aside.
 		{stream: StreamInbound, cfg: base(r.cfg.Inbound, ""), lane: oneByOne(r.handleCommand), key: commandKey},
 		{stream: StreamReferrals, cfg: dispatcher, lane: r.dispatchLane, key: subjectKey, group: dispatchGroup},
-		{stream: StreamTimers, cfg: base(r.cfg.Timers, "timer.fire.>"), lane: oneByOne(r.handleTimer), key: subjectKey},
+		{stream: StreamTimers, cfg: base(r.cfg.Timers, wire.SubjectsTimerFire), lane: oneByOne(r.handleTimer), key: subjectKey},
 	}
 }
 

@@ -7,38 +7,40 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invictus-network/invictus/internal/wire"
 )
 
 // Names of the streams and the bucket of DESIGN.md section 3.
 const (
 	// StreamInbound holds the commands organisations publish on in.<cc>.<org>;
 	// work-queue retention, so a command is gone once processed.
-	StreamInbound = "INBOUND"
+	StreamInbound = wire.StreamInbound
 	// StreamReferrals is the event log: every event of one referral on
 	// referral.<cc>.<referral id>. Messages cannot be deleted one by one;
 	// erasure purges a subject.
-	StreamReferrals = "REFERRALS"
+	StreamReferrals = wire.StreamReferrals
 	// StreamDelivery holds what each organisation must see, on
 	// out.<cc>.<org>.<referral id>.
-	StreamDelivery = "DELIVERY"
+	StreamDelivery = wire.StreamDelivery
 	// StreamTimers holds offer deadlines and reminders as scheduled messages
 	// on timer.<referral id>.<placement>, which fire to timer.fire.>.
-	StreamTimers = "TIMERS"
+	StreamTimers = wire.StreamTimers
 	// StreamDLQ holds messages that could not be decoded or authorised, on
 	// dlq.<reason>.
-	StreamDLQ = "DLQ"
+	StreamDLQ = wire.StreamDLQ
 	// BucketDirectory is the KV bucket of organisations (org.<cc>.<org>) and
 	// services (svc.<cc>.<org>.<svc>).
-	BucketDirectory = "directory"
+	BucketDirectory = wire.BucketDirectory
 )
 
 // Subject filters of the streams.
 const (
-	SubjectsInbound   = "in.>"       // filter of [StreamInbound]
-	SubjectsReferrals = "referral.>" // filter of [StreamReferrals]
-	SubjectsDelivery  = "out.>"      // filter of [StreamDelivery]
-	SubjectsTimers    = "timer.>"    // filter of [StreamTimers]
-	SubjectsDLQ       = "dlq.>"      // filter of [StreamDLQ]
+	SubjectsInbound   = wire.SubjectsInbound   // filter of [StreamInbound]
+	SubjectsReferrals = wire.SubjectsReferrals // filter of [StreamReferrals]
+	SubjectsDelivery  = wire.SubjectsDelivery  // filter of [StreamDelivery]
+	SubjectsTimers    = wire.SubjectsTimers    // filter of [StreamTimers]
+	SubjectsDLQ       = wire.SubjectsDLQ       // filter of [StreamDLQ]
 )
 
 // Defaults and limits of [StreamsConfig].

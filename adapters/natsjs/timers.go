@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -14,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/wire"
 	"github.com/invictus-network/invictus/routing"
 )
 
@@ -338,14 +338,4 @@ func (r *Router) remind(ctx context.Context, t routing.Timer, m jetstream.Msg) e
 
 // headerFold returns the first value of header key, matched
 // case-insensitively.
-func headerFold(h nats.Header, key string) string {
-	if v := h.Get(key); v != "" {
-		return v
-	}
-	for k, vs := range h {
-		if len(vs) > 0 && strings.EqualFold(k, key) {
-			return vs[0]
-		}
-	}
-	return ""
-}
+func headerFold(h nats.Header, key string) string { return wire.HeaderValue(h, key) }

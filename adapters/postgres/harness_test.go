@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -26,31 +25,20 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/postgres"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // envDatabaseURL names the environment variable with the URL of the
 // PostgreSQL database the tests use; each test works in a schema of its
 // own, created and dropped by the test.
-const envDatabaseURL = "INVICTUS_TEST_DATABASE_URL"
+const envDatabaseURL = testenv.EnvDatabaseURL
 
 // testOrg is the organisation whose outbox and inbox most tests use.
 const testOrg = "pt.test-org"
 
 // databaseURL returns the test database's URL. Without one the test is
 // skipped with instructions, except in CI (CI=true), where it fails.
-func databaseURL(t testing.TB) string {
-	t.Helper()
-	u := os.Getenv(envDatabaseURL)
-	if u == "" {
-		msg := envDatabaseURL + " is not set: set it to a PostgreSQL database in which the tests may create and drop schemas, " +
-			"e.g. " + envDatabaseURL + "=postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return u
-}
+func databaseURL(t testing.TB) string { return testenv.DatabaseURL(t) }
 
 // pgEnv is a test's schema in the test database, with a pool whose
 // connections carry an application_name of their own, so that a test

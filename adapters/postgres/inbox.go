@@ -16,6 +16,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/clip"
+	"github.com/invictus-network/invictus/internal/wire"
 	"github.com/invictus-network/invictus/seal"
 )
 
@@ -92,7 +94,7 @@ func (c InboxConfig) WithDefaults() InboxConfig {
 		c.Stream = StreamDelivery
 	}
 	if c.Consumer == "" && events.IsOrgID(c.Org) {
-		c.Consumer = "org_" + strings.Replace(c.Org, ".", "_", 1)
+		c.Consumer = wire.ConsumerName(c.Org)
 	}
 	if c.BatchSize == 0 {
 		c.BatchSize = BatchSizeDefault
@@ -468,7 +470,7 @@ func (in *Inbox) decode(m jetstream.Msg) (delivery, bool) {
 	env, err := events.Decode(events.Message{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
 	if err != nil {
 		in.metrics.countError(componentInbox, kindDecode)
-		in.log.Error("delivery does not decode; terminated", slog.String("subject", m.Subject()), slog.String("error", clip(err.Error(), 500)))
+		in.log.Error("delivery does not decode; terminated", slog.String("subject", m.Subject()), slog.String("error", clip.To(err.Error(), 500)))
 		if terr := m.TermWithReason("does not decode as an INVICTUS event"); terr != nil {
 			in.log.Warn("terminate delivery", slog.String("subject", m.Subject()), slog.String("error", terr.Error()))
 		}

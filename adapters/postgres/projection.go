@@ -14,6 +14,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/clip"
 )
 
 // ProjectionLingerDefault is how long the projection waits for more events
@@ -254,7 +255,7 @@ func (p *Projection) apply(ctx context.Context, last uint64, msgs []jetstream.Ms
 		env, err := events.Decode(events.Message{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
 		if err != nil {
 			p.metrics.countError(componentProjection, kindDecode)
-			p.log.Error("event does not decode; skipped", slog.Uint64("seq", seq), slog.String("error", clip(err.Error(), 500)))
+			p.log.Error("event does not decode; skipped", slog.Uint64("seq", seq), slog.String("error", clip.To(err.Error(), 500)))
 			continue
 		}
 		_, referralID, err := events.ParseReferralSubject(m.Subject())

@@ -8,7 +8,6 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/jackc/pgx/v5"
@@ -17,15 +16,16 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/clip"
+	"github.com/invictus-network/invictus/internal/wire"
 )
 
 // Stream names of the wire contract (DESIGN.md section 3) that the adapter
-// uses. They are the names adapters/natsjs creates; this package does not
-// import it.
+// uses.
 const (
-	StreamInbound   = "INBOUND"
-	StreamReferrals = "REFERRALS"
-	StreamDelivery  = "DELIVERY"
+	StreamInbound   = wire.StreamInbound
+	StreamReferrals = wire.StreamReferrals
+	StreamDelivery  = wire.StreamDelivery
 )
 
 // Defaults and limits of [RelayConfig].
@@ -417,8 +417,8 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	marks := &pgx.Batch{}
 	for _, rj := range res.rejected {
 		marks.Queue(`UPDATE `+r.q+`.outbox SET rejected_at = clock_timestamp(), attempts = attempts + 1, last_error = $2 WHERE id = $1`,
-			rj.row.id, clip(rj.err.Error(), MaxErrorText))
-		r.log.Warn("outbox row rejected by the contract", slog.String("id", rj.row.id), slog.String("type", clip(rj.row.typ, 128)))
+			rj.row.id, clip.To(rj.err.Error(), MaxErrorText))
+		r.log.Warn("outbox row rejected by the contract", slog.String("id", rj.row.id), slog.String("type", clip.To(rj.row.typ, 128)))
 	}
 	if len(res.acked) > 0 {
 		ids := make([]string, len(res.acked))
@@ -434,7 +434,7 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 	}
 	if res.err != nil {
 		marks.Queue(`UPDATE `+r.q+`.outbox SET attempts = attempts + 1, last_error = $2 WHERE id = $1`,
-			res.failed.id, clip(res.err.Error(), MaxErrorText))
+			res.failed.id, clip.To(res.err.Error(), MaxErrorText))
 	}
 	if marks.Len() > 0 {
 		if err := tx.SendBatch(bctx, marks).Close(); err != nil {
@@ -519,7 +519,7 @@ func (r *Relay) message(row outboxRow) (*nats.Msg, error) {
 	if err := e.SetData(events.ContentTypeJSON, row.payload); err != nil {
 		return nil, fmt.Errorf("events: data: %w", err)
 	}
-	m, err := events.ToNATS(r.subject, e)
+	m, err := wire.Command(r.subject, e)
 	if err != nil {
 		return nil, err
 	}
@@ -608,7 +608,7 @@ func (r *Relay) publish(ctx context.Context, rows []outboxRow) publishResult {
 		if stopped {
 			break
 		}
-		f, err := r.js.PublishMsgAsync(msg, jetstream.WithMsgID(events.MsgID(events.SourceOf(r.cfg.Org), sent[i].id)),
+		f, err := r.js.PublishMsgAsync(msg, // its Nats-Msg-Id is set by wire.Command
 			jetstream.WithExpectStream(r.cfg.Stream), jetstream.WithRetryAttempts(0))
 		if err != nil {
 			stopped = true
@@ -631,15 +631,4 @@ func (r *Relay) publish(ctx context.Context, rows []outboxRow) publishResult {
 		r.careful = false
 	}
 	return res
-}
-
-// clip shortens s to at most n bytes, on a rune boundary.
-func clip(s string, n int) string {
-	if len(s) <= n {
-		return s
-	}
-	for n > 0 && !utf8.RuneStart(s[n]) {
-		n--
-	}
-	return s[:n]
 }

@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -19,6 +18,7 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // adapterTestDB returns the test database's URL and a fresh schema name
@@ -26,15 +26,7 @@ import (
 // the test is skipped, except in CI (CI=true), where it fails.
 func adapterTestDB(t *testing.T) (string, string) {
 	t.Helper()
-	url := os.Getenv("INVICTUS_TEST_DATABASE_URL")
-	if url == "" {
-		msg := "INVICTUS_TEST_DATABASE_URL is not set: set it to a PostgreSQL database in which the tests may create and drop schemas, " +
-			"e.g. INVICTUS_TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	url := testenv.DatabaseURL(t)
 	b := make([]byte, 6)
 	_, _ = rand.Read(b)
 	schema := "cmd_" + hex.EncodeToString(b)

@@ -2,11 +2,12 @@ package main
 
 import (
 	"encoding/json"
-	"os"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 func TestBenchMatchWithoutPostgres(t *testing.T) {
@@ -37,15 +38,7 @@ func TestBenchMatchWithoutPostgres(t *testing.T) {
 
 func TestBenchMatchWithPostgres(t *testing.T) {
 	t.Parallel()
-	url := os.Getenv("INVICTUS_TEST_DATABASE_URL")
-	if url == "" {
-		msg := "INVICTUS_TEST_DATABASE_URL is not set: set it to a PostgreSQL database in which the test may create and drop a schema, " +
-			"e.g. postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	url := testenv.DatabaseURL(t)
 	code, out, errOut := cliRun(t, "bench", "match", "--sizes", "800", "--matches", "200", "--queries", "30", "--check", "40",
 		"--profiles", "60", "--postgres", url, "--json")
 	if code != exitOK {

@@ -1,43 +1,18 @@
 package main
 
 import (
-	"encoding/json"
-	"os"
 	"strings"
 	"testing"
-)
 
-// sharedInvalidProfiles reads the invalid profiles every way in must
-// reject at the same pointer (events/testdata/invalid_profiles.json).
-func sharedInvalidProfiles(t *testing.T) []struct {
-	Name    string          `json:"name"`
-	Pointer string          `json:"pointer"`
-	Profile json.RawMessage `json:"profile"`
-} {
-	t.Helper()
-	raw, err := os.ReadFile("../../events/testdata/invalid_profiles.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Cases []struct {
-			Name    string          `json:"name"`
-			Pointer string          `json:"pointer"`
-			Profile json.RawMessage `json:"profile"`
-		} `json:"cases"`
-	}
-	if err := json.Unmarshal(raw, &doc); err != nil {
-		t.Fatal(err)
-	}
-	return doc.Cases
-}
+	"github.com/invictus-network/invictus/internal/testenv"
+)
 
 // invictus match and invictus refer reject the same profiles with the same
 // pointers (both relative to the profile, as the CLI reports them); POST
 // /v1/match is checked on the same file in adapters/httpapi.
 func TestMatchAndReferRejectTheSameProfiles(t *testing.T) {
 	t.Parallel()
-	for _, c := range sharedInvalidProfiles(t) {
+	for _, c := range testenv.InvalidProfiles(t) {
 		t.Run(c.Name, func(t *testing.T) {
 			t.Parallel()
 			code, _, errOut := cliRun(t, "match", writeFile(t, "p.json", c.Profile), "--demo")

@@ -17,6 +17,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/wire"
 )
 
 // Timing of the simulated organisations: how long each takes to answer an
@@ -336,24 +337,15 @@ func (s *simulator) after(d time.Duration, fn func(context.Context)) {
 }
 
 // send publishes a command of org about referral id on org's INBOUND
-// subject, with its source and CloudEvents id as Nats-Msg-Id (events.MsgID). A failure is logged
+// subject, encoded by wire.NewCommand. A failure is logged
 // and returned.
 func (s *simulator) send(ctx context.Context, org, id string, p events.Payload) error {
 	err := func() error {
-		ev, err := events.New(events.SourceOf(org), id, p)
-		if err != nil {
-			return err
-		}
-		subject, err := events.InboundSubject(org)
-		if err != nil {
-			return err
-		}
-		m, err := events.ToNATS(subject, ev)
+		_, m, err := wire.NewCommand(org, id, p)
 		if err != nil {
 			return err
 		}
 		msg := &nats.Msg{Subject: m.Subject, Header: nats.Header(m.Header), Data: m.Data}
-		msg.Header.Set(jetstream.MsgIDHeader, events.MsgID(ev.Source(), ev.ID()))
 		ctx, cancel := context.WithTimeout(ctx, simSendTimeout)
 		defer cancel()
 		_, err = s.js.PublishMsg(ctx, msg)

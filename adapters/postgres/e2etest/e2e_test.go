@@ -5,7 +5,6 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
-	"os"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/postgres"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/routing"
 	"github.com/invictus-network/invictus/seal"
 )
@@ -28,23 +28,9 @@ func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
 }
 
-const envDatabaseURL = "INVICTUS_TEST_DATABASE_URL"
-
 // databaseURL returns the test database's URL; without one the test is
 // skipped with instructions, except in CI (CI=true), where it fails.
-func databaseURL(t *testing.T) string {
-	t.Helper()
-	u := os.Getenv(envDatabaseURL)
-	if u == "" {
-		msg := envDatabaseURL + " is not set: set it to a PostgreSQL database in which the tests may create and drop schemas, " +
-			"e.g. " + envDatabaseURL + "=postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	return u
-}
+func databaseURL(t *testing.T) string { return testenv.DatabaseURL(t) }
 
 // background runs fn until the test ends, then cancels it and waits.
 func background(t *testing.T, name string, fn func(context.Context) error) {
