@@ -4,6 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"strings"
+
+	"golang.org/x/text/language"
+	"golang.org/x/text/language/display"
 )
 
 // Taxonomy is the parsed taxonomy.json: every code of the contract with its
@@ -40,6 +44,41 @@ type Taxonomy struct {
 	Outcomes         []Term `json:"outcomes"`
 	WithdrawReasons  []Term `json:"withdraw_reasons"`
 	CapacityStatuses []Term `json:"capacity_statuses"`
+
+	// Explanations are the words of a routing plan: not codes of the
+	// contract but the labels that explain a plan to a caseworker.
+	Explanations Explanations `json:"explanations"`
+}
+
+// Explanations are the labels of a routing plan's codes, which package
+// routing defines (its Reason*, Constraint*, Unmatched* and Component*
+// constants), and the words that put them together. A label of a reason
+// may hold placeholders: {terms} (the labels it names, joined with "and"),
+// {list} (the same, joined with commas), {n}, {m}, {k}, {e} (numbers),
+// {km} (a distance) and {need} (a need's label).
+type Explanations struct {
+	// Reasons say why a candidate is proposed or what it does not meet.
+	Reasons []Term `json:"reasons"`
+	// Constraints name the hard constraints that exclude services.
+	Constraints []Term `json:"constraints"`
+	// UnmatchedReasons say why a need is not covered.
+	UnmatchedReasons []Term `json:"unmatched_reasons"`
+	// Components name the components of a candidate's score.
+	Components []Term `json:"components"`
+	// Words are the rest: "and", the decimal point, headings.
+	Words []Term `json:"words"`
+}
+
+// Sections returns the explanation sections by name ("reasons",
+// "constraints", "unmatched_reasons", "components", "words").
+func (e *Explanations) Sections() map[string][]Term {
+	return map[string][]Term{
+		"reasons":           e.Reasons,
+		"constraints":       e.Constraints,
+		"unmatched_reasons": e.UnmatchedReasons,
+		"components":        e.Components,
+		"words":             e.Words,
+	}
 }
 
 // Term is one code with its label per language.
@@ -94,8 +133,13 @@ func (t *Taxonomy) Sections() map[string][]Term {
 }
 
 // Term returns the term of code in section, and false when there is none.
+// The section is one of Sections or of Explanations.Sections.
 func (t *Taxonomy) Term(section, code string) (Term, bool) {
-	for _, term := range t.Sections()[section] {
+	terms, ok := t.Sections()[section]
+	if !ok {
+		terms = t.Explanations.Sections()[section]
+	}
+	for _, term := range terms {
 		if term.Code == code {
 			return term, true
 		}
@@ -105,8 +149,15 @@ func (t *Taxonomy) Term(section, code string) (Term, bool) {
 
 // Label returns the label of code in section in language lang, falling
 // back to English and then to the code itself, so that a caller always has
-// something to show.
+// something to show. Besides the sections of the file, "languages" names
+// an ISO 639-1 language and "countries" a country of [events.Countries]
+// (lower case), in lang, from the Unicode CLDR names that
+// golang.org/x/text carries.
 func (t *Taxonomy) Label(section, code, lang string) string {
+	switch section {
+	case "languages", "countries":
+		return placeName(section, code, lang)
+	}
 	term, ok := t.Term(section, code)
 	if !ok {
 		return code
@@ -118,4 +169,28 @@ func (t *Taxonomy) Label(section, code, lang string) string {
 		return l
 	}
 	return code
+}
+
+// placeName is the CLDR name of a language or country code in lang, the
+// code itself when CLDR has none.
+func placeName(section, code, lang string) string {
+	in, err := language.Parse(lang)
+	if err != nil {
+		in = language.English
+	}
+	var name string
+	switch section {
+	case "languages":
+		if tag, err := language.Parse(code); err == nil {
+			name = display.Tags(in).Name(tag)
+		}
+	case "countries":
+		if r, err := language.ParseRegion(strings.ToUpper(code)); err == nil {
+			name = display.Regions(in).Name(r)
+		}
+	}
+	if name == "" {
+		return code
+	}
+	return name
 }
