@@ -55,8 +55,8 @@ func ExampleMatcher_Match() {
 	fmt.Println("planned at revision", plan.Event().DirectoryRevision)
 	// Output:
 	// p1 safety.shelter + support.emotional
-	//   pt.casa.abrigo 0.80: covers safety.shelter and support.emotional; specialised in domestic_violence; speaks pt; no location listed; channels: in_person; accepting; 24/7
+	//   pt.casa.abrigo 0.80: covers safety.shelter and support.emotional; does not offer justice.legal_aid; specialised in domestic_violence; speaks pt; no location listed; channels: in_person; accepting; 24/7
 	// p2 justice.legal_aid
-	//   pt.linha.apoio 0.69: covers justice.legal_aid; also offers support.emotional; speaks pt; 2.4 km; channels: in_person, phone; waiting list; 24/7
+	//   pt.linha.apoio 0.69: covers justice.legal_aid; also offers support.emotional; does not offer safety.shelter; speaks pt; 2.4 km; channels: in_person, phone; waiting list; 24/7
 	// planned at revision 17
 }

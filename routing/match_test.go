@@ -629,7 +629,7 @@ func TestReasons(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := plan.Groups[0].Primary().Reasons
-	for _, r := range []string{"accepting, 3 open offers", "accepted 9 of 10 offers", "answers in about 2 h"} {
+	for _, r := range []string{"accepting", "3 open offers", "accepted 9 of 10 offers", "answers in about 2 h"} {
 		if !slices.Contains(got, r) {
 			t.Errorf("reasons %q lack %q", got, r)
 		}

@@ -6,11 +6,9 @@ import (
 	"math/bits"
 	"slices"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/invictus-network/invictus/events"
-	"github.com/invictus-network/invictus/internal/clip"
 )
 
 // Reasons for unmatched needs (events.UnmatchedNeed.Reason).
@@ -83,10 +81,13 @@ type Candidate struct {
 	// Components are the score components that apply to the profile (the
 	// Component* names), each in [0, 1].
 	Components map[string]float64
-	// Reasons is a short explanation a caseworker can read, e.g. "covers
+	// Reasons is a short explanation in codes and English, e.g. "covers
 	// safety.shelter and support.emotional", "speaks pt and en", "3.4 km",
-	// "accepting".
+	// "accepting": what the referral.planned event carries.
 	Reasons []string
+	// Why are the same reasons in codes, to be put in the words of the
+	// caseworker's language with [Reason.Words].
+	Why []Reason
 }
 
 // Relaxed are the best services for an unmatched need that fail one
@@ -383,20 +384,28 @@ func (q *query) candidate(e entry, group uint32, relaxed int) Candidate {
 			m[componentNames[i]] = comps[i]
 		}
 	}
+	why := q.reasons(f, c, j, &e, group, cover, lang, waived, relaxed)
+	text := make([]string, len(why))
+	for i, r := range why {
+		text[i] = r.codeText()
+	}
 	return Candidate{
 		Service: s.ID, Organisation: s.Organisation, Name: s.Name, Covers: q.codes(group),
-		Score: e.score, Components: m, Reasons: q.reasons(f, c, j, &e, group, cover, lang, waived, relaxed),
+		Score: e.score, Components: m, Reasons: text, Why: why,
 	}
 }
 
-// reasons writes the explanation of a candidate.
-func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover uint32, lang int, waived bool, relaxed int) []string {
+// reasons explains a candidate: what it meets and what it does not, in
+// codes (see [Reason]).
+func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover uint32, lang int, waived bool, relaxed int) []Reason {
 	s := c.svc[j]
-	r := make([]string, 0, 12)
-	add := func(parts ...string) {
-		if len(r) < maxReasons {
-			r = append(r, clip.Mark(strings.Join(parts, ""), maxReasonLen, "..."))
+	r := make([]Reason, 0, 14)
+	add := func(code string, terms []Term) *Reason {
+		if len(r) == maxReasons {
+			return &Reason{}
 		}
+		r = append(r, Reason{Code: code, Terms: terms})
+		return &r[len(r)-1]
 	}
 	switch relaxed {
 	case cAccessibility:
@@ -404,51 +413,56 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 		if missing == 0 {
 			missing = q.acc & placeAccess &^ f.acc
 		}
-		add("relaxed accessibility: does not meet ", joinAnd(appendBits(nil, events.Accessibility, uint32(missing))))
+		add(ReasonRelaxedAccessibility, termsOf(nil, "accessibility", events.Accessibility, uint32(missing)))
 	case cChannel:
-		add("relaxed channel: only ", strings.Join(appendBits(nil, events.Channels, uint32(f.channels)), ", "))
+		add(ReasonRelaxedChannel, termsOf(nil, "channels", events.Channels, uint32(f.channels)))
 	case cOpenNow:
-		add("relaxed open now: closed at this hour")
+		add(ReasonRelaxedOpenNow, nil)
 	}
-	add("covers ", joinAnd(q.codes(group)))
+	add(ReasonCovers, q.needTerms(group))
 	if extra := cover &^ group; extra != 0 {
-		add("also offers ", joinAnd(q.codes(extra)))
+		add(ReasonAlsoOffers, q.needTerms(extra))
+	}
+	if missing := q.needs &^ cover; missing != 0 {
+		add(ReasonNotOffered, q.needTerms(missing))
 	}
 	if q.preferred != "" && s.Organisation == q.preferred {
-		add("organisation preferred by the victim")
+		add(ReasonPreferred, nil)
 	}
-	var spec []string
-	spec = appendBits(spec, events.Crimes, f.crimes&q.crimes)
-	spec = appendBits(spec, events.Flags, uint32(f.flags&q.flags))
+	spec := termsOf(nil, "crimes", events.Crimes, f.crimes&q.crimes)
+	spec = termsOf(spec, "flags", events.Flags, uint32(f.flags&q.flags))
 	if len(spec) > 0 {
-		add("specialised in ", joinAnd(spec))
+		add(ReasonSpecialised, spec)
+	}
+	if q.nCrimes > 0 && f.crimes != 0 && f.crimes&q.crimes == 0 {
+		add(ReasonOtherCrimes, termsOf(nil, "crimes", events.Crimes, q.crimes))
 	}
 	switch lang {
 	case langFirst, langOther:
-		var spoken []string
-		for _, l := range q.langs {
-			if slices.Contains(s.Languages, l) {
-				spoken = append(spoken, l)
-			}
+		add(ReasonSpeaks, langTerms(q.langs, s.Languages, true))
+		if lang == langOther {
+			add(ReasonNotFirstLanguage, []Term{{"languages", q.langs[0]}})
 		}
-		add("speaks ", joinAnd(spoken))
 	case langProvided:
-		add("no shared language: the service provides an interpreter")
+		add(ReasonInterpreterProvided, nil)
 	case langInterpreter:
-		add("no shared language: an interpreter must be arranged")
+		add(ReasonInterpreterArranged, nil)
 	}
 	remote := f.channels & q.channels & remoteChannels
 	if q.hasPoint && f.bits&fHasLoc != 0 {
-		add(formatKm(q.nearestKm(f, c, j)))
+		add(ReasonDistance, nil).Km = q.nearestKm(f, c, j)
 	}
 	switch {
 	case f.bits&fRemote != 0 && remote != 0:
-		add("remote: ", strings.Join(appendBits(nil, events.Channels, uint32(remote)), ", "))
+		add(ReasonRemote, termsOf(nil, "channels", events.Channels, uint32(remote)))
 	case f.bits&fHasLoc == 0:
-		add("no location listed")
+		add(ReasonNoLocation, nil)
 	}
 	if shared := f.channels & q.channels; shared != 0 {
-		add("channels: ", strings.Join(appendBits(nil, events.Channels, uint32(shared)), ", "))
+		add(ReasonChannels, termsOf(nil, "channels", events.Channels, uint32(shared)))
+	}
+	if f.channels&q.first == 0 {
+		add(ReasonNotFirstChannel, termsOf(nil, "channels", events.Channels, uint32(q.first)))
 	}
 	if q.acc != 0 {
 		place := q.acc & placeAccess
@@ -457,83 +471,62 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 			met &^= place
 		}
 		if met != 0 {
-			add("meets ", joinAnd(appendBits(nil, events.Accessibility, uint32(met))))
+			add(ReasonMeetsAccessibility, termsOf(nil, "accessibility", events.Accessibility, uint32(met)))
 		}
 		if waived {
-			add("no visit needed, so ", joinAnd(appendBits(nil, events.Accessibility, uint32(place))), " does not arise")
+			add(ReasonAccessibilityWaived, termsOf(nil, "accessibility", events.Accessibility, uint32(place)))
 		}
 	}
-	status := "accepting"
 	if f.bits&fWaitlist != 0 {
-		status = "waiting list"
+		add(ReasonWaitingList, nil)
+	} else {
+		add(ReasonAccepting, nil)
 	}
 	if e.known && e.st.OpenOffers > 0 {
-		add(status, ", ", strconv.Itoa(e.st.OpenOffers), " open offers")
-	} else {
-		add(status)
+		add(ReasonOpenOffers, nil).N = e.st.OpenOffers
 	}
 	if f.bits&fAlways != 0 {
-		add("24/7")
+		add(ReasonAlwaysOpen, nil)
 	} else if q.emergency {
-		add("open now")
+		add(ReasonOpenNow, nil)
 	}
 	if f.ages != 0 || f.genders != 0 {
-		var who []string
-		who = appendBits(who, events.AgeBands, uint32(f.ages))
-		who = appendBits(who, events.Genders, uint32(f.genders))
-		add("only for ", joinAnd(who))
+		who := termsOf(nil, "age_bands", events.AgeBands, uint32(f.ages))
+		add(ReasonOnlyFor, termsOf(who, "genders", events.Genders, uint32(f.genders)))
 	}
 	if q.cross && q.proper(f, c, j, ongoingNeeds) != 0 {
-		add("serves ", q.residence, ", where the victim lives")
+		add(ReasonServesResidence, []Term{{"countries", q.residence}})
 	}
 	if e.known && e.st.Answered > 0 {
-		add("accepted ", strconv.Itoa(min(e.st.Accepted, e.st.Answered)), " of ", strconv.Itoa(e.st.Answered), " offers")
+		a := add(ReasonAcceptedOf, nil)
+		a.N, a.M = min(e.st.Accepted, e.st.Answered), e.st.Answered
 		if e.st.ResponseTime > 0 {
-			add("answers in about ", roundDuration(e.st.ResponseTime))
+			code, n := roundDuration(e.st.ResponseTime)
+			add(code, nil).N = n
 		}
 	} else if s.ResponseHours > 0 {
-		add("promises an answer within ", strconv.Itoa(s.ResponseHours), " h")
+		add(ReasonPromisesHours, nil).N = s.ResponseHours
 	}
 	return r
 }
 
-// formatKm writes a distance as "3.4 km" below 10 km, "27 km" above.
+// formatKm writes a number of kilometres as "3.4" below 10, "27" above.
 func formatKm(d float64) string {
 	if d < 9.95 {
-		return strconv.FormatFloat(d, 'f', 1, 64) + " km"
+		return strconv.FormatFloat(d, 'f', 1, 64)
 	}
-	return strconv.FormatFloat(d, 'f', 0, 64) + " km"
+	return strconv.FormatFloat(d, 'f', 0, 64)
 }
 
-// appendBits appends the codes of all whose bit (by position) is in mask.
-func appendBits(dst, all []string, mask uint32) []string {
-	for i, c := range all {
-		if mask&(1<<uint(i)) != 0 {
-			dst = append(dst, c)
-		}
-	}
-	return dst
-}
-
-// joinAnd joins "a", "a and b", "a, b and c".
-func joinAnd(list []string) string {
-	switch len(list) {
-	case 0:
-		return ""
-	case 1:
-		return list[0]
-	}
-	return strings.Join(list[:len(list)-1], ", ") + " and " + list[len(list)-1]
-}
-
-// roundDuration writes a response time as minutes, hours or days.
-func roundDuration(d time.Duration) string {
+// roundDuration rounds a response time to minutes, hours or days: the
+// reason code of its unit and the number.
+func roundDuration(d time.Duration) (string, int) {
 	h := d.Hours()
 	switch {
 	case h < 1:
-		return strconv.Itoa(int(math.Max(1, math.Round(h*60)))) + " min"
+		return ReasonAnswersInMinutes, int(math.Max(1, math.Round(h*60)))
 	case h < 47.5:
-		return strconv.Itoa(int(math.Round(h))) + " h"
+		return ReasonAnswersInHours, int(math.Round(h))
 	}
-	return strconv.Itoa(int(math.Round(h/24))) + " days"
+	return ReasonAnswersInDays, int(math.Round(h / 24))
 }

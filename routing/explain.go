@@ -1,0 +1,263 @@
+package routing
+
+import (
+	"slices"
+	"strconv"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/clip"
+)
+
+// Reason codes: the codes of [Reason], each the key of its label, in
+// every language of the taxonomy, in the "explanations"/"reasons" section
+// of schemas/taxonomy.json. What a service meets and what it does not
+// meet are both reasons.
+const (
+	ReasonCovers               = "covers"                // the needs of the group (Terms)
+	ReasonAlsoOffers           = "also_offers"           // more of the profile's needs (Terms)
+	ReasonNotOffered           = "not_offered"           // needs of the profile it does not offer (Terms)
+	ReasonPreferred            = "preferred"             // of the organisation the victim prefers
+	ReasonSpecialised          = "specialised"           // in the victim's crimes and flags (Terms)
+	ReasonOtherCrimes          = "other_crimes"          // a specialist in other crimes only (Terms: the victim's)
+	ReasonSpeaks               = "speaks"                // the victim's languages it speaks (Terms)
+	ReasonNotFirstLanguage     = "not_first_language"    // not the victim's first language (Terms)
+	ReasonInterpreterProvided  = "interpreter_provided"  // no shared language; it brings the interpreter
+	ReasonInterpreterArranged  = "interpreter_arranged"  // no shared language; one must be arranged
+	ReasonDistance             = "distance"              // Km to its nearest location
+	ReasonRemote               = "remote"                // the remote channels the victim accepts (Terms)
+	ReasonNoLocation           = "no_location"           // no location listed
+	ReasonChannels             = "channels"              // the channels shared with the victim (Terms)
+	ReasonNotFirstChannel      = "not_first_channel"     // not the victim's preferred channel (Terms)
+	ReasonMeetsAccessibility   = "meets_accessibility"   // (Terms)
+	ReasonAccessibilityWaived  = "accessibility_waived"  // needs of the place that do not arise (Terms)
+	ReasonAccepting            = "accepting"             // capacity status
+	ReasonWaitingList          = "waiting_list"          // capacity status
+	ReasonOpenOffers           = "open_offers"           // N offers await its answer
+	ReasonAlwaysOpen           = "always_open"           // 24/7
+	ReasonOpenNow              = "open_now"              // open now (an emergency)
+	ReasonOnlyFor              = "only_for"              // its eligible age bands and genders (Terms)
+	ReasonServesResidence      = "serves_residence"      // the residence country (Terms)
+	ReasonAcceptedOf           = "accepted_of"           // accepted N of M offers
+	ReasonAnswersInMinutes     = "answers_in_minutes"    // observed time to answer, N minutes
+	ReasonAnswersInHours       = "answers_in_hours"      // N hours
+	ReasonAnswersInDays        = "answers_in_days"       // N days
+	ReasonPromisesHours        = "promises_hours"        // its stated answer time, N hours
+	ReasonRelaxedAccessibility = "relaxed_accessibility" // relaxed: does not meet (Terms)
+	ReasonRelaxedChannel       = "relaxed_channel"       // relaxed: only these channels (Terms)
+	ReasonRelaxedOpenNow       = "relaxed_open_now"      // relaxed: closed at this hour
+)
+
+// UnmatchedNowhere labels an unmatched need that no service of the whole
+// directory offers (events.UnmatchedNeed.Nowhere); it is a label, not a
+// value of UnmatchedNeed.Reason.
+const UnmatchedNowhere = "nowhere"
+
+// Term is a taxonomy code named by a reason: Section is its section of
+// schemas/taxonomy.json ("needs", "crimes", "flags", "channels",
+// "accessibility", "age_bands", "genders") or "languages" (ISO 639-1) or
+// "countries".
+type Term struct {
+	Section string `json:"section"`
+	Code    string `json:"code"`
+}
+
+// Reason is one reason of a candidate's explanation, in codes, so that it
+// can be put in the words of any language of the taxonomy
+// ([Reason.Words]). Candidate.Reasons are the same reasons in codes
+// and English.
+type Reason struct {
+	// Code is one of the Reason* constants.
+	Code string `json:"code"`
+	// Terms are the codes the reason names, in order.
+	Terms []Term `json:"terms,omitempty"`
+	// N and M are its counts, Km its distance.
+	N  int     `json:"n,omitempty"`
+	M  int     `json:"m,omitempty"`
+	Km float64 `json:"km,omitempty"`
+}
+
+// Labeler gives the label of a code of a section in a language, as
+// (*schemas.Taxonomy).Label does: the sections of taxonomy.json and of its
+// explanations, "languages" and "countries".
+type Labeler interface {
+	Label(section, code, lang string) string
+}
+
+// ReasonCodes lists every Reason* code, the codes a plan's reasons use.
+var ReasonCodes = []string{
+	ReasonCovers, ReasonAlsoOffers, ReasonNotOffered, ReasonPreferred, ReasonSpecialised, ReasonOtherCrimes,
+	ReasonSpeaks, ReasonNotFirstLanguage, ReasonInterpreterProvided, ReasonInterpreterArranged,
+	ReasonDistance, ReasonRemote, ReasonNoLocation, ReasonChannels, ReasonNotFirstChannel,
+	ReasonMeetsAccessibility, ReasonAccessibilityWaived, ReasonAccepting, ReasonWaitingList, ReasonOpenOffers,
+	ReasonAlwaysOpen, ReasonOpenNow, ReasonOnlyFor, ReasonServesResidence, ReasonAcceptedOf,
+	ReasonAnswersInMinutes, ReasonAnswersInHours, ReasonAnswersInDays, ReasonPromisesHours,
+	ReasonRelaxedAccessibility, ReasonRelaxedChannel, ReasonRelaxedOpenNow,
+}
+
+// ConstraintCodes lists every Constraint* name, in the order they are
+// checked.
+var ConstraintCodes = constraintNames[1:]
+
+// UnmatchedCodes lists the labels of the reasons a need is not covered.
+var UnmatchedCodes = []string{UnmatchedNoService, UnmatchedNowhere, UnmatchedExcluded}
+
+// ComponentCodes lists every Component* name.
+var ComponentCodes = componentNames[:]
+
+// reasonCodeText is the English of each reason in codes: the text of
+// Candidate.Reasons and of the referral.planned event.
+var reasonCodeText = map[string]string{
+	ReasonCovers:               "covers {terms}",
+	ReasonAlsoOffers:           "also offers {terms}",
+	ReasonNotOffered:           "does not offer {terms}",
+	ReasonPreferred:            "organisation preferred by the victim",
+	ReasonSpecialised:          "specialised in {terms}",
+	ReasonOtherCrimes:          "not specialised in {terms}",
+	ReasonSpeaks:               "speaks {terms}",
+	ReasonNotFirstLanguage:     "does not speak {terms}",
+	ReasonInterpreterProvided:  "no shared language: the service provides an interpreter",
+	ReasonInterpreterArranged:  "no shared language: an interpreter must be arranged",
+	ReasonDistance:             "{km} km",
+	ReasonRemote:               "remote: {list}",
+	ReasonNoLocation:           "no location listed",
+	ReasonChannels:             "channels: {list}",
+	ReasonNotFirstChannel:      "preferred channel {terms} not offered",
+	ReasonMeetsAccessibility:   "meets {terms}",
+	ReasonAccessibilityWaived:  "no visit needed, so {terms} does not arise",
+	ReasonAccepting:            "accepting",
+	ReasonWaitingList:          "waiting list",
+	ReasonOpenOffers:           "{n} open offers",
+	ReasonAlwaysOpen:           "24/7",
+	ReasonOpenNow:              "open now",
+	ReasonOnlyFor:              "only for {terms}",
+	ReasonServesResidence:      "serves {terms}, where the victim lives",
+	ReasonAcceptedOf:           "accepted {n} of {m} offers",
+	ReasonAnswersInMinutes:     "answers in about {n} min",
+	ReasonAnswersInHours:       "answers in about {n} h",
+	ReasonAnswersInDays:        "answers in about {n} days",
+	ReasonPromisesHours:        "promises an answer within {n} h",
+	ReasonRelaxedAccessibility: "relaxed accessibility: does not meet {terms}",
+	ReasonRelaxedChannel:       "relaxed channel: only {list}",
+	ReasonRelaxedOpenNow:       "relaxed open now: closed at this hour",
+}
+
+// Words returns the reason in the words of lang: its label from l (the
+// taxonomy's "reasons") with the labels of its terms and its numbers put
+// in.
+func (r Reason) Words(l Labeler, lang string) string {
+	labels := make([]string, len(r.Terms))
+	for i, t := range r.Terms {
+		labels[i] = l.Label(t.Section, t.Code, lang)
+		if t.Section != "languages" && t.Section != "countries" {
+			// Within a sentence: "Covers emotional support".
+			labels[i] = lowerFirst(labels[i])
+		}
+	}
+	return fill(l.Label("reasons", r.Code, lang), labels, l.Label("words", "and", lang), l.Label("words", "decimal_point", lang), r)
+}
+
+// codeText returns the reason in codes and English.
+func (r Reason) codeText() string {
+	codes := make([]string, len(r.Terms))
+	for i, t := range r.Terms {
+		codes[i] = t.Code
+	}
+	return clip.Mark(fill(reasonCodeText[r.Code], codes, "and", ".", r), maxReasonLen, "...")
+}
+
+// fill puts the terms and numbers of r into the template.
+func fill(tmpl string, terms []string, and, point string, r Reason) string {
+	if !strings.Contains(tmpl, "{") {
+		return tmpl
+	}
+	km := formatKm(r.Km)
+	if point != "." {
+		km = strings.Replace(km, ".", point, 1)
+	}
+	return strings.NewReplacer(
+		"{terms}", joinWith(terms, and), "{list}", strings.Join(terms, ", "),
+		"{n}", strconv.Itoa(r.N), "{m}", strconv.Itoa(r.M), "{km}", km,
+	).Replace(tmpl)
+}
+
+// lowerFirst lower-cases the first letter of a label (the taxonomy's
+// labels begin with a capital and none with an acronym).
+func lowerFirst(s string) string {
+	r, n := utf8.DecodeRuneInString(s)
+	if r == utf8.RuneError {
+		return s
+	}
+	return string(unicode.ToLower(r)) + s[n:]
+}
+
+// joinWith joins "a", "a and b", "a, b and c" with the word for "and".
+func joinWith(list []string, and string) string {
+	switch len(list) {
+	case 0:
+		return ""
+	case 1:
+		return list[0]
+	}
+	return strings.Join(list[:len(list)-1], ", ") + " " + and + " " + list[len(list)-1]
+}
+
+// UnmatchedWords returns why the need u is not covered in the words of
+// lang: the reason, and for services excluded, each constraint that
+// removed some with its count, in the order they are checked.
+func UnmatchedWords(u events.UnmatchedNeed, l Labeler, lang string) string {
+	switch {
+	case u.Reason == UnmatchedExcluded:
+		s := fill(l.Label("unmatched_reasons", UnmatchedExcluded, lang), nil, "", "", Reason{N: u.Offered})
+		var parts []string
+		for _, c := range ConstraintCodes {
+			if n := u.Excluded[c]; n > 0 {
+				parts = append(parts, l.Label("constraints", c, lang)+": "+strconv.Itoa(n))
+			}
+		}
+		if len(parts) > 0 {
+			s += " (" + strings.Join(parts, "; ") + ")"
+		}
+		return s
+	case u.Nowhere:
+		return l.Label("unmatched_reasons", UnmatchedNowhere, lang)
+	}
+	return l.Label("unmatched_reasons", UnmatchedNoService, lang)
+}
+
+// termsOf returns the codes of all whose bit is in mask as terms of
+// section.
+func termsOf(dst []Term, section string, all []string, mask uint32) []Term {
+	for i, c := range all {
+		if mask&(1<<uint(i)) != 0 {
+			dst = append(dst, Term{section, c})
+		}
+	}
+	return dst
+}
+
+// needTerms returns the profile's needs in mask as terms, in profile
+// order.
+func (q *query) needTerms(mask uint32) []Term {
+	out := make([]Term, 0, popcount(mask))
+	for j, b := range q.needBits {
+		if mask&b != 0 {
+			out = append(out, Term{"needs", q.needList[j]})
+		}
+	}
+	return out
+}
+
+// langTerms returns the languages of langs (profile order) the service
+// speaks, or with speaks false those it does not.
+func langTerms(langs, spoken []string, speaks bool) []Term {
+	var out []Term
+	for _, l := range langs {
+		if slices.Contains(spoken, l) == speaks {
+			out = append(out, Term{"languages", l})
+		}
+	}
+	return out
+}
