@@ -20,6 +20,7 @@ import (
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/routing"
+	"github.com/invictus-network/invictus/schemas"
 )
 
 // matchDemoSeedDefault is the seed of the demo directory of `match --demo`,
@@ -35,6 +36,7 @@ type matchOptions struct {
 	at        string
 	fallbacks int
 	prefer    string
+	lang      string
 }
 
 func newMatchCmd(out, errOut io.Writer) *cobra.Command {
@@ -46,11 +48,13 @@ func newMatchCmd(out, errOut io.Writer) *cobra.Command {
 			"of its profile alone; \"-\" reads standard input) and prints the plan the routing\n" +
 			"service would make: need groups with a primary and ranked fallbacks, each with its\n" +
 			"score and the reasons for it, the needs nothing covers and how many services each\n" +
-			"hard constraint excluded. Nothing is sent.\n\n" +
+			"hard constraint excluded, in the words of --lang (the taxonomy's languages; the\n" +
+			"labels of languages other than English are drafts). Nothing is sent.\n\n" +
 			"The directory is a running server's (--nats-url), a stopped server's data\n" +
 			"directory (--data), a directory file (--directory, any format 'directory import'\n" +
 			"reads) or the demo directory in memory (--demo: no server needed).",
 		Example: "  invictus match profile.json --demo\n" +
+			"  invictus match profile.json --demo --lang pt\n" +
 			"  invictus match profile.yaml --json --data ./data\n" +
 			"  cat requested.json | invictus match - --nats-url nats://127.0.0.1:4222 --fallbacks 5",
 		Args: cobra.ExactArgs(1),
@@ -62,6 +66,7 @@ func newMatchCmd(out, errOut io.Writer) *cobra.Command {
 	f.StringVar(&o.dirFile, "directory", "", "match against a directory file instead of a server")
 	f.StringVar(&o.at, "at", "", "judge opening hours at this RFC 3339 time instead of now (emergencies)")
 	f.IntVar(&o.fallbacks, "fallbacks", routing.FallbacksDefault, fmt.Sprintf("ranked fallbacks per placement, 0 to %d", routing.FallbacksMax))
+	f.StringVar(&o.lang, "lang", "en", "language of the table: "+strings.Join(schemasLanguages(), ", "))
 	f.StringVar(&o.prefer, "prefer", "", "organisation to rank first (default: the profile's preferred_organisation)")
 	sf := addStoreFlags(cmd)
 
@@ -74,6 +79,9 @@ func newMatchCmd(out, errOut io.Writer) *cobra.Command {
 		}
 		if sources > 1 {
 			return usageError{errors.New("--demo, --directory, --data and --nats-url: choose one directory")}
+		}
+		if !slices.Contains(schemasLanguages(), o.lang) {
+			return usageError{fmt.Errorf("--lang %q: want one of %s", o.lang, strings.Join(schemasLanguages(), ", "))}
 		}
 		if o.fallbacks < 0 || o.fallbacks > routing.FallbacksMax {
 			return usageError{fmt.Errorf("--fallbacks %d: want 0 to %d", o.fallbacks, routing.FallbacksMax)}
@@ -111,9 +119,21 @@ func newMatchCmd(out, errOut io.Writer) *cobra.Command {
 			enc.SetIndent("", "  ")
 			return enc.Encode(plan.Event())
 		}
-		return writePlanTable(out, plan)
+		tax, err := schemas.LoadTaxonomy()
+		if err != nil {
+			return err
+		}
+		return writePlanTable(out, plan, snap, tax, o.lang)
 	}
 	return cmd
+}
+
+// schemasLanguages are the languages of the taxonomy's labels.
+func schemasLanguages() []string {
+	if t, err := schemas.LoadTaxonomy(); err == nil {
+		return t.Languages
+	}
+	return []string{"en"}
 }
 
 // firstNonEmpty returns the first non-empty string.
@@ -208,26 +228,53 @@ func readProfile(name string, stdin io.Reader, needConsent bool) (*events.Reques
 	return &req, nil
 }
 
-// writePlanTable prints the plan for a person: a line per candidate, then
-// the needs nothing covers and the exclusions.
-func writePlanTable(w io.Writer, p *routing.Plan) error {
+// writePlanTable prints the plan for a person in the words of lang: a
+// line per candidate with its service's and organisation's names and the
+// reasons for it, then the needs nothing covers and why, the options that
+// fail only one constraint and the exclusions.
+func writePlanTable(w io.Writer, p *routing.Plan, snap *directory.Index, tax *schemas.Taxonomy, lang string) error {
+	word := func(code string, pairs ...string) string {
+		return strings.NewReplacer(pairs...).Replace(tax.Label("words", code, lang))
+	}
+	needs := func(codes []string) string {
+		labels := make([]string, len(codes))
+		for i, c := range codes {
+			labels[i] = tax.Label("needs", c, lang)
+		}
+		return strings.Join(labels, ", ")
+	}
+	reasons := func(c routing.Candidate) string {
+		out := make([]string, len(c.Why))
+		for i, r := range c.Why {
+			out[i] = r.Words(tax, lang)
+		}
+		return strings.Join(out, "; ")
+	}
+	name := func(c routing.Candidate) string {
+		org := c.Organisation
+		if o := snap.Organisation(c.Organisation); o != nil && o.Name != "" {
+			org = o.Name
+		}
+		return fmt.Sprintf("%s — %s (%s)", c.Name, org, c.Service)
+	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "Plan at directory revision %d, urgency %s: %d placement(s); %d candidate service(s), %d eligible.\n",
-		p.Revision, p.Urgency, len(p.Groups), p.Considered, p.Eligible)
+	b.WriteString(word("plan", "{n}", fmt.Sprint(p.Revision), "{m}", fmt.Sprint(len(p.Groups)),
+		"{k}", fmt.Sprint(p.Considered), "{e}", fmt.Sprint(p.Eligible)) + "\n")
 	if p.Urgency == events.UrgencyEmergency {
-		b.WriteString("EMERGENCY: only services open now are planned, 24/7 first. Tell the victim to call 112 as well.\n")
+		b.WriteString(word("emergency") + "\n")
 	}
 	if len(p.Groups) > 0 {
 		b.WriteString("\n")
 		tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "GROUP\tNEEDS\tRANK\tSERVICE\tSCORE\tREASONS")
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", strings.ToUpper(word("placement")), strings.ToUpper(word("needs")),
+			strings.ToUpper(word("rank")), strings.ToUpper(word("service")), strings.ToUpper(word("score")), strings.ToUpper(word("reasons")))
 		for _, g := range p.Groups {
 			for i, c := range g.Candidates {
-				group, needs := "", ""
+				group, ns := "", ""
 				if i == 0 {
-					group, needs = g.Placement, strings.Join(g.Needs, ", ")
+					group, ns = g.Placement, needs(g.Needs)
 				}
-				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.3f\t%s\n", group, needs, i+1, c.Service, c.Score, strings.Join(c.Reasons, "; "))
+				fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%.3f\t%s\n", group, ns, i+1, name(c), c.Score, reasons(c))
 			}
 		}
 		if err := tw.Flush(); err != nil {
@@ -235,44 +282,23 @@ func writePlanTable(w io.Writer, p *routing.Plan) error {
 		}
 	}
 	if len(p.Unmatched) > 0 {
-		b.WriteString("\nNot covered:\n")
+		b.WriteString("\n" + word("not_covered") + ":\n")
 		for _, u := range p.Unmatched {
-			why := "no service offers it here"
-			if u.Nowhere {
-				why = "no service offers it anywhere"
-			}
-			if u.Reason == routing.UnmatchedExcluded {
-				names := make([]string, 0, len(u.Excluded))
-				for k := range u.Excluded {
-					names = append(names, k)
-				}
-				slices.Sort(names)
-				why = fmt.Sprintf("%d service(s) offer it, all removed:", u.Offered)
-				for i, k := range names {
-					if i > 0 {
-						why += ","
-					}
-					why += fmt.Sprintf(" %s %d", k, u.Excluded[k])
-				}
-			}
-			fmt.Fprintf(&b, "  %s (%s: %s)\n", u.Need, u.Reason, why)
+			fmt.Fprintf(&b, "  %s [%s]: %s\n", tax.Label("needs", u.Need, lang), u.Need, routing.UnmatchedWords(u, tax, lang))
 		}
 	}
 	for _, r := range p.Relaxed {
-		fmt.Fprintf(&b, "\nOnly if %s is relaxed, for %s (never offered by the routing service):\n", r.Constraint, r.Need)
+		b.WriteString("\n" + word("relaxed", "{terms}", tax.Label("constraints", r.Constraint, lang), "{need}", tax.Label("needs", r.Need, lang)) + ":\n")
 		for i, c := range r.Candidates {
-			fmt.Fprintf(&b, "  %d. %s %.3f: %s\n", i+1, c.Service, c.Score, strings.Join(c.Reasons, "; "))
+			fmt.Fprintf(&b, "  %d. %s %.3f: %s\n", i+1, name(c), c.Score, reasons(c))
 		}
 	}
 	if len(p.Excluded) > 0 {
-		names := make([]string, 0, len(p.Excluded))
-		for k := range p.Excluded {
-			names = append(names, k)
-		}
-		slices.Sort(names)
-		b.WriteString("\nExcluded by hard constraints:")
-		for _, k := range names {
-			fmt.Fprintf(&b, " %s %d;", k, p.Excluded[k])
+		b.WriteString("\n" + word("excluded_by") + ":")
+		for _, k := range routing.ConstraintCodes {
+			if n := p.Excluded[k]; n > 0 {
+				fmt.Fprintf(&b, " %s [%s] %d;", tax.Label("constraints", k, lang), k, n)
+			}
 		}
 		b.WriteString("\n")
 	}

@@ -37,11 +37,13 @@ func TestMatchCommandOnTheDemo(t *testing.T) {
 		t.Fatalf("exit %d: %s", code, errOut)
 	}
 	for _, want := range []string{
-		"GROUP", "RANK", "SERVICE", "SCORE", "REASONS",
-		"p1", "safety.shelter, support.emotional", "covers safety.shelter and support.emotional", "speaks pt",
+		"PLACEMENT", "RANK", "SERVICE", "SCORE", "WHY",
+		"p1", "Shelter or safe accommodation, Emotional support", "Covers shelter or safe accommodation and emotional support", "Speaks Portuguese",
+		// Service and organisation names with the service's id.
+		"AMCV victim support — Associação de Mulheres Contra a Violência (pt.amcv.support)",
 		// Interpretation is offered in every demo country now.
-		"p2", "comm.interpretation",
-		"Excluded by hard constraints: eligibility 1;",
+		"p2", "Interpretation and translation",
+		"Excluded by hard constraints: Only for other ages or genders [eligibility] 1;",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
@@ -64,10 +66,28 @@ func TestMatchCommandOnTheDemo(t *testing.T) {
 	if code != exitOK {
 		t.Fatalf("swahili: exit %d: %s", code, errOut)
 	}
-	for _, want := range []string{"Not covered:", "safety.shelter (excluded: ", " service(s) offer it, all removed:", "language "} {
+	for _, want := range []string{"Not covered:", "[safety.shelter]: Services offering it: 3; none passes every constraint (No shared language, and the victim does not want an interpreter: 3)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
+	}
+
+	// In each language of the taxonomy, in its words: no code, no
+	// placeholder left.
+	for lang, want := range map[string]string{
+		"bg": "Покрива", "hr": "Pokriva", "fi": "Kattaa", "fr": "Couvre", "it": "Copre", "nl": "Dekt", "pt": "Cobre",
+	} {
+		code, out, errOut = cliRun(t, "match", profile, "--demo", "--lang", lang)
+		if code != exitOK {
+			t.Fatalf("--lang %s: exit %d: %s", lang, code, errOut)
+		}
+		if !strings.Contains(out, want) || strings.ContainsAny(out, "{}") || strings.Contains(out, "Covers") {
+			t.Errorf("--lang %s: want %q, no placeholder and no English:\n%s", lang, want, out)
+		}
+	}
+	code, _, errOut = cliRun(t, "match", profile, "--demo", "--lang", "de")
+	if code != exitUsage || !strings.Contains(errOut, "--lang") {
+		t.Errorf("--lang de: exit %d, %s", code, errOut)
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/routing"
+	"github.com/invictus-network/invictus/schemas"
 )
 
 // referJSON is `invictus refer --json`.
@@ -70,7 +71,11 @@ func newReferCmd(out, errOut io.Writer) *cobra.Command {
 
 		var preview *events.Planned
 		if !yes {
-			plan, err := previewPlan(ctx, c, req)
+			plan, snap, err := previewPlan(ctx, c, req)
+			if err != nil {
+				return err
+			}
+			tax, err := schemas.LoadTaxonomy()
 			if err != nil {
 				return err
 			}
@@ -80,7 +85,7 @@ func newReferCmd(out, errOut io.Writer) *cobra.Command {
 			if f.asJSON {
 				w = errOut // stdout stays one JSON document
 			}
-			if err := writePlanTable(w, plan); err != nil {
+			if err := writePlanTable(w, plan, snap, tax, "en"); err != nil {
 				return err
 			}
 			if len(plan.Groups) == 0 {
@@ -125,20 +130,22 @@ func newReferCmd(out, errOut io.Writer) *cobra.Command {
 
 // previewPlan matches the profile against the network's directory, read
 // from its bucket with the organisation's own connection.
-func previewPlan(ctx context.Context, c *client.Client, req *events.Requested) (*routing.Plan, error) {
+func previewPlan(ctx context.Context, c *client.Client, req *events.Requested) (*routing.Plan, *directory.Index, error) {
 	store, err := natsjs.NewDirectoryStore(ctx, c.JetStream(), natsjs.DirectoryStoreConfig{})
 	if err != nil {
-		return nil, fmt.Errorf("%w: read the directory: %w", errUnavailable, err)
+		return nil, nil, fmt.Errorf("%w: read the directory: %w", errUnavailable, err)
 	}
 	d, rev, err := store.Load(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("%w: read the directory: %w", errUnavailable, err)
+		return nil, nil, fmt.Errorf("%w: read the directory: %w", errUnavailable, err)
 	}
 	opts := []routing.MatchOption{routing.WithReferrer(c.Org())}
 	if req.PreferredOrganisation != "" {
 		opts = append(opts, routing.WithPreferredOrganisation(req.PreferredOrganisation))
 	}
-	return routing.NewMatcher(routing.Config{}).Match(directory.NewIndex(d, rev), req.Profile, opts...)
+	snap := directory.NewIndex(d, rev)
+	plan, err := routing.NewMatcher(routing.Config{}).Match(snap, req.Profile, opts...)
+	return plan, snap, err
 }
 
 // writeOffered prints what the routing service's plan offered.
