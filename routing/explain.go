@@ -27,6 +27,8 @@ const (
 	ReasonInterpreterProvided  = "interpreter_provided"  // no shared language; it brings the interpreter
 	ReasonInterpreterArranged  = "interpreter_arranged"  // no shared language; one must be arranged
 	ReasonDistance             = "distance"              // Km to its nearest location
+	ReasonAcrossWater          = "across_water"          // its nearest location is across the sea
+	ReasonAcrossBorder         = "across_border"         // its nearest location is in another country
 	ReasonRemote               = "remote"                // the remote channels the victim accepts (Terms)
 	ReasonNoLocation           = "no_location"           // no location listed
 	ReasonChannels             = "channels"              // the channels shared with the victim (Terms)
@@ -90,7 +92,7 @@ type Labeler interface {
 var ReasonCodes = []string{
 	ReasonCovers, ReasonAlsoOffers, ReasonNotOffered, ReasonPreferred, ReasonSpecialised, ReasonOtherCrimes,
 	ReasonSpeaks, ReasonNotFirstLanguage, ReasonInterpreterProvided, ReasonInterpreterArranged,
-	ReasonDistance, ReasonRemote, ReasonNoLocation, ReasonChannels, ReasonNotFirstChannel,
+	ReasonDistance, ReasonAcrossWater, ReasonAcrossBorder, ReasonRemote, ReasonNoLocation, ReasonChannels, ReasonNotFirstChannel,
 	ReasonMeetsAccessibility, ReasonAccessibilityWaived, ReasonAccepting, ReasonWaitingList, ReasonOpenOffers,
 	ReasonAlwaysOpen, ReasonOpenNow, ReasonOnlyFor, ReasonServesResidence, ReasonAcceptedOf,
 	ReasonAnswersInMinutes, ReasonAnswersInHours, ReasonAnswersInDays, ReasonPromisesHours,
@@ -121,6 +123,8 @@ var reasonCodeText = map[string]string{
 	ReasonInterpreterProvided:  "no shared language: the service provides an interpreter",
 	ReasonInterpreterArranged:  "no shared language: an interpreter must be arranged",
 	ReasonDistance:             "{km} km",
+	ReasonAcrossWater:          "across the sea",
+	ReasonAcrossBorder:         "across a border",
 	ReasonRemote:               "remote: {list}",
 	ReasonNoLocation:           "no location listed",
 	ReasonChannels:             "channels: {list}",
@@ -168,19 +172,46 @@ func (r Reason) codeText() string {
 	return clip.Mark(fill(reasonCodeText[r.Code], codes, "and", ".", r), maxReasonLen, "...")
 }
 
-// fill puts the terms and numbers of r into the template.
+// fill puts the terms and numbers of r into the template. It runs for
+// every reason of every planned candidate, so it scans the template
+// once rather than building a strings.Replacer.
 func fill(tmpl string, terms []string, and, point string, r Reason) string {
-	if !strings.Contains(tmpl, "{") {
+	i := strings.IndexByte(tmpl, '{')
+	if i < 0 {
 		return tmpl
 	}
-	km := formatKm(r.Km)
-	if point != "." {
-		km = strings.Replace(km, ".", point, 1)
+	var b strings.Builder
+	b.Grow(len(tmpl) + 16*len(terms))
+	for i >= 0 {
+		b.WriteString(tmpl[:i])
+		tmpl = tmpl[i:]
+		end := strings.IndexByte(tmpl, '}')
+		if end < 0 {
+			break
+		}
+		switch tmpl[:end+1] {
+		case "{terms}":
+			b.WriteString(joinWith(terms, and))
+		case "{list}":
+			b.WriteString(strings.Join(terms, ", "))
+		case "{n}":
+			b.WriteString(strconv.Itoa(r.N))
+		case "{m}":
+			b.WriteString(strconv.Itoa(r.M))
+		case "{km}":
+			km := formatKm(r.Km)
+			if point != "." {
+				km = strings.Replace(km, ".", point, 1)
+			}
+			b.WriteString(km)
+		default:
+			b.WriteString(tmpl[:end+1])
+		}
+		tmpl = tmpl[end+1:]
+		i = strings.IndexByte(tmpl, '{')
 	}
-	return strings.NewReplacer(
-		"{terms}", joinWith(terms, and), "{list}", strings.Join(terms, ", "),
-		"{n}", strconv.Itoa(r.N), "{m}", strconv.Itoa(r.M), "{km}", km,
-	).Replace(tmpl)
+	b.WriteString(tmpl)
+	return b.String()
 }
 
 // lowerFirst lower-cases the first letter of a label (the taxonomy's

@@ -619,6 +619,10 @@ func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *event
 		q.cosLat = math.Cos(q.lat * math.Pi / 180)
 	}
 	q.country = p.Location.Country
+	q.land = land(p.Location.Region)
+	if id, ok := t.countries[q.country]; ok {
+		q.countryKey = id + 1
+	}
 	if r := p.Location.ResidenceCountry; r != "" && r != q.country {
 		q.cross, q.residence = true, r
 		if id, ok := t.countries[q.country]; ok {

@@ -450,7 +450,14 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 	}
 	remote := f.channels & q.channels & remoteChannels
 	if q.hasPoint && f.bits&fHasLoc != 0 {
-		add(ReasonDistance, nil).Km = q.nearestKm(f, c, j)
+		_, km, key := q.nearest(f, c, j)
+		add(ReasonDistance, nil).Km = km
+		if key.land != 0 && q.land != 0 && key.land != q.land {
+			add(ReasonAcrossWater, nil)
+		}
+		if key.country != 0 && q.countryKey != 0 && key.country != q.countryKey {
+			add(ReasonAcrossBorder, nil)
+		}
 	}
 	switch {
 	case f.bits&fRemote != 0 && remote != 0:

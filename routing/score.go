@@ -253,6 +253,10 @@ type query struct {
 	perKm    float64 // 1/scaleKm
 	distMax  float64 // the most the distance can add
 
+	// land and countryKey are the victim's land and country for the
+	// crossing factors (placeKey), 0 unknown.
+	land, countryKey uint8
+
 	cross        bool
 	country      string
 	residence    string
@@ -393,9 +397,9 @@ func (q *query) distanceAt(c *chunk, j int32, has, multi, remote bool, shared ui
 	}
 	var d float64
 	if !multi {
-		d = q.km(float64(c.pos[j][0]), float64(c.pos[j][1]))
+		d = q.km(float64(c.pos[j][0]), float64(c.pos[j][1])) * q.crossing(c.key[j])
 	} else {
-		d = q.nearestKm(&c.f[j], c, j)
+		d, _, _ = q.nearest(&c.f[j], c, j)
 	}
 	v := expNeg(d * q.perKm)
 	if remote && shared&remoteChannels != 0 {
@@ -738,24 +742,33 @@ func (q *query) proper(f *features, c *chunk, j int32, cover uint32) uint32 {
 	return out
 }
 
-// nearestKm is the distance from the victim to the service's nearest
-// location, by the equirectangular approximation (within 0.5% of the
-// great-circle distance up to a few hundred kilometres).
-func (q *query) nearestKm(f *features, c *chunk, j int32) float64 {
-	d := q.km(float64(f.lat), float64(f.lon))
+// nearest returns the distance that counts from the victim to the
+// service's nearest location, by the equirectangular approximation
+// (within 0.5% of the great-circle distance up to a few hundred
+// kilometres) times the crossing factors (see crossing.go), with that
+// location's straight-line distance and key.
+func (q *query) nearest(f *features, c *chunk, j int32) (eff, km float64, key placeKey) {
+	key = c.key[j]
+	km = q.km(float64(f.lat), float64(f.lon))
+	eff = km * q.crossing(key)
+	try := func(d float64, k placeKey) {
+		if e := d * q.crossing(k); e < eff {
+			eff, km, key = e, d, k
+		}
+	}
 	if f.bits&fMultiLoc != 0 {
 		if f.bits&fLocSlow != 0 {
 			for _, l := range c.svc[j].Locations[1:] {
-				d = min(d, q.km(float64(float32(l.Lat)), float64(float32(l.Lon))))
+				try(q.km(float64(float32(l.Lat)), float64(float32(l.Lon))), q.t.keyOf(l.Country, l.Region))
 			}
 		} else {
 			x := &c.x[j]
 			for _, l := range c.locs[x.locOff : x.locOff+uint16(x.nLoc)-1] {
-				d = min(d, q.km(float64(l.lat), float64(l.lon)))
+				try(q.km(float64(l.lat), float64(l.lon)), l.key)
 			}
 		}
 	}
-	return d
+	return eff, km, key
 }
 
 func (q *query) km(lat, lon float64) float64 {

@@ -101,6 +101,7 @@ type weekRange struct{ lo, hi int16 }
 type place struct {
 	lat, lon float32
 	acc      uint8
+	key      placeKey
 }
 
 // chunk holds the features of chunkLen consecutive service numbers.
@@ -113,6 +114,9 @@ type chunk struct {
 	// pos is the first location of each service (features.lat, lon),
 	// eight to a cache line, for the distances of Match.
 	pos [chunkLen][2]float32
+	// key is the land and country of each service's first location, for
+	// the crossing factors of the distance.
+	key [chunkLen]placeKey
 	// m holds the features as bitsets over the chunk's service numbers,
 	// for the constraints Match checks a word (64 services) at a time.
 	m masks
@@ -327,7 +331,7 @@ func buildTable(snap *directory.Index, base *table) *table {
 					x.locOff = uint16(len(ch.locs))
 					ch.locs = append(ch.locs, old.locs[ox.locOff:ox.locOff+uint16(x.nLoc)-1]...)
 				}
-				ch.f[j], ch.x[j] = old.f[j], x
+				ch.f[j], ch.x[j], ch.key[j] = old.f[j], x, old.key[j]
 				continue
 			}
 			t.compute(ch, j, s, own)
@@ -403,15 +407,10 @@ func (t *table) compute(ch *chunk, j int, s *directory.Service, own func()) {
 		f.langs |= 1 << id
 	}
 	for _, cc := range s.Area.Countries {
-		id, ok := t.countries[cc]
+		id, ok := t.countryID(cc, own)
 		if !ok {
-			if len(t.countries) >= maxDenseCountries {
-				f.bits |= fCountrySlow
-				continue
-			}
-			own()
-			id = uint8(len(t.countries))
-			t.countries[cc] = id
+			f.bits |= fCountrySlow
+			continue
 		}
 		x.countries |= 1 << id
 	}
@@ -429,12 +428,14 @@ func (t *table) compute(ch *chunk, j int, s *directory.Service, own func()) {
 	for k, l := range s.Locations {
 		m := uint8(maskOf(l.Accessibility, accBit))
 		x.locAny |= m
+		t.countryID(l.Country, own)
 		switch {
 		case k == 0:
 			x.loc0 = m
 			f.lat, f.lon = float32(l.Lat), float32(l.Lon)
+			ch.key[j] = t.keyOf(l.Country, l.Region)
 		case f.bits&fLocSlow == 0:
-			ch.locs = append(ch.locs, place{lat: float32(l.Lat), lon: float32(l.Lon), acc: m})
+			ch.locs = append(ch.locs, place{lat: float32(l.Lat), lon: float32(l.Lon), acc: m, key: t.keyOf(l.Country, l.Region)})
 		}
 	}
 	if !s.Hours.Always && s.Hours.TimeZone != "" {
@@ -465,6 +466,22 @@ func (t *table) compute(ch *chunk, j int, s *directory.Service, own func()) {
 			}
 		}
 	}
+}
+
+// countryID returns the dense id of a country, giving it one while there
+// is room; own is called before the table's maps are changed.
+func (t *table) countryID(cc string, own func()) (uint8, bool) {
+	id, ok := t.countries[cc]
+	if ok || cc == "" {
+		return id, ok
+	}
+	if len(t.countries) >= maxDenseCountries {
+		return 0, false
+	}
+	own()
+	id = uint8(len(t.countries))
+	t.countries[cc] = id
+	return id, true
 }
 
 func cloneMap[K comparable, V any](m map[K]V) map[K]V {
