@@ -3,6 +3,7 @@ package routing_test
 import (
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -145,5 +146,21 @@ func TestUnmatchedInWords(t *testing.T) {
 	u.Nowhere = false
 	if got := routing.UnmatchedWords(u, tax, "bg"); got != "Никоя услуга не го предлага тук" {
 		t.Errorf("bg no service: %q", got)
+	}
+}
+
+// A taxonomy list longer than its mask is wide is refused with its name,
+// not cut short: a 33rd need code would otherwise be dropped.
+func TestMasksRefuseALongerTaxonomy(t *testing.T) {
+	t.Parallel()
+	codes := slices.Clone(events.Needs)
+	for len(codes) < 33 {
+		codes = append(codes, "x.need"+strconv.Itoa(len(codes)))
+	}
+	if err := routing.FitsMask("needs", codes, 32); err == nil || !strings.Contains(err.Error(), "33 needs") {
+		t.Errorf("33 needs in 32 bits: %v", err)
+	}
+	if err := routing.FitsMask("needs", events.Needs, 32); err != nil {
+		t.Error(err)
 	}
 }

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"fmt"
 	"math"
 	"math/bits"
 	"slices"
@@ -493,14 +494,19 @@ func cloneMap[K comparable, V any](m map[K]V) map[K]V {
 }
 
 // Code bits. The maps are built once and only read.
+//
+// The masks have fixed widths (needs and crimes 32 bits, flags 16, the
+// rest 8; lutCovers and the bitset path assume at most 21 needs): a
+// taxonomy that grows past one stops the program at start, naming the
+// list, rather than dropping codes without a word.
 var (
-	needBit    = bitsOf(events.Needs)
-	crimeBit   = bitsOf(events.Crimes)
-	flagBit    = bitsOf(events.Flags)
-	channelBit = bitsOf(events.Channels)
-	accBit     = bitsOf(events.Accessibility)
-	ageBit     = bitsOf(events.AgeBands)
-	genderBit  = bitsOf(events.Genders)
+	needBit    = bitsOf("needs", events.Needs, 32)
+	crimeBit   = bitsOf("crimes", events.Crimes, 32)
+	flagBit    = bitsOf("flags", events.Flags, 16)
+	channelBit = bitsOf("channels", events.Channels, 8)
+	accBit     = bitsOf("accessibility", events.Accessibility, 8)
+	ageBit     = bitsOf("age bands", events.AgeBands, 8)
+	genderBit  = bitsOf("genders", events.Genders, 8)
 
 	// remoteChannels are the channels through which a victim can use a
 	// service without going to it: every channel but in_person.
@@ -510,12 +516,23 @@ var (
 	placeAccess = uint8(maskOf([]string{"wheelchair", "step_free", "hearing_loop", "quiet_space", "childcare"}, accBit))
 )
 
-func bitsOf(codes []string) map[string]uint32 {
+func bitsOf(name string, codes []string, width int) map[string]uint32 {
+	if err := fitsMask(name, codes, width); err != nil {
+		panic(err)
+	}
 	m := make(map[string]uint32, len(codes))
 	for i, c := range codes {
 		m[c] = 1 << i
 	}
 	return m
+}
+
+// fitsMask reports a list of codes longer than its mask is wide.
+func fitsMask(name string, codes []string, width int) error {
+	if len(codes) > width {
+		return fmt.Errorf("routing: the taxonomy has %d %s, the matcher's masks hold %d: widen them (score_features.go)", len(codes), name, width)
+	}
+	return nil
 }
 
 func maskOf(codes []string, bits map[string]uint32) uint32 {
