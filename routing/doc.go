@@ -28,13 +28,22 @@
 //     priors.
 //  4. A greedy weighted set cover groups the needs into as few placements
 //     as it can ([CoverQuality]); each [Group] ranks its candidates, 24/7
-//     services first in an emergency, exact ties broken on service name, then id. In a
-//     cross-border case, ongoing support is planned with services of the
+//     services first in an emergency, exact ties broken on service name,
+//     then id. In a cross-border case, ongoing support is planned with services of the
 //     residence country first.
-//  5. Every candidate carries its components and a short list of reasons
-//     ("covers safety.shelter and support.emotional", "speaks pt and en",
-//     "3.4 km", "accepting"); [Plan.Event] gives the referral.planned
-//     payload.
+//  5. Every candidate carries its components and its reasons, what it
+//     meets and what it does not: [Candidate.Why] in codes ([Reason], the
+//     Reason* constants), which [Reason.Words] puts in any language of the
+//     taxonomy (schemas/taxonomy.json, "explanations", through any
+//     [Labeler] such as *schemas.Taxonomy), and [Candidate.Reasons] in
+//     codes and English ("covers safety.shelter and support.emotional",
+//     "does not offer justice.legal_aid", "speaks pt and en", "3.4 km",
+//     "accepting"), as [Plan.Event] gives them in the referral.planned
+//     payload. [UnmatchedWords] says in words why a need is not covered.
+//
+// The distance decays with the distance to the nearest location, counted
+// [WaterCrossingFactor] times across the sea (island NUTS regions) and
+// [BorderCrossingFactor] times across a border.
 //
 // [Matcher.Eligible] lists the services that pass every constraint and
 // [Matcher.Assess] explains one service ("why not this one?"). The first
