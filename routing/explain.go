@@ -258,7 +258,7 @@ func UnmatchedWords(u events.UnmatchedNeed, l Labeler, lang string) string {
 	return l.Label("unmatched_reasons", UnmatchedNoService, lang)
 }
 
-// termsOf returns the codes of all whose bit is in mask as terms of
+// termsOf appends the codes of all whose bit is in mask as terms of
 // section.
 func termsOf(dst []Term, section string, all []string, mask uint32) []Term {
 	for i, c := range all {
@@ -269,26 +269,24 @@ func termsOf(dst []Term, section string, all []string, mask uint32) []Term {
 	return dst
 }
 
-// needTerms returns the profile's needs in mask as terms, in profile
+// needTerms appends the profile's needs in mask as terms, in profile
 // order.
-func (q *query) needTerms(mask uint32) []Term {
-	out := make([]Term, 0, popcount(mask))
+func (q *query) needTerms(dst []Term, mask uint32) []Term {
 	for j, b := range q.needBits {
 		if mask&b != 0 {
-			out = append(out, Term{"needs", q.needList[j]})
+			dst = append(dst, Term{"needs", q.needList[j]})
 		}
 	}
-	return out
+	return dst
 }
 
-// langTerms returns the languages of langs (profile order) the service
-// speaks, or with speaks false those it does not.
-func langTerms(langs, spoken []string, speaks bool) []Term {
-	var out []Term
+// langTerms appends the languages of langs (profile order) the service
+// speaks.
+func langTerms(dst []Term, langs, spoken []string) []Term {
 	for _, l := range langs {
-		if slices.Contains(spoken, l) == speaks {
-			out = append(out, Term{"languages", l})
+		if slices.Contains(spoken, l) {
+			dst = append(dst, Term{"languages", l})
 		}
 	}
-	return out
+	return dst
 }

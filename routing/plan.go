@@ -400,11 +400,19 @@ func (q *query) candidate(e entry, group uint32, relaxed int) Candidate {
 func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover uint32, lang int, waived bool, relaxed int) []Reason {
 	s := c.svc[j]
 	r := make([]Reason, 0, 14)
-	add := func(code string, terms []Term) *Reason {
+	// The reasons' terms share one array, each reason a slice of it.
+	arena, mark := make([]Term, 0, 12), 0
+	terms := func(grown []Term) []Term {
+		arena = grown
+		t := arena[mark:len(arena):len(arena)]
+		mark = len(arena)
+		return t
+	}
+	add := func(code string, ts []Term) *Reason {
 		if len(r) == maxReasons {
 			return &Reason{}
 		}
-		r = append(r, Reason{Code: code, Terms: terms})
+		r = append(r, Reason{Code: code, Terms: ts})
 		return &r[len(r)-1]
 	}
 	switch relaxed {
@@ -413,35 +421,34 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 		if missing == 0 {
 			missing = q.acc & placeAccess &^ f.acc
 		}
-		add(ReasonRelaxedAccessibility, termsOf(nil, "accessibility", events.Accessibility, uint32(missing)))
+		add(ReasonRelaxedAccessibility, terms(termsOf(arena, "accessibility", events.Accessibility, uint32(missing))))
 	case cChannel:
-		add(ReasonRelaxedChannel, termsOf(nil, "channels", events.Channels, uint32(f.channels)))
+		add(ReasonRelaxedChannel, terms(termsOf(arena, "channels", events.Channels, uint32(f.channels))))
 	case cOpenNow:
 		add(ReasonRelaxedOpenNow, nil)
 	}
-	add(ReasonCovers, q.needTerms(group))
+	add(ReasonCovers, terms(q.needTerms(arena, group)))
 	if extra := cover &^ group; extra != 0 {
-		add(ReasonAlsoOffers, q.needTerms(extra))
+		add(ReasonAlsoOffers, terms(q.needTerms(arena, extra)))
 	}
 	if missing := q.needs &^ cover; missing != 0 {
-		add(ReasonNotOffered, q.needTerms(missing))
+		add(ReasonNotOffered, terms(q.needTerms(arena, missing)))
 	}
 	if q.preferred != "" && s.Organisation == q.preferred {
 		add(ReasonPreferred, nil)
 	}
-	spec := termsOf(nil, "crimes", events.Crimes, f.crimes&q.crimes)
-	spec = termsOf(spec, "flags", events.Flags, uint32(f.flags&q.flags))
+	spec := terms(termsOf(termsOf(arena, "crimes", events.Crimes, f.crimes&q.crimes), "flags", events.Flags, uint32(f.flags&q.flags)))
 	if len(spec) > 0 {
 		add(ReasonSpecialised, spec)
 	}
 	if q.nCrimes > 0 && f.crimes != 0 && f.crimes&q.crimes == 0 {
-		add(ReasonOtherCrimes, termsOf(nil, "crimes", events.Crimes, q.crimes))
+		add(ReasonOtherCrimes, terms(termsOf(arena, "crimes", events.Crimes, q.crimes)))
 	}
 	switch lang {
 	case langFirst, langOther:
-		add(ReasonSpeaks, langTerms(q.langs, s.Languages, true))
+		add(ReasonSpeaks, terms(langTerms(arena, q.langs, s.Languages)))
 		if lang == langOther {
-			add(ReasonNotFirstLanguage, []Term{{"languages", q.langs[0]}})
+			add(ReasonNotFirstLanguage, terms(append(arena, Term{"languages", q.langs[0]})))
 		}
 	case langProvided:
 		add(ReasonInterpreterProvided, nil)
@@ -461,15 +468,15 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 	}
 	switch {
 	case f.bits&fRemote != 0 && remote != 0:
-		add(ReasonRemote, termsOf(nil, "channels", events.Channels, uint32(remote)))
+		add(ReasonRemote, terms(termsOf(arena, "channels", events.Channels, uint32(remote))))
 	case f.bits&fHasLoc == 0:
 		add(ReasonNoLocation, nil)
 	}
 	if shared := f.channels & q.channels; shared != 0 {
-		add(ReasonChannels, termsOf(nil, "channels", events.Channels, uint32(shared)))
+		add(ReasonChannels, terms(termsOf(arena, "channels", events.Channels, uint32(shared))))
 	}
 	if f.channels&q.first == 0 {
-		add(ReasonNotFirstChannel, termsOf(nil, "channels", events.Channels, uint32(q.first)))
+		add(ReasonNotFirstChannel, terms(termsOf(arena, "channels", events.Channels, uint32(q.first))))
 	}
 	if q.acc != 0 {
 		place := q.acc & placeAccess
@@ -478,10 +485,10 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 			met &^= place
 		}
 		if met != 0 {
-			add(ReasonMeetsAccessibility, termsOf(nil, "accessibility", events.Accessibility, uint32(met)))
+			add(ReasonMeetsAccessibility, terms(termsOf(arena, "accessibility", events.Accessibility, uint32(met))))
 		}
 		if waived {
-			add(ReasonAccessibilityWaived, termsOf(nil, "accessibility", events.Accessibility, uint32(place)))
+			add(ReasonAccessibilityWaived, terms(termsOf(arena, "accessibility", events.Accessibility, uint32(place))))
 		}
 	}
 	if f.bits&fWaitlist != 0 {
@@ -498,11 +505,11 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 		add(ReasonOpenNow, nil)
 	}
 	if f.ages != 0 || f.genders != 0 {
-		who := termsOf(nil, "age_bands", events.AgeBands, uint32(f.ages))
-		add(ReasonOnlyFor, termsOf(who, "genders", events.Genders, uint32(f.genders)))
+		who := termsOf(arena, "age_bands", events.AgeBands, uint32(f.ages))
+		add(ReasonOnlyFor, terms(termsOf(who, "genders", events.Genders, uint32(f.genders))))
 	}
 	if q.cross && q.proper(f, c, j, ongoingNeeds) != 0 {
-		add(ReasonServesResidence, []Term{{"countries", q.residence}})
+		add(ReasonServesResidence, terms(append(arena, Term{"countries", q.residence})))
 	}
 	if e.known && e.st.Answered > 0 {
 		a := add(ReasonAcceptedOf, nil)
