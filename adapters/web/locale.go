@@ -44,6 +44,11 @@ type Catalog struct {
 // returns an error naming the file and key of a malformed message.
 func LoadCatalog() (*Catalog, error) { return loadCatalog(translationFiles, "translations") }
 
+// LoadCatalogFS parses the catalogs <dir>/<lang>.json of fsys, one per
+// language of [Languages], with the rules of [LoadCatalog]: the web
+// console keeps its own messages this way.
+func LoadCatalogFS(fsys fs.FS, dir string) (*Catalog, error) { return loadCatalog(fsys, dir) }
+
 func loadCatalog(fsys fs.FS, dir string) (*Catalog, error) {
 	c := &Catalog{msgs: map[string]map[string]any{}, review: map[string]string{}}
 	for _, lang := range Languages {

@@ -17,6 +17,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/adapters/web"
+	"github.com/invictus-network/invictus/adapters/web/console"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/routing"
 )
@@ -273,6 +274,7 @@ type apiComponent struct {
 
 	api        *httpapi.Server
 	pages      *web.Server
+	console    *console.Server
 	http       *httpServer
 	webhooks   *background
 	tokenWatch *background
@@ -312,6 +314,9 @@ func (a *apiComponent) Start(ctx context.Context) error {
 	if err == nil {
 		a.pages, err = web.New(web.Deps{Directory: a.view}, web.Config{Logger: a.logger})
 	}
+	if err == nil {
+		a.console, err = a.newConsole(ctx, ports)
+	}
 	if err != nil {
 		ln.Close()
 		return fmt.Errorf("http api: %w", err)
@@ -327,6 +332,7 @@ func (a *apiComponent) Start(ctx context.Context) error {
 	if a.mail != nil {
 		mux.Handle("/mail/", a.mail)
 	}
+	mux.Handle(console.Prefix, a.console)
 	mux.Handle("/", a.pages)
 	// Requests check tokens against a copy the watch keeps current.
 	a.tokenWatch = startBackground("tokens", a.fail, a.api.Tokens().Follow)
@@ -341,6 +347,20 @@ func (a *apiComponent) Start(ctx context.Context) error {
 // the webhook dispatcher.
 func (a *apiComponent) Stop(ctx context.Context) error {
 	return errors.Join(a.http.shutdown(ctx), a.webhooks.stop(ctx), a.tokenWatch.stop(ctx))
+}
+
+// newConsole builds the web console on the API's ports and its own
+// buckets (accounts, sessions, audit).
+func (a *apiComponent) newConsole(ctx context.Context, ports *natsjs.HTTPPorts) (*console.Server, error) {
+	stores, err := natsjs.NewConsoleStores(ctx, a.conn(), a.nats.streams)
+	if err != nil {
+		return nil, err
+	}
+	return console.New(console.Deps{
+		Accounts: stores.Accounts, Sessions: stores.Sessions, Audit: stores.Audit,
+		Commands: ports.Commands, Outcomes: ports.Outcomes, Timeline: ports.Timeline, Inbox: ports.Inbox,
+		Directory: a.view, Matcher: routing.NewMatcher(routing.Config{}),
+	}, console.Config{Logger: a.logger})
 }
 
 // apiConfig is the API's configuration: the flags' settings and the

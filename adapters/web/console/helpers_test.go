@@ -1,0 +1,351 @@
+package console_test
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"net/url"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/pquerna/otp/totp"
+
+	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/adapters/web/console"
+	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/routing"
+)
+
+// The natsjs implementations satisfy the console's ports.
+var (
+	_ console.Store       = (*natsjs.KVStore)(nil)
+	_ console.CommandSink = (*natsjs.InboundSink)(nil)
+	_ console.Outcomes    = (*natsjs.CommandOutcomes)(nil)
+	_ console.Timeline    = (*natsjs.ReferralTimeline)(nil)
+	_ console.Inbox       = (*natsjs.DeliveryInbox)(nil)
+	_ console.Directory   = (*directory.View)(nil)
+	_ console.Matcher     = (*routing.Matcher)(nil)
+)
+
+// demoDir is the demo directory that `invictus serve --demo` loads.
+var demoDir = sync.OnceValue(func() *directory.Directory {
+	d, err := directory.Demo(1)
+	if err != nil {
+		panic(err)
+	}
+	return d
+})
+
+// bundle is a running node: embedded NATS with the streams, the routing
+// service, and the console on an httptest server.
+type bundle struct {
+	t      *testing.T
+	srv    *console.Server
+	ports  *natsjs.HTTPPorts
+	stores *natsjs.ConsoleStores
+	http   *httptest.Server
+	url    string
+	// skew moves the console's clock: sessions expire, codes step on.
+	skew atomic.Int64
+	logs *syncBuffer
+}
+
+// now is the console's clock.
+func (b *bundle) now() time.Time { return time.Now().Add(time.Duration(b.skew.Load())) }
+
+// advance moves the clock forward.
+func (b *bundle) advance(d time.Duration) { b.skew.Add(int64(d)) }
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.WriteString(string(p))
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// setup starts a node with the demo directory and the routing service.
+func setup(t *testing.T) *bundle {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: t.TempDir(), DontListen: true}, nil)
+	if err != nil {
+		t.Fatalf("StartServer: %v", err)
+	}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer scancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			t.Errorf("Shutdown: %v", err)
+		}
+	})
+	nc, err := srv.Connect(ctx, nats.Name("console-test"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := natsjs.EnsureStreams(ctx, js, natsjs.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	b := &bundle{t: t, logs: &syncBuffer{}}
+	if b.ports, err = natsjs.NewHTTPPorts(ctx, nc, natsjs.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	if b.stores, err = natsjs.NewConsoleStores(ctx, nc, natsjs.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	view := directory.NewView()
+	view.Load(demoDir(), 1)
+	startRouter(t, srv, view)
+	b.srv, err = console.New(console.Deps{
+		Accounts: b.stores.Accounts, Sessions: b.stores.Sessions, Audit: b.stores.Audit,
+		Commands: b.ports.Commands, Outcomes: b.ports.Outcomes, Timeline: b.ports.Timeline, Inbox: b.ports.Inbox,
+		Directory: view, Matcher: routing.NewMatcher(routing.Config{}),
+	}, console.Config{Now: b.now, Logger: slog.New(slog.NewJSONHandler(b.logs, nil)), SignInRate: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.http = httptest.NewServer(b.srv)
+	t.Cleanup(b.http.Close)
+	b.url = b.http.URL
+	return b
+}
+
+// startRouter runs the routing service until the test ends.
+func startRouter(t *testing.T, srv *natsjs.Server, view *directory.View) {
+	ctx := context.Background()
+	nc, err := srv.Connect(ctx, nats.Name("router"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := natsjs.NewBus(nc, natsjs.BusConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc, err := routing.NewService(bus, view, routing.NewMatcher(routing.Config{}), routing.ServiceConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rt, err := natsjs.NewRouter(bus, svc, natsjs.RouterConfig{AckWait: 5 * time.Second, RetryDelay: 20 * time.Millisecond, Workers: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := rt.EnsureConsumers(ctx); err != nil {
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- rt.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("router: %v", err)
+		}
+		nc.Close()
+	})
+}
+
+// person is an account of a test with its password.
+type person struct {
+	name, password, org string
+	secret              string // the second factor, once enrolled
+}
+
+// addPerson creates an account.
+func (b *bundle) addPerson(name string, role console.Role, org string) *person {
+	b.t.Helper()
+	p := &person{name: name, password: "correct horse " + name, org: org}
+	if _, err := b.srv.Accounts().Add(b.t.Context(), name, role, org, "", p.password); err != nil {
+		b.t.Fatal(err)
+	}
+	return p
+}
+
+// code returns the current second-factor code of secret on the console's
+// clock, stepping the clock on so that no code is used twice.
+func (b *bundle) code(secret string) string {
+	b.t.Helper()
+	b.advance(31 * time.Second)
+	c, err := totp.GenerateCode(strings.ReplaceAll(secret, " ", ""), b.now())
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return c
+}
+
+// client is a person's HTTP client with its own cookies.
+type client struct {
+	b    *bundle
+	hc   *http.Client
+	csrf string
+}
+
+func (b *bundle) client() *client {
+	jar, _ := cookiejar.New(nil)
+	return &client{b: b, hc: &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}}
+}
+
+// page is a response read in full.
+type page struct {
+	status   int
+	location string
+	body     string
+}
+
+func (c *client) do(method, path string, form url.Values) page {
+	c.b.t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req, err := http.NewRequestWithContext(c.b.t.Context(), method, c.b.url+path, body)
+	if err != nil {
+		c.b.t.Fatal(err)
+	}
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		c.b.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	p := page{status: resp.StatusCode, location: resp.Header.Get("Location"), body: string(b)}
+	if i := strings.Index(p.body, `name="csrf" value="`); i >= 0 {
+		rest := p.body[i+len(`name="csrf" value="`):]
+		c.csrf = rest[:strings.IndexByte(rest, '"')]
+	}
+	return p
+}
+
+func (c *client) get(path string) page { return c.do(http.MethodGet, path, nil) }
+
+// post posts form with the last page's CSRF token.
+func (c *client) post(path string, form url.Values) page {
+	if form.Get("csrf") == "" && c.csrf != "" {
+		form.Set("csrf", c.csrf)
+	}
+	return c.do(http.MethodPost, path, form)
+}
+
+// signIn signs p in over HTTP, enrolling the second factor the first
+// time, and fails the test if it does not end on the console's home.
+func (c *client) signIn(p *person) {
+	t := c.b.t
+	t.Helper()
+	c.get("/console/en/signin")
+	r := c.post("/console/en/signin", url.Values{"username": {p.name}, "password": {p.password}})
+	if r.status != http.StatusSeeOther {
+		t.Fatalf("sign in %s: status %d", p.name, r.status)
+	}
+	if strings.HasSuffix(r.location, "/enrol") {
+		r = c.get(r.location)
+		i := strings.Index(r.body, `id="totp-secret">`)
+		if i < 0 {
+			t.Fatalf("enrol page without a key: %s", r.body)
+		}
+		rest := r.body[i+len(`id="totp-secret">`):]
+		p.secret = strings.ReplaceAll(rest[:strings.IndexByte(rest, '<')], " ", "")
+		r = c.post("/console/en/enrol", url.Values{"code": {c.b.code(p.secret)}})
+	} else {
+		c.get(r.location)
+		r = c.post("/console/en/code", url.Values{"code": {c.b.code(p.secret)}})
+	}
+	if r.status != http.StatusSeeOther || !strings.HasSuffix(r.location, "/en/") {
+		t.Fatalf("second factor of %s: status %d to %q", p.name, r.status, r.location)
+	}
+	c.get(r.location)
+}
+
+// validAssessment is a complete assessment form: emotional support in
+// Lisbon, in Portuguese.
+func validAssessment() url.Values {
+	return url.Values{
+		"needs": {"support.emotional"}, "urgency": {"soon"}, "crimes": {"domestic_violence"}, "flags": {"close_relationship_offender"},
+		"country": {"pt"}, "city": {lisbonID()}, "languages": {"pt"}, "age_band": {"adult"}, "gender": {"female"},
+		"channels": {"phone", "in_person"}, "consent_referral": {"yes"}, "consent_share_data": {"yes"},
+		"consent_method": {"verbal"}, "consent_given_at": {time.Now().UTC().Add(-time.Hour).Format("2006-01-02T15:04")},
+	}
+}
+
+// lisbonID is the form value of Lisboa.
+func lisbonID() string {
+	for _, c := range directory.Cities() {
+		if c.Country == "pt" && c.Name == "Lisbon" {
+			return "pt:" + itoa(c.GeoNamesID)
+		}
+	}
+	panic("no Lisbon in the city list")
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// waitEvent polls the referral's log until an event of typ is in it.
+func (b *bundle) waitEvent(id, typ string) *events.Envelope {
+	b.t.Helper()
+	ctx, cancel := context.WithTimeout(b.t.Context(), 2*time.Minute)
+	defer cancel()
+	for {
+		evs, err := b.ports.Timeline.Events(ctx, id)
+		if err == nil {
+			for _, ev := range evs {
+				if ev.Event.Type() == typ {
+					return ev
+				}
+			}
+		}
+		select {
+		case <-ctx.Done():
+			b.t.Fatalf("referral %s: no %s: %v", id, typ, ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+}
+
+// count returns the number of events of the referral's log.
+func (b *bundle) count(id string) int {
+	b.t.Helper()
+	evs, err := b.ports.Timeline.Events(b.t.Context(), id)
+	if err != nil {
+		b.t.Fatal(err)
+	}
+	return len(evs)
+}
+
+func dirView() *directory.View {
+	v := directory.NewView()
+	v.Load(demoDir(), 1)
+	return v
+}
+
+func matcher() *routing.Matcher { return routing.NewMatcher(routing.Config{}) }
+
+func newServer(t *testing.T, h http.Handler) string {
+	ts := httptest.NewServer(h)
+	t.Cleanup(ts.Close)
+	return ts.URL
+}
