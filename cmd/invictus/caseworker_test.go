@@ -257,6 +257,10 @@ func TestCaseworkerExitCodes(t *testing.T) {
 		{"inbox", "--type", "nonsense"},
 		{"handover", id},
 		{"refer", "profile.json", "--referral", "nope"},
+		{"hold", id, "--until", "soon"},
+		{"feedback", id},
+		{"feedback", id, "--helpful", "7"},
+		{"feedback", id, "--helpful", "3", "--missing", "hugs"},
 	}
 	for _, args := range usage {
 		if code, _, errOut := ref("", args...); code != exitUsage {
@@ -310,7 +314,7 @@ func TestExitCodesHelp(t *testing.T) {
 	if code != exitOK || !strings.Contains(out, "3  unavailable") {
 		t.Errorf("help exit-codes: exit %d\n%s", code, out)
 	}
-	for _, c := range []string{"refer", "inbox", "accept", "decline", "handover", "open", "status", "withdraw", "complete", "erase", "creds", "completion"} {
+	for _, c := range []string{"refer", "inbox", "accept", "decline", "handover", "open", "status", "withdraw", "complete", "hold", "feedback", "erase", "creds", "completion"} {
 		code, out, _ := runArgs(t, c, "--help")
 		if code != exitOK || !strings.Contains(out, "Examples:") || !strings.Contains(out, "invictus "+c) {
 			t.Errorf("%s --help: exit %d, no example\n%s", c, code, out)

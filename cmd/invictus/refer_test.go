@@ -130,7 +130,10 @@ func TestCaseworkerLifecycle(t *testing.T) {
 		t.Errorf("open FILE -o wrote %q, %v", b, err)
 	}
 
-	// Contact, completion; the referrer sees the referral completed.
+	// Hold, contact, completion; the referrer sees the referral completed.
+	if code, out, errOut := a2("", "hold", id, "--until", "2027-01-15"); code != exitOK || !strings.Contains(out, "recorded") {
+		t.Fatalf("hold: exit %d\n%s%s", code, out, errOut)
+	}
 	if code, out, errOut := a2("", "complete", id, "--contacted"); code != exitOK || !strings.Contains(out, "recorded") {
 		t.Fatalf("complete --contacted: exit %d\n%s%s", code, out, errOut)
 	}
@@ -140,6 +143,17 @@ func TestCaseworkerLifecycle(t *testing.T) {
 	code, out, _ = ref("", "status", id)
 	if code != exitOK || !strings.Contains(out, "Referral "+id+": completed") || !strings.Contains(out, "supported") {
 		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+	// The victim's feedback, from the accepting organisation and from the
+	// referrer; another organisation's is rejected.
+	if code, out, errOut := a2("", "feedback", id, "--placement", "p1", "--helpful", "5", "--missing", "follow_up"); code != exitOK || !strings.Contains(out, "recorded") {
+		t.Fatalf("feedback: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, errOut := ref("", "feedback", id, "--recommend", "4", "--json"); code != exitOK || !strings.Contains(out, `"outcome": "recorded"`) {
+		t.Fatalf("feedback --json: exit %d\n%s%s", code, out, errOut)
+	}
+	if code, out, _ := a1("", "feedback", id, "--placement", "p1", "--helpful", "1"); code != exitError || !strings.Contains(out, "REJECTED") {
+		t.Errorf("feedback of another organisation: exit %d\n%s", code, out)
 	}
 	// A closed referral cannot be withdrawn.
 	if code, out, _ := ref("", "withdraw", id, "--reason", "needs_met"); code != exitError || !strings.Contains(out, "REJECTED") {
