@@ -14,7 +14,6 @@ import (
 	"net/http"
 	"path"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/invictus-network/invictus/adapters/web"
@@ -208,8 +207,6 @@ type Server struct {
 	accts   *Accounts
 	limiter *limiter
 	exitURL template.URL
-
-	wg sync.WaitGroup
 }
 
 // New returns the console over deps. It returns an error naming a
@@ -330,9 +327,5 @@ func newToken(n int) string {
 	return base64.RawURLEncoding.EncodeToString(b)
 }
 
-// errForbidden and errNotFound are the refusals a page shows with 403
-// and 404.
-var (
-	errForbidden = errors.New("console: forbidden")
-	errNotFound  = errors.New("console: not found")
-)
+// errNotFound is a referral the person's organisation is no party to.
+var errNotFound = errors.New("console: not found")

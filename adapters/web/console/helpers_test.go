@@ -49,7 +49,7 @@ var demoDir = sync.OnceValue(func() *directory.Directory {
 // bundle is a running node: embedded NATS with the streams, the routing
 // service, and the console on an httptest server.
 type bundle struct {
-	t      *testing.T
+	t      testing.TB
 	srv    *console.Server
 	ports  *natsjs.HTTPPorts
 	stores *natsjs.ConsoleStores
@@ -84,7 +84,7 @@ func (s *syncBuffer) String() string {
 }
 
 // setup starts a node with the demo directory and the routing service.
-func setup(t *testing.T) *bundle {
+func setup(t testing.TB) *bundle {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -135,7 +135,7 @@ func setup(t *testing.T) *bundle {
 }
 
 // startRouter runs the routing service until the test ends.
-func startRouter(t *testing.T, srv *natsjs.Server, view *directory.View) {
+func startRouter(t testing.TB, srv *natsjs.Server, view *directory.View) {
 	ctx := context.Background()
 	nc, err := srv.Connect(ctx, nats.Name("router"))
 	if err != nil {
