@@ -11,6 +11,7 @@ import (
 
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/wire"
 	"github.com/invictus-network/invictus/routing"
 )
 
@@ -305,19 +306,10 @@ type commandResult struct {
 // the INBOUND stream as the API does (the routing service decides it),
 // writes the audit line, and waits for the decision.
 func (s *Server) command(ctx context.Context, u *User, referralID string, p events.Payload) (*commandResult, error) {
-	ev, err := events.New(events.SourceOf(u.Org), referralID, p)
+	ev, msg, err := wire.NewCommand(u.Org, referralID, p)
 	if err != nil {
 		return nil, fmt.Errorf("console: build command: %w", err)
 	}
-	subject, err := events.InboundSubject(u.Org)
-	if err != nil {
-		return nil, err
-	}
-	msg, err := events.ToNATS(subject, ev)
-	if err != nil {
-		return nil, fmt.Errorf("console: encode command: %w", err)
-	}
-	msg.Header["Nats-Msg-Id"] = []string{events.MsgID(ev.Source(), ev.ID())}
 	sctx, cancel := context.WithTimeout(ctx, StoreTimeout)
 	err = s.deps.Commands.Submit(sctx, u.Org, msg)
 	cancel()
