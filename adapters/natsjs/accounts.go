@@ -89,7 +89,8 @@ const (
 //   - the size of each message: the server's max_payload, 1 MiB, for
 //     every connection (the router refuses an event over
 //     events.MaxMessageSize);
-//   - what it can ask JetStream for: one durable consumer (provisioned),
+//   - what it can ask JetStream for: one durable consumer (created on
+//     its first use, gone after [OrgConsumerInactive] unread),
 //     [OrgReaderSlots] readers and [OrgMaxWatchers] directory watchers,
 //     each gone at most [OrgReaderInactiveMax] after it was last read,
 //     through the gate, which handles 16 of its requests at once;

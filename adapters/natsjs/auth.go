@@ -31,7 +31,7 @@ import (
 //
 // An organisation's user may publish its commands on in.<cc>.<org>, pull
 // from and acknowledge its own durable DELIVERY consumer
-// ([OrgConsumerName]), open short-lived readers of its own delivery
+// ([OrgConsumerName], created on its first use), open short-lived readers of its own delivery
 // subjects ([OrgReaderNames]) to list its inbox and the timeline of a
 // referral, and read the directory bucket. It may subscribe only below its
 // own inbox prefix ([OrgInboxPrefix]), so replies to anyone else (and
@@ -75,6 +75,15 @@ const (
 	// OrgMaxAckPendingDefault bounds an organisation's unacknowledged
 	// deliveries.
 	OrgMaxAckPendingDefault = 1024
+	// OrgConsumerInactive is how long the embedded server keeps an
+	// organisation's durable consumer that nobody pulls from: the gate
+	// creates it on the organisation's first use ([OrgConsumerOnDemand])
+	// and JetStream removes it after this long unread, so an organisation
+	// that reads over HTTP or e-mail, or never connects, costs the
+	// server no consumer. One that comes back after longer gets its
+	// consumer again from the first delivery still stored: deliveries are
+	// at least once, and receivers deduplicate by event id.
+	OrgConsumerInactive = 7 * 24 * time.Hour
 	// orgConsumerPrefix starts every organisation consumer name.
 	orgConsumerPrefix = wire.OrgConsumerPrefix
 	// kvStream is the stream behind the directory bucket.
@@ -517,11 +526,22 @@ func OrgConsumerConfig(org string) jetstream.ConsumerConfig {
 	}
 }
 
+// OrgConsumerOnDemand returns [OrgConsumerConfig] as the gate creates it
+// on an organisation's first use: removed after [OrgConsumerInactive]
+// unread.
+func OrgConsumerOnDemand(org string) jetstream.ConsumerConfig {
+	cfg := OrgConsumerConfig(org)
+	cfg.InactiveThreshold = OrgConsumerInactive
+	return cfg
+}
+
 // EnsureOrgConsumer creates organisation org's durable consumer on
 // DELIVERY ([OrgConsumerConfig]), or updates it to that configuration, so
-// running it again changes nothing. The administrator or the routing
-// service calls it when an organisation is provisioned; the organisation
-// itself may not create consumers. It returns an error wrapping [ErrAuth]
+// running it again changes nothing. With an external server (no gate) the
+// node calls it when an organisation is provisioned; on the embedded
+// server the gate creates the consumer on the organisation's first use
+// instead ([OrgConsumerOnDemand]). The organisation itself may not create
+// consumers. It returns an error wrapping [ErrAuth]
 // for an invalid id and the client's error if JetStream refuses.
 func EnsureOrgConsumer(ctx context.Context, js jetstream.JetStream, org string) error {
 	if _, _, err := orgTokens(org); err != nil {

@@ -209,6 +209,8 @@ type directGetRequest struct {
 	LastFor string `json:"last_by_subj,omitempty"`
 	NextFor string `json:"next_by_subj,omitempty"`
 	Batch   int    `json:"batch,omitempty"`
+	// StartTime starts at the first message stored at or after it.
+	StartTime *time.Time `json:"start_time,omitempty"`
 }
 
 // directGet is the subject of REFERRALS' direct-get API.

@@ -11,6 +11,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/events"
 )
@@ -21,7 +22,10 @@ import (
 // the ones it may to JetStream on its own connection, answering with
 // JetStream's reply. What it lets through:
 //
-//   - on DELIVERY: info of the organisation's durable consumer; create,
+//   - on DELIVERY: info of the organisation's durable consumer, which
+//     the gate answers by creating it (or updating it to the node's
+//     configuration, [OrgConsumerOnDemand]) so that an organisation has a
+//     consumer only from its first use over NATS; create,
 //     info and delete of its reader slots ([OrgReaderNames]) as pull
 //     consumers without acknowledgements whose filters lie inside
 //     out.<cc>.<org>.>, that go away after at most
@@ -215,8 +219,21 @@ func (g *gate) check(org, api string, data []byte) (subject string, body []byte,
 			return deny("%v", err)
 		}
 		return "$JS.API." + api, body, respType, nil
+	case stream == StreamDelivery && name == OrgConsumerName(org) && op == "INFO":
+		// First use: the durable consumer exists from now on, until it
+		// has gone unread for OrgConsumerInactive. A create with the
+		// same configuration changes nothing and answers its info.
+		cfg := OrgConsumerOnDemand(org)
+		body, err := json.Marshal(struct {
+			Stream string                    `json:"stream_name"`
+			Config *jetstream.ConsumerConfig `json:"config"`
+		}{StreamDelivery, &cfg})
+		if err != nil {
+			return deny("%v", err)
+		}
+		return "$JS.API.CONSUMER.CREATE." + StreamDelivery + "." + name + "." + cfg.FilterSubject, body, respType, nil
 	case stream == StreamDelivery:
-		if !(name == OrgConsumerName(org) && op == "INFO") && !isReader(org, name) {
+		if !isReader(org, name) {
 			return deny("consumer %s on %s is not %s's", name, stream, org)
 		}
 		return "$JS.API." + api, nil, respType, nil

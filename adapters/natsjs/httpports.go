@@ -2,9 +2,11 @@ package natsjs
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -255,17 +257,31 @@ func (t *ReferralTimeline) Events(ctx context.Context, referralID string) ([]*ev
 }
 
 // DeliveryInbox reads organisations' deliveries from DELIVERY
-// (httpapi.Inbox) with ephemeral consumers that acknowledge nothing, so
-// readers never disturb each other or the organisations' own durable
-// consumers.
+// (httpapi.Inbox). A listing is read with batched direct gets by subject,
+// so an organisation that reads over HTTP costs the server no consumer
+// (a node has thousands of organisations, and JetStream bounds a stream's
+// consumers); following uses an ordered consumer that acknowledges
+// nothing and lives only while the request does. Readers never disturb
+// each other or the organisations' own durable consumers.
 type DeliveryInbox struct {
-	js jetstream.JetStream
+	js      jetstream.JetStream
+	replies replyMux
 }
 
 // NewDeliveryInbox returns an inbox reading with js.
 func NewDeliveryInbox(js jetstream.JetStream) *DeliveryInbox { return &DeliveryInbox{js: js} }
 
-// deliverFrom sets the start of a reader after sequence after.
+// inboxBatch is how many deliveries one direct get of a listing asks for.
+const inboxBatch = 256
+
+// directGetDelivery is the subject of DELIVERY's direct-get API.
+const directGetDelivery = "$JS.API.DIRECT.GET." + StreamDelivery
+
+// directHeaders are the headers a direct get adds to a stored message.
+var directHeaders = []string{jetstream.StreamHeader, jetstream.SequenceHeader, jetstream.TimeStampHeaer, jetstream.SubjectHeader, hdrNumPending, "Nats-Last-Sequence"}
+
+// deliverFrom returns the policy and start sequence of a consumer that
+// reads what comes after sequence after.
 func deliverFrom(after uint64) (jetstream.DeliverPolicy, uint64) {
 	if after == 0 {
 		return jetstream.DeliverAllPolicy, 0
@@ -293,44 +309,57 @@ func (in *DeliveryInbox) Read(ctx context.Context, org string, after uint64, lim
 	}
 	ctx, cancel := httpCtx(ctx)
 	defer cancel()
-	policy, start := deliverFrom(after)
-	c, err := in.js.CreateConsumer(ctx, StreamDelivery, jetstream.ConsumerConfig{
-		FilterSubject: events.DeliveryFilter(org), DeliverPolicy: policy, OptStartSeq: start,
-		AckPolicy: jetstream.AckNonePolicy, InactiveThreshold: readerInactive, MemoryStorage: true,
-	})
+	nc := in.js.Conn()
+	inbox, replies, done, err := in.replies.open(nc, inboxBatch+2)
 	if err != nil {
 		return fmt.Errorf("natsjs: read deliveries of %s: %w", org, err)
 	}
-	defer func() {
-		dctx, dcancel := httpCtx(context.WithoutCancel(ctx))
-		defer dcancel()
-		_ = in.js.DeleteConsumer(dctx, StreamDelivery, c.CachedInfo().Name)
-	}()
-	// Fetch what is stored, in rounds, until limit or the end.
+	defer done()
+	filter := events.DeliveryFilter(org)
 	for read := 0; read < limit; {
-		want := limit - read
-		batch, err := c.FetchNoWait(want)
-		if err != nil {
+		want := min(limit-read, inboxBatch)
+		req, _ := json.Marshal(directGetRequest{Seq: after + 1, NextFor: filter, Batch: want})
+		if err := nc.PublishRequest(directGetDelivery, inbox, req); err != nil {
 			return fmt.Errorf("natsjs: read deliveries of %s: %w", org, err)
 		}
-		n := 0
-		for m := range batch.Messages() {
-			n++
-			seq, em, err := message(m)
+		n, more := 0, false
+	batch:
+		for {
+			var m *nats.Msg
+			select {
+			case m = <-replies:
+			case <-ctx.Done():
+				return fmt.Errorf("natsjs: read deliveries of %s: %w", org, ctx.Err())
+			}
+			switch status := m.Header.Get(hdrStatus); status {
+			case "":
+			case "404": // nothing after
+				return nil
+			case "204": // end of batch
+				pending, _ := strconv.ParseUint(m.Header.Get(hdrNumPending), 10, 64)
+				more = pending > 0
+				break batch
+			default:
+				return fmt.Errorf("natsjs: read deliveries of %s: direct get status %s %s", org, status, m.Header.Get("Description"))
+			}
+			seq, err := strconv.ParseUint(m.Header.Get(jetstream.SequenceHeader), 10, 64)
 			if err != nil {
+				return fmt.Errorf("natsjs: read deliveries of %s: no sequence in direct get reply", org)
+			}
+			subject := m.Header.Get(jetstream.SubjectHeader)
+			for _, h := range directHeaders {
+				m.Header.Del(h)
+			}
+			n++
+			after = seq
+			if err := fn(seq, events.Message{Subject: subject, Header: m.Header, Data: m.Data}); err != nil {
 				return err
 			}
-			if err := fn(seq, em); err != nil {
-				return err
-			}
-		}
-		if err := batch.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) {
-			return fmt.Errorf("natsjs: read deliveries of %s: %w", org, err)
-		}
-		if n < want {
-			return nil // all there is
 		}
 		read += n
+		if !more || n == 0 {
+			return nil
+		}
 	}
 	return nil
 }
@@ -418,91 +447,6 @@ func (in *DeliveryInbox) Last(ctx context.Context, _ string) (uint64, error) {
 		return 0, fmt.Errorf("natsjs: %s: %w", StreamDelivery, err)
 	}
 	return info.State.LastSeq, nil
-}
-
-// CommandOutcomes waits for the routing service's decisions
-// (httpapi.Outcomes).
-type CommandOutcomes struct {
-	js jetstream.JetStream
-}
-
-// NewCommandOutcomes returns a waiter reading with js.
-func NewCommandOutcomes(js jetstream.JetStream) *CommandOutcomes { return &CommandOutcomes{js: js} }
-
-// Wait watches, until ctx ends, the referral's log for an event whose id
-// (a recorded command) or correlationid (an erasure's referral.erased) is
-// commandID, and org's deliveries of the referral for a command.rejected
-// of commandID; both are read from the start, so Wait may be called
-// before or after the command is submitted. A command naming no referral
-// is rejected on out.<org>.rejected, which is read from a little before
-// the call.
-func (o *CommandOutcomes) Wait(ctx context.Context, org, referralID, commandID string) (bool, *events.CommandRejected, error) {
-	if !events.IsOrgID(org) {
-		return false, nil, fmt.Errorf("natsjs: %q is not an organisation id", org)
-	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	type result struct {
-		accepted bool
-		rej      *events.CommandRejected
-		err      error
-	}
-	results := make(chan result, 2)
-	var wg sync.WaitGroup
-	defer wg.Wait()
-	defer cancel()
-
-	var rejCfg jetstream.OrderedConsumerConfig
-	if events.IsReferralID(referralID) {
-		subject, _ := events.DeliverySubject(org, referralID)
-		rejCfg = jetstream.OrderedConsumerConfig{FilterSubjects: []string{subject}, InactiveThreshold: readerInactive}
-		wg.Go(func() {
-			err := follow(ctx, o.js, StreamReferrals, jetstream.OrderedConsumerConfig{
-				FilterSubjects: []string{referralFilter(referralID)}, InactiveThreshold: readerInactive,
-			}, func(m jetstream.Msg) (bool, error) {
-				// An event that does not decode is the routing service's
-				// business: it is not the command's.
-				if env, derr := events.Decode(events.Message{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}); derr == nil {
-					corr, _ := env.Event.Extensions()[events.ExtCorrelationID].(string)
-					// An id is unique per source only: another
-					// organisation's event with the same id is not this one.
-					own := env.Event.Source() == events.SourceOf(org) && env.Event.ID() == commandID
-					if own || (corr == commandID && env.Event.Type() == events.TypeReferralErased) {
-						results <- result{accepted: true}
-						return true, nil
-					}
-				}
-				return false, nil
-			})
-			if err != nil {
-				results <- result{err: err}
-			}
-		})
-	} else {
-		since := time.Now().Add(-rejectedLookback)
-		rejCfg = jetstream.OrderedConsumerConfig{FilterSubjects: []string{"out." + org + ".rejected"},
-			DeliverPolicy: jetstream.DeliverByStartTimePolicy, OptStartTime: &since, InactiveThreshold: readerInactive}
-	}
-	wg.Go(func() {
-		err := follow(ctx, o.js, StreamDelivery, rejCfg, func(m jetstream.Msg) (bool, error) {
-			if env, derr := events.Decode(events.Message{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()}); derr == nil {
-				if rej, ok := env.Payload.(*events.CommandRejected); ok && rej.Command == commandID {
-					results <- result{rej: rej}
-					return true, nil
-				}
-			}
-			return false, nil
-		})
-		if err != nil {
-			results <- result{err: err}
-		}
-	})
-	select {
-	case r := <-results:
-		return r.accepted, r.rej, r.err
-	case <-ctx.Done():
-		return false, nil, fmt.Errorf("natsjs: wait for command %s: %w", commandID, ctx.Err())
-	}
 }
 
 // StreamStats reads the figures of /metrics kept in the streams

@@ -107,7 +107,10 @@ const (
 	// request waiting for an outcome.
 	ReferralsMaxConsumersDefault = 10_000
 	// DeliveryMaxConsumersDefault bounds the consumers of DELIVERY: one
-	// durable per organisation plus short-lived readers.
+	// durable per organisation that reads over NATS (made on its first
+	// use, gone when idle), one per e-mail organisation, and short-lived
+	// readers. It is set on the stream explicitly, as nats-server would
+	// otherwise bound every stream to 1,000.
 	DeliveryMaxConsumersDefault = 30_000
 	// Unlimited, as a limit of [StreamLimits] or a bucket's MaxBytes,
 	// lifts the bound.
@@ -310,6 +313,9 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	referrals.DiscardNewPerSubject = cfg.Referrals.MaxMsgsPerSubject > 0
 
 	delivery := base(StreamDelivery, SubjectsDelivery, "What each organisation must see, one subject per organisation and referral.", cfg.Delivery)
+	// Listings over HTTP read an organisation's deliveries with direct
+	// gets by subject, without a consumer each.
+	delivery.AllowDirect = true
 
 	timers := base(StreamTimers, SubjectsTimers, "Offer deadlines and reminders as scheduled messages.", cfg.Timers)
 	timers.AllowMsgSchedules = true

@@ -91,8 +91,11 @@ func (d *directoryComponent) loaded(context.Context) error {
 
 // provisionComponent gives every organisation of the directory what it
 // needs to connect over NATS: a user on the embedded server (a key in
-// DATA/keys) and its durable consumer on DELIVERY. It does so at start for
-// the whole directory, then for each organisation added later.
+// DATA/keys). It does so at start for the whole directory, then for each
+// organisation added later. On the embedded server an organisation's
+// durable consumer on DELIVERY is made by the gate on its first use over
+// NATS, so that organisations cost directory rows, not consumers; on an
+// external server (no gate) the consumers are made here.
 type provisionComponent struct {
 	nats   *natsComponent
 	view   *directory.View
@@ -145,8 +148,9 @@ func (p *provisionComponent) follow(ctx context.Context, rev uint64) error {
 	}
 }
 
-// provision sets the server's users to the directory's organisations and
-// creates the consumers of those that have none yet.
+// provision sets the server's users to the directory's organisations and,
+// on an external server, creates the consumers of those that have none
+// yet.
 func (p *provisionComponent) provision(ctx context.Context) error {
 	d := p.view.Snapshot().Directory()
 	orgs := make([]string, 0, len(d.Organisations))
@@ -156,6 +160,9 @@ func (p *provisionComponent) provision(ctx context.Context) error {
 	slices.Sort(orgs)
 	if err := p.nats.setOrgs(orgs); err != nil {
 		return fmt.Errorf("provision: users: %w", err)
+	}
+	if p.nats.srv != nil {
+		return nil // the gate makes each consumer on first use
 	}
 	js, err := jetstream.New(p.nats.adminConn())
 	if err != nil {
