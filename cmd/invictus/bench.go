@@ -22,6 +22,7 @@ func newBenchCmd(out, errOut io.Writer) *cobra.Command {
 		newBenchMatchCmd(out, errOut),
 		newBenchE2ECmd(out, errOut),
 		newBenchHTTPCmd(out, errOut),
+		newBenchWaitCmd(out, errOut),
 	)
 	return cmd
 }

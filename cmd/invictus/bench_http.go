@@ -108,6 +108,12 @@ type benchTarget struct {
 	tokens []string // bearer tokens, used in turn; none for the baseline
 	// goroutines reads the process's goroutines over HTTP, with client.
 	goroutines func(ctx context.Context, client *http.Client) (int, error)
+	// newRequest, when set, makes the i-th request instead of a GET of
+	// path with the tokens in turn.
+	newRequest func(ctx context.Context, i int) (*http.Request, error)
+	// classify, when set, names what a 2xx answer's body says; the names
+	// are counted in ByStatus beside "2xx".
+	classify func(body []byte) string
 	exited     chan struct{}
 	stderr     *syncWriter
 }
@@ -124,6 +130,7 @@ type benchHTTPResult struct {
 	RSSBeforeMiB  float64        `json:"rss_before_mib"`
 	RSSPeakMiB    float64        `json:"rss_peak_mib"`
 	GoroutinesMax int            `json:"goroutines_peak"` // -1: no sample answered
+	FirstError    string         `json:"first_error,omitempty"`
 }
 
 func runBenchHTTP(ctx context.Context, o benchHTTPOptions, out io.Writer, logger *slog.Logger) error {
@@ -313,6 +320,9 @@ func drive(ctx context.Context, t *benchTarget, rate float64, duration time.Dura
 		switch {
 		case err != nil:
 			res.Errors++
+			if res.FirstError == "" {
+				res.FirstError = err.Error()
+			}
 		case status >= 200 && status < 300:
 			res.ByStatus["2xx"]++
 			latencies = append(latencies, d)
@@ -377,13 +387,20 @@ func drive(ctx context.Context, t *benchTarget, rate float64, duration time.Dura
 				token = t.tokens[i%len(t.tokens)]
 			}
 			i++
+			n := i - 1
 			wg.Go(func() {
-				req, err := http.NewRequestWithContext(ctx, http.MethodGet, t.base+t.path, nil)
+				var req *http.Request
+				var err error
+				if t.newRequest != nil {
+					req, err = t.newRequest(ctx, n)
+				} else {
+					req, err = http.NewRequestWithContext(ctx, http.MethodGet, t.base+t.path, nil)
+				}
 				if err != nil {
 					record(0, 0, err)
 					return
 				}
-				if token != "" {
+				if token != "" && t.newRequest == nil {
 					req.Header.Set("Authorization", "Bearer "+token)
 				}
 				begin := time.Now()
@@ -392,9 +409,14 @@ func drive(ctx context.Context, t *benchTarget, rate float64, duration time.Dura
 					record(0, 0, err)
 					return
 				}
-				_, _ = io.Copy(io.Discard, resp.Body)
+				body, _ := io.ReadAll(resp.Body)
 				resp.Body.Close()
 				record(resp.StatusCode, time.Since(begin), nil)
+				if t.classify != nil && resp.StatusCode >= 200 && resp.StatusCode < 300 {
+					mu.Lock()
+					res.ByStatus[t.classify(body)]++
+					mu.Unlock()
+				}
 			})
 		}
 	}
