@@ -114,8 +114,8 @@ type benchTarget struct {
 	// classify, when set, names what a 2xx answer's body says; the names
 	// are counted in ByStatus beside "2xx".
 	classify func(body []byte) string
-	exited     chan struct{}
-	stderr     *syncWriter
+	exited   chan struct{}
+	stderr   *syncWriter
 }
 
 // benchHTTPResult is one target's figures.
