@@ -63,8 +63,9 @@ var (
 	// ErrUnauthorized: the server refused the credentials, or the
 	// organisation's user may not do what was asked.
 	ErrUnauthorized = errors.New("client: not authorised")
-	// ErrNotProvisioned: the organisation has no delivery consumer; an
-	// administrator must provision it.
+	// ErrNotProvisioned: the organisation has no delivery consumer. An
+	// invictus node's embedded server makes it on first use; on an
+	// external server an administrator must provision it.
 	ErrNotProvisioned = errors.New("client: organisation not provisioned")
 	// ErrRejected: the routing service rejected a command (see
 	// [RejectedError]).
@@ -561,8 +562,10 @@ func deliveryOf(m jetstream.Msg) Delivery {
 // valid event is terminated and logged, never passed to handler. While
 // handler runs, the delivery's acknowledgement deadline is extended.
 //
-// It returns an error wrapping [ErrNotProvisioned] when the organisation
-// has no consumer, [ErrUnauthorized] or [ErrUnavailable] when it cannot
+// An invictus node makes the consumer on its first use (and removes it
+// after a week unread; it is made again from the first delivery still
+// stored). It returns an error wrapping [ErrNotProvisioned] when the
+// organisation has no consumer (an external server not provisioned), [ErrUnauthorized] or [ErrUnavailable] when it cannot
 // be read.
 func (c *Client) Receive(ctx context.Context, handler func(context.Context, *events.Envelope) error) error {
 	name := ConsumerName(c.org)

@@ -342,17 +342,37 @@ func TestReceiveRetriesAFailedHandler(t *testing.T) {
 	})
 }
 
-func TestReceiveNotProvisioned(t *testing.T) {
+// TestReceiveRemakesTheConsumer: an organisation's consumer is made on
+// its first use and removed when idle; Receive after it was removed makes
+// it again.
+func TestReceiveRemakesTheConsumer(t *testing.T) {
 	t.Parallel()
 	n := startNetwork(t, orgsDefault)
 	a1 := n.connect("pt.a1")
-	ctx := ctxT(t, 10*time.Second)
+	ctx := ctxT(t, 30*time.Second)
 	if err := n.admin.DeleteConsumer(ctx, natsjs.StreamDelivery, client.ConsumerName("pt.a1")); err != nil {
 		t.Fatal(err)
 	}
-	err := a1.Receive(ctx, func(context.Context, *events.Envelope) error { return nil })
-	if !errors.Is(err, client.ErrNotProvisioned) {
-		t.Fatalf("Receive without a consumer = %v, want ErrNotProvisioned", err)
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- a1.Receive(rctx, func(context.Context, *events.Envelope) error { return nil }) }()
+	for {
+		if _, err := n.admin.Consumer(ctx, natsjs.StreamDelivery, client.ConsumerName("pt.a1")); err == nil {
+			break
+		}
+		select {
+		case err := <-done:
+			cancel()
+			t.Fatalf("Receive ended before it made the consumer: %v", err)
+		case <-ctx.Done():
+			cancel()
+			t.Fatal("the consumer was not made again")
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Receive = %v, want nil once its context ends", err)
 	}
 }
 

@@ -608,3 +608,42 @@ func TestReloadAuth(t *testing.T) {
 		t.Errorf("ReloadAuth on a server without authentication: %v", err)
 	}
 }
+
+// TestOrganisationConsumerOnFirstUse: an organisation has no consumer
+// until it reads over NATS; its first look-up makes it, to be removed
+// when idle, and looking up another's makes nothing.
+func TestOrganisationConsumerOnFirstUse(t *testing.T) {
+	t.Parallel()
+	b := newAuthBundle(t, "pt.a", "pt.b")
+	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+	defer cancel()
+	for _, org := range b.orgs {
+		if err := b.admin.DeleteConsumer(ctx, natsjs.StreamDelivery, natsjs.OrgConsumerName(org)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a := b.connect("pt.a")
+	c, err := a.js.Consumer(ctx, natsjs.StreamDelivery, natsjs.OrgConsumerName("pt.a"))
+	if err != nil {
+		t.Fatalf("first use of pt.a's consumer: %v", err)
+	}
+	if got := c.CachedInfo().Config; got.InactiveThreshold != natsjs.OrgConsumerInactive || got.FilterSubject != "out.pt.a.>" || got.AckPolicy != jetstream.AckExplicitPolicy {
+		t.Errorf("pt.a's consumer: %+v", got)
+	}
+	if _, err := b.admin.Consumer(ctx, natsjs.StreamDelivery, natsjs.OrgConsumerName("pt.a")); err != nil {
+		t.Errorf("pt.a's consumer after its first use, as the administrator sees it: %v", err)
+	}
+	// Again: the same consumer, nothing changed.
+	if _, err := a.js.Consumer(ctx, natsjs.StreamDelivery, natsjs.OrgConsumerName("pt.a")); err != nil {
+		t.Errorf("second use: %v", err)
+	}
+	// Denied by its permissions: the request finds no answer.
+	dctx, dcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer dcancel()
+	if _, err := a.js.Consumer(dctx, natsjs.StreamDelivery, natsjs.OrgConsumerName("pt.b")); err == nil {
+		t.Error("pt.a looked up pt.b's consumer")
+	}
+	if _, err := b.admin.Consumer(ctx, natsjs.StreamDelivery, natsjs.OrgConsumerName("pt.b")); !errors.Is(err, jetstream.ErrConsumerNotFound) {
+		t.Errorf("pt.b's consumer after pt.a asked for it: %v, want none", err)
+	}
+}
