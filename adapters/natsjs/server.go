@@ -321,6 +321,16 @@ func (s *Server) Connect(ctx context.Context, opts ...nats.Option) (*nats.Conn, 
 	return nc, nil
 }
 
+// Msgs returns the messages the server has received from and sent to
+// its clients since it started (its own statistics, as /varz has them).
+func (s *Server) Msgs() (in, out int64) {
+	v, err := s.ns.Varz(nil)
+	if err != nil {
+		return 0, 0
+	}
+	return v.InMsgs, v.OutMsgs
+}
+
 // Shutdown drains the connections made by [Server.Connect] that are still
 // open, so that their pending publishes and acknowledgements complete, then
 // shuts the server down and waits until it has stopped and flushed its store.

@@ -23,6 +23,8 @@ type benchE2EOptions struct {
 	rawMessages int
 	burst       int
 	services    int
+	orgs        int
+	open        int
 	seed        int64
 	natsURL     string
 	creds       string
@@ -56,6 +58,13 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 			"machine inflates latencies much more than it does this figure. The server's\n" +
 			"share grows with the number of organisations (--services): each one's durable\n" +
 			"consumer has its state written to a file up to ten times a second.\n\n" +
+			"--orgs N grows the directory to N organisations (copies of generated ones under\n" +
+			"new ids) and has them all read through one shared DELIVERY consumer, as the\n" +
+			"HTTP and e-mail adapters read; --open N leaves N referrals offered and never\n" +
+			"answered before the latency run. msgs_in_per_referral and\n" +
+			"msgs_out_per_referral are the embedded server's own counts (varz) over the\n" +
+			"latency run; rss_before_mib and rss_after_mib the process's resident memory\n" +
+			"before the open referrals and after the runs.\n\n" +
 			"It prints one JSON line. Progress goes to standard error. It fails when the\n" +
 			"workload goes wrong (errors > 0), never because of a timing.",
 		Example: "  invictus bench e2e\n" +
@@ -70,6 +79,8 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 	f.IntVar(&o.rawMessages, "raw-messages", bench.RawMessagesDefault, "messages moved by the raw hop")
 	f.IntVar(&o.burst, "burst", bench.BurstDefault, "referral.requested commands published at once for the saturation run (0 skips it)")
 	f.IntVar(&o.services, "services", bench.ServicesDefault, "services in the generated directory")
+	f.IntVar(&o.orgs, "orgs", 0, "grow the directory to this many organisations, all reading through one shared consumer (0: as generated, a consumer each)")
+	f.IntVar(&o.open, "open", 0, "referrals left offered and unanswered before the latency run")
 	f.Int64Var(&o.seed, "seed", 1, "seed of the directory, the profiles and the referrers")
 	f.StringVar(&o.natsURL, "nats-url", "", "external NATS server (default: an embedded one on a temporary store)")
 	addCredsFlag(f, &o.creds, "credentials file for --nats-url")
@@ -129,7 +140,7 @@ func (o benchE2EOptions) config() (bench.E2EConfig, error) {
 	}
 	cfg := bench.E2EConfig{
 		Referrals: o.referrals, Rate: o.rate, MsgSize: o.msgSize, RawMessages: o.rawMessages, Burst: burst,
-		Services: o.services, Seed: o.seed, URL: o.natsURL, Wait: o.wait,
+		Services: o.services, Orgs: o.orgs, Open: o.open, Seed: o.seed, URL: o.natsURL, Wait: o.wait,
 		Router: natsjs.RouterConfig{Workers: o.workers},
 	}
 	if o.creds != "" {

@@ -82,6 +82,16 @@ type E2EConfig struct {
 	// Services is the size of the generated directory
 	// (directory.Generate). Default [ServicesDefault].
 	Services int
+	// Orgs, when set, grows the generated directory to this many
+	// organisations, copying generated organisations with their services
+	// under new ids, and has every organisation read through one shared
+	// consumer on DELIVERY (as the HTTP and e-mail adapters read from the
+	// stream) instead of a durable consumer each. 0 keeps the generated
+	// organisations, each with its own durable consumer.
+	Orgs int
+	// Open is how many referrals are left open (offered, never answered)
+	// before the latency run, so that it runs beside them.
+	Open int
 	// Seed of the directory, the profiles and the referrers. Default 1.
 	Seed int64
 	// URL of an external NATS server with JetStream; empty runs an
@@ -156,6 +166,10 @@ func (c E2EConfig) Validate() error {
 		return fmt.Errorf("natsjs: E2EConfig.Services %d must be from 10 to 1000000", c.Services)
 	case c.Wait <= 0:
 		return fmt.Errorf("natsjs: E2EConfig.Wait %s must be positive", c.Wait)
+	case c.Orgs < 0 || c.Orgs > 100_000:
+		return fmt.Errorf("natsjs: E2EConfig.Orgs %d must be from 0 to 100000", c.Orgs)
+	case c.Open < 0 || c.Open > 1_000_000:
+		return fmt.Errorf("natsjs: E2EConfig.Open %d must be from 0 to 1000000", c.Open)
 	}
 	return nil
 }
@@ -213,6 +227,18 @@ type E2EResult struct {
 	// where Linux tells it: a figure that other load on the machine does
 	// not inflate the way it does latencies.
 	CPUMsPerReferral float64 `json:"cpu_ms_per_referral,omitempty"`
+	// MsgsInPerReferral and MsgsOutPerReferral are the messages the
+	// embedded server received and sent (its own statistics, varz) per
+	// referral of the latency run: request, plan, offer and accept.
+	MsgsInPerReferral  float64 `json:"msgs_in_per_referral,omitempty"`
+	MsgsOutPerReferral float64 `json:"msgs_out_per_referral,omitempty"`
+	// Open referrals were left offered before the latency run.
+	Open int `json:"open"`
+	// RSSBeforeMiB and RSSAfterMiB are the process's resident memory
+	// before the latency run (and the open referrals) and after it, where
+	// Linux tells it.
+	RSSBeforeMiB float64 `json:"rss_before_mib,omitempty"`
+	RSSAfterMiB  float64 `json:"rss_after_mib,omitempty"`
 
 	// Errors counts rejections, failed publishes and referrals that did
 	// not finish in time; FirstError describes the first.
@@ -236,7 +262,7 @@ func E2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 	res := E2EResult{
 		GoVersion: runtime.Version(), GOMAXPROCS: runtime.GOMAXPROCS(0), CPUs: runtime.NumCPU(),
 		LoadAverageStart: loadAverage(), MsgSize: cfg.MsgSize, Services: cfg.Services,
-		Referrals: cfg.Referrals, OfferedRate: cfg.Rate, Burst: max(cfg.Burst, 0),
+		Referrals: cfg.Referrals, OfferedRate: cfg.Rate, Burst: max(cfg.Burst, 0), Open: cfg.Open,
 	}
 	env, err := benchConnect(ctx, cfg)
 	if err != nil {
@@ -263,6 +289,10 @@ func E2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 	}
 	stop := b.startRouter(ctx)
 	defer stop()
+	res.RSSBeforeMiB = processRSSMiB()
+	if err := b.openRun(ctx); err != nil {
+		return res, err
+	}
 	if err := b.latencyRun(ctx, &res); err != nil {
 		return res, err
 	}
@@ -274,6 +304,7 @@ func E2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 	b.mu.Lock()
 	res.Errors, res.FirstError = b.errs, b.firstErr
 	b.mu.Unlock()
+	res.RSSAfterMiB = processRSSMiB()
 	res.LoadAverageEnd = loadAverage()
 	return res, nil
 }
@@ -313,6 +344,31 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// processRSSMiB returns the process's resident memory in MiB, read from
+// /proc/self/status, or 0 where there is none.
+func processRSSMiB() float64 {
+	raw, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(raw)) {
+		if v, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// serverMsgs returns the messages the embedded server has received and
+// sent, or zeros for an external server.
+func (e *benchEnv) serverMsgs() (in, out int64) {
+	if e.srv == nil {
+		return 0, 0
+	}
+	return e.srv.Msgs()
 }
 
 // benchEnv is the server the bench runs on and its connections.
@@ -575,6 +631,11 @@ func newBench(ctx context.Context, env *benchEnv, cfg E2EConfig) (_ *bench, err 
 		return nil, err
 	}
 	d := directory.Generate(cfg.Services, cfg.Seed)
+	if cfg.Orgs > 0 {
+		if d, err = growDirectory(d, cfg.Orgs); err != nil {
+			return nil, err
+		}
+	}
 	store, err := natsjs.NewDirectoryStore(ctx, env.admin, natsjs.DirectoryStoreConfig{})
 	if err != nil {
 		return nil, err
@@ -646,6 +707,9 @@ func (b *bench) startOrganisations(ctx context.Context) error {
 	if b.submit, err = jetstream.New(snc, opts...); err != nil {
 		return fmt.Errorf("natsjs: bench: %w", err)
 	}
+	if b.cfg.Orgs > 0 {
+		return b.startSharedReader(ctx)
+	}
 	for _, org := range b.orgs {
 		if err := natsjs.EnsureOrgConsumer(ctx, b.env.admin, org); err != nil {
 			return err
@@ -660,6 +724,101 @@ func (b *bench) startOrganisations(ctx context.Context) error {
 		}
 		b.consume = append(b.consume, cc)
 	}
+	return nil
+}
+
+// benchSharedReader names the one consumer through which every
+// organisation reads with BenchConfig.Orgs.
+const benchSharedReader = "bench_organisations"
+
+// startSharedReader has every organisation read through one consumer on
+// out.>, handing each delivery to the organisation of its subject.
+func (b *bench) startSharedReader(ctx context.Context) error {
+	cons, err := b.env.admin.CreateOrUpdateConsumer(ctx, natsjs.StreamDelivery, jetstream.ConsumerConfig{
+		Durable: benchSharedReader, FilterSubject: natsjs.SubjectsDelivery, AckPolicy: jetstream.AckExplicitPolicy,
+		MaxAckPending: 16384, InactiveThreshold: time.Hour,
+	})
+	if err != nil {
+		return fmt.Errorf("natsjs: bench: shared reader: %w", err)
+	}
+	cons, err = b.answer.Consumer(ctx, natsjs.StreamDelivery, cons.CachedInfo().Name)
+	if err != nil {
+		return fmt.Errorf("natsjs: bench: shared reader: %w", err)
+	}
+	cc, err := cons.Consume(func(m jetstream.Msg) {
+		// out.<cc>.<slug>.<rest>
+		t := strings.SplitN(m.Subject(), ".", 4)
+		if len(t) < 4 {
+			_ = m.Ack()
+			return
+		}
+		b.onDelivery(t[1]+"."+t[2], m)
+	}, jetstream.PullMaxMessages(1024))
+	if err != nil {
+		return fmt.Errorf("natsjs: bench: shared reader: %w", err)
+	}
+	b.consume = append(b.consume, cc)
+	return nil
+}
+
+// growDirectory returns d with copies of its organisations (and their
+// services) under new ids until it has n organisations.
+func growDirectory(d *directory.Directory, n int) (*directory.Directory, error) {
+	byOrg := map[string][]directory.Service{}
+	for _, s := range d.Services {
+		byOrg[s.Organisation] = append(byOrg[s.Organisation], s)
+	}
+	base := slices.Clone(d.Organisations)
+	for i := 0; len(d.Organisations) < n; i++ {
+		o := base[i%len(base)]
+		cc, slug, _ := strings.Cut(o.ID, ".")
+		c := o
+		c.ID = fmt.Sprintf("%s.x%d-%s", cc, i, slug)
+		if len(c.ID) > 60 {
+			c.ID = fmt.Sprintf("%s.x%d", cc, i)
+		}
+		c.Name = fmt.Sprintf("%s (copy %d)", o.Name, i)
+		d.Organisations = append(d.Organisations, c)
+		for _, s := range byOrg[o.ID] {
+			s.ID = c.ID + strings.TrimPrefix(s.ID, o.ID)
+			s.Organisation = c.ID
+			d.Services = append(d.Services, s)
+		}
+	}
+	d.Sort()
+	if err := d.Validate(); err != nil {
+		return nil, fmt.Errorf("natsjs: bench: grown directory: %w", err)
+	}
+	return d, nil
+}
+
+// openRun leaves Open referrals offered and unanswered, so that the
+// latency run runs beside them.
+func (b *bench) openRun(ctx context.Context) error {
+	if b.cfg.Open == 0 {
+		return nil
+	}
+	run := &benchRun{left: b.cfg.Open, done: make(chan struct{})}
+	b.mu.Lock()
+	cmds, err := b.prepare(b.cfg.Open, false, false, run, b.cfg.Seed+3)
+	b.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	b.cfg.Logger.InfoContext(ctx, "bench: open referrals", slog.Int("referrals", len(cmds)))
+	for i, c := range cmds {
+		if _, err := b.submit.PublishMsgAsync(c.msg); err != nil {
+			b.fail("submit: " + err.Error())
+		}
+		if i%1024 == 1023 {
+			select {
+			case <-b.submit.PublishAsyncComplete():
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+	}
+	b.wait(ctx, run, "open referrals")
 	return nil
 }
 
@@ -918,6 +1077,7 @@ func (b *bench) latencyRun(ctx context.Context, res *E2EResult) error {
 	b.cfg.Logger.InfoContext(ctx, "bench: latency run", slog.Int("referrals", len(cmds)), slog.Float64("rate", b.cfg.Rate))
 	interval := time.Duration(float64(time.Second) / b.cfg.Rate)
 	cpu0 := processCPU()
+	in0, out0 := b.env.serverMsgs()
 	start := time.Now()
 	for i, c := range cmds {
 		if d := time.Until(start.Add(time.Duration(i) * interval)); d > 0 {
@@ -934,6 +1094,10 @@ func (b *bench) latencyRun(ctx context.Context, res *E2EResult) error {
 		}
 	}
 	b.wait(ctx, run, "latency run")
+	if in1, out1 := b.env.serverMsgs(); in1 > 0 {
+		res.MsgsInPerReferral = float64(in1-in0) / float64(b.cfg.Referrals)
+		res.MsgsOutPerReferral = float64(out1-out0) / float64(b.cfg.Referrals)
+	}
 	if cpu0 > 0 {
 		res.CPUMsPerReferral = float64((processCPU() - cpu0).Microseconds()) / 1000 / float64(b.cfg.Referrals)
 	}
