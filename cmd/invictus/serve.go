@@ -51,6 +51,7 @@ type serveOptions struct {
 	natsURL         string
 	natsCreds       string
 	addrFile        string
+	pprofListen     string
 	shutdownTimeout time.Duration
 	demo            bool
 	demoSeed        int64
@@ -90,6 +91,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.natsURL, "nats-url", "", "use the external NATS server or cluster at this URL (comma-separated for several) instead of the embedded one")
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "credentials for --nats-url: a NATS .creds file or an nkey seed file")
 	fs.StringVar(&o.addrFile, "addr-file", "", `once ready, write {"http": ADDR, "nats": ADDR} to FILE; removed at shutdown`)
+	fs.StringVar(&o.pprofListen, "pprof-listen", "", "serve Go profiles (/debug/pprof/) on this loopback host:port, to the bearer token in DIR/"+pprofTokenFile+" (made at start)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", serveShutdownTimeoutDefault, "how long a clean shutdown may take")
 	fs.BoolVar(&o.demo, "demo", false, "load the demo directory and give every demo organisation keys and an HTTP token (written under DIR/demo)")
 	fs.Int64Var(&o.demoSeed, "demo-seed", serveDemoSeedDefault, "seed of the demo directory's synthetic offices")
@@ -361,6 +363,11 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 		components = append(components, emailC)
 	}
 	components = append(components, apiC)
+	var pprofC *pprofComponent
+	if o.pprofListen != "" {
+		pprofC = &pprofComponent{listen: o.pprofListen, data: o.data, logger: logger}
+		components = append(components, pprofC)
+	}
 	var tokens *demoTokensComponent
 	if o.demo {
 		tokens = &demoTokensComponent{data: o.data, demo: demo, api: apiC, logger: logger}
@@ -388,6 +395,9 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	}
 
 	addrs := map[string]string{"http": apiC.addr(), "nats": natsC.addr()}
+	if pprofC != nil {
+		addrs["pprof"] = pprofC.addr()
+	}
 	var runErr error
 	embedded := o.natsURL == ""
 	if embedded {

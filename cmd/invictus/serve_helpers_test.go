@@ -34,6 +34,7 @@ type inproc struct {
 	errOut *syncBuffer
 	HTTP   string `json:"http"`
 	NATS   string `json:"nats"`
+	PPROF  string `json:"pprof"`
 }
 
 // serveInProcess runs serve with args (plus free ports and an addr file)
