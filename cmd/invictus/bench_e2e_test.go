@@ -157,3 +157,23 @@ func TestBenchE2EUsage(t *testing.T) {
 		t.Errorf("bench e2e --help: exit %d\n%s", code, out)
 	}
 }
+
+// TestBenchE2EOrgsAndOpen: --orgs grows the directory, every organisation
+// reading through one shared consumer, --open leaves referrals open
+// before the latency run, and the line has the server's message counts
+// and the process's memory.
+func TestBenchE2EOrgsAndOpen(t *testing.T) {
+	t.Parallel()
+	res := benchE2ELine(t, "--referrals", "30", "--burst", "0", "--rate", "300", "--raw-messages", "200", "--services", "40",
+		"--orgs", "60", "--open", "10")
+	checkSane(t, res, 30, 0)
+	if res.Organisations != 60 || res.Open != 10 {
+		t.Errorf("%d organisations, %d open; want 60 and 10", res.Organisations, res.Open)
+	}
+	if res.MsgsInPerReferral < 1 || res.MsgsOutPerReferral < 1 {
+		t.Errorf("messages per referral in %g, out %g: the server's counts are missing", res.MsgsInPerReferral, res.MsgsOutPerReferral)
+	}
+	if runtime.GOOS == "linux" && (res.RSSBeforeMiB <= 0 || res.RSSAfterMiB <= 0) {
+		t.Errorf("RSS before %g, after %g MiB", res.RSSBeforeMiB, res.RSSAfterMiB)
+	}
+}
