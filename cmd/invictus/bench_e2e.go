@@ -52,7 +52,10 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 			"     the rate sustained (referrals_per_s);\n" +
 			"  3. --burst referral.requested commands published at once, far faster than\n" +
 			"     the router handles them: the rate at which their offers come out\n" +
-			"     (routing_hop_per_s), and its ratio to the raw hop (hop_ratio).\n\n" +
+			"     (routing_hop_per_s), and its ratio to the raw hop (hop_ratio) and to\n" +
+			"     the raw hop run with as many messages in hand as the router has workers\n" +
+			"     (raw_hop_concurrent_per_s, hop_ratio_like_for_like; raw_hop_cpu_ms_per_msg\n" +
+			"     is its CPU per message).\n\n" +
 			"cpu_ms_per_referral is the CPU time of the whole process (server, router and\n" +
 			"simulated organisations) per referral of the latency run: other load on the\n" +
 			"machine inflates latencies much more than it does this figure. The server's\n" +

@@ -85,6 +85,9 @@ func TestBenchE2EEmbedded(t *testing.T) {
 	if res.Server != "embedded" || res.MsgSize != 512 || res.OfferedRate != 500 {
 		t.Errorf("server %q, message size %d, rate %g", res.Server, res.MsgSize, res.OfferedRate)
 	}
+	if res.Workers < 1 || res.RawHopConcurrentPerS <= 0 || math.Abs(res.HopRatioLikeForLike-res.RoutingHopPerS/res.RawHopConcurrentPerS) > 1e-9 {
+		t.Errorf("like for like: %d workers, raw hop %g/s, ratio %g", res.Workers, res.RawHopConcurrentPerS, res.HopRatioLikeForLike)
+	}
 	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
 		t.Errorf("CPU profile: %v", err)
 	}

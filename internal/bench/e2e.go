@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -201,6 +202,14 @@ type E2EResult struct {
 	// publishes it to another stream awaiting the acknowledgement, and
 	// acknowledges it, one message after the other.
 	RawHopPerS float64 `json:"raw_hop_per_s"`
+	// RawHopConcurrentPerS is the same hop with Workers messages in hand
+	// at once, as the router's workers take commands: the like-for-like
+	// baseline of the routing hop (HopRatioLikeForLike), and
+	// RawHopCPUMsPerMsg the process's CPU per message of it.
+	Workers              int     `json:"workers"`
+	RawHopConcurrentPerS float64 `json:"raw_hop_concurrent_per_s"`
+	RawHopCPUMsPerMsg    float64 `json:"raw_hop_cpu_ms_per_msg,omitempty"`
+	HopRatioLikeForLike  float64 `json:"hop_ratio_like_for_like"`
 
 	// Burst commands went through the saturated router at RoutingHopPerS
 	// (referral.requested commands per second, from the first publish to
@@ -272,7 +281,15 @@ func E2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 	defer env.close()
 
 	cfg.Logger.InfoContext(ctx, "bench: raw hop", slog.Int("messages", cfg.RawMessages), slog.Int("size", cfg.MsgSize))
-	if res.RawHopPerS, err = rawHop(ctx, env, cfg); err != nil {
+	if res.RawHopPerS, _, err = rawHop(ctx, env, cfg, 1); err != nil {
+		return res, err
+	}
+	res.Workers = cfg.Router.Workers
+	if res.Workers == 0 {
+		res.Workers = natsjs.WorkersDefault
+	}
+	cfg.Logger.InfoContext(ctx, "bench: raw hop, concurrent", slog.Int("workers", res.Workers))
+	if res.RawHopConcurrentPerS, res.RawHopCPUMsPerMsg, err = rawHop(ctx, env, cfg, res.Workers); err != nil {
 		return res, err
 	}
 	b, err := newBench(ctx, env, cfg)
@@ -481,20 +498,21 @@ func (e *benchEnv) close() {
 // rawHop measures the raw JetStream hop: RawMessages messages of MsgSize
 // bytes are stored in one stream, then a pull consumer (the router's pull
 // settings) takes each, publishes it to a second stream awaiting the
-// acknowledgement, and acknowledges it, one after the other. It returns
-// messages per second.
-func rawHop(ctx context.Context, env *benchEnv, cfg E2EConfig) (float64, error) {
+// acknowledgement, and acknowledges it, workers messages at a time (1:
+// one after the other; the router's workers: like for like). It returns
+// messages per second and the process's CPU per message, in ms.
+func rawHop(ctx context.Context, env *benchEnv, cfg E2EConfig, workers int) (perS, cpuMs float64, err error) {
 	nc, err := env.connect(ctx, cfg, "bench-raw")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(10*time.Second), jetstream.WithPublishAsyncMaxPending(4096))
 	if err != nil {
-		return 0, fmt.Errorf("natsjs: bench: %w", err)
+		return 0, 0, fmt.Errorf("natsjs: bench: %w", err)
 	}
 	for _, s := range []struct{ name, subject string }{{benchRawStreamIn, "bench.raw.in"}, {benchRawStreamOut, "bench.raw.out"}} {
 		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: s.name, Subjects: []string{s.subject}, Storage: jetstream.FileStorage}); err != nil {
-			return 0, fmt.Errorf("natsjs: bench: create stream %s: %w", s.name, err)
+			return 0, 0, fmt.Errorf("natsjs: bench: create stream %s: %w", s.name, err)
 		}
 		defer func() {
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
@@ -506,59 +524,81 @@ func rawHop(ctx context.Context, env *benchEnv, cfg E2EConfig) (float64, error) 
 	_, _ = rand.Read(data)
 	for i := range cfg.RawMessages {
 		if _, err := js.PublishAsync("bench.raw.in", data); err != nil {
-			return 0, fmt.Errorf("natsjs: bench: raw publish: %w", err)
+			return 0, 0, fmt.Errorf("natsjs: bench: raw publish: %w", err)
 		}
 		if i%2048 == 2047 {
 			if err := waitAsync(ctx, js); err != nil {
-				return 0, err
+				return 0, 0, err
 			}
 		}
 	}
 	if err := waitAsync(ctx, js); err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	cons, err := js.CreateOrUpdateConsumer(ctx, benchRawStreamIn, jetstream.ConsumerConfig{
-		Durable: "bench-raw", AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: natsjs.MaxAckPendingDefault,
+		Durable: "bench-raw-" + strconv.Itoa(workers), AckPolicy: jetstream.AckExplicitPolicy, MaxAckPending: natsjs.MaxAckPendingDefault,
 	})
 	if err != nil {
-		return 0, fmt.Errorf("natsjs: bench: raw consumer: %w", err)
+		return 0, 0, fmt.Errorf("natsjs: bench: raw consumer: %w", err)
 	}
+	// workers take the messages as the router's workers do: each
+	// publishes awaiting the acknowledgement, then acknowledges.
+	work := make(chan jetstream.Msg, workers)
 	done := make(chan struct{})
+	var once sync.Once
+	var mu sync.Mutex
 	var failed error
-	n := 0
+	var n atomic.Int64
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for m := range work {
+				pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				_, err := js.PublishMsg(pctx, &nats.Msg{Subject: "bench.raw.out", Data: m.Data()})
+				cancel()
+				if err != nil {
+					mu.Lock()
+					failed = err
+					mu.Unlock()
+					once.Do(func() { close(done) })
+					continue
+				}
+				_ = m.Ack()
+				if n.Add(1) == int64(cfg.RawMessages) {
+					once.Do(func() { close(done) })
+				}
+			}
+		})
+	}
+	cpu0 := processCPU()
 	start := time.Now()
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		if n >= cfg.RawMessages || failed != nil {
-			return
-		}
-		pctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-		_, err := js.PublishMsg(pctx, &nats.Msg{Subject: "bench.raw.out", Data: m.Data()})
-		cancel()
-		if err != nil {
-			failed = err
-			close(done)
-			return
-		}
-		_ = m.Ack()
-		if n++; n == cfg.RawMessages {
-			close(done)
+		select {
+		case work <- m:
+		case <-done:
 		}
 	}, jetstream.PullMaxMessages(min(natsjs.MaxAckPendingDefault, 512)))
 	if err != nil {
-		return 0, fmt.Errorf("natsjs: bench: raw consume: %w", err)
+		close(work)
+		wg.Wait()
+		return 0, 0, fmt.Errorf("natsjs: bench: raw consume: %w", err)
 	}
-	defer func() { cc.Stop(); <-cc.Closed() }()
+	defer func() { cc.Stop(); <-cc.Closed(); close(work); wg.Wait() }()
 	select {
 	case <-done:
 	case <-time.After(cfg.Wait):
-		return 0, fmt.Errorf("natsjs: bench: the raw hop did not finish in %s", cfg.Wait)
+		return 0, 0, fmt.Errorf("natsjs: bench: the raw hop did not finish in %s", cfg.Wait)
 	case <-ctx.Done():
-		return 0, ctx.Err()
+		return 0, 0, ctx.Err()
 	}
+	elapsed := time.Since(start)
+	cpu := processCPU() - cpu0
+	mu.Lock()
+	defer mu.Unlock()
 	if failed != nil {
-		return 0, fmt.Errorf("natsjs: bench: raw hop publish: %w", failed)
+		return 0, 0, fmt.Errorf("natsjs: bench: raw hop publish: %w", failed)
 	}
-	return float64(cfg.RawMessages) / time.Since(start).Seconds(), nil
+	return float64(cfg.RawMessages) / elapsed.Seconds(), float64(cpu.Microseconds()) / 1000 / float64(cfg.RawMessages), nil
 }
 
 // waitAsync waits for js's pending asynchronous publishes.
@@ -1146,6 +1186,9 @@ func (b *bench) burstRun(ctx context.Context, res *E2EResult) error {
 	}
 	if res.RawHopPerS > 0 {
 		res.HopRatio = res.RoutingHopPerS / res.RawHopPerS
+	}
+	if res.RawHopConcurrentPerS > 0 {
+		res.HopRatioLikeForLike = res.RoutingHopPerS / res.RawHopConcurrentPerS
 	}
 	return nil
 }
