@@ -30,6 +30,7 @@ type benchE2EOptions struct {
 	creds       string
 	workers     int
 	cpuProfile  string
+	heapProfile string
 	wait        time.Duration
 }
 
@@ -89,6 +90,7 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 	addCredsFlag(f, &o.creds, "credentials file for --nats-url")
 	f.IntVar(&o.workers, "workers", natsjs.WorkersDefault, "router workers per consumer")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the routing runs to this file")
+	f.StringVar(&o.heapProfile, "memprofile", "", "write a heap profile, taken after the runs with the --open referrals still open, to this file")
 	f.DurationVar(&o.wait, "wait", bench.WaitDefault, "how long each run may take once its load is offered")
 	logs := addLogFlags(cmd)
 
@@ -109,6 +111,14 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 			}
 			defer pf.Close()
 			cfg.CPUProfile = pf
+		}
+		if o.heapProfile != "" {
+			hf, err := os.Create(o.heapProfile)
+			if err != nil {
+				return &flagError{flag: "memprofile", value: o.heapProfile, err: err}
+			}
+			defer hf.Close()
+			cfg.HeapProfile = hf
 		}
 		return runBenchE2E(cmd.Context(), cfg, out)
 	}

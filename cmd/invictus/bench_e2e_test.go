@@ -167,8 +167,12 @@ func TestBenchE2EUsage(t *testing.T) {
 // and the process's memory.
 func TestBenchE2EOrgsAndOpen(t *testing.T) {
 	t.Parallel()
+	heap := filepath.Join(t.TempDir(), "heap.pprof")
 	res := benchE2ELine(t, "--referrals", "30", "--burst", "0", "--rate", "300", "--raw-messages", "200", "--services", "40",
-		"--orgs", "60", "--open", "10")
+		"--orgs", "60", "--open", "10", "--memprofile", heap)
+	if fi, err := os.Stat(heap); err != nil || fi.Size() == 0 {
+		t.Errorf("heap profile: %v", err)
+	}
 	checkSane(t, res, 30, 0)
 	if res.Organisations != 60 || res.Open != 10 {
 		t.Errorf("%d organisations, %d open; want 60 and 10", res.Organisations, res.Open)

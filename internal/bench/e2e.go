@@ -113,6 +113,9 @@ type E2EConfig struct {
 	// CPUProfile, when set, receives a CPU profile of the routing runs
 	// (saturation and latency, not the raw hop).
 	CPUProfile io.Writer
+	// HeapProfile, when set, receives a heap profile taken after the
+	// runs, while the open referrals are still open: what holds memory.
+	HeapProfile io.Writer
 	// Logger receives progress. Default discards.
 	Logger *slog.Logger
 }
@@ -322,6 +325,12 @@ func E2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 	res.Errors, res.FirstError = b.errs, b.firstErr
 	b.mu.Unlock()
 	res.RSSAfterMiB = processRSSMiB()
+	if cfg.HeapProfile != nil {
+		runtime.GC()
+		if err := pprof.Lookup("heap").WriteTo(cfg.HeapProfile, 0); err != nil {
+			return res, fmt.Errorf("natsjs: bench: heap profile: %w", err)
+		}
+	}
 	res.LoadAverageEnd = loadAverage()
 	return res, nil
 }
