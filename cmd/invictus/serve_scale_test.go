@@ -19,10 +19,10 @@ import (
 // scaleOrgs is how many organisations TestServeTenThousandOrganisations
 // gives a node: ten times the 1,000 consumers nats-server allows a stream
 // by default; with the race detector, which makes the import several
-// times slower, 2,500 (still beyond that default).
+// times slower, 1,500 (still beyond that default).
 func scaleOrgs() int {
 	if raceEnabled {
-		return 2_500
+		return 1_500
 	}
 	return 10_000
 }
