@@ -16,7 +16,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Arguments for `make run`, e.g. make run ARGS='--listen 127.0.0.1:9090'.
 ARGS ?=
 
-.PHONY: help run test fmt-check vet lint build check-asyncapi check-openapi check-goldens examples clean mailpit
+.PHONY: agejs help run test fmt-check vet lint build check-asyncapi check-openapi check-goldens examples clean mailpit
 
 ## help: list the targets
 help:
@@ -78,3 +78,7 @@ examples:
 
 clean:
 	rm -rf bin
+
+## agejs: rebuild adapters/web/static/age.js (age-encryption, pinned in scripts/agejs) with esbuild; the result is committed
+agejs:
+	./scripts/build-agejs.sh
