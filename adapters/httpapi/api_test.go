@@ -431,7 +431,7 @@ func TestContractEndpoints(t *testing.T) {
 	}
 	for _, want := range []string{"/v1/events", "/v1/referrals/{id}", "/v1/inbox", "/v1/webhooks", "/v1/webhooks/{id}",
 		"/v1/webhooks/{id}/deliveries", "/v1/match", "/v1/services", "/v1/services/{id}", "/v1/organizations",
-		"/v1/organizations/{id}", "/v1/directory/hsds.json", "/v1/openapi.json", "/schemas/{file}", "/healthz", "/readyz", "/metrics"} {
+		"/v1/organizations/{id}", "/v1/directory/hsds.json", "/v1/keys/identity", "/v1/openapi.json", "/schemas/{file}", "/healthz", "/readyz", "/metrics"} {
 		if _, ok := doc.Paths[want]; !ok {
 			t.Errorf("openapi.json lacks %s", want)
 		}

@@ -15,6 +15,8 @@
 //	DELETE /v1/webhooks/{id}             delete it
 //	GET    /v1/webhooks/{id}/deliveries  its delivery log, newest first
 //	POST   /v1/match                     a plan preview with explanations
+//	GET    /v1/keys/identity             the caller's age identity, wrapped by its passphrase
+//	PUT    /v1/keys/identity             store or replace it (only a passphrase-wrapped age file)
 //	GET    /v1/services                  services (HSDS), filtered through the directory index (no token)
 //	GET    /v1/services/{id}             one service, by id or HSDS id                        (no token)
 //	GET    /v1/organizations             organizations (HSDS)                                 (no token)
@@ -39,7 +41,7 @@
 //
 //	                      organisation   coordinator   directory_admin
 //	events, referrals,    yes (own)      403           403
-//	inbox, webhooks
+//	inbox, webhooks, keys
 //	match                 yes            yes           403
 //
 // A referral is readable by its referrer and by the organisations it was

@@ -202,6 +202,7 @@ func setup(t *testing.T, o options) *bundle {
 		Tokens: tokens, Webhooks: p.Webhooks, Commands: p.Commands, Outcomes: p.Outcomes,
 		Timeline: p.Timeline, Inbox: p.Inbox, Directory: b.view, Matcher: routing.NewMatcher(routing.Config{}),
 		Stats: p.Stats, Ready: map[string]httpapi.Check{"jetstream": p.Ready}, Metrics: b.metrics, Reports: rep,
+		Keys: p.Keys,
 	}, cfg)
 	if err != nil {
 		t.Fatalf("httpapi.New: %v", err)

@@ -219,6 +219,9 @@ type Deps struct {
 	Metrics *Metrics
 	// Reports serves GET /v1/reports/{name} to coordinators; nil answers 503.
 	Reports Reports
+	// Keys stores each organisation's passphrase-wrapped age identity
+	// for /v1/keys/identity; nil answers 503.
+	Keys Store
 }
 
 // Server is the HTTP API: an http.Handler. It is safe for concurrent use.
@@ -658,6 +661,11 @@ func (s *Server) routes() {
 	})
 	s.route("/v1/webhooks/{id}/deliveries", get(authenticated, org, s.webhookDeliveries))
 	s.route("/v1/match", map[string]endpoint{http.MethodPost: {access: authenticated, roles: []Role{RoleOrganisation, RoleCoordinator}, h: s.postMatch}})
+
+	s.route("/v1/keys/identity", map[string]endpoint{
+		http.MethodGet: {access: authenticated, roles: org, h: s.getIdentity},
+		http.MethodPut: {access: authenticated, roles: org, h: s.putIdentity},
+	})
 
 	s.route("/v1/reports/{name...}", get(authenticated, []Role{RoleCoordinator}, s.getReport))
 

@@ -32,6 +32,12 @@ const (
 	// BucketWebhooks holds webhook registrations (with their signing
 	// secrets), cursors and delivery logs.
 	BucketWebhooks = wire.BucketWebhooks
+	// BucketKeys holds each organisation's age identity wrapped by its
+	// passphrase in the browser: the server cannot open it.
+	BucketKeys = wire.BucketKeys
+	// KeysMaxBytes bounds the keys bucket: 16 MiB is some 16,000
+	// organisations' wrapped identities.
+	KeysMaxBytes int64 = 16 << 20
 )
 
 // Limits of the HTTP ports.
@@ -49,14 +55,15 @@ const (
 	rejectedLookback = DuplicatesDefault
 )
 
-// HTTPBucketConfigs returns the configuration of the tokens and webhooks
-// buckets for cfg with defaults applied: one revision per key (a revoked
+// HTTPBucketConfigs returns the configuration of the tokens, webhooks and
+// keys buckets for cfg with defaults applied: one revision per key (a revoked
 // token or deleted webhook leaves no readable history).
 func HTTPBucketConfigs(cfg StreamsConfig) []jetstream.KeyValueConfig {
 	cfg = cfg.WithDefaults()
 	return []jetstream.KeyValueConfig{
 		{Bucket: BucketTokens, Description: "HTTP API tokens (SHA-256 hashes only).", History: 1, MaxBytes: cfg.TokensMaxBytes, Storage: jetstream.FileStorage, Replicas: cfg.Replicas},
 		{Bucket: BucketWebhooks, Description: "Webhook registrations, cursors and delivery logs.", History: 1, MaxBytes: cfg.WebhooksMaxBytes, Storage: jetstream.FileStorage, Replicas: cfg.Replicas},
+		{Bucket: BucketKeys, Description: "Organisations' age identities, wrapped by a passphrase (the server cannot open them).", History: 1, MaxBytes: KeysMaxBytes, Storage: jetstream.FileStorage, Replicas: cfg.Replicas},
 	}
 }
 
@@ -66,6 +73,8 @@ type HTTPPorts struct {
 	Tokens *KVStore
 	// Webhooks is the store of webhooks (bucket [BucketWebhooks]).
 	Webhooks *KVStore
+	// Keys is the store of wrapped identities (bucket [BucketKeys]).
+	Keys *KVStore
 	// Commands publishes commands to INBOUND.
 	Commands *InboundSink
 	// Outcomes waits for the routing service's decisions.
@@ -104,6 +113,7 @@ func NewHTTPPorts(ctx context.Context, nc *nats.Conn, cfg StreamsConfig) (*HTTPP
 	return &HTTPPorts{
 		Tokens:   NewKVStore(kvs[0]),
 		Webhooks: NewKVStore(kvs[1]),
+		Keys:     NewKVStore(kvs[2]),
 		Commands: NewInboundSink(js),
 		Outcomes: NewCommandOutcomes(js),
 		Timeline: NewReferralTimeline(bus),

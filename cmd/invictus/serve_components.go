@@ -316,6 +316,7 @@ func (a *apiComponent) Start(ctx context.Context) error {
 			Stats:     ports.Stats,
 			Metrics:   a.metrics,
 			Reports:   a.reports.source(),
+			Keys:      ports.Keys,
 		}, a.apiConfig())
 	}
 	if err == nil {

@@ -44,6 +44,10 @@ const (
 	BucketTokens = "tokens"
 	// BucketWebhooks holds webhook registrations, cursors and logs.
 	BucketWebhooks = "webhooks"
+	// BucketKeys holds organisations' age identities wrapped by a
+	// passphrase (the server cannot open them) and the public intake's
+	// sealed envelopes until their handover.
+	BucketKeys = "keys"
 	// BucketEmail holds the e-mail adapter's state.
 	BucketEmail = "email"
 	// BucketEmailMarks holds used action links and sent messages.
