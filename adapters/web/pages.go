@@ -20,6 +20,7 @@ func (s *Server) funcs(lang string) template.FuncMap {
 		"static": s.staticURL,
 		"add":    func(a, b int) int { return a + b },
 		"join":   strings.Join,
+		"has":    func(xs []string, x string) bool { return slices.Contains(xs, x) },
 		// form passes the search form its page, action and button text.
 		"form": func(pg *pageData, action, submit string) any {
 			return struct {

@@ -391,6 +391,9 @@ type result struct {
 	Waitlist, Full        bool
 	Illustrative          bool
 	Synthetic             bool
+	// Ask is the address of the page that asks the service to contact
+	// the visitor; empty when its organisation publishes no age key.
+	Ask string
 }
 
 type helpline struct{ Number, Tel, Name string }
@@ -401,6 +404,9 @@ func (s *Server) view(h hit, p Printer, now time.Time) result {
 	r := result{ID: sv.ID, Name: sv.Name, Description: sv.Description, OrgID: sv.Organisation, Org: orgName(h),
 		Interpreter: sv.InterpreterAvailable, Always: sv.Hours.Always, OpenNow: sv.Hours.OpenAt(now), Remote: sv.Area.Remote,
 		Waitlist: sv.Capacity.Status == "waitlist", Full: sv.Capacity.Status == "full"}
+	if h.org != nil && h.org.AgeRecipient != "" {
+		r.Ask = "/" + p.lang + "/ask?service=" + url.QueryEscape(sv.ID)
+	}
 	for _, n := range sv.Needs {
 		r.Needs = append(r.Needs, s.tax.Label("needs", n, p.lang))
 	}

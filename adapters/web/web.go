@@ -21,6 +21,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/schemas"
 )
@@ -55,6 +57,18 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock of "open now". Default time.Now.
 	Now func() time.Time
+	// SearchRate and SearchBurst bound the searches (find, map) of one
+	// client address: per second on average, and at once. Defaults
+	// [SearchRateDefault], [SearchBurstDefault].
+	SearchRate  float64
+	SearchBurst int
+	// AskRate and AskBurst bound the requests to be contacted of one
+	// client address. Defaults [AskRateDefault], [AskBurstDefault].
+	AskRate  float64
+	AskBurst int
+	// Registerer receives the pages' metrics (rate-limited requests,
+	// requests to be contacted). Default: none registered.
+	Registerer prometheus.Registerer
 }
 
 // WithDefaults returns a copy of c with every unset field given its default.
@@ -74,6 +88,18 @@ func (c Config) WithDefaults() Config {
 	if c.Now == nil {
 		c.Now = time.Now
 	}
+	if c.SearchRate == 0 {
+		c.SearchRate = SearchRateDefault
+	}
+	if c.SearchBurst == 0 {
+		c.SearchBurst = SearchBurstDefault
+	}
+	if c.AskRate == 0 {
+		c.AskRate = AskRateDefault
+	}
+	if c.AskBurst == 0 {
+		c.AskBurst = AskBurstDefault
+	}
 	return c
 }
 
@@ -88,6 +114,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("web: Config.PerPage %d must be from 1 to 200", c.PerPage)
 	case c.NearRadiusKm <= 0 || c.NearRadiusKm > 500:
 		return fmt.Errorf("web: Config.NearRadiusKm %g must be above 0 and at most 500", c.NearRadiusKm)
+	case c.SearchRate < 0 || c.SearchBurst < 1:
+		return fmt.Errorf("web: Config.SearchRate %g and SearchBurst %d must be positive", c.SearchRate, c.SearchBurst)
+	case c.AskRate < 0 || c.AskBurst < 1:
+		return fmt.Errorf("web: Config.AskRate %g and AskBurst %d must be positive", c.AskRate, c.AskBurst)
 	}
 	return nil
 }
@@ -98,27 +128,33 @@ type Directory interface {
 	Snapshot() *directory.Index
 }
 
-// Deps are the ports the pages read. Directory is required.
+// Deps are the ports the pages use. Directory is required; without
+// Intake the self-referral page explains that this node does not take
+// requests to be contacted.
 type Deps struct {
 	Directory Directory
+	Intake    Intake
 }
 
 // Server serves the public pages: an http.Handler, safe for concurrent
 // use. It keeps nothing about a visitor: no cookie, no session, no log
 // line per request.
 type Server struct {
-	deps    Deps
-	cfg     Config
-	log     *slog.Logger
-	cat     *Catalog
-	tax     *schemas.Taxonomy
-	tmpl    *engine
-	static  map[string]*staticFile
-	rights  map[string]*rightsDoc
-	geo     *geography
-	places  *places
-	mux     *http.ServeMux
-	exitURL template.URL
+	deps     Deps
+	cfg      Config
+	log      *slog.Logger
+	cat      *Catalog
+	tax      *schemas.Taxonomy
+	tmpl     *engine
+	static   map[string]*staticFile
+	rights   map[string]*rightsDoc
+	geo      *geography
+	places   *places
+	mux      *http.ServeMux
+	exitURL  template.URL
+	metrics  *metrics
+	searches *limiters
+	asks     *limiters
 
 	cmu   sync.Mutex // guards cache
 	cache *snapData
@@ -153,6 +189,11 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		return nil, err
 	}
 	s.places = newPlaces()
+	if s.metrics, err = newMetrics(cfg.Registerer); err != nil {
+		return nil, fmt.Errorf("web: metrics: %w", err)
+	}
+	s.searches = newLimiters(cfg.SearchRate, cfg.SearchBurst, cfg.Now)
+	s.asks = newLimiters(cfg.AskRate, cfg.AskBurst, cfg.Now)
 	if s.tmpl, err = newEngine(s.funcs); err != nil {
 		return nil, err
 	}
@@ -166,8 +207,11 @@ func (s *Server) routes() {
 	for _, lang := range Languages {
 		p := "/" + lang
 		s.mux.HandleFunc("GET "+p+"/{$}", s.page(lang, s.home))
-		s.mux.HandleFunc(p+"/find", s.page(lang, s.find))
-		s.mux.HandleFunc(p+"/map", s.page(lang, s.mapPage))
+		s.mux.HandleFunc(p+"/find", s.limited(lang, limitFind, s.searches, s.page(lang, s.find)))
+		s.mux.HandleFunc(p+"/map", s.limited(lang, limitMap, s.searches, s.page(lang, s.mapPage)))
+		s.mux.HandleFunc("GET "+p+"/ask", s.page(lang, s.ask))
+		s.mux.HandleFunc("POST "+p+"/ask", s.limited(lang, limitAsk, s.asks, s.page(lang, s.ask)))
+		s.mux.HandleFunc("GET "+p+"/open", s.page(lang, s.open))
 		s.mux.HandleFunc("GET "+p+"/rights", s.page(lang, s.rightsIndex))
 		s.mux.HandleFunc("GET "+p+"/rights/{slug}", s.page(lang, s.right))
 		s.mux.HandleFunc("GET "+p+"/safety", s.page(lang, s.safety))
@@ -199,9 +243,16 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 // CSP returns the Content-Security-Policy of a page whose scripts carry
 // the nonce: nothing but this node's style sheet and the scripts the page
-// names with the nonce; no inline style, no third party, no framing.
-func CSP(nonce string) string {
-	return "default-src 'none'; script-src 'nonce-" + nonce + "'; style-src 'self'; img-src 'self'; " +
+// names with the nonce (and the modules they import, which inherit it);
+// no eval, no inline style, no third party, no framing. A page that
+// fetches from this node (connect true: the opener reads the wrapped
+// identity) may connect to 'self' and nowhere else.
+func CSP(nonce string, connect bool) string {
+	c := ""
+	if connect {
+		c = "connect-src 'self'; "
+	}
+	return "default-src 'none'; script-src 'nonce-" + nonce + "'; style-src 'self'; img-src 'self'; " + c +
 		"form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
 }
 
@@ -224,6 +275,11 @@ type pageData struct {
 	Langs   []langLink
 	Robots  string
 	Data    any
+	// Scripts are the page's own ES modules (static/<name>), loaded
+	// with the nonce.
+	Scripts []string
+	// Connect lets the page fetch from this node (CSP connect-src 'self').
+	Connect bool
 }
 
 // langLink is one entry of the language switcher: the same page in
@@ -275,7 +331,7 @@ func (s *Server) page(lang string, h handler) http.HandlerFunc {
 			return
 		}
 		h := w.Header()
-		h.Set("Content-Security-Policy", CSP(nonce))
+		h.Set("Content-Security-Policy", CSP(nonce, rq.pg.Connect))
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Content-Language", lang)
 		// Pages are never stored: on a shared device a cached page is a

@@ -1,0 +1,168 @@
+package web
+
+import (
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"math"
+	"net"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
+)
+
+// Defaults of the rate limits of the pages that search or send.
+const (
+	// SearchRateDefault is how many searches (find, map) one address may
+	// make per second, on average.
+	SearchRateDefault = 2.0
+	// SearchBurstDefault is how many it may make at once.
+	SearchBurstDefault = 20
+	// AskRateDefault is how many requests to be contacted one address may
+	// send per second, on average: one a minute.
+	AskRateDefault = 1.0 / 60
+	// AskBurstDefault is how many it may send at once.
+	AskBurstDefault = 3
+	// limiterIdle is how long an unused bucket is kept (a dropped bucket
+	// starts full, which an idle address has earned anyway).
+	limiterIdle = 10 * time.Minute
+)
+
+// Limited pages: the closed set of the metric's label "page".
+const (
+	limitFind = "find"
+	limitMap  = "map"
+	limitAsk  = "ask"
+)
+
+// limiters holds one token bucket per client address, and remembers the
+// address only as a keyed hash (the key is random and lives in memory
+// only), for at most limiterIdle after its last request: nothing that a
+// memory dump could turn back into an address list without the key.
+type limiters struct {
+	rate  rate.Limit
+	burst int
+	now   func() time.Time
+	key   [32]byte
+
+	mu    sync.Mutex
+	m     map[[16]byte]*limiterEntry
+	sweep time.Time
+}
+
+type limiterEntry struct {
+	lim  *rate.Limiter
+	last time.Time
+}
+
+func newLimiters(perSecond float64, burst int, now func() time.Time) *limiters {
+	l := &limiters{rate: rate.Limit(perSecond), burst: burst, now: now, m: map[[16]byte]*limiterEntry{}}
+	if _, err := rand.Read(l.key[:]); err != nil {
+		panic(err) // crypto/rand does not fail on supported platforms
+	}
+	return l
+}
+
+// allow takes a token from the bucket of r's address. When it is empty it
+// returns false and the whole seconds until a token is available.
+func (l *limiters) allow(r *http.Request) (bool, int) {
+	mac := hmac.New(sha256.New, l.key[:])
+	mac.Write([]byte(clientIP(r)))
+	var k [16]byte
+	copy(k[:], mac.Sum(nil))
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.sweep) > limiterIdle {
+		for key, e := range l.m {
+			if now.Sub(e.last) > limiterIdle {
+				delete(l.m, key)
+			}
+		}
+		l.sweep = now
+	}
+	e := l.m[k]
+	if e == nil {
+		e = &limiterEntry{lim: rate.NewLimiter(l.rate, l.burst)}
+		l.m[k] = e
+	}
+	e.last = now
+	res := e.lim.ReserveN(now, 1)
+	if !res.OK() {
+		return false, 1
+	}
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return false, int(math.Ceil(d.Seconds()))
+	}
+	return true, 0
+}
+
+// clientIP returns the host of the request's remote address. Proxies'
+// forwarding headers are not trusted.
+func clientIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+// metrics are the pages' counters: labelled only by the closed set of
+// limited pages, never by anything a visitor chose.
+type metrics struct {
+	limited *prometheus.CounterVec
+	asked   *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		limited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invictus_web_rate_limited_total",
+			Help: "Requests to the public pages answered 429 because their address sent too many, by page (find, map, ask).",
+		}, []string{"page"}),
+		asked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invictus_web_self_referrals_total",
+			Help: "Requests to be contacted sent from the public pages, by outcome (sent, invalid, failed).",
+		}, []string{"outcome"}),
+	}
+	for _, p := range []string{limitFind, limitMap, limitAsk} {
+		m.limited.WithLabelValues(p)
+	}
+	for _, o := range []string{"sent", "invalid", "failed"} {
+		m.asked.WithLabelValues(o)
+	}
+	if reg != nil {
+		for _, c := range []prometheus.Collector{m.limited, m.asked} {
+			if err := reg.Register(c); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return m, nil
+}
+
+// limited wraps a page with its address's rate limit: when the bucket is
+// empty it answers 429 with Retry-After and a short page in the
+// visitor's language, and counts it.
+func (s *Server) limited(lang, page string, l *limiters, h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		ok, wait := l.allow(r)
+		if ok {
+			h(w, r)
+			return
+		}
+		s.metrics.limited.WithLabelValues(page).Inc()
+		w.Header().Set("Retry-After", strconv.Itoa(wait))
+		s.page(lang, func(_ http.ResponseWriter, _ *http.Request, rq *request) (string, int, error) {
+			rq.pg.Title = rq.p.T("limit.title")
+			rq.pg.Robots = "noindex"
+			rq.pg.Data = wait
+			return "limited", http.StatusTooManyRequests, nil
+		})(w, r)
+	}
+}
