@@ -59,10 +59,6 @@ type Intake interface {
 // read and refused.
 var ErrIntakeRefused = errors.New("web: the request to be contacted was refused")
 
-// askChannels are the ways a victim may ask to be contacted, in the
-// order the form offers them.
-var askChannels = []string{"phone", "email", "chat", "video", "in_person"}
-
 // askData is what the self-referral page shows.
 type askData struct {
 	Service   *directory.Service
@@ -174,10 +170,10 @@ func (s *Server) askChoices(d *askData, svc *directory.Service, p Printer) {
 			d.Languages = append(d.Languages, choice{l.Code, l.NativeName})
 		}
 	}
-	for _, c := range askChannels {
-		if slices.Contains(svc.Channels, c) || c == "phone" || c == "email" {
-			d.Channels = append(d.Channels, choice{c, s.tax.Label("channels", c, p.lang)})
-		}
+	// Only the ways the service works: the routing service holds a
+	// referral to the channel asked for.
+	for _, c := range svc.Channels {
+		d.Channels = append(d.Channels, choice{c, s.tax.Label("channels", c, p.lang)})
 	}
 	for _, a := range []string{"child", "youth", "adult", "older"} {
 		d.AgeBands = append(d.AgeBands, choice{a, p.T("ask.age." + a)})

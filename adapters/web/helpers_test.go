@@ -72,3 +72,20 @@ func (b *bundle) do(t testing.TB, method, target string, form url.Values, hdr ma
 	b.srv.ServeHTTP(rec, req)
 	return response{StatusCode: rec.Code, Header: rec.Header()}, rec.Body.String()
 }
+
+// doFrom serves one request from the client address addr (host:port).
+func (b *bundle) doFrom(t testing.TB, method, target string, form url.Values, addr string) (response, string) {
+	t.Helper()
+	var body io.Reader
+	if form != nil {
+		body = strings.NewReader(form.Encode())
+	}
+	req := httptest.NewRequest(method, target, body)
+	req.RemoteAddr = addr
+	if form != nil {
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	}
+	rec := httptest.NewRecorder()
+	b.srv.ServeHTTP(rec, req)
+	return response{StatusCode: rec.Code, Header: rec.Header()}, rec.Body.String()
+}

@@ -24,6 +24,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
 )
 
 // Defaults and limits of `invictus serve`.
@@ -40,6 +41,8 @@ const (
 	// sends; serveSimulateRateMax bounds it.
 	serveSimulateRateDefault = 12.0
 	serveSimulateRateMax     = 6000.0
+	// demoPublicIntake is the public intake organisation of a demo node.
+	demoPublicIntake = "pt.public-intake"
 )
 
 // serveOptions are the settings of `invictus serve`: flags, environment,
@@ -57,6 +60,7 @@ type serveOptions struct {
 	demoSeed        int64
 	simulate        bool
 	simulateRate    float64
+	publicIntake    string
 	email           emailSettings
 	logs            logFlags
 	http            httpFlags
@@ -97,6 +101,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.Int64Var(&o.demoSeed, "demo-seed", serveDemoSeedDefault, "seed of the demo directory's synthetic offices")
 	fs.BoolVar(&o.simulate, "simulate", false, "with --demo: send realistic referral traffic between demo organisations")
 	fs.Float64Var(&o.simulateRate, "simulate-rate", serveSimulateRateDefault, "referrals per minute that --simulate sends")
+	fs.StringVar(&o.publicIntake, "public-intake", "", "take requests to be contacted from the public pages, as referrals from this pseudo-organisation (<cc>.<slug>, such as pt.public-intake; with --demo the default is "+demoPublicIntake+")")
 	fs.StringVar(&o.http.tls.cert, "tls-cert", "", "serve HTTPS: the PEM certificate (chain) of --listen; needs --tls-key")
 	fs.StringVar(&o.http.tls.key, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.IntVar(&o.http.maxInFlight, "http-max-in-flight", httpapi.MaxInFlightDefault, "HTTP requests handled at once; more are answered 503 with Retry-After (probes and /metrics excepted)")
@@ -122,6 +127,8 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 		return usageError{fmt.Errorf("--shutdown-timeout %s: must be positive", o.shutdownTimeout)}
 	case o.simulate && !o.demo:
 		return usageError{errors.New("--simulate needs --demo: it sends referrals as the demo organisations")}
+	case o.publicIntake != "" && !events.IsOrgID(o.publicIntake):
+		return usageError{fmt.Errorf("--public-intake %q: want an organisation id, <cc>.<slug> such as pt.public-intake", o.publicIntake)}
 	case o.simulateRate <= 0 || o.simulateRate > serveSimulateRateMax:
 		return usageError{fmt.Errorf("--simulate-rate %v: want more than 0 and at most %v referrals a minute", o.simulateRate, serveSimulateRateMax)}
 	case o.natsCreds != "" && o.natsURL == "":
@@ -335,9 +342,13 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 			TLS:          httpTLS,
 			Webhooks:     httpapi.WebhookConfig{AllowPrivate: o.http.allowPrivateWebhooks},
 		},
-		nats:   natsC,
-		logger: logger,
-		fail:   fail,
+		nats:      natsC,
+		intakeOrg: o.publicIntake,
+		logger:    logger,
+		fail:      fail,
+	}
+	if apiC.intakeOrg == "" && o.demo {
+		apiC.intakeOrg = demoPublicIntake
 	}
 	ready.add("nats", natsC.connected)
 	ready.add("streams", natsC.streamsEnsured)

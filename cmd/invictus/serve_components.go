@@ -19,6 +19,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/web"
 	"github.com/invictus-network/invictus/adapters/web/console"
 	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/intake"
 	"github.com/invictus-network/invictus/routing"
 )
 
@@ -279,12 +280,17 @@ type apiComponent struct {
 	// reports is the coordinators' read model, started before the API.
 	reports *reportsComponent
 
+	// intakeOrg, when set, takes requests to be contacted from the
+	// public pages as referrals of this pseudo-organisation.
+	intakeOrg string
+
 	api        *httpapi.Server
 	pages      *web.Server
 	console    *console.Server
 	http       *httpServer
 	webhooks   *background
 	tokenWatch *background
+	intake     *background
 }
 
 func (a *apiComponent) Name() string { return "http" }
@@ -319,8 +325,16 @@ func (a *apiComponent) Start(ctx context.Context) error {
 			Keys:      ports.Keys,
 		}, a.apiConfig())
 	}
+	var in *intake.Intake
+	if err == nil && a.intakeOrg != "" {
+		in, err = intake.New(ports.Commands, ports.Inbox, ports.Keys, intake.Config{Org: a.intakeOrg, Logger: a.logger})
+	}
 	if err == nil {
-		a.pages, err = web.New(web.Deps{Directory: a.view}, web.Config{Logger: a.logger})
+		deps := web.Deps{Directory: a.view}
+		if in != nil {
+			deps.Intake = webIntake{in}
+		}
+		a.pages, err = web.New(deps, web.Config{Logger: a.logger, Registerer: a.metrics.Registry})
 	}
 	if err == nil {
 		a.console, err = a.newConsole(ctx, ports)
@@ -348,13 +362,28 @@ func (a *apiComponent) Start(ctx context.Context) error {
 	if d := a.api.Dispatcher(); d != nil {
 		a.webhooks = startBackground("webhooks", a.fail, d.Run)
 	}
+	if in != nil {
+		a.intake = startBackground("intake", a.fail, in.Run)
+	}
 	return nil
+}
+
+// webIntake hands the public pages' requests to be contacted to the
+// intake.
+type webIntake struct{ in *intake.Intake }
+
+func (w webIntake) Refer(ctx context.Context, r web.SelfReferral) (string, error) {
+	return w.in.Refer(ctx, intake.Request{
+		Service: r.Service, Organisation: r.Organisation, Recipient: r.Recipient, Envelope: r.Envelope,
+		Needs: r.Needs, Country: r.Country, Language: r.Language, Channel: r.Channel,
+		AgeBand: r.AgeBand, Urgency: r.Urgency, ConsentAt: r.ConsentAt,
+	})
 }
 
 // Stop stops accepting requests, lets those in flight finish, then stops
 // the webhook dispatcher.
 func (a *apiComponent) Stop(ctx context.Context) error {
-	return errors.Join(a.http.shutdown(ctx), a.webhooks.stop(ctx), a.tokenWatch.stop(ctx))
+	return errors.Join(a.http.shutdown(ctx), a.webhooks.stop(ctx), a.tokenWatch.stop(ctx), a.intake.stop(ctx))
 }
 
 // newConsole builds the web console on the API's ports and its own
