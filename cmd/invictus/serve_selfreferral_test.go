@@ -1,0 +1,133 @@
+package main
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/invictus-network/invictus/adapters/httpapi"
+	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/seal"
+)
+
+// TestServeSelfReferral: on a demo node, a request to be contacted posted
+// to the public page (with an envelope sealed as the page's script seals
+// it) reaches the chosen organisation's inbox as an offer from the public
+// intake; once it accepts, the handover brings the envelope, which its
+// demo key opens. The node's log never holds the contact details.
+func TestServeSelfReferral(t *testing.T) {
+	data := t.TempDir()
+	p := serveInProcess(t, nil, "--data", data, "--demo")
+	const org = "pt.apav"
+	d, err := directory.Demo(serveDemoSeedDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var svc *directory.Service
+	for _, s := range d.ServicesOf(org) {
+		if len(s.Channels) > 0 && len(s.Languages) > 0 && len(s.Area.Countries) > 0 {
+			svc = s
+			break
+		}
+	}
+	if svc == nil {
+		t.Fatalf("no service of %s in the demo directory", org)
+	}
+	keyFile, err := os.ReadFile(filepath.Join(data, demoDir, demoKeysDir, org+demoKeyExt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	identity, err := seal.ParseIdentityFile(keyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recipient := ""
+	for _, line := range strings.Split(string(keyFile), "\n") {
+		if r, ok := strings.CutPrefix(line, "# public key: "); ok {
+			recipient = strings.TrimSpace(r)
+		}
+	}
+	var tokens map[string]string
+	b, err := os.ReadFile(filepath.Join(data, demoDir, demoTokensFile))
+	if err != nil || json.Unmarshal(b, &tokens) != nil {
+		t.Fatalf("demo tokens: %v", err)
+	}
+
+	const contact = "Joana Canary-91ab, +351 914 000 321"
+	envelope, err := seal.Seal(recipient, []byte(contact))
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"need": {svc.Needs[0]}, "country": {svc.Area.Countries[0]}, "language": {svc.Languages[0]},
+		"channel": {svc.Channels[0]}, "ageband": {"adult"}, "urgency": {"soon"}, "consent": {"yes"}, "envelope": {envelope}}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+p.HTTP+"/en/ask?service="+url.QueryEscape(svc.ID), strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `id="ask-sent"`) {
+		t.Fatalf("POST /en/ask: %d\n%s", resp.StatusCode, page)
+	}
+
+	// find returns the first delivery of org of type typ from the intake.
+	find := func(typ string) (httpapi.Delivery, bool) {
+		var pg httpapi.InboxPage
+		apiCall(t, http.MethodGet, "http://"+p.HTTP+"/v1/inbox?limit=1000", tokens[org], "", nil, &pg)
+		for _, dl := range pg.Deliveries {
+			if dl.Type == typ {
+				return dl, true
+			}
+		}
+		return httpapi.Delivery{}, false
+	}
+	var offered httpapi.Delivery
+	waitFor(t, 0, "the offer in the organisation's inbox", func() bool {
+		var ok bool
+		offered, ok = find(events.TypeReferralOffered)
+		return ok
+	})
+	var ev struct {
+		Data events.Offered `json:"data"`
+	}
+	if err := json.Unmarshal(offered.Event, &ev); err != nil {
+		t.Fatal(err)
+	}
+	if ev.Data.Referrer != demoPublicIntake || ev.Data.Organisation != org || !slices.Contains(ev.Data.Needs, svc.Needs[0]) {
+		t.Fatalf("offered %+v", ev.Data)
+	}
+	postCommand(t, p.HTTP, tokens[org], org, offered.Referral, &events.Accepted{Placement: ev.Data.Placement})
+	var handover httpapi.Delivery
+	waitFor(t, 0, "the handover in the organisation's inbox", func() bool {
+		var ok bool
+		handover, ok = find(events.TypeReferralHandover)
+		return ok
+	})
+	var hv struct {
+		Data events.Handover `json:"data"`
+	}
+	if err := json.Unmarshal(handover.Event, &hv); err != nil {
+		t.Fatal(err)
+	}
+	got, err := seal.Open(identity, hv.Data.Envelope)
+	if err != nil || string(got) != contact {
+		t.Fatalf("opened %q, %v", got, err)
+	}
+	for _, log := range []string{p.out.String(), p.errOut.String()} {
+		if strings.Contains(log, "Canary-91ab") || strings.Contains(log, "914 000") {
+			t.Error("the node's log holds the contact details")
+		}
+	}
+}
