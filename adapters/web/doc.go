@@ -53,7 +53,9 @@
 //	/<lang>/rights        the rights of Directive 2012/29/EU
 //	/<lang>/rights/<slug> one right in plain words, citing its article
 //	/<lang>/safety        browsing safely
-//	/static/<file>        style sheet and scripts
+//	/<lang>/ask?service=  ask a service to contact you (self-referral)
+//	/<lang>/open          organisations open a sealed case file in the browser
+//	/static/<file>        style sheet and scripts (age.js: age-encryption)
 //
 // The search reads the directory index through the same port as the API
 // ([Directory], satisfied by *directory.View): a point (a city of the
@@ -69,6 +71,20 @@
 // services is a link that zooms to it (?country=pt); a text list under
 // the map says the same for screen readers, and each marker links to its
 // entry.
+//
+// # Sealing in the browser
+//
+// static/age.js is the age-encryption package (typage), bundled once by
+// scripts/build-agejs.sh and committed. static/seal.js seals the text of
+// a textarea without a name attribute into a hidden "envelope" field
+// before a form with data-seal-to is posted, so that only ciphertext
+// leaves the page; the self-referral page uses it and hands the request
+// to [Intake] as a [SelfReferral]. static/open.js unlocks an
+// organisation's passphrase-wrapped identity (GET /v1/keys/identity of
+// the HTTP API, or this device's copy) and opens envelopes on the page.
+// docs/keys.md gives the reasons. Searches and requests to be contacted
+// are rate limited per client address, which is kept only as a keyed
+// hash for ten minutes ([SearchRateDefault], [AskRateDefault]).
 //
 // The rights texts are plain files, rights/<lang>.txt, one per language,
 // so that organisations can correct them by pull request.
