@@ -1,31 +1,3 @@
-// Package intake is the public intake source of a node: the pseudo-
-// organisation through which a victim who found a service on the public
-// pages asks it to contact her (self-referral, issue 11).
-//
-// A request travels as an ordinary referral: [Intake.Refer] submits a
-// referral.requested from the intake organisation ([Config.Org], which
-// has no services and never receives an offer) with the needs she chose,
-// her country, language, channel, age band and urgency (codes only), the
-// consent she gave on the page (method digital, recorded by
-// [RecordedBy]) and the chosen organisation as the preferred one, so the
-// routing service plans, offers and applies deadlines as for any
-// referral. Her contact details are not in it: they were sealed in her
-// browser to the chosen organisation's age recipient, and the node keeps
-// that envelope (which it cannot open) in [Store] under the referral id.
-//
-// [Intake.Run] follows the intake organisation's deliveries. When the
-// chosen organisation accepts a placement, it sends the envelope as that
-// placement's referral.handover and forgets it; the handover reaches the
-// accepting organisation only. When another organisation accepts (the
-// chosen one declined or let its offer expire), the envelope, sealed to
-// the chosen organisation alone, cannot be handed over: it is forgotten
-// and that organisation learns of the request without a way to contact
-// her, which the caseworker sees from the missing handover. When the
-// referral ends unmatched, withdrawn or erased, the envelope is
-// forgotten too.
-//
-// Nothing here names the victim: the routing payload is codes; the
-// envelope is ciphertext; the logs say referral ids and outcomes only.
 package intake
 
 import (
@@ -217,19 +189,41 @@ func payloadOf[T any](p events.Payload) (T, bool) {
 }
 
 // Run follows the intake organisation's deliveries from the stored
-// cursor until ctx ends (it returns nil then), handing envelopes over as
-// placements are accepted. It returns a port's error otherwise.
+// cursor until ctx ends, handing envelopes over as placements are
+// accepted. A failing port is logged and the follow starts again from
+// the stored cursor after a pause (1 s, doubling up to [RetryMax]), so a
+// store or stream that is briefly unavailable stops nothing. It returns
+// nil when ctx ends.
 func (i *Intake) Run(ctx context.Context) error {
-	var after uint64
-	if b, err := i.get(ctx, cursorKey); err == nil {
-		after, _ = strconv.ParseUint(string(b), 10, 64)
-	} else if !errors.Is(err, fs.ErrNotExist) {
-		if ctx.Err() != nil {
-			return nil
+	wait := time.Second
+	for {
+		if err := i.follow(ctx); ctx.Err() == nil {
+			i.log.WarnContext(ctx, "intake: following deliveries failed; starting again", slog.Any("error", err), slog.Duration("after", wait))
 		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, RetryMax)
+	}
+}
+
+// RetryMax bounds the pause before [Intake.Run] follows again.
+const RetryMax = 30 * time.Second
+
+// follow reads deliveries from the stored cursor until ctx ends or a
+// port fails.
+func (i *Intake) follow(ctx context.Context) error {
+	var after uint64
+	b, err := i.get(ctx, cursorKey)
+	switch {
+	case err == nil:
+		after, _ = strconv.ParseUint(string(b), 10, 64)
+	case !errors.Is(err, fs.ErrNotExist):
 		return err
 	}
-	err := i.deliv.Follow(ctx, i.cfg.Org, after, func(seq uint64, m events.Message) error {
+	return i.deliv.Follow(ctx, i.cfg.Org, after, func(seq uint64, m events.Message) error {
 		if err := i.handle(ctx, m); err != nil {
 			return err
 		}
@@ -237,10 +231,6 @@ func (i *Intake) Run(ctx context.Context) error {
 		defer cancel()
 		return i.store.Put(sctx, cursorKey, []byte(strconv.FormatUint(seq, 10)))
 	})
-	if ctx.Err() != nil {
-		return nil
-	}
-	return err
 }
 
 func (i *Intake) get(ctx context.Context, key string) ([]byte, error) {
