@@ -319,8 +319,8 @@ func TestStreamsAreBounded(t *testing.T) {
 			t.Errorf("%s discards %v, want DiscardNew", name, c.Discard)
 		}
 	}
-	if n != 8 {
-		t.Errorf("%d streams, want the five and three buckets", n)
+	if n != 9 {
+		t.Errorf("%d streams, want the five and four buckets (directory, tokens, webhooks, keys)", n)
 	}
 
 	t.Run("INBOUND refuses one organisation's command beyond its limit", func(t *testing.T) {
