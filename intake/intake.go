@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/wire"
 )
 
 // RecordedBy is the consent's recorded_by of every self-referral: the
@@ -153,7 +154,7 @@ func (i *Intake) submit(ctx context.Context, ev event.Event) error {
 	if err != nil {
 		return fmt.Errorf("intake: %w", err)
 	}
-	m, err := events.ToNATS(subject, ev)
+	m, err := wire.Command(subject, ev)
 	if err != nil {
 		return fmt.Errorf("intake: encode: %w", err)
 	}
