@@ -244,10 +244,14 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // CSP returns the Content-Security-Policy of a page whose scripts carry
 // the nonce: nothing but this node's style sheet and the scripts the page
 // names with the nonce (and the modules they import, which inherit it);
-// no eval, no inline style, no third party, no framing. A page that
-// fetches from this node (connect true: the opener reads the wrapped
-// identity) may connect to 'self' and nowhere else.
-func CSP(nonce string, connect bool) string {
+// no eval, no inline style, no third party, no framing.
+func CSP(nonce string) string { return csp(nonce, false) }
+
+// CSPConnect is [CSP] for a page that fetches from this node (the opener
+// reads the wrapped identity): it may connect to 'self' and nowhere else.
+func CSPConnect(nonce string) string { return csp(nonce, true) }
+
+func csp(nonce string, connect bool) string {
 	c := ""
 	if connect {
 		c = "connect-src 'self'; "
@@ -331,7 +335,7 @@ func (s *Server) page(lang string, h handler) http.HandlerFunc {
 			return
 		}
 		h := w.Header()
-		h.Set("Content-Security-Policy", CSP(nonce, rq.pg.Connect))
+		h.Set("Content-Security-Policy", csp(nonce, rq.pg.Connect))
 		h.Set("Content-Type", "text/html; charset=utf-8")
 		h.Set("Content-Language", lang)
 		// Pages are never stored: on a shared device a cached page is a
