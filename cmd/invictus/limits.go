@@ -30,6 +30,7 @@ type limitOptions struct {
 	webhooksMaxBytes      sizeValue
 	natsMaxStore          sizeValue
 	storeMinFree          sizeValue
+	replicas              int
 }
 
 // addFlags registers the flags on fs with natsjs's defaults.
@@ -50,6 +51,7 @@ func (o *limitOptions) addFlags(fs *pflag.FlagSet) {
 	size(&o.directoryMaxBytes, natsjs.DirectoryMaxBytesDefault, "directory-max-bytes", "bound on the directory bucket")
 	size(&o.tokensMaxBytes, natsjs.TokensMaxBytesDefault, "tokens-max-bytes", "bound on the tokens bucket")
 	size(&o.webhooksMaxBytes, natsjs.WebhooksMaxBytesDefault, "webhooks-max-bytes", "bound on the webhooks bucket")
+	fs.IntVar(&o.replicas, "nats-replicas", natsjs.ReplicasDefault, "replicas of every stream and bucket: 1 on one server, 3 (or 5) on a cluster (--nats-url); existing streams are scaled to it at start")
 	size(&o.natsMaxStore, 0, "nats-max-store", "bound on the embedded server's JetStream store; 0 is three quarters of the disk's free space at start; the bounds above are reserved from it")
 	size(&o.storeMinFree, natsjs.MinFreeDefault, "store-min-free", "free space the data directory's disk must keep; below it the node is not ready")
 }
@@ -69,6 +71,7 @@ func (o *limitOptions) streams() natsjs.StreamsConfig {
 		return n
 	}
 	return natsjs.StreamsConfig{
+		Replicas:          o.replicas,
 		Inbound:           natsjs.StreamLimits{MaxBytes: int64(o.inboundMaxBytes), MaxMsgsPerSubject: perSubject(o.inboundMaxPerOrg)},
 		Referrals:         natsjs.StreamLimits{MaxBytes: int64(o.referralsMaxBytes), MaxAge: age(o.referralsMaxAge)},
 		Delivery:          natsjs.StreamLimits{MaxBytes: int64(o.deliveryMaxBytes), MaxMsgsPerSubject: perSubject(o.deliveryMaxPerSubject)},

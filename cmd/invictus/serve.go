@@ -149,6 +149,8 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 		return usageError{fmt.Errorf("--http-read-timeout %s and --http-idle-timeout %s: must be positive", o.http.readTimeout, o.http.idleTimeout)}
 	case o.http.writeTimeout <= httpapi.MaxWaitDefault:
 		return usageError{fmt.Errorf("--http-write-timeout %s: must be more than the longest ?wait=, %s", o.http.writeTimeout, httpapi.MaxWaitDefault)}
+	case o.natsURL == "" && o.limits.replicas != natsjs.ReplicasDefault:
+		return usageError{fmt.Errorf("--nats-replicas %d is for a cluster (--nats-url); the embedded server is one node", o.limits.replicas)}
 	case o.natsURL != "" && (settings["nats-max-store"].Source != sourceDefault || settings["store-min-free"].Source != sourceDefault):
 		return usageError{errors.New("--nats-max-store and --store-min-free are for the embedded server; with --nats-url its operator sets them")}
 	}
@@ -369,6 +371,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	components = append(components, dirC, provC, routeC, reportsC)
 	if o.email.enabled() {
 		// Before the API, which mounts its link pages at /mail/.
+		o.email.replicas = o.limits.replicas
 		emailC := &emailComponent{settings: o.email, conn: natsC.adminConn, view: view, reg: metrics.Registry, logger: logger, fail: fail}
 		apiC.mail = emailC
 		components = append(components, emailC)

@@ -33,6 +33,8 @@ type emailSettings struct {
 	smtpURL   string
 	from      string
 	publicURL string
+	// replicas of the e-mail buckets: serve's --nats-replicas.
+	replicas int
 }
 
 // addFlags registers the e-mail flags on fs; --smtp-url is a secret (it
@@ -94,7 +96,7 @@ func startEmail(ctx context.Context, nc *nats.Conn, view *directory.View, s emai
 	if err != nil {
 		return nil, fmt.Errorf("email: %w", err)
 	}
-	state, marks, err := natsjs.EnsureEmailBuckets(ctx, js, natsjs.StreamsConfig{})
+	state, marks, err := natsjs.EnsureEmailBuckets(ctx, js, natsjs.StreamsConfig{Replicas: s.replicas})
 	if err != nil {
 		return nil, fmt.Errorf("email: %w", err)
 	}
