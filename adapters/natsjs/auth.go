@@ -54,6 +54,10 @@ const (
 	UserAdmin = "admin"
 	// UserRouting names the routing service's key.
 	UserRouting = "routing"
+	// UserSys names the operators' key in the system account of an
+	// external server or cluster (deploy/nats): `nats server info` and
+	// the JetStream reports. The embedded server does not use it.
+	UserSys = "sys"
 	// KeysDir is the directory, under the data directory, that holds the
 	// seeds, one file <name>.nk per user, mode 0600.
 	KeysDir = "keys"
@@ -351,10 +355,10 @@ func NewKeyStore(dir string) (*KeyStore, error) {
 // checkName accepts the service users and organisation ids: nothing that
 // could leave the directory.
 func checkName(name string) error {
-	if name == UserAdmin || name == UserRouting || events.IsOrgID(name) {
+	if name == UserAdmin || name == UserRouting || name == UserSys || events.IsOrgID(name) {
 		return nil
 	}
-	return fmt.Errorf("%w: %q is neither %q, %q nor an organisation id", ErrAuth, name, UserAdmin, UserRouting)
+	return fmt.Errorf("%w: %q is neither %q, %q, %q nor an organisation id", ErrAuth, name, UserAdmin, UserRouting, UserSys)
 }
 
 // Path returns the seed file of user name, whether it exists or not.

@@ -31,7 +31,8 @@ func newCredsCmd(out, errOut io.Writer) *cobra.Command {
 		Use:   "creds ORG",
 		Short: "Write the NATS credentials (nkey seed file) of an organisation",
 		Long: "Creds writes the NATS credentials of organisation ORG (or of the \"admin\" or\n" +
-			"\"routing\" user) from the node's key store, DATA/keys/ORG.nk, creating the key if\n" +
+			"\"routing\" user, or of \"sys\", the operators' system-account user of a cluster\n" +
+			"configured from deploy/nats) from the node's key store, DATA/keys/ORG.nk, creating the key if\n" +
 			"there is none yet (a running node accepts a new key once it reloads or restarts).\n" +
 			"Give the file to the organisation's IT person: whoever holds it acts as ORG.\n\n" +
 			"The file is an nkey seed file, the standard credential of a NATS server that\n" +
@@ -43,6 +44,7 @@ func newCredsCmd(out, errOut io.Writer) *cobra.Command {
 			"The organisation may subscribe only below its inbox prefix, so clients must set it.\n\n" + exitCodesHelp,
 		Example: "  invictus creds pt.apav --data ./data -o pt.apav.nk\n" +
 			"  invictus creds admin --data ./data -o admin.nk\n" +
+			"  invictus creds sys --data ./secrets --json | jq -r .public_key\n" +
 			"  invictus creds fi.riku --json | jq -r .public_key",
 		Args: cobra.ExactArgs(1),
 	}
@@ -51,8 +53,8 @@ func newCredsCmd(out, errOut io.Writer) *cobra.Command {
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print JSON")
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
 		user := args[0]
-		if user != natsjs.UserAdmin && user != natsjs.UserRouting && !events.IsOrgID(user) {
-			return usageError{fmt.Errorf("%q is not an organisation id (such as pt.apav), %q or %q", user, natsjs.UserAdmin, natsjs.UserRouting)}
+		if user != natsjs.UserAdmin && user != natsjs.UserRouting && user != natsjs.UserSys && !events.IsOrgID(user) {
+			return usageError{fmt.Errorf("%q is not an organisation id (such as pt.apav), %q, %q or %q", user, natsjs.UserAdmin, natsjs.UserRouting, natsjs.UserSys)}
 		}
 		keys, err := keyStoreOf(data)
 		if err != nil {
