@@ -13,6 +13,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
@@ -360,7 +361,27 @@ func (a *apiComponent) Start(ctx context.Context) error {
 	a.tokenWatch = startBackground("tokens", a.fail, a.api.Tokens().Follow)
 	a.http = serveHTTP(a.api.Listener(ln), a.api.HTTPServer(mux), a.fail)
 	if d := a.api.Dispatcher(); d != nil {
-		a.webhooks = startBackground("webhooks", a.fail, d.Run)
+		// One instance of those sharing a cluster delivers the webhooks.
+		js, err := jetstream.New(a.conn())
+		var lease *natsjs.Lease
+		if err == nil {
+			lease, err = natsjs.EnsureLease(ctx, js, a.nats.streams, natsjs.LeaseConfig{Name: natsjs.LeaseWebhooks, Logger: a.logger})
+		}
+		if err == nil {
+			err = a.metrics.Registry.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+				Name: "invictus_webhooks_lease_held",
+				Help: "1 while this instance holds the webhook lease and delivers webhooks.",
+			}, func() float64 {
+				if lease.Held() {
+					return 1
+				}
+				return 0
+			}))
+		}
+		if err != nil {
+			return errors.Join(fmt.Errorf("http api: %w", err), a.http.shutdown(ctx))
+		}
+		a.webhooks = startBackground("webhooks", a.fail, func(ctx context.Context) error { return lease.Run(ctx, d.Run) })
 	}
 	if in != nil {
 		a.intake = startBackground("intake", a.fail, in.Run)
