@@ -129,6 +129,9 @@ func newRootCmd(out, errOut io.Writer) *cobra.Command {
 		newOpenAPICmd(out),
 		newTaxonomyCmd(out),
 		newProfileCmd(out),
+		newProbeCmd(out),
+		newBackupCmd(out, errOut),
+		newRestoreCmd(out, errOut),
 	)
 
 	// Unknown subcommands and stray arguments are usage errors too.
