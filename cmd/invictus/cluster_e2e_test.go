@@ -1,0 +1,454 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invictus-network/invictus/adapters/httpapi"
+	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/mailpit"
+)
+
+// testCluster is a 3-node NATS cluster started in process from
+// deploy/nats/cluster.conf, on free ports.
+type testCluster struct {
+	servers []*server.Server
+	keys    *natsjs.KeyStore
+	url     string // every node's client URL, comma-separated
+}
+
+// startCluster starts the nodes of deploy/nats/cluster.conf. The file's
+// settings come from the environment, as on a real node (so the test
+// sets it, and cannot be parallel); the ports and store are the test's.
+func startCluster(t *testing.T) *testCluster {
+	t.Helper()
+	keys, err := natsjs.NewKeyStore(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminPub, err := keys.Ensure(natsjs.UserAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sysPub, err := keys.Ensure(natsjs.UserSys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 3
+	var clients, routes []string
+	for range n {
+		clients = append(clients, freeAddr(t))
+		routes = append(routes, "nats://"+freeAddr(t))
+	}
+	t.Setenv("INVICTUS_NATS_NKEY", adminPub)
+	t.Setenv("NATS_SYS_NKEY", sysPub)
+	t.Setenv("NATS_ROUTES", "["+strings.Join(routes, ", ")+"]")
+	c := &testCluster{keys: keys}
+	for i := range n {
+		t.Setenv("NATS_SERVER_NAME", "nats-"+string(rune('1'+i)))
+		opts, err := server.ProcessConfigFile(filepath.Join(deployDir, "nats", "cluster.conf"))
+		if err != nil {
+			t.Fatalf("deploy/nats/cluster.conf: %v", err)
+		}
+		if opts.ServerName != "nats-"+string(rune('1'+i)) || len(opts.Routes) != n || opts.Cluster.Name != "invictus" || opts.SystemAccount != "SYS" {
+			t.Fatalf("cluster.conf read as %s routes %v cluster %q system %q", opts.ServerName, opts.Routes, opts.Cluster.Name, opts.SystemAccount)
+		}
+		// The test's ports and store; the rest is the file's.
+		host, port := splitAddr(t, clients[i])
+		opts.Host, opts.Port = host, port
+		_, cport := splitAddr(t, strings.TrimPrefix(routes[i], "nats://"))
+		opts.Cluster.Host, opts.Cluster.Port = host, cport
+		opts.LeafNode.Host, opts.LeafNode.Port = host, -1
+		opts.HTTPPort = 0
+		opts.StoreDir = t.TempDir()
+		opts.NoSigs, opts.NoLog = true, true
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		c.servers = append(c.servers, s)
+		t.Cleanup(func() {
+			s.Shutdown()
+			s.WaitForShutdown()
+		})
+		clients[i] = "nats://" + clients[i]
+	}
+	for _, s := range c.servers {
+		if !s.ReadyForConnections(60 * time.Second) {
+			t.Fatalf("%s not ready", s.Name())
+		}
+	}
+	c.url = strings.Join(clients, ",")
+	// Ready when JetStream has a meta leader: a stream can be made.
+	nc := c.connect(t, natsjs.UserAdmin)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 0, "the JetStream meta leader", func() bool {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		_, err := js.AccountInfo(ctx)
+		return err == nil
+	})
+	return c
+}
+
+// connect connects to the cluster as user (admin or sys).
+func (c *testCluster) connect(t *testing.T, user string) *nats.Conn {
+	t.Helper()
+	opt, err := c.keys.ConnectOption(user)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(c.url, opt, nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+func splitAddr(t *testing.T, addr string) (string, int) {
+	t.Helper()
+	host, port, ok := strings.Cut(addr, ":")
+	if !ok {
+		t.Fatalf("address %q", addr)
+	}
+	p, err := strconv.Atoi(port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return host, p
+}
+
+// webhookReceiver counts the webhook requests it receives by webhook-id,
+// and the offers by referral.
+type webhookReceiver struct {
+	srv *httptest.Server
+
+	mu     sync.Mutex
+	byID   map[string]int
+	offers map[string]int
+}
+
+func newWebhookReceiver(t *testing.T) *webhookReceiver {
+	r := &webhookReceiver{byID: map[string]int{}, offers: map[string]int{}}
+	r.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		r.mu.Lock()
+		r.byID[req.Header.Get(httpapi.HeaderWebhookID)]++
+		if strings.HasSuffix(req.Header.Get("ce-type"), "referral.offered.v1") {
+			r.offers[req.Header.Get("ce-subject")]++
+		}
+		r.mu.Unlock()
+		w.WriteHeader(http.StatusNoContent)
+	}))
+	t.Cleanup(r.srv.Close)
+	return r
+}
+
+// offered is how many referrals have had their offer delivered.
+func (r *webhookReceiver) offered() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return len(r.offers)
+}
+
+// leaseHolder reads the holder of lease name from the cluster.
+func leaseHolder(t *testing.T, js jetstream.JetStream, name string) string {
+	t.Helper()
+	kv, err := js.KeyValue(t.Context(), natsjs.BucketLeases)
+	if err != nil {
+		return ""
+	}
+	e, err := kv.Get(t.Context(), name)
+	if err != nil {
+		return ""
+	}
+	var v struct {
+		Holder  string    `json:"holder"`
+		Expires time.Time `json:"expires"`
+	}
+	if json.Unmarshal(e.Value(), &v) != nil || time.Now().After(v.Expires) {
+		return ""
+	}
+	return v.Holder
+}
+
+// TestClusterTakeover runs two serve instances on the 3-node cluster of
+// deploy/nats/cluster.conf with R3 streams. One of them holds the webhook
+// lease and delivers; it is killed with SIGKILL; the other takes over,
+// and every webhook is delivered once.
+func TestClusterTakeover(t *testing.T) {
+	c := startCluster(t)
+	mp := mailpit.Start(t)
+	creds := c.keys.Path(natsjs.UserAdmin)
+	args := []string{"--nats-url", c.url, "--nats-creds", creds, "--nats-replicas", "3", "--allow-private-webhooks",
+		"--smtp-url", mp.URL(), "--mail-from", "INVICTUS <referrals@cluster.test>", "--public-url", "http://cluster.test"}
+	nodes := []*node{startNode(t, t.TempDir(), args...), startNode(t, t.TempDir(), args...)}
+
+	nc := c.connect(t, natsjs.UserAdmin)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every stream and bucket is R3 on the cluster.
+	for _, name := range []string{natsjs.StreamInbound, natsjs.StreamReferrals, natsjs.StreamDelivery, natsjs.StreamTimers, natsjs.StreamDLQ, "KV_" + natsjs.BucketLeases, "KV_" + natsjs.BucketWebhooks, "KV_" + natsjs.BucketEmail} {
+		s, err := js.Stream(t.Context(), name)
+		if err != nil {
+			t.Fatalf("stream %s: %v", name, err)
+		}
+		if info := s.CachedInfo(); info.Config.Replicas != 3 || info.Cluster == nil || len(info.Cluster.Replicas) != 2 {
+			t.Errorf("stream %s: %d replicas, cluster %+v; want R3", name, info.Config.Replicas, info.Cluster)
+		}
+	}
+	// The system-account user of cluster.conf reaches the server's API.
+	sys := c.connect(t, natsjs.UserSys)
+	if _, err := sys.Request("$SYS.REQ.SERVER.PING", nil, 10*time.Second); err != nil {
+		t.Errorf("the sys user's server ping: %v", err)
+	}
+
+	ref, recv := "pt."+uniqueSlug("cl-ref"), "pt."+uniqueSlug("cl-recv")
+	tokens := provisionTestOrgs(t, nc, testOrgsDirectory(t, ref, recv), false)
+
+	// One instance holds the webhook lease.
+	var holder, other *node
+	waitFor(t, 0, "a webhook lease holder", func() bool {
+		h := leaseHolder(t, js, natsjs.LeaseWebhooks)
+		for i, n := range nodes {
+			if h != "" && strings.Contains(h, "/"+itoa(n.cmd.Process.Pid)+"/") {
+				holder, other = n, nodes[1-i]
+				return true
+			}
+		}
+		return false
+	})
+
+	rcv := newWebhookReceiver(t)
+	body, _ := json.Marshal(map[string]string{"url": rcv.srv.URL + "/hook"})
+	var hook httpapi.Webhook
+	if code := apiCall(t, http.MethodPost, "http://"+holder.HTTP+"/v1/webhooks", tokens[recv], "application/json", body, &hook); code != http.StatusCreated {
+		t.Fatalf("register webhook: %d", code)
+	}
+
+	refer := func(n *node, count int) []string {
+		var ids []string
+		for range count {
+			id := events.NewReferralID()
+			if res := postCommand(t, n.HTTP, tokens[ref], ref, id, testRequested(recv)); res.Status != httpapi.StatusAccepted {
+				t.Fatalf("referral.requested: %+v", res)
+			}
+			ids = append(ids, id)
+		}
+		return ids
+	}
+	const before, after = 10, 10
+	refer(other, before/2)
+	refer(holder, before-before/2)
+	waitFor(t, 0, "the webhooks of the first referrals", func() bool { return rcv.offered() == before })
+	// The kill comes once the holder has stored its cursor past them:
+	// a message in flight at the kill would be sent again (the same
+	// webhook-id, by which receivers drop it), which is not what this
+	// test is about.
+	wkv, err := js.KeyValue(t.Context(), natsjs.BucketWebhooks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 0, "the holder's webhook cursor", func() bool {
+		var log struct{ Deliveries []httpapi.WebhookAttempt }
+		apiCall(t, http.MethodGet, "http://"+holder.HTTP+"/v1/webhooks/"+hook.ID+"/deliveries", tokens[recv], "", nil, &log)
+		var last uint64
+		for _, a := range log.Deliveries {
+			last = max(last, a.Seq)
+		}
+		e, err := wkv.Get(t.Context(), "cursor."+hook.ID)
+		if err != nil {
+			return false
+		}
+		cur, err := strconv.ParseUint(string(e.Value()), 10, 64)
+		return err == nil && last > 0 && cur >= last
+	})
+
+	// The holder dies without releasing anything.
+	if err := holder.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	<-holder.exited
+	refer(other, after)
+	waitFor(t, 0, "the survivor to take the lease over", func() bool {
+		return strings.Contains(leaseHolder(t, js, natsjs.LeaseWebhooks), "/"+itoa(other.cmd.Process.Pid)+"/")
+	})
+	waitFor(t, 0, "the webhooks of the referrals after the kill", func() bool { return rcv.offered() == before+after })
+
+	rcv.mu.Lock()
+	defer rcv.mu.Unlock()
+	for id, n := range rcv.byID {
+		if n != 1 {
+			t.Errorf("webhook %s delivered %d times", id, n)
+		}
+	}
+	for ref, n := range rcv.offers {
+		if n != 1 {
+			t.Errorf("the offer of %s delivered %d times", ref, n)
+		}
+	}
+	t.Logf("%d webhooks, each once; %d referrals' offers (%d before the kill, %d after)", len(rcv.byID), len(rcv.offers), before, after)
+	checkDashboard(t, other)
+	if code := other.stop(); code != 0 {
+		t.Errorf("survivor exit code %d\n%s", code, other.stderr)
+	}
+}
+
+func itoa(n int) string { return strconv.Itoa(n) }
+
+// checkDashboard fails for a metric that deploy/grafana/invictus.json
+// queries and the node's /metrics lacks.
+func checkDashboard(t *testing.T, n *node) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(deployDir, "grafana", "invictus.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Title  string `json:"title"`
+		Panels []struct {
+			Title   string `json:"title"`
+			Targets []struct {
+				Expr string `json:"expr"`
+			} `json:"targets"`
+		} `json:"panels"`
+	}
+	if err := json.Unmarshal(b, &dash); err != nil {
+		t.Fatalf("the dashboard is not JSON: %v", err)
+	}
+	resp, err := http.Get("http://" + n.HTTP + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	served := map[string]bool{}
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		served[strings.FieldsFunc(line, func(r rune) bool { return r == '{' || r == ' ' })[0]] = true
+	}
+	name := regexp.MustCompile(`\b(?:invictus|process|go)_[a-z_]+\b`)
+	queried := 0
+	for _, p := range dash.Panels {
+		if len(p.Targets) == 0 {
+			t.Errorf("panel %q queries nothing", p.Title)
+		}
+		for _, tg := range p.Targets {
+			for _, m := range name.FindAllString(tg.Expr, -1) {
+				queried++
+				if !served[m] {
+					t.Errorf("panel %q queries %s, which /metrics does not serve", p.Title, m)
+				}
+			}
+		}
+	}
+	if queried == 0 {
+		t.Error("the dashboard queries no metric")
+	}
+}
+
+// TestDeployNATSConfigs starts deploy/nats/single.conf as the README says
+// and connects as both of its users; without a variable it names, the
+// configuration is refused with the variable's name.
+func TestDeployNATSConfigs(t *testing.T) {
+	keys, err := natsjs.NewKeyStore(filepath.Join(t.TempDir(), "keys"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Everything else set: the error names the one that is missing.
+	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	t.Setenv("NATS_ROUTES", "[nats://127.0.0.1:6222]")
+	t.Setenv("NATS_SYS_NKEY", "UBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB")
+	for _, conf := range []string{"single.conf", "cluster.conf"} {
+		t.Setenv("INVICTUS_NATS_NKEY", "")
+		os.Unsetenv("INVICTUS_NATS_NKEY")
+		_, err := server.ProcessConfigFile(filepath.Join(deployDir, "nats", conf))
+		if err == nil || !strings.Contains(err.Error(), "INVICTUS_NATS_NKEY") {
+			t.Errorf("%s without INVICTUS_NATS_NKEY: %v, want an error naming it", conf, err)
+		}
+	}
+	adminPub, err := keys.Ensure(natsjs.UserAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sysPub, err := keys.Ensure(natsjs.UserSys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("INVICTUS_NATS_NKEY", adminPub)
+	t.Setenv("NATS_SYS_NKEY", sysPub)
+	opts, err := server.ProcessConfigFile(filepath.Join(deployDir, "nats", "single.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port := splitAddr(t, freeAddr(t))
+	opts.Host, opts.Port, opts.HTTPPort = host, port, 0
+	opts.StoreDir, opts.NoSigs, opts.NoLog = t.TempDir(), true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if !s.ReadyForConnections(60 * time.Second) {
+		t.Fatal("single.conf: not ready")
+	}
+	c := &testCluster{keys: keys, url: s.ClientURL()}
+	js, err := jetstream.New(c.connect(t, natsjs.UserAdmin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.AccountInfo(t.Context()); err != nil {
+		t.Errorf("JetStream for the invictus user: %v", err)
+	}
+	if _, err := c.connect(t, natsjs.UserSys).Request("$SYS.REQ.SERVER.PING", nil, 10*time.Second); err != nil {
+		t.Errorf("the sys user's server ping: %v", err)
+	}
+	// An unknown key is refused.
+	other, err := natsjs.NewKeyStore(filepath.Join(t.TempDir(), "other"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := other.Ensure(natsjs.UserAdmin); err != nil {
+		t.Fatal(err)
+	}
+	opt, err := other.ConnectOption(natsjs.UserAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nc, err := nats.Connect(s.ClientURL(), opt); err == nil {
+		nc.Close()
+		t.Error("single.conf let in a key it does not name")
+	}
+}
