@@ -191,8 +191,11 @@ func BackupStreams(dir string) ([]BackupInfo, error) {
 			return nil, err
 		}
 		var info BackupInfo
-		if err := json.Unmarshal(b, &info); err != nil || info.Config.Name == "" {
-			return nil, fmt.Errorf("natsjs: %s: not a stream description of a backup: %v", f, err)
+		if err := json.Unmarshal(b, &info); err != nil {
+			return nil, fmt.Errorf("natsjs: %s: not a stream description of a backup: %w", f, err)
+		}
+		if info.Config.Name == "" {
+			return nil, fmt.Errorf("natsjs: %s: not a stream description of a backup: no stream name", f)
 		}
 		if want := strings.TrimSuffix(filepath.Base(f), BackupInfoExt); info.Config.Name != want {
 			return nil, fmt.Errorf("natsjs: %s describes stream %s", f, info.Config.Name)

@@ -572,6 +572,11 @@ func TestDockerfile(t *testing.T) {
 	if os.Getuid() != 0 {
 		t.Skip("running as another user needs root")
 	}
+	// The test's temporary directories are root's, mode 0700: let the
+	// user through to the binary.
+	if err := os.Chmod(filepath.Dir(dir), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	for _, d := range []string{dir, filepath.Join(dir, "data")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Fatal(err)
