@@ -454,4 +454,18 @@ func TestDeployNATSConfigs(t *testing.T) {
 		nc.Close()
 		t.Error("single.conf let in a key it does not name")
 	}
+	// serve with that key, or against a server that is not there, stops
+	// at start and names the setting to fix.
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--nats-url", s.ClientURL(), "--nats-creds", other.Path(natsjs.UserAdmin)}, "--nats-creds"},
+		{[]string{"--nats-url", "nats://" + freeAddr(t), "--nats-creds", keys.Path(natsjs.UserAdmin)}, "--nats-url"},
+	} {
+		code, _, stderr := runArgs(t, append([]string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0"}, c.args...)...)
+		if code == exitOK || !strings.Contains(stderr, c.want) {
+			t.Errorf("serve %v: exit %d, want an error naming %s:\n%s", c.args, code, c.want, stderr)
+		}
+	}
 }

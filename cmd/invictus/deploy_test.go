@@ -5,7 +5,10 @@ import (
 	"bytes"
 	"debug/elf"
 	"errors"
+	"fmt"
 	"io"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -13,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 
@@ -618,5 +622,28 @@ func TestDockerfile(t *testing.T) {
 	}
 	if err := <-exited; err != nil {
 		t.Errorf("serve as uid %d did not stop cleanly: %v\n%s", uid, err, stderr.String())
+	}
+}
+
+// TestProbe is the image's health check: 0 for 200, 1 otherwise or when
+// nothing answers.
+func TestProbe(t *testing.T) {
+	t.Parallel()
+	var status atomic.Int32
+	status.Store(http.StatusOK)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(int(status.Load()))
+		fmt.Fprintln(w, `{"status":"x"}`)
+	}))
+	defer srv.Close()
+	if code, out, stderr := runArgs(t, "probe", srv.URL+"/readyz"); code != exitOK || !strings.HasPrefix(out, "200 OK") {
+		t.Errorf("probe of a 200: exit %d %q %s", code, out, stderr)
+	}
+	status.Store(http.StatusServiceUnavailable)
+	if code, out, _ := runArgs(t, "probe", srv.URL+"/readyz"); code != exitError || !strings.HasPrefix(out, "503") {
+		t.Errorf("probe of a 503: exit %d %q", code, out)
+	}
+	if code, _, _ := runArgs(t, "probe", "http://"+freeAddr(t)+"/readyz"); code == exitOK {
+		t.Error("probe of nothing: exit 0")
 	}
 }
