@@ -2,14 +2,38 @@ package events
 
 import (
 	"math"
+	"reflect"
 	"slices"
 	"time"
 )
 
 // Payload is implemented by every event payload struct. EventType returns the
 // CloudEvents type the payload belongs to.
+//
+// Decode and NewPayload return pointers (*Accepted, *Planned...), and so
+// do the routing service and the referral package: a type switch over
+// payloads names the pointer types. New also takes a value.
 type Payload interface {
 	EventType() string
+}
+
+// PlacementPayload is a payload about one placement of a referral:
+// offered, accepted, declined, expired, handover, contacted, on_hold,
+// completed, feedback and unmatched. PlacementID returns that placement,
+// or "" where it is optional and absent (unmatched reporting uncovered
+// needs, feedback about the whole referral).
+type PlacementPayload interface {
+	Payload
+	PlacementID() string
+}
+
+// IsNil reports whether p is nil or a nil pointer.
+func IsNil(p Payload) bool {
+	if p == nil {
+		return true
+	}
+	v := reflect.ValueOf(p)
+	return v.Kind() == reflect.Pointer && v.IsNil()
 }
 
 // Location says where a victim is, coarsely: never an address. Coordinates
@@ -293,6 +317,17 @@ type CapacityUpdated struct {
 	Status   string `json:"status" validate:"required,oneof=accepting waitlist full"`
 	Revision uint64 `json:"revision,omitempty"`
 }
+
+func (p Offered) PlacementID() string   { return p.Placement }
+func (p Accepted) PlacementID() string  { return p.Placement }
+func (p Declined) PlacementID() string  { return p.Placement }
+func (p Expired) PlacementID() string   { return p.Placement }
+func (p Unmatched) PlacementID() string { return p.Placement }
+func (p Handover) PlacementID() string  { return p.Placement }
+func (p Contacted) PlacementID() string { return p.Placement }
+func (p OnHold) PlacementID() string    { return p.Placement }
+func (p Completed) PlacementID() string { return p.Placement }
+func (p Feedback) PlacementID() string  { return p.Placement }
 
 func (Requested) EventType() string           { return TypeReferralRequested }
 func (Planned) EventType() string             { return TypeReferralPlanned }

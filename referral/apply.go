@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"maps"
+	"reflect"
 	"slices"
 	"time"
 
@@ -42,6 +43,8 @@ func originOf(source string) (origin, error) {
 // events.SourceRouting. referral.erase is a command only: its fact is
 // referral.erased.
 //
+// The payload is a pointer, as events.Decode returns it.
+//
 // Errors are *[Error]. An event whose id was already applied returns s
 // unchanged with CodeDuplicate ([ErrDuplicate]), which callers treat as
 // success. On any error the returned state is s.
@@ -56,9 +59,9 @@ func Apply(s State, ev *events.Envelope) (State, error) {
 	if s.Seen(ev.Event.Source(), id) {
 		return s, fail(CodeDuplicate, ptrID, "event %s was already applied", id)
 	}
-	p := normalize(ev.Payload)
-	if p == nil {
-		return s, fail(CodeInvalid, "/data", "the event has no payload")
+	p := ev.Payload
+	if err := checkPayload(p, "event"); err != nil {
+		return s, err
 	}
 	if t := ev.Event.Type(); t != p.EventType() {
 		return s, fail(CodeInvalid, ptrType, "type %q does not match its payload (%s)", t, p.EventType())
@@ -71,7 +74,7 @@ func Apply(s State, ev *events.Envelope) (State, error) {
 	if err != nil {
 		return s, err
 	}
-	if _, ok := p.(events.Erased); ok {
+	if _, ok := p.(*events.Erased); ok {
 		// The subject is purged down to this one event: the state is what
 		// folding that event alone gives. The erase command it answers is
 		// remembered so that a re-sent erase is a duplicate, not an error.
@@ -114,15 +117,15 @@ func correlationID(ev *events.Envelope) string {
 // applyPayload checks and applies p written by o at time at.
 func applyPayload(s State, p events.Payload, o origin, subject string, at time.Time) (State, error) {
 	switch p.(type) {
-	case events.Planned, events.Offered, events.Expired, events.Unmatched, events.Erased:
+	case *events.Planned, *events.Offered, *events.Expired, *events.Unmatched, *events.Erased:
 		if !o.routing {
 			return s, fail(CodeForbidden, ptrSource, "%s is written by the routing service only", p.EventType())
 		}
 		return applyRouting(s, p, subject, at)
-	case events.Erase:
+	case *events.Erase:
 		return s, fail(CodeInvalid, ptrType, "%s is a command; the fact recorded is %s", events.TypeReferralErase, events.TypeReferralErased)
-	case events.Requested, events.Accepted, events.Declined, events.Handover, events.Contacted,
-		events.OnHold, events.Completed, events.Withdrawn, events.Feedback:
+	case *events.Requested, *events.Accepted, *events.Declined, *events.Handover, *events.Contacted,
+		*events.OnHold, *events.Completed, *events.Withdrawn, *events.Feedback:
 		if o.routing {
 			return s, fail(CodeForbidden, ptrSource, "%s must be recorded with the sending organisation's source", p.EventType())
 		}
@@ -154,7 +157,7 @@ func exists(s State, subject string) error {
 // state allows it, in that order. It returns the index of the placement
 // the command is about, or -1.
 func check(s State, p events.Payload, by Actor, subject string) (int, error) {
-	if _, ok := p.(events.Requested); ok {
+	if _, ok := p.(*events.Requested); ok {
 		switch {
 		case s.Exists() && by.Org != "":
 			// Erased or not, the id is taken; an organisation is not told
@@ -180,17 +183,17 @@ func check(s State, p events.Payload, by Actor, subject string) (int, error) {
 		return -1, err
 	}
 	if by.Org == "" {
-		if _, ok := p.(events.Erase); !ok || !by.Coordinator {
+		if _, ok := p.(*events.Erase); !ok || !by.Coordinator {
 			return -1, fail(CodeForbidden, ptrSource, "a coordinator may only erase a referral")
 		}
 	}
 	switch v := p.(type) {
-	case events.Erase:
+	case *events.Erase:
 		if !by.Coordinator && by.Org != s.Referrer {
 			return -1, fail(CodeForbidden, ptrSource, "only the referrer or a coordinator may erase referral %s", s.ID)
 		}
 		return -1, nil
-	case events.Withdrawn:
+	case *events.Withdrawn:
 		if by.Org != s.Referrer {
 			return -1, fail(CodeForbidden, ptrSource, "only the referrer may withdraw referral %s", s.ID)
 		}
@@ -198,7 +201,7 @@ func check(s State, p events.Payload, by Actor, subject string) (int, error) {
 			return -1, fail(CodeConflict, ptrSubject, "referral %s is %s", s.ID, s.Status)
 		}
 		return -1, nil
-	case events.Feedback:
+	case *events.Feedback:
 		if v.Placement == "" {
 			if by.Org != s.Referrer {
 				return -1, fail(CodeForbidden, ptrPlacement, "feedback without a placement comes from the referrer; an accepting organisation names its placement")
@@ -213,14 +216,14 @@ func check(s State, p events.Payload, by Actor, subject string) (int, error) {
 	}
 	pl := s.Placements[i]
 	switch p.(type) {
-	case events.Accepted, events.Declined:
+	case *events.Accepted, *events.Declined:
 		if !pl.offeredTo(by.Org) {
 			return -1, fail(CodeForbidden, ptrSource, "placement %s is not offered to %s", pl.ID, by.Org)
 		}
 		if pl.Status != PlacementOffered || pl.Offer.Organisation != by.Org {
 			return -1, fail(CodeConflict, ptrPlacement, "the offer of placement %s to %s is no longer open (placement is %s)", pl.ID, by.Org, pl.Status)
 		}
-	case events.Handover:
+	case *events.Handover:
 		if by.Org != s.Referrer {
 			return -1, fail(CodeForbidden, ptrSource, "only the referrer hands over referral %s", s.ID)
 		}
@@ -230,21 +233,21 @@ func check(s State, p events.Payload, by Actor, subject string) (int, error) {
 		if !pl.Status.Active() {
 			return -1, fail(CodeConflict, ptrPlacement, "placement %s is %s; hand over after acceptance, before completion", pl.ID, pl.Status)
 		}
-	case events.Contacted:
+	case *events.Contacted:
 		if err := accepting(pl, by.Org); err != nil {
 			return -1, err
 		}
 		if pl.Status != PlacementAccepted && pl.Status != PlacementOnHold {
 			return -1, fail(CodeConflict, ptrPlacement, "placement %s is %s; contact is reported from accepted or on_hold", pl.ID, pl.Status)
 		}
-	case events.OnHold, events.Completed:
+	case *events.OnHold, *events.Completed:
 		if err := accepting(pl, by.Org); err != nil {
 			return -1, err
 		}
 		if !pl.Status.Active() {
 			return -1, fail(CodeConflict, ptrPlacement, "placement %s is %s", pl.ID, pl.Status)
 		}
-	case events.Feedback:
+	case *events.Feedback:
 		if by.Org != s.Referrer && (pl.AcceptedBy == "" || by.Org != pl.AcceptedBy) {
 			return -1, fail(CodeForbidden, ptrSource, "feedback on placement %s comes from the referrer or the accepting organisation", pl.ID)
 		}
@@ -277,7 +280,7 @@ func applyCommand(s State, p events.Payload, i int, org, subject string, at time
 		pl = s.Placements[i]
 	}
 	switch v := p.(type) {
-	case events.Requested:
+	case *events.Requested:
 		return State{
 			ID:                    subject,
 			Country:               v.Location.Country,
@@ -293,32 +296,32 @@ func applyCommand(s State, p events.Payload, i int, org, subject string, at time
 			Sequence:              s.Sequence,
 			SeenIDs:               s.SeenIDs,
 		}
-	case events.Accepted:
+	case *events.Accepted:
 		pl.Status = PlacementAccepted
 		pl.AcceptedBy = pl.Offer.Organisation
 		pl.AcceptedAt = at
-	case events.Declined:
+	case *events.Declined:
 		pl.Status = PlacementDeclined
 		pl.Refusals = append(slices.Clip(pl.Refusals), Refusal{
 			Attempt: pl.Offer.Attempt, Service: pl.Offer.Service, Organisation: pl.Offer.Organisation,
 			Status: PlacementDeclined, Reason: v.Reason, At: at,
 		})
-	case events.Handover:
+	case *events.Handover:
 		pl.Handovers++
-	case events.Contacted:
+	case *events.Contacted:
 		pl.Status = PlacementInProgress
 		pl.ContactedAt = at
-	case events.OnHold:
+	case *events.OnHold:
 		pl.Status = PlacementOnHold
 		pl.HoldUntil = time.Time{}
 		if v.Until != nil {
 			pl.HoldUntil = *v.Until
 		}
-	case events.Completed:
+	case *events.Completed:
 		pl.Status = PlacementCompleted
 		pl.Outcome = v.Outcome
 		pl.ClosedAt = at
-	case events.Withdrawn:
+	case *events.Withdrawn:
 		ps := slices.Clone(s.Placements)
 		for j := range ps {
 			if !ps[j].Status.Closed() {
@@ -330,7 +333,7 @@ func applyCommand(s State, p events.Payload, i int, org, subject string, at time
 		s.Status = StatusCancelled
 		s.WithdrawnReason = v.Reason
 		s.ClosedAt = at
-	case events.Feedback:
+	case *events.Feedback:
 		s.Feedback++
 	}
 	if i >= 0 {
@@ -342,7 +345,7 @@ func applyCommand(s State, p events.Payload, i int, org, subject string, at time
 
 // applyRouting checks and applies one of the routing service's events.
 func applyRouting(s State, p events.Payload, subject string, at time.Time) (State, error) {
-	if v, ok := p.(events.Erased); ok {
+	if v, ok := p.(*events.Erased); ok {
 		switch {
 		case s.Status == StatusErased:
 			return s, fail(CodeErased, ptrSubject, "referral %s was erased", s.ID)
@@ -351,7 +354,7 @@ func applyRouting(s State, p events.Payload, subject string, at time.Time) (Stat
 		case s.Exists() && subject != s.ID:
 			return s, fail(CodeInvalid, ptrSubject, "subject %q is not referral %s", subject, s.ID)
 		}
-		e := v
+		e := *v
 		e.Needs = slices.Clone(v.Needs)
 		return State{ID: subject, Country: v.Country, Status: StatusErased, Erasure: &e, UpdatedAt: at, ClosedAt: at, Sequence: s.Sequence}, nil
 	}
@@ -359,7 +362,7 @@ func applyRouting(s State, p events.Payload, subject string, at time.Time) (Stat
 		return s, err
 	}
 	switch v := p.(type) {
-	case events.Planned:
+	case *events.Planned:
 		if s.Status != StatusRequested {
 			return s, fail(CodeConflict, ptrType, "referral %s is %s, not waiting for a plan", s.ID, s.Status)
 		}
@@ -380,7 +383,7 @@ func applyRouting(s State, p events.Payload, subject string, at time.Time) (Stat
 		s.Placements, s.Gaps = ps, gaps
 		s.DirectoryRevision = v.DirectoryRevision
 		s.Status = StatusPlanned
-	case events.Offered:
+	case *events.Offered:
 		i := s.placementIndex(v.Placement)
 		if i < 0 {
 			return s, fail(CodeNotFound, ptrPlacement, "referral %s has no placement %q", s.ID, v.Placement)
@@ -412,7 +415,7 @@ func applyRouting(s State, p events.Payload, subject string, at time.Time) (Stat
 		pl.Next += ci + 1
 		pl.Offer = Offer{Attempt: pl.Attempt, Service: v.Service, Organisation: v.Organisation, Deadline: v.Deadline, OfferedAt: at}
 		s = s.withPlacement(i, pl)
-	case events.Expired:
+	case *events.Expired:
 		i := s.placementIndex(v.Placement)
 		if i < 0 {
 			return s, fail(CodeNotFound, ptrPlacement, "referral %s has no placement %q", s.ID, v.Placement)
@@ -427,9 +430,9 @@ func applyRouting(s State, p events.Payload, subject string, at time.Time) (Stat
 			Status: PlacementExpired, At: at,
 		})
 		s = s.withPlacement(i, pl)
-	case events.Unmatched:
+	case *events.Unmatched:
 		if v.Placement == "" {
-			return reportGaps(s, v, at)
+			return reportGaps(s, *v, at)
 		}
 		i := s.placementIndex(v.Placement)
 		if i < 0 {
@@ -517,82 +520,24 @@ func derive(s State, at time.Time) State {
 	return s
 }
 
+// checkPayload refuses a missing payload, and a payload that is a value
+// rather than the pointer events.Decode and events.NewPayload return: the
+// package's type switches name the pointer types. what is "event" or
+// "command".
+func checkPayload(p events.Payload, what string) error {
+	if events.IsNil(p) {
+		return fail(CodeInvalid, "/data", "the %s has no payload", what)
+	}
+	if reflect.ValueOf(p).Kind() != reflect.Pointer {
+		return fail(CodeInvalid, "/data", "the %s's payload is a %T value, not a pointer as events.Decode returns", what, p)
+	}
+	return nil
+}
+
 // placementOf returns the placement a payload is about, or "".
 func placementOf(p events.Payload) string {
-	switch v := p.(type) {
-	case events.Accepted:
-		return v.Placement
-	case events.Declined:
-		return v.Placement
-	case events.Handover:
-		return v.Placement
-	case events.Contacted:
-		return v.Placement
-	case events.OnHold:
-		return v.Placement
-	case events.Completed:
-		return v.Placement
-	case events.Feedback:
-		return v.Placement
-	case events.Offered:
-		return v.Placement
-	case events.Expired:
-		return v.Placement
-	case events.Unmatched:
-		return v.Placement
+	if pp, ok := p.(events.PlacementPayload); ok && !events.IsNil(p) {
+		return pp.PlacementID()
 	}
 	return ""
-}
-
-// normalize turns a pointer payload (as events.Decode and events.NewPayload
-// return) into its value, so that one type switch handles both.
-func normalize(p events.Payload) events.Payload {
-	switch v := p.(type) {
-	case *events.Requested:
-		return deref(v)
-	case *events.Planned:
-		return deref(v)
-	case *events.Offered:
-		return deref(v)
-	case *events.Accepted:
-		return deref(v)
-	case *events.Declined:
-		return deref(v)
-	case *events.Expired:
-		return deref(v)
-	case *events.Unmatched:
-		return deref(v)
-	case *events.Handover:
-		return deref(v)
-	case *events.Contacted:
-		return deref(v)
-	case *events.OnHold:
-		return deref(v)
-	case *events.Completed:
-		return deref(v)
-	case *events.Withdrawn:
-		return deref(v)
-	case *events.Erase:
-		return deref(v)
-	case *events.Erased:
-		return deref(v)
-	case *events.Feedback:
-		return deref(v)
-	case *events.CommandRejected:
-		return deref(v)
-	case *events.OrganisationUpdated:
-		return deref(v)
-	case *events.ServiceUpdated:
-		return deref(v)
-	case *events.CapacityUpdated:
-		return deref(v)
-	}
-	return p
-}
-
-func deref[T events.Payload](v *T) events.Payload {
-	if v == nil {
-		return nil
-	}
-	return *v
 }

@@ -27,6 +27,33 @@ type Decision struct {
 	Erase bool
 }
 
+// CommandTypes are the event types an organisation sends as commands:
+// the ones [Decide] decides, and the ones the HTTP API and the client
+// accept. The routing service writes the [RoutingTypes]; every other type
+// is not about a referral.
+var CommandTypes = []string{
+	events.TypeReferralRequested,
+	events.TypeReferralAccepted,
+	events.TypeReferralDeclined,
+	events.TypeReferralHandover,
+	events.TypeReferralContacted,
+	events.TypeReferralOnHold,
+	events.TypeReferralCompleted,
+	events.TypeReferralWithdrawn,
+	events.TypeReferralErase,
+	events.TypeReferralFeedback,
+}
+
+// RoutingTypes are the referral events only the routing service writes:
+// sent as commands, they are forbidden.
+var RoutingTypes = []string{
+	events.TypeReferralPlanned,
+	events.TypeReferralOffered,
+	events.TypeReferralExpired,
+	events.TypeReferralUnmatched,
+	events.TypeReferralErased,
+}
+
 // Decide authorises an organisation's or coordinator's command against
 // the referral's current state and returns what to append. It is pure:
 // now and d only set the deadlines of new offers and the erasure date.
@@ -63,24 +90,22 @@ func Decide(s State, cmd *events.Envelope, by Actor, now time.Time, d Deadlines)
 	if id == "" {
 		return Decision{}, fail(CodeInvalid, ptrID, "the command has no id")
 	}
-	p := normalize(cmd.Payload)
-	_, isErase := p.(events.Erase)
+	p := cmd.Payload
+	_, isErase := p.(*events.Erase)
 	if s.Seen(cmd.Event.Source(), id) || (isErase && s.Status == StatusErased && slices.Contains(s.SeenIDs, erasedByKey(id))) {
 		return Decision{}, fail(CodeDuplicate, ptrID, "command %s was already applied", id)
 	}
-	if p == nil {
-		return Decision{}, fail(CodeInvalid, "/data", "the command has no payload")
+	if err := checkPayload(p, "command"); err != nil {
+		return Decision{}, err
 	}
 	if t := cmd.Event.Type(); t != p.EventType() {
 		return Decision{}, fail(CodeInvalid, ptrType, "type %q does not match its payload (%s)", t, p.EventType())
 	}
-	switch p.(type) {
-	case events.Planned, events.Offered, events.Expired, events.Unmatched, events.Erased:
-		return Decision{}, fail(CodeForbidden, ptrType, "%s is the routing service's own event, not a command", p.EventType())
-	case events.Requested, events.Accepted, events.Declined, events.Handover, events.Contacted,
-		events.OnHold, events.Completed, events.Withdrawn, events.Feedback, events.Erase:
-	default:
-		return Decision{}, fail(CodeInvalid, ptrType, "%s is not a referral command", p.EventType())
+	switch t := p.EventType(); {
+	case slices.Contains(RoutingTypes, t):
+		return Decision{}, fail(CodeForbidden, ptrType, "%s is the routing service's own event, not a command", t)
+	case !slices.Contains(CommandTypes, t):
+		return Decision{}, fail(CodeInvalid, ptrType, "%s is not a referral command", t)
 	}
 	switch {
 	case by.Org != "":
@@ -95,7 +120,7 @@ func Decide(s State, cmd *events.Envelope, by Actor, now time.Time, d Deadlines)
 	if err != nil {
 		return Decision{}, err
 	}
-	if _, ok := p.(events.Erase); ok {
+	if _, ok := p.(*events.Erase); ok {
 		return Decision{Erase: true, Events: []events.Payload{erasedOf(s, now)}}, nil
 	}
 	next := applyCommand(s, p, i, by.Org, subject, cmd.Event.Time())
@@ -216,7 +241,7 @@ func OnTimer(s State, placement string, attempt int, now time.Time, d Deadlines)
 		return nil, fail(CodeTooEarly, ptrPlacement, "the offer of placement %s expires at %s", pl.ID, pl.Offer.Deadline.Format(time.RFC3339))
 	}
 	exp := &events.Expired{Placement: pl.ID, Service: pl.Offer.Service, Deadline: pl.Offer.Deadline}
-	next, err := applyRouting(s, *exp, s.ID, now)
+	next, err := applyRouting(s, exp, s.ID, now)
 	if err != nil {
 		return nil, err
 	}

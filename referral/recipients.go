@@ -39,25 +39,25 @@ func Recipients(s State, p events.Payload) []string {
 			out = append(out, org)
 		}
 	}
-	pl, _ := s.Placement(placementOf(normalize(p)))
-	switch v := normalize(p).(type) {
-	case events.Planned, events.Unmatched:
+	pl, _ := s.Placement(placementOf(p))
+	switch v := p.(type) {
+	case *events.Planned, *events.Unmatched:
 		add(s.Referrer)
-	case events.Offered:
+	case *events.Offered:
 		add(s.Referrer)
 		add(v.Organisation)
-	case events.Accepted, events.Declined, events.Expired:
+	case *events.Accepted, *events.Declined, *events.Expired:
 		add(s.Referrer)
 		add(pl.Offer.Organisation)
-	case events.Handover:
+	case *events.Handover:
 		add(pl.AcceptedBy)
-	case events.Contacted, events.OnHold, events.Completed:
+	case *events.Contacted, *events.OnHold, *events.Completed:
 		add(s.Referrer)
 		add(pl.AcceptedBy)
-	case events.Feedback:
+	case *events.Feedback:
 		add(s.Referrer)
 		add(pl.AcceptedBy)
-	case events.Withdrawn:
+	case *events.Withdrawn:
 		add(s.Referrer)
 		for _, q := range s.Placements {
 			switch {
@@ -67,7 +67,7 @@ func Recipients(s State, p events.Payload) []string {
 				add(q.AcceptedBy)
 			}
 		}
-	case events.Erase, events.Erased:
+	case *events.Erase, *events.Erased:
 		for _, org := range s.parties() {
 			add(org)
 		}

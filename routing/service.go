@@ -361,8 +361,8 @@ func (s *Service) decide(st refState, cmd *events.Envelope, by referral.Actor, k
 	if err != nil {
 		return nil, st.State, rejectErr(err)
 	}
-	if h, ok := payloadAs[events.Handover](cmd.Payload); ok {
-		if err := s.checkRecipient(st.State, h); err != nil {
+	if h, ok := cmd.Payload.(*events.Handover); ok {
+		if err := s.checkRecipient(st.State, *h); err != nil {
 			return nil, st.State, err
 		}
 	}
@@ -376,8 +376,8 @@ func (s *Service) decide(st refState, cmd *events.Envelope, by referral.Actor, k
 		out = append(out, o)
 	}
 	pays, first := d.Events, 0
-	if req, ok := payloadAs[events.Requested](cmd.Payload); ok {
-		plan, err := s.plan(req, next.Referrer, now)
+	if req, ok := cmd.Payload.(*events.Requested); ok {
+		plan, err := s.plan(*req, next.Referrer, now)
 		if err != nil {
 			return nil, st.State, err
 		}
@@ -458,7 +458,7 @@ func (s *Service) emit(st referral.State, pays []events.Payload, key string, fir
 		if err != nil {
 			return nil, st, fmt.Errorf("routing: apply own %s: %w", p.EventType(), err)
 		}
-		if off, ok := payloadAs[events.Offered](p); ok {
+		if off, ok := p.(*events.Offered); ok {
 			o.Timer = &Timer{
 				ReferralID:   st.ID,
 				Placement:    off.Placement,
@@ -537,18 +537,6 @@ func setCancels(before, after referral.State, out []Outgoing) {
 // events that the log recognises as already stored.
 func EventID(key string, index int) string {
 	return uuid.NewSHA1(idNamespace, []byte(key+"\x00"+strconv.Itoa(index))).String()
-}
-
-// payloadAs returns p as a T whether it holds a T or a *T.
-func payloadAs[T events.Payload](p events.Payload) (T, bool) {
-	if v, ok := p.(T); ok {
-		return v, true
-	}
-	if v, ok := any(p).(*T); ok && v != nil {
-		return *v, true
-	}
-	var zero T
-	return zero, false
 }
 
 // refState is a referral state with its subject in the log.

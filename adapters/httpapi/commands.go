@@ -13,23 +13,13 @@ import (
 
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/wire"
+	"github.com/invictus-network/invictus/referral"
 )
 
 // CommandTypes are the event types an organisation may send on
 // POST /v1/events. The others are written by the routing service (or the
 // directory) and are refused with 403.
-var CommandTypes = []string{
-	events.TypeReferralRequested,
-	events.TypeReferralAccepted,
-	events.TypeReferralDeclined,
-	events.TypeReferralHandover,
-	events.TypeReferralContacted,
-	events.TypeReferralOnHold,
-	events.TypeReferralCompleted,
-	events.TypeReferralWithdrawn,
-	events.TypeReferralErase,
-	events.TypeReferralFeedback,
-}
+var CommandTypes = referral.CommandTypes
 
 // Statuses of a [CommandResult].
 const (
