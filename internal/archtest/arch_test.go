@@ -26,6 +26,28 @@ var domainImports = map[string][]string{
 	"referral":  {"events"},
 	"routing":   {"events", "directory", "referral"},
 	"reports":   {"events"},
+	"seal":      {},
+}
+
+// clientImports are the module's packages the client's non-test files may
+// import: it is what organisations build on, so it carries neither the
+// server (adapters, routing, referral, directory) nor cmd.
+var clientImports = []string{"events", "seal", "internal"}
+
+// infrastructure lists the imports from outside the module that no domain
+// package's non-test files may use (DESIGN.md section 2: the domain has
+// real ports, not a NATS, SQL, metrics or HTTP client), each with the
+// domain packages allowed it. events holds the CloudEvents codec for HTTP
+// too, so it may import net/http.
+var infrastructure = []struct {
+	prefix string
+	what   string
+	allow  []string
+}{
+	{"github.com/nats-io/", "NATS", nil},
+	{"github.com/jackc/pgx", "pgx", nil},
+	{"github.com/prometheus/", "Prometheus", nil},
+	{"net/http", "net/http", []string{"events"}},
 }
 
 // violation is one import that breaks a rule.
@@ -78,6 +100,18 @@ func TestCheckFindsViolations(t *testing.T) {
 		"adapters/httpapi/h.go":           `package httpapi; import _ "` + m + `/cmd/invictus"`,
 		"cmd/invictus/main.go":            `package main; import ( _ "` + m + `/adapters/natsjs"; _ "` + m + `/routing" )`,
 		"testdata/bad.go":                 `package bad; import _ "` + m + `/adapters/natsjs"`,
+		// Infrastructure in the domain, and the client reaching the server.
+		"routing/nats.go":       `package routing; import _ "github.com/nats-io/nats.go/jetstream"`,
+		"referral/sql.go":       `package referral; import _ "github.com/jackc/pgx/v5/pgxpool"`,
+		"reports/metrics.go":    `package reports; import _ "github.com/prometheus/client_golang/prometheus"`,
+		"directory/web.go":      `package directory; import _ "net/http"`,
+		"seal/nats.go":          `package seal; import _ "github.com/nats-io/nats.go"`,
+		"seal/s.go":             `package seal; import _ "` + m + `/events"`,
+		"events/http.go":        `package events; import _ "net/http"`,
+		"events/nats_test.go":   `package events_test; import _ "github.com/nats-io/nats-server/v2/server"`,
+		"client/c.go":           `package client; import ( _ "` + m + `/events"; _ "` + m + `/seal"; _ "` + m + `/internal/wire"; _ "` + m + `/routing"; _ "github.com/nats-io/nats.go" )`,
+		"client/c_test.go":      `package client_test; import _ "` + m + `/adapters/natsjs"`,
+		"adapters/natsjs/ok.go": `package natsjs; import _ "github.com/nats-io/nats.go"`,
 	}
 	for name, text := range files {
 		path := filepath.Join(root, filepath.FromSlash(name))
@@ -99,10 +133,17 @@ func TestCheckFindsViolations(t *testing.T) {
 	want := []string{
 		"adapters/httpapi/h.go -> " + m + "/cmd/invictus",
 		"adapters/natsjs/n.go -> " + m + "/adapters/postgres",
+		"client/c.go -> " + m + "/routing",
+		"directory/web.go -> net/http",
 		"events/e.go -> " + m + "/adapters/natsjs",
 		"events/e_test.go -> " + m + "/adapters/natsjs",
 		"referral/r.go -> " + m + "/routing",
+		"referral/sql.go -> github.com/jackc/pgx/v5/pgxpool",
+		"reports/metrics.go -> github.com/prometheus/client_golang/prometheus",
+		"routing/nats.go -> github.com/nats-io/nats.go/jetstream",
 		"routing/sub/s.go -> " + m + "/adapters/postgres/migrations",
+		"seal/nats.go -> github.com/nats-io/nats.go",
+		"seal/s.go -> " + m + "/events",
 	}
 	if !slices.Equal(got, want) {
 		t.Errorf("violations:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -146,6 +187,9 @@ func check(root, module string) ([]violation, error) {
 			}
 			target, ok := strings.CutPrefix(imported, module+"/")
 			if !ok {
+				if rule := brokenExternal(rel, imported); rule != "" {
+					vs = append(vs, violation{file: rel, imported: imported, rule: rule})
+				}
 				continue
 			}
 			if rule := broken(rel, target); rule != "" {
@@ -156,6 +200,21 @@ func check(root, module string) ([]violation, error) {
 	})
 	slices.SortFunc(vs, func(a, b violation) int { return strings.Compare(a.file+a.imported, b.file+b.imported) })
 	return vs, err
+}
+
+// brokenExternal returns the rule that file (relative to the module root)
+// breaks by importing path, from outside the module, or "".
+func brokenExternal(file, path string) string {
+	from := strings.Split(filepath.ToSlash(filepath.Dir(file)), "/")
+	if _, domain := domainImports[from[0]]; !domain || strings.HasSuffix(file, "_test.go") {
+		return ""
+	}
+	for _, in := range infrastructure {
+		if strings.HasPrefix(path, in.prefix) && !slices.Contains(in.allow, from[0]) {
+			return fmt.Sprintf("a domain package never imports %s", in.what)
+		}
+	}
+	return ""
 }
 
 // broken returns the rule that file (relative to the module root) breaks by
@@ -175,6 +234,9 @@ func broken(file, target string) string {
 		if _, toDomain := domainImports[to[0]]; toDomain && to[0] != from[0] && !isTest && !slices.Contains(allowed, to[0]) {
 			return fmt.Sprintf("%s may import only %v of the domain packages", from[0], allowed)
 		}
+	}
+	if from[0] == "client" && !isTest && !slices.Contains(clientImports, to[0]) {
+		return fmt.Sprintf("client may import only %v of the module", clientImports)
 	}
 	// An adapter's tests may use another adapter as a real fixture (the
 	// postgres relay tests run an embedded NATS server from natsjs); the
