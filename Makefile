@@ -16,7 +16,7 @@ LDFLAGS := -X main.version=$(VERSION) -X main.commit=$(COMMIT)
 # Arguments for `make run`, e.g. make run ARGS='--listen 127.0.0.1:9090'.
 ARGS ?=
 
-.PHONY: agejs help run test fmt-check vet lint build check-asyncapi check-openapi check-goldens examples clean mailpit
+.PHONY: agejs help run test fmt-check vet lint build check-asyncapi check-openapi check-goldens check-hsds examples clean mailpit
 
 ## help: list the targets
 help:
@@ -71,6 +71,10 @@ check-openapi:
 ## check-goldens: validate the golden examples with Ajv, default options (needs node and npm)
 check-goldens:
 	scripts/check-goldens.sh
+
+## check-hsds: validate the demo directory's HSDS 3.0 export against the Open Referral schemas in ../shared/data/hsds-3.0 (skips without them)
+check-hsds:
+	bash scripts/check-hsds.sh
 
 ## examples: run examples/node against a demo node it starts (needs node and npm)
 examples:

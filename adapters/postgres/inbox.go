@@ -87,36 +87,18 @@ type InboxConfig struct {
 
 // WithDefaults returns a copy of c with every unset field given its default.
 func (c InboxConfig) WithDefaults() InboxConfig {
-	if c.Schema == "" {
-		c.Schema = SchemaDefault
-	}
-	if c.Stream == "" {
-		c.Stream = StreamDelivery
-	}
+	def(&c.Schema, SchemaDefault)
+	def(&c.Stream, StreamDelivery)
 	if c.Consumer == "" && events.IsOrgID(c.Org) {
 		c.Consumer = wire.ConsumerName(c.Org)
 	}
-	if c.BatchSize == 0 {
-		c.BatchSize = BatchSizeDefault
-	}
-	if c.AckWait == 0 {
-		c.AckWait = InboxAckWaitDefault
-	}
-	if c.Linger == 0 {
-		c.Linger = InboxLingerDefault
-	}
-	if c.RetryDelay == 0 {
-		c.RetryDelay = InboxRetryDelayDefault
-	}
-	if c.Timeout == 0 {
-		c.Timeout = TimeoutDefault
-	}
-	if c.BackoffMin == 0 {
-		c.BackoffMin = BackoffMinDefault
-	}
-	if c.BackoffMax == 0 {
-		c.BackoffMax = BackoffMaxDefault
-	}
+	def(&c.BatchSize, BatchSizeDefault)
+	def(&c.AckWait, InboxAckWaitDefault)
+	def(&c.Linger, InboxLingerDefault)
+	def(&c.RetryDelay, InboxRetryDelayDefault)
+	def(&c.Timeout, TimeoutDefault)
+	def(&c.BackoffMin, BackoffMinDefault)
+	def(&c.BackoffMax, BackoffMaxDefault)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

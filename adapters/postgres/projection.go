@@ -50,27 +50,13 @@ type ProjectionConfig struct {
 
 // WithDefaults returns a copy of c with every unset field given its default.
 func (c ProjectionConfig) WithDefaults() ProjectionConfig {
-	if c.Schema == "" {
-		c.Schema = SchemaDefault
-	}
-	if c.Stream == "" {
-		c.Stream = StreamReferrals
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = BatchSizeDefault
-	}
-	if c.Linger == 0 {
-		c.Linger = ProjectionLingerDefault
-	}
-	if c.Timeout == 0 {
-		c.Timeout = TimeoutDefault
-	}
-	if c.BackoffMin == 0 {
-		c.BackoffMin = BackoffMinDefault
-	}
-	if c.BackoffMax == 0 {
-		c.BackoffMax = BackoffMaxDefault
-	}
+	def(&c.Schema, SchemaDefault)
+	def(&c.Stream, StreamReferrals)
+	def(&c.BatchSize, BatchSizeDefault)
+	def(&c.Linger, ProjectionLingerDefault)
+	def(&c.Timeout, TimeoutDefault)
+	def(&c.BackoffMin, BackoffMinDefault)
+	def(&c.BackoffMax, BackoffMaxDefault)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

@@ -86,36 +86,16 @@ type RelayConfig struct {
 
 // WithDefaults returns a copy of c with every unset field given its default.
 func (c RelayConfig) WithDefaults() RelayConfig {
-	if c.Schema == "" {
-		c.Schema = SchemaDefault
-	}
-	if c.Stream == "" {
-		c.Stream = StreamInbound
-	}
-	if c.BatchSize == 0 {
-		c.BatchSize = BatchSizeDefault
-	}
-	if c.Window == 0 {
-		c.Window = RelayWindowDefault
-	}
-	if c.PollInterval == 0 {
-		c.PollInterval = RelayPollDefault
-	}
-	if c.LockRetry == 0 {
-		c.LockRetry = RelayLockRetryDefault
-	}
-	if c.AckTimeout == 0 {
-		c.AckTimeout = RelayAckTimeoutDefault
-	}
-	if c.Timeout == 0 {
-		c.Timeout = TimeoutDefault
-	}
-	if c.BackoffMin == 0 {
-		c.BackoffMin = BackoffMinDefault
-	}
-	if c.BackoffMax == 0 {
-		c.BackoffMax = BackoffMaxDefault
-	}
+	def(&c.Schema, SchemaDefault)
+	def(&c.Stream, StreamInbound)
+	def(&c.BatchSize, BatchSizeDefault)
+	def(&c.Window, RelayWindowDefault)
+	def(&c.PollInterval, RelayPollDefault)
+	def(&c.LockRetry, RelayLockRetryDefault)
+	def(&c.AckTimeout, RelayAckTimeoutDefault)
+	def(&c.Timeout, TimeoutDefault)
+	def(&c.BackoffMin, BackoffMinDefault)
+	def(&c.BackoffMax, BackoffMaxDefault)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}

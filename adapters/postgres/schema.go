@@ -210,3 +210,12 @@ func Migrate(ctx context.Context, db Beginner, schema string) ([]int, error) {
 	}
 	return done, nil
 }
+
+// def gives *field the default d when it holds its zero value: the
+// WithDefaults of the adapter's configs.
+func def[T comparable](field *T, d T) {
+	var zero T
+	if *field == zero {
+		*field = d
+	}
+}
