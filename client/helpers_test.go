@@ -146,19 +146,14 @@ func (n *network) startRouting(ctx context.Context) {
 	}
 	view := directory.NewView()
 	follower := natsjs.NewDirectoryFollower(kv, view, nil)
-	bus, err := natsjs.NewBus(rnc, natsjs.BusConfig{})
+	node, err := natsjs.NewNode(rnc, view, natsjs.NodeConfig{
+		Service: routing.ServiceConfig{Deadlines: referral.Deadlines{Urgent: time.Hour}},
+		Router:  natsjs.RouterConfig{AckWait: 2 * time.Second, RetryDelay: 20 * time.Millisecond, PinnedTTL: 2 * time.Second},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := routing.NewService(bus, view, routing.NewMatcher(routing.Config{}),
-		routing.ServiceConfig{Deadlines: referral.Deadlines{Urgent: time.Hour}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := natsjs.NewRouter(bus, svc, natsjs.RouterConfig{AckWait: 2 * time.Second, RetryDelay: 20 * time.Millisecond, PinnedTTL: 2 * time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := node.Router
 	if err := rt.EnsureConsumers(ctx); err != nil {
 		t.Fatal(err)
 	}

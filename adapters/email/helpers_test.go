@@ -137,18 +137,16 @@ func setup(t testing.TB, cfg email.Config, mailpitArgs ...string) *bundle {
 	}
 	b.view.Load(b.directory(), 1)
 	// The routing service.
-	if b.bus, err = natsjs.NewBus(b.nc, natsjs.BusConfig{Logger: b.log}); err != nil {
-		t.Fatal(err)
-	}
-	svc, err := routing.NewService(b.bus, b.view, routing.NewMatcher(routing.Config{}),
-		routing.ServiceConfig{Logger: b.log, Deadlines: referral.Deadlines{Urgent: time.Hour}})
+	node, err := natsjs.NewNode(b.nc, b.view, natsjs.NodeConfig{
+		Bus:     natsjs.BusConfig{Logger: b.log},
+		Service: routing.ServiceConfig{Logger: b.log, Deadlines: referral.Deadlines{Urgent: time.Hour}},
+		Router:  natsjs.RouterConfig{Logger: b.log},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := natsjs.NewRouter(b.bus, svc, natsjs.RouterConfig{Logger: b.log})
-	if err != nil {
-		t.Fatal(err)
-	}
+	b.bus = node.Bus
+	rt := node.Router
 	if err := rt.EnsureConsumers(ctx); err != nil {
 		t.Fatal(err)
 	}

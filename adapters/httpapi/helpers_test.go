@@ -244,18 +244,15 @@ func (b *bundle) startRouter() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	bus, err := natsjs.NewBus(nc, natsjs.BusConfig{})
+	node, err := natsjs.NewNode(nc, b.view, natsjs.NodeConfig{
+		Bus:     natsjs.BusConfig{},
+		Service: routing.ServiceConfig{Observer: b.metrics},
+		Router:  natsjs.RouterConfig{AckWait: 2 * time.Second, RetryDelay: 20 * time.Millisecond, Workers: 2},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := routing.NewService(bus, b.view, routing.NewMatcher(routing.Config{}), routing.ServiceConfig{Observer: b.metrics})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := natsjs.NewRouter(bus, svc, natsjs.RouterConfig{AckWait: 2 * time.Second, RetryDelay: 20 * time.Millisecond, Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := node.Router
 	if err := rt.EnsureConsumers(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -188,18 +188,11 @@ func (n *netBundle) startRouter() *runningRouter {
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	bus, err := natsjs.NewBus(nc, n.busCfg)
+	node, err := natsjs.NewNode(nc, n.view, natsjs.NodeConfig{Bus: n.busCfg, Service: n.svcCfg, Router: n.rtCfg})
 	if err != nil {
 		n.t.Fatal(err)
 	}
-	svc, err := routing.NewService(bus, n.view, routing.NewMatcher(routing.Config{}), n.svcCfg)
-	if err != nil {
-		n.t.Fatal(err)
-	}
-	rt, err := natsjs.NewRouter(bus, svc, n.rtCfg)
-	if err != nil {
-		n.t.Fatal(err)
-	}
+	svc, rt := node.Service, node.Router
 	if err := rt.EnsureConsumers(ctx); err != nil {
 		n.t.Fatal(err)
 	}

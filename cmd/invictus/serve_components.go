@@ -222,18 +222,15 @@ func (r *routingComponent) Start(ctx context.Context) error {
 		r.refused.Store(&refused)
 		return nil //nolint:nilerr // a damaged store is reported by readiness, not by failing the start
 	}
-	bus, err := natsjs.NewBus(r.conn(), natsjs.BusConfig{Logger: r.logger})
+	node, err := natsjs.NewNode(r.conn(), r.view, natsjs.NodeConfig{
+		Bus:     natsjs.BusConfig{Logger: r.logger},
+		Service: routing.ServiceConfig{Logger: r.logger, Observer: r.observer},
+		Router:  natsjs.RouterConfig{Logger: r.logger},
+	})
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)
 	}
-	svc, err := routing.NewService(bus, r.view, routing.NewMatcher(routing.Config{}), routing.ServiceConfig{Logger: r.logger, Observer: r.observer})
-	if err != nil {
-		return fmt.Errorf("routing: %w", err)
-	}
-	rt, err := natsjs.NewRouter(bus, svc, natsjs.RouterConfig{Logger: r.logger})
-	if err != nil {
-		return fmt.Errorf("routing: %w", err)
-	}
+	rt := node.Router
 	if err := rt.EnsureConsumers(ctx); err != nil {
 		return fmt.Errorf("routing: %w", err)
 	}

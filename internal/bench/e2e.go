@@ -721,17 +721,11 @@ func newBench(ctx context.Context, env *benchEnv, cfg E2EConfig) (_ *bench, err 
 	if cfg.Router.Logger == nil {
 		cfg.Router.Logger = cfg.Logger
 	}
-	bus, err := natsjs.NewBus(rnc, cfg.Bus)
+	node, err := natsjs.NewNode(rnc, b.view, natsjs.NodeConfig{Bus: cfg.Bus, Service: cfg.Service, Router: cfg.Router})
 	if err != nil {
 		return nil, err
 	}
-	svc, err := routing.NewService(bus, b.view, routing.NewMatcher(routing.Config{}), cfg.Service)
-	if err != nil {
-		return nil, err
-	}
-	if b.router, err = natsjs.NewRouter(bus, svc, cfg.Router); err != nil {
-		return nil, err
-	}
+	b.router = node.Router
 	return b, nil
 }
 

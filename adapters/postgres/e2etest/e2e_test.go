@@ -147,18 +147,15 @@ func startNetwork(t *testing.T) *network {
 	}
 
 	// The routing service.
-	bus, err := natsjs.NewBus(n.connect(t, "router", natsjs.UserRouting), natsjs.BusConfig{})
+	node, err := natsjs.NewNode(n.connect(t, "router", natsjs.UserRouting), view, natsjs.NodeConfig{
+		Bus:     natsjs.BusConfig{},
+		Service: routing.ServiceConfig{},
+		Router:  natsjs.RouterConfig{},
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := routing.NewService(bus, view, routing.NewMatcher(routing.Config{}), routing.ServiceConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := natsjs.NewRouter(bus, svc, natsjs.RouterConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
+	rt := node.Router
 	if err := rt.EnsureConsumers(ctx); err != nil {
 		t.Fatal(err)
 	}
