@@ -169,7 +169,7 @@ func StartServer(ctx context.Context, cfg ServerConfig, logger *slog.Logger) (*S
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if err := checkWritable(cfg.StoreDir); err != nil {
+	if err := CheckWritable(cfg.StoreDir); err != nil {
 		return nil, fmt.Errorf("natsjs: %w: %w", ErrStoreNotWritable, err)
 	}
 
@@ -256,8 +256,10 @@ func waitReady(ctx context.Context, ns *server.Server, sl *serverLogger, cfg Ser
 	}
 }
 
-// checkWritable creates dir if needed and proves a file can be written in it.
-func checkWritable(dir string) error {
+// CheckWritable creates dir if needed and proves a file can be written in
+// it: what StartServer checks of its store, and serve of its data
+// directory.
+func CheckWritable(dir string) error {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return err
 	}

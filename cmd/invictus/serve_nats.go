@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -139,7 +138,7 @@ func (n *natsComponent) storeCheck(context.Context) error {
 
 // startEmbedded starts the server with authentication and connects.
 func (n *natsComponent) startEmbedded(ctx context.Context) error {
-	if err := checkDataDir(n.data); err != nil {
+	if err := natsjs.CheckWritable(n.data); err != nil {
 		return &flagError{flag: "data", value: n.data, err: fmt.Errorf("%w: %w", errDataNotWritable, err)}
 	}
 	keys, err := natsjs.NewKeyStore(filepath.Join(n.data, natsjs.KeysDir))
@@ -449,22 +448,6 @@ func (n *natsComponent) streamsEnsured(context.Context) error {
 		return errors.New("streams not ensured")
 	}
 	return nil
-}
-
-// checkDataDir creates dir if needed and proves a file can be written in it.
-func checkDataDir(dir string) error {
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return err
-	}
-	f, err := os.CreateTemp(dir, ".write-check-*")
-	if err != nil {
-		return err
-	}
-	name := f.Name()
-	if err := f.Close(); err != nil {
-		return err
-	}
-	return os.Remove(name)
 }
 
 // storedOrgs returns, sorted, the organisations that have a seed file in
