@@ -669,6 +669,37 @@ func (b *Bus) deliver(ctx context.Context, org string, env *events.Envelope) err
 	return nil
 }
 
+// delivered reports whether DELIVERY holds, on subject, a copy of the
+// event with CloudEvents id eventID (reminders of an offer, which repeat
+// its id, do not count). Nats-Msg-Id deduplicates a copy published twice
+// only within the duplicate window; a message delivered to the router
+// again after it (a command or an event whose acknowledgement was lost,
+// or that waited longer than AckWait under load) asks this first. It
+// reads the subject's messages one by one, at most
+// DeliveryMaxPerSubjectDefault of them by default, so it is for those
+// redeliveries only. Errors wrap routing.ErrUnavailable.
+func (b *Bus) delivered(ctx context.Context, subject, eventID string) (bool, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	s, err := b.stream(ctx, StreamDelivery)
+	if err != nil {
+		return false, err
+	}
+	for seq := uint64(1); ; {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return false, nil
+		}
+		if err != nil {
+			return false, fmt.Errorf("%w: read %s: %w", routing.ErrUnavailable, subject, err)
+		}
+		if headerFold(m.Header, "ce-id") == eventID && m.Header.Get(HeaderReminder) == "" {
+			return true, nil
+		}
+		seq = m.Sequence + 1
+	}
+}
+
 // deliverySubject returns out.<org>.<referral id>, or out.<org>.rejected
 // when referralID is not a referral id (a rejection of a command that
 // names none).

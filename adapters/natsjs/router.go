@@ -434,7 +434,7 @@ func (r *Router) tell(ctx context.Context, m jetstream.Msg, org, id, typ, subjec
 	}
 	if env, err := routing.Rejected(org, id, typ, subject, rej, r.cfg.Now()); err != nil {
 		r.cfg.Logger.WarnContext(ctx, "natsjs: rejection not built", slog.Any("error", err))
-	} else if err := r.bus.deliver(ctx, org, env); err != nil {
+	} else if err := r.deliverOnce(ctx, m, org, env); err != nil {
 		r.nak(ctx, m, r.retryDelay(m))
 		return
 	}
@@ -450,6 +450,23 @@ func (r *Router) tell(ctx context.Context, m jetstream.Msg, org, id, typ, subjec
 	}
 	r.cfg.Logger.InfoContext(ctx, "natsjs: command rejected", slog.String("org", org), slog.String("referral", referralID), slog.String("code", rej.Code))
 	r.setAside(ctx, m, rej.Code, referralID, problem)
+}
+
+// deliverOnce delivers the rejection env of command m to org, unless m
+// is delivered again and the rejection is on org's subject already: it
+// was told before the command's acknowledgement was lost, and the
+// duplicate window may have passed since.
+func (r *Router) deliverOnce(ctx context.Context, m jetstream.Msg, org string, env *events.Envelope) error {
+	if r.deliveries(m) > 1 {
+		subject, err := deliverySubject(org, env.Event.Subject())
+		if err != nil {
+			return err
+		}
+		if done, err := r.bus.delivered(ctx, subject, env.Event.ID()); err != nil || done {
+			return err
+		}
+	}
+	return r.bus.deliver(ctx, org, env)
 }
 
 // setAside copies m to DLQ and terminates it; if the copy fails, m is
@@ -628,7 +645,7 @@ func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, flush func(
 		}
 	}
 	if v := h.Get(HeaderRecipients); v != "" {
-		if j.futures, j.err = r.deliverCopies(ctx, id, strings.Split(v, ","), h, m.Data(), md.Sequence.Stream, !erase, j.futures); j.err != nil {
+		if j.futures, j.err = r.deliverCopies(ctx, id, strings.Split(v, ","), h, m.Data(), md.Sequence.Stream, !erase, again, j.futures); j.err != nil {
 			return j
 		}
 	}
@@ -656,17 +673,28 @@ func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, flush func(
 // deliverCopies publishes the event to every recipient's delivery subject
 // at once, with its REFERRALS sequence in HeaderSequence, and appends
 // the futures of their acknowledgements to futures. With dedupe, each
-// copy has Nats-Msg-Id <event id>.<org>, so dispatching twice stores it
-// once. The copies of referral.erased are published without, because
-// erasure purges earlier copies: dispatching it again purges and delivers
-// it again.
-func (r *Router) deliverCopies(ctx context.Context, id string, orgs []string, h nats.Header, data []byte, seq uint64, dedupe bool, futures []jetstream.PubAckFuture) ([]jetstream.PubAckFuture, error) {
+// copy has Nats-Msg-Id <event id>.<org>, so dispatching twice within the
+// duplicate window stores it once; an event dispatched again (again)
+// skips the recipients whose subject holds its copy already, since the
+// window may have passed. The copies of referral.erased are published
+// without either, because erasure purges earlier copies: dispatching it
+// again purges and delivers it again.
+func (r *Router) deliverCopies(ctx context.Context, id string, orgs []string, h nats.Header, data []byte, seq uint64, dedupe, again bool, futures []jetstream.PubAckFuture) ([]jetstream.PubAckFuture, error) {
 	eventID := h.Get(jetstream.MsgIDHeader)
 	for _, org := range orgs {
 		subject, err := events.DeliverySubject(org, id)
 		if err != nil {
 			r.cfg.Logger.WarnContext(ctx, "natsjs: bad recipient; skipped", slog.String("referral", id), slog.String("org", org))
 			continue
+		}
+		if dedupe && again {
+			done, err := r.bus.delivered(ctx, subject, headerFold(h, "ce-id"))
+			if err != nil {
+				return futures, err
+			}
+			if done {
+				continue
+			}
 		}
 		c := eventCopy(subject, h, data)
 		c.Header.Set(HeaderSequence, strconv.FormatUint(seq, 10))
