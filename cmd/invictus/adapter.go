@@ -47,6 +47,7 @@ type adapterOptions struct {
 	projection    bool
 	skipMigrate   bool
 	metricsListen string
+	tls           *natsTLSFlags
 }
 
 func newAdapterCmd(out, errOut io.Writer) *cobra.Command {
@@ -86,6 +87,7 @@ func newAdapterPostgresCmd(out, errOut io.Writer) *cobra.Command {
 	cf.StringVar(&o.creds, "creds", "", "NATS credentials of the organisation: its nkey seed file from 'invictus creds', or a NATS .creds file")
 	cf.StringVar(&o.key, "key", "", "age key file of the organisation, to open case envelopes")
 	cf.StringVar(&o.natsURL, "nats-url", adapterNATSURLDefault, "NATS server URL(s), comma-separated")
+	o.tls = addNATSTLSFlags(cf)
 	cf.StringVar(&o.hook, "hook", "", "SQL function (name or schema.name) called with each new inbox event id")
 	cf.BoolVar(&o.projection, "projection", false, "maintain the reporting projection of REFERRALS (coordinators)")
 	cf.BoolVar(&o.skipMigrate, "skip-migrate", false, "do not migrate the schema at start")
@@ -217,6 +219,11 @@ func runAdapterPostgres(ctx context.Context, o adapterOptions, logger *slog.Logg
 		}
 		nopts = append(nopts, opt)
 	}
+	tlsOpts, err := o.tls.options()
+	if err != nil {
+		return err
+	}
+	nopts = append(nopts, tlsOpts...)
 	if prefix := natsjs.OrgInboxPrefix(o.org); prefix != "" {
 		// An organisation's user may subscribe only under its own inbox
 		// prefix on the embedded server (and as natsjs.OrgPermissions says).

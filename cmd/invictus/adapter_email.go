@@ -51,6 +51,7 @@ func newAdapterEmailCmd(errOut io.Writer) *cobra.Command {
 	s.addFlags(f)
 	f.StringVar(&natsURL, "nats-url", adapterNATSURLDefault, "NATS server URL(s), comma-separated")
 	f.StringVar(&creds, "nats-creds", "", "NATS credentials: an nkey seed file (such as DATA/keys/admin.nk) or a .creds file")
+	tlsFlags := addNATSTLSFlags(f)
 	f.StringVar(&listen, "listen", adapterEmailListenDefault, "HTTP address of the link pages (/mail/...), /metrics and /healthz")
 	lf := addLogFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -64,18 +65,22 @@ func newAdapterEmailCmd(errOut io.Writer) *cobra.Command {
 		if err := s.check(); err != nil {
 			return err
 		}
-		return runAdapterEmail(cmd.Context(), s, natsURL, creds, listen, logger)
+		tlsOpts, err := tlsFlags.options()
+		if err != nil {
+			return err
+		}
+		return runAdapterEmail(cmd.Context(), s, natsURL, creds, listen, logger, tlsOpts...)
 	}
 	return cmd
 }
 
-func runAdapterEmail(ctx context.Context, s emailSettings, natsURL, creds, listen string, logger *slog.Logger) error {
+func runAdapterEmail(ctx context.Context, s emailSettings, natsURL, creds, listen string, logger *slog.Logger, tlsOpts ...nats.Option) error {
 	ln, err := listenHTTP(ctx, "listen", listen)
 	if err != nil {
 		return err
 	}
 	defer ln.Close()
-	opts := []nats.Option{nats.Name("invictus-adapter-email"), nats.Timeout(adapterConnectTimeout), nats.MaxReconnects(-1)}
+	opts := append([]nats.Option{nats.Name("invictus-adapter-email"), nats.Timeout(adapterConnectTimeout), nats.MaxReconnects(-1)}, tlsOpts...)
 	if creds != "" {
 		opt, err := natsCredsOption(creds)
 		if err != nil {

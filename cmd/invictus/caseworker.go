@@ -88,6 +88,7 @@ type clientFlags struct {
 	timeout time.Duration
 	asJSON  bool
 	wait    time.Duration
+	tls     *natsTLSFlags
 }
 
 // addClientFlags registers the common flags on cmd; a positive
@@ -101,6 +102,7 @@ func addClientFlags(cmd *cobra.Command, waitDefault time.Duration) *clientFlags 
 	fl.StringVar(&f.creds, "creds", os.Getenv(envCreds), "your organisation's nkey seed file from 'invictus creds', or a NATS .creds file (env "+envCreds+")")
 	fl.DurationVar(&f.timeout, "timeout", clientTimeoutDefault, "how long each request to the network may take")
 	fl.BoolVar(&f.asJSON, "json", false, "print JSON instead of text")
+	f.tls = addNATSTLSFlags(fl)
 	if waitDefault > 0 {
 		fl.DurationVar(&f.wait, "wait", waitDefault, "how long to wait for the routing service's answer (0: do not wait)")
 	}
@@ -122,6 +124,13 @@ func (f *clientFlags) connect(ctx context.Context) (*client.Client, error) {
 		return nil, usageError{fmt.Errorf("--wait %s: must not be negative", f.wait)}
 	}
 	opts := []client.Option{client.WithTimeout(f.timeout), client.WithName("invictus cli " + f.org)}
+	tlsOpts, err := f.tls.options()
+	if err != nil {
+		return nil, err
+	}
+	if len(tlsOpts) > 0 {
+		opts = append(opts, client.WithNATSOptions(tlsOpts...))
+	}
 	if f.creds != "" {
 		opt, err := natsCredsOption(f.creds)
 		if err != nil {

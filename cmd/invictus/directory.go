@@ -48,6 +48,7 @@ type storeFlags struct {
 	data    string
 	timeout time.Duration
 	logs    *logFlags
+	tls     *natsTLSFlags
 }
 
 func addStoreFlags(cmd *cobra.Command) *storeFlags {
@@ -57,6 +58,7 @@ func addStoreFlags(cmd *cobra.Command) *storeFlags {
 	addCredsFlag(fl, &f.creds, "credentials: an nkey seed file (such as DATA/keys/admin.nk) or a NATS .creds file; with --data, default DATA/keys/admin.nk")
 	fl.StringVar(&f.data, "data", "", "data directory of a node: connect to the node running on it (DIR/node.json), or open its store in process when none runs")
 	fl.DurationVar(&f.timeout, "timeout", directoryTimeoutDefault, "how long the whole command may take")
+	f.tls = addNATSTLSFlags(fl)
 	f.logs = addLogFlags(cmd)
 	return f
 }
@@ -67,8 +69,12 @@ func addStoreFlags(cmd *cobra.Command) *storeFlags {
 // connection name. release lets the connection (and the in-process server)
 // go.
 func (f *storeFlags) connect(ctx context.Context, logger *slog.Logger, name string) (nc *nats.Conn, release func(), err error) {
+	tlsOpts, err := f.tls.options()
+	if err != nil {
+		return nil, nil, err
+	}
 	if f.data != "" {
-		dc, err := connectData(ctx, f.data, f.creds, name, logger)
+		dc, err := connectData(ctx, f.data, f.creds, name, logger, tlsOpts...)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -79,7 +85,7 @@ func (f *storeFlags) connect(ctx context.Context, logger *slog.Logger, name stri
 		}
 		return dc.nc, dc.close, nil
 	}
-	opts := []nats.Option{nats.Name(name), nats.Timeout(natsConnectTimeout)}
+	opts := append([]nats.Option{nats.Name(name), nats.Timeout(natsConnectTimeout)}, tlsOpts...)
 	if f.creds != "" {
 		opt, err := natsCredsOption(f.creds)
 		if err != nil {

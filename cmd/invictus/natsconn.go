@@ -8,6 +8,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +20,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nkeys"
+	"github.com/spf13/pflag"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 )
@@ -67,6 +70,66 @@ func natsCredsOption(path string) (nats.Option, error) {
 		return nil, fmt.Errorf("%w: %w", errCredsFile, err)
 	}
 	return opt, nil
+}
+
+// natsTLSFlags are the client side of TLS to NATS, the same three flags on
+// every command that connects to NATS: the CA that signed the server's
+// certificate, and the client certificate a server started with
+// `serve --nats-tls-client-ca` requires. serve's own --nats-tls-cert and
+// --nats-tls-key are its server certificate, or with --nats-url its
+// client certificate, as here.
+type natsTLSFlags struct {
+	ca, cert, key string
+}
+
+// Flag names of natsTLSFlags.
+const (
+	flagNATSTLSCA   = "nats-tls-ca"
+	flagNATSTLSCert = "nats-tls-cert"
+	flagNATSTLSKey  = "nats-tls-key"
+)
+
+// addNATSTLSFlags registers --nats-tls-ca, --nats-tls-cert and
+// --nats-tls-key on fl.
+func addNATSTLSFlags(fl *pflag.FlagSet) *natsTLSFlags {
+	f := &natsTLSFlags{}
+	fl.StringVar(&f.ca, flagNATSTLSCA, "", "NATS over TLS: trust this PEM CA for the server's certificate (default: the system's roots)")
+	fl.StringVar(&f.cert, flagNATSTLSCert, "", "NATS over TLS: present this PEM client certificate, for a server that requires one; needs --nats-tls-key")
+	fl.StringVar(&f.key, flagNATSTLSKey, "", "the PEM private key of --nats-tls-cert")
+	return f
+}
+
+// options returns the connect options of the flags: none when no flag is
+// set (a server that requires TLS is then reached over TLS, trusting the
+// system's roots). It returns a usageError when --nats-tls-cert and
+// --nats-tls-key are not given together, or a flagError naming the file
+// that cannot be read.
+func (f *natsTLSFlags) options() ([]nats.Option, error) {
+	if f == nil || (f.ca == "" && f.cert == "" && f.key == "") {
+		return nil, nil
+	}
+	if (f.cert == "") != (f.key == "") {
+		return nil, usageError{errors.New("--nats-tls-cert and --nats-tls-key go together")}
+	}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12}
+	if f.ca != "" {
+		b, err := os.ReadFile(f.ca)
+		if err != nil {
+			return nil, &flagError{flag: flagNATSTLSCA, value: f.ca, err: err}
+		}
+		cfg.RootCAs = x509.NewCertPool()
+		if !cfg.RootCAs.AppendCertsFromPEM(b) {
+			return nil, &flagError{flag: flagNATSTLSCA, value: f.ca, err: errors.New("no PEM certificate in the file")}
+		}
+	}
+	if f.cert != "" {
+		cert, err := tls.LoadX509KeyPair(f.cert, f.key)
+		if err != nil {
+			return nil, &flagError{flag: flagNATSTLSCert, value: f.cert, err: err}
+		}
+		cfg.Certificates = []tls.Certificate{cert}
+	}
+	return []nats.Option{nats.Secure(cfg)}, nil
 }
 
 // nodeInfo is the content of DATA/node.json.
@@ -120,12 +183,13 @@ type dataConn struct {
 // data directory data, as DATA/node.json and DATA/node.lock tell; with
 // creds ("" for DATA/keys/admin.nk). When no node runs, it takes the lock
 // and starts the embedded server on the store in process (no listener),
-// until close; its logs go to logger. name is the connection name. A node
+// until close; its logs go to logger. name is the connection name; opts
+// (TLS) apply to a running node. A node
 // that holds the lock but does not answer is an error wrapping
 // errUnavailable; a node that is starting (lock held, no node file yet)
 // is waited for, within ctx and nodeWaitMax. Errors about the directory
 // are flagErrors naming --data.
-func connectData(ctx context.Context, data, creds, name string, logger *slog.Logger) (*dataConn, error) {
+func connectData(ctx context.Context, data, creds, name string, logger *slog.Logger, opts ...nats.Option) (*dataConn, error) {
 	if creds == "" {
 		creds = filepath.Join(data, natsjs.KeysDir, natsjs.UserAdmin+natsjs.SeedFileExt)
 	}
@@ -134,7 +198,7 @@ func connectData(ctx context.Context, data, creds, name string, logger *slog.Log
 	info, infoErr := readNodeFile(data)
 	var connErr error
 	if infoErr == nil {
-		dc, err := connectNode(ctx, info, creds, name)
+		dc, err := connectNode(ctx, info, creds, name, opts...)
 		if err == nil {
 			return dc, nil
 		}
@@ -182,7 +246,7 @@ func connectData(ctx context.Context, data, creds, name string, logger *slog.Log
 		case <-tick.C:
 		}
 		if info, err := readNodeFile(data); err == nil {
-			dc, err := connectNode(ctx, info, creds, name)
+			dc, err := connectNode(ctx, info, creds, name, opts...)
 			if err != nil {
 				return nil, &flagError{flag: "data", value: data, err: fmt.Errorf("%w: node (pid %d) at %s: %w", errUnavailable, info.PID, info.NATS, err)}
 			}
@@ -190,13 +254,13 @@ func connectData(ctx context.Context, data, creds, name string, logger *slog.Log
 		}
 		if lock, err := lockDataDir(data); err == nil {
 			lock.unlock() // the node has stopped meanwhile: try again from the start
-			return connectData(ctx, data, creds, name, logger)
+			return connectData(ctx, data, creds, name, logger, opts...)
 		}
 	}
 }
 
-// connectNode connects to the running node of info with creds.
-func connectNode(ctx context.Context, info nodeInfo, creds, name string) (*dataConn, error) {
+// connectNode connects to the running node of info with creds and opts.
+func connectNode(ctx context.Context, info nodeInfo, creds, name string, opts ...nats.Option) (*dataConn, error) {
 	opt, err := natsCredsOption(creds)
 	if err != nil {
 		return nil, fmt.Errorf("credentials %s: %w", creds, err)
@@ -205,7 +269,7 @@ func connectNode(ctx context.Context, info nodeInfo, creds, name string) (*dataC
 	if d, ok := ctx.Deadline(); ok {
 		timeout = min(timeout, time.Until(d))
 	}
-	nc, err := nats.Connect("nats://"+info.NATS, opt, nats.Name(name), nats.Timeout(timeout))
+	nc, err := nats.Connect("nats://"+info.NATS, append([]nats.Option{opt, nats.Name(name), nats.Timeout(timeout)}, opts...)...)
 	if err != nil {
 		return nil, err
 	}

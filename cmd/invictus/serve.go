@@ -18,6 +18,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
@@ -66,6 +67,7 @@ type serveOptions struct {
 	http            httpFlags
 	limits          limitOptions
 	natsTLS         tlsFlags
+	natsTLSCA       string // with --nats-url: the CA of its server certificate
 }
 
 // httpFlags are the HTTP API's limits and TLS settings of serve.
@@ -110,8 +112,9 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.DurationVar(&o.http.writeTimeout, "http-write-timeout", httpapi.WriteTimeoutDefault, "longest HTTP response (event streams excepted); more than ?wait='s 10s")
 	fs.DurationVar(&o.http.idleTimeout, "http-idle-timeout", httpapi.IdleTimeoutDefault, "idle HTTP keep-alive connections are closed after this")
 	fs.BoolVar(&o.http.allowPrivateWebhooks, "allow-private-webhooks", false, "for development only: webhooks may target loopback and private addresses, and http:// to loopback")
-	fs.StringVar(&o.natsTLS.cert, "nats-tls-cert", "", "embedded NATS server: require TLS with this PEM certificate (chain); needs --nats-tls-key")
+	fs.StringVar(&o.natsTLS.cert, "nats-tls-cert", "", "embedded NATS server: require TLS with this PEM certificate (chain); with --nats-url: present it as the client certificate; needs --nats-tls-key")
 	fs.StringVar(&o.natsTLS.key, "nats-tls-key", "", "the PEM private key of --nats-tls-cert")
+	fs.StringVar(&o.natsTLSCA, flagNATSTLSCA, "", "with --nats-url: trust this PEM CA for the server's certificate (default: the system's roots)")
 	fs.StringVar(&o.natsTLS.clientCA, "nats-tls-client-ca", "", "embedded NATS server: require client certificates signed by this PEM CA (with --nats-tls-cert)")
 	o.email.addFlags(fs)
 	o.limits.addFlags(fs)
@@ -141,8 +144,10 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 		return usageError{errors.New("--nats-tls-cert and --nats-tls-key go together")}
 	case o.natsTLS.clientCA != "" && o.natsTLS.cert == "":
 		return usageError{errors.New("--nats-tls-client-ca needs --nats-tls-cert and --nats-tls-key")}
-	case o.natsURL != "" && o.natsTLS.cert != "":
-		return usageError{errors.New("--nats-tls-cert is for the embedded server; with --nats-url there is none")}
+	case o.natsURL != "" && o.natsTLS.clientCA != "":
+		return usageError{errors.New("--nats-tls-client-ca is for the embedded server; with --nats-url there is none")}
+	case o.natsURL == "" && o.natsTLSCA != "":
+		return usageError{errors.New("--nats-tls-ca is for --nats-url: the CA of the external server's certificate")}
 	case o.http.maxInFlight < 1 || o.http.maxConns < 1:
 		return usageError{fmt.Errorf("--http-max-in-flight %d and --http-max-conns %d: must be at least 1", o.http.maxInFlight, o.http.maxConns)}
 	case o.http.readTimeout <= 0 || o.http.idleTimeout <= 0:
@@ -304,7 +309,13 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	if err != nil {
 		return err
 	}
-	natsTLS, err := serverTLS(o.natsTLS, "nats-tls-cert")
+	var natsTLS *tls.Config
+	var natsClientTLS []nats.Option
+	if o.natsURL == "" {
+		natsTLS, err = serverTLS(o.natsTLS, "nats-tls-cert")
+	} else {
+		natsClientTLS, err = (&natsTLSFlags{ca: o.natsTLSCA, cert: o.natsTLS.cert, key: o.natsTLS.key}).options()
+	}
 	if err != nil {
 		return err
 	}
@@ -316,6 +327,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 		url:      o.natsURL,
 		creds:    o.natsCreds,
 		tls:      natsTLS,
+		dialTLS:  natsClientTLS,
 		streams:  o.limits.streams(),
 		maxStore: int64(o.limits.natsMaxStore),
 		minFree:  int64(o.limits.storeMinFree),

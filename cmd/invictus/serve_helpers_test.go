@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -45,7 +46,11 @@ func serveInProcess(t *testing.T, env lookupEnv, args ...string) *inproc {
 	ctx, cancel := context.WithCancel(context.Background())
 	p := &inproc{t: t, cancel: cancel, done: make(chan int, 1), out: &syncBuffer{}, errOut: &syncBuffer{}}
 	addrFile := filepath.Join(t.TempDir(), "addr.json")
-	all := append([]string{"--listen", "127.0.0.1:0", "--nats-listen", "127.0.0.1:0", "--addr-file", addrFile}, args...)
+	all := []string{"--listen", "127.0.0.1:0", "--addr-file", addrFile}
+	if !slices.Contains(args, "--nats-url") {
+		all = append(all, "--nats-listen", "127.0.0.1:0")
+	}
+	all = append(all, args...)
 	go func() {
 		cmd := newServeCmdWith(p.out, p.errOut, env)
 		cmd.SetArgs(all)

@@ -57,7 +57,8 @@ type natsComponent struct {
 	listen  string
 	url     string
 	creds   string
-	tls     *tls.Config // embedded only: the server's TLS, or nil
+	tls     *tls.Config   // embedded only: the server's TLS, or nil
+	dialTLS []nats.Option // external only: the client side of TLS
 	streams natsjs.StreamsConfig
 	// maxStore and minFree bound the embedded server's store and the
 	// free space of its disk (0: defaults).
@@ -233,6 +234,7 @@ func (n *natsComponent) connectExternal(ctx context.Context) error {
 		}
 		opts = append(opts, opt)
 	}
+	opts = append(opts, n.dialTLS...)
 	for _, c := range []struct {
 		name string
 		conn *atomic.Pointer[nats.Conn]
