@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
@@ -363,39 +364,104 @@ func TestOrganisationAccountLimits(t *testing.T) {
 }
 
 // An organisation may hold natsjs.OrgMaxWatchers directory watchers at
-// once, and another organisation's count is its own.
+// once: its next ones are refused, and nothing else is affected: its
+// watchers keep receiving the directory's changes, its durable consumer
+// and its readers work, another organisation opens as many watchers of
+// its own, and once it closes one, it may open one again.
 func TestOrganisationWatchersAreBounded(t *testing.T) {
 	t.Parallel()
 	b := newAuthBundle(t, "pt.a", "pt.b")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	watch := func(c *authConn) error {
+	// watch opens a watcher and waits for the initial values.
+	watch := func(c *authConn) (jetstream.KeyWatcher, error) {
 		kv, err := c.js.KeyValue(ctx, natsjs.BucketDirectory)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		w, err := kv.WatchAll(ctx)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		t.Cleanup(func() { _ = w.Stop() })
 		for e := range w.Updates() {
 			if e == nil {
-				return nil // the initial values are in: the watcher works
+				t.Cleanup(func() { _ = w.Stop() })
+				return w, nil // the initial values are in: the watcher works
 			}
 		}
-		return errors.New("the watcher closed")
+		return nil, errors.New("the watcher closed")
 	}
 	a := b.connect("pt.a")
+	var watchers []jetstream.KeyWatcher
 	for i := range natsjs.OrgMaxWatchers {
-		if err := watch(a); err != nil {
+		w, err := watch(a)
+		if err != nil {
 			t.Fatalf("watcher %d of pt.a: %v", i+1, err)
 		}
+		watchers = append(watchers, w)
 	}
-	if err := watch(a); err == nil || !strings.Contains(err.Error(), "directory watchers open") {
-		t.Errorf("watcher %d of pt.a: %v, want a refusal", natsjs.OrgMaxWatchers+1, err)
+	tried, refused := 0, 0
+	for range 4 {
+		tried++
+		if _, err := watch(a); err != nil && strings.Contains(err.Error(), "directory watchers open") {
+			refused++
+		} else {
+			t.Errorf("watcher %d of pt.a: %v, want a refusal", natsjs.OrgMaxWatchers+1, err)
+		}
 	}
-	if err := watch(b.connect("pt.b")); err != nil {
-		t.Errorf("pt.b's first watcher: %v", err)
+
+	// pt.a's watchers see a change made after the refusals.
+	store, err := natsjs.NewDirectoryStore(ctx, b.admin, natsjs.DirectoryStoreConfig{})
+	if err != nil {
+		t.Fatal(err)
 	}
+	d, _, err := store.Load(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Organisations[0].Name = "Renamed after the refusals"
+	if _, err := store.ImportDirectory(ctx, d, nil); err != nil {
+		t.Fatal(err)
+	}
+	for i, w := range watchers {
+		select {
+		case e := <-w.Updates():
+			if e == nil || !strings.Contains(string(e.Value()), "Renamed after the refusals") {
+				t.Errorf("watcher %d of pt.a received %v", i+1, e)
+			}
+		case <-ctx.Done():
+			t.Fatalf("watcher %d of pt.a received no change", i+1)
+		}
+	}
+	// pt.a's durable consumer and a reader work.
+	ref := events.NewReferralID()
+	b.deliver("pt.a", ref)
+	c, err := a.js.Consumer(ctx, natsjs.StreamDelivery, natsjs.OrgConsumerName("pt.a"))
+	if err != nil {
+		t.Fatalf("pt.a opens its consumer: %v", err)
+	}
+	if m, err := c.Next(jetstream.FetchMaxWait(30 * time.Second)); err != nil || m.Subject() != "out.pt.a."+ref {
+		t.Errorf("pt.a pulls its delivery: %v", err)
+	}
+	if _, err := a.js.CreateConsumer(ctx, natsjs.StreamDelivery, jetstream.ConsumerConfig{
+		Name: natsjs.OrgReaderNames("pt.a")[0], FilterSubject: "out.pt.a." + ref, AckPolicy: jetstream.AckNonePolicy,
+	}); err != nil {
+		t.Errorf("pt.a opens a reader: %v", err)
+	}
+	// pt.b's count is its own.
+	pb := b.connect("pt.b")
+	for i := range natsjs.OrgMaxWatchers {
+		if _, err := watch(pb); err != nil {
+			t.Fatalf("watcher %d of pt.b: %v", i+1, err)
+		}
+	}
+	// Once pt.a closes a watcher, it may open one again.
+	if err := watchers[0].Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, time.Minute, "pt.a to open a watcher again once it closed one", func() bool {
+		_, err := watch(a)
+		return err == nil
+	})
+	t.Logf("directory watchers beyond %d of one organisation: tried %d, refused %d; the other organisation opened %d", natsjs.OrgMaxWatchers, tried, refused, natsjs.OrgMaxWatchers)
 }

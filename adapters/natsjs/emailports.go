@@ -39,12 +39,14 @@ const (
 	emailPull = 32
 )
 
-// EmailBucketConfigs returns the configuration of the e-mail buckets.
+// EmailBucketConfigs returns the configuration of the e-mail buckets for
+// cfg with defaults applied: bounded by EmailMaxBytes and
+// EmailMarksMaxBytes; a full bucket refuses the write.
 func EmailBucketConfigs(cfg StreamsConfig) []jetstream.KeyValueConfig {
 	cfg = cfg.WithDefaults()
 	return []jetstream.KeyValueConfig{
-		{Bucket: BucketEmail, Description: "E-mail adapter: link key, sender lease, failures.", History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas},
-		{Bucket: BucketEmailMarks, Description: "E-mail adapter: used links and sent messages.", History: 1, Storage: jetstream.FileStorage, Replicas: cfg.Replicas, TTL: EmailMarksMaxAge},
+		{Bucket: BucketEmail, Description: "E-mail adapter: link key, sender lease, failures.", History: 1, MaxBytes: cfg.EmailMaxBytes, Storage: jetstream.FileStorage, Replicas: cfg.Replicas},
+		{Bucket: BucketEmailMarks, Description: "E-mail adapter: used links and sent messages.", History: 1, MaxBytes: cfg.EmailMarksMaxBytes, Storage: jetstream.FileStorage, Replicas: cfg.Replicas, TTL: EmailMarksMaxAge},
 	}
 }
 

@@ -32,11 +32,13 @@ const (
 	storageTimeout = 2 * time.Second
 )
 
-// StoreStreams are the streams of INVICTUS, the three buckets' included,
-// in the order [ReadStreamUsage] reports them.
+// StoreStreams are the streams of INVICTUS, the buckets' included, in the
+// order [ReadStreamUsage] reports them. The e-mail buckets exist only
+// where the e-mail channel runs.
 var StoreStreams = []string{
 	StreamInbound, StreamReferrals, StreamDelivery, StreamTimers, StreamDLQ,
 	"KV_" + BucketDirectory, "KV_" + BucketTokens, "KV_" + BucketWebhooks,
+	"KV_" + BucketEmail, "KV_" + BucketEmailMarks,
 }
 
 // StreamUsage is one stream's use of its bounds. A bound of -1 is none.

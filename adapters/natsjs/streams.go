@@ -99,6 +99,12 @@ const (
 	// WebhooksMaxBytesDefault bounds the webhooks bucket (registrations,
 	// cursors, delivery logs).
 	WebhooksMaxBytesDefault int64 = 256 << 20
+	// EmailMaxBytesDefault bounds the e-mail bucket (link key, sender
+	// lease, messages given up).
+	EmailMaxBytesDefault int64 = 64 << 20
+	// EmailMarksMaxBytesDefault bounds the e-mail marks bucket (used
+	// links and sent messages, kept EmailMarksMaxAge).
+	EmailMarksMaxBytesDefault int64 = 256 << 20
 	// MaxConsumersDefault bounds the consumers of INBOUND, TIMERS and DLQ
 	// (the routing services' and operators' own).
 	MaxConsumersDefault = 64
@@ -205,6 +211,12 @@ type StreamsConfig struct {
 	// WebhooksMaxBytes bounds the webhooks bucket. Default
 	// [WebhooksMaxBytesDefault].
 	WebhooksMaxBytes int64
+	// EmailMaxBytes bounds the e-mail bucket. Default
+	// [EmailMaxBytesDefault].
+	EmailMaxBytes int64
+	// EmailMarksMaxBytes bounds the e-mail marks bucket. Default
+	// [EmailMarksMaxBytesDefault].
+	EmailMarksMaxBytes int64
 }
 
 // WithDefaults returns a copy of c with every unset field given its default.
@@ -231,6 +243,12 @@ func (c StreamsConfig) WithDefaults() StreamsConfig {
 	}
 	if c.WebhooksMaxBytes == 0 {
 		c.WebhooksMaxBytes = WebhooksMaxBytesDefault
+	}
+	if c.EmailMaxBytes == 0 {
+		c.EmailMaxBytes = EmailMaxBytesDefault
+	}
+	if c.EmailMarksMaxBytes == 0 {
+		c.EmailMarksMaxBytes = EmailMarksMaxBytesDefault
 	}
 	return c
 }
@@ -267,7 +285,8 @@ func (c StreamsConfig) Validate() error {
 	for _, b := range []struct {
 		field string
 		max   int64
-	}{{"DirectoryMaxBytes", c.DirectoryMaxBytes}, {"TokensMaxBytes", c.TokensMaxBytes}, {"WebhooksMaxBytes", c.WebhooksMaxBytes}} {
+	}{{"DirectoryMaxBytes", c.DirectoryMaxBytes}, {"TokensMaxBytes", c.TokensMaxBytes}, {"WebhooksMaxBytes", c.WebhooksMaxBytes},
+		{"EmailMaxBytes", c.EmailMaxBytes}, {"EmailMarksMaxBytes", c.EmailMarksMaxBytes}} {
 		if b.max < Unlimited || b.max == 0 {
 			return fmt.Errorf("natsjs: StreamsConfig.%s %d must be positive or Unlimited", b.field, b.max)
 		}

@@ -257,17 +257,19 @@ func TestStreamsConfigWithDefaults(t *testing.T) {
 	t.Parallel()
 	got := natsjs.StreamsConfig{}.WithDefaults()
 	want := natsjs.StreamsConfig{
-		Replicas:          natsjs.ReplicasDefault,
-		Duplicates:        natsjs.DuplicatesDefault,
-		DirectoryHistory:  natsjs.DirectoryHistoryDefault,
-		Inbound:           natsjs.StreamLimits{MaxBytes: natsjs.InboundMaxBytesDefault, MaxAge: -1, MaxMsgsPerSubject: natsjs.InboundMaxPerOrgDefault, MaxConsumers: natsjs.MaxConsumersDefault},
-		Referrals:         natsjs.StreamLimits{MaxBytes: natsjs.ReferralsMaxBytesDefault, MaxAge: -1, MaxMsgsPerSubject: natsjs.Unlimited, MaxConsumers: natsjs.ReferralsMaxConsumersDefault},
-		Delivery:          natsjs.StreamLimits{MaxBytes: natsjs.DeliveryMaxBytesDefault, MaxAge: -1, MaxMsgsPerSubject: natsjs.DeliveryMaxPerSubjectDefault, MaxConsumers: natsjs.DeliveryMaxConsumersDefault},
-		Timers:            natsjs.StreamLimits{MaxBytes: natsjs.TimersMaxBytesDefault, MaxAge: -1, MaxMsgsPerSubject: natsjs.Unlimited, MaxConsumers: natsjs.MaxConsumersDefault},
-		DLQ:               natsjs.StreamLimits{MaxBytes: natsjs.DLQMaxBytesDefault, MaxAge: natsjs.DLQMaxAgeDefault, MaxMsgsPerSubject: natsjs.Unlimited, MaxConsumers: natsjs.MaxConsumersDefault},
-		DirectoryMaxBytes: natsjs.DirectoryMaxBytesDefault,
-		TokensMaxBytes:    natsjs.TokensMaxBytesDefault,
-		WebhooksMaxBytes:  natsjs.WebhooksMaxBytesDefault,
+		Replicas:           natsjs.ReplicasDefault,
+		Duplicates:         natsjs.DuplicatesDefault,
+		DirectoryHistory:   natsjs.DirectoryHistoryDefault,
+		Inbound:            natsjs.StreamLimits{MaxBytes: natsjs.InboundMaxBytesDefault, MaxAge: -1, MaxMsgsPerSubject: natsjs.InboundMaxPerOrgDefault, MaxConsumers: natsjs.MaxConsumersDefault},
+		Referrals:          natsjs.StreamLimits{MaxBytes: natsjs.ReferralsMaxBytesDefault, MaxAge: -1, MaxMsgsPerSubject: natsjs.Unlimited, MaxConsumers: natsjs.ReferralsMaxConsumersDefault},
+		Delivery:           natsjs.StreamLimits{MaxBytes: natsjs.DeliveryMaxBytesDefault, MaxAge: -1, MaxMsgsPerSubject: natsjs.DeliveryMaxPerSubjectDefault, MaxConsumers: natsjs.DeliveryMaxConsumersDefault},
+		Timers:             natsjs.StreamLimits{MaxBytes: natsjs.TimersMaxBytesDefault, MaxAge: -1, MaxMsgsPerSubject: natsjs.Unlimited, MaxConsumers: natsjs.MaxConsumersDefault},
+		DLQ:                natsjs.StreamLimits{MaxBytes: natsjs.DLQMaxBytesDefault, MaxAge: natsjs.DLQMaxAgeDefault, MaxMsgsPerSubject: natsjs.Unlimited, MaxConsumers: natsjs.MaxConsumersDefault},
+		DirectoryMaxBytes:  natsjs.DirectoryMaxBytesDefault,
+		TokensMaxBytes:     natsjs.TokensMaxBytesDefault,
+		WebhooksMaxBytes:   natsjs.WebhooksMaxBytesDefault,
+		EmailMaxBytes:      natsjs.EmailMaxBytesDefault,
+		EmailMarksMaxBytes: natsjs.EmailMarksMaxBytesDefault,
 	}
 	if got != want {
 		t.Errorf("WithDefaults() = %+v, want %+v", got, want)
@@ -303,6 +305,11 @@ func TestStreamsAreBounded(t *testing.T) {
 	if _, err := natsjs.NewHTTPPorts(ctx, b.nc, cfg); err != nil {
 		t.Fatal(err)
 	}
+	cfg.EmailMaxBytes, cfg.EmailMarksMaxBytes = 4<<10, 8<<10
+	state, marks, err := natsjs.EnsureEmailBuckets(ctx, b.js, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
 	names := b.js.StreamNames(ctx)
 	n := 0
 	for name := range names.Name() {
@@ -319,9 +326,35 @@ func TestStreamsAreBounded(t *testing.T) {
 			t.Errorf("%s discards %v, want DiscardNew", name, c.Discard)
 		}
 	}
-	if n != 9 {
-		t.Errorf("%d streams, want the five and four buckets (directory, tokens, webhooks, keys)", n)
+	if n != 11 {
+		t.Errorf("%d streams, want the five and six buckets (directory, tokens, webhooks, keys, email, email_marks)", n)
 	}
+	usage, err := natsjs.ReadStreamUsage(ctx, b.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bounds := map[string]int64{}
+	for _, u := range usage {
+		bounds[u.Stream] = u.MaxBytes
+	}
+	if bounds["KV_email"] != 4<<10 || bounds["KV_email_marks"] != 8<<10 {
+		t.Errorf("the usage (and metrics) of the e-mail buckets: bounds %v", bounds)
+	}
+
+	t.Run("a full e-mail bucket refuses the write", func(t *testing.T) {
+		for _, st := range []*natsjs.RevStore{state, marks} {
+			var refused error
+			for i := range 100 {
+				if _, err := st.Create(ctx, "k"+strconv.Itoa(i), make([]byte, 500)); err != nil {
+					refused = err
+					break
+				}
+			}
+			if refused == nil {
+				t.Error("100 × 500 bytes stored in an e-mail bucket of at most 8 KiB")
+			}
+		}
+	})
 
 	t.Run("INBOUND refuses one organisation's command beyond its limit", func(t *testing.T) {
 		for i := range 3 {

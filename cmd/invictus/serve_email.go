@@ -35,6 +35,8 @@ type emailSettings struct {
 	publicURL string
 	// replicas of the e-mail buckets: serve's --nats-replicas.
 	replicas int
+	// maxBytes and marksMaxBytes bound the e-mail buckets.
+	maxBytes, marksMaxBytes sizeValue
 }
 
 // addFlags registers the e-mail flags on fs; --smtp-url is a secret (it
@@ -43,7 +45,15 @@ func (s *emailSettings) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.smtpURL, "smtp-url", "", "send e-mail to organisations without a system through this server: smtp://user:pass@host:port (STARTTLS; ?tls=none for a local relay) or smtps://... (implicit TLS)")
 	fs.StringVar(&s.from, "mail-from", "", `sender address of the e-mails, e.g. "INVICTUS <referrals@node.example>" (with --smtp-url)`)
 	fs.StringVar(&s.publicURL, "public-url", "", "public base URL of this node, for the links in e-mails, e.g. https://node.example (with --smtp-url)")
+	s.maxBytes, s.marksMaxBytes = sizeValue(natsjs.EmailMaxBytesDefault), sizeValue(natsjs.EmailMarksMaxBytesDefault)
+	fs.Var(&s.maxBytes, "email-max-bytes", `bound on the e-mail bucket: link key, sender lease, messages given up (bytes, or with KiB, MiB, GiB, TiB; "unlimited" for none)`)
+	fs.Var(&s.marksMaxBytes, "email-marks-max-bytes", `bound on the e-mail marks bucket: used links, sent messages (bytes, or with KiB, MiB, GiB, TiB; "unlimited" for none)`)
 	markSecret(fs, "smtp-url")
+}
+
+// buckets returns the bounds of the e-mail buckets.
+func (s emailSettings) buckets() natsjs.StreamsConfig {
+	return natsjs.StreamsConfig{Replicas: s.replicas, EmailMaxBytes: int64(s.maxBytes), EmailMarksMaxBytes: int64(s.marksMaxBytes)}
 }
 
 // enabled reports whether the e-mail channel is configured.
@@ -51,6 +61,9 @@ func (s emailSettings) enabled() bool { return s.smtpURL != "" }
 
 // check reports a missing or malformed setting as a usageError naming it.
 func (s emailSettings) check() error {
+	if s.maxBytes == 0 || s.marksMaxBytes == 0 {
+		return usageError{errors.New("--email-max-bytes and --email-marks-max-bytes: want a size, or unlimited")}
+	}
 	if !s.enabled() {
 		if s.from != "" || s.publicURL != "" {
 			return usageError{errors.New("--mail-from and --public-url are for the e-mail channel: give --smtp-url too")}
@@ -96,7 +109,7 @@ func startEmail(ctx context.Context, nc *nats.Conn, view *directory.View, s emai
 	if err != nil {
 		return nil, fmt.Errorf("email: %w", err)
 	}
-	state, marks, err := natsjs.EnsureEmailBuckets(ctx, js, natsjs.StreamsConfig{Replicas: s.replicas})
+	state, marks, err := natsjs.EnsureEmailBuckets(ctx, js, s.buckets())
 	if err != nil {
 		return nil, fmt.Errorf("email: %w", err)
 	}
