@@ -41,6 +41,11 @@ import (
 //     consumer, which filter, where a push consumer delivers) before it
 //     passes it to JetStream, as JetStream would otherwise let a consumer
 //     push onto any subject of the streams' account;
+//   - $JS.API.INFO and $JS.API.STREAM.INFO of INBOUND and DELIVERY
+//     through the gate too, which standard clients ask before they
+//     publish or consume (sdk-go's JetStream protocol, nats.js's
+//     jetstreamManager and KV): the gate answers the account's own,
+//     empty, usage, and each stream's configuration without its state;
 //   - read-only access to the directory bucket: stream info, message and
 //     direct gets, flow control of its watchers, and the deliveries of its
 //     watchers (a stream import of $INVICTUS.PUSH.<account>.> mapped onto
@@ -205,6 +210,9 @@ func orgServiceImports(org string) [][2]string {
 		{"$JS.API.CONSUMER.CREATE.>", gate + "CONSUMER.CREATE.>"},
 		{"$JS.API.CONSUMER.INFO.>", gate + "CONSUMER.INFO.>"},
 		{"$JS.API.CONSUMER.DELETE.>", gate + "CONSUMER.DELETE.>"},
+		{"$JS.API.INFO", gate + "INFO"},
+		{"$JS.API.STREAM.INFO." + StreamInbound, gate + "STREAM.INFO." + StreamInbound},
+		{"$JS.API.STREAM.INFO." + StreamDelivery, gate + "STREAM.INFO." + StreamDelivery},
 		{"$JS.API.STREAM.INFO." + kvStream, ""},
 		{"$JS.API.STREAM.MSG.GET." + kvStream, ""},
 		{"$JS.API.DIRECT.GET." + kvStream, ""},

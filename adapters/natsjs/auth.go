@@ -156,6 +156,11 @@ func OrgPermissions(org string) (*server.Permissions, error) {
 		"$JS.API.CONSUMER.INFO." + StreamDelivery + "." + durable,
 		"$JS.API.CONSUMER.MSG.NEXT." + StreamDelivery + "." + durable,
 		"$JS.ACK." + StreamDelivery + "." + durable + ".>",
+		// What standard clients ask first (the gate answers without
+		// other organisations' figures).
+		"$JS.API.INFO",
+		"$JS.API.STREAM.INFO." + StreamInbound,
+		"$JS.API.STREAM.INFO." + StreamDelivery,
 	}
 	for _, r := range OrgReaderNames(org) {
 		pub = append(pub,

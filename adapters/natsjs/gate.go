@@ -36,6 +36,13 @@ import (
 //     them at $INVICTUS.PUSH.<account>.…, which only that account
 //     imports); info and delete of the watchers the organisation created.
 //
+//   - $JS.API.INFO: answered by the gate itself with the organisation's
+//     own usage (none: its account has no streams) and no limits, so
+//     that clients that check JetStream is there find it;
+//   - $JS.API.STREAM.INFO of INBOUND and DELIVERY: the stream's
+//     configuration (documented in the README) with an empty state, so
+//     that the counts of other organisations' messages stay hidden.
+//
 // Everything else is refused with a JetStream API error, code 403.
 
 // Limits of the gate.
@@ -146,6 +153,13 @@ func (g *gate) handle(m *nats.Msg) {
 	if org == "" {
 		return // not an organisation's account: nobody to answer
 	}
+	if api == "INFO" {
+		b, _ := json.Marshal(map[string]any{"type": respAccount, "memory": 0, "storage": 0, "streams": 0, "consumers": 0,
+			"limits": map[string]any{"max_memory": -1, "max_storage": -1, "max_streams": -1, "max_consumers": -1},
+			"api":    map[string]any{"total": 0, "errors": 0}})
+		_ = g.nc.Publish(m.Reply, b)
+		return
+	}
 	subject, body, respType, err := g.check(org, api, m.Data)
 	if err != nil {
 		g.answerError(m, respType, 403, err.Error())
@@ -165,7 +179,31 @@ func (g *gate) handle(m *nats.Msg) {
 		g.answerError(m, respType, 503, "JetStream did not answer: "+err.Error())
 		return
 	}
-	_ = g.nc.PublishMsg(&nats.Msg{Subject: m.Reply, Header: resp.Header, Data: resp.Data})
+	data := resp.Data
+	if respType == respStreamInfo {
+		data = streamConfigOnly(data)
+	}
+	_ = g.nc.PublishMsg(&nats.Msg{Subject: m.Reply, Header: resp.Header, Data: data})
+}
+
+// streamConfigOnly keeps the type, configuration, creation time and error
+// of a stream info response, and gives it an empty state.
+func streamConfigOnly(data []byte) []byte {
+	var in map[string]json.RawMessage
+	if json.Unmarshal(data, &in) != nil {
+		return data
+	}
+	out := map[string]json.RawMessage{"state": json.RawMessage(`{"messages":0,"bytes":0,"first_seq":0,"last_seq":0,"consumer_count":0}`)}
+	for _, k := range []string{"type", "config", "created", "error", "ts"} {
+		if v, ok := in[k]; ok {
+			out[k] = v
+		}
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return data
+	}
+	return b
 }
 
 // answerError answers m with a JetStream API error.
@@ -183,6 +221,8 @@ const (
 	respInfo    = "io.nats.jetstream.api.v1.consumer_info_response"
 	respDelete  = "io.nats.jetstream.api.v1.consumer_delete_response"
 	respAccount = "io.nats.jetstream.api.v1.account_info_response"
+	// respStreamInfo is the response type of stream info.
+	respStreamInfo = "io.nats.jetstream.api.v1.stream_info_response"
 )
 
 // check returns the JetStream request to make for organisation org's
@@ -193,6 +233,11 @@ func (g *gate) check(org, api string, data []byte) (subject string, body []byte,
 	tokens := strings.Split(api, ".")
 	deny := func(format string, a ...any) (string, []byte, string, error) {
 		return "", nil, respType, fmt.Errorf("%w: "+format, append([]any{errDenied}, a...)...)
+	}
+	if api == "STREAM.INFO."+StreamInbound || api == "STREAM.INFO."+StreamDelivery {
+		// Without the request's body: no subject counts, no deleted
+		// messages.
+		return "$JS.API." + api, nil, respStreamInfo, nil
 	}
 	if len(tokens) < 4 || tokens[0] != "CONSUMER" {
 		respType = respAccount
