@@ -2,6 +2,8 @@ package natsjs_test
 
 import (
 	"context"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,5 +112,90 @@ func TestStandardClientsWithOrganisationPermissions(t *testing.T) {
 	}
 	if v := a.violations(); len(v) != 1 {
 		t.Errorf("permission violations: %v, want the stream creation's only", v)
+	}
+}
+
+// The README's nats CLI lines, done with nats.go over the same subjects
+// with the same credentials (the nats CLI is not installed where the
+// tests run): an organisation's nkey seed file and inbox prefix take the
+// next 10 messages of its durable consumer, with JetStream's pull request
+// and acknowledgements as `nats consumer next DELIVERY org_<cc>_<org>
+// --count 10` sends them; the administrator's seed file lists the five
+// streams (`nats stream ls`, which leaves out the buckets' streams).
+func TestREADMENatsCLILines(t *testing.T) {
+	t.Parallel()
+	b := newAuthBundle(t, "pt.amcv", "pt.b")
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	var want []string
+	for range 12 {
+		want = append(want, b.deliver("pt.amcv", events.NewReferralID()).Event.ID())
+	}
+	b.deliver("pt.b", events.NewReferralID())
+
+	// nats -s "$NATS" --nkey "$DATA/keys/pt.amcv.nk" --inbox-prefix _INBOX_pt_amcv \
+	//     consumer next DELIVERY org_pt_amcv --count 10
+	nkey, err := nats.NkeyOptionFromSeed(b.keys.Path("pt.amcv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(b.srv.ClientURL(), nkey, nats.CustomInboxPrefix("_INBOX_pt_amcv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	consumer := natsjs.OrgConsumerName("pt.amcv")
+	if consumer != "org_pt_amcv" {
+		t.Fatalf("the README names org_pt_amcv, the consumer is %s", consumer)
+	}
+	if _, err := nc.RequestWithContext(ctx, "$JS.API.CONSUMER.INFO.DELIVERY."+consumer, nil); err != nil {
+		t.Fatalf("consumer info: %v", err)
+	}
+	var got []string
+	for range 10 {
+		m, err := nc.RequestWithContext(ctx, "$JS.API.CONSUMER.MSG.NEXT.DELIVERY."+consumer, []byte(`{"batch":1,"expires":5000000000}`))
+		if err != nil {
+			t.Fatalf("consumer next: %v", err)
+		}
+		if m.Header.Get("Status") != "" {
+			t.Fatalf("consumer next: status %s %s", m.Header.Get("Status"), m.Header.Get("Description"))
+		}
+		got = append(got, m.Header.Get("ce-id"))
+		if err := m.Respond([]byte("+ACK")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(got) != 10 || got[0] != want[0] || got[9] != want[9] {
+		t.Errorf("consumer next --count 10: %v, want the first 10 of %v", got, want)
+	}
+	waitFor(t, time.Minute, "the 10 acknowledgements", func() bool {
+		info, err := b.consumerInfo(consumer)
+		return err == nil && info.AckFloor.Consumer == 10 && info.NumPending == 2
+	})
+
+	// nats -s "$NATS" --nkey "$DATA/keys/admin.nk" stream ls
+	admin, err := nats.NkeyOptionFromSeed(b.keys.Path(natsjs.UserAdmin))
+	if err != nil {
+		t.Fatal(err)
+	}
+	anc, err := nats.Connect(b.srv.ClientURL(), admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer anc.Close()
+	ajs, err := jetstream.New(anc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streams []string
+	names := ajs.StreamNames(ctx)
+	for n := range names.Name() {
+		if !strings.HasPrefix(n, "KV_") && !strings.HasPrefix(n, "OBJ_") {
+			streams = append(streams, n)
+		}
+	}
+	slices.Sort(streams)
+	if !slices.Equal(streams, []string{"DELIVERY", "DLQ", "INBOUND", "REFERRALS", "TIMERS"}) {
+		t.Errorf("stream ls: %v", streams)
 	}
 }

@@ -13,6 +13,7 @@
 const crypto = require('crypto');
 const path = require('path');
 const { CloudEvent } = require('cloudevents');
+const { Kvm } = require('@nats-io/kv');
 const { connectAs } = require('./connect');
 const { toNATS, fromNATS } = require('./cloudevents-nats');
 
@@ -80,6 +81,15 @@ async function main() {
 
   const offer = await receive(amcv, (e) => e.type === 'invictus.referral.offered.v1' && e.subject === referral, stats);
   console.log(`pt.amcv: offered placement ${offer.data.placement} (${offer.data.service}), answer by ${offer.data.deadline}`);
+
+  // AMCV looks the referrer up in the directory, the read-only KV bucket
+  // "directory": open() binds to it; create() (nats.js 2's views.kv) first
+  // asks for the account's and the bucket's info, which the node answers.
+  const kvm = new Kvm(amcv.js);
+  const entry = await (await kvm.open('directory')).get(`org.${offer.data.referrer}`);
+  console.log(`pt.amcv: the referrer is ${entry.json().name} (directory revision ${entry.revision})`);
+  const again = await (await kvm.create('directory')).get(`org.${offer.data.referrer}`);
+  if (again.revision !== entry.revision) throw new Error('the two directory reads differ');
 
   await send(amcv, 'invictus.referral.accepted.v1', referral, { placement: offer.data.placement });
 
