@@ -3,6 +3,7 @@ package email_test
 import (
 	"bytes"
 	"context"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"log/slog"
@@ -96,6 +97,10 @@ type bundle struct {
 	logs *syncBuffer
 	log  *slog.Logger
 	cfg  email.Config
+	// smtpURL and roots, when set, replace Mailpit's plain URL and the
+	// system's roots (the TLS tests).
+	smtpURL string
+	roots   *x509.CertPool
 }
 
 // instance is one running e-mail adapter.
@@ -200,10 +205,15 @@ func (b *bundle) start(holder string) *instance {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	smtpCfg, err := email.ParseSMTPURL(b.mp.URL())
+	u := b.smtpURL
+	if u == "" {
+		u = b.mp.URL()
+	}
+	smtpCfg, err := email.ParseSMTPURL(u)
 	if err != nil {
 		b.t.Fatal(err)
 	}
+	smtpCfg.RootCAs = b.roots
 	mailer, err := email.NewMailer(smtpCfg)
 	if err != nil {
 		b.t.Fatal(err)
@@ -329,10 +339,11 @@ func (b *bundle) state(id string) referral.State {
 	return st
 }
 
-// waitFor polls cond until it holds, failing the test after a minute.
+// waitFor polls cond until it holds, failing the test after three
+// minutes (a backstop; conditions are progress, not timing).
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
+	deadline := time.Now().Add(3 * time.Minute)
 	for !cond() {
 		if time.Now().After(deadline) {
 			t.Fatalf("timed out waiting for %s", what)

@@ -3,6 +3,8 @@ package email
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -40,6 +42,9 @@ type SMTPConfig struct {
 	TLS      string
 	Username string
 	Password string
+	// RootCAs verifies the server's certificate; nil means the system's
+	// roots. It is never read from the URL (tests set it).
+	RootCAs *x509.CertPool
 }
 
 // String returns the URL without the password.
@@ -153,7 +158,8 @@ type Mailer struct {
 
 // NewMailer returns a mailer for cfg. It does not connect.
 func NewMailer(cfg SMTPConfig) (*Mailer, error) {
-	opts := []mail.Option{mail.WithPort(cfg.Port), mail.WithTimeout(SendTimeoutDefault)}
+	opts := []mail.Option{mail.WithPort(cfg.Port), mail.WithTimeout(SendTimeoutDefault),
+		mail.WithTLSConfig(&tls.Config{ServerName: cfg.Host, RootCAs: cfg.RootCAs, MinVersion: tls.VersionTLS12})}
 	switch cfg.TLS {
 	case TLSImplicit:
 		opts = append(opts, mail.WithSSL())

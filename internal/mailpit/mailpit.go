@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -83,8 +84,14 @@ func Start(t testing.TB, extra ...string) *Server {
 		t.Skip(msg)
 	}
 	s := &Server{t: t, bin: bin, SMTP: freeAddr(t), HTTP: freeAddr(t), db: filepath.Join(t.TempDir(), "mailpit.db")}
-	s.args = append([]string{"--smtp", s.SMTP, "--listen", s.HTTP, "--database", s.db, "--quiet",
-		"--smtp-auth-accept-any", "--smtp-auth-allow-insecure", "--disable-version-check", "--max", "0"}, extra...)
+	s.args = []string{"--smtp", s.SMTP, "--listen", s.HTTP, "--database", s.db, "--quiet",
+		"--smtp-auth-accept-any", "--disable-version-check", "--max", "0"}
+	if !slices.Contains(extra, "--smtp-require-tls") && !slices.Contains(extra, "--smtp-require-starttls") {
+		// Authentication without TLS, unless TLS is required (Mailpit
+		// refuses both at once).
+		s.args = append(s.args, "--smtp-auth-allow-insecure")
+	}
+	s.args = append(s.args, extra...)
 	s.start()
 	t.Cleanup(s.Stop)
 	return s
