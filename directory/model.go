@@ -68,7 +68,9 @@ type Organisation struct {
 	// ReferralChannel is how the organisation receives referrals: empty
 	// for its own system (NATS, the HTTP API, webhooks, its case
 	// database), [ReferralChannelEmail] for e-mail to
-	// ReferralContact.Email, with signed links to answer (adapters/email).
+	// ReferralContact.Email, with signed links to answer (adapters/email),
+	// or [ReferralChannelEmailDigest] for the same gathered in one e-mail a
+	// day.
 	ReferralChannel string `json:"referral_channel,omitempty"`
 	// AgeRecipient is the organisation's age X25519 public key (age1...) to
 	// which sealed handovers are encrypted. Empty means it has none yet.
@@ -92,8 +94,20 @@ type Organisation struct {
 // e-mail at its referral contact address.
 const ReferralChannelEmail = "email"
 
-// ReceivesByEmail reports whether o receives referrals by e-mail.
-func (o *Organisation) ReceivesByEmail() bool { return o.ReferralChannel == ReferralChannelEmail }
+// ReferralChannelEmailDigest is the [Organisation.ReferralChannel] of an
+// organisation that receives by e-mail but wants one message a day (a
+// digest) rather than one per event; an offer whose deadline comes before
+// the next digest is still sent at once.
+const ReferralChannelEmailDigest = "email_digest"
+
+// ReceivesByEmail reports whether o receives referrals by e-mail, one
+// message per event or in a daily digest.
+func (o *Organisation) ReceivesByEmail() bool {
+	return o.ReferralChannel == ReferralChannelEmail || o.ReferralChannel == ReferralChannelEmailDigest
+}
+
+// EmailDigest reports whether o receives its e-mail in a daily digest.
+func (o *Organisation) EmailDigest() bool { return o.ReferralChannel == ReferralChannelEmailDigest }
 
 // Helpline is a public phone line an organisation runs.
 type Helpline struct {

@@ -244,13 +244,13 @@ func validateOrganisation(p *problems, o *Organisation) {
 	validateContact(p, "/referral_contact", o.ReferralContact)
 	switch o.ReferralChannel {
 	case "":
-	case ReferralChannelEmail:
+	case ReferralChannelEmail, ReferralChannelEmailDigest:
 		if o.ReferralContact.Email == "" {
 			p.add("/referral_contact/email", CodeNoEmailAddress,
-				"organisation %s receives referrals by e-mail (referral_channel email) but has no referral contact e-mail address", o.ID)
+				"organisation %s receives referrals by e-mail (referral_channel %s) but has no referral contact e-mail address", o.ID, o.ReferralChannel)
 		}
 	default:
-		p.add("/referral_channel", events.CodeEnum, "%q is not one of: email (or empty for the organisation's own system)", o.ReferralChannel)
+		p.add("/referral_channel", events.CodeEnum, "%q is not one of: email, email_digest (or empty for the organisation's own system)", o.ReferralChannel)
 	}
 	if o.AgeRecipient != "" {
 		if _, err := age.ParseX25519Recipient(o.AgeRecipient); err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"net/http"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -79,7 +80,7 @@ func New(ctx context.Context, deps Deps, cfg Config) (*Adapter, error) {
 		}
 	}
 	a := &Adapter{deps: deps, cfg: cfg, links: links, composer: c, metrics: m}
-	a.sender = &sender{a: a}
+	a.sender = &sender{a: a, digestSince: map[string]time.Time{}, digestDue: map[string]time.Time{}}
 	return a, nil
 }
 
@@ -129,7 +130,7 @@ type metrics struct {
 func newMetrics() *metrics {
 	return &metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "invictus_email_messages_total",
-			Help: "Deliveries handled by the e-mail sender, by result: sent, skipped (nothing to send), retried (temporary failure), failed (given up), already_sent, undecodable, uncomposable."},
+			Help: "Deliveries handled by the e-mail sender, by result: sent, skipped (nothing to send), retried (temporary failure), failed (given up), held (kept for a daily digest), already_sent, undecodable, uncomposable."},
 			[]string{"result"}),
 		links: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "invictus_email_link_answers_total",
 			Help: "Confirmations posted from action links, by result: accepted, declined, pending, rejected, invalid, expired, used, closed, unavailable."},

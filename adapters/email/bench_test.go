@@ -70,8 +70,8 @@ func BenchmarkDeliveryRate(b *testing.B) {
 }
 
 // deliverOffer stores an offer to org in DELIVERY, as the routing
-// service would.
-func (b *bundle) deliverOffer(org string, deadline time.Time) {
+// service would, and returns the referral's id.
+func (b *bundle) deliverOffer(org string, deadline time.Time) string {
 	b.t.Helper()
 	id := events.NewReferralID()
 	p := events.SamplePayload(events.TypeReferralOffered).(*events.Offered)
@@ -90,4 +90,5 @@ func (b *bundle) deliverOffer(org string, deadline time.Time) {
 	if _, err := b.js.PublishMsg(context.Background(), msg); err != nil {
 		b.t.Fatal(err)
 	}
+	return id
 }

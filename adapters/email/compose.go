@@ -11,6 +11,7 @@ import (
 	"net/mail"
 	"path"
 	"slices"
+	"strconv"
 	"strings"
 	texttemplate "text/template"
 	"time"
@@ -40,6 +41,12 @@ const (
 	KindContacted = "contacted"
 	KindCompleted = "completed"
 	KindUnmatched = "unmatched"
+	// KindUndeliverable tells a referrer that its offer could not be
+	// delivered to an e-mail organisation (its server refused it).
+	KindUndeliverable = "undeliverable"
+	// KindDigest is the daily message that gathers the others for an
+	// organisation with referral_channel email_digest.
+	KindDigest = "digest"
 )
 
 //go:embed templates/*.tmpl locales/*.json
@@ -104,11 +111,13 @@ type action struct {
 	Primary    bool
 }
 
-// view is what a message template renders.
+// view is what a message template renders; a digest has Items, the
+// messages it gathers.
 type view struct {
 	Lang, Subject, Intro, Note, Footer string
 	Fields                             []field
 	Actions                            []action
+	Items                              []view `json:",omitempty"`
 }
 
 // Outgoing is a composed message.
@@ -117,6 +126,11 @@ type Outgoing struct {
 	To        string
 	MessageID string
 	Msg       *gomail.Msg
+	// Deadline is the answer deadline of an offer or reminder (zero for
+	// other kinds): a digest organisation gets such a message at once when
+	// the deadline comes before its next digest.
+	Deadline time.Time
+	view     view
 }
 
 // composer turns deliveries into messages.
@@ -226,6 +240,7 @@ func (c *composer) Compose(ctx context.Context, org string, env *events.Envelope
 	v := view{Lang: lang, Footer: c.cat.t(lang, "footer")}
 	f := func(key, value string) { v.Fields = append(v.Fields, field{c.cat.t(lang, "field."+key), value}) }
 	var kind string
+	var offerDeadline time.Time
 	switch p := env.Payload.(type) {
 	case *events.Offered:
 		if p.Organisation != org {
@@ -235,6 +250,7 @@ func (c *composer) Compose(ctx context.Context, org string, env *events.Envelope
 		if reminder {
 			kind = KindReminder
 		}
+		offerDeadline = p.Deadline
 		deadline := c.when(p.Deadline, p.Service)
 		referrer := c.orgName(p.Referrer)
 		v.Subject = c.cat.t(lang, "subject."+kind, "deadline", deadline)
@@ -316,8 +332,68 @@ func (c *composer) Compose(ctx context.Context, org string, env *events.Envelope
 	default:
 		return nil, nil
 	}
-	out := &Outgoing{Kind: kind, To: o.ReferralContact.Email,
+	out := &Outgoing{Kind: kind, To: o.ReferralContact.Email, Deadline: offerDeadline,
 		MessageID: env.Event.ID() + "." + kind + "." + org + "@" + c.domain}
+	msg, err := c.render(v, out)
+	if err != nil {
+		return nil, err
+	}
+	out.Msg = msg
+	out.view = v
+	return out, nil
+}
+
+// Undeliverable returns the notice to the referrer of the offer env
+// that the message to org was refused for good, or nil when the referrer
+// has no referral contact address.
+func (c *composer) Undeliverable(env *events.Envelope, org string) (*Outgoing, error) {
+	p, ok := env.Payload.(*events.Offered)
+	if !ok {
+		return nil, nil
+	}
+	ref := c.org(p.Referrer)
+	if ref == nil || ref.ReferralContact.Email == "" {
+		return nil, nil
+	}
+	lang := languageOf(ref)
+	by := c.orgName(org)
+	refID := env.Event.Subject()
+	v := view{Lang: lang, Footer: c.cat.t(lang, "footer"),
+		Subject: c.cat.t(lang, "subject."+KindUndeliverable, "org", by),
+		Intro:   c.cat.t(lang, "intro."+KindUndeliverable, "org", by),
+		Fields: []field{
+			{c.cat.t(lang, "field.organisation"), by},
+			{c.cat.t(lang, "field.referral"), refID + " / " + p.Placement},
+			{c.cat.t(lang, "field.needs"), c.labels("needs", lang, p.Needs)},
+			{c.cat.t(lang, "field.deadline"), c.when(p.Deadline, p.Service)},
+		}}
+	out := &Outgoing{Kind: KindUndeliverable, To: ref.ReferralContact.Email,
+		MessageID: env.Event.ID() + "." + KindUndeliverable + "." + org + "." + p.Referrer + "@" + c.domain}
+	msg, err := c.render(v, out)
+	if err != nil {
+		return nil, err
+	}
+	out.Msg = msg
+	return out, nil
+}
+
+// Digest returns the one message that gathers items, the views of the
+// messages org would have got, under the Message-ID id.
+func (c *composer) Digest(org string, items []view, id string) (*Outgoing, error) {
+	o := c.org(org)
+	if o == nil || o.ReferralContact.Email == "" {
+		return nil, nil
+	}
+	lang := languageOf(o)
+	v := view{Lang: lang, Footer: c.cat.t(lang, "footer"), Items: items,
+		Subject: c.cat.t(lang, "subject."+KindDigest, "count", strconv.Itoa(len(items))),
+		Intro:   c.cat.t(lang, "intro."+KindDigest)}
+	for _, it := range items {
+		if len(it.Actions) > 0 && it.Note != "" {
+			v.Note = it.Note
+		}
+	}
+	out := &Outgoing{Kind: KindDigest, To: o.ReferralContact.Email, MessageID: id}
 	msg, err := c.render(v, out)
 	if err != nil {
 		return nil, err

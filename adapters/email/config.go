@@ -34,6 +34,8 @@ const (
 	OutcomeWaitDefault = 10 * time.Second
 	// SendTimeoutDefault bounds one SMTP transaction.
 	SendTimeoutDefault = 30 * time.Second
+	// DigestAtDefault is the time of day (UTC) of the daily digests.
+	DigestAtDefault = 7 * time.Hour
 	// MountPath is where serve mounts [Adapter.Handler]; links point
 	// below it.
 	MountPath = "/mail/"
@@ -65,6 +67,10 @@ type Config struct {
 	// OutcomeWait bounds a confirmation page's wait for the decision.
 	// Default [OutcomeWaitDefault].
 	OutcomeWait time.Duration
+	// DigestAt is the time of day, UTC, at which organisations with
+	// referral_channel email_digest get their digest. Default
+	// [DigestAtDefault] (a zero value cannot ask for midnight: use 1ns).
+	DigestAt time.Duration
 	// Holder names this instance in the lease. Default: a random name.
 	Holder string
 	// Registerer receives the adapter's metrics. Default: none.
@@ -98,6 +104,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.OutcomeWait == 0 {
 		c.OutcomeWait = OutcomeWaitDefault
+	}
+	if c.DigestAt == 0 {
+		c.DigestAt = DigestAtDefault
 	}
 	if c.Holder == "" {
 		c.Holder = randomName()
@@ -134,6 +143,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("email: Config.LeaseTTL %s must be at least 300ms", c.LeaseTTL)
 	case c.Resync <= 0:
 		return fmt.Errorf("email: Config.Resync %s must be positive", c.Resync)
+	case c.DigestAt < 0 || c.DigestAt >= 24*time.Hour:
+		return fmt.Errorf("email: Config.DigestAt %s must be a time of day, from 0 to 24h", c.DigestAt)
 	case c.OutcomeWait <= 0:
 		return fmt.Errorf("email: Config.OutcomeWait %s must be positive", c.OutcomeWait)
 	}

@@ -3,6 +3,9 @@ package email_test
 import (
 	"context"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -43,21 +46,53 @@ func (b *bundle) received() (total, dups int) {
 	return len(ms), dups
 }
 
+// outage returns how many retries the SMTP outage of
+// TestSMTPOutageEveryMessageOnce lasts (INVICTUS_EMAIL_OUTAGE_RETRIES,
+// default 12) and whether it runs with the production backoff
+// (INVICTUS_EMAIL_OUTAGE_REAL=1) rather than the tests' short one. The
+// outage is measured in the sender's progress, not in wall time: with the
+// production backoff (2 s, doubling) five retries span a minute.
+func outage(t *testing.T) (retries int, real bool) {
+	retries = 12
+	if v := os.Getenv("INVICTUS_EMAIL_OUTAGE_RETRIES"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 50 {
+			t.Fatalf("INVICTUS_EMAIL_OUTAGE_RETRIES=%q: want 1 to 50", v)
+		}
+		retries = n
+	}
+	return retries, os.Getenv("INVICTUS_EMAIL_OUTAGE_REAL") == "1"
+}
+
 // TestSMTPOutageEveryMessageOnce: with the SMTP server stopped, messages
 // wait and are retried; once it is back every message arrives, once.
+// The outage lasts until the sender has retried INVICTUS_EMAIL_OUTAGE_RETRIES
+// times (see outage); INVICTUS_EMAIL_OUTAGE_REAL=1 uses the production
+// backoff, so that 5 retries keep the server down for about a minute:
+//
+//	INVICTUS_EMAIL_OUTAGE_REAL=1 INVICTUS_EMAIL_OUTAGE_RETRIES=5 go test -run SMTPOutage ./adapters/email/
 func TestSMTPOutageEveryMessageOnce(t *testing.T) {
 	t.Parallel()
 	const n = 12
-	b := setup(t, email.Config{})
+	retries, real := outage(t)
+	cfg := email.Config{Attempts: retries + 20}
+	if real {
+		cfg.Backoff, cfg.BackoffMax = email.BackoffDefault, email.BackoffMaxDefault
+	}
+	b := setup(t, cfg)
 	in := b.start("a")
 	b.refer(needsOffered...)
 	b.mail("pt.a1", "Nouvelle proposition")
 	b.mp.Stop()
+	down := time.Now()
 	for range n - 1 {
 		b.refer(needsOffered...)
 	}
-	waitFor(t, "retries while the SMTP server is down", func() bool { return in.metric("invictus_email_messages_total", "retried") >= n })
+	waitFor(t, "retries while the SMTP server is down", func() bool {
+		return in.metric("invictus_email_messages_total", "retried") >= float64(retries)
+	})
 	b.mp.Restart()
+	t.Logf("SMTP server down for %s (%d retries)", time.Since(down).Round(time.Millisecond), retries)
 	waitFor(t, fmt.Sprintf("%d messages", n), func() bool { total, _ := b.received(); return total >= n })
 	b.idle("pt.a1")
 	total, dups := b.received()
@@ -170,6 +205,16 @@ func TestPermanentFailureRecordedNotRetried(t *testing.T) {
 	}
 	if n != 1 {
 		t.Fatalf("%d failures recorded, want 1", n)
+	}
+	fs, err := email.ListFailures(context.Background(), natsjs.NewRevStore(kv), "pt.a1")
+	if err != nil || len(fs) != 1 || fs[0].Kind != email.KindOffer || fs[0].Referral != id || fs[0].Code < 500 || fs[0].Temporary {
+		t.Fatalf("failures of pt.a1: %+v, %v", fs, err)
+	}
+	// The referrer is told, in Portuguese, that the offer did not reach
+	// pt.a1.
+	notice := b.mail("pt.ref", "O seu encaminhamento não pôde ser entregue a Org pt.a1")
+	if !strings.Contains(notice.Text, id) || !strings.Contains(notice.Text, "Apoio emocional") {
+		t.Errorf("the notice lacks the referral or its needs:\n%s", notice.Text)
 	}
 	// The referrer still hears when the offer is declined.
 	b.send("pt.a1", id, declined(b, id))

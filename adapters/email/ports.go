@@ -76,3 +76,12 @@ type Directory interface {
 	Snapshot() *directory.Index
 	Revision() uint64
 }
+
+// FailureStore is the adapter's state store as read by the
+// administrators' listing of failures ([ListFailures]).
+type FailureStore interface {
+	Get(ctx context.Context, key string) ([]byte, uint64, error)
+	// Keys returns the keys that start with prefix, which ends with a
+	// dot.
+	Keys(ctx context.Context, prefix string) ([]string, error)
+}

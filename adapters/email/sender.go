@@ -61,6 +61,13 @@ type sender struct {
 	rev       uint64
 	workers   map[string]context.CancelFunc
 	wg        sync.WaitGroup
+	// digestSince and digestDue are, per digest organisation, when its
+	// first pending item came and when its digest is due (zero: nothing
+	// pending; missing: not read yet).
+	digestSince map[string]time.Time
+	digestDue   map[string]time.Time
+	// flushMu serialises the sending of digests.
+	flushMu sync.Mutex
 }
 
 // holds reports whether the lease is held with at least a third of its
@@ -93,6 +100,9 @@ func (s *sender) run(ctx context.Context) error {
 			if rev := s.a.deps.Directory.Revision(); rev != lastRev || len(s.workers) == 0 {
 				s.sync(wctx)
 				lastRev = rev
+			}
+			if err := s.flushDigests(wctx, false); err != nil && ctx.Err() == nil {
+				s.a.cfg.Logger.WarnContext(ctx, "email: digests", slog.Any("error", err))
 			}
 		case len(s.workers) > 0:
 			s.a.cfg.Logger.WarnContext(ctx, "email: sender lease lost; stopping")
@@ -218,6 +228,10 @@ func (s *sender) stopAll() {
 		delete(s.workers, org)
 	}
 	s.wg.Wait()
+	s.mu.Lock()
+	clear(s.digestSince) // another instance may add to the digests now
+	clear(s.digestDue)
+	s.mu.Unlock()
 }
 
 // work consumes org's deliveries until ctx ends, starting again after a
@@ -275,6 +289,16 @@ func (s *sender) handle(ctx context.Context, org string, m events.Message, deliv
 		a.metrics.messages.WithLabelValues("already_sent").Inc()
 		return 0, nil
 	}
+	if o := a.deps.Directory.Snapshot().Organisation(org); o != nil && o.EmailDigest() &&
+		(out.Deadline.IsZero() || !out.Deadline.Before(a.cfg.nextDigest(a.cfg.Now()))) {
+		// Held for the daily digest, unless an answer is due before it.
+		if err := s.hold(ctx, org, out); err != nil {
+			a.cfg.Logger.WarnContext(ctx, "email: not held for the digest", slog.String("organisation", org), slog.Any("error", err))
+			return a.cfg.Backoff, nil
+		}
+		a.metrics.messages.WithLabelValues("held").Inc()
+		return 0, nil
+	}
 	if !s.holds() {
 		return a.cfg.Backoff, nil // the lease is going: the next holder sends it
 	}
@@ -313,11 +337,101 @@ func (s *sender) handle(ctx context.Context, org string, m events.Message, deliv
 	if _, err := a.deps.State.Create(ctx, failurePrefix+org+"."+hashKey(out.MessageID), b); err != nil && !errors.Is(err, fs.ErrExist) {
 		return a.cfg.Backoff, nil // not recorded: keep the message until it is
 	}
+	if retry := s.noticeReferrer(ctx, org, env, out.Kind, delivered); retry {
+		return a.cfg.backoff(delivered), nil // the notice waits: so does the failed delivery
+	}
 	return 0, se
+}
+
+// noticeReferrer tells the referrer of an offer (or reminder) that could
+// not be delivered to org, by e-mail to its referral contact. It reports
+// whether to try again (a temporary failure of the notice, within
+// Config.Attempts); a notice refused for good is recorded as a failure of
+// its own.
+func (s *sender) noticeReferrer(ctx context.Context, org string, env *events.Envelope, kind string, delivered uint64) bool {
+	a := s.a
+	if kind != KindOffer && kind != KindReminder {
+		return false
+	}
+	out, err := a.composer.Undeliverable(env, org)
+	if err != nil || out == nil {
+		if err != nil {
+			a.cfg.Logger.ErrorContext(ctx, "email: undeliverable notice not composed", slog.String("organisation", org), slog.Any("error", err))
+		}
+		return false
+	}
+	sentKey := sentPrefix + hashKey(out.MessageID)
+	if _, _, err := a.deps.Marks.Get(ctx, sentKey); err == nil {
+		return false
+	}
+	sctx, cancel := context.WithTimeout(ctx, SendTimeoutDefault)
+	err = a.deps.Mailer.Send(sctx, out.Msg)
+	cancel()
+	var se *SendError
+	switch {
+	case err == nil:
+		a.metrics.messages.WithLabelValues("sent").Inc()
+		if _, err := a.deps.Marks.Create(ctx, sentKey, []byte(out.Kind)); err != nil && !errors.Is(err, fs.ErrExist) {
+			a.cfg.Logger.WarnContext(ctx, "email: sent mark not stored", slog.String("organisation", org), slog.Any("error", err))
+		}
+		return false
+	case errors.As(err, &se) && se.Temporary && delivered < uint64(a.cfg.Attempts):
+		a.metrics.messages.WithLabelValues("retried").Inc()
+		return true
+	}
+	if se == nil {
+		se = &SendError{Temporary: true, err: err}
+	}
+	a.metrics.messages.WithLabelValues("failed").Inc()
+	to, _ := events.OrgOfSource(env.Event.Source())
+	if p, ok := env.Payload.(*events.Offered); ok {
+		to = p.Referrer
+	}
+	f := Failure{Org: to, Kind: out.Kind, EventID: env.Event.ID(), EventType: env.Event.Type(), Referral: env.Event.Subject(),
+		Code: se.Code, Attempts: delivered, Temporary: se.Temporary, At: a.cfg.Now().UTC()}
+	b, _ := json.Marshal(f)
+	if _, err := a.deps.State.Create(ctx, failurePrefix+to+"."+hashKey(out.MessageID), b); err != nil && !errors.Is(err, fs.ErrExist) {
+		a.cfg.Logger.WarnContext(ctx, "email: failure not recorded", slog.String("organisation", to), slog.Any("error", err))
+	}
+	return false
 }
 
 // hashKey returns a short key-safe hash of s.
 func hashKey(s string) string {
 	sum := sha256.Sum256([]byte(s))
 	return hex.EncodeToString(sum[:16])
+}
+
+// ListFailures returns the messages given up for organisation org (every
+// organisation when org is ""), oldest first: what the organisation's
+// administrator and the directory's administrator see
+// (`invictus adapter email failures`).
+func ListFailures(ctx context.Context, st FailureStore, org string) ([]Failure, error) {
+	prefix := failurePrefix
+	if org != "" {
+		prefix += org + "."
+	}
+	keys, err := st.Keys(ctx, prefix)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]Failure, 0, len(keys))
+	for _, k := range keys {
+		b, _, err := st.Get(ctx, k)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		var f Failure
+		if err := json.Unmarshal(b, &f); err != nil {
+			return nil, fmt.Errorf("email: failure %s: %w", k, err)
+		}
+		if org == "" || f.Org == org {
+			out = append(out, f)
+		}
+	}
+	slices.SortFunc(out, func(a, b Failure) int { return a.At.Compare(b.At) })
+	return out, nil
 }

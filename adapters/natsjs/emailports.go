@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -115,6 +117,35 @@ func (s *RevStore) Update(ctx context.Context, key string, value []byte, revisio
 		return 0, fmt.Errorf("natsjs: update %s %s: %w", s.kv.Bucket(), key, err)
 	}
 	return rev, nil
+}
+
+// Keys returns the keys that start with prefix, a whole number of
+// dot-separated tokens followed by a dot ("" for every key).
+func (s *RevStore) Keys(ctx context.Context, prefix string) ([]string, error) {
+	ctx, cancel := httpCtx(ctx)
+	defer cancel()
+	filter := ">"
+	if prefix != "" {
+		if !strings.HasSuffix(prefix, ".") {
+			return nil, fmt.Errorf("natsjs: keys of %s: prefix %q must end with a dot", s.kv.Bucket(), prefix)
+		}
+		filter = prefix + ">"
+	}
+	l, err := s.kv.ListKeysFiltered(ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: keys of %s: %w", s.kv.Bucket(), err)
+	}
+	var out []string
+	seen := map[string]bool{}
+	for k := range l.Keys() {
+		if !seen[k] { // a key written during the listing may come twice
+			seen[k] = true
+			out = append(out, k)
+		}
+	}
+	_ = l.Stop() // the listing is over: nothing is left to stop
+	slices.Sort(out)
+	return out, nil
 }
 
 // Delete removes key and its history.

@@ -2,11 +2,14 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
+	"text/tabwriter"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -19,6 +22,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/email"
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
 )
 
 // adapterEmailListenDefault is where `adapter email` serves its pages.
@@ -70,6 +74,90 @@ func newAdapterEmailCmd(errOut io.Writer) *cobra.Command {
 			return err
 		}
 		return runAdapterEmail(cmd.Context(), s, natsURL, creds, listen, logger, tlsOpts...)
+	}
+	cmd.AddCommand(newAdapterEmailFailuresCmd())
+	return cmd
+}
+
+func newAdapterEmailFailuresCmd() *cobra.Command {
+	var natsURL, creds, org string
+	var asJSON bool
+	cmd := &cobra.Command{
+		Use:   "failures",
+		Short: "List the e-mails given up (refused by the SMTP server, or failing too long)",
+		Long: "Lists the messages the e-mail channel gave up, oldest first, from KV\n" +
+			"`email` (failure.<org>.*): the organisation, the kind of message, the event,\n" +
+			"the referral, the SMTP reply code (5xx: refused for good) and the attempts.\n" +
+			"A refused offer was also reported to its referrer by e-mail. With --org, one\n" +
+			"organisation's failures only (what its administrator needs); without, all of\n" +
+			"them (the directory's administrator). It needs NATS credentials that may read\n" +
+			"the bucket (DATA/keys/admin.nk of the node).",
+		Example: "  invictus adapter email failures --nats-url nats://127.0.0.1:4222 --nats-creds data/keys/admin.nk --org pt.apav",
+		Args:    cobra.NoArgs,
+	}
+	f := cmd.Flags()
+	f.StringVar(&natsURL, "nats-url", adapterNATSURLDefault, "NATS server URL(s), comma-separated")
+	f.StringVar(&creds, "nats-creds", "", "NATS credentials: an nkey seed file (such as DATA/keys/admin.nk) or a .creds file")
+	f.StringVar(&org, "org", "", "only this organisation's failures (an id such as pt.apav)")
+	f.BoolVar(&asJSON, "json", false, "print JSON lines rather than a table")
+	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
+		if org != "" && !events.IsOrgID(org) {
+			return &flagError{flag: "org", value: org, err: errors.New("not an organisation id (<country>.<slug>)")}
+		}
+		opts := []nats.Option{nats.Name("invictus-adapter-email-failures"), nats.Timeout(adapterConnectTimeout)}
+		if creds != "" {
+			opt, err := natsCredsOption(creds)
+			if err != nil {
+				return &flagError{flag: "nats-creds", value: creds, err: err}
+			}
+			opts = append(opts, opt)
+		}
+		nc, err := nats.Connect(natsURL, opts...)
+		if err != nil {
+			return &flagError{flag: "nats-url", value: redactURLs(natsURL), err: err}
+		}
+		defer nc.Close()
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		ctx, cancel := context.WithTimeout(cmd.Context(), adapterConnectTimeout)
+		defer cancel()
+		kv, err := js.KeyValue(ctx, natsjs.BucketEmail)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			return errors.New("no e-mail channel has run on this node (no KV bucket email)")
+		}
+		if err != nil {
+			return fmt.Errorf("KV email: %w", err)
+		}
+		fs, err := email.ListFailures(ctx, natsjs.NewRevStore(kv), org)
+		if err != nil {
+			return err
+		}
+		out := cmd.OutOrStdout()
+		if asJSON {
+			enc := json.NewEncoder(out)
+			for _, f := range fs {
+				if err := enc.Encode(f); err != nil {
+					return err
+				}
+			}
+			return nil
+		}
+		tw := tabwriter.NewWriter(out, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "AT\tORGANISATION\tKIND\tREFERRAL\tEVENT\tSMTP\tATTEMPTS")
+		for _, f := range fs {
+			code := "-"
+			if f.Code != 0 {
+				code = strconv.Itoa(f.Code)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%d\n", f.At.Format(time.RFC3339), f.Org, f.Kind, f.Referral, f.EventID, code, f.Attempts)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "%d failures\n", len(fs))
+		return nil
 	}
 	return cmd
 }

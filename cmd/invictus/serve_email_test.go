@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"net/http"
@@ -204,5 +205,62 @@ func TestAdapterEmailBesideServe(t *testing.T) {
 	if len(ms) != n || len(seen) != n || strings.Contains(adapter, `invictus_email_messages_total{result="sent"}`) ||
 		!strings.Contains(node, `invictus_email_messages_total{result="sent"} 3`) {
 		t.Errorf("received %d (%d distinct), want %d; the adapter must not have sent:\n%s", len(ms), len(seen), n, adapter)
+	}
+}
+
+// TestAdapterEmailFailures: an offer the SMTP server refuses (5xx) is
+// listed by `invictus adapter email failures`, for its organisation and
+// for all, and the referrer is told by e-mail.
+func TestAdapterEmailFailures(t *testing.T) {
+	t.Parallel()
+	// Mailpit refuses every recipient but the referrer's desk.
+	mp := mailpit.Start(t, "--smtp-allowed-recipients", `^desk@ref3\.test$`)
+	data := t.TempDir()
+	listen := freeAddr(t)
+	p := serveInProcess(t, fakeEnv(nil), "--data", data, "--listen", listen,
+		"--smtp-url", mp.URL(), "--mail-from", "referrals@node.test", "--public-url", "http://"+listen)
+	nc := connectAdmin(t, p.NATS, data)
+	ref, recv := "pt.mail-ref3", "pt.mail-recv3"
+	d := testOrgsDirectory(t, ref, recv)
+	for _, id := range []string{ref, recv} {
+		o := d.Organisation(id)
+		o.ReferralChannel = directory.ReferralChannelEmail
+		o.ReferralContact = directory.Contact{Role: "Referral desk", Email: "desk@" + strings.TrimPrefix(id, "pt.mail-") + ".test"}
+	}
+	tokens := provisionTestOrgs(t, nc, d, false)
+	id := events.NewReferralID()
+	if res := postCommand(t, p.HTTP, tokens[ref], ref, id, testRequested(recv)); res.Status != httpapi.StatusAccepted {
+		t.Fatalf("referral.requested: %+v", res)
+	}
+	waitFor(t, time.Minute, "the referrer's notice", func() bool { total, err := mp.Total(); return err == nil && total >= 1 })
+	ms, err := mp.Messages()
+	if err != nil || len(ms) != 1 || !strings.Contains(ms[0].Subject, "could not be delivered") {
+		t.Fatalf("messages: %+v, %v", ms, err)
+	}
+	for _, c := range []struct {
+		args []string
+		want []string
+	}{
+		{[]string{"--org", recv}, []string{recv, "offer", id, "1 failures"}},
+		{nil, []string{recv, "1 failures"}},
+		{[]string{"--org", ref}, []string{"0 failures"}},
+	} {
+		var out, errOut bytes.Buffer
+		args := append([]string{"adapter", "email", "failures", "--nats-url", "nats://" + p.NATS, "--nats-creds", data + "/keys/admin.nk"}, c.args...)
+		if code := run(context.Background(), args, &out, &errOut); code != exitOK {
+			t.Fatalf("%v: exit %d\n%s", c.args, code, errOut.String())
+		}
+		for _, w := range c.want {
+			if !strings.Contains(out.String(), w) {
+				t.Errorf("%v: no %q in\n%s", c.args, w, out.String())
+			}
+		}
+		if c.want[0] == recv && !regexp.MustCompile(`\s5\d\d\s`).MatchString(out.String()) {
+			t.Errorf("%v: no 5xx SMTP code in\n%s", c.args, out.String())
+		}
+	}
+	var errOut bytes.Buffer
+	if code := run(context.Background(), []string{"adapter", "email", "failures", "--org", "nope", "--nats-url", "nats://" + p.NATS}, io.Discard, &errOut); code == exitOK || !strings.Contains(errOut.String(), "--org") {
+		t.Errorf("a bad --org: exit %d\n%s", code, errOut.String())
 	}
 }

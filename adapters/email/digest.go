@@ -1,0 +1,223 @@
+package email
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"strings"
+	"time"
+)
+
+// digestPrefix keys the pending digest of an organisation:
+// digest.<org> holds a [digestDoc].
+const digestPrefix = "digest."
+
+// digestDoc is what an organisation's next digest gathers.
+type digestDoc struct {
+	// Since is when the first pending item was added.
+	Since time.Time    `json:"since"`
+	Items []digestItem `json:"items"`
+}
+
+// digestItem is one message held for the digest: its Message-ID (to
+// recognise a redelivery) and what it says.
+type digestItem struct {
+	ID   string `json:"id"`
+	Kind string `json:"kind"`
+	View view   `json:"view"`
+}
+
+// nextDigest returns the first digest time (Config.DigestAt, UTC) after t.
+func (c Config) nextDigest(t time.Time) time.Time {
+	t = t.UTC()
+	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC).Add(c.DigestAt)
+	if !d.After(t) {
+		d = d.AddDate(0, 0, 1)
+	}
+	return d
+}
+
+// hold adds the message out to org's pending digest, once per
+// Message-ID, and reports an error when the store failed (the delivery is
+// then kept).
+func (s *sender) hold(ctx context.Context, org string, out *Outgoing) error {
+	st := s.a.deps.State
+	key := digestPrefix + org
+	for {
+		var doc digestDoc
+		b, rev, err := st.Get(ctx, key)
+		switch {
+		case errors.Is(err, fs.ErrNotExist):
+		case err != nil:
+			return err
+		default:
+			if err := json.Unmarshal(b, &doc); err != nil {
+				return fmt.Errorf("digest of %s: %w", org, err)
+			}
+		}
+		for _, it := range doc.Items {
+			if it.ID == out.MessageID {
+				return nil // a redelivery
+			}
+		}
+		if len(doc.Items) == 0 {
+			doc.Since = s.a.cfg.Now().UTC()
+		}
+		doc.Items = append(doc.Items, digestItem{ID: out.MessageID, Kind: out.Kind, View: out.view})
+		nb, _ := json.Marshal(doc)
+		if rev == 0 {
+			_, err = st.Create(ctx, key, nb)
+		} else {
+			_, err = st.Update(ctx, key, nb, rev)
+		}
+		if errors.Is(err, fs.ErrExist) {
+			continue // changed meanwhile: read again
+		}
+		if err == nil {
+			s.mu.Lock()
+			s.digestSince[org], s.digestDue[org] = doc.Since, s.a.cfg.nextDigest(doc.Since)
+			s.mu.Unlock()
+		}
+		return err
+	}
+}
+
+// FlushDigests sends every pending digest now, whatever the time of day
+// (tests, and an operator who wants them out before a maintenance). It
+// returns the first error met; the digests not sent stay pending.
+func (a *Adapter) FlushDigests(ctx context.Context) error {
+	return a.sender.flushDigests(ctx, true)
+}
+
+// flushDigests sends the digests that are due (all pending ones when
+// force is set) of the organisations that receive a digest.
+func (s *sender) flushDigests(ctx context.Context, force bool) error {
+	s.flushMu.Lock()
+	defer s.flushMu.Unlock()
+	now := s.a.cfg.Now()
+	var first error
+	for _, o := range s.a.deps.Directory.Snapshot().Directory().Organisations {
+		if !o.EmailDigest() {
+			continue
+		}
+		s.mu.Lock()
+		due, known := s.digestDue[o.ID]
+		s.mu.Unlock()
+		if !force && known && (due.IsZero() || now.Before(due)) {
+			continue
+		}
+		if err := s.flushDigest(ctx, o.ID, now, force); err != nil && first == nil {
+			first = err
+		}
+	}
+	return first
+}
+
+// flushDigest sends org's digest if it is due (or force), then removes
+// what it sent from the pending items.
+func (s *sender) flushDigest(ctx context.Context, org string, now time.Time, force bool) error {
+	a := s.a
+	key := digestPrefix + org
+	b, _, err := a.deps.State.Get(ctx, key)
+	var doc digestDoc
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return err
+	default:
+		if err := json.Unmarshal(b, &doc); err != nil {
+			return fmt.Errorf("digest of %s: %w", org, err)
+		}
+	}
+	s.mu.Lock()
+	if len(doc.Items) == 0 {
+		s.digestDue[org] = time.Time{} // nothing pending
+	} else {
+		s.digestSince[org], s.digestDue[org] = doc.Since, a.cfg.nextDigest(doc.Since)
+	}
+	due := s.digestDue[org]
+	s.mu.Unlock()
+	if len(doc.Items) == 0 || (!force && now.Before(due)) {
+		return nil
+	}
+	if !force && !s.holds() {
+		return nil
+	}
+	ids := make([]string, len(doc.Items))
+	items := make([]view, len(doc.Items))
+	for i, it := range doc.Items {
+		ids[i], items[i] = it.ID, it.View
+	}
+	// The same items make the same Message-ID: a digest sent before a
+	// crash that left them pending is not sent again.
+	id := KindDigest + "." + hashKey(strings.Join(ids, "\n")) + "." + org + "@" + a.composer.domain
+	out, err := a.composer.Digest(org, items, id)
+	if err != nil || out == nil {
+		return err
+	}
+	sentKey := sentPrefix + hashKey(out.MessageID)
+	if _, _, err := a.deps.Marks.Get(ctx, sentKey); err != nil {
+		sctx, cancel := context.WithTimeout(ctx, SendTimeoutDefault)
+		err = a.deps.Mailer.Send(sctx, out.Msg)
+		cancel()
+		if err != nil {
+			a.metrics.messages.WithLabelValues("retried").Inc()
+			a.cfg.Logger.WarnContext(ctx, "email: digest not sent; will retry", slog.String("organisation", org), slog.Any("error", err))
+			return fmt.Errorf("digest of %s: %w", org, err)
+		}
+		a.metrics.messages.WithLabelValues("sent").Inc()
+		if _, err := a.deps.Marks.Create(ctx, sentKey, []byte(KindDigest)); err != nil && !errors.Is(err, fs.ErrExist) {
+			a.cfg.Logger.WarnContext(ctx, "email: sent mark not stored", slog.String("organisation", org), slog.Any("error", err))
+		}
+		a.cfg.Logger.InfoContext(ctx, "email: digest sent", slog.String("organisation", org), slog.Int("items", len(items)))
+	}
+	return s.dropHeld(ctx, org, ids)
+}
+
+// dropHeld removes the items ids from org's pending digest, keeping
+// those added meanwhile.
+func (s *sender) dropHeld(ctx context.Context, org string, ids []string) error {
+	st := s.a.deps.State
+	key := digestPrefix + org
+	sent := map[string]bool{}
+	for _, id := range ids {
+		sent[id] = true
+	}
+	for {
+		b, rev, err := st.Get(ctx, key)
+		if err != nil {
+			return err
+		}
+		var doc digestDoc
+		if err := json.Unmarshal(b, &doc); err != nil {
+			return fmt.Errorf("digest of %s: %w", org, err)
+		}
+		kept := doc.Items[:0]
+		for _, it := range doc.Items {
+			if !sent[it.ID] {
+				kept = append(kept, it)
+			}
+		}
+		doc.Items = kept
+		if len(kept) > 0 {
+			doc.Since = s.a.cfg.Now().UTC()
+		}
+		nb, _ := json.Marshal(doc)
+		if _, err = st.Update(ctx, key, nb, rev); errors.Is(err, fs.ErrExist) {
+			continue
+		}
+		if err == nil {
+			s.mu.Lock()
+			if len(kept) == 0 {
+				s.digestDue[org] = time.Time{}
+			} else {
+				s.digestSince[org], s.digestDue[org] = doc.Since, s.a.cfg.nextDigest(doc.Since)
+			}
+			s.mu.Unlock()
+		}
+		return err
+	}
+}

@@ -1,0 +1,117 @@
+package email_test
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/invictus-network/invictus/adapters/email"
+	"github.com/invictus-network/invictus/directory"
+)
+
+// testClock is the wall clock moved forward by an offset the test sets.
+type testClock struct {
+	mu     sync.Mutex
+	offset time.Duration
+}
+
+func (c *testClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return time.Now().Add(c.offset)
+}
+
+func (c *testClock) advance(d time.Duration) {
+	c.mu.Lock()
+	c.offset += d
+	c.mu.Unlock()
+}
+
+// setChannel gives org the referral channel ch in the directory.
+func (b *bundle) setChannel(org, ch string) {
+	b.t.Helper()
+	d := *b.view.Snapshot().Directory()
+	d.Organisations = append([]directory.Organisation(nil), d.Organisations...)
+	for i := range d.Organisations {
+		if d.Organisations[i].ID == org {
+			d.Organisations[i].ReferralChannel = ch
+		}
+	}
+	if err := d.Validate(); err != nil {
+		b.t.Fatal(err)
+	}
+	b.view.Load(&d, b.view.Revision()+1)
+}
+
+// TestDailyDigest: an organisation with referral_channel email_digest
+// gets one message a day with everything pending, in its language; an
+// offer whose deadline comes before the digest still goes at once. The
+// day passes on an injected clock; FlushDigests sends what is pending on
+// demand.
+func TestDailyDigest(t *testing.T) {
+	t.Parallel()
+	clock := &testClock{}
+	// The digest is due 12 hours from now.
+	now := time.Now().UTC()
+	at := now.Add(12*time.Hour).Sub(time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)) % (24 * time.Hour)
+	b := setup(t, email.Config{Now: clock.Now, DigestAt: at})
+	b.setChannel("pt.a1", directory.ReferralChannelEmailDigest)
+	in := b.start("a")
+
+	urgent := b.deliverOffer("pt.a1", time.Now().Add(30*time.Minute))
+	var later []string
+	for range 3 {
+		later = append(later, b.deliverOffer("pt.a1", time.Now().Add(72*time.Hour)))
+	}
+	b.idle("pt.a1")
+	if got := in.metric("invictus_email_messages_total", "held"); got != 3 {
+		t.Fatalf("%v messages held for the digest, want 3", got)
+	}
+	m := b.mail("pt.a1", "Nouvelle proposition")
+	if !strings.Contains(m.Text, urgent) {
+		t.Fatalf("the offer sent at once is not the urgent one:\n%s", m.Text)
+	}
+	if total, _ := b.received(); total != 1 {
+		t.Fatalf("%d messages before the digest is due, want 1 (the urgent offer)", total)
+	}
+
+	// The day passes: one digest with the three offers, in French, each
+	// with its two links.
+	clock.advance(13 * time.Hour)
+	d := b.mail("pt.a1", "Résumé du jour du réseau d'orientation (3)")
+	for _, id := range later {
+		if !strings.Contains(d.Text, id) || !strings.Contains(d.HTML, id) {
+			t.Errorf("the digest lacks referral %s:\n%s", id, d.Text)
+		}
+	}
+	if n := len(reLink.FindAllString(d.Text, -1)); n != 6 {
+		t.Errorf("%d links in the digest, want 6:\n%s", n, d.Text)
+	}
+	if !strings.Contains(d.Text, "Soutien émotionnel") || !strings.HasPrefix(d.MessageID, "digest.") {
+		t.Errorf("digest %q:\n%s", d.MessageID, d.Text)
+	}
+
+	// Nothing pending: a flush sends nothing; a new item, flushed on
+	// demand, makes a digest of one.
+	if err := in.a.FlushDigests(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if total, _ := b.received(); total != 2 {
+		t.Fatalf("%d messages after an empty flush, want 2", total)
+	}
+	last := b.deliverOffer("pt.a1", time.Now().Add(72*time.Hour))
+	b.idle("pt.a1")
+	if err := in.a.FlushDigests(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	one := b.mail("pt.a1", "Résumé du jour du réseau d'orientation (1)")
+	if !strings.Contains(one.Text, last) {
+		t.Errorf("the second digest lacks %s:\n%s", last, one.Text)
+	}
+	total, dups := b.received()
+	if total != 3 || dups != 0 {
+		t.Fatalf("received %d, duplicates %d; want 3, 0", total, dups)
+	}
+}
