@@ -234,7 +234,7 @@ func TestAdapterEmailFailures(t *testing.T) {
 	}
 	waitFor(t, time.Minute, "the referrer's notice", func() bool { total, err := mp.Total(); return err == nil && total >= 1 })
 	ms, err := mp.Messages()
-	if err != nil || len(ms) != 1 || !strings.Contains(ms[0].Subject, "could not be delivered") {
+	if err != nil || len(ms) != 1 || !strings.Contains(ms[0].Subject, "não pôde ser entregue a") {
 		t.Fatalf("messages: %+v, %v", ms, err)
 	}
 	for _, c := range []struct {
