@@ -14,7 +14,16 @@
 // recipient, and a sent mark stops a redelivery from sending twice. A
 // temporary failure (4xx, no server) is retried with backoff up to
 // [Config].Attempts; a refusal (5xx) is recorded as a [Failure] and never
-// retried.
+// retried, and a refused offer is told to its referrer by e-mail
+// ([KindUndeliverable]). [ListFailures] lists the failures for the
+// administrators.
+//
+// An organisation with referral_channel email_digest gets one message a
+// day ([KindDigest], at [Config].DigestAt UTC) gathering what it would
+// have got one by one; the items wait in the state store (digest.<org>)
+// and are acknowledged once held there. An offer whose deadline comes
+// before the next digest is sent at once. [Adapter.FlushDigests] sends the
+// pending digests on demand.
 //
 // Messages: to an offered organisation the offer (needs, urgency,
 // deadline, referrer) with its accept and decline links, the reminder,

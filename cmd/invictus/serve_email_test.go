@@ -244,6 +244,7 @@ func TestAdapterEmailFailures(t *testing.T) {
 		{[]string{"--org", recv}, []string{recv, "offer", id, "1 failures"}},
 		{nil, []string{recv, "1 failures"}},
 		{[]string{"--org", ref}, []string{"0 failures"}},
+		{[]string{"--org", recv, "--json"}, []string{`"organisation":"` + recv + `"`, `"kind":"offer"`, `"smtp_code":5`}},
 	} {
 		var out, errOut bytes.Buffer
 		args := append([]string{"adapter", "email", "failures", "--nats-url", "nats://" + p.NATS, "--nats-creds", data + "/keys/admin.nk"}, c.args...)
