@@ -49,6 +49,9 @@ func TestValidateBadInput(t *testing.T) {
 		{"e-mail channel without address", func(d *Directory) {
 			d.Organisations[0].ReferralChannel, d.Organisations[0].ReferralContact.Email = ReferralChannelEmail, ""
 		}, "/organisations/0/referral_contact/email", CodeNoEmailAddress},
+		{"e-mail digest without address", func(d *Directory) {
+			d.Organisations[0].ReferralChannel, d.Organisations[0].ReferralContact.Email = ReferralChannelEmailDigest, ""
+		}, "/organisations/0/referral_contact/email", CodeNoEmailAddress},
 		{"unknown referral channel", func(d *Directory) { d.Organisations[0].ReferralChannel = "fax" }, "/organisations/0/referral_channel", events.CodeEnum},
 		{"age recipient garbage", func(d *Directory) { d.Organisations[0].AgeRecipient = "age1notakey" }, "/organisations/0/age_recipient", CodeAgeRecipient},
 		{"age identity instead of recipient", func(d *Directory) { d.Organisations[0].AgeRecipient = id.String() }, "/organisations/0/age_recipient", CodeAgeRecipient},
