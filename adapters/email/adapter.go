@@ -80,7 +80,7 @@ func New(ctx context.Context, deps Deps, cfg Config) (*Adapter, error) {
 		}
 	}
 	a := &Adapter{deps: deps, cfg: cfg, links: links, composer: c, metrics: m}
-	a.sender = &sender{a: a, digestSince: map[string]time.Time{}, digestDue: map[string]time.Time{}}
+	a.sender = &sender{a: a, digestSince: map[string]time.Time{}, digestDue: map[string]time.Time{}, digestFails: map[string]int{}}
 	return a, nil
 }
 

@@ -164,10 +164,11 @@ func (s *sender) flushDigest(ctx context.Context, org string, now time.Time, for
 		err = a.deps.Mailer.Send(sctx, out.Msg)
 		cancel()
 		if err != nil {
-			a.metrics.messages.WithLabelValues("retried").Inc()
-			a.cfg.Logger.WarnContext(ctx, "email: digest not sent; will retry", slog.String("organisation", org), slog.Any("error", err))
-			return fmt.Errorf("digest of %s: %w", org, err)
+			return s.digestFailed(ctx, org, out, ids, err)
 		}
+		s.mu.Lock()
+		delete(s.digestFails, org)
+		s.mu.Unlock()
 		a.metrics.messages.WithLabelValues("sent").Inc()
 		if _, err := a.deps.Marks.Create(ctx, sentKey, []byte(KindDigest)); err != nil && !errors.Is(err, fs.ErrExist) {
 			a.cfg.Logger.WarnContext(ctx, "email: sent mark not stored", slog.String("organisation", org), slog.Any("error", err))
@@ -175,6 +176,40 @@ func (s *sender) flushDigest(ctx context.Context, org string, now time.Time, for
 		a.cfg.Logger.InfoContext(ctx, "email: digest sent", slog.String("organisation", org), slog.Int("items", len(items)))
 	}
 	return s.dropHeld(ctx, org, ids)
+}
+
+// digestFailed handles a digest that could not be sent: after a
+// temporary failure it is due again after the backoff; refused (5xx), or
+// after Config.Attempts failures, it is recorded as a [Failure] and its
+// items are dropped, as a single message would be. It returns err.
+func (s *sender) digestFailed(ctx context.Context, org string, out *Outgoing, ids []string, err error) error {
+	a := s.a
+	var se *SendError
+	if !errors.As(err, &se) {
+		se = &SendError{Temporary: true, err: err}
+	}
+	s.mu.Lock()
+	s.digestFails[org]++
+	n := s.digestFails[org]
+	if se.Temporary && n < a.cfg.Attempts {
+		s.digestDue[org] = a.cfg.Now().Add(a.cfg.backoff(uint64(n)))
+		s.mu.Unlock()
+		a.metrics.messages.WithLabelValues("retried").Inc()
+		a.cfg.Logger.WarnContext(ctx, "email: digest not sent; will retry", slog.String("organisation", org),
+			slog.Int("attempt", n), slog.Int("smtp_code", se.Code))
+		return fmt.Errorf("digest of %s: %w", org, err)
+	}
+	delete(s.digestFails, org)
+	s.mu.Unlock()
+	a.metrics.messages.WithLabelValues("failed").Inc()
+	a.cfg.Logger.ErrorContext(ctx, "email: digest given up", slog.String("organisation", org),
+		slog.Int("smtp_code", se.Code), slog.Int("attempts", n), slog.Int("items", len(ids)))
+	f := Failure{Org: org, Kind: KindDigest, Code: se.Code, Attempts: uint64(n), Temporary: se.Temporary, At: a.cfg.Now().UTC()} //nolint:gosec // n >= 1
+	b, _ := json.Marshal(f)
+	if _, cerr := a.deps.State.Create(ctx, failurePrefix+org+"."+hashKey(out.MessageID), b); cerr != nil && !errors.Is(cerr, fs.ErrExist) {
+		return fmt.Errorf("digest of %s: failure not recorded: %w", org, cerr)
+	}
+	return errors.Join(fmt.Errorf("digest of %s: %w", org, err), s.dropHeld(ctx, org, ids))
 }
 
 // dropHeld removes the items ids from org's pending digest, keeping

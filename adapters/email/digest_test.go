@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/invictus-network/invictus/adapters/email"
+	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 )
 
@@ -113,5 +114,39 @@ func TestDailyDigest(t *testing.T) {
 	total, dups := b.received()
 	if total != 3 || dups != 0 {
 		t.Fatalf("received %d, duplicates %d; want 3, 0", total, dups)
+	}
+}
+
+// TestDigestRefused: a digest the SMTP server refuses (5xx) is recorded
+// as a failure of kind digest, and its items are dropped: never retried.
+func TestDigestRefused(t *testing.T) {
+	t.Parallel()
+	b := setup(t, email.Config{}, "--smtp-allowed-recipients", "^ref@ref\\.test$")
+	b.setChannel("pt.a1", directory.ReferralChannelEmailDigest)
+	in := b.start("a")
+	for range 2 {
+		b.deliverOffer("pt.a1", time.Now().Add(72*time.Hour))
+	}
+	b.idle("pt.a1")
+	ctx := context.Background()
+	if err := in.a.FlushDigests(ctx); err == nil {
+		t.Fatal("a refused digest: no error")
+	}
+	kv, err := b.js.KeyValue(ctx, natsjs.BucketEmail)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fs, err := email.ListFailures(ctx, natsjs.NewRevStore(kv), "pt.a1")
+	if err != nil || len(fs) != 1 || fs[0].Kind != email.KindDigest || fs[0].Code < 500 || fs[0].Temporary {
+		t.Fatalf("failures: %+v, %v", fs, err)
+	}
+	if err := in.a.FlushDigests(ctx); err != nil {
+		t.Fatalf("after the refusal the digest is still pending: %v", err)
+	}
+	if got := in.metric("invictus_email_messages_total", "failed"); got != 1 {
+		t.Errorf("failed %v, want 1", got)
+	}
+	if total, _ := b.received(); total != 0 {
+		t.Errorf("%d messages received, want 0", total)
 	}
 }

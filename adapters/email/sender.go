@@ -66,6 +66,7 @@ type sender struct {
 	// pending; missing: not read yet).
 	digestSince map[string]time.Time
 	digestDue   map[string]time.Time
+	digestFails map[string]int // failed attempts of the pending digest
 	// flushMu serialises the sending of digests.
 	flushMu sync.Mutex
 }
@@ -231,6 +232,7 @@ func (s *sender) stopAll() {
 	s.mu.Lock()
 	clear(s.digestSince) // another instance may add to the digests now
 	clear(s.digestDue)
+	clear(s.digestFails)
 	s.mu.Unlock()
 }
 
