@@ -232,7 +232,9 @@ func (b *bundle) start(holder string) *instance {
 	cfg.From, cfg.PublicURL, cfg.Holder = "INVICTUS <referrals@node.test>", in.web.URL, holder
 	cfg.Registerer, cfg.Logger = in.reg, b.log.With(slog.String("holder", holder))
 	if cfg.LeaseTTL == 0 {
-		cfg.LeaseTTL = time.Second
+		// Long enough that a renewal slowed by a loaded machine still
+		// leaves a third of it (a send starts only then).
+		cfg.LeaseTTL = 3 * time.Second
 	}
 	if cfg.Backoff == 0 {
 		cfg.Backoff, cfg.BackoffMax = 50*time.Millisecond, 400*time.Millisecond
