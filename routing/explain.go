@@ -269,9 +269,20 @@ func termsOf(dst []Term, section string, all []string, mask uint32) []Term {
 	return dst
 }
 
+// codeTerms appends the codes of codes (numbers into names, ascending)
+// whose bitset in m has the service at j, or all of them when m is nil.
+func codeTerms(dst []Term, section string, names []string, codes []int, m [][chunkWords]uint64, j int32) []Term {
+	for _, k := range codes {
+		if m == nil || m[k][j>>6]>>(j&63)&1 != 0 {
+			dst = append(dst, Term{section, names[k]})
+		}
+	}
+	return dst
+}
+
 // needTerms appends the profile's needs in mask as terms, in profile
 // order.
-func (q *query) needTerms(dst []Term, mask uint32) []Term {
+func (q *query) needTerms(dst []Term, mask uint64) []Term {
 	for j, b := range q.needBits {
 		if mask&b != 0 {
 			dst = append(dst, Term{"needs", q.needList[j]})

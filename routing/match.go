@@ -268,8 +268,8 @@ type entry struct {
 // profile's needs (and, in a cross-border case, exactly one subset of
 // them in the preferred country).
 type class struct {
-	cover  uint32 // needs (bits of needBit)
-	proper uint32 // of cover, those met in the preferred country
+	cover  uint64 // the profile's needs it meets (bits of query.needBits)
+	proper uint64 // of cover, those met in the preferred country
 	off    int    // of its ranking in scratch.entries
 	n      int
 	// worst is the key of the last of a full ranking, -Inf before: a
@@ -283,13 +283,15 @@ type scratch struct {
 	cands    []int32
 	classes  []class
 	classIdx []int16 // compact cover (and proper) -> class, -1 = none (see query.denseClasses)
-	classMap map[uint64]int
+	classMap map[[2]uint64]int
 	entries  []entry
-	// lut maps 7-bit slices of a cover to bits of its compact cover (the
-	// index of classIdx).
-	lut      [3][128]uint16
 	needList []string
-	needBits []uint32
+	needBits []uint64
+	needCode []int
+	crimes   []int
+	flags    []int
+	crimeW   []uint64 // of ranker.load: bitsets of the profile's crimes
+	flagW    []uint64 // and flags, for the current word
 	langIDs  []int16
 	mow      []int16
 	spec     []float64
@@ -297,12 +299,13 @@ type scratch struct {
 	rest     []int    // dense ids of the profile's languages after the first
 }
 
+// maxProfileNeeds is the most needs a profile may list: its covers are
+// uint64 masks of its needs. However long the taxonomy, no victim has 64
+// needs at once.
+const maxProfileNeeds = 64
+
 // maxDenseNeeds: profiles with more needs find classes through a map.
 const maxDenseNeeds = 10
-
-// lutCovers reports whether every need bit lies in the 21 bits that
-// scratch.lut maps.
-var lutCovers = len(events.Needs) <= 21
 
 // Match plans the profile against the snapshot: the candidates the index
 // returns for the profile's needs and location (and, for a cross-border
@@ -359,7 +362,7 @@ func (m *Matcher) Eligible(snap *directory.Index, p events.Profile, opts ...Matc
 	var out []string
 	for _, i := range sc.cands {
 		f, c := q.t.at(i)
-		if f.bits&fPresent == 0 || f.needs&q.needs == 0 {
+		if f.bits&fPresent == 0 || q.coverOf(c, i&chunkMask) == 0 {
 			continue
 		}
 		if code, _, _ := q.check(f, c, i&chunkMask); code == cNone {
@@ -410,7 +413,7 @@ func (m *Matcher) Assess(snap *directory.Index, p events.Profile, serviceID stri
 	dq := directoryQuery(&p)
 	f, c := q.t.at(i)
 	j := i & chunkMask
-	cover := f.needs & q.needs
+	cover := q.coverOf(c, j)
 	a := Assessment{Service: s.ID, Candidate: dq.Matches(s), Covers: q.codes(cover)}
 	code, lang, waived := q.check(f, c, j)
 	a.Constraint = constraintNames[code]
@@ -472,6 +475,10 @@ func checkProfile(p *events.Profile) error {
 	}
 	if len(p.Needs) == 0 {
 		return bad("needs: at least one need is required")
+	}
+	if len(p.Needs) > maxProfileNeeds {
+		// Covers are masks of the profile's own needs (query.needBits).
+		return bad("needs: at most %d needs in one profile", maxProfileNeeds)
 	}
 	for _, n := range p.Needs {
 		if !events.IsNeed(n) {
@@ -535,24 +542,34 @@ func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *event
 		q.referrer, q.own = o.referrer, t.organisationServices(o.referrer)
 	}
 
-	sc.needList, sc.needBits = sc.needList[:0], sc.needBits[:0]
+	num := t.num
+	sc.needList, sc.needBits, sc.needCode = sc.needList[:0], sc.needBits[:0], sc.needCode[:0]
 	for _, n := range p.Needs {
-		b := needBit[n]
-		if q.needs&b == 0 {
-			q.needs |= b
-			sc.needList = append(sc.needList, n)
-			sc.needBits = append(sc.needBits, b)
+		k, ok := num.need[n]
+		if !ok || slices.Contains(sc.needCode, k) {
+			continue
 		}
+		b := uint64(1) << len(sc.needCode)
+		q.needs |= b
+		if slices.Contains(ongoingNeeds, n) {
+			q.ongoing |= b
+		}
+		sc.needList = append(sc.needList, n)
+		sc.needBits = append(sc.needBits, b)
+		sc.needCode = append(sc.needCode, k)
 	}
-	q.needList, q.needBits = sc.needList, sc.needBits
+	q.needList, q.needBits, q.needCode = sc.needList, sc.needBits, sc.needCode
 
-	q.crimes = maskOf(p.Crimes, crimeBit)
-	q.nCrimes = popcount(q.crimes)
-	q.flags = uint16(maskOf(p.Flags, flagBit))
-	q.nFlags = popcount(uint32(q.flags))
+	sc.crimes, sc.flags = codesOf(sc.crimes[:0], p.Crimes, num.crime), codesOf(sc.flags[:0], p.Flags, num.flag)
+	slices.Sort(sc.crimes) // reasons list them in taxonomy order
+	slices.Sort(sc.flags)
+	q.crimeCode, q.nCrimes = sc.crimes, len(sc.crimes)
+	q.flagCode, q.nFlags = sc.flags, len(sc.flags)
+	sc.crimeW = slices.Grow(sc.crimeW[:0], q.nCrimes)[:q.nCrimes]
+	sc.flagW = slices.Grow(sc.flagW[:0], q.nFlags)[:q.nFlags]
 	q.channels = uint8(maskOf(p.Channels, channelBit))
 	q.first = uint8(channelBit[p.Channels[0]])
-	q.nChannels = popcount(uint32(q.channels))
+	q.nChannels = bits.OnesCount8(q.channels)
 	q.acc = uint8(maskOf(p.Accessibility, accBit))
 	q.age = uint8(ageBit[p.AgeBand])
 	q.gender = uint8(genderBit[p.Gender])
@@ -676,9 +693,19 @@ func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *event
 	} else {
 		clear(sc.classMap)
 		if sc.classMap == nil {
-			sc.classMap = make(map[uint64]int)
+			sc.classMap = make(map[[2]uint64]int)
 		}
 	}
+}
+
+// codesOf appends to dst the numbers of the known codes, without repeats.
+func codesOf(dst []int, codes []string, num map[string]int) []int {
+	for _, c := range codes {
+		if k, ok := num[c]; ok && !slices.Contains(dst, k) {
+			dst = append(dst, k)
+		}
+	}
+	return dst
 }
 
 // bonus is what a service adds to its score in the ranking key: 24/7
@@ -694,23 +721,6 @@ func (q *query) bonus(f *features, c *chunk, j int32) float64 {
 	return b
 }
 
-// fillLut fills sc.lut for the profile's needs: lut[s][m] is the compact
-// cover of the needs m<<(7*s), bit j for needBits[j].
-func (sc *scratch) fillLut(q *query) {
-	var pos [21]uint16
-	for j, b := range q.needBits {
-		if t := bits.TrailingZeros32(b); t < len(pos) {
-			pos[t] = 1 << j
-		}
-	}
-	for s := range sc.lut {
-		t := &sc.lut[s]
-		for m := 1; m < len(t); m++ {
-			t[m] = t[m&(m-1)] | pos[7*s+bits.TrailingZeros(uint(m))]
-		}
-	}
-}
-
 // denseClasses reports whether the classes of the match are found through
 // scratch.classIdx, by their compact cover (and, in a cross-border case,
 // compact proper needs), rather than through scratch.classMap.
@@ -723,17 +733,12 @@ func (q *query) denseClasses() bool {
 
 // class returns the index of the class of the candidates meeting exactly
 // cover (and proper), creating it with room for k entries.
-func (sc *scratch) class(q *query, cover, proper uint32, k int) int {
+func (sc *scratch) class(q *query, cover, proper uint64, k int) int {
 	var ci int
 	if q.denseClasses() {
-		c := 0
-		for j, b := range q.needBits {
-			if cover&b != 0 {
-				c |= 1 << j
-			}
-			if proper&b != 0 && q.cross {
-				c |= 1 << (j + len(q.needBits))
-			}
+		c := int(cover)
+		if q.cross {
+			c |= int(proper) << len(q.needBits)
 		}
 		if v := sc.classIdx[c]; v >= 0 {
 			return int(v)
@@ -741,7 +746,7 @@ func (sc *scratch) class(q *query, cover, proper uint32, k int) int {
 		ci = len(sc.classes)
 		sc.classIdx[c] = int16(ci)
 	} else {
-		key := uint64(cover) | uint64(proper)<<32
+		key := [2]uint64{cover, proper}
 		if v, ok := sc.classMap[key]; ok {
 			return v
 		}
@@ -795,4 +800,4 @@ func (sc *scratch) offer(q *query, cl *class, e entry, k int) {
 	}
 }
 
-func popcount(m uint32) int { return bits.OnesCount32(m) }
+func popcount(m uint64) int { return bits.OnesCount64(m) }

@@ -26,7 +26,7 @@ type tally struct {
 	// each under the first it failed.
 	excluded [numConstraints]int
 	// offered are the needs that some candidate offers.
-	offered uint32
+	offered uint64
 	// considered counts the candidates; eligible those that passed every
 	// hard constraint.
 	considered, eligible int
@@ -66,10 +66,10 @@ func (q *query) constrain(wi int, w uint64, t *tally) word {
 	// Candidates without a needed code (none in practice: the index
 	// returns only services offering one) are skipped uncounted.
 	var has uint64
-	for _, b := range q.needBits {
-		nw := mk.needs[bits.TrailingZeros32(b)][cw]
+	for n, k := range q.needCode {
+		nw := mk.needs[k][cw]
 		if w&nw != 0 {
-			t.offered |= b
+			t.offered |= 1 << n
 		}
 		has |= nw
 	}
@@ -153,14 +153,13 @@ type ranker struct {
 	// organisation).
 	slow, bonusOn bool
 	// dense: classes are found by compact cover (query.denseClasses).
-	dense    bool
-	lutReady bool
+	dense bool
 	// maskPath: read the inputs of the score from the bitsets (see the
 	// comment at the top of the file).
 	maskPath bool
 	// last is the class of lastCover and lastProper, -1 none.
 	last                  int
-	lastCover, lastProper uint32
+	lastCover, lastProper uint64
 
 	// Of the bitset path: the channels of the profile, and the number of
 	// its crimes and flags.
@@ -168,11 +167,10 @@ type ranker struct {
 	nChan, nCrm, nFlg int
 	// Of the bitset path, for the current word: the bitsets of the
 	// profile's needs, channels, crimes and flags, and of the features
-	// the score reads.
+	// the score reads (those of its crimes and flags in scratch.crimeW,
+	// flagW).
 	needW                               [maxDenseNeeds]uint64
 	chanW                               [8]uint64
-	crimeW                              [32]uint64
-	flagW                               [16]uint64
 	waitW, specW, locW, multiW, remoteW uint64
 }
 
@@ -182,7 +180,7 @@ func (sc *scratch) ranker(q *query, k int) ranker {
 		sc: sc, q: q, k: k, last: -1,
 		slow:    q.acc != 0 || q.emergency,
 		bonusOn: q.emergency || q.preferred != "",
-		dense:   q.denseClasses() && lutCovers,
+		dense:   q.denseClasses(),
 	}
 	r.maskPath = q.acc == 0 && !q.cross && r.dense && !r.slow && !r.bonusOn && q.stats == nil
 	if r.maskPath {
@@ -190,7 +188,7 @@ func (sc *scratch) ranker(q *query, k int) ranker {
 			r.chanBits[r.nChan] = uint8(bits.TrailingZeros8(b))
 			r.nChan++
 		}
-		r.nCrm, r.nFlg = bits.OnesCount32(q.crimes), bits.OnesCount16(q.flags)
+		r.nCrm, r.nFlg = q.nCrimes, q.nFlags
 	}
 	return r
 }
@@ -245,21 +243,17 @@ func (q *query) checkRest(f *features, c *chunk, j int32, lang int, slowLang, sl
 // load reads the bitsets of the word the bitset path needs.
 func (r *ranker) load(wd *word) {
 	q, mk, cw := r.q, &wd.c.m, wd.cw
-	for n, b := range q.needBits {
-		r.needW[n] = mk.needs[bits.TrailingZeros32(b)][cw]
+	for n, k := range q.needCode {
+		r.needW[n] = mk.needs[k][cw]
 	}
 	for n := range r.nChan {
 		r.chanW[n] = mk.channels[r.chanBits[n]][cw]
 	}
-	n := 0
-	for b := q.crimes; b != 0; b &= b - 1 {
-		r.crimeW[n] = mk.crimes[bits.TrailingZeros32(b)][cw]
-		n++
+	for n, k := range q.crimeCode {
+		r.sc.crimeW[n] = mk.crimes[k][cw]
 	}
-	n = 0
-	for b := q.flags; b != 0; b &= b - 1 {
-		r.flagW[n] = mk.flags[bits.TrailingZeros16(b)][cw]
-		n++
+	for n, k := range q.flagCode {
+		r.sc.flagW[n] = mk.flags[k][cw]
 	}
 	r.waitW, r.specW = mk.waitlist[cw], mk.specialist[cw]
 	r.locW, r.multiW, r.remoteW = mk.hasLoc[cw], mk.multiLoc[cw], mk.remote[cw]
@@ -276,12 +270,7 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 	}
 	ci := int(sc.classIdx[compact])
 	if ci < 0 {
-		var cover uint32
-		for n, b := range q.needBits {
-			if compact&(1<<n) != 0 {
-				cover |= b
-			}
-		}
+		cover := uint64(compact)
 		ci = sc.class(q, cover, cover, r.k)
 		r.last = -1 // sc.classes may have moved
 	}
@@ -299,13 +288,13 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 		state := 0
 		if r.nCrm > 0 && r.specW>>bi&1 != 0 {
 			state = 1
-			for n := range r.nCrm {
-				state += int(r.crimeW[n] >> bi & 1)
+			for _, w := range sc.crimeW {
+				state += int(w >> bi & 1)
 			}
 		}
 		fm := 0
-		for n := range r.nFlg {
-			fm += int(r.flagW[n] >> bi & 1)
+		for _, w := range sc.flagW {
+			fm += int(w >> bi & 1)
 		}
 		in.spec = state*(q.nFlags+1) + fm
 	}
@@ -330,13 +319,13 @@ func (r *ranker) fromFeatures(wd *word, bi int, f *features, lang int, waived bo
 	q, sc, c := r.q, r.sc, wd.c
 	i := wd.base + int32(bi)
 	j := i & chunkMask
-	cover := f.needs & q.needs
+	cover := q.coverOf(c, j)
 	proper := cover
 	if q.cross {
 		proper = q.proper(f, c, j, cover)
 	}
 	cl := r.classOf(cover, proper)
-	in := q.inputs(f, cover, proper, lang, waived)
+	in := q.inputs(f, c, j, cover, proper, lang, waived)
 	base := q.baseScore(&in)
 	bonus := 0.0
 	if r.bonusOn {
@@ -361,21 +350,16 @@ func (r *ranker) fromFeatures(wd *word, bi int, f *features, lang int, waived bo
 
 // classOf returns the class of the candidates meeting exactly cover (and
 // proper), creating it when new.
-func (r *ranker) classOf(cover, proper uint32) *class {
+func (r *ranker) classOf(cover, proper uint64) *class {
 	sc, q := r.sc, r.q
 	if r.last >= 0 && cover == r.lastCover && proper == r.lastProper {
 		return &sc.classes[r.last]
 	}
 	r.last = -1
 	if r.dense {
-		if !r.lutReady {
-			sc.fillLut(q)
-			r.lutReady = true
-		}
-		lut := &sc.lut
-		ck := lut[0][cover&127] | lut[1][(cover>>7)&127] | lut[2][(cover>>14)&127]
+		ck := cover
 		if q.cross {
-			ck |= (lut[0][proper&127] | lut[1][(proper>>7)&127] | lut[2][(proper>>14)&127]) << len(q.needBits)
+			ck |= proper << len(q.needBits)
 		}
 		r.last = int(sc.classIdx[ck])
 	}

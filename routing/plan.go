@@ -156,7 +156,7 @@ func (sc *scratch) plan(q *query, k int, t *tally) *Plan {
 			p.Excluded[constraintNames[c]] = t.excluded[c]
 		}
 	}
-	var coverable, properly uint32
+	var coverable, properly uint64
 	for _, cl := range sc.classes {
 		coverable |= cl.cover
 		properly |= cl.proper
@@ -173,7 +173,7 @@ func (sc *scratch) plan(q *query, k int, t *tally) *Plan {
 			continue
 		}
 		for gi := range groups {
-			if q.t.f(groups[gi].primary.i).needs&b != 0 {
+			if q.coverAt(groups[gi].primary.i)&b != 0 {
 				groups[gi].any |= b
 				rest &^= b
 				break
@@ -200,7 +200,7 @@ func (sc *scratch) plan(q *query, k int, t *tally) *Plan {
 // it reads the candidates offering them again (a rare, slower pass) to
 // count, need by need, those each hard constraint removed, and to rank
 // those that fail one relaxable constraint only.
-func (sc *scratch) gaps(q *query, p *Plan, gaps uint32, k int) {
+func (sc *scratch) gaps(q *query, p *Plan, gaps uint64, k int) {
 	type key struct {
 		need int // index in q.needBits
 		code int
@@ -217,9 +217,9 @@ func (sc *scratch) gaps(q *query, p *Plan, gaps uint32, k int) {
 		c := q.t.chunks[wi>>(chunkBits-6)]
 		cw := wi & (chunkWords - 1)
 		var has uint64
-		for _, b := range q.needBits {
+		for n, b := range q.needBits {
 			if gaps&b != 0 {
-				has |= c.m.needs[bits.TrailingZeros32(b)][cw]
+				has |= c.m.needs[q.needCode[n]][cw]
 			}
 		}
 		for w &= has & c.m.present[cw]; w != 0; w &= w - 1 {
@@ -229,8 +229,8 @@ func (sc *scratch) gaps(q *query, p *Plan, gaps uint32, k int) {
 			m, lang, waived := q.failures(f, c, j, false)
 			var e entry
 			one := m&(m-1) == 0 && m&relaxable != 0
+			cover := q.coverOf(c, j)
 			if one {
-				cover := f.needs & q.needs
 				if q.stats != nil {
 					e.st, e.known = q.stats.ServiceStats(c.svc[j].ID)
 				}
@@ -239,7 +239,7 @@ func (sc *scratch) gaps(q *query, p *Plan, gaps uint32, k int) {
 				e.key = e.score
 			}
 			for n, b := range q.needBits {
-				if gaps&b == 0 || f.needs&b == 0 {
+				if gaps&b == 0 || cover&b == 0 {
 					continue
 				}
 				offered[n]++
@@ -289,15 +289,15 @@ func (sc *scratch) gaps(q *query, p *Plan, gaps uint32, k int) {
 // planGroup is a group being planned: its candidates must meet the needs
 // of proper in their preferred country and those of any anywhere.
 type planGroup struct {
-	proper, any uint32
+	proper, any uint64
 	primary     entry
 }
 
 // cover appends to groups those of a greedy weighted set cover of the
 // needs of want: by the classes' proper needs when proper is true, else by
 // all the needs they cover.
-func (sc *scratch) cover(q *query, groups []planGroup, want uint32, proper bool) []planGroup {
-	mask := func(cl *class) uint32 {
+func (sc *scratch) cover(q *query, groups []planGroup, want uint64, proper bool) []planGroup {
+	mask := func(cl *class) uint64 {
 		if proper {
 			return cl.proper
 		}
@@ -352,13 +352,13 @@ func (sc *scratch) ranking(q *query, g planGroup, k int) []entry {
 	return out[:min(k, len(out))]
 }
 
-func (t *table) f(i int32) *features {
-	f, _ := t.at(i)
-	return f
+// coverAt returns the profile's needs service i offers.
+func (q *query) coverAt(i int32) uint64 {
+	return q.coverOf(q.t.chunks[i>>chunkBits], i&chunkMask)
 }
 
 // codes returns the profile's needs in mask, in profile order.
-func (q *query) codes(mask uint32) []string {
+func (q *query) codes(mask uint64) []string {
 	out := make([]string, 0, popcount(mask))
 	for j, b := range q.needBits {
 		if mask&b != 0 {
@@ -371,11 +371,11 @@ func (q *query) codes(mask uint32) []string {
 // candidate explains the ranked entry e planned for the needs of group;
 // relaxed is the one constraint it fails (cNone for a candidate of the
 // plan's groups).
-func (q *query) candidate(e entry, group uint32, relaxed int) Candidate {
+func (q *query) candidate(e entry, group uint64, relaxed int) Candidate {
 	f, c := q.t.at(e.i)
 	j := e.i & chunkMask
 	s := c.svc[j]
-	cover := f.needs & q.needs
+	cover := q.coverOf(c, j)
 	_, lang, waived := q.failures(f, c, j, false)
 	comps := q.components(f, c, j, cover, q.proper(f, c, j, cover), lang, waived, e.st, e.known)
 	m := make(map[string]float64, numComponents)
@@ -397,7 +397,7 @@ func (q *query) candidate(e entry, group uint32, relaxed int) Candidate {
 
 // reasons explains a candidate: what it meets and what it does not, in
 // codes (see [Reason]).
-func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover uint32, lang int, waived bool, relaxed int) []Reason {
+func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover uint64, lang int, waived bool, relaxed int) []Reason {
 	s := c.svc[j]
 	r := make([]Reason, 0, 14)
 	// The reasons' terms share one array, each reason a slice of it.
@@ -437,12 +437,13 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 	if q.preferred != "" && s.Organisation == q.preferred {
 		add(ReasonPreferred, nil)
 	}
-	spec := terms(termsOf(termsOf(arena, "crimes", events.Crimes, f.crimes&q.crimes), "flags", events.Flags, uint32(f.flags&q.flags)))
+	num := q.t.num
+	spec := terms(codeTerms(codeTerms(arena, "crimes", num.crimes, q.crimeCode, c.m.crimes, j), "flags", num.flags, q.flagCode, c.m.flags, j))
 	if len(spec) > 0 {
 		add(ReasonSpecialised, spec)
 	}
-	if q.nCrimes > 0 && f.crimes != 0 && f.crimes&q.crimes == 0 {
-		add(ReasonOtherCrimes, terms(termsOf(arena, "crimes", events.Crimes, q.crimes)))
+	if q.nCrimes > 0 && c.m.specialist[j>>6]>>(j&63)&1 != 0 && q.countBits(c.m.crimes, q.crimeCode, j) == 0 {
+		add(ReasonOtherCrimes, terms(codeTerms(arena, "crimes", num.crimes, q.crimeCode, nil, j)))
 	}
 	switch lang {
 	case langFirst, langOther:
@@ -508,7 +509,7 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 		who := termsOf(arena, "age_bands", events.AgeBands, uint32(f.ages))
 		add(ReasonOnlyFor, terms(termsOf(who, "genders", events.Genders, uint32(f.genders))))
 	}
-	if q.cross && q.proper(f, c, j, ongoingNeeds) != 0 {
+	if _, home := q.where(f, c, j); q.cross && home {
 		add(ReasonServesResidence, terms(append(arena, Term{"countries", q.residence})))
 	}
 	if e.known && e.st.Answered > 0 {

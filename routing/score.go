@@ -190,11 +190,11 @@ const (
 
 // ongoingNeeds are the needs of ongoing support, better met in the
 // residence country of a cross-border case.
-var ongoingNeeds = uint32(maskOf([]string{
+var ongoingNeeds = []string{
 	events.NeedSupportEmotional, events.NeedSupportPsychological, events.NeedSupportTrauma,
 	events.NeedSupportFinancial, events.NeedInfoCompensation, events.NeedFamilySupport,
 	events.NeedCrossborderAssistance,
-}, needBit))
+}
 
 // kmPerDegree is the length of a degree of latitude.
 const kmPerDegree = 6371.0088 * math.Pi / 180
@@ -206,12 +206,16 @@ type query struct {
 	t    *table
 	snap *directory.Index
 
-	needs     uint32
+	// Covers and classes are masks of the profile's needs in profile
+	// order (bit j for needList[j]), whatever the size of the taxonomy.
+	needs     uint64   // all of them
 	needList  []string // known needs in profile order, without repeats
-	needBits  []uint32 // their bits
-	crimes    uint32
+	needBits  []uint64 // their bits, 1<<j
+	needCode  []int    // their numbers in the table's numbering
+	ongoing   uint64   // of needs, those of ongoing support (ongoingNeeds)
+	crimeCode []int    // numbers of the profile's known crimes, without repeats
 	nCrimes   int
-	flags     uint16
+	flagCode  []int // numbers of the profile's known flags, without repeats
 	nFlags    int
 	channels  uint8
 	first     uint8 // the first (preferred) channel
@@ -342,12 +346,30 @@ func (q *query) channelValue(shared uint8) float64 {
 // specIndex is the index in wSpec of the service's specialisation: the
 // crime state (0 generalist, 1 specialist in other crimes, 1+m specialist
 // in m of the profile's crimes) times nFlags+1, plus the flags it matches.
-func (q *query) specIndex(f *features) int {
+func (q *query) specIndex(c *chunk, j int32) int {
 	state := 0
-	if q.nCrimes > 0 && f.crimes != 0 {
-		state = 1 + bits.OnesCount32(f.crimes&q.crimes)
+	if q.nCrimes > 0 && c.m.specialist[j>>6]>>(j&63)&1 != 0 {
+		state = 1 + q.countBits(c.m.crimes, q.crimeCode, j)
 	}
-	return state*(q.nFlags+1) + bits.OnesCount16(f.flags&q.flags)
+	return state*(q.nFlags+1) + q.countBits(c.m.flags, q.flagCode, j)
+}
+
+// countBits counts the codes of codes whose bitset has the service at j.
+func (q *query) countBits(m [][chunkWords]uint64, codes []int, j int32) int {
+	n := 0
+	for _, k := range codes {
+		n += int(m[k][j>>6] >> (j & 63) & 1)
+	}
+	return n
+}
+
+// coverOf returns the profile's needs the service at j of c offers.
+func (q *query) coverOf(c *chunk, j int32) uint64 {
+	var cover uint64
+	for n, k := range q.needCode {
+		cover |= (c.m.needs[k][j>>6] >> (j & 63) & 1) << n
+	}
+	return cover
 }
 
 func (q *query) specValue(state, flagsMet int) float64 {
@@ -408,8 +430,8 @@ func (q *query) distanceAt(c *chunk, j int32, has, multi, remote bool, shared ui
 	return v
 }
 
-func residenceValue(cover, proper uint32) float64 {
-	return float64(bits.OnesCount32(proper)) / float64(bits.OnesCount32(cover))
+func residenceValue(cover, proper uint64) float64 {
+	return float64(bits.OnesCount64(proper)) / float64(bits.OnesCount64(cover))
 }
 
 // loadValue is the load component: the free share of the capacity, times
@@ -456,14 +478,14 @@ type inputs struct {
 	waived bool  // needs of the place waived (accessibility)
 	// cover are the needs met, proper those of them met in the
 	// preferred country (residence).
-	cover, proper uint32
+	cover, proper uint64
 }
 
 // inputs returns the inputs of the service's score.
-func (q *query) inputs(f *features, cover, proper uint32, lang int, waived bool) inputs {
-	in := inputs{met: bits.OnesCount32(cover), lang: lang, chans: f.channels & q.channels, waived: waived, cover: cover, proper: proper}
+func (q *query) inputs(f *features, c *chunk, j int32, cover, proper uint64, lang int, waived bool) inputs {
+	in := inputs{met: bits.OnesCount64(cover), lang: lang, chans: f.channels & q.channels, waived: waived, cover: cover, proper: proper}
 	if len(q.wSpec) > 0 {
-		in.spec = q.specIndex(f)
+		in.spec = q.specIndex(c, j)
 	}
 	return in
 }
@@ -471,8 +493,8 @@ func (q *query) inputs(f *features, cover, proper uint32, lang int, waived bool)
 // fixedScore is the weighted sum of the components that do not depend on
 // observed statistics. cover is the profile needs the service meets,
 // proper those of them it meets in the preferred country.
-func (q *query) fixedScore(f *features, c *chunk, j int32, cover, proper uint32, lang int, waived bool) float64 {
-	in := q.inputs(f, cover, proper, lang, waived)
+func (q *query) fixedScore(f *features, c *chunk, j int32, cover, proper uint64, lang int, waived bool) float64 {
+	in := q.inputs(f, c, j, cover, proper, lang, waived)
 	return q.baseScore(&in) + q.distanceScore(f, c, j)
 }
 
@@ -536,13 +558,13 @@ func (q *query) observedMax(f *features) float64 {
 
 // components returns the values of every component for the service, for
 // explanations.
-func (q *query) components(f *features, c *chunk, j int32, cover, proper uint32, lang int, waived bool, st ServiceStats, known bool) [numComponents]float64 {
+func (q *query) components(f *features, c *chunk, j int32, cover, proper uint64, lang int, waived bool, st ServiceStats, known bool) [numComponents]float64 {
 	var v [numComponents]float64
-	v[compNeeds] = needsValue(bits.OnesCount32(cover), len(q.needBits))
+	v[compNeeds] = needsValue(bits.OnesCount64(cover), len(q.needBits))
 	v[compLanguage] = languageValue(lang)
 	v[compChannel] = q.channelValue(f.channels)
 	if q.nCrimes > 0 || q.nFlags > 0 {
-		idx := q.specIndex(f)
+		idx := q.specIndex(c, j)
 		v[compSpecialisation] = q.specValue(idx/(q.nFlags+1), idx%(q.nFlags+1))
 	}
 	if q.hasPoint {
@@ -720,26 +742,33 @@ func (q *query) openNow(f *features, c *chunk, j int32) bool {
 // preferred country of a cross-border case: the residence country for
 // ongoing support, the location's country for the rest. Without a
 // cross-border case it is cover.
-func (q *query) proper(f *features, c *chunk, j int32, cover uint32) uint32 {
+func (q *query) proper(f *features, c *chunk, j int32, cover uint64) uint64 {
 	if !q.cross {
 		return cover
 	}
+	here, home := q.where(f, c, j)
+	var out uint64
+	if here {
+		out |= cover &^ q.ongoing
+	}
+	if home {
+		out |= cover & q.ongoing
+	}
+	return out
+}
+
+// where reports whether the service serves the country of the crime
+// (here) and the residence country (home) of a cross-border case.
+func (q *query) where(f *features, c *chunk, j int32) (here, home bool) {
 	cs := c.x[j].countries
-	here := cs&q.countryBit != 0
-	home := cs&q.residenceBit != 0
+	here = cs&q.countryBit != 0
+	home = cs&q.residenceBit != 0
 	if f.bits&fCountrySlow != 0 {
 		s := c.svc[j]
 		here = slices.Contains(s.Area.Countries, q.country)
 		home = slices.Contains(s.Area.Countries, q.residence)
 	}
-	var out uint32
-	if here {
-		out |= cover &^ ongoingNeeds
-	}
-	if home {
-		out |= cover & ongoingNeeds
-	}
-	return out
+	return here, home
 }
 
 // nearest returns the distance that counts from the victim to the

@@ -17,8 +17,9 @@ import (
 //
 // Matching a profile in a dense city reads thousands of candidates, so
 // each must cost a few nanoseconds: the matcher keeps, for every service of
-// a directory snapshot, its codes as bit masks (needs, crimes, flags,
-// channels, accessibility, eligibility, languages), its first location and
+// a directory snapshot, its codes as bit masks (channels, accessibility,
+// eligibility, languages; needs, crimes and flags, lists of any length,
+// only as the bitsets below), its first location and
 // its opening hours as minute-of-week ranges. The table is derived from an
 // index snapshot the first time the snapshot is matched and shared by all
 // later matches; a snapshot derived from another with [directory.Index.With]
@@ -66,13 +67,11 @@ const (
 )
 
 // features are the codes of one service as bit masks: what the hot loop
-// of a match reads for every candidate, in 32 bytes. The rest is in cold.
+// of a match reads for every candidate, in 24 bytes. The rest is in cold;
+// its needs, crimes and flags are only in the chunk's bitsets (masks).
 type features struct {
-	needs    uint32
-	crimes   uint32
 	langs    uint64  // bit per dense language id
 	lat, lon float32 // first location
-	flags    uint16
 	bits     uint16
 	channels uint8
 	acc      uint8 // accessibility met by the service itself
@@ -130,22 +129,27 @@ const chunkWords = chunkLen / 64
 // service at position j.
 type masks struct {
 	present, active, full, interp, langSlow [chunkWords]uint64
-	waitlist, specialist                    [chunkWords]uint64     // capacity waitlist; crimes listed
-	hasLoc, multiLoc, remote                [chunkWords]uint64     // fHasLoc, fMultiLoc, fRemote
-	crimes                                  [32][chunkWords]uint64 // by crime bit
-	flags                                   [16][chunkWords]uint64 // by flag bit
-	needs                                   [32][chunkWords]uint64 // by need bit
-	ages                                    [8][chunkWords]uint64  // eligible for the age band bit (or any)
-	genders                                 [8][chunkWords]uint64  // eligible for the gender bit (or any)
-	anyAge, anyGender                       [chunkWords]uint64     // without an age band, gender restriction
-	channels                                [8][chunkWords]uint64  // by channel bit
-	langs                                   [maxDenseLangs][chunkWords]uint64
+	waitlist, specialist                    [chunkWords]uint64 // capacity waitlist; crimes listed
+	hasLoc, multiLoc, remote                [chunkWords]uint64 // fHasLoc, fMultiLoc, fRemote
+	// crimes, flags and needs are indexed by the code's number in the
+	// table's numbering, as many as the taxonomy has.
+	crimes, flags, needs [][chunkWords]uint64
+	ages                 [8][chunkWords]uint64 // eligible for the age band bit (or any)
+	genders              [8][chunkWords]uint64 // eligible for the gender bit (or any)
+	anyAge, anyGender    [chunkWords]uint64    // without an age band, gender restriction
+	channels             [8][chunkWords]uint64 // by channel bit
+	langs                [maxDenseLangs][chunkWords]uint64
 }
 
-// derive fills ch.m from ch.f.
-func (ch *chunk) derive() {
+// derive fills ch.m from ch.f and, for the codes of the lists of any
+// length, from the services by the numbering num.
+func (ch *chunk) derive(num *numbering) {
 	m := &ch.m
-	*m = masks{}
+	*m = masks{
+		crimes: make([][chunkWords]uint64, len(num.crime)),
+		flags:  make([][chunkWords]uint64, len(num.flag)),
+		needs:  make([][chunkWords]uint64, len(num.need)),
+	}
 	for j := range ch.f {
 		f := &ch.f[j]
 		if f.bits&fPresent == 0 {
@@ -178,17 +182,22 @@ func (ch *chunk) derive() {
 		if f.bits&fWaitlist != 0 {
 			m.waitlist[w] |= bit
 		}
-		if f.crimes != 0 {
-			m.specialist[w] |= bit
+		s := ch.svc[j]
+		for _, c := range s.Crimes {
+			if k, ok := num.crime[c]; ok {
+				m.crimes[k][w] |= bit
+				m.specialist[w] |= bit
+			}
 		}
-		for b := f.crimes; b != 0; b &= b - 1 {
-			m.crimes[bits.TrailingZeros32(b)][w] |= bit
+		for _, c := range s.Flags {
+			if k, ok := num.flag[c]; ok {
+				m.flags[k][w] |= bit
+			}
 		}
-		for b := f.flags; b != 0; b &= b - 1 {
-			m.flags[bits.TrailingZeros16(b)][w] |= bit
-		}
-		for b := f.needs; b != 0; b &= b - 1 {
-			m.needs[bits.TrailingZeros32(b)][w] |= bit
+		for _, c := range s.Needs {
+			if k, ok := num.need[c]; ok {
+				m.needs[k][w] |= bit
+			}
 		}
 		if f.ages == 0 {
 			m.anyAge[w] |= bit
@@ -217,6 +226,7 @@ func (ch *chunk) derive() {
 // published.
 type table struct {
 	idx       *directory.Index
+	num       *numbering // of needs, crimes and flags
 	chunks    []*chunk
 	langs     map[string]uint8 // dense language ids
 	countries map[string]uint8 // dense country ids
@@ -289,7 +299,10 @@ func (c *tableCache) get(snap *directory.Index) *table {
 // services are unchanged.
 func buildTable(snap *directory.Index, base *table) *table {
 	n := snap.Len()
-	t := &table{idx: snap, chunks: make([]*chunk, (n+chunkMask)>>chunkBits)}
+	t := &table{idx: snap, num: codeNumbering, chunks: make([]*chunk, (n+chunkMask)>>chunkBits)}
+	if base != nil && base.num != t.num {
+		base = nil // its bitsets are in another numbering
+	}
 	if base != nil {
 		// Shared until the first addition (see own).
 		t.langs, t.countries, t.zoneID, t.zones = base.langs, base.countries, base.zoneID, base.zones
@@ -337,7 +350,7 @@ func buildTable(snap *directory.Index, base *table) *table {
 			}
 			t.compute(ch, j, s, own)
 		}
-		ch.derive()
+		ch.derive(t.num)
 		t.chunks[ci] = ch
 	}
 	if t.langs == nil {
@@ -368,9 +381,6 @@ func (t *table) compute(ch *chunk, j int, s *directory.Service, own func()) {
 	f, x := &ch.f[j], &ch.x[j]
 	*f = features{bits: fPresent}
 	*x = cold{hOff: uint16(len(ch.hours))}
-	f.needs = maskOf(s.Needs, needBit)
-	f.crimes = maskOf(s.Crimes, crimeBit)
-	f.flags = uint16(maskOf(s.Flags, flagBit))
 	f.channels = uint8(maskOf(s.Channels, channelBit))
 	f.acc = uint8(maskOf(s.Accessibility, accBit))
 	f.ages = uint8(maskOf(s.Eligibility.AgeBands, ageBit))
@@ -493,16 +503,45 @@ func cloneMap[K comparable, V any](m map[K]V) map[K]V {
 	return out
 }
 
-// Code bits. The maps are built once and only read.
+// numbering gives each need, crime and flag code of the taxonomy its
+// number: the index of its bitset in a chunk's masks. These lists may grow
+// to any length: a service's codes of them live only in the bitsets, and
+// a match numbers the profile's own codes (its covers and classes are
+// masks of the profile's needs, see query.needCode).
+type numbering struct {
+	need, crime, flag    map[string]int
+	needs, crimes, flags []string // by number
+}
+
+func newNumbering(needs, crimes, flags []string) *numbering {
+	index := func(codes []string) (map[string]int, []string) {
+		m := make(map[string]int, len(codes))
+		var names []string
+		for _, c := range codes {
+			if _, ok := m[c]; !ok {
+				m[c] = len(m)
+				names = append(names, c)
+			}
+		}
+		return m, names
+	}
+	n := &numbering{}
+	n.need, n.needs = index(needs)
+	n.crime, n.crimes = index(crimes)
+	n.flag, n.flags = index(flags)
+	return n
+}
+
+// codeNumbering is the numbering of the taxonomy; a table keeps the one it
+// was built with.
+var codeNumbering = newNumbering(events.Needs, events.Crimes, events.Flags)
+
+// Code bits of the short lists. The maps are built once and only read.
 //
-// The masks have fixed widths (needs and crimes 32 bits, flags 16, the
-// rest 8; lutCovers and the bitset path assume at most 21 needs): a
-// taxonomy that grows past one stops the program at start, naming the
-// list, rather than dropping codes without a word.
+// These masks have fixed widths of 8 bits: a taxonomy whose channels,
+// accessibility needs, age bands or genders grow past 8 stops the program
+// at start, naming the list, rather than dropping codes without a word.
 var (
-	needBit    = bitsOf("needs", events.Needs, 32)
-	crimeBit   = bitsOf("crimes", events.Crimes, 32)
-	flagBit    = bitsOf("flags", events.Flags, 16)
 	channelBit = bitsOf("channels", events.Channels, 8)
 	accBit     = bitsOf("accessibility", events.Accessibility, 8)
 	ageBit     = bitsOf("age bands", events.AgeBands, 8)

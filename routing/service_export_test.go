@@ -1,7 +1,30 @@
 package routing
 
+import (
+	"fmt"
+
+	"github.com/invictus-network/invictus/events"
+)
+
 // OwnEvent exposes ownEvent to the external tests.
 var OwnEvent = ownEvent
 
 // FitsMask is fitsMask, for the test of the masks' widths.
 var FitsMask = fitsMask
+
+// PadNumbering numbers pad made-up codes before every need, crime and
+// flag of the taxonomy, so that the real codes have numbers from pad on,
+// for the tables built until restore is called. Tests calling it must not
+// run in parallel.
+func PadNumbering(pad int) (restore func()) {
+	padded := func(codes []string) []string {
+		out := make([]string, 0, pad+len(codes))
+		for i := range pad {
+			out = append(out, fmt.Sprintf("x.pad.%d", i))
+		}
+		return append(out, codes...)
+	}
+	old := codeNumbering
+	codeNumbering = newNumbering(padded(events.Needs), padded(events.Crimes), padded(events.Flags))
+	return func() { codeNumbering = old }
+}
