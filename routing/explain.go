@@ -280,6 +280,20 @@ func codeTerms(dst []Term, section string, names []string, codes []int, m [][chu
 	return dst
 }
 
+// restrictedTerms appends the codes (names by number) the service at j is
+// restricted to by the bitsets m, none when it is unrestricted (any).
+func restrictedTerms(dst []Term, section string, names []string, m [][chunkWords]uint64, any bool, j int32) []Term {
+	if any {
+		return dst
+	}
+	for k, name := range names {
+		if m[k][j>>6]>>(j&63)&1 != 0 {
+			dst = append(dst, Term{section, name})
+		}
+	}
+	return dst
+}
+
 // needTerms appends the profile's needs in mask as terms, in profile
 // order.
 func (q *query) needTerms(dst []Term, mask uint64) []Term {

@@ -571,15 +571,13 @@ func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *event
 	q.first = uint8(channelBit[p.Channels[0]])
 	q.nChannels = bits.OnesCount8(q.channels)
 	q.acc = uint8(maskOf(p.Accessibility, accBit))
-	q.age = uint8(ageBit[p.AgeBand])
-	q.gender = uint8(genderBit[p.Gender])
 	q.interp = p.InterpreterOK
 	q.ageIdx, q.genderIdx = -1, -1
-	if q.age != 0 {
-		q.ageIdx = bits.TrailingZeros8(q.age)
+	if k, ok := num.age[p.AgeBand]; ok {
+		q.ageIdx = k
 	}
-	if q.gender != 0 {
-		q.genderIdx = bits.TrailingZeros8(q.gender)
+	if k, ok := num.gender[p.Gender]; ok {
+		q.genderIdx = k
 	}
 
 	sc.langIDs = sc.langIDs[:0]

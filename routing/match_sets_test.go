@@ -9,8 +9,8 @@ import (
 	"github.com/invictus-network/invictus/routing"
 )
 
-// Need, crime and flag sets have no width: with 40, then 70 made-up codes
-// numbered before the taxonomy's (so that every real code has a number
+// Need, crime, flag, age band and gender sets have no width: with 40,
+// then 70 made-up codes numbered before the taxonomy's (so that every real code has a number
 // past 32, then past 64, as if the taxonomy had grown that long), every
 // plan, eligible set and assessment is the one of the usual numbering. A
 // matcher with fixed-width masks drops the codes past its width and plans
@@ -28,6 +28,7 @@ func TestCodesPastSixtyFourMatchAlike(t *testing.T) {
 	many.Crimes = events.Crimes
 	many.Flags = events.Flags
 	many.Accessibility = []string{"wheelchair"}
+	many.AgeBand, many.Gender = "adult", "female"
 	profiles = append(profiles, many)
 	at := routing.At(mondayMorning)
 	type result struct {
@@ -60,21 +61,24 @@ func TestCodesPastSixtyFourMatchAlike(t *testing.T) {
 		return out
 	}
 	want := run()
-	planned, specialised := 0, 0
+	planned, specialised, restricted := 0, 0, 0
 	for _, r := range want {
 		for _, g := range r.plan.Groups {
 			planned++
 			for _, c := range g.Candidates {
 				for _, why := range c.Why {
-					if why.Code == routing.ReasonSpecialised {
+					switch why.Code {
+					case routing.ReasonSpecialised:
 						specialised++
+					case routing.ReasonOnlyFor:
+						restricted++
 					}
 				}
 			}
 		}
 	}
-	if planned < len(profiles) || specialised == 0 {
-		t.Fatalf("the sample plans too little to compare: %d placements, %d specialised candidates", planned, specialised)
+	if planned < len(profiles) || specialised == 0 || restricted == 0 {
+		t.Fatalf("the sample plans too little to compare: %d placements, %d specialised candidates, %d restricted", planned, specialised, restricted)
 	}
 	for _, pad := range []int{40, 70} {
 		restore := routing.PadNumbering(pad)

@@ -505,9 +505,9 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 	} else if q.emergency {
 		add(ReasonOpenNow, nil)
 	}
-	if f.ages != 0 || f.genders != 0 {
-		who := termsOf(arena, "age_bands", events.AgeBands, uint32(f.ages))
-		add(ReasonOnlyFor, terms(termsOf(who, "genders", events.Genders, uint32(f.genders))))
+	if w, bi := j>>6, j&63; (c.m.anyAge[w]&c.m.anyGender[w])>>bi&1 == 0 {
+		who := restrictedTerms(arena, "age_bands", num.ages, c.m.ages, c.m.anyAge[w]>>bi&1 != 0, j)
+		add(ReasonOnlyFor, terms(restrictedTerms(who, "genders", num.genders, c.m.genders, c.m.anyGender[w]>>bi&1 != 0, j)))
 	}
 	if _, home := q.where(f, c, j); q.cross && home {
 		add(ReasonServesResidence, terms(append(arena, Term{"countries", q.residence})))

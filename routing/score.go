@@ -221,8 +221,6 @@ type query struct {
 	first     uint8 // the first (preferred) channel
 	nChannels int
 	acc       uint8
-	age       uint8
-	gender    uint8
 	langIDs   []int16 // dense ids of the profile's languages; -1 unknown
 	langs     []string
 	interp    bool
@@ -352,6 +350,21 @@ func (q *query) specIndex(c *chunk, j int32) int {
 		state = 1 + q.countBits(c.m.crimes, q.crimeCode, j)
 	}
 	return state*(q.nFlags+1) + q.countBits(c.m.flags, q.flagCode, j)
+}
+
+// eligible reports whether the service at j of c takes the profile's
+// age band and gender: it is not restricted, or restricted to the one the
+// profile states.
+func (q *query) eligible(c *chunk, j int32) bool {
+	w, bi := j>>6, j&63
+	age, gender := &c.m.anyAge, &c.m.anyGender
+	if q.ageIdx >= 0 {
+		age = &c.m.ages[q.ageIdx]
+	}
+	if q.genderIdx >= 0 {
+		gender = &c.m.genders[q.genderIdx]
+	}
+	return age[w]&gender[w]>>bi&1 != 0
 }
 
 // countBits counts the codes of codes whose bitset has the service at j.
@@ -612,7 +625,7 @@ func (q *query) failures(f *features, c *chunk, j int32, first bool) (m uint16, 
 	if q.referrer != "" && c.svc[j].Organisation == q.referrer && fail(cOwn) {
 		return m, 0, false
 	}
-	if ((f.ages != 0 && f.ages&q.age == 0) || (f.genders != 0 && f.genders&q.gender == 0)) && fail(cEligibility) {
+	if !q.eligible(c, j) && fail(cEligibility) {
 		return m, 0, false
 	}
 	if f.bits&fFull != 0 && fail(cCapacity) {

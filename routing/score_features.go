@@ -18,7 +18,7 @@ import (
 // Matching a profile in a dense city reads thousands of candidates, so
 // each must cost a few nanoseconds: the matcher keeps, for every service of
 // a directory snapshot, its codes as bit masks (channels, accessibility,
-// eligibility, languages; needs, crimes and flags, lists of any length,
+// languages; needs, crimes, flags and eligibility, lists of any length,
 // only as the bitsets below), its first location and
 // its opening hours as minute-of-week ranges. The table is derived from an
 // index snapshot the first time the snapshot is matched and shared by all
@@ -75,8 +75,6 @@ type features struct {
 	bits     uint16
 	channels uint8
 	acc      uint8 // accessibility met by the service itself
-	ages     uint8 // eligible age bands; 0 = any
-	genders  uint8 // eligible genders; 0 = any
 }
 
 // cold are the features read only for some profiles: accessibility needs,
@@ -134,11 +132,12 @@ type masks struct {
 	// crimes, flags and needs are indexed by the code's number in the
 	// table's numbering, as many as the taxonomy has.
 	crimes, flags, needs [][chunkWords]uint64
-	ages                 [8][chunkWords]uint64 // eligible for the age band bit (or any)
-	genders              [8][chunkWords]uint64 // eligible for the gender bit (or any)
-	anyAge, anyGender    [chunkWords]uint64    // without an age band, gender restriction
-	channels             [8][chunkWords]uint64 // by channel bit
-	langs                [maxDenseLangs][chunkWords]uint64
+	// ages and genders are indexed by number: eligible for the age band,
+	// gender (restricted to it, or unrestricted).
+	ages, genders     [][chunkWords]uint64
+	anyAge, anyGender [chunkWords]uint64    // without an age band, gender restriction
+	channels          [8][chunkWords]uint64 // by channel bit
+	langs             [maxDenseLangs][chunkWords]uint64
 }
 
 // derive fills ch.m from ch.f and, for the codes of the lists of any
@@ -146,9 +145,11 @@ type masks struct {
 func (ch *chunk) derive(num *numbering) {
 	m := &ch.m
 	*m = masks{
-		crimes: make([][chunkWords]uint64, len(num.crime)),
-		flags:  make([][chunkWords]uint64, len(num.flag)),
-		needs:  make([][chunkWords]uint64, len(num.need)),
+		crimes:  make([][chunkWords]uint64, len(num.crime)),
+		flags:   make([][chunkWords]uint64, len(num.flag)),
+		needs:   make([][chunkWords]uint64, len(num.need)),
+		ages:    make([][chunkWords]uint64, len(num.age)),
+		genders: make([][chunkWords]uint64, len(num.gender)),
 	}
 	for j := range ch.f {
 		f := &ch.f[j]
@@ -199,25 +200,32 @@ func (ch *chunk) derive(num *numbering) {
 				m.needs[k][w] |= bit
 			}
 		}
-		if f.ages == 0 {
-			m.anyAge[w] |= bit
-		}
-		if f.genders == 0 {
-			m.anyGender[w] |= bit
-		}
-		for a := range m.ages {
-			if f.ages == 0 || f.ages&(1<<a) != 0 {
-				m.ages[a][w] |= bit
-			}
-			if f.genders == 0 || f.genders&(1<<a) != 0 {
-				m.genders[a][w] |= bit
-			}
-		}
+		eligible(m.ages, &m.anyAge, s.Eligibility.AgeBands, num.age, w, bit)
+		eligible(m.genders, &m.anyGender, s.Eligibility.Genders, num.gender, w, bit)
 		for b := f.channels; b != 0; b &= b - 1 {
 			m.channels[bits.TrailingZeros8(b)][w] |= bit
 		}
 		for b := f.langs; b != 0; b &= b - 1 {
 			m.langs[bits.TrailingZeros64(b)][w] |= bit
+		}
+	}
+}
+
+// eligible sets the service's bit (bit of word w) in the bitsets by of the
+// codes it is restricted to, or in all of them and in anyOf when it lists
+// none the numbering num knows.
+func eligible(by [][chunkWords]uint64, anyOf *[chunkWords]uint64, codes []string, num map[string]int, w int, bit uint64) {
+	restricted := false
+	for _, c := range codes {
+		if k, ok := num[c]; ok {
+			by[k][w] |= bit
+			restricted = true
+		}
+	}
+	if !restricted {
+		anyOf[w] |= bit
+		for k := range by {
+			by[k][w] |= bit
 		}
 	}
 }
@@ -383,8 +391,6 @@ func (t *table) compute(ch *chunk, j int, s *directory.Service, own func()) {
 	*x = cold{hOff: uint16(len(ch.hours))}
 	f.channels = uint8(maskOf(s.Channels, channelBit))
 	f.acc = uint8(maskOf(s.Accessibility, accBit))
-	f.ages = uint8(maskOf(s.Eligibility.AgeBands, ageBit))
-	f.genders = uint8(maskOf(s.Eligibility.Genders, genderBit))
 	if s.Active() {
 		f.bits |= fActive
 	}
@@ -503,17 +509,17 @@ func cloneMap[K comparable, V any](m map[K]V) map[K]V {
 	return out
 }
 
-// numbering gives each need, crime and flag code of the taxonomy its
-// number: the index of its bitset in a chunk's masks. These lists may grow
+// numbering gives each need, crime, flag, age band and gender code of the
+// taxonomy its number: the index of its bitset in a chunk's masks. These lists may grow
 // to any length: a service's codes of them live only in the bitsets, and
 // a match numbers the profile's own codes (its covers and classes are
 // masks of the profile's needs, see query.needCode).
 type numbering struct {
-	need, crime, flag    map[string]int
-	needs, crimes, flags []string // by number
+	need, crime, flag, age, gender      map[string]int
+	needs, crimes, flags, ages, genders []string // by number
 }
 
-func newNumbering(needs, crimes, flags []string) *numbering {
+func newNumbering(needs, crimes, flags, ages, genders []string) *numbering {
 	index := func(codes []string) (map[string]int, []string) {
 		m := make(map[string]int, len(codes))
 		var names []string
@@ -529,23 +535,23 @@ func newNumbering(needs, crimes, flags []string) *numbering {
 	n.need, n.needs = index(needs)
 	n.crime, n.crimes = index(crimes)
 	n.flag, n.flags = index(flags)
+	n.age, n.ages = index(ages)
+	n.gender, n.genders = index(genders)
 	return n
 }
 
 // codeNumbering is the numbering of the taxonomy; a table keeps the one it
 // was built with.
-var codeNumbering = newNumbering(events.Needs, events.Crimes, events.Flags)
+var codeNumbering = newNumbering(events.Needs, events.Crimes, events.Flags, events.AgeBands, events.Genders)
 
 // Code bits of the short lists. The maps are built once and only read.
 //
 // These masks have fixed widths of 8 bits: a taxonomy whose channels,
-// accessibility needs, age bands or genders grow past 8 stops the program
+// accessibility needs grow past 8 stops the program
 // at start, naming the list, rather than dropping codes without a word.
 var (
 	channelBit = bitsOf("channels", events.Channels, 8)
 	accBit     = bitsOf("accessibility", events.Accessibility, 8)
-	ageBit     = bitsOf("age bands", events.AgeBands, 8)
-	genderBit  = bitsOf("genders", events.Genders, 8)
 
 	// remoteChannels are the channels through which a victim can use a
 	// service without going to it: every channel but in_person.

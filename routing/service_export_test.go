@@ -12,8 +12,8 @@ var OwnEvent = ownEvent
 // FitsMask is fitsMask, for the test of the masks' widths.
 var FitsMask = fitsMask
 
-// PadNumbering numbers pad made-up codes before every need, crime and
-// flag of the taxonomy, so that the real codes have numbers from pad on,
+// PadNumbering numbers pad made-up codes before every need, crime, flag,
+// age band and gender of the taxonomy, so that the real codes have numbers from pad on,
 // for the tables built until restore is called. Tests calling it must not
 // run in parallel.
 func PadNumbering(pad int) (restore func()) {
@@ -25,6 +25,6 @@ func PadNumbering(pad int) (restore func()) {
 		return append(out, codes...)
 	}
 	old := codeNumbering
-	codeNumbering = newNumbering(padded(events.Needs), padded(events.Crimes), padded(events.Flags))
+	codeNumbering = newNumbering(padded(events.Needs), padded(events.Crimes), padded(events.Flags), padded(events.AgeBands), padded(events.Genders))
 	return func() { codeNumbering = old }
 }
