@@ -294,6 +294,17 @@ func restrictedTerms(dst []Term, section string, names []string, m [][chunkWords
 	return dst
 }
 
+// chanTerms appends the profile's channels in mask as terms, in taxonomy
+// order.
+func (q *query) chanTerms(dst []Term, mask uint64) []Term {
+	for n, k := range q.chanCode {
+		if mask>>n&1 != 0 {
+			dst = append(dst, Term{"channels", q.t.num.channels[k]})
+		}
+	}
+	return dst
+}
+
 // needTerms appends the profile's needs in mask as terms, in profile
 // order.
 func (q *query) needTerms(dst []Term, mask uint64) []Term {

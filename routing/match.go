@@ -289,9 +289,11 @@ type scratch struct {
 	needBits []uint64
 	needCode []int
 	crimes   []int
+	chans    []int
 	flags    []int
-	crimeW   []uint64 // of ranker.load: bitsets of the profile's crimes
-	flagW    []uint64 // and flags, for the current word
+	chanW    []uint64 // of ranker.load: bitsets of the profile's channels,
+	crimeW   []uint64 // crimes and flags, for the current word
+	flagW    []uint64
 	langIDs  []int16
 	mow      []int16
 	spec     []float64
@@ -476,6 +478,10 @@ func checkProfile(p *events.Profile) error {
 	if len(p.Needs) == 0 {
 		return bad("needs: at least one need is required")
 	}
+	if len(p.Channels) > maxProfileNeeds {
+		// Shared channels are masks of the profile's own (query.channels).
+		return bad("channels: at most %d channels in one profile", maxProfileNeeds)
+	}
 	if len(p.Needs) > maxProfileNeeds {
 		// Covers are masks of the profile's own needs (query.needBits).
 		return bad("needs: at most %d needs in one profile", maxProfileNeeds)
@@ -567,9 +573,22 @@ func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *event
 	q.flagCode, q.nFlags = sc.flags, len(sc.flags)
 	sc.crimeW = slices.Grow(sc.crimeW[:0], q.nCrimes)[:q.nCrimes]
 	sc.flagW = slices.Grow(sc.flagW[:0], q.nFlags)[:q.nFlags]
-	q.channels = uint8(maskOf(p.Channels, channelBit))
-	q.first = uint8(channelBit[p.Channels[0]])
-	q.nChannels = bits.OnesCount8(q.channels)
+	sc.chans = codesOf(sc.chans[:0], p.Channels, num.channel)
+	slices.Sort(sc.chans) // reasons list them in taxonomy order
+	q.chanCode, q.nChannels = sc.chans, len(sc.chans)
+	q.channels = 1<<len(sc.chans) - 1
+	if len(sc.chans) == 64 {
+		q.channels = ^uint64(0)
+	}
+	sc.chanW = slices.Grow(sc.chanW[:0], q.nChannels)[:q.nChannels]
+	for n, k := range sc.chans {
+		if num.channels[k] == p.Channels[0] {
+			q.first = 1 << n
+		}
+		if num.channels[k] != events.ChannelInPerson {
+			q.remote |= 1 << n
+		}
+	}
 	q.acc = uint8(maskOf(p.Accessibility, accBit))
 	q.interp = p.InterpreterOK
 	q.ageIdx, q.genderIdx = -1, -1

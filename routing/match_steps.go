@@ -122,8 +122,8 @@ func (q *query) constrain(wi int, w uint64, t *tally) word {
 	spoken := first | other | viaInterp
 	t.excluded[cLanguage] += bits.OnesCount64(fast &^ spoken)
 	var reach uint64
-	for b := q.channels; b != 0; b &= b - 1 {
-		reach |= mk.channels[bits.TrailingZeros8(b)][cw]
+	for _, k := range q.chanCode {
+		reach |= mk.channels[k][cw]
 	}
 	t.excluded[cChannel] += bits.OnesCount64(spoken &^ reach)
 	return word{c: c, cw: cw, base: int32(wi << 6), first: first, other: other, provided: provided, slowLang: slowLang, todo: spoken&reach | slowLang}
@@ -163,14 +163,12 @@ type ranker struct {
 
 	// Of the bitset path: the channels of the profile, and the number of
 	// its crimes and flags.
-	chanBits          [8]uint8
 	nChan, nCrm, nFlg int
 	// Of the bitset path, for the current word: the bitsets of the
 	// profile's needs, channels, crimes and flags, and of the features
-	// the score reads (those of its crimes and flags in scratch.crimeW,
-	// flagW).
+	// the score reads (those of its channels, crimes and flags in
+	// scratch.chanW, crimeW, flagW).
 	needW                               [maxDenseNeeds]uint64
-	chanW                               [8]uint64
 	waitW, specW, locW, multiW, remoteW uint64
 }
 
@@ -184,10 +182,7 @@ func (sc *scratch) ranker(q *query, k int) ranker {
 	}
 	r.maskPath = q.acc == 0 && !q.cross && r.dense && !r.slow && !r.bonusOn && q.stats == nil
 	if r.maskPath {
-		for b := q.channels; b != 0; b &= b - 1 {
-			r.chanBits[r.nChan] = uint8(bits.TrailingZeros8(b))
-			r.nChan++
-		}
+		r.nChan = q.nChannels
 		r.nCrm, r.nFlg = q.nCrimes, q.nFlags
 	}
 	return r
@@ -228,7 +223,7 @@ func (q *query) checkRest(f *features, c *chunk, j int32, lang int, slowLang, sl
 		if lang = q.language(f, c, j); lang == langNone {
 			return cLanguage, lang, false
 		}
-		if f.channels&q.channels == 0 {
+		if q.sharedOf(c, j) == 0 {
 			return cChannel, lang, false
 		}
 		if slow {
@@ -246,8 +241,8 @@ func (r *ranker) load(wd *word) {
 	for n, k := range q.needCode {
 		r.needW[n] = mk.needs[k][cw]
 	}
-	for n := range r.nChan {
-		r.chanW[n] = mk.channels[r.chanBits[n]][cw]
+	for n, k := range q.chanCode {
+		r.sc.chanW[n] = mk.channels[k][cw]
 	}
 	for n, k := range q.crimeCode {
 		r.sc.crimeW[n] = mk.crimes[k][cw]
@@ -275,9 +270,9 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 		r.last = -1 // sc.classes may have moved
 	}
 	cl := &sc.classes[ci]
-	var chm uint8
-	for n := range r.nChan {
-		chm |= uint8(r.chanW[n]>>bi&1) << r.chanBits[n]
+	var chm uint64
+	for n, w := range sc.chanW {
+		chm |= (w >> bi & 1) << n
 	}
 	in := inputs{
 		met:   bits.OnesCount(uint(compact)),

@@ -423,7 +423,7 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 		}
 		add(ReasonRelaxedAccessibility, terms(termsOf(arena, "accessibility", events.Accessibility, uint32(missing))))
 	case cChannel:
-		add(ReasonRelaxedChannel, terms(termsOf(arena, "channels", events.Channels, uint32(f.channels))))
+		add(ReasonRelaxedChannel, terms(restrictedTerms(arena, "channels", q.t.num.channels, c.m.channels, false, j)))
 	case cOpenNow:
 		add(ReasonRelaxedOpenNow, nil)
 	}
@@ -456,7 +456,8 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 	case langInterpreter:
 		add(ReasonInterpreterArranged, nil)
 	}
-	remote := f.channels & q.channels & remoteChannels
+	shared := q.sharedOf(c, j)
+	remote := shared & q.remote
 	if q.hasPoint && f.bits&fHasLoc != 0 {
 		_, km, key := q.nearest(f, c, j)
 		add(ReasonDistance, nil).Km = km
@@ -469,15 +470,15 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 	}
 	switch {
 	case f.bits&fRemote != 0 && remote != 0:
-		add(ReasonRemote, terms(termsOf(arena, "channels", events.Channels, uint32(remote))))
+		add(ReasonRemote, terms(q.chanTerms(arena, remote)))
 	case f.bits&fHasLoc == 0:
 		add(ReasonNoLocation, nil)
 	}
-	if shared := f.channels & q.channels; shared != 0 {
-		add(ReasonChannels, terms(termsOf(arena, "channels", events.Channels, uint32(shared))))
+	if shared != 0 {
+		add(ReasonChannels, terms(q.chanTerms(arena, shared)))
 	}
-	if f.channels&q.first == 0 {
-		add(ReasonNotFirstChannel, terms(termsOf(arena, "channels", events.Channels, uint32(q.first))))
+	if shared&q.first == 0 {
+		add(ReasonNotFirstChannel, terms(q.chanTerms(arena, q.first)))
 	}
 	if q.acc != 0 {
 		place := q.acc & placeAccess

@@ -217,13 +217,16 @@ type query struct {
 	nCrimes   int
 	flagCode  []int // numbers of the profile's known flags, without repeats
 	nFlags    int
-	channels  uint8
-	first     uint8 // the first (preferred) channel
-	nChannels int
-	acc       uint8
-	langIDs   []int16 // dense ids of the profile's languages; -1 unknown
-	langs     []string
-	interp    bool
+	// channels are the profile's (bit n for chanCode[n], in taxonomy
+	// order), first its first, remote those usable without going to the
+	// service (all but in person).
+	channels, first, remote uint64
+	chanCode                []int
+	nChannels               int
+	acc                     uint8
+	langIDs                 []int16 // dense ids of the profile's languages; -1 unknown
+	langs                   []string
+	interp                  bool
 	// lang1 is the bit of the first language, langRest those of the
 	// others; langUnknown reports a language without a bit.
 	lang1, langRest uint64
@@ -291,7 +294,7 @@ func (q *query) tabulate(spec []float64) {
 		q.wLang[l] = q.w[compLanguage] * languageValue(l)
 	}
 	for m := range q.wChan {
-		q.wChan[m] = q.w[compChannel] * q.channelValue(uint8(m))
+		q.wChan[m] = q.w[compChannel] * q.channelValue(uint64(m))
 	}
 	q.wSpec = spec[:0]
 	if q.nCrimes > 0 || q.nFlags > 0 {
@@ -333,12 +336,29 @@ func languageValue(level int) float64 {
 	return 0
 }
 
-func (q *query) channelValue(shared uint8) float64 {
-	v := 0.5 * float64(bits.OnesCount8(shared&q.channels)) / float64(q.nChannels)
+func (q *query) channelValue(shared uint64) float64 {
+	v := 0.5 * float64(bits.OnesCount64(shared&q.channels)) / float64(q.nChannels)
 	if shared&q.first != 0 {
 		v += 0.5
 	}
 	return v
+}
+
+// chanWeight is the weighted channel component of the shared channels.
+func (q *query) chanWeight(shared uint64) float64 {
+	if shared < uint64(len(q.wChan)) {
+		return q.wChan[shared]
+	}
+	return q.w[compChannel] * q.channelValue(shared)
+}
+
+// sharedOf returns the profile's channels the service at j of c offers.
+func (q *query) sharedOf(c *chunk, j int32) uint64 {
+	var m uint64
+	for n, k := range q.chanCode {
+		m |= (c.m.channels[k][j>>6] >> (j & 63) & 1) << n
+	}
+	return m
 }
 
 // specIndex is the index in wSpec of the service's specialisation: the
@@ -419,14 +439,14 @@ func (q *query) accessValue(waived bool) float64 {
 
 // distanceValue is the distance component of the service.
 func (q *query) distanceValue(f *features, c *chunk, j int32) float64 {
-	return q.distanceAt(c, j, f.bits&fHasLoc != 0, f.bits&fMultiLoc != 0, f.bits&fRemote != 0, f.channels&q.channels)
+	return q.distanceAt(c, j, f.bits&fHasLoc != 0, f.bits&fMultiLoc != 0, f.bits&fRemote != 0, q.sharedOf(c, j))
 }
 
 // distanceAt is the distance component of service j of c: has, multi and
 // remote are its fHasLoc, fMultiLoc and fRemote, shared its channels the
 // profile accepts. It reads the first location from c.pos, so that the
 // bitset path of a match need not read the service's features.
-func (q *query) distanceAt(c *chunk, j int32, has, multi, remote bool, shared uint8) float64 {
+func (q *query) distanceAt(c *chunk, j int32, has, multi, remote bool, shared uint64) float64 {
 	if !has {
 		return DistanceNoLocation
 	}
@@ -437,7 +457,7 @@ func (q *query) distanceAt(c *chunk, j int32, has, multi, remote bool, shared ui
 		d, _, _ = q.nearest(&c.f[j], c, j)
 	}
 	v := expNeg(d * q.perKm)
-	if remote && shared&remoteChannels != 0 {
+	if remote && shared&q.remote != 0 {
 		v = max(v, DistanceNoLocation)
 	}
 	return v
@@ -484,11 +504,11 @@ func (q *query) observedValues(f *features, x *cold, st ServiceStats, known bool
 // inputs are what the weighted sum of the components but for the
 // distance and the observed ones depends on (see baseScore).
 type inputs struct {
-	met    int   // number of the profile's needs met
-	lang   int   // language level (langNone ... langFirst)
-	chans  uint8 // channels shared with the profile
-	spec   int   // index in wSpec (specIndex)
-	waived bool  // needs of the place waived (accessibility)
+	met    int    // number of the profile's needs met
+	lang   int    // language level (langNone ... langFirst)
+	chans  uint64 // channels shared with the profile (bits of query.channels)
+	spec   int    // index in wSpec (specIndex)
+	waived bool   // needs of the place waived (accessibility)
 	// cover are the needs met, proper those of them met in the
 	// preferred country (residence).
 	cover, proper uint64
@@ -496,7 +516,7 @@ type inputs struct {
 
 // inputs returns the inputs of the service's score.
 func (q *query) inputs(f *features, c *chunk, j int32, cover, proper uint64, lang int, waived bool) inputs {
-	in := inputs{met: bits.OnesCount64(cover), lang: lang, chans: f.channels & q.channels, waived: waived, cover: cover, proper: proper}
+	in := inputs{met: bits.OnesCount64(cover), lang: lang, chans: q.sharedOf(c, j), waived: waived, cover: cover, proper: proper}
 	if len(q.wSpec) > 0 {
 		in.spec = q.specIndex(c, j)
 	}
@@ -515,7 +535,7 @@ func (q *query) fixedScore(f *features, c *chunk, j int32, cover, proper uint64,
 // and the observed ones: the cheap part of a score, known before the
 // distance is computed. It is the one place these components are summed.
 func (q *query) baseScore(in *inputs) float64 {
-	s := q.wNeeds[in.met] + q.wLang[in.lang] + q.wChan[in.chans]
+	s := q.wNeeds[in.met] + q.wLang[in.lang] + q.chanWeight(in.chans)
 	if len(q.wSpec) > 0 {
 		s += q.wSpec[in.spec]
 	}
@@ -575,7 +595,7 @@ func (q *query) components(f *features, c *chunk, j int32, cover, proper uint64,
 	var v [numComponents]float64
 	v[compNeeds] = needsValue(bits.OnesCount64(cover), len(q.needBits))
 	v[compLanguage] = languageValue(lang)
-	v[compChannel] = q.channelValue(f.channels)
+	v[compChannel] = q.channelValue(q.sharedOf(c, j))
 	if q.nCrimes > 0 || q.nFlags > 0 {
 		idx := q.specIndex(c, j)
 		v[compSpecialisation] = q.specValue(idx/(q.nFlags+1), idx%(q.nFlags+1))
@@ -635,7 +655,7 @@ func (q *query) failures(f *features, c *chunk, j int32, first bool) (m uint16, 
 	if lang == langNone && fail(cLanguage) {
 		return m, 0, false
 	}
-	if f.channels&q.channels == 0 && fail(cChannel) {
+	if q.sharedOf(c, j) == 0 && fail(cChannel) {
 		return m, lang, false
 	}
 	if q.acc != 0 {
@@ -721,7 +741,7 @@ func (q *query) access(f *features, c *chunk, j int32) (ok, waived bool) {
 			}
 		}
 	}
-	if f.channels&q.channels&remoteChannels != 0 {
+	if q.sharedOf(c, j)&q.remote != 0 {
 		return true, true
 	}
 	return false, false

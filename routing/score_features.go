@@ -18,7 +18,8 @@ import (
 // Matching a profile in a dense city reads thousands of candidates, so
 // each must cost a few nanoseconds: the matcher keeps, for every service of
 // a directory snapshot, its codes as bit masks (channels, accessibility,
-// languages; needs, crimes, flags and eligibility, lists of any length,
+// languages; needs, crimes, flags, eligibility and channels, lists of
+// any length,
 // only as the bitsets below), its first location and
 // its opening hours as minute-of-week ranges. The table is derived from an
 // index snapshot the first time the snapshot is matched and shared by all
@@ -73,7 +74,6 @@ type features struct {
 	langs    uint64  // bit per dense language id
 	lat, lon float32 // first location
 	bits     uint16
-	channels uint8
 	acc      uint8 // accessibility met by the service itself
 }
 
@@ -135,8 +135,8 @@ type masks struct {
 	// ages and genders are indexed by number: eligible for the age band,
 	// gender (restricted to it, or unrestricted).
 	ages, genders     [][chunkWords]uint64
-	anyAge, anyGender [chunkWords]uint64    // without an age band, gender restriction
-	channels          [8][chunkWords]uint64 // by channel bit
+	anyAge, anyGender [chunkWords]uint64   // without an age band, gender restriction
+	channels          [][chunkWords]uint64 // by channel number
 	langs             [maxDenseLangs][chunkWords]uint64
 }
 
@@ -145,11 +145,12 @@ type masks struct {
 func (ch *chunk) derive(num *numbering) {
 	m := &ch.m
 	*m = masks{
-		crimes:  make([][chunkWords]uint64, len(num.crime)),
-		flags:   make([][chunkWords]uint64, len(num.flag)),
-		needs:   make([][chunkWords]uint64, len(num.need)),
-		ages:    make([][chunkWords]uint64, len(num.age)),
-		genders: make([][chunkWords]uint64, len(num.gender)),
+		crimes:   make([][chunkWords]uint64, len(num.crime)),
+		flags:    make([][chunkWords]uint64, len(num.flag)),
+		needs:    make([][chunkWords]uint64, len(num.need)),
+		ages:     make([][chunkWords]uint64, len(num.age)),
+		genders:  make([][chunkWords]uint64, len(num.gender)),
+		channels: make([][chunkWords]uint64, len(num.channel)),
 	}
 	for j := range ch.f {
 		f := &ch.f[j]
@@ -202,8 +203,10 @@ func (ch *chunk) derive(num *numbering) {
 		}
 		eligible(m.ages, &m.anyAge, s.Eligibility.AgeBands, num.age, w, bit)
 		eligible(m.genders, &m.anyGender, s.Eligibility.Genders, num.gender, w, bit)
-		for b := f.channels; b != 0; b &= b - 1 {
-			m.channels[bits.TrailingZeros8(b)][w] |= bit
+		for _, c := range s.Channels {
+			if k, ok := num.channel[c]; ok {
+				m.channels[k][w] |= bit
+			}
 		}
 		for b := f.langs; b != 0; b &= b - 1 {
 			m.langs[bits.TrailingZeros64(b)][w] |= bit
@@ -389,7 +392,6 @@ func (t *table) compute(ch *chunk, j int, s *directory.Service, own func()) {
 	f, x := &ch.f[j], &ch.x[j]
 	*f = features{bits: fPresent}
 	*x = cold{hOff: uint16(len(ch.hours))}
-	f.channels = uint8(maskOf(s.Channels, channelBit))
 	f.acc = uint8(maskOf(s.Accessibility, accBit))
 	if s.Active() {
 		f.bits |= fActive
@@ -509,17 +511,17 @@ func cloneMap[K comparable, V any](m map[K]V) map[K]V {
 	return out
 }
 
-// numbering gives each need, crime, flag, age band and gender code of the
-// taxonomy its number: the index of its bitset in a chunk's masks. These lists may grow
+// numbering gives each need, crime, flag, age band, gender and channel
+// code of the taxonomy its number: the index of its bitset in a chunk's masks. These lists may grow
 // to any length: a service's codes of them live only in the bitsets, and
 // a match numbers the profile's own codes (its covers and classes are
 // masks of the profile's needs, see query.needCode).
 type numbering struct {
-	need, crime, flag, age, gender      map[string]int
-	needs, crimes, flags, ages, genders []string // by number
+	need, crime, flag, age, gender, channel       map[string]int
+	needs, crimes, flags, ages, genders, channels []string // by number
 }
 
-func newNumbering(needs, crimes, flags, ages, genders []string) *numbering {
+func newNumbering(needs, crimes, flags, ages, genders, channels []string) *numbering {
 	index := func(codes []string) (map[string]int, []string) {
 		m := make(map[string]int, len(codes))
 		var names []string
@@ -537,12 +539,13 @@ func newNumbering(needs, crimes, flags, ages, genders []string) *numbering {
 	n.flag, n.flags = index(flags)
 	n.age, n.ages = index(ages)
 	n.gender, n.genders = index(genders)
+	n.channel, n.channels = index(channels)
 	return n
 }
 
 // codeNumbering is the numbering of the taxonomy; a table keeps the one it
 // was built with.
-var codeNumbering = newNumbering(events.Needs, events.Crimes, events.Flags, events.AgeBands, events.Genders)
+var codeNumbering = newNumbering(events.Needs, events.Crimes, events.Flags, events.AgeBands, events.Genders, events.Channels)
 
 // Code bits of the short lists. The maps are built once and only read.
 //
@@ -550,12 +553,8 @@ var codeNumbering = newNumbering(events.Needs, events.Crimes, events.Flags, even
 // accessibility needs grow past 8 stops the program
 // at start, naming the list, rather than dropping codes without a word.
 var (
-	channelBit = bitsOf("channels", events.Channels, 8)
-	accBit     = bitsOf("accessibility", events.Accessibility, 8)
+	accBit = bitsOf("accessibility", events.Accessibility, 8)
 
-	// remoteChannels are the channels through which a victim can use a
-	// service without going to it: every channel but in_person.
-	remoteChannels = uint8(maskOf(events.Channels, channelBit)) &^ uint8(channelBit[events.ChannelInPerson])
 	// placeAccess are the accessibility needs of a place (a room, a
 	// building): a service used remotely or at home need not meet them.
 	placeAccess = uint8(maskOf([]string{"wheelchair", "step_free", "hearing_loop", "quiet_space", "childcare"}, accBit))

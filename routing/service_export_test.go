@@ -13,7 +13,7 @@ var OwnEvent = ownEvent
 var FitsMask = fitsMask
 
 // PadNumbering numbers pad made-up codes before every need, crime, flag,
-// age band and gender of the taxonomy, so that the real codes have numbers from pad on,
+// age band, gender and channel of the taxonomy, so that the real codes have numbers from pad on,
 // for the tables built until restore is called. Tests calling it must not
 // run in parallel.
 func PadNumbering(pad int) (restore func()) {
@@ -25,6 +25,6 @@ func PadNumbering(pad int) (restore func()) {
 		return append(out, codes...)
 	}
 	old := codeNumbering
-	codeNumbering = newNumbering(padded(events.Needs), padded(events.Crimes), padded(events.Flags), padded(events.AgeBands), padded(events.Genders))
+	codeNumbering = newNumbering(padded(events.Needs), padded(events.Crimes), padded(events.Flags), padded(events.AgeBands), padded(events.Genders), padded(events.Channels))
 	return func() { codeNumbering = old }
 }
