@@ -258,17 +258,6 @@ func UnmatchedWords(u events.UnmatchedNeed, l Labeler, lang string) string {
 	return l.Label("unmatched_reasons", UnmatchedNoService, lang)
 }
 
-// termsOf appends the codes of all whose bit is in mask as terms of
-// section.
-func termsOf(dst []Term, section string, all []string, mask uint32) []Term {
-	for i, c := range all {
-		if mask&(1<<uint(i)) != 0 {
-			dst = append(dst, Term{section, c})
-		}
-	}
-	return dst
-}
-
 // codeTerms appends the codes of codes (numbers into names, ascending)
 // whose bitset in m has the service at j, or all of them when m is nil.
 func codeTerms(dst []Term, section string, names []string, codes []int, m [][chunkWords]uint64, j int32) []Term {
@@ -300,6 +289,17 @@ func (q *query) chanTerms(dst []Term, mask uint64) []Term {
 	for n, k := range q.chanCode {
 		if mask>>n&1 != 0 {
 			dst = append(dst, Term{"channels", q.t.num.channels[k]})
+		}
+	}
+	return dst
+}
+
+// accTerms appends the profile's accessibility needs in mask as terms,
+// in taxonomy order.
+func (q *query) accTerms(dst []Term, mask uint64) []Term {
+	for n, k := range q.accCode {
+		if mask>>n&1 != 0 {
+			dst = append(dst, Term{"accessibility", q.t.num.accs[k]})
 		}
 	}
 	return dst

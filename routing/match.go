@@ -290,6 +290,7 @@ type scratch struct {
 	needCode []int
 	crimes   []int
 	chans    []int
+	accs     []int
 	flags    []int
 	chanW    []uint64 // of ranker.load: bitsets of the profile's channels,
 	crimeW   []uint64 // crimes and flags, for the current word
@@ -478,6 +479,10 @@ func checkProfile(p *events.Profile) error {
 	if len(p.Needs) == 0 {
 		return bad("needs: at least one need is required")
 	}
+	if len(p.Accessibility) > maxProfileNeeds {
+		// Accessibility met is a mask of the profile's own (query.acc).
+		return bad("accessibility: at most %d needs in one profile", maxProfileNeeds)
+	}
 	if len(p.Channels) > maxProfileNeeds {
 		// Shared channels are masks of the profile's own (query.channels).
 		return bad("channels: at most %d channels in one profile", maxProfileNeeds)
@@ -589,7 +594,15 @@ func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *event
 			q.remote |= 1 << n
 		}
 	}
-	q.acc = uint8(maskOf(p.Accessibility, accBit))
+	sc.accs = codesOf(sc.accs[:0], p.Accessibility, num.acc)
+	slices.Sort(sc.accs) // reasons list them in taxonomy order
+	q.accCode = sc.accs
+	for n, k := range sc.accs {
+		q.acc |= 1 << n
+		if slices.Contains(placeAccess, num.accs[k]) {
+			q.place |= 1 << n
+		}
+	}
 	q.interp = p.InterpreterOK
 	q.ageIdx, q.genderIdx = -1, -1
 	if k, ok := num.age[p.AgeBand]; ok {

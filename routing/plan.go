@@ -417,11 +417,12 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 	}
 	switch relaxed {
 	case cAccessibility:
-		missing := q.acc &^ (f.acc | c.x[j].locAny)
+		own := q.accOf(c.m.acc, j)
+		missing := q.acc &^ (own | q.accOf(c.m.accAny, j))
 		if missing == 0 {
-			missing = q.acc & placeAccess &^ f.acc
+			missing = q.place &^ own
 		}
-		add(ReasonRelaxedAccessibility, terms(termsOf(arena, "accessibility", events.Accessibility, uint32(missing))))
+		add(ReasonRelaxedAccessibility, terms(q.accTerms(arena, missing)))
 	case cChannel:
 		add(ReasonRelaxedChannel, terms(restrictedTerms(arena, "channels", q.t.num.channels, c.m.channels, false, j)))
 	case cOpenNow:
@@ -481,16 +482,16 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 		add(ReasonNotFirstChannel, terms(q.chanTerms(arena, q.first)))
 	}
 	if q.acc != 0 {
-		place := q.acc & placeAccess
+		place := q.place
 		met := q.acc
 		if waived {
 			met &^= place
 		}
 		if met != 0 {
-			add(ReasonMeetsAccessibility, terms(termsOf(arena, "accessibility", events.Accessibility, uint32(met))))
+			add(ReasonMeetsAccessibility, terms(q.accTerms(arena, met)))
 		}
 		if waived {
-			add(ReasonAccessibilityWaived, terms(termsOf(arena, "accessibility", events.Accessibility, uint32(place))))
+			add(ReasonAccessibilityWaived, terms(q.accTerms(arena, place)))
 		}
 	}
 	if f.bits&fWaitlist != 0 {

@@ -223,10 +223,13 @@ type query struct {
 	channels, first, remote uint64
 	chanCode                []int
 	nChannels               int
-	acc                     uint8
-	langIDs                 []int16 // dense ids of the profile's languages; -1 unknown
-	langs                   []string
-	interp                  bool
+	// acc are the profile's accessibility needs (bit n for accCode[n],
+	// in taxonomy order), place those of them of a place (placeAccess).
+	acc, place uint64
+	accCode    []int
+	langIDs    []int16 // dense ids of the profile's languages; -1 unknown
+	langs      []string
+	interp     bool
 	// lang1 is the bit of the first language, langRest those of the
 	// others; langUnknown reports a language without a bit.
 	lang1, langRest uint64
@@ -387,6 +390,28 @@ func (q *query) eligible(c *chunk, j int32) bool {
 	return age[w]&gender[w]>>bi&1 != 0
 }
 
+// accOf returns the profile's accessibility needs whose bitset in m has
+// the service at j.
+func (q *query) accOf(m [][chunkWords]uint64, j int32) uint64 {
+	var out uint64
+	for n, k := range q.accCode {
+		out |= (m[k][j>>6] >> (j & 63) & 1) << n
+	}
+	return out
+}
+
+// accIn returns the profile's accessibility needs among codes (those of
+// a location after the first: read from the service, a rare case).
+func (q *query) accIn(codes []string) uint64 {
+	var out uint64
+	for n, k := range q.accCode {
+		if slices.Contains(codes, q.t.num.accs[k]) {
+			out |= 1 << n
+		}
+	}
+	return out
+}
+
 // countBits counts the codes of codes whose bitset has the service at j.
 func (q *query) countBits(m [][chunkWords]uint64, codes []int, j int32) int {
 	n := 0
@@ -432,8 +457,8 @@ func (q *query) accessValue(waived bool) float64 {
 	if !waived {
 		return 1
 	}
-	n := bits.OnesCount8(q.acc)
-	p := bits.OnesCount8(q.acc & placeAccess)
+	n := bits.OnesCount64(q.acc)
+	p := bits.OnesCount64(q.place)
 	return (float64(n-p) + AccessibilityWaived*float64(p)) / float64(n)
 }
 
@@ -717,27 +742,18 @@ func interpreterLevel(f *features) int {
 // needs of the place were waived because the service can be used through
 // a channel other than in person.
 func (q *query) access(f *features, c *chunk, j int32) (ok, waived bool) {
-	x := &c.x[j]
-	comm := q.acc &^ placeAccess
-	if comm&^(f.acc|x.locAny) != 0 {
+	own := q.accOf(c.m.acc, j)
+	if comm := q.acc &^ q.place; comm&^(own|q.accOf(c.m.accAny, j)) != 0 {
 		return false, false
 	}
-	place := q.acc & placeAccess
-	if place == 0 || place&^(f.acc|x.loc0) == 0 {
+	place := q.place &^ own
+	if place == 0 || place&^q.accOf(c.m.acc0, j) == 0 {
 		return true, false
 	}
 	if f.bits&fMultiLoc != 0 {
-		if f.bits&fLocSlow != 0 {
-			for _, l := range c.svc[j].Locations[1:] {
-				if place&^(f.acc|uint8(maskOf(l.Accessibility, accBit))) == 0 {
-					return true, false
-				}
-			}
-		} else {
-			for _, l := range c.locs[x.locOff : x.locOff+uint16(x.nLoc)-1] {
-				if place&^(f.acc|l.acc) == 0 {
-					return true, false
-				}
+		for _, l := range c.svc[j].Locations[1:] {
+			if place&^q.accIn(l.Accessibility) == 0 {
+				return true, false
 			}
 		}
 	}

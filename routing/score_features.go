@@ -1,7 +1,6 @@
 package routing
 
 import (
-	"fmt"
 	"math"
 	"math/bits"
 	"slices"
@@ -18,8 +17,8 @@ import (
 // Matching a profile in a dense city reads thousands of candidates, so
 // each must cost a few nanoseconds: the matcher keeps, for every service of
 // a directory snapshot, its codes as bit masks (channels, accessibility,
-// languages; needs, crimes, flags, eligibility and channels, lists of
-// any length,
+// languages; needs, crimes, flags, eligibility, channels and
+// accessibility, lists of any length,
 // only as the bitsets below), its first location and
 // its opening hours as minute-of-week ranges. The table is derived from an
 // index snapshot the first time the snapshot is matched and shared by all
@@ -74,7 +73,6 @@ type features struct {
 	langs    uint64  // bit per dense language id
 	lat, lon float32 // first location
 	bits     uint16
-	acc      uint8 // accessibility met by the service itself
 }
 
 // cold are the features read only for some profiles: accessibility needs,
@@ -84,8 +82,6 @@ type cold struct {
 	hOff      uint16 // offset of the opening ranges in chunk.hours
 	locOff    uint16 // offset of the locations after the first in chunk.locs
 	maxOpen   uint16 // Capacity.MaxOpen, capped
-	locAny    uint8  // accessibility met at one of its locations (union)
-	loc0      uint8  // met at its first location
 	zone      uint8  // 1 + the table's zone id; 0 = see Schedule.OpenAt
 	hN        uint8  // number of opening ranges
 	nLoc      uint8  // number of locations, capped at 255
@@ -98,7 +94,6 @@ type weekRange struct{ lo, hi int16 }
 // place is a location after the first of a service.
 type place struct {
 	lat, lon float32
-	acc      uint8
 	key      placeKey
 }
 
@@ -137,6 +132,9 @@ type masks struct {
 	ages, genders     [][chunkWords]uint64
 	anyAge, anyGender [chunkWords]uint64   // without an age band, gender restriction
 	channels          [][chunkWords]uint64 // by channel number
+	// acc, accAny and acc0 are indexed by accessibility number: met by
+	// the service itself, at one of its locations, at its first.
+	acc, accAny, acc0 [][chunkWords]uint64
 	langs             [maxDenseLangs][chunkWords]uint64
 }
 
@@ -151,6 +149,9 @@ func (ch *chunk) derive(num *numbering) {
 		ages:     make([][chunkWords]uint64, len(num.age)),
 		genders:  make([][chunkWords]uint64, len(num.gender)),
 		channels: make([][chunkWords]uint64, len(num.channel)),
+		acc:      make([][chunkWords]uint64, len(num.acc)),
+		accAny:   make([][chunkWords]uint64, len(num.acc)),
+		acc0:     make([][chunkWords]uint64, len(num.acc)),
 	}
 	for j := range ch.f {
 		f := &ch.f[j]
@@ -208,8 +209,25 @@ func (ch *chunk) derive(num *numbering) {
 				m.channels[k][w] |= bit
 			}
 		}
+		set(m.acc, s.Accessibility, num.acc, w, bit)
+		for k, l := range s.Locations {
+			set(m.accAny, l.Accessibility, num.acc, w, bit)
+			if k == 0 {
+				set(m.acc0, l.Accessibility, num.acc, w, bit)
+			}
+		}
 		for b := f.langs; b != 0; b &= b - 1 {
 			m.langs[bits.TrailingZeros64(b)][w] |= bit
+		}
+	}
+}
+
+// set sets the service's bit (bit of word w) in the bitsets by of its
+// codes.
+func set(by [][chunkWords]uint64, codes []string, num map[string]int, w int, bit uint64) {
+	for _, c := range codes {
+		if k, ok := num[c]; ok {
+			by[k][w] |= bit
 		}
 	}
 }
@@ -392,7 +410,6 @@ func (t *table) compute(ch *chunk, j int, s *directory.Service, own func()) {
 	f, x := &ch.f[j], &ch.x[j]
 	*f = features{bits: fPresent}
 	*x = cold{hOff: uint16(len(ch.hours))}
-	f.acc = uint8(maskOf(s.Accessibility, accBit))
 	if s.Active() {
 		f.bits |= fActive
 	}
@@ -445,16 +462,13 @@ func (t *table) compute(ch *chunk, j int, s *directory.Service, own func()) {
 	}
 	x.locOff = uint16(len(ch.locs))
 	for k, l := range s.Locations {
-		m := uint8(maskOf(l.Accessibility, accBit))
-		x.locAny |= m
 		t.countryID(l.Country, own)
 		switch {
 		case k == 0:
-			x.loc0 = m
 			f.lat, f.lon = float32(l.Lat), float32(l.Lon)
 			ch.key[j] = t.keyOf(l.Country, l.Region)
 		case f.bits&fLocSlow == 0:
-			ch.locs = append(ch.locs, place{lat: float32(l.Lat), lon: float32(l.Lon), acc: m, key: t.keyOf(l.Country, l.Region)})
+			ch.locs = append(ch.locs, place{lat: float32(l.Lat), lon: float32(l.Lon), key: t.keyOf(l.Country, l.Region)})
 		}
 	}
 	if !s.Hours.Always && s.Hours.TimeZone != "" {
@@ -511,17 +525,17 @@ func cloneMap[K comparable, V any](m map[K]V) map[K]V {
 	return out
 }
 
-// numbering gives each need, crime, flag, age band, gender and channel
-// code of the taxonomy its number: the index of its bitset in a chunk's masks. These lists may grow
+// numbering gives each need, crime, flag, age band, gender, channel and
+// accessibility code of the taxonomy its number: the index of its bitset in a chunk's masks. These lists may grow
 // to any length: a service's codes of them live only in the bitsets, and
 // a match numbers the profile's own codes (its covers and classes are
 // masks of the profile's needs, see query.needCode).
 type numbering struct {
-	need, crime, flag, age, gender, channel       map[string]int
-	needs, crimes, flags, ages, genders, channels []string // by number
+	need, crime, flag, age, gender, channel, acc        map[string]int
+	needs, crimes, flags, ages, genders, channels, accs []string // by number
 }
 
-func newNumbering(needs, crimes, flags, ages, genders, channels []string) *numbering {
+func newNumbering(needs, crimes, flags, ages, genders, channels, accs []string) *numbering {
 	index := func(codes []string) (map[string]int, []string) {
 		m := make(map[string]int, len(codes))
 		var names []string
@@ -540,49 +554,14 @@ func newNumbering(needs, crimes, flags, ages, genders, channels []string) *numbe
 	n.age, n.ages = index(ages)
 	n.gender, n.genders = index(genders)
 	n.channel, n.channels = index(channels)
+	n.acc, n.accs = index(accs)
 	return n
 }
 
 // codeNumbering is the numbering of the taxonomy; a table keeps the one it
 // was built with.
-var codeNumbering = newNumbering(events.Needs, events.Crimes, events.Flags, events.AgeBands, events.Genders, events.Channels)
+var codeNumbering = newNumbering(events.Needs, events.Crimes, events.Flags, events.AgeBands, events.Genders, events.Channels, events.Accessibility)
 
-// Code bits of the short lists. The maps are built once and only read.
-//
-// These masks have fixed widths of 8 bits: a taxonomy whose channels,
-// accessibility needs grow past 8 stops the program
-// at start, naming the list, rather than dropping codes without a word.
-var (
-	accBit = bitsOf("accessibility", events.Accessibility, 8)
-
-	// placeAccess are the accessibility needs of a place (a room, a
-	// building): a service used remotely or at home need not meet them.
-	placeAccess = uint8(maskOf([]string{"wheelchair", "step_free", "hearing_loop", "quiet_space", "childcare"}, accBit))
-)
-
-func bitsOf(name string, codes []string, width int) map[string]uint32 {
-	if err := fitsMask(name, codes, width); err != nil {
-		panic(err)
-	}
-	m := make(map[string]uint32, len(codes))
-	for i, c := range codes {
-		m[c] = 1 << i
-	}
-	return m
-}
-
-// fitsMask reports a list of codes longer than its mask is wide.
-func fitsMask(name string, codes []string, width int) error {
-	if len(codes) > width {
-		return fmt.Errorf("routing: the taxonomy has %d %s, the matcher's masks hold %d: widen them (score_features.go)", len(codes), name, width)
-	}
-	return nil
-}
-
-func maskOf(codes []string, bits map[string]uint32) uint32 {
-	var m uint32
-	for _, c := range codes {
-		m |= bits[c]
-	}
-	return m
-}
+// placeAccess are the accessibility needs of a place (a room, a
+// building): a service used remotely or at home need not meet them.
+var placeAccess = []string{"wheelchair", "step_free", "hearing_loop", "quiet_space", "childcare"}

@@ -9,11 +9,8 @@ import (
 // OwnEvent exposes ownEvent to the external tests.
 var OwnEvent = ownEvent
 
-// FitsMask is fitsMask, for the test of the masks' widths.
-var FitsMask = fitsMask
-
 // PadNumbering numbers pad made-up codes before every need, crime, flag,
-// age band, gender and channel of the taxonomy, so that the real codes have numbers from pad on,
+// age band, gender, channel and accessibility need of the taxonomy, so that the real codes have numbers from pad on,
 // for the tables built until restore is called. Tests calling it must not
 // run in parallel.
 func PadNumbering(pad int) (restore func()) {
@@ -25,6 +22,6 @@ func PadNumbering(pad int) (restore func()) {
 		return append(out, codes...)
 	}
 	old := codeNumbering
-	codeNumbering = newNumbering(padded(events.Needs), padded(events.Crimes), padded(events.Flags), padded(events.AgeBands), padded(events.Genders), padded(events.Channels))
+	codeNumbering = newNumbering(padded(events.Needs), padded(events.Crimes), padded(events.Flags), padded(events.AgeBands), padded(events.Genders), padded(events.Channels), padded(events.Accessibility))
 	return func() { codeNumbering = old }
 }
