@@ -302,10 +302,20 @@ type scratch struct {
 	rest     []int    // dense ids of the profile's languages after the first
 }
 
-// maxProfileNeeds is the most needs a profile may list: its covers are
-// uint64 masks of its needs. However long the taxonomy, no victim has 64
-// needs at once.
+// maxProfileNeeds is the most distinct needs (and channels, and
+// accessibility needs) a profile may list: its covers are uint64 masks of
+// its own codes. No list of today's taxonomy is that long; however long it
+// grows, no victim has 64 needs at once.
 const maxProfileNeeds = 64
+
+// distinct counts the distinct codes of codes (only called on long lists).
+func distinct(codes []string) int {
+	seen := make(map[string]bool, len(codes))
+	for _, c := range codes {
+		seen[c] = true
+	}
+	return len(seen)
+}
 
 // maxDenseNeeds: profiles with more needs find classes through a map.
 const maxDenseNeeds = 10
@@ -479,17 +489,17 @@ func checkProfile(p *events.Profile) error {
 	if len(p.Needs) == 0 {
 		return bad("needs: at least one need is required")
 	}
-	if len(p.Accessibility) > maxProfileNeeds {
+	if len(p.Accessibility) > maxProfileNeeds && distinct(p.Accessibility) > maxProfileNeeds {
 		// Accessibility met is a mask of the profile's own (query.acc).
-		return bad("accessibility: at most %d needs in one profile", maxProfileNeeds)
+		return bad("accessibility: at most %d distinct needs in one profile", maxProfileNeeds)
 	}
-	if len(p.Channels) > maxProfileNeeds {
+	if len(p.Channels) > maxProfileNeeds && distinct(p.Channels) > maxProfileNeeds {
 		// Shared channels are masks of the profile's own (query.channels).
-		return bad("channels: at most %d channels in one profile", maxProfileNeeds)
+		return bad("channels: at most %d distinct channels in one profile", maxProfileNeeds)
 	}
-	if len(p.Needs) > maxProfileNeeds {
+	if len(p.Needs) > maxProfileNeeds && distinct(p.Needs) > maxProfileNeeds {
 		// Covers are masks of the profile's own needs (query.needBits).
-		return bad("needs: at most %d needs in one profile", maxProfileNeeds)
+		return bad("needs: at most %d distinct needs in one profile", maxProfileNeeds)
 	}
 	for _, n := range p.Needs {
 		if !events.IsNeed(n) {

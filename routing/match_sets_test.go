@@ -91,3 +91,33 @@ func TestCodesPastSixtyFourMatchAlike(t *testing.T) {
 		}
 	}
 }
+
+// A profile's own codes are numbered afresh: a need, channel or
+// accessibility need listed past the 64th time is the same code, not a
+// 65th bit, and plans as listed once.
+func TestRepeatedCodesPlanAsOnce(t *testing.T) {
+	t.Parallel()
+	snap := directory.NewIndex(directory.Generate(500, 3), 1)
+	m := routing.NewMatcher(routing.Config{})
+	at := routing.At(mondayMorning)
+	p := baseProfile()
+	p.Accessibility = []string{"wheelchair"}
+	want, err := m.Match(snap, p, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	long := p
+	long.Needs, long.Channels, long.Accessibility = nil, nil, nil
+	for range 70 {
+		long.Needs = append(long.Needs, p.Needs...)
+		long.Channels = append(long.Channels, p.Channels...)
+		long.Accessibility = append(long.Accessibility, p.Accessibility...)
+	}
+	got, err := m.Match(snap, long, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Errorf("repeated codes plan otherwise:\n got %+v\nwant %+v", got, want)
+	}
+}
