@@ -161,9 +161,6 @@ type ranker struct {
 	last                  int
 	lastCover, lastProper uint64
 
-	// Of the bitset path: the channels of the profile, and the number of
-	// its crimes and flags.
-	nChan, nCrm, nFlg int
 	// Of the bitset path, for the current word: the bitsets of the
 	// profile's needs, channels, crimes and flags, and of the features
 	// the score reads (those of its channels, crimes and flags in
@@ -181,10 +178,6 @@ func (sc *scratch) ranker(q *query, k int) ranker {
 		dense:   q.denseClasses(),
 	}
 	r.maskPath = q.acc == 0 && !q.cross && r.dense && !r.slow && !r.bonusOn && q.stats == nil
-	if r.maskPath {
-		r.nChan = q.nChannels
-		r.nCrm, r.nFlg = q.nCrimes, q.nFlags
-	}
 	return r
 }
 
@@ -281,7 +274,7 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 	}
 	if len(q.wSpec) > 0 {
 		state := 0
-		if r.nCrm > 0 && r.specW>>bi&1 != 0 {
+		if q.nCrimes > 0 && r.specW>>bi&1 != 0 {
 			state = 1
 			for _, w := range sc.crimeW {
 				state += int(w >> bi & 1)
