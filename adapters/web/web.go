@@ -405,6 +405,10 @@ func acceptsGzip(r *http.Request) bool {
 //go:embed static
 var staticFiles embed.FS
 
+// StaticFile returns an embedded static file by name (such as "age.js"
+// and "seal.js", which the console serves too), or fs.ErrNotExist.
+func StaticFile(name string) ([]byte, error) { return staticFiles.ReadFile("static/" + name) }
+
 // staticFile is one embedded static file with its gzip form and a hash of
 // its content, which versions its address (/static/style.css?v=<hash>).
 type staticFile struct {

@@ -414,7 +414,7 @@ func (a *apiComponent) newConsole(ctx context.Context, ports *natsjs.HTTPPorts) 
 	return console.New(console.Deps{
 		Accounts: stores.Accounts, Sessions: stores.Sessions, Audit: stores.Audit,
 		Commands: ports.Commands, Outcomes: ports.Outcomes, Timeline: ports.Timeline, Inbox: ports.Inbox,
-		Directory: a.view, Matcher: routing.NewMatcher(routing.Config{}),
+		Directory: a.view, Matcher: routing.NewMatcher(routing.Config{}), Keys: ports.Keys,
 	}, console.Config{Logger: a.logger})
 }
 

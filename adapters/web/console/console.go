@@ -191,6 +191,10 @@ type Deps struct {
 	Inbox     Inbox
 	Directory Directory
 	Matcher   Matcher
+	// Keys is the bucket of the organisations' passphrase-wrapped age
+	// identities, the one the HTTP API's /v1/keys/identity keeps. Optional:
+	// without it caseworkers cannot fetch their organisation's key here.
+	Keys Store
 }
 
 // Server serves the console: an http.Handler under [Prefix].

@@ -45,7 +45,10 @@ type pageData struct {
 	CSRF    string
 	Flash   string
 	Live    bool
-	Data    any
+	// Seal loads the scripts that seal and open case files in the
+	// browser (the referral page).
+	Seal bool
+	Data any
 }
 
 type langLink struct {
@@ -90,6 +93,7 @@ func (s *Server) routes() {
 		s.mux.HandleFunc("GET "+p+"/audit", s.page(lang, orgAdmin, s.audit))
 	}
 	s.mux.HandleFunc("GET "+Prefix+"events", s.events)
+	s.mux.HandleFunc("GET "+Prefix+"keys/identity", s.identity)
 	s.mux.HandleFunc("GET "+Prefix+"static/{file}", s.serveStatic)
 	s.mux.HandleFunc("GET "+Prefix+"enrol.png", s.enrolImage)
 	s.mux.HandleFunc("GET "+Prefix+"invite/{secret}", func(w http.ResponseWriter, r *http.Request) {
@@ -302,6 +306,15 @@ func loadStatic() (map[string]*staticFile, error) {
 	})
 	if err != nil {
 		return nil, fmt.Errorf("console: static files: %w", err)
+	}
+	// The sealing scripts are the public pages' own: one copy of age.
+	for _, name := range []string{"age.js", "seal.js"} {
+		b, err := web.StaticFile(name)
+		if err != nil {
+			return nil, fmt.Errorf("console: static files: %w", err)
+		}
+		sum := sha256.Sum256(b)
+		out[name] = &staticFile{body: b, ctype: "text/javascript; charset=utf-8", hash: hex.EncodeToString(sum[:6])}
 	}
 	return out, nil
 }

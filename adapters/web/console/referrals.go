@@ -271,6 +271,7 @@ type placementView struct {
 	CanAct    bool   // contact / hold / complete
 	CanFeed   bool   // feedback
 	Handover  bool   // the referrer may hand the case file over
+	Accepted  bool   // an organisation accepted the placement
 	Envelopes []string
 }
 
@@ -304,6 +305,7 @@ func (s *Server) referral(_ http.ResponseWriter, r *http.Request, rq *request) (
 	rq.pg.Title = rq.p.T("referral.title", id[len(id)-12:])
 	rq.pg.Section = "home"
 	rq.pg.Live = true
+	rq.pg.Seal = true
 	return "referral", http.StatusOK, nil
 }
 
@@ -376,6 +378,7 @@ func (s *Server) referralData(f *folded, rq *request) *referralData {
 		} else {
 			pv.CanFeed = p.AcceptedBy != ""
 			pv.Handover = st.Consent.ShareData && p.Status.Active()
+			pv.Accepted = p.AcceptedBy != ""
 			if o := snap.Directory(); o != nil && p.AcceptedBy != "" {
 				if org := snap.Organisation(p.AcceptedBy); org != nil {
 					pv.Recipient = org.AgeRecipient
@@ -435,6 +438,7 @@ func (s *Server) entry(ev *events.Envelope, rq *request) entry {
 func (s *Server) act(w http.ResponseWriter, r *http.Request, rq *request) (string, int, error) {
 	id := r.PathValue("id")
 	org := rq.user.Org
+	rq.pg.Seal = true // the referral page, drawn again on an error
 	f, err := s.load(r.Context(), id, org)
 	if errors.Is(err, errNotFound) {
 		s.auditLine(r.Context(), rq.user, "action_refused", "", id)
