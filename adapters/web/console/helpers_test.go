@@ -1,6 +1,7 @@
 package console_test
 
 import (
+	"bytes"
 	"context"
 	"io"
 	"log/slog"
@@ -58,6 +59,9 @@ type bundle struct {
 	// skew moves the console's clock: sessions expire, codes step on.
 	skew atomic.Int64
 	logs *syncBuffer
+	// bodies records every request body the console received.
+	bodies *syncBuffer
+	js     jetstream.JetStream
 }
 
 // now is the console's clock.
@@ -86,6 +90,12 @@ func (s *syncBuffer) String() string {
 // setup starts a node with the demo directory and the routing service.
 func setup(t testing.TB) *bundle {
 	t.Helper()
+	return setupWith(t, demoDir())
+}
+
+// setupWith starts a node with the directory and the routing service.
+func setupWith(t testing.TB, dir *directory.Directory) *bundle {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: t.TempDir(), DontListen: true}, nil)
@@ -110,7 +120,7 @@ func setup(t testing.TB) *bundle {
 	if err := natsjs.EnsureStreams(ctx, js, natsjs.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	b := &bundle{t: t, logs: &syncBuffer{}}
+	b := &bundle{t: t, logs: &syncBuffer{}, bodies: &syncBuffer{}, js: js}
 	if b.ports, err = natsjs.NewHTTPPorts(ctx, nc, natsjs.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
@@ -118,17 +128,28 @@ func setup(t testing.TB) *bundle {
 		t.Fatal(err)
 	}
 	view := directory.NewView()
-	view.Load(demoDir(), 1)
+	view.Load(dir, 1)
 	startRouter(t, srv, view)
 	b.srv, err = console.New(console.Deps{
 		Accounts: b.stores.Accounts, Sessions: b.stores.Sessions, Audit: b.stores.Audit,
 		Commands: b.ports.Commands, Outcomes: b.ports.Outcomes, Timeline: b.ports.Timeline, Inbox: b.ports.Inbox,
-		Directory: view, Matcher: routing.NewMatcher(routing.Config{}),
+		Directory: view, Matcher: routing.NewMatcher(routing.Config{}), Keys: b.ports.Keys,
 	}, console.Config{Now: b.now, Logger: slog.New(slog.NewJSONHandler(b.logs, nil)), SignInRate: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	b.http = httptest.NewServer(b.srv)
+	b.http = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil {
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				http.Error(w, "bad body", http.StatusBadRequest)
+				return
+			}
+			_, _ = b.bodies.Write(append(body, '\n'))
+			r.Body = io.NopCloser(bytes.NewReader(body))
+		}
+		b.srv.ServeHTTP(w, r)
+	}))
 	t.Cleanup(b.http.Close)
 	b.url = b.http.URL
 	return b
