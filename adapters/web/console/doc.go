@@ -27,8 +27,12 @@
 // consent's recorded_by of a referral) and leaves an audit line with the
 // staff id, never a name, in the organisation's audit log ([AuditLine]).
 //
-// The sealed case file (issue 10, item 4) has its slot in the referral
-// page: the "casefile" template block, a section with the accepting
-// organisation's age recipient in data-recipient, whose envelope is
-// posted as action=handover (fields recipient and envelope).
+// The sealed case file (issue 10, item 4): on the referral page the
+// referrer's browser seals the case details to the accepting
+// organisation's age recipient (data-recipient) with the public pages'
+// seal.js and posts only the envelope as action=handover (fields recipient
+// and envelope); the receiver's browser (static/casefile.js) unlocks the
+// organisation's passphrase-wrapped identity, fetched from GET
+// /console/keys/identity with her session, and opens the envelopes
+// (data-envelope) in the page. See docs/keys.md.
 package console
