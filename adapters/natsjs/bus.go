@@ -777,6 +777,12 @@ func (b *Bus) Erase(ctx context.Context, referralID string) error {
 	if !events.IsReferralID(referralID) {
 		return fmt.Errorf("natsjs: erase: %q is not a referral id", referralID)
 	}
+	return b.purgeReferral(ctx, referralID, 1)
+}
+
+// purgeReferral purges every copy of a referral, keeping the last keep
+// events of its REFERRALS log, which is purged last.
+func (b *Bus) purgeReferral(ctx context.Context, referralID string, keep uint64) error {
 	steps := []struct {
 		stream, subject string
 		keep            uint64
@@ -785,7 +791,7 @@ func (b *Bus) Erase(ctx context.Context, referralID string) error {
 		{StreamTimers, "timer." + referralID + ".>", 0},
 		{StreamTimers, "timer.fire." + referralID + ".>", 0},
 		{StreamDLQ, "dlq.*." + referralID, 0},
-		{StreamReferrals, referralFilter(referralID), 1},
+		{StreamReferrals, referralFilter(referralID), keep},
 	}
 	for _, s := range steps {
 		if err := b.purge(ctx, s.stream, s.subject, s.keep); err != nil {

@@ -57,6 +57,7 @@ type serveOptions struct {
 	addrFile        string
 	pprofListen     string
 	shutdownTimeout time.Duration
+	retention       time.Duration
 	demo            bool
 	demoSeed        int64
 	simulate        bool
@@ -99,6 +100,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.addrFile, "addr-file", "", `once ready, write {"http": ADDR, "nats": ADDR} to FILE; removed at shutdown`)
 	fs.StringVar(&o.pprofListen, "pprof-listen", "", "serve Go profiles (/debug/pprof/) on this loopback host:port, to the bearer token in DIR/"+pprofTokenFile+" (made at start)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", serveShutdownTimeoutDefault, "how long a clean shutdown may take")
+	fs.DurationVar(&o.retention, "retention", natsjs.RetentionDefault, "closed referrals are purged this long after their last event, once the reports have folded them (GDPR storage limitation); 0 keeps them")
 	fs.BoolVar(&o.demo, "demo", false, "load the demo directory and give every demo organisation keys and an HTTP token (written under DIR/demo)")
 	fs.Int64Var(&o.demoSeed, "demo-seed", serveDemoSeedDefault, "seed of the demo directory's synthetic offices")
 	fs.BoolVar(&o.simulate, "simulate", false, "with --demo: send realistic referral traffic between demo organisations")
@@ -128,6 +130,8 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 	switch {
 	case o.shutdownTimeout <= 0:
 		return usageError{fmt.Errorf("--shutdown-timeout %s: must be positive", o.shutdownTimeout)}
+	case o.retention < 0:
+		return usageError{fmt.Errorf("--retention %s: must be 0 (keep) or positive", o.retention)}
 	case o.simulate && !o.demo:
 		return usageError{errors.New("--simulate needs --demo: it sends referrals as the demo organisations")}
 	case o.publicIntake != "" && !events.IsOrgID(o.publicIntake):
@@ -381,6 +385,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 		components = append(components, demo)
 	}
 	components = append(components, dirC, provC, routeC, reportsC)
+	components = append(components, &retentionComponent{age: o.retention, data: o.data, conn: natsC.adminConn, reg: metrics.Registry, logger: logger, fail: fail})
 	if o.email.enabled() {
 		// Before the API, which mounts its link pages at /mail/.
 		o.email.replicas = o.limits.replicas

@@ -1,0 +1,119 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/referral"
+	"github.com/invictus-network/invictus/reports"
+)
+
+// retentionIntervalDefault is how often serve sweeps for closed referrals
+// past --retention.
+const retentionIntervalDefault = time.Hour
+
+// retentionComponent purges the closed referrals older than age, once at
+// start and then every interval. It purges only what the coordinators'
+// read model has folded into its checkpoint under data, so the reports
+// keep their figures after the events are gone. The sweep is idempotent:
+// several instances sweeping the same streams purge nothing twice.
+type retentionComponent struct {
+	age      time.Duration // 0: off
+	interval time.Duration // 0: retentionIntervalDefault
+	data     string
+	conn     func() *nats.Conn
+	reg      prometheus.Registerer
+	logger   *slog.Logger
+	fail     func(error)
+	// swept receives each sweep's result (tests); may be nil.
+	swept func(natsjs.SweepResult)
+
+	purged prometheus.Counter
+	run    *background
+}
+
+func (c *retentionComponent) Name() string { return "retention" }
+
+func (c *retentionComponent) Start(context.Context) error {
+	if c.age <= 0 {
+		return nil
+	}
+	if c.interval <= 0 {
+		c.interval = retentionIntervalDefault
+	}
+	c.purged = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "invictus_retention_purged_referrals_total",
+		Help: "Closed referrals purged after --retention.",
+	})
+	if c.reg != nil {
+		if err := c.reg.Register(c.purged); err != nil {
+			return fmt.Errorf("retention: %w", err)
+		}
+	}
+	bus, err := natsjs.NewBus(c.conn(), natsjs.BusConfig{Logger: c.logger})
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	c.run = startBackground("retention", c.fail, func(ctx context.Context) error {
+		for {
+			c.sweep(ctx, bus)
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(c.interval):
+			}
+		}
+	})
+	return nil
+}
+
+// sweep runs one sweep; a failure is logged and retried at the next.
+func (c *retentionComponent) sweep(ctx context.Context, bus *natsjs.Bus) {
+	folded, err := c.folded()
+	if err != nil {
+		c.logger.Warn("retention: reports checkpoint unreadable; nothing purged", slog.String("error", err.Error()))
+		return
+	}
+	res, err := bus.Sweep(ctx, natsjs.SweepConfig{Age: c.age, Folded: folded})
+	c.purged.Add(float64(res.Purged))
+	if err != nil && ctx.Err() == nil {
+		c.logger.Warn("retention: sweep failed", slog.Int("purged", res.Purged), slog.String("error", err.Error()))
+		return
+	}
+	c.logger.Info("retention: swept", slog.Int("referrals", res.Referrals), slog.Int("purged", res.Purged),
+		slog.Int("waiting_for_checkpoint", res.Unfolded))
+	if c.swept != nil {
+		c.swept(res)
+	}
+}
+
+// folded returns the REFERRALS sequence of the reports checkpoint under
+// data, 0 when there is none yet.
+func (c *retentionComponent) folded() (uint64, error) {
+	f, err := os.Open(filepath.Join(c.data, reportsSnapshotFile))
+	if errors.Is(err, os.ErrNotExist) {
+		return 0, nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	defer f.Close()
+	s := reports.NewStore(reports.Config{Reminder: referral.DefaultDeadlines().Reminder})
+	if err := s.Restore(f); err != nil {
+		return 0, err
+	}
+	return s.Sequence(), nil
+}
+
+func (c *retentionComponent) Stop(ctx context.Context) error {
+	return c.run.stop(ctx)
+}
