@@ -22,6 +22,10 @@ import (
 // only aggregates without identity afterwards.
 const RetentionDefault = 180 * 24 * time.Hour
 
+// LeaseRetention is the lease of the retention sweep in [BucketLeases]:
+// one instance sweeps at a time.
+const LeaseRetention = "retention"
+
 // SweepConfig configures [Bus.Sweep].
 type SweepConfig struct {
 	// Age: a referral whose log folds to a closed status and whose last

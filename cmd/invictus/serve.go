@@ -385,7 +385,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 		components = append(components, demo)
 	}
 	components = append(components, dirC, provC, routeC, reportsC)
-	components = append(components, &retentionComponent{age: o.retention, data: o.data, conn: natsC.adminConn, reg: metrics.Registry, logger: logger, fail: fail})
+	components = append(components, &retentionComponent{age: o.retention, data: o.data, conn: natsC.adminConn, streams: natsC.streams, reg: metrics.Registry, logger: logger, fail: fail})
 	if o.email.enabled() {
 		// Before the API, which mounts its link pages at /mail/.
 		o.email.replicas = o.limits.replicas

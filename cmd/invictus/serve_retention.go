@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
@@ -25,12 +26,14 @@ const retentionIntervalDefault = time.Hour
 // start and then every interval. It purges only what the coordinators'
 // read model has folded into its checkpoint under data, so the reports
 // keep their figures after the events are gone. The sweep is idempotent:
-// several instances sweeping the same streams purge nothing twice.
+// several instances sweeping the same streams purge nothing twice, but
+// only the holder of the lease natsjs.LeaseRetention sweeps.
 type retentionComponent struct {
 	age      time.Duration // 0: off
 	interval time.Duration // 0: retentionIntervalDefault
 	data     string
 	conn     func() *nats.Conn
+	streams  natsjs.StreamsConfig // for the lease bucket
 	reg      prometheus.Registerer
 	logger   *slog.Logger
 	fail     func(error)
@@ -43,7 +46,7 @@ type retentionComponent struct {
 
 func (c *retentionComponent) Name() string { return "retention" }
 
-func (c *retentionComponent) Start(context.Context) error {
+func (c *retentionComponent) Start(ctx context.Context) error {
 	if c.age <= 0 {
 		return nil
 	}
@@ -63,17 +66,32 @@ func (c *retentionComponent) Start(context.Context) error {
 	if err != nil {
 		return fmt.Errorf("retention: %w", err)
 	}
+	js, err := jetstream.New(c.conn())
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
+	lease, err := natsjs.EnsureLease(ctx, js, c.streams, natsjs.LeaseConfig{Name: natsjs.LeaseRetention, Logger: c.logger})
+	if err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
 	c.run = startBackground("retention", c.fail, func(ctx context.Context) error {
-		for {
-			c.sweep(ctx, bus)
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-time.After(c.interval):
-			}
-		}
+		return lease.Run(ctx, func(ctx context.Context) error {
+			return c.loop(ctx, bus)
+		})
 	})
 	return nil
+}
+
+// loop sweeps now and every interval until ctx ends.
+func (c *retentionComponent) loop(ctx context.Context, bus *natsjs.Bus) error {
+	for {
+		c.sweep(ctx, bus)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(c.interval):
+		}
+	}
 }
 
 // sweep runs one sweep; a failure is logged and retried at the next.
@@ -85,8 +103,10 @@ func (c *retentionComponent) sweep(ctx context.Context, bus *natsjs.Bus) {
 	}
 	res, err := bus.Sweep(ctx, natsjs.SweepConfig{Age: c.age, Folded: folded})
 	c.purged.Add(float64(res.Purged))
-	if err != nil && ctx.Err() == nil {
-		c.logger.Warn("retention: sweep failed", slog.Int("purged", res.Purged), slog.String("error", err.Error()))
+	if err != nil {
+		if ctx.Err() == nil {
+			c.logger.Warn("retention: sweep failed", slog.Int("purged", res.Purged), slog.String("error", err.Error()))
+		}
 		return
 	}
 	c.logger.Info("retention: swept", slog.Int("referrals", res.Referrals), slog.Int("purged", res.Purged),
