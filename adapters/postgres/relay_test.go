@@ -51,6 +51,14 @@ func (b *relayBundle) waitAllRelayed(t *testing.T, d time.Duration) {
 	eventually(t, d, "outbox rows still pending", func() bool { return b.pg.pending() == 0 })
 }
 
+// waitRaw waits until the raw subscriber has read n publishes: a row is
+// marked published on its PubAck, which can reach the relay before the
+// same message reaches a subscriber on another connection.
+func (b *relayBundle) waitRaw(t *testing.T, n int) {
+	t.Helper()
+	eventually(t, 30*time.Second, "the raw subscriber did not read every publish", func() bool { return len(b.raw.get()) >= n })
+}
+
 // inboundIDs returns the ids stored in INBOUND for the test organisation.
 func (b *relayBundle) inboundIDs(t *testing.T) []string {
 	t.Helper()
@@ -68,6 +76,7 @@ func TestRelayPublishesRowsInOrder(t *testing.T) {
 	want := append(before, after...)
 	b.waitAllRelayed(t, 30*time.Second)
 
+	b.waitRaw(t, len(want))
 	assertExactlyOnceInOrder(t, "published", b.raw.get(), want)
 	assertExactlyOnceInOrder(t, "INBOUND", b.inboundIDs(t), want)
 	if n := b.pg.count(`SELECT count(*) FROM ` + b.pg.q() + `.outbox WHERE published_at IS NULL OR attempts <> 1 OR last_error IS NOT NULL`); n != 0 {
@@ -154,6 +163,7 @@ func TestRelayRejectedRowsDoNotBlock(t *testing.T) {
 	start(t, r.Run)
 	b.waitAllRelayed(t, 20*time.Second)
 
+	b.waitRaw(t, 2)
 	assertExactlyOnceInOrder(t, "published", b.raw.get(), []string{ids[0], ids[5]})
 	wantErr := map[string]string{
 		ids[1]: "unknown",
@@ -219,6 +229,7 @@ func TestRelayBatchNeedsTheHeadOfTheQueue(t *testing.T) {
 	if n, err := postgres.RelayBatch(ctx, r); err != nil || n != 6 {
 		t.Fatalf("batch after the release = %d, %v; want the 6 rows left", n, err)
 	}
+	b.waitRaw(t, len(ids))
 	assertExactlyOnceInOrder(t, "published", b.raw.get(), ids)
 }
 
@@ -260,6 +271,7 @@ func TestTwoRelaysOnOneOutbox(t *testing.T) {
 	<-done
 	b.waitAllRelayed(t, 30*time.Second)
 
+	b.waitRaw(t, len(want))
 	assertExactlyOnceInOrder(t, "published", b.raw.get(), want)
 	assertExactlyOnceInOrder(t, "INBOUND", b.inboundIDs(t), want)
 }
