@@ -576,6 +576,9 @@ func (c *Client) Receive(ctx context.Context, handler func(context.Context, *eve
 	if errors.Is(err, jetstream.ErrConsumerNotFound) {
 		return fmt.Errorf("%w: %s has no consumer %s on %s", ErrNotProvisioned, c.org, name, StreamDelivery)
 	}
+	if err != nil && ctx.Err() != nil {
+		return nil // the caller ended it while the consumer was being opened
+	}
 	if err != nil {
 		return c.classify("open consumer "+name, start, err)
 	}
