@@ -415,6 +415,7 @@ func (a *apiComponent) newConsole(ctx context.Context, ports *natsjs.HTTPPorts) 
 		Accounts: stores.Accounts, Sessions: stores.Sessions, Audit: stores.Audit,
 		Commands: ports.Commands, Outcomes: ports.Outcomes, Timeline: ports.Timeline, Inbox: ports.Inbox,
 		Directory: a.view, Matcher: routing.NewMatcher(routing.Config{}), Keys: ports.Keys,
+		Reports: a.reports.source(),
 	}, console.Config{Logger: a.logger})
 }
 

@@ -195,6 +195,9 @@ type Deps struct {
 	// identities, the one the HTTP API's /v1/keys/identity keeps. Optional:
 	// without it caseworkers cannot fetch their organisation's key here.
 	Keys Store
+	// Reports is the coordinators' read model; optional (nil: the
+	// report pages say it is unavailable).
+	Reports Reports
 }
 
 // Server serves the console: an http.Handler under [Prefix].

@@ -91,6 +91,7 @@ func (s *Server) routes() {
 		s.mux.HandleFunc("POST "+p+"/referrals/{id}", s.page(lang, refers, s.act))
 		s.mux.HandleFunc(p+"/people", s.page(lang, orgAdmin, s.people))
 		s.mux.HandleFunc("GET "+p+"/audit", s.page(lang, orgAdmin, s.audit))
+		s.reportRoutes(p, lang)
 	}
 	s.mux.HandleFunc("GET "+Prefix+"events", s.events)
 	s.mux.HandleFunc("GET "+Prefix+"keys/identity", s.identity)

@@ -1,0 +1,289 @@
+package console
+
+import (
+	"bytes"
+	"encoding/csv"
+	"errors"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/invictus-network/invictus/reports"
+)
+
+// Reports is the coordinators' read model, the same one GET
+// /v1/reports/{name} answers from (a *reports.Store satisfies it).
+type Reports interface {
+	Report(name string, s reports.Scope, f reports.Filter, now time.Time) (*reports.Table, error)
+}
+
+// reportPages are the coordinators' pages and the report each shows.
+var reportPages = map[string]string{
+	"overview":      "overview",
+	"flows":         "flows/countries",
+	"organisations": "organisations",
+}
+
+// Prefixes of catalog keys made from codes: a column, a filter's error,
+// a page's title.
+const (
+	colKey  = "reports.col."
+	errKey  = "reports.err."
+	pageKey = "reports."
+)
+
+// reportTabs are the pages in the order of their tabs.
+var reportTabs = []string{"overview", "flows", "organisations"}
+
+// reportFilters are the query parameters the report pages accept.
+var reportFilters = []string{"from", "to", "country"}
+
+// reportRoutes registers the coordinators' pages of one language: each
+// page as HTML and its table as CSV.
+func (s *Server) reportRoutes(p, lang string) {
+	for page := range reportPages {
+		s.mux.HandleFunc("GET "+p+"/reports/"+page, s.page(lang, signedIn, s.reportPage(page, false)))
+		s.mux.HandleFunc("GET "+p+"/reports/"+page+".csv", s.page(lang, signedIn, s.reportPage(page, true)))
+	}
+}
+
+// reportData is what a report page's template gets.
+type reportData struct {
+	Page   string
+	Tabs   []string
+	Scope  string // "" for Europe
+	From   string
+	To     string
+	Cntry  string
+	Errors []string
+	Query  string // the filters, for the CSV link
+	// Overview
+	Headline []figure
+	Trend    [][]string
+	TrendCol []string
+	// Flows: a matrix of offers, from (rows) to (columns).
+	MatrixTo   []string
+	MatrixRows []matrixRow
+	// Tables of the page: header and rows of cells.
+	Head []string
+	Rows [][]string
+}
+
+type figure struct{ Label, Value string }
+
+type matrixRow struct {
+	From  string
+	Cells []string
+}
+
+// cellText writes a count as shown: the number, "<5" or "suppressed".
+func cellText(c *reports.Count) string {
+	if c == nil {
+		return "0"
+	}
+	if n, ok := c.Value(); ok {
+		return strconv.Itoa(n)
+	}
+	b, _ := c.MarshalJSON()
+	return strings.Trim(string(b), `"`)
+}
+
+// statText writes a derived figure; "" when it is withheld.
+func statText(v *float64, percent bool) string {
+	switch {
+	case v == nil:
+		return "–"
+	case percent:
+		return strconv.FormatFloat(*v*100, 'f', 1, 64) + " %"
+	}
+	return strconv.FormatFloat(*v, 'f', 0, 64)
+}
+
+// reportFilter reads the page's filters, naming every problem in the
+// person's language.
+func reportFilter(q url.Values, rq *request) (reports.Filter, []string) {
+	var f reports.Filter
+	var errs []string
+	for k := range q {
+		if !slices.Contains(reportFilters, k) {
+			errs = append(errs, rq.p.T("reports.err.unknown")+" "+strconv.Quote(k))
+		}
+	}
+	slices.Sort(errs)
+	for _, p := range []struct {
+		name string
+		to   *time.Time
+	}{{"from", &f.From}, {"to", &f.To}} {
+		if v := q.Get(p.name); v != "" {
+			t, err := time.Parse(time.DateOnly, v)
+			if err != nil {
+				errs = append(errs, rq.p.T(errKey+p.name))
+				continue
+			}
+			*p.to = t
+		}
+	}
+	f.Country = strings.ToLower(strings.TrimSpace(q.Get("country")))
+	return f, errs
+}
+
+// reportPage serves one coordinator page, or its table as CSV.
+func (s *Server) reportPage(page string, asCSV bool) handler {
+	return func(w http.ResponseWriter, r *http.Request, rq *request) (string, int, error) {
+		if rq.user.Role != RoleCoordinator {
+			s.auditLine(r.Context(), rq.user, "page_refused", "", r.URL.Path)
+			rq.pg.Title = rq.p.T("error.title")
+			rq.pg.Data = messageData{Text: rq.p.T("error.role")}
+			return "message", http.StatusForbidden, nil
+		}
+		rq.pg.Section = "reports"
+		rq.pg.Title = rq.p.T(pageKey + page + ".title")
+		q := r.URL.Query()
+		d := &reportData{Page: page, Tabs: reportTabs, From: q.Get("from"), To: q.Get("to"), Cntry: q.Get("country"), Query: q.Encode()}
+		scope := reports.Scope{}
+		if rq.user.Scope != "eu" {
+			scope.Country = rq.user.Scope
+			d.Scope = strings.ToUpper(rq.user.Scope)
+		}
+		rq.pg.Data = d
+		if s.deps.Reports == nil {
+			d.Errors = []string{rq.p.T("reports.err.unavailable")}
+			return "reports", http.StatusServiceUnavailable, nil
+		}
+		f, errs := reportFilter(q, rq)
+		if len(errs) > 0 {
+			d.Errors = errs
+			return "reports", http.StatusBadRequest, nil
+		}
+		now := s.cfg.Now()
+		t, err := s.deps.Reports.Report(reportPages[page], scope, f, now)
+		var fe *reports.FilterError
+		switch {
+		case errors.As(err, &fe):
+			d.Errors = []string{rq.p.T(errKey + fe.Field)}
+			return "reports", http.StatusBadRequest, nil
+		case errors.Is(err, reports.ErrForbidden):
+			s.auditLine(r.Context(), rq.user, "report_refused", "", f.Country)
+			d.Errors = []string{rq.p.T("reports.err.scope")}
+			return "reports", http.StatusForbidden, nil
+		case err != nil:
+			return "reports", 0, err
+		}
+		head, rows := s.tableRows(page, t, rq)
+		if asCSV {
+			var buf bytes.Buffer
+			cw := csv.NewWriter(&buf)
+			_ = cw.Write(head)
+			_ = cw.WriteAll(rows)
+			h := w.Header()
+			h.Set("Content-Type", "text/csv; charset=utf-8")
+			h.Set("Content-Disposition", `attachment; filename="invictus-`+page+`.csv"`)
+			writeBody(w, r, http.StatusOK, buf.Bytes())
+			return "", 0, nil
+		}
+		d.Head, d.Rows = head, rows
+		switch page {
+		case "overview":
+			for _, c := range t.Columns {
+				d.Headline = append(d.Headline, figure{rq.p.T(colKey + c), cellText(t.Totals[c])})
+			}
+			f.By = "month"
+			tr, err := s.deps.Reports.Report("overview", scope, f, now)
+			if err != nil {
+				return "reports", 0, err
+			}
+			d.TrendCol = append([]string{rq.p.T("reports.col.period")}, d.Head...)
+			for _, row := range tr.Rows {
+				line := []string{row.Key["period"]}
+				for _, c := range tr.Columns {
+					line = append(line, cellText(row.Counts[c]))
+				}
+				d.Trend = append(d.Trend, line)
+			}
+			d.Head, d.Rows = nil, nil
+		case "flows":
+			d.MatrixTo, d.MatrixRows = matrix(t)
+		}
+		return "reports", http.StatusOK, nil
+	}
+}
+
+// tableRows is a report as the page's table (and its CSV): columns in
+// the person's language, cells as shown.
+func (s *Server) tableRows(page string, t *reports.Table, rq *request) ([]string, [][]string) {
+	var head []string
+	for _, d := range t.Dims {
+		head = append(head, rq.p.T(colKey+d))
+	}
+	for _, c := range t.Columns {
+		head = append(head, rq.p.T(colKey+c))
+	}
+	var stats []string
+	switch page {
+	case "flows":
+		stats = []string{"acceptance_rate"}
+	case "organisations":
+		stats = []string{"acceptance_rate", "median_minutes_to_accept", "missed_rate"}
+	}
+	for _, st := range stats {
+		head = append(head, rq.p.T(colKey+st))
+	}
+	rows := [][]string{}
+	for _, r := range t.Rows {
+		var line []string
+		for _, d := range t.Dims {
+			v := r.Key[d]
+			if page == "flows" {
+				v = strings.ToUpper(v)
+			} else if page == "organisations" {
+				v = s.orgName(v)
+			}
+			line = append(line, v)
+		}
+		for _, c := range t.Columns {
+			line = append(line, cellText(r.Counts[c]))
+		}
+		for _, st := range stats {
+			line = append(line, statText(r.Stats[st], strings.HasSuffix(st, "_rate")))
+		}
+		rows = append(rows, line)
+	}
+	return head, rows
+}
+
+// matrix lays the country flows out as offers from (rows) to (columns).
+func matrix(t *reports.Table) ([]string, []matrixRow) {
+	var froms, tos []string
+	cell := map[[2]string]string{}
+	for _, r := range t.Rows {
+		from, to := r.Key["from"], r.Key["to"]
+		if !slices.Contains(froms, from) {
+			froms = append(froms, from)
+		}
+		if !slices.Contains(tos, to) {
+			tos = append(tos, to)
+		}
+		cell[[2]string{from, to}] = cellText(r.Counts["offered"])
+	}
+	slices.Sort(froms)
+	slices.Sort(tos)
+	var rows []matrixRow
+	for _, f := range froms {
+		mr := matrixRow{From: strings.ToUpper(f)}
+		for _, to := range tos {
+			v, ok := cell[[2]string{f, to}]
+			if !ok {
+				v = "0"
+			}
+			mr.Cells = append(mr.Cells, v)
+		}
+		rows = append(rows, mr)
+	}
+	for i := range tos {
+		tos[i] = strings.ToUpper(tos[i])
+	}
+	return tos, rows
+}

@@ -1,0 +1,244 @@
+package console_test
+
+import (
+	"encoding/csv"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/invictus-network/invictus/adapters/web/console"
+	"github.com/invictus-network/invictus/reports"
+	"github.com/invictus-network/invictus/reports/reportstest"
+	"github.com/invictus-network/invictus/routing"
+)
+
+// The read model serve keeps satisfies the console's port.
+var _ console.Reports = (*reports.Store)(nil)
+
+// setupReports is setup with the console given a read model fed n
+// generated referrals (2026-01-05 onwards, five countries).
+func setupReports(t testing.TB, n int) (*bundle, *reports.Store) {
+	t.Helper()
+	b := setup(t)
+	store := reports.NewStore(reports.Config{})
+	for i, env := range reportstest.Generate(12, n).Envelopes {
+		store.Apply(uint64(i+1), env)
+	}
+	srv, err := console.New(console.Deps{
+		Accounts: b.stores.Accounts, Sessions: b.stores.Sessions, Audit: b.stores.Audit,
+		Commands: b.ports.Commands, Outcomes: b.ports.Outcomes, Timeline: b.ports.Timeline, Inbox: b.ports.Inbox,
+		Directory: dirView(), Matcher: routing.NewMatcher(routing.Config{}), Reports: store,
+	}, console.Config{Now: b.now, Logger: slog.New(slog.NewJSONHandler(b.logs, nil)), SignInRate: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.srv = srv
+	hs := httptest.NewServer(srv)
+	t.Cleanup(hs.Close)
+	b.url = hs.URL
+	return b, store
+}
+
+// addCoordinator creates a coordinator account of scope (a country or eu).
+func (b *bundle) addCoordinator(name, scope string) *person {
+	b.t.Helper()
+	p := &person{name: name, password: "correct horse " + name}
+	if _, err := b.srv.Accounts().Add(b.t.Context(), name, console.RoleCoordinator, "", scope, p.password); err != nil {
+		b.t.Fatal(err)
+	}
+	return p
+}
+
+// readCSV parses a CSV download.
+func readCSV(t *testing.T, p page) [][]string {
+	t.Helper()
+	if p.status != http.StatusOK {
+		t.Fatalf("CSV: status %d: %.300s", p.status, p.body)
+	}
+	recs, err := csv.NewReader(strings.NewReader(p.body)).ReadAll()
+	if err != nil {
+		t.Fatalf("CSV: %v", err)
+	}
+	return recs
+}
+
+// shown writes a count as the pages must show it.
+func shown(c *reports.Count) string {
+	if n, ok := c.Value(); ok {
+		return itoa(n)
+	}
+	b, _ := c.MarshalJSON()
+	return strings.Trim(string(b), `"`)
+}
+
+func TestReportPagesScope(t *testing.T) {
+	b, store := setupReports(t, 300)
+	pt := b.client()
+	pt.signIn(b.addCoordinator("paula", "pt"))
+	eu := b.client()
+	eu.signIn(b.addCoordinator("elena", "eu"))
+	now := time.Now()
+
+	// The overview shows the headline of the national scope: the same
+	// numbers as the read model gives the API for that scope, not Europe's.
+	want, err := store.Report("overview", reports.Scope{Country: "pt"}, reports.Filter{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := store.Report("overview", reports.Scope{}, reports.Filter{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ptReq, euReq := shown(want.Totals["requested"]), shown(all.Totals["requested"])
+	if ptReq == euReq {
+		t.Fatalf("test traffic: pt and Europe both requested %s", ptReq)
+	}
+	r := pt.get("/console/en/reports/overview")
+	if r.status != http.StatusOK || !strings.Contains(r.body, `<span class="figure">`+ptReq+`</span>`) || strings.Contains(r.body, `<span class="figure">`+euReq+`</span>`) {
+		t.Fatalf("national overview: status %d, want requested %s (not %s): %.2000s", r.status, ptReq, euReq, r.body)
+	}
+	if r := eu.get("/console/en/reports/overview"); !strings.Contains(r.body, `<span class="figure">`+euReq+`</span>`) {
+		t.Fatalf("European overview without %s", euReq)
+	}
+
+	// Another country by URL: refused, nothing shown, on every page and CSV.
+	for _, path := range []string{"overview", "flows", "organisations", "overview.csv", "flows.csv", "organisations.csv"} {
+		r := pt.get("/console/en/reports/" + path + "?country=es")
+		if r.status != http.StatusForbidden || !strings.Contains(r.body, "only the figures of your own country") ||
+			strings.Contains(r.body, `id="headline"`) || strings.Contains(r.body, "<table") || strings.Contains(r.body, "offered") {
+			t.Errorf("%s?country=es as pt: status %d: %.1500s", path, r.status, r.body)
+		}
+	}
+	// The European coordinator may filter on any country.
+	if r := eu.get("/console/en/reports/flows?country=es"); r.status != http.StatusOK || !strings.Contains(r.body, `id="matrix"`) {
+		t.Errorf("flows?country=es as eu: status %d", r.status)
+	}
+
+	// The national flows CSV is the read model's national table, cell
+	// by cell, and every row touches Portugal or a Portuguese referrer.
+	flows, err := store.Report("flows/countries", reports.Scope{Country: "pt"}, reports.Filter{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := readCSV(t, pt.get("/console/en/reports/flows.csv"))
+	if len(recs) != len(flows.Rows)+1 || !slices.Equal(recs[0][:3], []string{"From", "To", "Offered"}) {
+		t.Fatalf("flows CSV: %d records for %d rows, header %v", len(recs), len(flows.Rows), recs[0])
+	}
+	euFlows := readCSV(t, eu.get("/console/en/reports/flows.csv"))
+	if len(euFlows) <= len(recs) {
+		t.Errorf("European flows have %d lines, national %d", len(euFlows), len(recs))
+	}
+	for i, row := range flows.Rows {
+		got := recs[i+1]
+		wantLine := []string{strings.ToUpper(row.Key["from"]), strings.ToUpper(row.Key["to"]),
+			shown(row.Counts["offered"]), shown(row.Counts["accepted"]), shown(row.Counts["declined"]), shown(row.Counts["expired"])}
+		if !slices.Equal(got[:6], wantLine) {
+			t.Errorf("flows CSV line %d: %v, want %v", i+1, got, wantLine)
+		}
+	}
+}
+
+func TestReportPagesSuppressionAndCSV(t *testing.T) {
+	b, store := setupReports(t, 300)
+	eu := b.client()
+	eu.signIn(b.addCoordinator("elena", "eu"))
+	// A week is small enough for cells under 5: shown as "<5" in the page
+	// and the CSV alike, never as the number.
+	q := "?from=2026-01-05&to=2026-01-12"
+	f := reports.Filter{From: time.Date(2026, 1, 5, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 1, 12, 0, 0, 0, 0, time.UTC)}
+	tab, err := store.Report("organisations", reports.Scope{}, f, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	small := 0
+	for _, r := range tab.Rows {
+		for _, c := range r.Counts {
+			if shown(c) == reports.Hidden {
+				small++
+			}
+		}
+	}
+	if small == 0 {
+		t.Fatal("test traffic: no small cell in a week")
+	}
+	recs := readCSV(t, eu.get("/console/en/reports/organisations.csv"+q))
+	inCSV := 0
+	for _, rec := range recs[1:] {
+		for _, v := range rec {
+			if v == reports.Hidden {
+				inCSV++
+			}
+		}
+	}
+	if inCSV != small {
+		t.Errorf("CSV has %d cells \"<5\", the read model %d", inCSV, small)
+	}
+	if !slices.Contains(recs[0], "Median minutes to accept") || !slices.Contains(recs[0], "Acceptance rate") {
+		t.Errorf("organisations CSV header %v", recs[0])
+	}
+	page := eu.get("/console/en/reports/organisations" + q)
+	if got := strings.Count(page.body, "<td>&lt;5</td>"); got != small {
+		t.Errorf("page shows %d cells <5, want %d", got, small)
+	}
+	if r := eu.get("/console/en/reports/flows.csv" + q); !strings.HasPrefix(http.DetectContentType([]byte(r.body)), "text/plain") || !strings.Contains(r.body, "From,To,Offered") {
+		t.Errorf("flows CSV: %.200s", r.body)
+	}
+}
+
+func TestReportPagesBadFilters(t *testing.T) {
+	b, _ := setupReports(t, 50)
+	eu := b.client()
+	eu.signIn(b.addCoordinator("elena", "eu"))
+	future := time.Now().AddDate(0, 1, 0).Format(time.DateOnly)
+	for _, c := range []struct{ query, says string }{
+		{"?region=PT17", `Unknown filter: &#34;region&#34;`},
+		{"?from=2026-02-01&to=2026-01-01", "after the start date"},
+		{"?from=" + future, "not in the future"},
+		{"?from=yesterday", "not in the future"},
+		{"?country=xx", "two-letter code of a country"},
+	} {
+		for _, path := range []string{"overview", "organisations.csv"} {
+			r := eu.get("/console/en/reports/" + path + c.query)
+			if r.status != http.StatusBadRequest || !strings.Contains(r.body, c.says) || strings.Contains(r.body, "<table") || strings.Contains(r.body, `id="headline"`) {
+				t.Errorf("%s%s: status %d, want 400 saying %q: %.1500s", path, c.query, r.status, c.says, r.body)
+			}
+		}
+	}
+	// People of an organisation do not see the coordinators' pages.
+	cw := b.client()
+	cw.signIn(b.addPerson("carla", console.RoleCaseworker, "pt.apav"))
+	if r := cw.get("/console/en/reports/overview"); r.status != http.StatusForbidden || strings.Contains(r.body, `id="headline"`) {
+		t.Errorf("caseworker on overview: status %d", r.status)
+	}
+	if r := cw.get("/console/en/reports/flows.csv"); r.status != http.StatusForbidden || strings.Contains(r.body, "From,To") {
+		t.Errorf("caseworker on flows.csv: status %d", r.status)
+	}
+}
+
+// Every catalog key the report pages make from a code is in every
+// language.
+func TestReportCatalogKeys(t *testing.T) {
+	var keys []string
+	for _, c := range []string{"period", "from", "to", "organisation", "requested", "offered", "accepted", "contacted", "unmatched",
+		"declined", "expired", "reminded", "acceptance_rate", "median_minutes_to_accept", "missed_rate"} {
+		keys = append(keys, "reports.col."+c)
+	}
+	for _, f := range []string{"from", "to", "country", "unknown", "scope", "unavailable"} {
+		keys = append(keys, "reports.err."+f)
+	}
+	for _, p := range []string{"overview", "flows", "organisations"} {
+		keys = append(keys, "reports."+p+".title")
+	}
+	for _, lang := range []string{"en", "bg", "hr", "fi", "fr", "it", "nl", "pt"} {
+		m := readCatalog(t, lang)
+		for _, k := range keys {
+			if _, ok := m[k]; !ok {
+				t.Errorf("%s lacks %q", lang, k)
+			}
+		}
+	}
+}
