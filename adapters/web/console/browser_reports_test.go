@@ -20,7 +20,7 @@ func TestBrowserReports(t *testing.T) {
 	ta.open("/console/en/")
 	ta.waitFor(`document.querySelector('a[href="/console/en/reports/overview"]')`)
 	for _, lang := range []string{"en", "pt"} {
-		for _, page := range []string{"overview", "flows", "organisations"} {
+		for _, page := range []string{"overview", "flows", "organisations", "gaps"} {
 			ta.open("/console/" + lang + "/reports/" + page)
 			ta.waitFor(`document.querySelector('#csv')`)
 			if got := ta.text("h1"); got == "" {

@@ -4,13 +4,17 @@ import (
 	"bytes"
 	"encoding/csv"
 	"errors"
+	"html/template"
 	"net/http"
 	"net/url"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/invictus-network/invictus/adapters/web"
+	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/reports"
 )
 
@@ -25,18 +29,20 @@ var reportPages = map[string]string{
 	"overview":      "overview",
 	"flows":         "flows/countries",
 	"organisations": "organisations",
+	"gaps":          "gaps",
 }
 
 // Prefixes of catalog keys made from codes: a column, a filter's error,
 // a page's title.
 const (
-	colKey  = "reports.col."
-	errKey  = "reports.err."
-	pageKey = "reports."
+	colKey    = "reports.col."
+	errKey    = "reports.err."
+	pageKey   = "reports."
+	reasonKey = "reports.reason."
 )
 
 // reportTabs are the pages in the order of their tabs.
-var reportTabs = []string{"overview", "flows", "organisations"}
+var reportTabs = []string{"overview", "flows", "organisations", "gaps"}
 
 // reportFilters are the query parameters the report pages accept.
 var reportFilters = []string{"from", "to", "country"}
@@ -67,6 +73,8 @@ type reportData struct {
 	// Flows: a matrix of offers, from (rows) to (columns).
 	MatrixTo   []string
 	MatrixRows []matrixRow
+	// Gaps: the map of unmatched needs by region.
+	Map template.HTML
 	// Tables of the page: header and rows of cells.
 	Head []string
 	Rows [][]string
@@ -206,6 +214,10 @@ func (s *Server) reportPage(page string, asCSV bool) handler {
 			d.Head, d.Rows = nil, nil
 		case "flows":
 			d.MatrixTo, d.MatrixRows = matrix(t)
+		case "gaps":
+			if d.Map, err = gapMap(t, scope.Country, rq); err != nil {
+				return "reports", 0, err
+			}
 		}
 		return "reports", http.StatusOK, nil
 	}
@@ -236,10 +248,15 @@ func (s *Server) tableRows(page string, t *reports.Table, rq *request) ([]string
 		var line []string
 		for _, d := range t.Dims {
 			v := r.Key[d]
-			if page == "flows" {
+			switch {
+			case page == "flows" || d == "country":
 				v = strings.ToUpper(v)
-			} else if page == "organisations" {
+			case page == "organisations":
 				v = s.orgName(v)
+			case d == "need":
+				v = s.tax.Label("needs", v, rq.lang)
+			case d == "reason":
+				v = rq.p.T(reasonKey + v)
 			}
 			line = append(line, v)
 		}
@@ -286,4 +303,65 @@ func matrix(t *reports.Table) ([]string, []matrixRow) {
 		tos[i] = strings.ToUpper(tos[i])
 	}
 	return tos, rows
+}
+
+// regionCentres are the centres of the NUTS 2 regions: the mean of their
+// cities' places, weighted by population.
+var regionCentres = sync.OnceValue(func() map[string][2]float64 {
+	sum := map[string][3]float64{}
+	for _, c := range directory.Cities() {
+		w := float64(max(c.Population, 1))
+		v := sum[c.NUTS2]
+		sum[c.NUTS2] = [3]float64{v[0] + c.Lon*w, v[1] + c.Lat*w, v[2] + w}
+	}
+	out := make(map[string][2]float64, len(sum))
+	for code, v := range sum {
+		out[code] = [2]float64{v[0] / v[2], v[1] / v[2]}
+	}
+	return out
+})
+
+// gapMap draws the unmatched needs of the gaps table by region: a
+// circle at each region's centre, its area the sum of the region's
+// visible cells; a region with a hidden cell is labelled "at least",
+// so the map tells nothing the table does not.
+func gapMap(t *reports.Table, cc string, rq *request) (template.HTML, error) {
+	type region struct {
+		n      int
+		hidden bool
+	}
+	regions := map[string]*region{}
+	var order []string
+	for _, r := range t.Rows {
+		code := r.Key["region"]
+		g := regions[code]
+		if g == nil {
+			g = &region{}
+			regions[code] = g
+			order = append(order, code)
+		}
+		if n, ok := r.Counts["referrals"].Value(); ok {
+			g.n += n
+		} else {
+			g.hidden = true
+		}
+	}
+	centres := regionCentres()
+	var circles []web.GapCircle
+	for _, code := range order {
+		at, ok := centres[code]
+		if !ok {
+			continue
+		}
+		g := regions[code]
+		label := code + ": " + strconv.Itoa(g.n)
+		switch {
+		case g.hidden && g.n == 0:
+			label = code + ": " + reports.Hidden
+		case g.hidden:
+			label = code + ": " + rq.p.T("reports.map.atleast") + " " + strconv.Itoa(g.n)
+		}
+		circles = append(circles, web.GapCircle{Lon: at[0], Lat: at[1], N: g.n, Label: label})
+	}
+	return web.GapMap(cc, rq.p.T("reports.map.title"), rq.p.T("reports.map.desc"), circles)
 }

@@ -106,10 +106,10 @@ func TestReportPagesScope(t *testing.T) {
 	}
 
 	// Another country by URL: refused, nothing shown, on every page and CSV.
-	for _, path := range []string{"overview", "flows", "organisations", "overview.csv", "flows.csv", "organisations.csv"} {
+	for _, path := range []string{"overview", "flows", "organisations", "gaps", "overview.csv", "flows.csv", "organisations.csv", "gaps.csv"} {
 		r := pt.get("/console/en/reports/" + path + "?country=es")
 		if r.status != http.StatusForbidden || !strings.Contains(r.body, "only the figures of your own country") ||
-			strings.Contains(r.body, `id="headline"`) || strings.Contains(r.body, "<table") || strings.Contains(r.body, "offered") {
+			strings.Contains(r.body, `id="headline"`) || strings.Contains(r.body, "<table") || strings.Contains(r.body, "<svg") || strings.Contains(r.body, "offered") {
 			t.Errorf("%s?country=es as pt: status %d: %.1500s", path, r.status, r.body)
 		}
 	}
@@ -224,14 +224,18 @@ func TestReportPagesBadFilters(t *testing.T) {
 func TestReportCatalogKeys(t *testing.T) {
 	var keys []string
 	for _, c := range []string{"period", "from", "to", "organisation", "requested", "offered", "accepted", "contacted", "unmatched",
-		"declined", "expired", "reminded", "acceptance_rate", "median_minutes_to_accept", "missed_rate"} {
+		"declined", "expired", "reminded", "acceptance_rate", "median_minutes_to_accept", "missed_rate",
+		"country", "region", "need", "reason", "referrals"} {
 		keys = append(keys, "reports.col."+c)
 	}
 	for _, f := range []string{"from", "to", "country", "unknown", "scope", "unavailable"} {
 		keys = append(keys, "reports.err."+f)
 	}
-	for _, p := range []string{"overview", "flows", "organisations"} {
+	for _, p := range []string{"overview", "flows", "organisations", "gaps"} {
 		keys = append(keys, "reports."+p+".title")
+	}
+	for _, r := range []string{"no_service", "excluded", "all_declined", "expired"} {
+		keys = append(keys, "reports.reason."+r)
 	}
 	for _, lang := range []string{"en", "bg", "hr", "fi", "fr", "it", "nl", "pt"} {
 		m := readCatalog(t, lang)
@@ -239,6 +243,48 @@ func TestReportCatalogKeys(t *testing.T) {
 			if _, ok := m[k]; !ok {
 				t.Errorf("%s lacks %q", lang, k)
 			}
+		}
+	}
+}
+
+// The gaps page maps the national coordinator's unmatched needs by
+// region: a circle for each region of the table, none for another
+// country's, and the CSV is the table.
+func TestReportGapsPage(t *testing.T) {
+	b, store := setupReports(t, 300)
+	pt := b.client()
+	pt.signIn(b.addCoordinator("paula", "pt"))
+	tab, err := store.Report("gaps", reports.Scope{Country: "pt"}, reports.Filter{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	regions := map[string]bool{}
+	for _, r := range tab.Rows {
+		regions[r.Key["region"]] = true
+	}
+	if len(regions) == 0 || !regions["PT17"] {
+		t.Fatalf("test traffic: regions %v", regions)
+	}
+	r := pt.get("/console/en/reports/gaps")
+	if r.status != http.StatusOK || !strings.Contains(r.body, `<svg class="map gapmap"`) {
+		t.Fatalf("gaps: status %d: %.1500s", r.status, r.body)
+	}
+	circles := strings.Count(r.body, `<circle class="gap`)
+	if circles != len(regions) {
+		t.Errorf("gaps map: %d circles for regions %v", circles, regions)
+	}
+	for _, other := range []string{"ES30", "FR10", "NL32", "FI1B"} {
+		if regions[other] != strings.Contains(r.body, "<title>"+other+":") {
+			t.Errorf("gaps map: region %s drawn %v, in the table %v", other, !regions[other], regions[other])
+		}
+	}
+	recs := readCSV(t, pt.get("/console/en/reports/gaps.csv"))
+	if len(recs) != len(tab.Rows)+1 || !slices.Equal(recs[0], []string{"Country", "Region", "Need", "Reason", "Referrals"}) {
+		t.Errorf("gaps CSV: %d records for %d rows, header %v", len(recs), len(tab.Rows), recs[0])
+	}
+	for i, row := range tab.Rows {
+		if got := recs[i+1]; got[1] != row.Key["region"] || got[4] != shown(row.Counts["referrals"]) {
+			t.Errorf("gaps CSV line %d: %v, want region %s count %s", i+1, got, row.Key["region"], shown(row.Counts["referrals"]))
 		}
 	}
 }
