@@ -45,28 +45,8 @@ func GapMap(cc, title, desc string, circles []GapCircle) (template.HTML, error) 
 	fmt.Fprintf(&b, `<title id="gap-title">%s</title><desc id="gap-desc">%s</desc>`, html.EscapeString(title), html.EscapeString(desc))
 	fmt.Fprintf(&b, `<rect class="sea" width="%.0f" height="%.0f"/>`, mapWidth, pr.hgt)
 	for _, c := range g.countries {
-		var d strings.Builder
-		for _, poly := range c.polys {
-			if !poly.box.intersects(view) {
-				continue
-			}
-			for _, ring := range poly.rings {
-				for i, pt := range ring {
-					x, y := pr.xy(pt[0], pt[1])
-					if i == 0 {
-						d.WriteByte('M')
-					} else {
-						d.WriteByte('L')
-					}
-					d.WriteString(strconv.FormatFloat(x, 'f', 1, 64))
-					d.WriteByte(' ')
-					d.WriteString(strconv.FormatFloat(y, 'f', 1, 64))
-				}
-				d.WriteByte('Z')
-			}
-		}
-		if d.Len() > 0 {
-			fmt.Fprintf(&b, `<path class="land" d="%s"/>`, d.String())
+		if d := c.path(view, pr); d != "" {
+			fmt.Fprintf(&b, `<path class="land" d="%s"/>`, d)
 		}
 	}
 	for _, c := range circles {
@@ -80,4 +60,29 @@ func GapMap(cc, title, desc string, circles []GapCircle) (template.HTML, error) 
 	}
 	b.WriteString(`</svg>`)
 	return template.HTML(b.String()), nil //nolint:gosec // built from escaped parts above
+}
+
+// path is the SVG path of the country's polygons that fall in view.
+func (c *country) path(view bbox, pr projection) string {
+	var d strings.Builder
+	for _, poly := range c.polys {
+		if !poly.box.intersects(view) {
+			continue
+		}
+		for _, ring := range poly.rings {
+			for i, pt := range ring {
+				x, y := pr.xy(pt[0], pt[1])
+				if i == 0 {
+					d.WriteByte('M')
+				} else {
+					d.WriteByte('L')
+				}
+				d.WriteString(strconv.FormatFloat(x, 'f', 1, 64))
+				d.WriteByte(' ')
+				d.WriteString(strconv.FormatFloat(y, 'f', 1, 64))
+			}
+			d.WriteByte('Z')
+		}
+	}
+	return d.String()
 }

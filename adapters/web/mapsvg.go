@@ -8,7 +8,6 @@ import (
 	"html/template"
 	"math"
 	"slices"
-	"strconv"
 	"strings"
 )
 
@@ -231,38 +230,19 @@ func (g *geography) drawMap(lang, current string, view bbox, points []mapPoint, 
 	fmt.Fprintf(&b, `<title id="map-title">%s</title><desc id="map-desc">%s</desc>`, html.EscapeString(p.T("map.svg.title")), html.EscapeString(p.T("map.svg.desc")))
 	fmt.Fprintf(&b, `<rect class="sea" width="%.0f" height="%.0f"/>`, mapWidth, pr.hgt)
 	for _, c := range g.countries {
-		var d strings.Builder
-		for _, poly := range c.polys {
-			if !poly.box.intersects(view) {
-				continue
-			}
-			for _, ring := range poly.rings {
-				for i, pt := range ring {
-					x, y := pr.xy(pt[0], pt[1])
-					if i == 0 {
-						d.WriteByte('M')
-					} else {
-						d.WriteByte('L')
-					}
-					d.WriteString(strconv.FormatFloat(x, 'f', 1, 64))
-					d.WriteByte(' ')
-					d.WriteString(strconv.FormatFloat(y, 'f', 1, 64))
-				}
-				d.WriteByte('Z')
-			}
-		}
-		if d.Len() == 0 {
+		d := c.path(view, pr)
+		if d == "" {
 			continue
 		}
 		name := countryName(lang, c.code)
 		switch {
 		case linked[c.code] && c.code != current:
 			fmt.Fprintf(&b, `<a href="%s" aria-label="%s"><path class="land served" d="%s"><title>%s</title></path></a>`,
-				html.EscapeString(zoom(c.code)), html.EscapeString(p.T("map.zoom", name)), d.String(), html.EscapeString(name))
+				html.EscapeString(zoom(c.code)), html.EscapeString(p.T("map.zoom", name)), d, html.EscapeString(name))
 		case linked[c.code]:
-			fmt.Fprintf(&b, `<path class="land served current" d="%s"><title>%s</title></path>`, d.String(), html.EscapeString(name))
+			fmt.Fprintf(&b, `<path class="land served current" d="%s"><title>%s</title></path>`, d, html.EscapeString(name))
 		default:
-			fmt.Fprintf(&b, `<path class="land" d="%s"/>`, d.String())
+			fmt.Fprintf(&b, `<path class="land" d="%s"/>`, d)
 		}
 	}
 	for i, m := range markers {
