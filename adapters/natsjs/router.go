@@ -88,6 +88,9 @@ type RouterConfig struct {
 	// stopped pulling before another router takes over. Default
 	// [PinnedTTLDefault].
 	PinnedTTL time.Duration
+	// Listings applies organisations' commands about their own listing
+	// (directory.*.updated); nil rejects them. Default nil.
+	Listings Listings
 	// Now is the clock of rejections. Default time.Now.
 	Now func() time.Time
 	// Logger receives the router's logs: ids and codes, never payloads.
@@ -375,6 +378,10 @@ func (r *Router) handleCommand(ctx context.Context, m jetstream.Msg) {
 			Pointer: "/id", Code: events.CodeInvalidAttribute,
 			Message: fmt.Sprintf("the Nats-Msg-Id header must be the source and id together, %q (or absent)", events.MsgID(events.SourceOf(org), env.Event.ID())),
 		}}})
+		return
+	}
+	if isListingCommand(env.Event.Type()) {
+		r.handleListing(ctx, m, org, env)
 		return
 	}
 	err = r.svc.Handle(ctx, env, referral.Actor{Org: org})

@@ -222,10 +222,19 @@ func (r *routingComponent) Start(ctx context.Context) error {
 		r.refused.Store(&refused)
 		return nil //nolint:nilerr // a damaged store is reported by readiness, not by failing the start
 	}
+	js, err := jetstream.New(r.conn())
+	if err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
+	// Organisations keep their own listings (directory.*.updated commands).
+	listings, err := natsjs.NewDirectoryStore(ctx, js, natsjs.DirectoryStoreConfig{Logger: r.logger})
+	if err != nil {
+		return fmt.Errorf("routing: %w", err)
+	}
 	node, err := natsjs.NewNode(r.conn(), r.view, natsjs.NodeConfig{
 		Bus:     natsjs.BusConfig{Logger: r.logger},
 		Service: routing.ServiceConfig{Logger: r.logger, Observer: r.observer},
-		Router:  natsjs.RouterConfig{Logger: r.logger},
+		Router:  natsjs.RouterConfig{Logger: r.logger, Listings: listings},
 	})
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)
