@@ -29,7 +29,12 @@ func listingNet(t *testing.T) (*netBundle, *natsjs.DirectoryStore) {
 	fctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- f.Run(fctx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("follower: %v", err)
+		}
+	})
 	<-f.Ready()
 	n.rtCfg.Listings = store
 	n.startRouter()
