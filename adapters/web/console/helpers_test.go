@@ -62,6 +62,10 @@ type bundle struct {
 	// bodies records every request body the console received.
 	bodies *syncBuffer
 	js     jetstream.JetStream
+	// view is the directory the console and the routing service read;
+	// dir its bucket, with setupListing.
+	view *directory.View
+	dir  *natsjs.DirectoryStore
 }
 
 // now is the console's clock.
@@ -90,11 +94,26 @@ func (s *syncBuffer) String() string {
 // setup starts a node with the demo directory and the routing service.
 func setup(t testing.TB) *bundle {
 	t.Helper()
-	return setupWith(t, demoDir())
+	return setupNode(t, demoDir(), false)
 }
 
 // setupWith starts a node with the directory and the routing service.
 func setupWith(t testing.TB, dir *directory.Directory) *bundle {
+	t.Helper()
+	return setupNode(t, dir, false)
+}
+
+// setupListing is setup with the demo directory imported into the
+// directory bucket, followed into the view (as serve does), and the
+// routing service applying organisations' listing commands to it.
+func setupListing(t testing.TB) *bundle {
+	t.Helper()
+	return setupNode(t, demoDir(), true)
+}
+
+// setupNode starts a node with dir (or, with kv, the demo directory in
+// the directory bucket) and the routing service.
+func setupNode(t testing.TB, dir *directory.Directory, kv bool) *bundle {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
@@ -128,8 +147,15 @@ func setupWith(t testing.TB, dir *directory.Directory) *bundle {
 		t.Fatal(err)
 	}
 	view := directory.NewView()
-	view.Load(dir, 1)
-	startRouter(t, srv, view)
+	b.view = view
+	var listings natsjs.Listings
+	if kv {
+		b.dir = followDirectory(t, ctx, js, view)
+		listings = b.dir
+	} else {
+		view.Load(dir, 1)
+	}
+	startRouter(t, srv, view, listings)
 	b.srv, err = console.New(console.Deps{
 		Accounts: b.stores.Accounts, Sessions: b.stores.Sessions, Audit: b.stores.Audit,
 		Commands: b.ports.Commands, Outcomes: b.ports.Outcomes, Timeline: b.ports.Timeline, Inbox: b.ports.Inbox,
@@ -156,7 +182,7 @@ func setupWith(t testing.TB, dir *directory.Directory) *bundle {
 }
 
 // startRouter runs the routing service until the test ends.
-func startRouter(t testing.TB, srv *natsjs.Server, view *directory.View) {
+func startRouter(t testing.TB, srv *natsjs.Server, view *directory.View, listings natsjs.Listings) {
 	ctx := context.Background()
 	nc, err := srv.Connect(ctx, nats.Name("router"))
 	if err != nil {
@@ -170,7 +196,7 @@ func startRouter(t testing.TB, srv *natsjs.Server, view *directory.View) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rt, err := natsjs.NewRouter(bus, svc, natsjs.RouterConfig{AckWait: 5 * time.Second, RetryDelay: 20 * time.Millisecond, Workers: 2})
+	rt, err := natsjs.NewRouter(bus, svc, natsjs.RouterConfig{AckWait: 5 * time.Second, RetryDelay: 20 * time.Millisecond, Workers: 2, Listings: listings})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +213,36 @@ func startRouter(t testing.TB, srv *natsjs.Server, view *directory.View) {
 		}
 		nc.Close()
 	})
+}
+
+// followDirectory imports the demo directory into the directory bucket
+// and keeps view current with it until the test ends; it returns the
+// store.
+func followDirectory(t testing.TB, ctx context.Context, js jetstream.JetStream, view *directory.View) *natsjs.DirectoryStore {
+	t.Helper()
+	store, err := natsjs.NewDirectoryStore(ctx, js, natsjs.DirectoryStoreConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.ImportDirectory(ctx, demoDir(), nil); err != nil {
+		t.Fatal(err)
+	}
+	f := natsjs.NewDirectoryFollower(store.KeyValue(), view, nil)
+	fctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- f.Run(fctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("follower: %v", err)
+		}
+	})
+	select {
+	case <-f.Ready():
+	case err := <-done:
+		t.Fatalf("follower: %v", err)
+	}
+	return store
 }
 
 // person is an account of a test with its password.

@@ -92,6 +92,7 @@ func (s *Server) routes() {
 		s.mux.HandleFunc(p+"/people", s.page(lang, orgAdmin, s.people))
 		s.mux.HandleFunc("GET "+p+"/audit", s.page(lang, orgAdmin, s.audit))
 		s.reportRoutes(p, lang)
+		s.mux.HandleFunc(p+"/listing", s.page(lang, orgAdmin, s.listing))
 	}
 	s.mux.HandleFunc("GET "+Prefix+"events", s.events)
 	s.mux.HandleFunc("GET "+Prefix+"keys/identity", s.identity)
