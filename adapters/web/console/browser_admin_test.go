@@ -68,3 +68,38 @@ func TestBrowserAdminPages(t *testing.T) {
 	tn.open("/console/en/people")
 	tn.axe("role-refused")
 }
+
+// TestBrowserListing: an organisation administrator sets a service's
+// capacity and confirms the organisation's listing in the browser; the
+// page says so and shows the new capacity. axe-core checks the page in
+// English and Portuguese.
+func TestBrowserListing(t *testing.T) {
+	b := setupWith(t, true)
+	olga := b.addPerson("olga", console.RoleOrgAdmin, "pt.apav")
+	own, _ := servicesOf(t, b, "pt.apav")
+	svc := own[0]
+	ta := b.tab(t)
+	ta.signIn(olga, "en")
+	ta.open("/console/en/listing")
+	ta.axe("listing")
+	sel := `section[id="svc-` + svc + `"]`
+	ta.set(sel+` select[name="status"]`, events.CapacityWaitlist)
+	ta.submit(sel + ` form button.primary`)
+	ta.waitFor(`document.querySelector('.notice')`)
+	ta.axe("listing-saved")
+	if got := ta.text(sel + ` .capacity`); !strings.Contains(got, "Waiting list") {
+		t.Errorf("capacity shown: %q", got)
+	}
+	if s := b.view.Service(svc); s.Capacity.Status != events.CapacityWaitlist {
+		t.Errorf("directory: capacity %s", s.Capacity.Status)
+	}
+	ta.submit("#confirm-org")
+	ta.waitFor(`document.querySelector('.notice')`)
+	ta.screenshot("listing-en")
+	ta.open("/console/pt/listing")
+	ta.axe("listing-pt")
+	ta.screenshot("listing-pt")
+	if !strings.Contains(ta.text("h1"), "ficha") {
+		t.Errorf("Portuguese title: %q", ta.text("h1"))
+	}
+}
