@@ -45,10 +45,10 @@ func verbs(v any) []string {
 // pluralForms is CLDR's number of cardinal forms the catalogs use.
 var pluralForms = map[string]int{"en": 2, "bg": 2, "hr": 3, "fi": 2, "fr": 2, "it": 2, "nl": 2, "pt": 2}
 
-// TestCatalogs: every language's messages are English keys with the
-// same format verbs and the right number of plural forms; a language
-// without a message falls back to English, so the English catalog holds
-// every key the templates and handlers use.
+// TestCatalogs: every language has every English message, with the
+// same format verbs and the right number of plural forms, and the English
+// catalog holds every key the templates and handlers use. (A message a
+// language lacked would fall back to English; none may.)
 func TestCatalogs(t *testing.T) {
 	en := readCatalog(t, "en")
 	for _, lang := range web.Languages {
@@ -74,6 +74,11 @@ func TestCatalogs(t *testing.T) {
 				t.Errorf("%s: plural %q has %d forms, want %d", lang, k, len(forms), pluralForms[lang])
 			} else if _, isPlural := ev.([]any); isPlural && !ok {
 				t.Errorf("%s: %q must be a plural", lang, k)
+			}
+		}
+		for k := range en {
+			if _, ok := m[k]; !ok {
+				t.Errorf("%s lacks %q: every language has every message", lang, k)
 			}
 		}
 		t.Logf("%s: %d of %d messages (%v)", lang, n, len(en)-1, m["_review_status"])
