@@ -118,3 +118,20 @@ func excerpt(s string) string {
 	}
 	return s
 }
+
+// TestPlanReasonsInLanguage: the plan words the matcher's reasons in the
+// caseworker's language (routing.Reason.Words with the taxonomy).
+func TestPlanReasonsInLanguage(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	ana := b.addPerson("ana", console.RoleCaseworker, "pt.apav")
+	c := b.client()
+	c.signIn(ana)
+	for lang, covers := range map[string]string{"en": "Covers ", "pt": "Cobre ", "fr": "Couvre ", "fi": "Kattaa: "} {
+		c.get("/console/" + lang + "/assess")
+		r := c.post("/console/"+lang+"/assess", validAssessment())
+		if r.status != http.StatusOK || !strings.Contains(r.body, covers) {
+			t.Errorf("%s: status %d, no %q in the plan", lang, r.status, covers)
+		}
+	}
+}

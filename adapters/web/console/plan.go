@@ -164,6 +164,21 @@ func (s *Server) candidate(snap *directory.Index, c routing.Candidate, p *events
 			}
 		}
 	}
+	if len(c.Why) > 0 {
+		// The matcher's own reasons, in the caseworker's language.
+		for _, r := range c.Why {
+			w := r.Words(s.tax, rq.lang)
+			if w == "" {
+				continue
+			}
+			if shortfall[r.Code] {
+				v.NotMet = append(v.NotMet, w)
+			} else {
+				v.Why = append(v.Why, w)
+			}
+		}
+		return v
+	}
 	if sv.Area.Remote {
 		v.Why = append(v.Why, rq.p.T("why.remote"))
 	}
@@ -186,6 +201,15 @@ func (s *Server) candidate(snap *directory.Index, c routing.Candidate, p *events
 	}
 	v.Why = append([]string{rq.p.T("why.covers", strings.Join(covers, ", "))}, v.Why...)
 	return v
+}
+
+// shortfall are the reasons that say what a proposed service does not
+// meet; the others say why it is proposed.
+var shortfall = map[string]bool{
+	routing.ReasonNotOffered: true, routing.ReasonOtherCrimes: true, routing.ReasonNotFirstLanguage: true,
+	routing.ReasonInterpreterArranged: true, routing.ReasonAcrossWater: true, routing.ReasonAcrossBorder: true,
+	routing.ReasonNoLocation: true, routing.ReasonNotFirstChannel: true, routing.ReasonWaitingList: true,
+	routing.ReasonRelaxedAccessibility: true, routing.ReasonRelaxedChannel: true, routing.ReasonRelaxedOpenNow: true,
 }
 
 // hours says when a service is open.
