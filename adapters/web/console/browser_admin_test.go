@@ -74,7 +74,7 @@ func TestBrowserAdminPages(t *testing.T) {
 // page says so and shows the new capacity. axe-core checks the page in
 // English and Portuguese.
 func TestBrowserListing(t *testing.T) {
-	b := setupWith(t, true)
+	b := setupListing(t)
 	olga := b.addPerson("olga", console.RoleOrgAdmin, "pt.apav")
 	own, _ := servicesOf(t, b, "pt.apav")
 	svc := own[0]
