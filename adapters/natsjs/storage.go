@@ -34,11 +34,14 @@ const (
 
 // StoreStreams are the streams of INVICTUS, the buckets' included, in the
 // order [ReadStreamUsage] reports them. The e-mail buckets exist only
-// where the e-mail channel runs.
+// where the e-mail channel runs; the console's, the keys' and the leases'
+// only once serve has made them.
 var StoreStreams = []string{
 	StreamInbound, StreamReferrals, StreamDelivery, StreamTimers, StreamDLQ,
 	"KV_" + BucketDirectory, "KV_" + BucketTokens, "KV_" + BucketWebhooks,
-	"KV_" + BucketEmail, "KV_" + BucketEmailMarks,
+	"KV_" + BucketEmail, "KV_" + BucketEmailMarks, "KV_" + BucketKeys,
+	"KV_" + BucketAccounts, "KV_" + BucketSessions, "KV_" + BucketAudit,
+	"KV_" + BucketLeases,
 }
 
 // StreamUsage is one stream's use of its bounds. A bound of -1 is none.

@@ -2,6 +2,7 @@ package natsjs_test
 
 import (
 	"errors"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -310,10 +311,19 @@ func TestStreamsAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := natsjs.NewConsoleStores(ctx, b.nc, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsjs.EnsureLease(ctx, b.js, cfg, natsjs.LeaseConfig{Name: "test"}); err != nil {
+		t.Fatal(err)
+	}
 	names := b.js.StreamNames(ctx)
 	n := 0
 	for name := range names.Name() {
 		n++
+		if !slices.Contains(natsjs.StoreStreams, name) {
+			t.Errorf("%s is not in StoreStreams: no usage, gauge or readiness check follows it", name)
+		}
 		s, err := b.js.Stream(ctx, name)
 		if err != nil {
 			t.Fatal(err)
@@ -326,8 +336,8 @@ func TestStreamsAreBounded(t *testing.T) {
 			t.Errorf("%s discards %v, want DiscardNew", name, c.Discard)
 		}
 	}
-	if n != 11 {
-		t.Errorf("%d streams, want the five and six buckets (directory, tokens, webhooks, keys, email, email_marks)", n)
+	if n != 15 {
+		t.Errorf("%d streams, want the five and ten buckets (directory, tokens, webhooks, keys, email, email_marks, accounts, sessions, audit, leases)", n)
 	}
 	usage, err := natsjs.ReadStreamUsage(ctx, b.js)
 	if err != nil {
