@@ -406,7 +406,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	}
 	if o.simulate {
 		components = append(components, &simulateComponent{
-			conn: natsC.adminConn, demo: demo, ratePerMinute: o.simulateRate, logger: logger, fail: fail,
+			conn: natsC.adminConn, connect: natsC.connectAs, demo: demo, ratePerMinute: o.simulateRate, logger: logger, fail: fail,
 		})
 	}
 

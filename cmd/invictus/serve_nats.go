@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/client"
 	"github.com/invictus-network/invictus/events"
 )
 
@@ -391,6 +392,31 @@ func (n *natsComponent) Stop(ctx context.Context) error {
 // adminConn is the node's connection with every permission: streams,
 // directory, HTTP API.
 func (n *natsComponent) adminConn() *nats.Conn { return n.admin.Load() }
+
+// connectAs connects to the node's NATS as organisation org through the
+// client package, as any organisation connects: to the embedded server
+// in process with org's own seed from the key store, so its permissions
+// apply; to an external server with --nats-creds (the node holds no
+// organisation's credentials there). name names the connection.
+func (n *natsComponent) connectAs(ctx context.Context, org, name string) (*client.Client, error) {
+	opts := []client.Option{client.WithName(name)}
+	url := n.url
+	if n.srv != nil {
+		url = ""
+		opts = append(opts, client.WithNKeySeed(n.keys.Path(org)), client.WithNATSOptions(nats.InProcessServer(n.srv)))
+	} else {
+		nopts := slices.Clone(n.dialTLS)
+		if n.creds != "" {
+			opt, err := natsCredsOption(n.creds)
+			if err != nil {
+				return nil, &flagError{flag: "nats-creds", value: n.creds, err: err}
+			}
+			nopts = append(nopts, opt)
+		}
+		opts = append(opts, client.WithNATSOptions(nopts...))
+	}
+	return client.Connect(ctx, url, org, opts...)
+}
 
 // routingConn is the routing service's connection.
 func (n *natsComponent) routingConn() *nats.Conn { return n.routing.Load() }

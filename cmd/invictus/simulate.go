@@ -15,9 +15,9 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/client"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
-	"github.com/invictus-network/invictus/internal/wire"
 )
 
 // Timing of the simulated organisations: how long each takes to answer an
@@ -54,7 +54,10 @@ var (
 
 // simulateComponent runs the traffic of --simulate.
 type simulateComponent struct {
+	// conn reads the deliveries; connect connects as an organisation,
+	// to send its commands.
 	conn          func() *nats.Conn
+	connect       func(ctx context.Context, org, name string) (*client.Client, error)
 	demo          *demoComponent
 	ratePerMinute float64
 	logger        *slog.Logger
@@ -67,7 +70,7 @@ func (s *simulateComponent) Name() string { return "simulate" }
 
 // Start starts following deliveries and sending referrals.
 func (s *simulateComponent) Start(ctx context.Context) error {
-	sim, err := newSimulator(s.conn(), s.demo.dir, s.ratePerMinute, s.logger)
+	sim, err := newSimulator(s.conn(), s.connect, s.demo.dir, s.ratePerMinute, s.logger)
 	if err != nil {
 		return err
 	}
@@ -83,10 +86,11 @@ func (s *simulateComponent) Stop(ctx context.Context) error { return s.bg.stop(c
 
 // simulator sends referrals as demo organisations and answers, as the
 // organisations they are offered to, the offers of those referrals only:
-// accept or decline, then contact and completion. It publishes each
-// command on the organisation's own INBOUND subject with the
-// organisation as source, exactly as the organisation would, and reads
-// what the routing service delivers. Referrals it did not send are never
+// accept or decline, then contact and completion. It sends each command
+// through the client package on a connection of the organisation's own,
+// exactly as the organisation would, and reads what the routing service
+// delivers (one reader of DELIVERY for all of them, on the node's
+// connection). Referrals it did not send are never
 // touched. It logs one line per change, with ids and codes only.
 type simulator struct {
 	js        jetstream.JetStream
@@ -97,6 +101,11 @@ type simulator struct {
 	cons jetstream.ConsumeContext
 	mu   sync.Mutex
 	refs map[string]*simReferral // sent by the simulator, by id
+	// connect opens clients; clients holds them by organisation, made on
+	// first use and closed when run ends.
+	connect   func(ctx context.Context, org, name string) (*client.Client, error)
+	clientsMu sync.Mutex
+	clients   map[string]*client.Client
 	// work holds the delayed actions; run waits for them.
 	work sync.WaitGroup
 	// ctx is run's context, for the actions the consumer schedules.
@@ -121,7 +130,7 @@ type simReferral struct {
 
 // newSimulator returns a simulator sending ratePerMinute referrals as the
 // organisations of d that are in the demo countries.
-func newSimulator(nc *nats.Conn, d *directory.Directory, ratePerMinute float64, logger *slog.Logger) (*simulator, error) {
+func newSimulator(nc *nats.Conn, connect func(ctx context.Context, org, name string) (*client.Client, error), d *directory.Directory, ratePerMinute float64, logger *slog.Logger) (*simulator, error) {
 	js, err := jetstream.New(nc)
 	if err != nil {
 		return nil, fmt.Errorf("simulate: %w", err)
@@ -145,6 +154,7 @@ func newSimulator(nc *nats.Conn, d *directory.Directory, ratePerMinute float64, 
 	return &simulator{
 		js: js, referrers: referrers, interval: max(interval, time.Millisecond), logger: logger,
 		refs: map[string]*simReferral{}, ctx: ctx, cancel: cancel,
+		connect: connect, clients: map[string]*client.Client{},
 	}, nil
 }
 
@@ -178,6 +188,7 @@ func (s *simulator) run(ctx context.Context) error {
 		}
 		s.cancel()
 		s.work.Wait()
+		s.closeClients()
 	}()
 	tick := time.NewTicker(s.interval)
 	defer tick.Stop()
@@ -336,19 +347,17 @@ func (s *simulator) after(d time.Duration, fn func(context.Context)) {
 	})
 }
 
-// send publishes a command of org about referral id on org's INBOUND
-// subject, encoded by wire.NewCommand. A failure is logged
-// and returned.
+// send sends command p of org about referral id with org's client. A
+// failure is logged and returned.
 func (s *simulator) send(ctx context.Context, org, id string, p events.Payload) error {
 	err := func() error {
-		_, m, err := wire.NewCommand(org, id, p)
+		ctx, cancel := context.WithTimeout(ctx, simSendTimeout)
+		defer cancel()
+		c, err := s.client(ctx, org)
 		if err != nil {
 			return err
 		}
-		msg := &nats.Msg{Subject: m.Subject, Header: nats.Header(m.Header), Data: m.Data}
-		ctx, cancel := context.WithTimeout(ctx, simSendTimeout)
-		defer cancel()
-		_, err = s.js.PublishMsg(ctx, msg)
+		_, err = c.Send(ctx, id, p)
 		return err
 	}()
 	if err != nil && s.ctx.Err() == nil {
@@ -356,6 +365,37 @@ func (s *simulator) send(ctx context.Context, org, id string, p events.Payload) 
 			slog.String("type", p.EventType()), slog.String("error", err.Error()))
 	}
 	return err
+}
+
+// client returns org's client, connecting it on first use.
+func (s *simulator) client(ctx context.Context, org string) (*client.Client, error) {
+	s.clientsMu.Lock()
+	defer s.clientsMu.Unlock()
+	if c, ok := s.clients[org]; ok {
+		return c, nil
+	}
+	if s.clients == nil {
+		return nil, errors.New("simulate: stopped")
+	}
+	c, err := s.connect(ctx, org, "invictus simulate "+org)
+	if err != nil {
+		return nil, err
+	}
+	s.clients[org] = c
+	return c, nil
+}
+
+// closeClients closes the organisations' clients; none is made after.
+func (s *simulator) closeClients() {
+	s.clientsMu.Lock()
+	clients := s.clients
+	s.clients = nil
+	s.clientsMu.Unlock()
+	for org, c := range clients {
+		if err := c.Close(); err != nil {
+			s.logger.Warn("simulate: close", slog.String("org", org), slog.String("error", err.Error()))
+		}
+	}
 }
 
 // pick returns a random element of list.
