@@ -142,8 +142,8 @@ func TestLifecycle(t *testing.T) {
 	// directory; only pt.a2 can open it.
 	caseFile := []byte(`{"name":"Maria Exemplo","phone":"+351 900 000 000","safe_contact":"after 18:00"}`)
 	recipient := must(ref.Recipient(ctx, "pt.a2")).ok(t)
-	if recipient != n.age["pt.a2"].Recipient {
-		t.Fatalf("Recipient(pt.a2) = %s, want the directory's %s", recipient, n.age["pt.a2"].Recipient)
+	if recipient != n.Age["pt.a2"].Recipient {
+		t.Fatalf("Recipient(pt.a2) = %s, want the directory's %s", recipient, n.Age["pt.a2"].Recipient)
 	}
 	must(ref.Handover(ctx, id, pl, recipient, caseFile)).ok(t)
 	h := r2.wait(t, id, events.TypeReferralHandover, nil).Payload.(*events.Handover)
@@ -252,7 +252,7 @@ func TestInvalidCommandsAreNotSent(t *testing.T) {
 	if _, err := ref.Handover(ctx, events.NewReferralID(), "p1", "age1notarecipient", []byte("x")); !errors.Is(err, seal.ErrRecipient) {
 		t.Errorf("Handover to a bad recipient = %v", err)
 	}
-	info, err := n.admin.Stream(ctx, natsjs.StreamInbound)
+	info, err := n.Admin.Stream(ctx, natsjs.StreamInbound)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -277,25 +277,25 @@ func TestConnectErrors(t *testing.T) {
 	if err := writeFile(unknown, natsjs.SeedFile("pt.a1", pub, seed)); err != nil {
 		t.Fatal(err)
 	}
-	_, err = client.Connect(ctx, n.url, "pt.a1", client.WithNKeySeed(unknown))
+	_, err = client.Connect(ctx, n.URL, "pt.a1", client.WithNKeySeed(unknown))
 	if !errors.Is(err, client.ErrUnauthorized) {
 		t.Errorf("Connect with an unknown key = %v, want ErrUnauthorized", err)
 	}
 	// No credentials at all.
-	if _, err := client.Connect(ctx, n.url, "pt.a1"); !errors.Is(err, client.ErrUnauthorized) {
+	if _, err := client.Connect(ctx, n.URL, "pt.a1"); !errors.Is(err, client.ErrUnauthorized) {
 		t.Errorf("Connect without credentials = %v, want ErrUnauthorized", err)
 	}
 	// Nothing listening.
-	if _, err := client.Connect(ctx, "nats://127.0.0.1:1", "pt.a1", client.WithNKeySeed(n.keys.Path("pt.a1"))); !errors.Is(err, client.ErrUnavailable) {
+	if _, err := client.Connect(ctx, "nats://127.0.0.1:1", "pt.a1", client.WithNKeySeed(n.Keys.Path("pt.a1"))); !errors.Is(err, client.ErrUnavailable) {
 		t.Errorf("Connect to a closed port = %v, want ErrUnavailable", err)
 	}
-	if _, err := client.Connect(ctx, n.url, "not an org"); err == nil {
+	if _, err := client.Connect(ctx, n.URL, "not an org"); err == nil {
 		t.Error("Connect accepted an invalid organisation id")
 	}
 
 	// pt.a2's key claiming to be pt.a1: the server knows it as pt.a2, so
 	// it may neither publish on in.pt.a1 nor use pt.a1's inbox.
-	c, err := n.tryConnect("pt.a1", client.WithNKeySeed(n.keys.Path("pt.a2")), client.WithTimeout(time.Second))
+	c, err := n.tryConnect("pt.a1", client.WithNKeySeed(n.Keys.Path("pt.a2")), client.WithTimeout(time.Second))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -333,7 +333,7 @@ func TestReceiveRetriesAFailedHandler(t *testing.T) {
 	})
 	// Once handled, it is acknowledged: the consumer has nothing pending.
 	waitFor(t, 10*time.Second, "the consumer to be idle", func() bool {
-		c, err := n.admin.Consumer(ctx, natsjs.StreamDelivery, client.ConsumerName("pt.a1"))
+		c, err := n.Admin.Consumer(ctx, natsjs.StreamDelivery, client.ConsumerName("pt.a1"))
 		if err != nil {
 			return false
 		}
@@ -350,14 +350,14 @@ func TestReceiveRemakesTheConsumer(t *testing.T) {
 	n := startNetwork(t, orgsDefault)
 	a1 := n.connect("pt.a1")
 	ctx := ctxT(t, 30*time.Second)
-	if err := n.admin.DeleteConsumer(ctx, natsjs.StreamDelivery, client.ConsumerName("pt.a1")); err != nil {
+	if err := n.Admin.DeleteConsumer(ctx, natsjs.StreamDelivery, client.ConsumerName("pt.a1")); err != nil {
 		t.Fatal(err)
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	done := make(chan error, 1)
 	go func() { done <- a1.Receive(rctx, func(context.Context, *events.Envelope) error { return nil }) }()
 	for {
-		if _, err := n.admin.Consumer(ctx, natsjs.StreamDelivery, client.ConsumerName("pt.a1")); err == nil {
+		if _, err := n.Admin.Consumer(ctx, natsjs.StreamDelivery, client.ConsumerName("pt.a1")); err == nil {
 			break
 		}
 		select {
@@ -429,7 +429,7 @@ func TestInboxFollowAndReaderSlots(t *testing.T) {
 		wg.Go(func() { _ = ref.Follow(sctx, 0, func(client.Delivery) error { return nil }) })
 	}
 	waitFor(t, 10*time.Second, "every reader slot to be taken", func() bool {
-		st, err := n.admin.Stream(ctx, natsjs.StreamDelivery)
+		st, err := n.Admin.Stream(ctx, natsjs.StreamDelivery)
 		if err != nil {
 			return false
 		}
@@ -475,7 +475,7 @@ func TestAReplyToTheOwnCommandSubjectIsSetAside(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	ref := events.NewReferralID()
-	if _, err := n.admin.Publish(ctx, "out.pt.a1."+ref, []byte("a delivery")); err != nil {
+	if _, err := n.Admin.Publish(ctx, "out.pt.a1."+ref, []byte("a delivery")); err != nil {
 		t.Fatal(err)
 	}
 	a1 := n.connect("pt.a1")
@@ -483,7 +483,7 @@ func TestAReplyToTheOwnCommandSubjectIsSetAside(t *testing.T) {
 		[]byte(`{"batch":1,"no_wait":true}`)); err != nil {
 		t.Fatal(err)
 	}
-	dlq, err := n.admin.Stream(ctx, natsjs.StreamDLQ)
+	dlq, err := n.Admin.Stream(ctx, natsjs.StreamDLQ)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -491,7 +491,7 @@ func TestAReplyToTheOwnCommandSubjectIsSetAside(t *testing.T) {
 		m, err := dlq.GetLastMsgForSubject(ctx, "dlq."+natsjs.ReasonSubject)
 		return err == nil && string(m.Data) == "a delivery"
 	})
-	inbound, err := n.admin.Stream(ctx, natsjs.StreamInbound)
+	inbound, err := n.Admin.Stream(ctx, natsjs.StreamInbound)
 	if err != nil {
 		t.Fatal(err)
 	}

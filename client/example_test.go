@@ -20,12 +20,12 @@ func Example() {
 	network := startNetwork(t, orgsDefault)
 	ctx := context.Background()
 
-	ref, err := client.Connect(ctx, network.url, "pt.ref", client.WithNKeySeed(network.keys.Path("pt.ref")))
+	ref, err := client.Connect(ctx, network.URL, "pt.ref", client.WithNKeySeed(network.Keys.Path("pt.ref")))
 	if err != nil {
 		log.Fatal(err)
 	}
 	defer ref.Close()
-	a1, err := client.Connect(ctx, network.url, "pt.a1", client.WithNKeySeed(network.keys.Path("pt.a1")))
+	a1, err := client.Connect(ctx, network.URL, "pt.a1", client.WithNKeySeed(network.Keys.Path("pt.a1")))
 	if err != nil {
 		log.Fatal(err)
 	}

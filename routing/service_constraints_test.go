@@ -4,6 +4,7 @@ import (
 	"testing"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/seal"
 )
 
@@ -14,9 +15,9 @@ import (
 func TestDeclinesNeverReachAServiceThatFailsAConstraint(t *testing.T) {
 	t.Parallel()
 	needs := []string{events.NeedSupportEmotional}
-	orgs := []svcOrg{{"pt.a0", needs}, {"pt.a1", needs}, {"pt.a2", needs}, {"pt.a3", needs}}
+	orgs := []svcOrg{{ID: "pt.a0", Needs: needs}, {ID: "pt.a1", Needs: needs}, {ID: "pt.a2", Needs: needs}, {ID: "pt.a3", Needs: needs}}
 	b := svcSetup(t, orgs...)
-	d := svcDirectory(t, orgs, map[string]seal.Key{})
+	d := testenv.Directory(t, orgs, map[string]seal.Key{})
 	for i := range d.Services {
 		if d.Services[i].Organisation == "pt.a1" {
 			// Best on every other count, but speaks French only: it

@@ -11,6 +11,7 @@ import (
 
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/referral"
 	"github.com/invictus-network/invictus/routing"
 	"github.com/invictus-network/invictus/seal"
@@ -136,42 +137,7 @@ func (l *memLog) outgoing() []routing.Outgoing {
 }
 
 // svcOrg describes a test organisation with one service.
-type svcOrg struct {
-	id    string
-	needs []string
-}
-
-// svcDirectory returns a directory of organisations in Portugal, each with
-// one remote service for its needs, open always and accepting, with an age
-// recipient from keys.
-func svcDirectory(t testing.TB, orgs []svcOrg, keys map[string]seal.Key) *directory.Directory {
-	t.Helper()
-	d := &directory.Directory{}
-	for _, o := range orgs {
-		k, err := seal.GenerateKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[o.id] = k
-		d.Organisations = append(d.Organisations, directory.Organisation{
-			ID: o.id, Name: "Test " + o.id, Country: "pt", Languages: []string{"pt", "en"},
-			AgeRecipient: k.Recipient, Synthetic: true,
-		})
-		d.Services = append(d.Services, directory.Service{
-			ID: o.id + ".support", Organisation: o.id, Name: "Support", Status: directory.StatusActive,
-			Needs: o.needs, Languages: []string{"pt", "en"},
-			Channels: []string{events.ChannelPhone, events.ChannelInPerson},
-			Area:     directory.ServiceArea{Countries: []string{"pt"}, Remote: true},
-			Hours:    directory.Schedule{TimeZone: "Europe/Lisbon", Always: true},
-			Capacity: directory.Capacity{Status: "accepting"},
-		})
-	}
-	d.Sort()
-	if err := d.Validate(); err != nil {
-		t.Fatalf("test directory: %v", err)
-	}
-	return d
-}
+type svcOrg = testenv.Org
 
 // svcRequest returns a referral.requested payload for needs.
 func svcRequest(needs ...string) *events.Requested {
@@ -225,11 +191,11 @@ func svcSetup(t testing.TB, orgs ...svcOrg) *svcBundle {
 	t.Helper()
 	if len(orgs) == 0 {
 		needs := []string{events.NeedSupportEmotional, events.NeedInfoRights}
-		orgs = []svcOrg{{"pt.ref", []string{events.NeedInfoCase}}, {"pt.a1", needs}, {"pt.a2", needs}, {"pt.a3", needs}}
+		orgs = []svcOrg{{ID: "pt.ref", Needs: []string{events.NeedInfoCase}}, {ID: "pt.a1", Needs: needs}, {ID: "pt.a2", Needs: needs}, {ID: "pt.a3", Needs: needs}}
 	}
 	b := &svcBundle{log: newMemLog(), view: directory.NewView(), keys: map[string]seal.Key{},
 		now: time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)}
-	b.view.Load(svcDirectory(t, orgs, b.keys), 1)
+	b.view.Load(testenv.Directory(t, orgs, b.keys), 1)
 	b.svc = b.newService(t)
 	return b
 }

@@ -8,6 +8,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/referral"
 )
 
@@ -21,7 +22,7 @@ func listingNet(t *testing.T) (*netBundle, *natsjs.DirectoryStore) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.ImportDirectory(ctx, testDirectory(t, orgsLifecycle, n.keys), nil); err != nil {
+	if _, err := store.ImportDirectory(ctx, testenv.Directory(t, orgsLifecycle, n.keys), nil); err != nil {
 		t.Fatal(err)
 	}
 	n.view = directory.NewView()

@@ -16,22 +16,20 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/referral"
 	"github.com/invictus-network/invictus/routing"
 	"github.com/invictus-network/invictus/seal"
 )
 
 // org describes a test organisation with one service for needs.
-type org struct {
-	id    string
-	needs []string
-}
+type org = testenv.Org
 
 var (
 	needsA = []string{events.NeedSupportEmotional, events.NeedInfoRights}
 	// orgsLifecycle: a referrer whose own service is not a candidate, and
 	// three organisations ranked pt.a1, pt.a2, pt.a3 (ties break on id).
-	orgsLifecycle = []org{{"pt.ref", []string{events.NeedInfoCase}}, {"pt.a1", needsA}, {"pt.a2", needsA}, {"pt.a3", needsA}}
+	orgsLifecycle = []org{{ID: "pt.ref", Needs: []string{events.NeedInfoCase}}, {ID: "pt.a1", Needs: needsA}, {ID: "pt.a2", Needs: needsA}, {ID: "pt.a3", Needs: needsA}}
 )
 
 // netBundle is an embedded server with the streams, a directory, and the
@@ -142,42 +140,10 @@ func newNetWith(t testing.TB, tcp bool, deadline time.Duration, orgs ...org) *ne
 	if err := natsjs.EnsureStreams(ctx, n.js, natsjs.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
-	n.view.Load(testDirectory(t, orgs, n.keys), 1)
+	n.view.Load(testenv.Directory(t, orgs, n.keys), 1)
 	n.svcCfg = routing.ServiceConfig{Deadlines: referral.Deadlines{Urgent: deadline}}
 	n.rtCfg = natsjs.RouterConfig{AckWait: 2 * time.Second, RetryDelay: 20 * time.Millisecond, PinnedTTL: 2 * time.Second}
 	return n
-}
-
-// testDirectory returns a directory of organisations in Portugal, each with
-// one remote service for its needs, open always and accepting, and an age
-// key (kept in keys).
-func testDirectory(t testing.TB, orgs []org, keys map[string]seal.Key) *directory.Directory {
-	t.Helper()
-	d := &directory.Directory{}
-	for _, o := range orgs {
-		k, err := seal.GenerateKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		keys[o.id] = k
-		d.Organisations = append(d.Organisations, directory.Organisation{
-			ID: o.id, Name: "Test " + o.id, Country: "pt", Languages: []string{"pt", "en"},
-			AgeRecipient: k.Recipient, Synthetic: true,
-		})
-		d.Services = append(d.Services, directory.Service{
-			ID: o.id + ".support", Organisation: o.id, Name: "Support", Status: directory.StatusActive,
-			Needs: o.needs, Languages: []string{"pt", "en"},
-			Channels: []string{events.ChannelPhone, events.ChannelInPerson},
-			Area:     directory.ServiceArea{Countries: []string{"pt"}, Remote: true},
-			Hours:    directory.Schedule{TimeZone: "Europe/Lisbon", Always: true},
-			Capacity: directory.Capacity{Status: "accepting"},
-		})
-	}
-	d.Sort()
-	if err := d.Validate(); err != nil {
-		t.Fatalf("test directory: %v", err)
-	}
-	return d
 }
 
 // startRouter starts one more routing-service instance.

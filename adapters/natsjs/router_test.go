@@ -165,9 +165,9 @@ func testLifecycle(t *testing.T, n *netBundle) {
 func TestMultiPlacementPartialCompletion(t *testing.T) {
 	t.Parallel()
 	n := newNet(t, time.Hour,
-		org{"pt.ref", []string{events.NeedInfoCase}},
-		org{"pt.shelter", []string{events.NeedSafetyShelter}},
-		org{"pt.lawyers", []string{events.NeedJusticeLegalAid}})
+		org{ID: "pt.ref", Needs: []string{events.NeedInfoCase}},
+		org{ID: "pt.shelter", Needs: []string{events.NeedSafetyShelter}},
+		org{ID: "pt.lawyers", Needs: []string{events.NeedJusticeLegalAid}})
 	n.startRouter()
 	id := events.NewReferralID()
 	n.send("pt.ref", id, request(events.NeedSafetyShelter, events.NeedJusticeLegalAid))

@@ -1,177 +1,43 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"errors"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
-	"github.com/invictus-network/invictus/adapters/natsjs"
-	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
-	"github.com/invictus-network/invictus/referral"
-	"github.com/invictus-network/invictus/routing"
-	"github.com/invictus-network/invictus/seal"
+	"github.com/invictus-network/invictus/internal/testenv"
+	"github.com/invictus-network/invictus/internal/testnet"
 )
 
-// cwNet is a network for the caseworker commands: an embedded server with
-// authentication on, its keys in a data directory (as `serve` keeps
-// them), the directory in the bucket, each organisation's consumer, and a
-// routing service running as the routing user.
+// cwNet is a network for the caseworker commands (testnet): its keys
+// are in a data directory, as `serve` keeps them.
 type cwNet struct {
-	t     *testing.T
-	data  string
-	url   string
-	srv   *natsjs.Server
-	admin jetstream.JetStream
-	age   map[string]seal.Key
+	*testnet.Network
+	t *testing.T
 }
 
 // cwOrgs: the referrer pt.ref, and pt.a1 then pt.a2 offering emotional
 // support (ranked in that order: ties break on id).
-var cwOrgs = []struct {
-	id    string
-	needs []string
-}{
-	{"pt.ref", []string{events.NeedInfoCase}},
-	{"pt.a1", []string{events.NeedSupportEmotional}},
-	{"pt.a2", []string{events.NeedSupportEmotional}},
+var cwOrgs = []testenv.Org{
+	{ID: "pt.ref", Needs: []string{events.NeedInfoCase}},
+	{ID: "pt.a1", Needs: []string{events.NeedSupportEmotional}},
+	{ID: "pt.a2", Needs: []string{events.NeedSupportEmotional}},
 }
 
 func startCWNet(t *testing.T) *cwNet {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	n := &cwNet{t: t, data: t.TempDir(), age: map[string]seal.Key{}}
-	d := &directory.Directory{}
-	for _, o := range cwOrgs {
-		k, err := seal.GenerateKey()
-		if err != nil {
-			t.Fatal(err)
-		}
-		n.age[o.id] = k
-		d.Organisations = append(d.Organisations, directory.Organisation{
-			ID: o.id, Name: "Test " + o.id, Country: "pt", Languages: []string{"pt"}, AgeRecipient: k.Recipient, Synthetic: true,
-		})
-		d.Services = append(d.Services, directory.Service{
-			ID: o.id + ".support", Organisation: o.id, Name: "Support", Status: directory.StatusActive,
-			Needs: o.needs, Languages: []string{"pt"}, Channels: []string{events.ChannelPhone},
-			Area:     directory.ServiceArea{Countries: []string{"pt"}, Remote: true},
-			Hours:    directory.Schedule{TimeZone: "Europe/Lisbon", Always: true},
-			Capacity: directory.Capacity{Status: "accepting"},
-		})
-	}
-	d.Sort()
-	keys, err := keyStoreOf(n.data)
-	if err != nil {
-		t.Fatal(err)
-	}
-	auth, err := natsjs.AuthFromDirectory(keys, d)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n.srv, err = natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: filepath.Join(n.data, "nats"), Listen: "127.0.0.1:0", Auth: auth}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer scancel()
-		if err := n.srv.Shutdown(sctx); err != nil {
-			t.Errorf("server shutdown: %v", err)
-		}
-	})
-	n.url = n.srv.ClientURL()
-	connect := func(user string) *nats.Conn {
-		opt, err := keys.ConnectOption(user)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nc, err := n.srv.Connect(ctx, opt, nats.Name(user))
-		if err != nil {
-			t.Fatal(err)
-		}
-		return nc
-	}
-	if n.admin, err = jetstream.New(connect(natsjs.UserAdmin)); err != nil {
-		t.Fatal(err)
-	}
-	if err := natsjs.EnsureStreams(ctx, n.admin, natsjs.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	store, err := natsjs.NewDirectoryStore(ctx, n.admin, natsjs.DirectoryStoreConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := store.ImportDirectory(ctx, d, nil); err != nil {
-		t.Fatal(err)
-	}
-	for _, o := range cwOrgs {
-		if err := natsjs.EnsureOrgConsumer(ctx, n.admin, o.id); err != nil {
-			t.Fatal(err)
-		}
-	}
-
-	rnc := connect(natsjs.UserRouting)
-	rjs, err := jetstream.New(rnc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := rjs.KeyValue(ctx, natsjs.BucketDirectory)
-	if err != nil {
-		t.Fatal(err)
-	}
-	view := directory.NewView()
-	follower := natsjs.NewDirectoryFollower(kv, view, nil)
-	node, err := natsjs.NewNode(rnc, view, natsjs.NodeConfig{
-		Bus:     natsjs.BusConfig{},
-		Service: routing.ServiceConfig{Deadlines: referral.Deadlines{Urgent: time.Hour}},
-		Router:  natsjs.RouterConfig{AckWait: 2 * time.Second, RetryDelay: 20 * time.Millisecond, PinnedTTL: 2 * time.Second},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := node.Router
-	if err := rt.EnsureConsumers(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := follower.Run(rctx); err != nil {
-			t.Errorf("directory follower: %v", err)
-		}
-	})
-	select {
-	case <-follower.Ready():
-	case <-ctx.Done():
-		t.Fatal("the directory follower did not load")
-	}
-	wg.Go(func() {
-		if err := rt.Run(rctx); err != nil && !errors.Is(err, context.Canceled) {
-			t.Errorf("router: %v", err)
-		}
-	})
-	t.Cleanup(func() {
-		rcancel()
-		wg.Wait()
-	})
-	return n
+	return &cwNet{Network: testnet.Start(t, cwOrgs), t: t}
 }
 
 // creds writes org's seed file with `invictus creds` and returns its path.
 func (n *cwNet) creds(org string) string {
 	n.t.Helper()
 	file := filepath.Join(n.t.TempDir(), org+".nk")
-	if code, out, errOut := runArgs(n.t, "creds", org, "--data", n.data, "-o", file); code != exitOK {
+	if code, out, errOut := runArgs(n.t, "creds", org, "--data", n.Data, "-o", file); code != exitOK {
 		n.t.Fatalf("creds %s: exit %d\n%s%s", org, code, out, errOut)
 	}
 	return file
@@ -181,7 +47,7 @@ func (n *cwNet) creds(org string) string {
 func (n *cwNet) ageKey(org string) string {
 	n.t.Helper()
 	file := filepath.Join(n.t.TempDir(), org+".agekey")
-	if err := os.WriteFile(file, n.age[org].File(), 0o600); err != nil {
+	if err := os.WriteFile(file, n.Age[org].File(), 0o600); err != nil {
 		n.t.Fatal(err)
 	}
 	return file
@@ -193,7 +59,7 @@ func (n *cwNet) as(org string) func(stdin string, args ...string) (int, string, 
 	return func(stdin string, args ...string) (int, string, string) {
 		n.t.Helper()
 		var out, errOut syncBuffer
-		args = append(args, "--nats-url", n.url, "--org", org, "--creds", creds)
+		args = append(args, "--nats-url", n.URL, "--org", org, "--creds", creds)
 		code := runIn(n.t.Context(), args, strings.NewReader(stdin), &out, &errOut)
 		return code, out.String(), errOut.String()
 	}
@@ -270,7 +136,7 @@ func TestCaseworkerExitCodes(t *testing.T) {
 		t.Errorf("decline --text: exit %d, want %d\n%s", code, exitUsage, errOut)
 	}
 	// --org missing.
-	if code, _, errOut := runArgs(t, "inbox", "--nats-url", n.url); code != exitUsage || !strings.Contains(errOut, "--org is required") {
+	if code, _, errOut := runArgs(t, "inbox", "--nats-url", n.URL); code != exitUsage || !strings.Contains(errOut, "--org is required") {
 		t.Errorf("inbox without --org: exit %d\n%s", code, errOut)
 	}
 	// Nothing listening: unavailable.
@@ -279,12 +145,12 @@ func TestCaseworkerExitCodes(t *testing.T) {
 	}
 	// Another organisation's key: refused, with a clear message.
 	other := n.creds("pt.a1")
-	code, _, errOut := runArgs(t, "inbox", "--nats-url", n.url, "--org", "pt.ref", "--creds", other, "--timeout", "1s")
+	code, _, errOut := runArgs(t, "inbox", "--nats-url", n.URL, "--org", "pt.ref", "--creds", other, "--timeout", "1s")
 	if code != exitError || !strings.Contains(errOut, "not authorised") {
 		t.Errorf("inbox as pt.ref with pt.a1's key: exit %d\n%s", code, errOut)
 	}
 	// No credentials.
-	code, _, errOut = runArgs(t, "status", id, "--nats-url", n.url, "--org", "pt.ref")
+	code, _, errOut = runArgs(t, "status", id, "--nats-url", n.URL, "--org", "pt.ref")
 	if code != exitUsage || !strings.Contains(errOut, "no credentials given") || strings.Contains(errOut, "wrong key") {
 		t.Errorf("status without credentials: exit %d\n%s", code, errOut)
 	}

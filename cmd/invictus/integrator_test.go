@@ -166,19 +166,19 @@ func TestJSONErrors(t *testing.T) {
 func TestMissingCredentials(t *testing.T) {
 	t.Parallel()
 	n := startCWNet(t)
-	code, _, errOut := cliRun(t, "inbox", "--org", "pt.a1", "--nats-url", n.url, "--creds", "")
+	code, _, errOut := cliRun(t, "inbox", "--org", "pt.a1", "--nats-url", n.URL, "--creds", "")
 	if code != exitUsage || !strings.Contains(errOut, "no credentials given") || !strings.Contains(errOut, "--creds FILE") || strings.Contains(errOut, "wrong key") {
 		t.Errorf("inbox without creds: exit %d %q", code, errOut)
 	}
-	code, _, errOut = cliRun(t, "directory", "stats", "--nats-url", n.url)
+	code, _, errOut = cliRun(t, "directory", "stats", "--nats-url", n.URL)
 	if code != exitUsage || !strings.Contains(errOut, "no credentials given") || !strings.Contains(errOut, "--creds FILE") {
 		t.Errorf("directory stats without creds: exit %d %q", code, errOut)
 	}
 	// The administrators' commands take --creds as the caseworkers' do,
 	// and still --nats-creds.
-	admin := filepath.Join(n.data, "keys", "admin.nk")
+	admin := filepath.Join(n.Data, "keys", "admin.nk")
 	for _, flag := range []string{"--creds", "--nats-creds"} {
-		if code, out, errOut := cliRun(t, "directory", "stats", "--nats-url", n.url, flag, admin); code != exitOK || !strings.Contains(out, "3 organisations") {
+		if code, out, errOut := cliRun(t, "directory", "stats", "--nats-url", n.URL, flag, admin); code != exitOK || !strings.Contains(out, "3 organisations") {
 			t.Errorf("directory stats %s: exit %d %s%s", flag, code, out, errOut)
 		}
 	}
@@ -189,12 +189,12 @@ func TestMissingCredentials(t *testing.T) {
 func TestSetCapacityNotFound(t *testing.T) {
 	t.Parallel()
 	n := startCWNet(t)
-	admin := filepath.Join(n.data, "keys", "admin.nk")
-	code, _, errOut := cliRun(t, "org", "set-capacity", "--nats-url", n.url, "--creds", admin, "pt.a1.helpline", "full")
+	admin := filepath.Join(n.Data, "keys", "admin.nk")
+	code, _, errOut := cliRun(t, "org", "set-capacity", "--nats-url", n.URL, "--creds", admin, "pt.a1.helpline", "full")
 	if code != exitError || !strings.Contains(errOut, "no service pt.a1.helpline in the directory; the services of pt.a1 are pt.a1.support") {
 		t.Errorf("set-capacity of a missing service: exit %d %q", code, errOut)
 	}
-	if code, out, errOut := cliRun(t, "org", "set-capacity", "--nats-url", n.url, "--creds", admin, "pt.a1.support", "full"); code != exitOK || !strings.HasPrefix(out, "pt.a1.support: full") {
+	if code, out, errOut := cliRun(t, "org", "set-capacity", "--nats-url", n.URL, "--creds", admin, "pt.a1.support", "full"); code != exitOK || !strings.HasPrefix(out, "pt.a1.support: full") {
 		t.Errorf("set-capacity: exit %d %s%s", code, out, errOut)
 	}
 }

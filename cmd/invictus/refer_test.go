@@ -214,7 +214,7 @@ func TestInboxFollow(t *testing.T) {
 	var out, errOut syncBuffer
 	done := make(chan int, 1)
 	go func() {
-		done <- runIn(ctx, []string{"inbox", "--follow", "--json", "--nats-url", n.url, "--org", "pt.a1", "--creds", creds}, strings.NewReader(""), &out, &errOut)
+		done <- runIn(ctx, []string{"inbox", "--follow", "--json", "--nats-url", n.URL, "--org", "pt.a1", "--creds", creds}, strings.NewReader(""), &out, &errOut)
 	}()
 	if code, o, e := ref(profileYAML, "refer", "-", "--yes", "--wait", "0"); code != exitOK {
 		t.Fatalf("refer: exit %d %s %s", code, o, e)

@@ -1,6 +1,6 @@
 // Package testenv holds what the tests of several packages share: the test
-// database's URL and the shared invalid needs profiles. Only tests import
-// it.
+// database's URL, the shared invalid needs profiles and the test
+// directory. Only tests import it.
 package testenv
 
 import (
@@ -9,6 +9,10 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+
+	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/seal"
 )
 
 // EnvDatabaseURL names the environment variable holding the URL of a
@@ -60,4 +64,44 @@ func InvalidProfiles(t testing.TB) []InvalidProfile {
 		t.Fatal("testenv: invalid_profiles.json has no cases")
 	}
 	return doc.Cases
+}
+
+// Org is an organisation of a test directory, with one service meeting
+// Needs.
+type Org struct {
+	ID    string
+	Needs []string
+}
+
+// Directory returns a directory of orgs in Portugal, each with one remote
+// service for its needs (pt and en, by phone and in person), open always
+// and accepting, and an age key pair whose recipient it publishes; the
+// keys are put in keys, by organisation.
+func Directory(t testing.TB, orgs []Org, keys map[string]seal.Key) *directory.Directory {
+	t.Helper()
+	d := &directory.Directory{}
+	for _, o := range orgs {
+		k, err := seal.GenerateKey()
+		if err != nil {
+			t.Fatal(err)
+		}
+		keys[o.ID] = k
+		d.Organisations = append(d.Organisations, directory.Organisation{
+			ID: o.ID, Name: "Test " + o.ID, Country: "pt", Languages: []string{"pt", "en"},
+			AgeRecipient: k.Recipient, Synthetic: true,
+		})
+		d.Services = append(d.Services, directory.Service{
+			ID: o.ID + ".support", Organisation: o.ID, Name: "Support", Status: directory.StatusActive,
+			Needs: o.Needs, Languages: []string{"pt", "en"},
+			Channels: []string{events.ChannelPhone, events.ChannelInPerson},
+			Area:     directory.ServiceArea{Countries: []string{"pt"}, Remote: true},
+			Hours:    directory.Schedule{TimeZone: "Europe/Lisbon", Always: true},
+			Capacity: directory.Capacity{Status: "accepting"},
+		})
+	}
+	d.Sort()
+	if err := d.Validate(); err != nil {
+		t.Fatalf("test directory: %v", err)
+	}
+	return d
 }
