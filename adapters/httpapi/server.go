@@ -12,6 +12,8 @@ import (
 	"strings"
 	"sync/atomic"
 	"time"
+
+	"github.com/invictus-network/invictus/internal/ratelimit"
 )
 
 // Defaults and limits of [Config].
@@ -231,7 +233,7 @@ type Server struct {
 	log      *slog.Logger
 	tokens   *Tokens
 	metrics  *Metrics
-	limits   *limiters
+	limits   *ratelimit.Keyed
 	mux      *http.ServeMux
 	openapi  []byte
 	dir      *dirCache
@@ -263,7 +265,7 @@ func New(deps Deps, cfg Config) (*Server, error) {
 		log:     cfg.Logger,
 		tokens:  NewTokens(deps.Tokens),
 		metrics: deps.Metrics,
-		limits:  newLimiters(cfg.RatePerSecond, cfg.RateBurst, cfg.Now),
+		limits:  ratelimit.New(cfg.RatePerSecond, cfg.RateBurst, cfg.Now),
 		mux:     http.NewServeMux(),
 		openapi: doc,
 		dir:     &dirCache{},
@@ -591,7 +593,7 @@ func (s *Server) authenticate(r *http.Request) (Token, *Error) {
 
 // limit takes a token from key's bucket, or returns the 429 to answer.
 func (s *Server) limit(key string) *Error {
-	ok, wait := s.limits.allow(key)
+	ok, wait := s.limits.Allow(key)
 	if ok {
 		return nil
 	}

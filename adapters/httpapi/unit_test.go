@@ -125,34 +125,3 @@ alias: *x
 		t.Fatal("malformed YAML converted")
 	}
 }
-
-func TestLimitersRefillWithTheClock(t *testing.T) {
-	t.Parallel()
-	now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
-	l := newLimiters(2, 2, func() time.Time { return now })
-	for i := range 2 {
-		if ok, _ := l.allow("a"); !ok {
-			t.Fatalf("request %d refused", i)
-		}
-	}
-	ok, wait := l.allow("a")
-	if ok || wait != 1 {
-		t.Fatalf("third request: %v, wait %d; want refused, 1 s", ok, wait)
-	}
-	if ok, _ := l.allow("b"); !ok {
-		t.Fatal("another key refused")
-	}
-	now = now.Add(500 * time.Millisecond) // one token at 2 per second
-	if ok, _ := l.allow("a"); !ok {
-		t.Fatal("refused after the refill")
-	}
-	// Idle buckets are dropped.
-	now = now.Add(2 * limiterIdle)
-	l.allow("c")
-	l.mu.Lock()
-	n := len(l.m)
-	l.mu.Unlock()
-	if n != 1 {
-		t.Fatalf("%d buckets after the idle period, want 1", n)
-	}
-}

@@ -4,15 +4,14 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"math"
 	"net"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"golang.org/x/time/rate"
+
+	"github.com/invictus-network/invictus/internal/ratelimit"
 )
 
 // Defaults of the rate limits of the pages that search or send.
@@ -27,9 +26,6 @@ const (
 	AskRateDefault = 1.0 / 60
 	// AskBurstDefault is how many it may send at once.
 	AskBurstDefault = 3
-	// limiterIdle is how long an unused bucket is kept (a dropped bucket
-	// starts full, which an idle address has earned anyway).
-	limiterIdle = 10 * time.Minute
 )
 
 // Limited pages: the closed set of the metric's label "page".
@@ -39,28 +35,18 @@ const (
 	limitAsk  = "ask"
 )
 
-// limiters holds one token bucket per client address, and remembers the
-// address only as a keyed hash (the key is random and lives in memory
-// only), for at most limiterIdle after its last request: nothing that a
-// memory dump could turn back into an address list without the key.
+// limiters holds one token bucket per client address (ratelimit.Keyed),
+// and remembers the address only as a keyed hash (the key is random and
+// lives in memory only), for at most ratelimit.Idle after its last
+// request: nothing that a memory dump could turn back into an address
+// list without the key.
 type limiters struct {
-	rate  rate.Limit
-	burst int
-	now   func() time.Time
-	key   [32]byte
-
-	mu    sync.Mutex
-	m     map[[16]byte]*limiterEntry
-	sweep time.Time
-}
-
-type limiterEntry struct {
-	lim  *rate.Limiter
-	last time.Time
+	buckets *ratelimit.Keyed
+	key     [32]byte
 }
 
 func newLimiters(perSecond float64, burst int, now func() time.Time) *limiters {
-	l := &limiters{rate: rate.Limit(perSecond), burst: burst, now: now, m: map[[16]byte]*limiterEntry{}}
+	l := &limiters{buckets: ratelimit.New(perSecond, burst, now)}
 	if _, err := rand.Read(l.key[:]); err != nil {
 		panic(err) // crypto/rand does not fail on supported platforms
 	}
@@ -72,34 +58,7 @@ func newLimiters(perSecond float64, burst int, now func() time.Time) *limiters {
 func (l *limiters) allow(r *http.Request) (bool, int) {
 	mac := hmac.New(sha256.New, l.key[:])
 	mac.Write([]byte(clientIP(r)))
-	var k [16]byte
-	copy(k[:], mac.Sum(nil))
-	now := l.now()
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if now.Sub(l.sweep) > limiterIdle {
-		for key, e := range l.m {
-			if now.Sub(e.last) > limiterIdle {
-				delete(l.m, key)
-			}
-		}
-		l.sweep = now
-	}
-	e := l.m[k]
-	if e == nil {
-		e = &limiterEntry{lim: rate.NewLimiter(l.rate, l.burst)}
-		l.m[k] = e
-	}
-	e.last = now
-	res := e.lim.ReserveN(now, 1)
-	if !res.OK() {
-		return false, 1
-	}
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return false, int(math.Ceil(d.Seconds()))
-	}
-	return true, 0
+	return l.buckets.Allow(string(mac.Sum(nil)[:16]))
 }
 
 // clientIP returns the host of the request's remote address. Proxies'
