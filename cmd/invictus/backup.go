@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 
 	"github.com/nats-io/nats.go"
@@ -69,18 +70,12 @@ func newRestoreCmd(out, errOut io.Writer) *cobra.Command {
 // it handled.
 func runBackupRestore(ctx context.Context, f *storeFlags, out, errOut io.Writer, name string,
 	do func(context.Context, *nats.Conn) ([]natsjs.BackupInfo, error), done string) error {
-	logger, err := f.logs.logger(errOut)
-	if err != nil {
+	var infos []natsjs.BackupInfo
+	err := f.run(ctx, errOut, name, func(ctx context.Context, nc *nats.Conn, _ *slog.Logger) error {
+		var err error
+		infos, err = do(ctx, nc)
 		return err
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
-	defer cancel()
-	nc, release, err := f.connect(ctx, logger, name)
-	if err != nil {
-		return err
-	}
-	defer release()
-	infos, err := do(ctx, nc)
+	})
 	if err != nil {
 		return err
 	}

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"text/tabwriter"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
@@ -36,22 +38,15 @@ func newCheckCmd(out, errOut io.Writer) *cobra.Command {
 	f := addStoreFlags(cmd)
 	asJSON := cmd.Flags().Bool("json", false, "print the report as JSON")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
-		logger, err := f.logs.logger(errOut)
-		if err != nil {
+		var report natsjs.StoreReport
+		err := f.run(cmd.Context(), errOut, "invictus check", func(ctx context.Context, nc *nats.Conn, _ *slog.Logger) error {
+			js, err := jetstream.New(nc)
+			if err != nil {
+				return err
+			}
+			report, err = natsjs.VerifyStore(ctx, js)
 			return err
-		}
-		ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-		defer cancel()
-		nc, release, err := f.connect(ctx, logger, "invictus check")
-		if err != nil {
-			return err
-		}
-		defer release()
-		js, err := jetstream.New(nc)
-		if err != nil {
-			return err
-		}
-		report, err := natsjs.VerifyStore(ctx, js)
+		})
 		if err != nil {
 			return err
 		}

@@ -107,36 +107,25 @@ func (f *storeFlags) connect(ctx context.Context, logger *slog.Logger, name stri
 	}, nil
 }
 
-// directoryConn is an open directory store and what must be closed after.
-type directoryConn struct {
-	store *natsjs.DirectoryStore
-	close func()
-}
-
-// open connects (see connect) and opens the directory store. The bucket
-// is created if missing.
-func (f *storeFlags) open(ctx context.Context, errOut io.Writer) (*directoryConn, error) {
+// run connects as the flags say (see connect), with the connection
+// named name, and runs fn on the connection, all within --timeout; the
+// connection is let go after. logger logs as --log-level says.
+func (f *storeFlags) run(ctx context.Context, errOut io.Writer, name string, fn func(ctx context.Context, nc *nats.Conn, logger *slog.Logger) error) error {
+	if f.timeout <= 0 {
+		return usageError{fmt.Errorf("--timeout %s: must be positive", f.timeout)}
+	}
 	logger, err := f.logs.logger(errOut)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	nc, closeAll, err := f.connect(ctx, logger, "invictus cli")
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	defer cancel()
+	nc, release, err := f.connect(ctx, logger, name)
 	if err != nil {
-		return nil, err
+		return err
 	}
-	js, err := jetstream.New(nc)
-	if err == nil {
-		err = ensureDirectoryBucket(ctx, js)
-	}
-	var store *natsjs.DirectoryStore
-	if err == nil {
-		store, err = natsjs.NewDirectoryStore(ctx, js, natsjs.DirectoryStoreConfig{Logger: logger})
-	}
-	if err != nil {
-		closeAll()
-		return nil, err
-	}
-	return &directoryConn{store: store, close: closeAll}, nil
+	defer release()
+	return fn(ctx, nc, logger)
 }
 
 // ensureDirectoryBucket creates the streams and the bucket when the bucket
@@ -149,19 +138,23 @@ func ensureDirectoryBucket(ctx context.Context, js jetstream.JetStream) error {
 	return err
 }
 
-// withStore runs fn with an open store, within --timeout.
+// withStore runs fn with the directory store (see run); the bucket is
+// created if missing.
 func (f *storeFlags) withStore(cmd *cobra.Command, errOut io.Writer, fn func(ctx context.Context, s *natsjs.DirectoryStore) error) error {
-	if f.timeout <= 0 {
-		return usageError{fmt.Errorf("--timeout %s: must be positive", f.timeout)}
-	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-	defer cancel()
-	conn, err := f.open(ctx, errOut)
-	if err != nil {
-		return err
-	}
-	defer conn.close()
-	return fn(ctx, conn.store)
+	return f.run(cmd.Context(), errOut, "invictus cli", func(ctx context.Context, nc *nats.Conn, logger *slog.Logger) error {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return err
+		}
+		if err := ensureDirectoryBucket(ctx, js); err != nil {
+			return err
+		}
+		store, err := natsjs.NewDirectoryStore(ctx, js, natsjs.DirectoryStoreConfig{Logger: logger})
+		if err != nil {
+			return err
+		}
+		return fn(ctx, store)
+	})
 }
 
 // detectFormat returns the format named by flag, or guessed from the file

@@ -6,11 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/spf13/cobra"
 
@@ -189,34 +191,21 @@ func newTokenRevokeCmd(out, errOut io.Writer) *cobra.Command {
 // store opened in process) or of the server --nats-url names, within
 // --timeout.
 func withTokens(cmd *cobra.Command, f *storeFlags, errOut io.Writer, fn func(context.Context, *httpapi.Tokens) error) error {
-	if f.timeout <= 0 {
-		return usageError{fmt.Errorf("--timeout %s: must be positive", f.timeout)}
-	}
-	logger, err := f.logs.logger(errOut)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-	defer cancel()
-
-	nc, release, err := f.connect(ctx, logger, "invictus token")
-	if err != nil {
-		return err
-	}
-	defer release()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("jetstream: %w", err)
-	}
-	// A server's bucket is used as it is; a fresh data directory gets one.
-	kv, err := js.KeyValue(ctx, natsjs.BucketTokens)
-	if errors.Is(err, jetstream.ErrBucketNotFound) {
-		kv, err = js.CreateKeyValue(ctx, natsjs.HTTPBucketConfigs(natsjs.StreamsConfig{})[0])
-	}
-	if err != nil {
-		return fmt.Errorf("tokens bucket: %w", err)
-	}
-	err = fn(ctx, httpapi.NewTokens(natsjs.NewKVStore(kv)))
+	err := f.run(cmd.Context(), errOut, "invictus token", func(ctx context.Context, nc *nats.Conn, _ *slog.Logger) error {
+		js, err := jetstream.New(nc)
+		if err != nil {
+			return fmt.Errorf("jetstream: %w", err)
+		}
+		// A server's bucket is used as it is; a fresh data directory gets one.
+		kv, err := js.KeyValue(ctx, natsjs.BucketTokens)
+		if errors.Is(err, jetstream.ErrBucketNotFound) {
+			kv, err = js.CreateKeyValue(ctx, natsjs.HTTPBucketConfigs(natsjs.StreamsConfig{})[0])
+		}
+		if err != nil {
+			return fmt.Errorf("tokens bucket: %w", err)
+		}
+		return fn(ctx, httpapi.NewTokens(natsjs.NewKVStore(kv)))
+	})
 	if errors.Is(err, httpapi.ErrTokenNotFound) {
 		return fmt.Errorf("%w (see invictus token list)", err)
 	}

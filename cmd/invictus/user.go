@@ -7,11 +7,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
@@ -229,25 +231,13 @@ func newUserDisableCmd(out, errOut io.Writer) *cobra.Command {
 // its store opened in process) or of the server --nats-url names, within
 // --timeout.
 func withAccounts(cmd *cobra.Command, f *storeFlags, errOut io.Writer, fn func(context.Context, *console.Accounts) error) error {
-	if f.timeout <= 0 {
-		return usageError{fmt.Errorf("--timeout %s: must be positive", f.timeout)}
-	}
-	logger, err := f.logs.logger(errOut)
-	if err != nil {
-		return err
-	}
-	ctx, cancel := context.WithTimeout(cmd.Context(), f.timeout)
-	defer cancel()
-	nc, release, err := f.connect(ctx, logger, "invictus user")
-	if err != nil {
-		return err
-	}
-	defer release()
-	stores, err := natsjs.NewConsoleStores(ctx, nc, natsjs.StreamsConfig{})
-	if err != nil {
-		return err
-	}
-	err = fn(ctx, console.NewAccounts(stores.Accounts, console.AccountsConfig{}))
+	err := f.run(cmd.Context(), errOut, "invictus user", func(ctx context.Context, nc *nats.Conn, _ *slog.Logger) error {
+		stores, err := natsjs.NewConsoleStores(ctx, nc, natsjs.StreamsConfig{})
+		if err != nil {
+			return err
+		}
+		return fn(ctx, console.NewAccounts(stores.Accounts, console.AccountsConfig{}))
+	})
 	if errors.Is(err, console.ErrUserNotFound) {
 		return fmt.Errorf("%w (see invictus user list)", err)
 	}
