@@ -106,6 +106,7 @@ type benchTarget struct {
 	base   string   // http://host:port
 	path   string   // request path
 	tokens []string // bearer tokens, used in turn; none for the baseline
+	orgs   []string // the organisation of each token
 	// goroutines reads the process's goroutines over HTTP, with client.
 	goroutines func(ctx context.Context, client *http.Client) (int, error)
 	// newRequest, when set, makes the i-th request instead of a GET of
@@ -134,39 +135,9 @@ type benchHTTPResult struct {
 }
 
 func runBenchHTTP(ctx context.Context, o benchHTTPOptions, out io.Writer, logger *slog.Logger) error {
-	self, err := os.Executable()
+	results, err := runBenchLoad(ctx, "http", o, logger, nil)
 	if err != nil {
 		return err
-	}
-	nodeBin := o.nodeBin
-	if nodeBin == "" {
-		nodeBin = self
-	}
-	dir, err := os.MkdirTemp("", "invictus-bench-http-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-
-	raw, err := startRawTarget(ctx, self, dir)
-	if err != nil {
-		return err
-	}
-	defer raw.stop()
-	node, err := startNodeTarget(ctx, nodeBin, dir, o, logger)
-	if err != nil {
-		return err
-	}
-	defer node.stop()
-
-	var results []benchHTTPResult
-	for _, t := range []*benchTarget{raw, node} {
-		logger.Info("bench http: load", slog.String("target", t.name), slog.Float64("rate", o.rate), slog.Duration("duration", o.duration))
-		r, err := drive(ctx, t, o.rate, o.duration)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
-		}
-		results = append(results, r)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "target\tsent\t2xx\t429\t503\tother\terrors\tp50 ms\tp99 ms\tRSS before MiB\tRSS peak MiB\tgoroutines peak\t\n")
@@ -180,6 +151,53 @@ func runBenchHTTP(ctx context.Context, o benchHTTPOptions, out io.Writer, logger
 	}
 	fmt.Fprintf(out, "\n%g requests/s for %s each, open loop, on %d CPUs; the node serves GET %s.\n", o.rate, o.duration, runtime.NumCPU(), o.path)
 	return json.NewEncoder(out).Encode(results)
+}
+
+// runBenchLoad is the harness of the HTTP benches (kind names the bench):
+// it starts, in a temporary directory, the raw baseline (this binary's
+// plain net/http handler) and the node (`serve --demo` of o.nodeBin, this
+// binary when empty, with o.serveArgs, sent o.path), lets setup adapt the
+// node's target, then sends each o.rate requests a second for o.duration,
+// open loop, and returns their figures, the baseline's first.
+func runBenchLoad(ctx context.Context, kind string, o benchHTTPOptions, logger *slog.Logger, setup func(node *benchTarget)) ([]benchHTTPResult, error) {
+	self, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	nodeBin := o.nodeBin
+	if nodeBin == "" {
+		nodeBin = self
+	}
+	dir, err := os.MkdirTemp("", "invictus-bench-"+kind+"-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+
+	raw, err := startRawTarget(ctx, self, dir)
+	if err != nil {
+		return nil, err
+	}
+	defer raw.stop()
+	node, err := startNodeTarget(ctx, nodeBin, dir, o, logger)
+	if err != nil {
+		return nil, err
+	}
+	defer node.stop()
+	if setup != nil {
+		setup(node)
+	}
+
+	var results []benchHTTPResult
+	for _, t := range []*benchTarget{raw, node} {
+		logger.Info("bench "+kind+": load", slog.String("target", t.name), slog.Float64("rate", o.rate), slog.Duration("duration", o.duration))
+		r, err := drive(ctx, t, o.rate, o.duration)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", t.name, err)
+		}
+		results = append(results, r)
+	}
+	return results, nil
 }
 
 // startRawTarget runs this binary's baseline handler.
@@ -234,6 +252,7 @@ func startNodeTarget(ctx context.Context, bin, dir string, o benchHTTPOptions, l
 		}
 	}) {
 		t.tokens = append(t.tokens, tokens[org])
+		t.orgs = append(t.orgs, org)
 	}
 	logger.Info("bench http: node ready", slog.String("http", addrs["http"]), slog.Int("tokens", len(t.tokens)))
 	t.goroutines = func(ctx context.Context, client *http.Client) (int, error) {

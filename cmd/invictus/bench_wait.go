@@ -8,10 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"os"
-	"path/filepath"
 	"runtime"
-	"slices"
 	"text/tabwriter"
 	"time"
 
@@ -80,84 +77,43 @@ func newBenchWaitCmd(out, errOut io.Writer) *cobra.Command {
 }
 
 func runBenchWait(ctx context.Context, o benchWaitOptions, out io.Writer, logger *slog.Logger) error {
-	self, err := os.Executable()
-	if err != nil {
-		return err
-	}
-	nodeBin := o.nodeBin
-	if nodeBin == "" {
-		nodeBin = self
-	}
-	dir, err := os.MkdirTemp("", "invictus-bench-wait-")
-	if err != nil {
-		return err
-	}
-	defer os.RemoveAll(dir)
-
-	raw, err := startRawTarget(ctx, self, dir)
-	if err != nil {
-		return err
-	}
-	defer raw.stop()
 	path := "/v1/events?wait=" + o.wait.String()
-	node, err := startNodeTarget(ctx, nodeBin, dir, benchHTTPOptions{path: path, serveArgs: o.serveArgs}, logger)
+	load := benchHTTPOptions{rate: o.rate, duration: o.duration, path: path, nodeBin: o.nodeBin, serveArgs: o.serveArgs}
+	results, err := runBenchLoad(ctx, "wait", load, logger, func(node *benchTarget) {
+		node.newRequest = func(ctx context.Context, i int) (*http.Request, error) {
+			org, token := node.orgs[i%len(node.orgs)], node.tokens[i%len(node.tokens)]
+			ev, err := events.New(events.SourceOf(org), events.NewReferralID(), benchWaitRequested())
+			if err != nil {
+				return nil, err
+			}
+			body, err := json.Marshal(ev)
+			if err != nil {
+				return nil, err
+			}
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, node.base+path, bytes.NewReader(body))
+			if err != nil {
+				return nil, err
+			}
+			req.Header.Set("Authorization", "Bearer "+token)
+			req.Header.Set("Content-Type", "application/cloudevents+json")
+			return req, nil
+		}
+		node.classify = func(body []byte) string {
+			var r httpapi.CommandResult
+			if json.Unmarshal(body, &r) != nil || r.Status == "" {
+				return "unreadable"
+			}
+			return r.Status
+		}
+	})
 	if err != nil {
 		return err
-	}
-	defer node.stop()
-	b, err := os.ReadFile(filepath.Join(dir, "node", demoDir, demoTokensFile))
-	if err != nil {
-		return fmt.Errorf("demo tokens: %w", err)
-	}
-	var tokens map[string]string
-	if err := json.Unmarshal(b, &tokens); err != nil {
-		return fmt.Errorf("demo tokens: %w", err)
-	}
-	orgs := make([]string, 0, len(tokens))
-	for org := range tokens {
-		orgs = append(orgs, org)
-	}
-	slices.Sort(orgs)
-	node.newRequest = func(ctx context.Context, i int) (*http.Request, error) {
-		org := orgs[i%len(orgs)]
-		ev, err := events.New(events.SourceOf(org), events.NewReferralID(), benchWaitRequested())
-		if err != nil {
-			return nil, err
-		}
-		body, err := json.Marshal(ev)
-		if err != nil {
-			return nil, err
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, node.base+path, bytes.NewReader(body))
-		if err != nil {
-			return nil, err
-		}
-		req.Header.Set("Authorization", "Bearer "+tokens[org])
-		req.Header.Set("Content-Type", "application/cloudevents+json")
-		return req, nil
-	}
-	node.classify = func(body []byte) string {
-		var r httpapi.CommandResult
-		if json.Unmarshal(body, &r) != nil || r.Status == "" {
-			return "unreadable"
-		}
-		return r.Status
-	}
-
-	var results []benchHTTPResult
-	for _, t := range []*benchTarget{raw, node} {
-		logger.Info("bench wait: load", slog.String("target", t.name), slog.Float64("rate", o.rate), slog.Duration("duration", o.duration))
-		r, err := drive(ctx, t, o.rate, o.duration)
-		if err != nil {
-			return fmt.Errorf("%s: %w", t.name, err)
-		}
-		results = append(results, r)
 	}
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintf(tw, "target\tsent\t2xx\tdecided\tpending\t429\t503\terrors\tp50 ms\tp99 ms\tRSS before MiB\tRSS peak MiB\tgoroutines peak\t\n")
-	for _, r := range results {
+	for i, r := range results {
 		decided := r.ByStatus[httpapi.StatusAccepted] + r.ByStatus[httpapi.StatusRejected]
-		if r.Target == raw.name {
+		if i == 0 { // the baseline decides nothing: every 2xx is its answer
 			decided = r.ByStatus["2xx"]
 		}
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%d\t%d\t%d\t%d\t%d\t%.1f\t%.1f\t%.0f\t%.0f\t%d\t\n", r.Target, r.Sent, r.ByStatus["2xx"], decided,
