@@ -78,6 +78,14 @@ type askData struct {
 	Unavailable string
 	Sent        bool
 	MaxChars    int
+	// Work is the proof-of-work challenge the form carries; WorkError
+	// says why the last one was refused (its code and message).
+	Work      Challenge
+	WorkError *fieldError
+	WorkCode  string
+	// Phone, PhoneTel and Email are the service's own ways to be reached,
+	// for a visitor whose browser cannot send the form.
+	Phone, PhoneTel, Email string
 }
 
 type askForm struct {
@@ -90,21 +98,34 @@ type askForm struct {
 // to contact her. Her contact details are written in a textarea without
 // a name: static/seal.js seals them in the browser to the organisation's
 // age recipient and posts only the armored envelope.
-func (s *Server) ask(_ http.ResponseWriter, r *http.Request, rq *request) (string, int, error) {
+func (s *Server) ask(w http.ResponseWriter, r *http.Request, rq *request) (string, int, error) {
 	rq.pg.Section = "ask"
 	rq.pg.Title = rq.p.T("ask.title")
 	rq.pg.Robots = "noindex"
 	rq.pg.Scripts = []string{"seal.js"}
+	// The proof of work is checked before anything else: a refused one
+	// changes nothing and costs the node one HMAC and one hash.
+	var werr error
+	form := askWorkForm(r.Form.Get("service"))
+	if r.Method == http.MethodPost {
+		werr = s.work.Verify(form, r.PostForm.Get("pow"), r.PostForm.Get("pow-solution"))
+	}
 	snap := s.deps.Directory.Snapshot()
 	svc := snap.ServiceByID(r.Form.Get("service"))
 	if svc == nil {
 		rq.pg.Title = rq.p.T("ask.noservice.title")
 		return "asknone", http.StatusNotFound, nil
 	}
-	d := &askData{Service: svc, Org: svc.Organisation, MaxChars: MaxContactChars, Errors: map[string]*fieldError{}}
+	d := &askData{Service: svc, Org: svc.Organisation, MaxChars: MaxContactChars, Errors: map[string]*fieldError{},
+		Work: s.work.Issue(form)}
+	contact := svc.Contact
 	if o := snap.Organisation(svc.Organisation); o != nil {
 		d.Org, d.Recipient = o.Name, o.AgeRecipient
+		if contact.IsZero() {
+			contact = o.ReferralContact
+		}
 	}
+	d.Phone, d.PhoneTel, d.Email = contact.Phone, telDigits(contact.Phone), contact.Email
 	rq.pg.Data = d
 	s.askChoices(d, svc, rq.p)
 	switch {
@@ -119,6 +140,9 @@ func (s *Server) ask(_ http.ResponseWriter, r *http.Request, rq *request) (strin
 			d.Form.Language = firstOr(codes(d.Languages), "")
 		}
 		return "ask", http.StatusOK, nil
+	}
+	if werr != nil {
+		return s.askRefused(w, r, d, rq, werr)
 	}
 	if d.Unavailable != "" {
 		return "ask", http.StatusServiceUnavailable, nil
@@ -152,6 +176,44 @@ func (s *Server) ask(_ http.ResponseWriter, r *http.Request, rq *request) (strin
 	d.Form = askForm{}
 	rq.pg.Title = rq.p.T("ask.sent.title")
 	return "ask", http.StatusOK, nil
+}
+
+// askWorkForm names the self-referral form of a service for the proof of
+// work: a challenge issued for one service's form does not pass another's.
+func askWorkForm(service string) string { return "ask/" + service }
+
+// askRefused draws the form again after its proof of work was refused:
+// nothing is handed over, what she chose is kept (her contact details
+// only as the envelope sealed earlier), a new challenge comes with it,
+// and the reason is given in words, as the Invictus-Error header and as
+// the message's data-code.
+func (s *Server) askRefused(w http.ResponseWriter, r *http.Request, d *askData, rq *request, werr error) (string, int, error) {
+	var we *WorkError
+	if !errors.As(werr, &we) {
+		return "ask", http.StatusInternalServerError, werr
+	}
+	s.metrics.work.WithLabelValues(we.Code).Inc()
+	w.Header().Set("Invictus-Error", we.Code)
+	if d.Unavailable == "" {
+		scratch := &askData{Needs: d.Needs, Countries: d.Countries, Languages: d.Languages, Channels: d.Channels,
+			AgeBands: d.AgeBands, Urgencies: d.Urgencies, Errors: map[string]*fieldError{}}
+		_, d.Form = s.parseAsk(r, scratch, rq.p)
+	}
+	key, status := "ask.work.wrong", http.StatusBadRequest
+	switch we {
+	case ErrWorkMissing:
+		key = "ask.work.missing"
+	case ErrWorkExpired:
+		key = "ask.work.expired"
+	case ErrWorkReplayed:
+		key, status = "ask.work.replayed", http.StatusConflict
+	case ErrWorkBusy:
+		key, status = "ask.work.busy", http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", "60")
+	}
+	d.WorkError, d.WorkCode = &fieldError{Message: rq.p.T(key)}, we.Code
+	rq.pg.Title = rq.p.T("ask.title.errors")
+	return "ask", status, nil
 }
 
 // askChoices fills the choices of the form for svc.

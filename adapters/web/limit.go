@@ -76,6 +76,7 @@ func clientIP(r *http.Request) string {
 type metrics struct {
 	limited *prometheus.CounterVec
 	asked   *prometheus.CounterVec
+	work    *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -88,6 +89,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "invictus_web_self_referrals_total",
 			Help: "Requests to be contacted sent from the public pages, by outcome (sent, invalid, failed).",
 		}, []string{"outcome"}),
+		work: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "invictus_web_work_refused_total",
+			Help: "Requests to be contacted refused for their proof of work, by reason (pow-missing, pow-forged, pow-expired, pow-wrong, pow-replayed, pow-busy).",
+		}, []string{"reason"}),
 	}
 	for _, p := range []string{limitFind, limitMap, limitAsk} {
 		m.limited.WithLabelValues(p)
@@ -95,8 +100,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, o := range []string{"sent", "invalid", "failed"} {
 		m.asked.WithLabelValues(o)
 	}
+	for _, c := range workCodes {
+		m.work.WithLabelValues(c)
+	}
 	if reg != nil {
-		for _, c := range []prometheus.Collector{m.limited, m.asked} {
+		for _, c := range []prometheus.Collector{m.limited, m.asked, m.work} {
 			if err := reg.Register(c); err != nil {
 				return nil, err
 			}

@@ -73,7 +73,9 @@ func keyedSite(t *testing.T, intake Intake, cfg Config) (*bundle, seal.Key, dire
 	}
 	v := directory.NewView()
 	v.Load(&d, 1)
-	cfg.Now = func() time.Time { return testNow }
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return testNow }
+	}
 	deps := Deps{Directory: v}
 	if intake != nil {
 		deps.Intake = intake
@@ -152,7 +154,7 @@ func TestAskRefusesUnsealed(t *testing.T) {
 		"unknown channel":    {with("channel", "pigeon"), "channel"},
 		"language not there": {with("language", "xx"), "language"},
 	} {
-		res, body := b.do(t, "POST", "/en/ask?service="+svc.ID, tc.form, nil)
+		res, body := b.do(t, "POST", "/en/ask?service="+svc.ID, b.solved(svc.ID, tc.form), nil)
 		if res.StatusCode != http.StatusBadRequest || !strings.Contains(body, `id="err-`+tc.field+`"`) {
 			t.Errorf("%s: status %d, no error next to %s", name, res.StatusCode, tc.field)
 		}
@@ -163,7 +165,7 @@ func TestAskRefusesUnsealed(t *testing.T) {
 	if n := len(in.all()); n != 0 {
 		t.Fatalf("%d invalid requests handed over", n)
 	}
-	res, _ := b.do(t, "POST", "/en/ask?service="+svc.ID, good, nil)
+	res, _ := b.do(t, "POST", "/en/ask?service="+svc.ID, b.solved(svc.ID, good), nil)
 	if res.StatusCode != http.StatusOK || len(in.all()) != 1 {
 		t.Fatalf("a valid request: status %d, %d handed over", res.StatusCode, len(in.all()))
 	}
@@ -181,7 +183,7 @@ func TestAskRefusesUnsealed(t *testing.T) {
 		t.Error("a service without a key is not explained")
 	}
 	nb, _, _ := keyedSite(t, nil, Config{})
-	if res, body := nb.do(t, "POST", "/en/ask?service="+svc.ID, good, nil); res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "does not send requests to be contacted") {
+	if res, body := nb.do(t, "POST", "/en/ask?service="+svc.ID, nb.solved(svc.ID, good), nil); res.StatusCode != http.StatusServiceUnavailable || !strings.Contains(body, "does not send requests to be contacted") {
 		t.Errorf("a node without intake: status %d", res.StatusCode)
 	}
 	if res, _ := b.do(t, "GET", "/en/ask?service=nope", nil, nil); res.StatusCode != http.StatusNotFound {
@@ -223,10 +225,10 @@ func TestSearchRateLimit(t *testing.T) {
 	sealed, _ := seal.Seal(key.Recipient, []byte("x"))
 	form := url.Values{"need": {svc.Needs[0]}, "country": {svc.Area.Countries[0]}, "language": {svc.Languages[0]},
 		"channel": {"phone"}, "ageband": {"adult"}, "urgency": {"soon"}, "consent": {"yes"}, "envelope": {sealed}}
-	if res, _ := do("/en/ask?service="+svc.ID, "192.0.2.9:1", form); res.StatusCode != http.StatusOK {
+	if res, _ := do("/en/ask?service="+svc.ID, "192.0.2.9:1", b.solved(svc.ID, form)); res.StatusCode != http.StatusOK {
 		t.Fatalf("first request to be contacted: status %d", res.StatusCode)
 	}
-	if res, _ := do("/en/ask?service="+svc.ID, "192.0.2.9:2", form); res.StatusCode != http.StatusTooManyRequests {
+	if res, _ := do("/en/ask?service="+svc.ID, "192.0.2.9:2", b.solved(svc.ID, form)); res.StatusCode != http.StatusTooManyRequests {
 		t.Fatalf("second request to be contacted: status %d", res.StatusCode)
 	}
 	mfs, err := reg.Gather()

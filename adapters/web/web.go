@@ -69,6 +69,19 @@ type Config struct {
 	// Registerer receives the pages' metrics (rate-limited requests,
 	// requests to be contacted). Default: none registered.
 	Registerer prometheus.Registerer
+	// WorkKey signs the proof-of-work challenges of the self-referral
+	// form: at least [WorkKeySize] bytes, the same on every node serving
+	// the same pages. Default: random, for this process only.
+	WorkKey []byte
+	// WorkBits is the difficulty of the proof of work (leading zero bits
+	// of a SHA-256). Default [WorkBitsDefault].
+	WorkBits int
+	// WorkTTL is how long a challenge can be solved and sent. Default
+	// [WorkTTLDefault].
+	WorkTTL time.Duration
+	// WorkMemory is how many used challenges are remembered to refuse a
+	// second use. Default [WorkMemoryDefault].
+	WorkMemory int
 }
 
 // WithDefaults returns a copy of c with every unset field given its default.
@@ -100,6 +113,19 @@ func (c Config) WithDefaults() Config {
 	if c.AskBurst == 0 {
 		c.AskBurst = AskBurstDefault
 	}
+	if c.WorkKey == nil {
+		c.WorkKey = make([]byte, WorkKeySize)
+		_, _ = rand.Read(c.WorkKey) // never fails (crypto/rand)
+	}
+	if c.WorkBits == 0 {
+		c.WorkBits = WorkBitsDefault
+	}
+	if c.WorkTTL == 0 {
+		c.WorkTTL = WorkTTLDefault
+	}
+	if c.WorkMemory == 0 {
+		c.WorkMemory = WorkMemoryDefault
+	}
 	return c
 }
 
@@ -118,6 +144,14 @@ func (c Config) Validate() error {
 		return fmt.Errorf("web: Config.SearchRate %g and SearchBurst %d must be positive", c.SearchRate, c.SearchBurst)
 	case c.AskRate < 0 || c.AskBurst < 1:
 		return fmt.Errorf("web: Config.AskRate %g and AskBurst %d must be positive", c.AskRate, c.AskBurst)
+	case len(c.WorkKey) < WorkKeySize:
+		return fmt.Errorf("web: Config.WorkKey of %d bytes, want at least %d", len(c.WorkKey), WorkKeySize)
+	case c.WorkBits < 1 || c.WorkBits > WorkBitsMax:
+		return fmt.Errorf("web: Config.WorkBits %d must be from 1 to %d", c.WorkBits, WorkBitsMax)
+	case c.WorkTTL < time.Minute:
+		return fmt.Errorf("web: Config.WorkTTL %s must be at least a minute", c.WorkTTL)
+	case c.WorkMemory < 1:
+		return fmt.Errorf("web: Config.WorkMemory %d must be positive", c.WorkMemory)
 	}
 	return nil
 }
@@ -155,6 +189,7 @@ type Server struct {
 	metrics  *metrics
 	searches *limiters
 	asks     *limiters
+	work     *Work
 
 	cmu   sync.Mutex // guards cache
 	cache *snapData
@@ -194,6 +229,9 @@ func New(deps Deps, cfg Config) (*Server, error) {
 	}
 	s.searches = newLimiters(cfg.SearchRate, cfg.SearchBurst, cfg.Now)
 	s.asks = newLimiters(cfg.AskRate, cfg.AskBurst, cfg.Now)
+	if s.work, err = NewWork(cfg.WorkKey, cfg.WorkBits, cfg.WorkTTL, cfg.WorkMemory, cfg.Now); err != nil {
+		return nil, err
+	}
 	if s.tmpl, err = newEngine(s.funcs); err != nil {
 		return nil, err
 	}

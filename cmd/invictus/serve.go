@@ -24,6 +24,7 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/adapters/web"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
 )
@@ -63,6 +64,7 @@ type serveOptions struct {
 	simulate        bool
 	simulateRate    float64
 	publicIntake    string
+	askWorkBits     int
 	email           emailSettings
 	logs            logFlags
 	http            httpFlags
@@ -106,6 +108,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.BoolVar(&o.simulate, "simulate", false, "with --demo: send realistic referral traffic between demo organisations")
 	fs.Float64Var(&o.simulateRate, "simulate-rate", serveSimulateRateDefault, "referrals per minute that --simulate sends")
 	fs.StringVar(&o.publicIntake, "public-intake", "", "take requests to be contacted from the public pages, as referrals from this pseudo-organisation (<cc>.<slug>, such as pt.public-intake; with --demo the default is "+demoPublicIntake+")")
+	fs.IntVar(&o.askWorkBits, "ask-work-bits", web.WorkBitsDefault, fmt.Sprintf("proof of work of the public request to be contacted: leading zero bits of a SHA-256 the browser must find (each bit doubles its cost; 1 to %d)", web.WorkBitsMax))
 	fs.StringVar(&o.http.tls.cert, "tls-cert", "", "serve HTTPS: the PEM certificate (chain) of --listen; needs --tls-key")
 	fs.StringVar(&o.http.tls.key, "tls-key", "", "the PEM private key of --tls-cert")
 	fs.IntVar(&o.http.maxInFlight, "http-max-in-flight", httpapi.MaxInFlightDefault, "HTTP requests handled at once; more are answered 503 with Retry-After (probes and /metrics excepted)")
@@ -136,6 +139,8 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 		return usageError{errors.New("--simulate needs --demo: it sends referrals as the demo organisations")}
 	case o.publicIntake != "" && !events.IsOrgID(o.publicIntake):
 		return usageError{fmt.Errorf("--public-intake %q: want an organisation id, <cc>.<slug> such as pt.public-intake", o.publicIntake)}
+	case o.askWorkBits < 1 || o.askWorkBits > web.WorkBitsMax:
+		return usageError{fmt.Errorf("--ask-work-bits %d: want from 1 to %d", o.askWorkBits, web.WorkBitsMax)}
 	case o.simulateRate <= 0 || o.simulateRate > serveSimulateRateMax:
 		return usageError{fmt.Errorf("--simulate-rate %v: want more than 0 and at most %v referrals a minute", o.simulateRate, serveSimulateRateMax)}
 	case o.natsCreds != "" && o.natsURL == "":
@@ -362,6 +367,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 		},
 		nats:      natsC,
 		intakeOrg: o.publicIntake,
+		workBits:  o.askWorkBits,
 		logger:    logger,
 		fail:      fail,
 	}

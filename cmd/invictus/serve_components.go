@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -290,6 +292,8 @@ type apiComponent struct {
 	// intakeOrg, when set, takes requests to be contacted from the
 	// public pages as referrals of this pseudo-organisation.
 	intakeOrg string
+	// workBits is the difficulty of the public form's proof of work.
+	workBits int
 
 	api        *httpapi.Server
 	pages      *web.Server
@@ -341,7 +345,10 @@ func (a *apiComponent) Start(ctx context.Context) error {
 		if in != nil {
 			deps.Intake = webIntake{in}
 		}
-		a.pages, err = web.New(deps, web.Config{Logger: a.logger, Registerer: a.metrics.Registry})
+		var key []byte
+		if key, err = nodeSecret(ctx, ports.Keys, webWorkKey, web.WorkKeySize); err == nil {
+			a.pages, err = web.New(deps, web.Config{Logger: a.logger, Registerer: a.metrics.Registry, WorkKey: key, WorkBits: a.workBits})
+		}
 	}
 	if err == nil {
 		a.console, err = a.newConsole(ctx, ports)
@@ -393,6 +400,39 @@ func (a *apiComponent) Start(ctx context.Context) error {
 		a.intake = startBackground("intake", a.fail, in.Run)
 	}
 	return nil
+}
+
+// webWorkKey is the key, in the keys bucket, of the secret that signs
+// the public form's proof-of-work challenges: the same for every node
+// of a cluster, so a challenge one issued passes at another.
+const webWorkKey = "web.work-key"
+
+// secretStore is where a node secret is kept; natsjs.KVStore is one.
+type secretStore interface {
+	Get(ctx context.Context, key string) ([]byte, error)
+	Create(ctx context.Context, key string, value []byte) error
+}
+
+// nodeSecret returns the random secret of size bytes kept under key,
+// made by the first node to ask for it.
+func nodeSecret(ctx context.Context, st secretStore, key string, size int) ([]byte, error) {
+	b, err := st.Get(ctx, key)
+	if errors.Is(err, fs.ErrNotExist) {
+		secret := make([]byte, size)
+		_, _ = rand.Read(secret) // never fails (crypto/rand)
+		if err = st.Create(ctx, key, secret); errors.Is(err, fs.ErrExist) {
+			b, err = st.Get(ctx, key) // another node was first
+		} else if err == nil {
+			b = secret
+		}
+	}
+	if err != nil {
+		return nil, fmt.Errorf("secret %s: %w", key, err)
+	}
+	if len(b) < size {
+		return nil, fmt.Errorf("secret %s of %d bytes, want %d", key, len(b), size)
+	}
+	return b, nil
 }
 
 // webIntake hands the public pages' requests to be contacted to the

@@ -7,11 +7,14 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
 	"github.com/invictus-network/invictus/adapters/httpapi"
+	"github.com/invictus-network/invictus/adapters/web"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/seal"
@@ -40,33 +43,19 @@ func TestServeSelfReferral(t *testing.T) {
 	if svc == nil {
 		t.Fatalf("no service of %s in the demo directory", org)
 	}
-	keyFile, err := os.ReadFile(filepath.Join(data, demoDir, demoKeysDir, org+demoKeyExt))
-	if err != nil {
-		t.Fatal(err)
-	}
-	identity, err := seal.ParseIdentityFile(keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
-	recipient := ""
-	for _, line := range strings.Split(string(keyFile), "\n") {
-		if r, ok := strings.CutPrefix(line, "# public key: "); ok {
-			recipient = strings.TrimSpace(r)
-		}
-	}
-	var tokens map[string]string
-	b, err := os.ReadFile(filepath.Join(data, demoDir, demoTokensFile))
-	if err != nil || json.Unmarshal(b, &tokens) != nil {
-		t.Fatalf("demo tokens: %v", err)
-	}
+	identity, recipient := demoOrgKey(t, data, org)
+	tokens := demoTokens(t, data)
 
 	const contact = "Joana Canary-91ab, +351 914 000 321"
 	envelope, err := seal.Seal(recipient, []byte(contact))
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The form's proof of work, solved as the page's script solves it.
+	work := pageChallenge(t, "http://"+p.HTTP+"/en/ask?service="+url.QueryEscape(svc.ID))
 	form := url.Values{"need": {svc.Needs[0]}, "country": {svc.Area.Countries[0]}, "language": {svc.Languages[0]},
-		"channel": {svc.Channels[0]}, "ageband": {"adult"}, "urgency": {"soon"}, "consent": {"yes"}, "envelope": {envelope}}
+		"channel": {svc.Channels[0]}, "ageband": {"adult"}, "urgency": {"soon"}, "consent": {"yes"}, "envelope": {envelope},
+		"pow": {work.Token}, "pow-solution": {web.SolveWork(work)}}
 	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+p.HTTP+"/en/ask?service="+url.QueryEscape(svc.ID), strings.NewReader(form.Encode()))
 	if err != nil {
 		t.Fatal(err)
@@ -82,17 +71,7 @@ func TestServeSelfReferral(t *testing.T) {
 		t.Fatalf("POST /en/ask: %d\n%s", resp.StatusCode, page)
 	}
 
-	// find returns the first delivery of org of type typ from the intake.
-	find := func(typ string) (httpapi.Delivery, bool) {
-		var pg httpapi.InboxPage
-		apiCall(t, http.MethodGet, "http://"+p.HTTP+"/v1/inbox?limit=1000", tokens[org], "", nil, &pg)
-		for _, dl := range pg.Deliveries {
-			if dl.Type == typ {
-				return dl, true
-			}
-		}
-		return httpapi.Delivery{}, false
-	}
+	find := func(typ string) (httpapi.Delivery, bool) { return findDelivery(t, p.HTTP, tokens[org], typ) }
 	var offered httpapi.Delivery
 	waitFor(t, 0, "the offer in the organisation's inbox", func() bool {
 		var ok bool
@@ -130,4 +109,74 @@ func TestServeSelfReferral(t *testing.T) {
 			t.Error("the node's log holds the contact details")
 		}
 	}
+}
+
+// demoOrgKey returns the demo key of org that `serve --demo` wrote into
+// data: its identity and its recipient.
+func demoOrgKey(t *testing.T, data, org string) (identity, recipient string) {
+	t.Helper()
+	keyFile, err := os.ReadFile(filepath.Join(data, demoDir, demoKeysDir, org+demoKeyExt))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if identity, err = seal.ParseIdentityFile(keyFile); err != nil {
+		t.Fatal(err)
+	}
+	for line := range strings.Lines(string(keyFile)) {
+		if r, ok := strings.CutPrefix(line, "# public key: "); ok {
+			recipient = strings.TrimSpace(r)
+		}
+	}
+	if recipient == "" {
+		t.Fatalf("the demo key of %s names no public key", org)
+	}
+	return identity, recipient
+}
+
+// demoTokens returns the demo organisations' API tokens.
+func demoTokens(t *testing.T, data string) map[string]string {
+	t.Helper()
+	var tokens map[string]string
+	b, err := os.ReadFile(filepath.Join(data, demoDir, demoTokensFile))
+	if err != nil || json.Unmarshal(b, &tokens) != nil {
+		t.Fatalf("demo tokens: %v", err)
+	}
+	return tokens
+}
+
+// findDelivery returns the first delivery of type typ in the inbox of
+// the organisation whose token is given.
+func findDelivery(t *testing.T, httpAddr, token, typ string) (httpapi.Delivery, bool) {
+	t.Helper()
+	var pg httpapi.InboxPage
+	apiCall(t, http.MethodGet, "http://"+httpAddr+"/v1/inbox?limit=1000", token, "", nil, &pg)
+	for _, dl := range pg.Deliveries {
+		if dl.Type == typ {
+			return dl, true
+		}
+	}
+	return httpapi.Delivery{}, false
+}
+
+var pageWork = regexp.MustCompile(`data-pow="([^"]+)" data-pow-bits="(\d+)"`)
+
+// pageChallenge reads the proof-of-work challenge of the form at url.
+func pageChallenge(t *testing.T, url string) web.Challenge {
+	t.Helper()
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := pageWork.FindStringSubmatch(string(b))
+	if resp.StatusCode != http.StatusOK || m == nil {
+		t.Fatalf("GET %s: %d, no challenge\n%s", url, resp.StatusCode, b)
+	}
+	bits, _ := strconv.Atoi(m[2])
+	return web.Challenge{Token: m[1], Bits: bits}
 }

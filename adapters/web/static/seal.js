@@ -7,8 +7,10 @@
 // encrypted with age (static/age.js, the age-encryption package) to the
 // recipient, armored, and put into the hidden input; only that envelope
 // is posted. An empty textarea keeps an envelope sealed earlier (the
-// page sent back after another field's error). Without JavaScript the
-// form posts no envelope and the server says why.
+// page sent back after another field's error). A form that also asks for
+// a proof of work (data-pow) gets it solved by static/pow.js, loaded
+// only then. Without JavaScript the form posts neither and the server
+// says why.
 import { Encrypter, armor } from './age.js';
 
 for (const form of document.querySelectorAll('form[data-seal-to]')) {
@@ -28,6 +30,11 @@ for (const form of document.querySelectorAll('form[data-seal-to]')) {
         const e = new Encrypter();
         e.addRecipient(form.dataset.sealTo);
         into.value = armor.encode(await e.encrypt(text));
+      }
+      if (form.dataset.pow) {
+        say(form.dataset.sealWait || '');
+        const { solveForm } = await import('./pow.js');
+        await solveForm(form);
       }
       sealed = true;
       form.submit();
