@@ -182,4 +182,24 @@ func TestPageSizes(t *testing.T) {
 		}
 	}
 	t.Logf("first load of /en/ with its style sheet and scripts: %d bytes", firstLoadBytes(t, b.srv))
+
+	// The self-referral page of a service that takes requests, and what
+	// sending it loads: the sealing script, age.js and pow.js.
+	kb, _, svc := keyedSite(t, &recordingIntake{}, Config{})
+	res, body := kb.do(t, "GET", "/en/ask?service="+svc.ID, nil, map[string]string{"Accept-Encoding": "gzip"})
+	if res.StatusCode != http.StatusOK || res.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("ask: %d", res.StatusCode)
+	}
+	total := len(body)
+	t.Logf("%-60s %7d bytes gzip", "/en/ask?service=ID", len(body))
+	for _, f := range []string{"seal.js", "age.js", "pow.js"} {
+		u, err := kb.srv.staticURL(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, js := kb.do(t, "GET", u, nil, map[string]string{"Accept-Encoding": "gzip"})
+		t.Logf("%-60s %7d bytes gzip", "/static/"+f, len(js))
+		total += len(js)
+	}
+	t.Logf("the self-referral page with the scripts that seal and solve: %d bytes", total)
 }

@@ -12,12 +12,14 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/chromedp"
+	"github.com/chromedp/chromedp/kb"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/directory"
@@ -63,7 +65,7 @@ func recordingProxy(t *testing.T, target string) (*recorder, string) {
 // demo node, finds a service, opens its request form, is told what is
 // missing, fills in her contact details and sends them; the page seals
 // them with age.js to the organisation's key and solves the proof of
-// work. The request arrives as an offer in that organisation's inbox; it
+// work, all with the keyboard alone. The request arrives as an offer in that organisation's inbox; it
 // accepts, and the handover opens with its key to her exact words, and
 // not with another organisation's. Her words are in no request the node
 // received, in no line of its log, in no message of any stream or bucket
@@ -119,16 +121,37 @@ func TestBrowserSelfReferralNode(t *testing.T) {
 	checkAxe("ask with errors")
 
 	const contact = "Ana Canary-5c2e, +351 913 555 024, after 19:00, not by e-mail"
-	browsertest.Do(t, tab,
-		chromedp.Click(`input[name="need"]`),
-		chromedp.Click(`input[name="channel"]`),
-		chromedp.Click(`#ageband-adult`),
-		chromedp.SendKeys("#f-contact", contact),
-		chromedp.Click("#f-consent"),
-	)
+	// With the keyboard alone: Tab to each field, Space to tick, the
+	// arrows to move in a group of radio buttons, Enter to send.
+	tabTo := func(sel string) {
+		t.Helper()
+		for range 200 {
+			if browsertest.Eval[bool](t, tab, `document.activeElement !== null && document.activeElement.matches(`+strconv.Quote(sel)+`)`) {
+				return
+			}
+			browsertest.Do(t, tab, chromedp.KeyEvent(kb.Tab))
+		}
+		t.Fatalf("Tab never reaches %s", sel)
+	}
+	tabTo(`input[name="need"]`)
+	browsertest.Do(t, tab, chromedp.KeyEvent(" "))
+	tabTo(`input[name="channel"]`)
+	browsertest.Do(t, tab, chromedp.KeyEvent(" "))
+	tabTo(`input[name="ageband"]`)
+	for !browsertest.Eval[bool](t, tab, `document.querySelector('#ageband-adult').checked`) {
+		browsertest.Do(t, tab, chromedp.KeyEvent(kb.ArrowDown))
+	}
+	tabTo(`#f-contact`)
+	browsertest.Do(t, tab, chromedp.KeyEvent(contact))
+	tabTo(`#f-consent`)
+	browsertest.Do(t, tab, chromedp.KeyEvent(" "))
+	tabTo(`form.ask button.primary`)
+	if !browsertest.Eval[bool](t, tab, `document.querySelectorAll('input[name="need"]:checked').length === 1 && document.querySelector('input[name="channel"]:checked') !== null && document.querySelector('#f-consent').checked`) {
+		t.Fatal("the keyboard did not fill in the form")
+	}
 	start := time.Now()
 	// The page with the errors is marked, to wait for the next one.
-	browsertest.Do(t, tab, chromedp.Evaluate[chromedp.Void](`window.invictusOld = true`), chromedp.Click("form.ask button.primary"))
+	browsertest.Do(t, tab, chromedp.Evaluate[chromedp.Void](`window.invictusOld = true`), chromedp.KeyEvent(kb.Enter))
 	browsertest.WaitFor(t, tab, `!window.invictusOld && (document.querySelector('#ask-sent') || document.querySelector('.error-summary'))`)
 	t.Logf("sealed, solved and sent in %s (page to page)", time.Since(start).Round(time.Millisecond))
 	if !browsertest.Eval[bool](t, tab, `document.querySelector('#ask-sent') !== null`) {
