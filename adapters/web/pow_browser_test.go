@@ -72,3 +72,45 @@ return JSON.stringify(out);
 			WorkBitsDefault, rate, n, float64(hashes)/n, ms[n/2].Round(time.Millisecond), ms[n*9/10].Round(time.Millisecond), ms[n-1].Round(time.Millisecond))
 	}
 }
+
+// TestBrowserAskWithoutJavaScript: with JavaScript off, the form says
+// before anything is written that it cannot be sent from this browser,
+// and why, with the service's phone and the helplines; sent anyway, the
+// node refuses it as pow-missing, says so in the visitor's language and
+// hands nothing over. axe-core finds nothing serious on either page.
+func TestBrowserAskWithoutJavaScript(t *testing.T) {
+	s := newSealSite(t)
+	for _, lang := range []string{"en", "pt"} {
+		if _, err := chromedp.Call(s.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: true}); err != nil {
+			t.Fatal(err)
+		}
+		s.do(t, chromedp.Navigate(s.url+"/"+lang+"/ask?service="+s.service), chromedp.WaitVisible("#ask-noscript"),
+			chromedp.Click(`input[name="need"]`), chromedp.Click("#f-consent"), chromedp.Click("form.ask button.primary"),
+			chromedp.WaitVisible("#err-pow"))
+		if _, err := chromedp.Call(s.ctx, emulation.SetScriptExecutionDisabled, emulation.SetScriptExecutionDisabledParams{Value: false}); err != nil {
+			t.Fatal(err)
+		}
+		if code := eval[string](t, s.browserSite, `document.querySelector('#err-pow').dataset.code`); code != "pow-missing" {
+			t.Errorf("%s: refused as %q, want pow-missing", lang, code)
+		}
+		text := eval[string](t, s.browserSite, `document.querySelector('#err-pow').innerText`)
+		for _, want := range map[string][]string{"en": {"it needs JavaScript", "The helplines at the top"}, "pt": {"precisa de JavaScript", "As linhas de apoio no topo"}}[lang] {
+			if !strings.Contains(text, want) {
+				t.Errorf("%s: the refusal says %q, without %q", lang, text, want)
+			}
+		}
+		if !eval[bool](t, s.browserSite, `document.querySelector('input[name="need"]').checked`) {
+			t.Errorf("%s: her choices were lost", lang)
+		}
+		for _, v := range s.axe(t).Violations {
+			t.Logf("%s ask-nojs: %s (%s) %d nodes", lang, v.ID, v.Impact, len(v.Nodes))
+			if v.Impact == "serious" || v.Impact == "critical" {
+				t.Errorf("%s ask-nojs: axe-core %s found %s", lang, axeVersion, v.ID)
+			}
+		}
+		s.screenshot(t, "ask-nojs-"+lang)
+	}
+	if n := len(s.intake.all()); n != 0 {
+		t.Fatalf("%d requests handed over without a proof of work", n)
+	}
+}
