@@ -180,3 +180,52 @@ func pageChallenge(t *testing.T, url string) web.Challenge {
 	bits, _ := strconv.Atoi(m[2])
 	return web.Challenge{Token: m[1], Bits: bits}
 }
+
+// TestServeWorkKeyKept: the key that signs the public form's challenges
+// is the node's, kept in its store, not its process's: a challenge the
+// page gave before a restart (or that another node of the cluster gave)
+// passes after it, and only once.
+func TestServeWorkKeyKept(t *testing.T) {
+	data := t.TempDir()
+	p := serveInProcess(t, nil, "--data", data, "--demo", "--ask-work-bits", "4")
+	d, err := directory.Demo(serveDemoSeedDefault)
+	if err != nil {
+		t.Fatal(err)
+	}
+	svc := d.ServicesOf("pt.apav")[0]
+	askURL := "/en/ask?service=" + url.QueryEscape(svc.ID)
+	work := pageChallenge(t, "http://"+p.HTTP+askURL)
+	if work.Bits != 4 {
+		t.Fatalf("the page asks for %d bits, --ask-work-bits 4", work.Bits)
+	}
+	if code := p.stop(); code != exitOK {
+		t.Fatalf("serve exited %d", code)
+	}
+	p = serveInProcess(t, nil, "--data", data, "--demo", "--ask-work-bits", "4")
+	_, recipient := demoOrgKey(t, data, "pt.apav")
+	envelope, err := seal.Seal(recipient, []byte("x"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	form := url.Values{"need": {svc.Needs[0]}, "country": {svc.Area.Countries[0]}, "language": {svc.Languages[0]},
+		"channel": {svc.Channels[0]}, "ageband": {"adult"}, "urgency": {"soon"}, "consent": {"yes"}, "envelope": {envelope},
+		"pow": {work.Token}, "pow-solution": {web.SolveWork(work)}}
+	for i, want := range []struct {
+		status int
+		code   string
+	}{{http.StatusOK, ""}, {http.StatusConflict, "pow-replayed"}} {
+		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+p.HTTP+askURL, strings.NewReader(form.Encode()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want.status || resp.Header.Get("Invictus-Error") != want.code {
+			t.Fatalf("post %d after the restart: %d %q, want %d %q", i+1, resp.StatusCode, resp.Header.Get("Invictus-Error"), want.status, want.code)
+		}
+	}
+}
