@@ -7,44 +7,23 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/invictus-network/invictus/internal/browsertest"
 )
 
-// The browser tests drive Debian's chromium through chromedp. Outside CI
-// they skip when no browser is installed; with CI=true they fail.
+// The browser tests drive Debian's chromium through chromedp (found by
+// internal/browsertest). Outside CI they skip when no browser is
+// installed; with CI=true they fail.
 
 // axeVersion is the version of testdata/axe/axe.min.js.
-const axeVersion = "4.14.1"
-
-// browserPaths are the browsers tried, after $INVICTUS_CHROME.
-var browserPaths = []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}
-
-// findBrowser returns the browser's path, or skips (fails in CI).
-func findBrowser(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("INVICTUS_CHROME"); p != "" {
-		return p
-	}
-	for _, name := range browserPaths {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	msg := "no browser found (tried $INVICTUS_CHROME, " + strings.Join(browserPaths, ", ") + "); install one with: apt-get install -y chromium"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
+const axeVersion = browsertest.AxeVersion
 
 // browserSite is a running site for the browser tests: the pages over the
 // demo directory, and a neutral page for the quick exit.
@@ -65,7 +44,7 @@ var (
 // test's end.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	path := findBrowser(t)
+	path := browsertest.Find(t)
 	rootOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "invictus-chromium-")
 		if err != nil {

@@ -52,23 +52,10 @@ func TestServeSelfReferral(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The form's proof of work, solved as the page's script solves it.
-	work := pageChallenge(t, "http://"+p.HTTP+"/en/ask?service="+url.QueryEscape(svc.ID))
-	form := url.Values{"need": {svc.Needs[0]}, "country": {svc.Area.Countries[0]}, "language": {svc.Languages[0]},
-		"channel": {svc.Channels[0]}, "ageband": {"adult"}, "urgency": {"soon"}, "consent": {"yes"}, "envelope": {envelope},
-		"pow": {work.Token}, "pow-solution": {web.SolveWork(work)}}
-	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+p.HTTP+"/en/ask?service="+url.QueryEscape(svc.ID), strings.NewReader(form.Encode()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	page, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK || !strings.Contains(string(page), `id="ask-sent"`) {
-		t.Fatalf("POST /en/ask: %d\n%s", resp.StatusCode, page)
+	askURL := "http://" + p.HTTP + "/en/ask?service=" + url.QueryEscape(svc.ID)
+	status, code, page := postAsk(t, askURL, svc, envelope, pageChallenge(t, askURL))
+	if status != http.StatusOK || code != "" || !strings.Contains(page, `id="ask-sent"`) {
+		t.Fatalf("POST /en/ask: %d %q\n%s", status, code, page)
 	}
 
 	find := func(typ string) (httpapi.Delivery, bool) { return findDelivery(t, p.HTTP, tokens[org], typ) }
@@ -193,6 +180,9 @@ func TestServeWorkKeyKept(t *testing.T) {
 		t.Fatal(err)
 	}
 	svc := d.ServicesOf("pt.apav")[0]
+	if len(svc.Channels) == 0 || len(svc.Languages) == 0 || len(svc.Area.Countries) == 0 {
+		t.Fatalf("%s has no channel, language or country", svc.ID)
+	}
 	askURL := "/en/ask?service=" + url.QueryEscape(svc.ID)
 	work := pageChallenge(t, "http://"+p.HTTP+askURL)
 	if work.Bits != 4 {
@@ -207,25 +197,34 @@ func TestServeWorkKeyKept(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	form := url.Values{"need": {svc.Needs[0]}, "country": {svc.Area.Countries[0]}, "language": {svc.Languages[0]},
-		"channel": {svc.Channels[0]}, "ageband": {"adult"}, "urgency": {"soon"}, "consent": {"yes"}, "envelope": {envelope},
-		"pow": {work.Token}, "pow-solution": {web.SolveWork(work)}}
 	for i, want := range []struct {
 		status int
 		code   string
 	}{{http.StatusOK, ""}, {http.StatusConflict, "pow-replayed"}} {
-		req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, "http://"+p.HTTP+askURL, strings.NewReader(form.Encode()))
-		if err != nil {
-			t.Fatal(err)
-		}
-		req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		if resp.StatusCode != want.status || resp.Header.Get("Invictus-Error") != want.code {
-			t.Fatalf("post %d after the restart: %d %q, want %d %q", i+1, resp.StatusCode, resp.Header.Get("Invictus-Error"), want.status, want.code)
+		if status, code, _ := postAsk(t, "http://"+p.HTTP+askURL, svc, envelope, work); status != want.status || code != want.code {
+			t.Fatalf("post %d after the restart: %d %q, want %d %q", i+1, status, code, want.status, want.code)
 		}
 	}
+}
+
+// postAsk posts a request to be contacted for svc, with envelope and a
+// solution of work, as the page's scripts would, and returns the status,
+// the Invictus-Error header and the page.
+func postAsk(t *testing.T, askURL string, svc *directory.Service, envelope string, work web.Challenge) (int, string, string) {
+	t.Helper()
+	form := url.Values{"need": {svc.Needs[0]}, "country": {svc.Area.Countries[0]}, "language": {svc.Languages[0]},
+		"channel": {svc.Channels[0]}, "ageband": {"adult"}, "urgency": {"soon"}, "consent": {"yes"}, "envelope": {envelope},
+		"pow": {work.Token}, "pow-solution": {web.SolveWork(work)}}
+	req, err := http.NewRequestWithContext(t.Context(), http.MethodPost, askURL, strings.NewReader(form.Encode()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	page, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, resp.Header.Get("Invictus-Error"), string(page)
 }
