@@ -86,6 +86,19 @@
 // are rate limited per client address, which is kept only as a keyed
 // hash for ten minutes ([SearchRateDefault], [AskRateDefault]).
 //
+// # Proof of work
+//
+// A request to be contacted also carries a small proof of work ([Work]):
+// the page's form holds a challenge the node signed for that service's
+// form (stateless; it expires after [WorkTTLDefault]), static/pow.js
+// (loaded by seal.js only for such a form) finds with SubtleCrypto a
+// counter whose SHA-256 with it begins with [Config.WorkBits] zero bits,
+// and the node checks it before anything else, refusing a missing,
+// forged, wrong, expired or reused one with a [WorkError] whose code is
+// sent as the Invictus-Error header and changing nothing. What the node
+// holds for it: in memory only, the random nonce of each challenge used
+// (not who used it) until it expires, at most [Config.WorkMemory].
+//
 // The rights texts are plain files, rights/<lang>.txt, one per language,
 // so that organisations can correct them by pull request.
 package web
