@@ -63,7 +63,9 @@ return JSON.stringify(out);
 				t.Fatalf("the node refuses the browser's solution %s: %v", g.Sol, err)
 			}
 			var h int
-			fmt.Sscan(g.Sol, &h)
+			if _, err := fmt.Sscan(g.Sol, &h); err != nil {
+				t.Fatalf("the browser's solution %q is not a number: %v", g.Sol, err)
+			}
 			hashes += h + 1
 			ms = append(ms, time.Duration(g.MS*float64(time.Millisecond)))
 		}

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"io/fs"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -235,13 +237,17 @@ func TestBrowserSelfReferralNode(t *testing.T) {
 		t.Fatal("no stream message was read")
 	}
 	t.Logf("%d stream messages read, none holds her words", msgs)
-	filepath.WalkDir(data, func(path string, d os.DirEntry, err error) error {
+	walkErr := filepath.WalkDir(data, func(path string, d os.DirEntry, err error) error {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil // a file the node removed while the walk ran
+		}
 		if err != nil || d.IsDir() {
 			return err
 		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil // a file the node is rewriting
+		b, readErr := os.ReadFile(path)
+		if readErr != nil {
+			t.Logf("skipping %s, which the node is rewriting: %v", path, readErr)
+			return nil
 		}
 		for _, s := range secrets {
 			if bytes.Contains(b, []byte(s)) {
@@ -250,6 +256,9 @@ func TestBrowserSelfReferralNode(t *testing.T) {
 		}
 		return nil
 	})
+	if walkErr != nil {
+		t.Fatalf("reading the data directory: %v", walkErr)
+	}
 }
 
 // scanStream reads every message of a stream and fails the test if one
