@@ -378,7 +378,7 @@ func (m *Matcher) Eligible(snap *directory.Index, p events.Profile, opts ...Matc
 		if f.bits&fPresent == 0 || q.coverOf(c, i&chunkMask) == 0 {
 			continue
 		}
-		if code, _, _ := q.check(f, c, i&chunkMask); code == cNone {
+		if code, _, _ := q.check(f, c, i&chunkMask, q.sharedOf(c, i&chunkMask)); code == cNone {
 			out = append(out, c.svc[i&chunkMask].ID)
 		}
 	}
@@ -428,7 +428,7 @@ func (m *Matcher) Assess(snap *directory.Index, p events.Profile, serviceID stri
 	j := i & chunkMask
 	cover := q.coverOf(c, j)
 	a := Assessment{Service: s.ID, Candidate: dq.Matches(s), Covers: q.codes(cover)}
-	code, lang, waived := q.check(f, c, j)
+	code, lang, waived := q.check(f, c, j, q.sharedOf(c, j))
 	a.Constraint = constraintNames[code]
 	if code != cNone || cover == 0 {
 		return a, nil

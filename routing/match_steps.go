@@ -197,33 +197,37 @@ func (r *ranker) rank(wd *word, t *tally) {
 		j := (wd.base + int32(bi)) & chunkMask
 		f := &wd.c.f[j]
 		lang := wd.level(bi)
-		code, lang, waived := r.q.checkRest(f, wd.c, j, lang, wd.slowLang>>bi&1 != 0, r.slow)
+		// The channels shared with the profile, once per candidate: the
+		// constraints, the score and the distance all read them.
+		shared := r.q.sharedOf(wd.c, j)
+		code, lang, waived := r.q.checkRest(f, wd.c, j, shared, lang, wd.slowLang>>bi&1 != 0, r.slow)
 		if code != cNone {
 			t.excluded[code]++
 			continue
 		}
 		t.eligible++
-		r.fromFeatures(wd, bi, f, lang, waived)
+		r.fromFeatures(wd, bi, f, shared, lang, waived)
 	}
 }
 
 // checkRest checks the constraints constrain left: language and channel
 // of a service speaking a language without a bit (slowLang), and when
-// slow, every constraint. lang is the language level constrain found.
-func (q *query) checkRest(f *features, c *chunk, j int32, lang int, slowLang, slow bool) (code, level int, waived bool) {
+// slow, every constraint. lang is the language level constrain found,
+// shared the service's channels the profile accepts.
+func (q *query) checkRest(f *features, c *chunk, j int32, shared uint64, lang int, slowLang, slow bool) (code, level int, waived bool) {
 	switch {
 	case slowLang:
 		if lang = q.language(f, c, j); lang == langNone {
 			return cLanguage, lang, false
 		}
-		if q.sharedOf(c, j) == 0 {
+		if shared == 0 {
 			return cChannel, lang, false
 		}
 		if slow {
-			return q.check(f, c, j)
+			return q.check(f, c, j, shared)
 		}
 	case slow:
-		return q.check(f, c, j)
+		return q.check(f, c, j, shared)
 	}
 	return cNone, lang, false
 }
@@ -302,8 +306,9 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 }
 
 // fromFeatures scores the eligible candidate at bit bi of wd from its
-// features f; lang and waived are what the constraints found.
-func (r *ranker) fromFeatures(wd *word, bi int, f *features, lang int, waived bool) {
+// features f; shared are its channels the profile accepts, lang and
+// waived what the constraints found.
+func (r *ranker) fromFeatures(wd *word, bi int, f *features, shared uint64, lang int, waived bool) {
 	q, sc, c := r.q, r.sc, wd.c
 	i := wd.base + int32(bi)
 	j := i & chunkMask
@@ -313,7 +318,7 @@ func (r *ranker) fromFeatures(wd *word, bi int, f *features, lang int, waived bo
 		proper = q.proper(f, c, j, cover)
 	}
 	cl := r.classOf(cover, proper)
-	in := q.inputs(f, c, j, cover, proper, lang, waived)
+	in := q.inputs(c, j, cover, proper, shared, lang, waived)
 	base := q.baseScore(&in)
 	bonus := 0.0
 	if r.bonusOn {
@@ -323,7 +328,7 @@ func (r *ranker) fromFeatures(wd *word, bi int, f *features, lang int, waived bo
 	if bonus+base+q.distMax+obs < cl.worst {
 		return // cannot enter the ranking, however near and responsive
 	}
-	dist := q.distanceScore(f, c, j)
+	dist := q.distanceScore(f, c, j, shared)
 	e := entry{i: i}
 	if q.stats != nil {
 		e.st, e.known = q.stats.ServiceStats(c.svc[j].ID)

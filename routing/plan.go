@@ -226,7 +226,7 @@ func (sc *scratch) gaps(q *query, p *Plan, gaps uint64, k int) {
 			i := int32(wi<<6 + bits.TrailingZeros64(w))
 			j := i & chunkMask
 			f := &c.f[j]
-			m, lang, waived := q.failures(f, c, j, false)
+			m, lang, waived := q.failures(f, c, j, q.sharedOf(c, j), false)
 			var e entry
 			one := m&(m-1) == 0 && m&relaxable != 0
 			cover := q.coverOf(c, j)
@@ -376,7 +376,7 @@ func (q *query) candidate(e entry, group uint64, relaxed int) Candidate {
 	j := e.i & chunkMask
 	s := c.svc[j]
 	cover := q.coverOf(c, j)
-	_, lang, waived := q.failures(f, c, j, false)
+	_, lang, waived := q.failures(f, c, j, q.sharedOf(c, j), false)
 	comps := q.components(f, c, j, cover, q.proper(f, c, j, cover), lang, waived, e.st, e.known)
 	m := make(map[string]float64, numComponents)
 	for i, w := range q.w {

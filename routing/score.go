@@ -462,9 +462,10 @@ func (q *query) accessValue(waived bool) float64 {
 	return (float64(n-p) + AccessibilityWaived*float64(p)) / float64(n)
 }
 
-// distanceValue is the distance component of the service.
-func (q *query) distanceValue(f *features, c *chunk, j int32) float64 {
-	return q.distanceAt(c, j, f.bits&fHasLoc != 0, f.bits&fMultiLoc != 0, f.bits&fRemote != 0, q.sharedOf(c, j))
+// distanceValue is the distance component of the service; shared are
+// its channels the profile accepts (sharedOf).
+func (q *query) distanceValue(f *features, c *chunk, j int32, shared uint64) float64 {
+	return q.distanceAt(c, j, f.bits&fHasLoc != 0, f.bits&fMultiLoc != 0, f.bits&fRemote != 0, shared)
 }
 
 // distanceAt is the distance component of service j of c: has, multi and
@@ -539,9 +540,10 @@ type inputs struct {
 	cover, proper uint64
 }
 
-// inputs returns the inputs of the service's score.
-func (q *query) inputs(f *features, c *chunk, j int32, cover, proper uint64, lang int, waived bool) inputs {
-	in := inputs{met: bits.OnesCount64(cover), lang: lang, chans: q.sharedOf(c, j), waived: waived, cover: cover, proper: proper}
+// inputs returns the inputs of the service's score; shared are its
+// channels the profile accepts (sharedOf).
+func (q *query) inputs(c *chunk, j int32, cover, proper, shared uint64, lang int, waived bool) inputs {
+	in := inputs{met: bits.OnesCount64(cover), lang: lang, chans: shared, waived: waived, cover: cover, proper: proper}
 	if len(q.wSpec) > 0 {
 		in.spec = q.specIndex(c, j)
 	}
@@ -552,8 +554,9 @@ func (q *query) inputs(f *features, c *chunk, j int32, cover, proper uint64, lan
 // observed statistics. cover is the profile needs the service meets,
 // proper those of them it meets in the preferred country.
 func (q *query) fixedScore(f *features, c *chunk, j int32, cover, proper uint64, lang int, waived bool) float64 {
-	in := q.inputs(f, c, j, cover, proper, lang, waived)
-	return q.baseScore(&in) + q.distanceScore(f, c, j)
+	shared := q.sharedOf(c, j)
+	in := q.inputs(c, j, cover, proper, shared, lang, waived)
+	return q.baseScore(&in) + q.distanceScore(f, c, j, shared)
 }
 
 // baseScore is the weighted sum of the components but for the distance
@@ -581,11 +584,11 @@ func (q *query) baseScore(in *inputs) float64 {
 func total(base, dist, obs float64) float64 { return min(base+dist+obs, 1) }
 
 // distanceScore is the weighted distance component.
-func (q *query) distanceScore(f *features, c *chunk, j int32) float64 {
+func (q *query) distanceScore(f *features, c *chunk, j int32, shared uint64) float64 {
 	if !q.hasPoint {
 		return 0
 	}
-	return q.w[compDistance] * q.distanceValue(f, c, j)
+	return q.w[compDistance] * q.distanceValue(f, c, j, shared)
 }
 
 // observedScore is the weighted sum of the observed components.
@@ -620,13 +623,14 @@ func (q *query) components(f *features, c *chunk, j int32, cover, proper uint64,
 	var v [numComponents]float64
 	v[compNeeds] = needsValue(bits.OnesCount64(cover), len(q.needBits))
 	v[compLanguage] = languageValue(lang)
-	v[compChannel] = q.channelValue(q.sharedOf(c, j))
+	shared := q.sharedOf(c, j)
+	v[compChannel] = q.channelValue(shared)
 	if q.nCrimes > 0 || q.nFlags > 0 {
 		idx := q.specIndex(c, j)
 		v[compSpecialisation] = q.specValue(idx/(q.nFlags+1), idx%(q.nFlags+1))
 	}
 	if q.hasPoint {
-		v[compDistance] = q.distanceValue(f, c, j)
+		v[compDistance] = q.distanceValue(f, c, j, shared)
 	}
 	if q.acc != 0 {
 		v[compAccessibility] = q.accessValue(waived)
@@ -640,9 +644,10 @@ func (q *query) components(f *features, c *chunk, j int32, cover, proper uint64,
 
 // check returns the first hard constraint service j of chunk c fails
 // (cNone if none), its language level and whether needs of the place were
-// waived because it can be used remotely.
-func (q *query) check(f *features, c *chunk, j int32) (code int, lang int, waived bool) {
-	m, lang, waived := q.failures(f, c, j, true)
+// waived because it can be used remotely. shared are the service's
+// channels the profile accepts (sharedOf), computed once per candidate.
+func (q *query) check(f *features, c *chunk, j int32, shared uint64) (code int, lang int, waived bool) {
+	m, lang, waived := q.failures(f, c, j, shared, true)
 	return firstConstraint(m), lang, waived
 }
 
@@ -656,10 +661,11 @@ func firstConstraint(m uint16) int {
 
 // failures returns the hard constraints service j of chunk c fails, as a
 // mask of bits 1<<code, with its language level and whether needs of the
-// place were waived. With first it stops at the first failure. It is the
+// place were waived; shared are its channels the profile accepts
+// (sharedOf). With first it stops at the first failure. It is the
 // one definition of the constraints; Match checks those that depend on
 // codes alone with the chunks' bitsets, to the same effect.
-func (q *query) failures(f *features, c *chunk, j int32, first bool) (m uint16, lang int, waived bool) {
+func (q *query) failures(f *features, c *chunk, j int32, shared uint64, first bool) (m uint16, lang int, waived bool) {
 	fail := func(code int) bool {
 		m |= 1 << code
 		return first
@@ -680,12 +686,12 @@ func (q *query) failures(f *features, c *chunk, j int32, first bool) (m uint16, 
 	if lang == langNone && fail(cLanguage) {
 		return m, 0, false
 	}
-	if q.sharedOf(c, j) == 0 && fail(cChannel) {
+	if shared == 0 && fail(cChannel) {
 		return m, lang, false
 	}
 	if q.acc != 0 {
 		var ok bool
-		if ok, waived = q.access(f, c, j); !ok && fail(cAccessibility) {
+		if ok, waived = q.access(f, c, j, shared); !ok && fail(cAccessibility) {
 			return m, lang, false
 		}
 	}
@@ -740,8 +746,9 @@ func interpreterLevel(f *features) int {
 
 // access reports whether the accessibility needs are met, and whether
 // needs of the place were waived because the service can be used through
-// a channel other than in person.
-func (q *query) access(f *features, c *chunk, j int32) (ok, waived bool) {
+// a channel other than in person (one of shared, its channels the
+// profile accepts).
+func (q *query) access(f *features, c *chunk, j int32, shared uint64) (ok, waived bool) {
 	own := q.accOf(c.m.acc, j)
 	if comm := q.acc &^ q.place; comm&^(own|q.accOf(c.m.accAny, j)) != 0 {
 		return false, false
@@ -757,7 +764,7 @@ func (q *query) access(f *features, c *chunk, j int32) (ok, waived bool) {
 			}
 		}
 	}
-	if q.sharedOf(c, j)&q.remote != 0 {
+	if shared&q.remote != 0 {
 		return true, true
 	}
 	return false, false
