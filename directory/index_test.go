@@ -62,11 +62,18 @@ func handDirectory() *directory.Directory {
 	}
 }
 
+// ids returns the ids of the services numbered nums, sorted (services are
+// numbered by place, not by id), or a note when nums is not strictly
+// ascending, as Candidates promises.
 func ids(x *directory.Index, nums []int32) []string {
 	out := make([]string, 0, len(nums))
-	for _, i := range nums {
+	for k, i := range nums {
+		if k > 0 && nums[k-1] >= i {
+			return []string{"not ascending"}
+		}
 		out = append(out, x.Service(i).ID)
 	}
+	slices.Sort(out)
 	return out
 }
 
@@ -494,5 +501,52 @@ func TestCandidatesLargeRadiiFarNorth(t *testing.T) {
 	}
 	if found == 0 {
 		t.Fatal("no query found anything")
+	}
+}
+
+// TestServicesAreNumberedByPlace checks that blocks of 64 consecutive
+// service numbers (a word of a candidate bitset) cover small areas, so
+// that the matcher can skip far blocks: the median span of a block's
+// first locations must be a small fraction of that of blocks in id order.
+func TestServicesAreNumberedByPlace(t *testing.T) {
+	t.Parallel()
+	d := directory.Generate(20000, 4)
+	x := directory.NewIndex(d, 1)
+	span := func(svcs []*directory.Service) float64 {
+		var spans []float64
+		for lo := 0; lo+64 <= len(svcs); lo += 64 {
+			la0, la1, lo0, lo1 := 90.0, -90.0, 180.0, -180.0
+			located := 0
+			for _, s := range svcs[lo : lo+64] {
+				if len(s.Locations) == 0 || s.Area.Remote {
+					continue
+				}
+				l := s.Locations[0]
+				la0, la1, lo0, lo1 = min(la0, l.Lat), max(la1, l.Lat), min(lo0, l.Lon), max(lo1, l.Lon)
+				located++
+			}
+			if located > 1 {
+				spans = append(spans, (la1-la0)+(lo1-lo0))
+			}
+		}
+		slices.Sort(spans)
+		return spans[len(spans)/2]
+	}
+	var byNumber, byID []*directory.Service
+	for i := range int32(x.Len()) {
+		byNumber = append(byNumber, x.Service(i))
+	}
+	for i := range d.Services {
+		byID = append(byID, &d.Services[i])
+	}
+	placed, ided := span(byNumber), span(byID)
+	if placed > ided/4 {
+		t.Errorf("median span of a block of 64 numbers: %.2f° by place, %.2f° by id: want at most a quarter", placed, ided)
+	}
+	// Every service keeps its number: Lookup and Service agree.
+	for i := range int32(x.Len()) {
+		if j, ok := x.Lookup(x.Service(i).ID); !ok || j != i {
+			t.Fatalf("Lookup(%s) = %d %v, want %d", x.Service(i).ID, j, ok, i)
+		}
 	}
 }

@@ -195,11 +195,14 @@ func (c Config) Validate() error {
 // [Plan]. It keeps derived data per snapshot (see [Matcher.Match]) and is
 // safe for concurrent use.
 type Matcher struct {
-	cfg     Config
-	err     error // from Validate; returned by every match
-	weights [numComponents]float64
-	tables  tableCache
-	pool    sync.Pool // *scratch
+	cfg Config
+	// unbounded turns the distance bounds of words off (tests compare the
+	// plans with and without them).
+	unbounded bool
+	err       error // from Validate; returned by every match
+	weights   [numComponents]float64
+	tables    tableCache
+	pool      sync.Pool // *scratch
 }
 
 // NewMatcher returns a matcher with cfg.WithDefaults(). A config that fails
@@ -298,8 +301,16 @@ type scratch struct {
 	langIDs  []int16
 	mow      []int16
 	spec     []float64
-	words    []uint64 // candidate bitset
-	rest     []int    // dense ids of the profile's languages after the first
+	words    []uint64  // candidate bitset
+	later    []farWord // words left for after the near ones
+	rest     []int     // dense ids of the profile's languages after the first
+}
+
+// farWord is a word of the candidate bitset left for after the words near
+// the victim, with its distance bound (query.distanceBound).
+type farWord struct {
+	wi   int32
+	dist float64
 }
 
 // maxProfileNeeds is the most distinct needs (and channels, and
@@ -348,15 +359,36 @@ func (m *Matcher) Match(snap *directory.Index, p events.Profile, opts ...MatchOp
 	sc.words = snap.CandidateBits(directoryQuery(&p), sc.words)
 	var t tally
 	r := sc.ranker(q, k)
+	// Words near the victim first (services are numbered by place, so a
+	// word lies in a small box), then the others: the rankings fill with
+	// near candidates, and most candidates of far words cannot enter
+	// them and are not scored (ranker.keyMax). The plan does not depend
+	// on the order.
+	visit := func(wi int, dist float64) {
+		// 2. Constraints: those that depend on codes alone, on 64
+		// candidates at a time; 3. scores: the rest of the constraints
+		// and the score of each candidate left, ranked in its class.
+		wd := q.constrain(wi, sc.words[wi], &t)
+		r.rank(&wd, &t, dist)
+	}
+	sc.later = sc.later[:0]
 	for wi, w := range sc.words {
 		if w == 0 {
 			continue
 		}
-		// 2. Constraints: those that depend on codes alone, on 64
-		// candidates at a time; 3. scores: the rest of the constraints
-		// and the score of each candidate left, ranked in its class.
-		wd := q.constrain(wi, w, &t)
-		r.rank(&wd, &t)
+		dist := q.distMax
+		if !q.unbounded {
+			dist = q.distanceBound(&q.t.chunks[wi>>(chunkBits-6)].m.box[wi&(chunkWords-1)])
+			if dist < q.nearBound {
+				sc.later = append(sc.later, farWord{int32(wi), dist})
+				continue
+			}
+		}
+		visit(wi, dist)
+	}
+	q.ownAt = 0 // ownWord reads words in increasing order
+	for _, fw := range sc.later {
+		visit(int(fw.wi), fw.dist)
 	}
 	// 4. Plan: the classes grouped into placements, explained.
 	return sc.plan(q, k, &t), nil
@@ -558,7 +590,7 @@ func checkProfile(p *events.Profile) error {
 // compile fills sc.q from a checked profile.
 func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *events.Profile, o *matchOptions) {
 	q := &sc.q
-	*q = query{t: t, snap: snap, stats: m.cfg.Stats, scaleKm: m.cfg.DistanceScaleKm, perKm: 1 / m.cfg.DistanceScaleKm, preferred: o.preferred}
+	*q = query{t: t, snap: snap, stats: m.cfg.Stats, scaleKm: m.cfg.DistanceScaleKm, perKm: 1 / m.cfg.DistanceScaleKm, preferred: o.preferred, unbounded: m.unbounded}
 	if o.referrer != "" {
 		q.referrer, q.own = o.referrer, t.organisationServices(o.referrer)
 	}
@@ -715,6 +747,9 @@ func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *event
 	q.w = w
 	if q.hasPoint {
 		q.distMax = w[compDistance]
+		// Words whose services may be as near as DistanceNoLocation
+		// are ranked first.
+		q.nearBound = w[compDistance] * DistanceNoLocation
 	}
 	q.tabulate(sc.spec)
 	sc.spec = q.wSpec

@@ -1,6 +1,7 @@
 package routing
 
 import (
+	"math"
 	"math/bits"
 )
 
@@ -167,6 +168,17 @@ type ranker struct {
 	// scratch.chanW, crimeW, flagW).
 	needW                               [maxDenseNeeds]uint64
 	waitW, specW, locW, multiW, remoteW uint64
+
+	// distMax is the most the distance can add for the current word
+	// (query.distanceBound); keyMax the most the ranking key of one of
+	// its candidates can be, but for the needs component: a candidate
+	// whose class's worst is above it plus its needs component cannot
+	// enter the ranking and is not scored.
+	distMax, keyMax float64
+	// Of the current word: the candidates whose accessibility needs are
+	// met, of them those met through a remote channel, and those to
+	// check one by one (see access).
+	accOK, accWaived, accSlow uint64
 }
 
 // ranker returns the ranker of the match compiled in sc.q.
@@ -182,10 +194,23 @@ func (sc *scratch) ranker(q *query, k int) ranker {
 }
 
 // rank checks the remaining constraints on the candidates of wd, scores
-// those that pass and offers them to their class's ranking.
-func (r *ranker) rank(wd *word, t *tally) {
-	if r.maskPath && wd.todo != 0 {
+// those that pass and offers them to their class's ranking. dist is the
+// most the distance can add for a candidate of the word.
+func (r *ranker) rank(wd *word, t *tally, dist float64) {
+	if wd.todo == 0 {
+		return
+	}
+	if r.maskPath {
 		r.load(wd)
+	}
+	q := r.q
+	r.distMax, r.keyMax = dist, math.Inf(1)
+	if !q.unbounded {
+		r.keyMax = r.wordMax(wd) + dist + q.obsMax + q.bonusMax + boundSlack
+	}
+	wordAccess := r.slow && q.acc != 0 && !q.unbounded
+	if wordAccess {
+		r.access(wd)
 	}
 	for todo := wd.todo; todo != 0; todo &= todo - 1 {
 		bi := bits.TrailingZeros64(todo)
@@ -200,7 +225,13 @@ func (r *ranker) rank(wd *word, t *tally) {
 		// The channels shared with the profile, once per candidate: the
 		// constraints, the score and the distance all read them.
 		shared := r.q.sharedOf(wd.c, j)
-		code, lang, waived := r.q.checkRest(f, wd.c, j, shared, lang, wd.slowLang>>bi&1 != 0, r.slow)
+		var code int
+		var waived bool
+		if wordAccess && wd.slowLang>>bi&1 == 0 {
+			code, waived = r.checkLast(wd, bi, f, j, shared)
+		} else {
+			code, lang, waived = r.q.checkRest(f, wd.c, j, shared, lang, wd.slowLang>>bi&1 != 0, r.slow)
+		}
 		if code != cNone {
 			t.excluded[code]++
 			continue
@@ -210,9 +241,105 @@ func (r *ranker) rank(wd *word, t *tally) {
 	}
 }
 
+// access finds, for the word's candidates, those whose accessibility
+// needs are met (accOK, of which accWaived through a remote channel) and
+// those with several locations to check one by one (accSlow), from the
+// chunk's bitsets, as query.access decides for one service.
+func (r *ranker) access(wd *word) {
+	q, mk, cw := r.q, &wd.c.m, wd.cw
+	commFail, placeOK := uint64(0), ^uint64(0)
+	for n, k := range q.accCode {
+		own := mk.acc[k][cw]
+		if q.place>>n&1 == 0 {
+			commFail |= ^(own | mk.accAny[k][cw])
+		} else {
+			placeOK &= own | mk.acc0[k][cw]
+		}
+	}
+	var reach uint64
+	for n, k := range q.chanCode {
+		if q.remote>>n&1 != 0 {
+			reach |= mk.channels[k][cw]
+		}
+	}
+	rest := ^commFail &^ placeOK
+	r.accSlow = rest & mk.multiLoc[cw]
+	r.accWaived = rest &^ mk.multiLoc[cw] & reach
+	r.accOK = ^commFail&placeOK | r.accWaived
+}
+
+// checkLast is query.checkLast for the candidate at bit bi of wd, with the
+// accessibility found by access.
+func (r *ranker) checkLast(wd *word, bi int, f *features, j int32, shared uint64) (code int, waived bool) {
+	q := r.q
+	switch {
+	case r.accOK>>bi&1 != 0:
+		waived = r.accWaived>>bi&1 != 0
+	case r.accSlow>>bi&1 != 0:
+		var ok bool
+		if ok, waived = q.access(f, wd.c, j, shared); !ok {
+			return cAccessibility, false
+		}
+	default:
+		return cAccessibility, false
+	}
+	if q.emergency && !q.openNow(f, wd.c, j) {
+		return cOpenNow, waived
+	}
+	return cNone, waived
+}
+
+// wordMax is the most the language, channel, specialisation,
+// accessibility and residence components can add for a candidate of wd:
+// the best language level and the union of the profile's channels among
+// its candidates, the best specialisation unless none of them matches a
+// crime or flag of the profile.
+func (r *ranker) wordMax(wd *word) float64 {
+	q, mk, cw, todo := r.q, &wd.c.m, wd.cw, wd.todo
+	lang := q.langMax
+	if wd.slowLang == 0 {
+		lang = 0
+		if todo&wd.first != 0 {
+			lang = max(lang, q.wLang[langFirst])
+		}
+		if todo&wd.other != 0 {
+			lang = max(lang, q.wLang[langOther])
+		}
+		if todo&wd.provided != 0 {
+			lang = max(lang, q.wLang[langProvided])
+		}
+		if todo&^(wd.first|wd.other|wd.provided) != 0 {
+			lang = max(lang, q.wLang[langInterpreter])
+		}
+	}
+	var union uint64
+	for n, k := range q.chanCode {
+		if mk.channels[k][cw]&todo != 0 {
+			union |= 1 << n
+		}
+	}
+	v := q.restMax + lang + q.chanWeight(union)
+	if len(q.wSpec) > 0 {
+		var any uint64
+		for _, k := range q.crimeCode {
+			any |= mk.crimes[k][cw]
+		}
+		for _, k := range q.flagCode {
+			any |= mk.flags[k][cw]
+		}
+		if any&todo != 0 {
+			v += q.specMax
+		} else {
+			v += q.specNone
+		}
+	}
+	return v
+}
+
 // checkRest checks the constraints constrain left: language and channel
 // of a service speaking a language without a bit (slowLang), and when
-// slow, every constraint. lang is the language level constrain found,
+// slow, the constraints constrain does not check (accessibility, open
+// now), or all of them for a service of slowLang. lang is the language level constrain found,
 // shared the service's channels the profile accepts.
 func (q *query) checkRest(f *features, c *chunk, j int32, shared uint64, lang int, slowLang, slow bool) (code, level int, waived bool) {
 	switch {
@@ -226,8 +353,13 @@ func (q *query) checkRest(f *features, c *chunk, j int32, shared uint64, lang in
 		if slow {
 			return q.check(f, c, j, shared)
 		}
-	case slow:
+	case slow && q.unbounded:
 		return q.check(f, c, j, shared)
+	case slow:
+		// constrain has checked every constraint before accessibility
+		// and open now on the word's bitsets.
+		code, waived := q.checkLast(f, c, j, shared)
+		return code, lang, waived
 	}
 	return cNone, lang, false
 }
@@ -267,12 +399,16 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 		r.last = -1 // sc.classes may have moved
 	}
 	cl := &sc.classes[ci]
+	met := bits.OnesCount(uint(compact))
+	if q.wNeeds[met]+r.keyMax < cl.worst {
+		return // cannot enter the ranking: the word is too far
+	}
 	var chm uint64
 	for n, w := range sc.chanW {
 		chm |= (w >> bi & 1) << n
 	}
 	in := inputs{
-		met:   bits.OnesCount(uint(compact)),
+		met:   met,
 		lang:  wd.level(bi),
 		chans: chm,
 	}
@@ -292,8 +428,8 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 	}
 	base := q.baseScore(&in)
 	obs := q.wObs[r.waitW>>bi&1]
-	if base+q.distMax+obs < cl.worst {
-		return // cannot enter the ranking, however near
+	if base+r.distMax+obs < cl.worst {
+		return // cannot enter the ranking, however near in its word
 	}
 	dist := 0.0
 	if q.hasPoint {
@@ -318,6 +454,9 @@ func (r *ranker) fromFeatures(wd *word, bi int, f *features, shared uint64, lang
 		proper = q.proper(f, c, j, cover)
 	}
 	cl := r.classOf(cover, proper)
+	if q.wNeeds[bits.OnesCount64(cover)]+r.keyMax < cl.worst {
+		return // cannot enter the ranking: the word is too far
+	}
 	in := q.inputs(c, j, cover, proper, shared, lang, waived)
 	base := q.baseScore(&in)
 	bonus := 0.0
@@ -325,7 +464,7 @@ func (r *ranker) fromFeatures(wd *word, bi int, f *features, shared uint64, lang
 		bonus = q.bonus(f, c, j)
 	}
 	obs := q.observedMax(f)
-	if bonus+base+q.distMax+obs < cl.worst {
+	if bonus+base+r.distMax+obs < cl.worst {
 		return // cannot enter the ranking, however near and responsive
 	}
 	dist := q.distanceScore(f, c, j, shared)

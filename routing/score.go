@@ -260,6 +260,19 @@ type query struct {
 	scaleKm  float64
 	perKm    float64 // 1/scaleKm
 	distMax  float64 // the most the distance can add
+	// restMax is the most accessibility and residence can add; obsMax the most
+	// the observed ones can add; bonusMax the largest bonus. With wNeeds
+	// and a word's distance bound (distanceBound) they bound the ranking
+	// key of every candidate of the word.
+	restMax, obsMax, bonusMax float64
+	// langMax and specMax are the largest language and specialisation
+	// components, specNone that of a service matching none of the
+	// profile's crimes and flags (see ranker.wordMax).
+	langMax, specMax, specNone float64
+	// unbounded: no bounds (Matcher.unbounded); nearBound: the words
+	// whose distance bound reaches it are ranked first.
+	unbounded bool
+	nearBound float64
 
 	// land and countryKey are the victim's land and country for the
 	// crossing factors (placeKey), 0 unknown.
@@ -279,7 +292,7 @@ type query struct {
 	// channel by the shared channel mask, specialisation by specIndex,
 	// accessibility by waived, observed components without statistics by
 	// waiting list.
-	wNeeds [20]float64
+	wNeeds [maxProfileNeeds + 1]float64
 	wLang  [5]float64
 	wChan  [64]float64
 	wSpec  []float64
@@ -313,6 +326,68 @@ func (q *query) tabulate(spec []float64) {
 	for k := range q.wObs {
 		q.wObs[k] = q.w[compLoad]*loadValue(k == 1, 0, 0) + (q.w[compAcceptance]+q.w[compResponse])*PriorScore
 	}
+	q.langMax = slices.Max(q.wLang[:])
+	q.restMax = 0
+	if len(q.wSpec) > 0 {
+		q.specMax = slices.Max(q.wSpec)
+		// Of a generalist or a specialist in other crimes, matching
+		// none of the profile's flags.
+		q.specNone = max(q.wSpec[0], q.wSpec[min(q.nFlags+1, len(q.wSpec)-1)])
+	}
+	if q.acc != 0 {
+		q.restMax += max(q.wAcc[0], q.wAcc[1])
+	}
+	if q.cross {
+		q.restMax += q.w[compResidence]
+	}
+	q.obsMax = max(q.wObs[0], q.wObs[1])
+	if q.stats != nil {
+		q.obsMax = q.w[compLoad] + q.w[compAcceptance] + q.w[compResponse]
+	}
+	q.bonusMax = 0
+	if q.emergency {
+		q.bonusMax += 4
+	}
+	if q.preferred != "" {
+		q.bonusMax += 2
+	}
+}
+
+// boundSlack is added to every bound of a ranking key: the bounds are
+// computed with the same floating-point operations as the keys, in an
+// order that can only round them up, but expNeg's table is monotone only
+// to within a rounding error.
+const boundSlack = 1e-9
+
+// distanceBound is the most the weighted distance component can be for
+// any service of a word whose locations lie in box (distanceAt of each
+// is at most its value): the component at the point of the box nearest
+// the victim, by the same equirectangular measure, at least
+// DistanceNoLocation when a service of the word has no location or is
+// remote. Crossing factors (at least 1) only lengthen a distance.
+func (q *query) distanceBound(b *wordBox) float64 {
+	if !q.hasPoint {
+		return 0
+	}
+	v := 0.0
+	switch {
+	case b.unbounded:
+		v = 1
+	case b.located:
+		lat0, lat1, lon0, lon1 := float64(b.lat0), float64(b.lat1), float64(b.lon0), float64(b.lon1)
+		if lon1-q.lon > 180 || q.lon-lon0 > 180 {
+			// Some longitude of the box may wrap around: no bound.
+			v = 1
+		} else {
+			lat := min(max(q.lat, lat0), lat1)
+			lon := min(max(q.lon, lon0), lon1)
+			v = expNeg(q.km(lat, lon) * q.perKm)
+		}
+	}
+	if b.near {
+		v = max(v, DistanceNoLocation)
+	}
+	return q.w[compDistance] * v
 }
 
 // The component values, each in [0, 1]: the single definition that both
@@ -649,6 +724,22 @@ func (q *query) components(f *features, c *chunk, j int32, cover, proper uint64,
 func (q *query) check(f *features, c *chunk, j int32, shared uint64) (code int, lang int, waived bool) {
 	m, lang, waived := q.failures(f, c, j, shared, true)
 	return firstConstraint(m), lang, waived
+}
+
+// checkLast returns the first of the constraints after the channel
+// (accessibility, open now) that the service fails, cNone if none, and
+// whether needs of the place were waived; failures checks them alike.
+func (q *query) checkLast(f *features, c *chunk, j int32, shared uint64) (code int, waived bool) {
+	if q.acc != 0 {
+		var ok bool
+		if ok, waived = q.access(f, c, j, shared); !ok {
+			return cAccessibility, false
+		}
+	}
+	if q.emergency && !q.openNow(f, c, j) {
+		return cOpenNow, waived
+	}
+	return cNone, waived
 }
 
 // firstConstraint is the first constraint of a failures mask, cNone for 0.

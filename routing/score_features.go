@@ -136,6 +136,59 @@ type masks struct {
 	// the service itself, at one of its locations, at its first.
 	acc, accAny, acc0 [][chunkWords]uint64
 	langs             [maxDenseLangs][chunkWords]uint64
+	// box bounds the locations of each word's services, for the
+	// distance bound of a word (query.distanceBound).
+	box [chunkWords]wordBox
+}
+
+// wordBox bounds the locations of the services of a word of a chunk: the
+// float32 latitudes and longitudes the distance reads (the first
+// location, c.locs, or the service's own for fLocSlow).
+type wordBox struct {
+	lat0, lat1, lon0, lon1 float32
+	// located: some service has a location (the box is set); near: some
+	// service has none or is remote, and may score DistanceNoLocation;
+	// unbounded: a coordinate is not a finite number.
+	located, near, unbounded bool
+}
+
+// add extends the box by a location.
+func (b *wordBox) add(lat, lon float32) {
+	if lat != lat || lon != lon || math.IsInf(float64(lat), 0) || math.IsInf(float64(lon), 0) {
+		b.unbounded = true
+		return
+	}
+	if !b.located {
+		b.lat0, b.lat1, b.lon0, b.lon1, b.located = lat, lat, lon, lon, true
+		return
+	}
+	b.lat0, b.lat1 = min(b.lat0, lat), max(b.lat1, lat)
+	b.lon0, b.lon1 = min(b.lon0, lon), max(b.lon1, lon)
+}
+
+// bound fills the box of the service at j.
+func (ch *chunk) bound(b *wordBox, j int) {
+	f := &ch.f[j]
+	if f.bits&fHasLoc == 0 || f.bits&fRemote != 0 {
+		b.near = true
+	}
+	if f.bits&fHasLoc == 0 {
+		return
+	}
+	b.add(f.lat, f.lon)
+	if f.bits&fMultiLoc == 0 {
+		return
+	}
+	if f.bits&fLocSlow != 0 {
+		for _, l := range ch.svc[j].Locations[1:] {
+			b.add(float32(l.Lat), float32(l.Lon))
+		}
+		return
+	}
+	x := &ch.x[j]
+	for _, l := range ch.locs[x.locOff : x.locOff+uint16(x.nLoc)-1] {
+		b.add(l.lat, l.lon)
+	}
 }
 
 // derive fills ch.m from ch.f and, for the codes of the lists of any
@@ -161,6 +214,7 @@ func (ch *chunk) derive(num *numbering) {
 		w, bit := j>>6, uint64(1)<<(j&63)
 		m.present[w] |= bit
 		ch.pos[j] = [2]float32{f.lat, f.lon}
+		ch.bound(&m.box[w], j)
 		if f.bits&fHasLoc != 0 {
 			m.hasLoc[w] |= bit
 		}

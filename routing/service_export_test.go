@@ -6,6 +6,15 @@ import (
 	"github.com/invictus-network/invictus/events"
 )
 
+// NewUnboundedMatcher returns a matcher that scores every eligible
+// candidate: without the distance bounds of words that skip those that
+// cannot enter a ranking. Its plans must equal NewMatcher's.
+func NewUnboundedMatcher(cfg Config) *Matcher {
+	m := NewMatcher(cfg)
+	m.unbounded = true
+	return m
+}
+
 // OwnEvent exposes ownEvent to the external tests.
 var OwnEvent = ownEvent
 

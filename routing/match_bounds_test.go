@@ -1,0 +1,148 @@
+package routing_test
+
+import (
+	"math/rand/v2"
+	"reflect"
+	"testing"
+	"time"
+
+	"pgregory.net/rapid"
+
+	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/routing"
+)
+
+// The matcher skips the candidates of a word (64 services numbered
+// together, which the index numbers by place) that cannot enter a ranking
+// because the word lies too far from the victim. These tests hold it to
+// the plans of the reference: the same matcher scoring every eligible
+// candidate (routing.NewUnboundedMatcher), on services numbered by place
+// and, for small directories, in the order they were added.
+
+// samePlans fails t unless both matchers give the same plan (or the same
+// error) for the profile.
+func samePlans(t interface {
+	Helper()
+	Fatalf(string, ...any)
+}, fast, ref *routing.Matcher, snap *directory.Index, p events.Profile, opts ...routing.MatchOption) *routing.Plan {
+	t.Helper()
+	got, err1 := fast.Match(snap, p, opts...)
+	want, err2 := ref.Match(snap, p, opts...)
+	if (err1 == nil) != (err2 == nil) {
+		t.Fatalf("errors differ: %v and %v", err1, err2)
+	}
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("the plans differ for %+v:\nbounded   %+v\nunbounded %+v", p, got, want)
+	}
+	return got
+}
+
+// randomStats gives some services observed statistics.
+func randomStats(d *directory.Directory, r *rand.Rand) stats {
+	st := stats{}
+	for _, s := range d.Services {
+		if r.IntN(4) == 0 {
+			n := r.IntN(40)
+			st[s.ID] = routing.ServiceStats{Answered: n, Accepted: r.IntN(n + 1), ResponseTime: time.Duration(r.IntN(72)) * time.Hour, OpenOffers: r.IntN(5)}
+		}
+	}
+	return st
+}
+
+// TestBoundsKeepThePlansOfGeneratedDirectories matches sampled profiles
+// against generated directories, with every option that changes the
+// ranking key (statistics, preferred organisation, referrer, fallbacks),
+// with and without the bounds.
+func TestBoundsKeepThePlansOfGeneratedDirectories(t *testing.T) {
+	t.Parallel()
+	at := routing.At(time.Date(2026, 11, 27, 11, 0, 0, 0, time.UTC))
+	night := routing.At(time.Date(2026, 11, 28, 2, 30, 0, 0, time.UTC))
+	eligible := 0
+	for _, n := range []int{700, 3000, 12000} {
+		d := directory.Generate(n, int64(n))
+		snap := directory.NewIndex(d, 1)
+		r := rand.New(rand.NewPCG(uint64(n), 7))
+		st := randomStats(d, r)
+		plain := [2]*routing.Matcher{routing.NewMatcher(routing.Config{}), routing.NewUnboundedMatcher(routing.Config{})}
+		observed := [2]*routing.Matcher{routing.NewMatcher(routing.Config{Stats: st}), routing.NewUnboundedMatcher(routing.Config{Stats: st})}
+		for k, p := range routing.SampleProfiles(400, int64(n)) {
+			ms := plain
+			if k%5 == 0 {
+				ms = observed
+			}
+			opts := []routing.MatchOption{at}
+			if k%7 == 0 {
+				opts[0] = night
+			}
+			if k%3 == 0 {
+				opts = append(opts, routing.WithFallbacks(r.IntN(6)))
+			}
+			if k%11 == 0 {
+				o := d.Organisations[r.IntN(len(d.Organisations))].ID
+				opts = append(opts, routing.WithPreferredOrganisation(o))
+			}
+			if k%13 == 0 {
+				o := d.Organisations[r.IntN(len(d.Organisations))].ID
+				opts = append(opts, routing.WithReferrer(o))
+			}
+			plan := samePlans(t, ms[0], ms[1], snap, p, opts...)
+			eligible += plan.Eligible
+		}
+	}
+	if eligible == 0 {
+		t.Fatal("no eligible candidate in any plan: the comparison proves nothing")
+	}
+}
+
+// TestPropertyBoundsKeepThePlans compares the plans with and without the
+// bounds on directories of rapid services scattered around the victim,
+// numbered by place (NewIndex) and in the order they were added (an
+// index grown by With from an empty one).
+func TestPropertyBoundsKeepThePlans(t *testing.T) {
+	t.Parallel()
+	fast, ref := routing.NewMatcher(routing.Config{}), routing.NewUnboundedMatcher(routing.Config{})
+	rapid.Check(t, func(t *rapid.T) {
+		d := genDirectory(t)
+		// Copies of the services spread over 0 to about 300 km, so that
+		// words of near and far services fill the rankings.
+		copies := rapid.IntRange(0, 6).Draw(t, "copies")
+		base := len(d.Services)
+		for c := range copies {
+			for i := range base {
+				s := d.Services[i]
+				s.ID = s.ID + "x" + string(rune('a'+c))
+				s.Locations = append([]directory.Location(nil), s.Locations...)
+				for li := range s.Locations {
+					s.Locations[li].Lat += float64(rapid.IntRange(-150, 150).Draw(t, "dlat")) / 100
+					s.Locations[li].Lon += float64(rapid.IntRange(-150, 150).Draw(t, "dlon")) / 100
+				}
+				d.Services = append(d.Services, s)
+			}
+		}
+		p := genProfile(t)
+		at := routing.At(genTime(t))
+		snap := directory.NewIndex(d, 3)
+		samePlans(t, fast, ref, snap, p, at)
+		if len(d.Services) <= directory.IndexRebuildMin {
+			var changes []directory.Change
+			for i := range d.Services {
+				s := &d.Services[len(d.Services)-1-i] // numbered against id order
+				changes = append(changes, directory.Change{Key: directory.ServiceKey(s.ID), Revision: 3, Service: s})
+			}
+			for i := range d.Organisations {
+				o := &d.Organisations[i]
+				changes = append(changes, directory.Change{Key: directory.OrgKey(o.ID), Revision: 3, Org: o})
+			}
+			added := directory.NewIndex(nil, 3).With(changes...)
+			a, err1 := fast.Match(snap, p, at)
+			b, err2 := ref.Match(added, p, at)
+			if (err1 == nil) != (err2 == nil) {
+				t.Fatalf("errors differ: %v and %v", err1, err2)
+			}
+			if !reflect.DeepEqual(a, b) {
+				t.Fatalf("numbered by place and in added order, the plans differ:\n%+v\n%+v", a, b)
+			}
+		}
+	})
+}
