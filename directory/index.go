@@ -96,18 +96,55 @@ var needIndex = func() map[string]int {
 	return m
 }()
 
-// numNeeds is the number of need codes; masks of needs fit a uint32.
+// numNeeds is the number of need codes: the taxonomy may list any number.
 var numNeeds = len(events.Needs)
 
-// needMask returns the bit mask of the known need codes in codes.
-func needMask(codes []string) uint32 {
-	var m uint32
+// needFold returns the need codes of codes folded into 64 bits: bit i%64
+// for the need at position i of events.Needs. Two lists share a need only
+// if their folds intersect; with at most 64 need codes (exactFold) the
+// folds are exact and the converse holds too.
+func needFold(codes []string) uint64 {
+	var m uint64
 	for _, c := range codes {
 		if i, ok := needIndex[c]; ok {
-			m |= 1 << uint(i)
+			m |= 1 << (uint(i) & 63)
 		}
 	}
 	return m
+}
+
+// exactFold reports whether needFold is exact: at most 64 need codes.
+func exactFold() bool { return numNeeds <= 64 }
+
+// hasKnownNeed reports whether codes holds a need code.
+func hasKnownNeed(codes []string) bool {
+	for _, c := range codes {
+		if _, ok := needIndex[c]; ok {
+			return true
+		}
+	}
+	return false
+}
+
+// sharesNeed reports whether the lists have a need code in common.
+func sharesNeed(a, b []string) bool {
+	for _, c := range a {
+		if _, ok := needIndex[c]; ok && slices.Contains(b, c) {
+			return true
+		}
+	}
+	return false
+}
+
+// needIndices appends to dst the distinct positions in events.Needs of
+// the need codes in codes.
+func needIndices(dst []int, codes []string) []int {
+	for _, c := range codes {
+		if i, ok := needIndex[c]; ok && !slices.Contains(dst, i) {
+			dst = append(dst, i)
+		}
+	}
+	return dst
 }
 
 // Query asks for the candidate services of a needs profile. A service is a
@@ -185,7 +222,7 @@ func (q *Query) point() (lat, lon float64, ok bool) {
 // Matches reports whether s is a candidate for q (see [Query]). It is the
 // reference definition that [Index.Candidates] implements with postings.
 func (q *Query) Matches(s *Service) bool {
-	if s == nil || !s.Active() || needMask(s.Needs)&needMask(q.Needs) == 0 {
+	if s == nil || !s.Active() || !sharesNeed(s.Needs, q.Needs) {
 		return false
 	}
 	lat, lon, hasPoint := q.point()
@@ -218,7 +255,7 @@ type spEntry struct {
 	chord     float32 // unit-sphere chord of the area radius (area grids)
 	countries uint64  // mask of the service's Area.Countries
 	svc       int32
-	needs     uint32 // mask of the service's needs
+	needs     uint64 // the service's needs, folded (needFold)
 	loc       int32  // index in the service's Locations
 }
 
@@ -446,16 +483,18 @@ func build(svcs []*Service, orgList []*Organisation, revision uint64) *Index {
 
 	regionIDs := make([]int32, 0, 8)
 	countryIDs := make([]int32, 0, 4)
+	nis := make([]int, 0, 8)
 	for i32, s := range svcs {
 		i := int32(i32)
 		p.ids[s.ID] = i
 		if !s.Active() {
 			continue
 		}
-		mask := needMask(s.Needs)
-		if mask == 0 {
+		nis = needIndices(nis[:0], s.Needs)
+		if len(nis) == 0 {
 			continue
 		}
+		fold := needFold(s.Needs)
 		// Regions of the area that lie in one of its countries, as Covers
 		// requires.
 		regionIDs = regionIDs[:0]
@@ -485,8 +524,7 @@ func build(svcs []*Service, orgList []*Organisation, revision uint64) *Index {
 				}
 			}
 		}
-		for m := mask; m != 0; m &= m - 1 {
-			ni := bits.TrailingZeros32(m)
+		for _, ni := range nis {
 			p.needs[ni] = append(p.needs[ni], i)
 			if len(regionIDs) > 0 {
 				p.regions[ni] = appendAt(p.regions[ni], regionIDs, i)
@@ -510,7 +548,7 @@ func build(svcs []*Service, orgList []*Organisation, revision uint64) *Index {
 			ux, uy, uz := unitVector(l.Lat, l.Lon)
 			e := spEntry{
 				x: float32(ux), y: float32(uy), z: float32(uz), countries: cmask,
-				svc: i, needs: mask, loc: int32(li),
+				svc: i, needs: fold, loc: int32(li),
 			}
 			p.all.add(e, l.Lat, l.Lon)
 			e.chord = float32(chordOf(radius))
@@ -805,7 +843,7 @@ func (x *Index) merged(base []int32, pred func(*Service) bool) []int32 {
 		}
 	}
 	for _, i := range x.pending {
-		if s := x.Service(i); s != nil && s.Active() && needMask(s.Needs) != 0 && pred(s) {
+		if s := x.Service(i); s != nil && s.Active() && hasKnownNeed(s.Needs) && pred(s) {
 			out = append(out, i)
 		}
 	}
@@ -818,7 +856,7 @@ func (x *Index) merged(base []int32, pred func(*Service) bool) []int32 {
 // the posting lists of q's needs and areas and the grid cells around q's
 // point; with a reused dst and no new services it does not allocate.
 func (x *Index) Candidates(q Query, dst []int32) []int32 {
-	if needMask(q.Needs) == 0 || x.n == 0 {
+	if !hasKnownNeed(q.Needs) || x.n == 0 {
 		return dst
 	}
 	words := int(x.n+63) >> 6
@@ -847,7 +885,7 @@ func (x *Index) CandidateBits(q Query, dst []uint64) []uint64 {
 	}
 	dst = dst[:words]
 	clear(dst)
-	if needMask(q.Needs) == 0 || x.n == 0 {
+	if !hasKnownNeed(q.Needs) || x.n == 0 {
 		return dst
 	}
 	set := bitset{w: dst, lo: words, hi: -1}
@@ -857,7 +895,9 @@ func (x *Index) CandidateBits(q Query, dst []uint64) []uint64 {
 
 // candidates marks the services that match q in set.
 func (x *Index) candidates(q *Query, set *bitset) {
-	qmask := needMask(q.Needs)
+	var buf [16]int
+	qneeds := needIndices(buf[:0], q.Needs)
+	qfold := needFold(q.Needs)
 	p := x.p
 	region := q.region()
 	var countryID int32 = -1
@@ -890,8 +930,7 @@ func (x *Index) candidates(q *Query, set *bitset) {
 			}
 		}
 	}
-	for m := qmask; m != 0; m &= m - 1 {
-		ni := bits.TrailingZeros32(m)
+	for _, ni := range qneeds {
 		if rs := p.regions[ni]; len(rs) > 0 {
 			for _, id := range regionIDs[:nRegions] {
 				if int(id) < len(rs) {
@@ -911,7 +950,7 @@ func (x *Index) candidates(q *Query, set *bitset) {
 		}
 	}
 	if lat, lon, ok := q.point(); ok {
-		x.markNear(set, q, qmask, lat, lon)
+		x.markNear(set, q, qfold, lat, lon)
 	}
 	// The overlay: forget the stale postings, test the current services.
 	for _, i := range x.pending {
@@ -925,9 +964,10 @@ func (x *Index) candidates(q *Query, set *bitset) {
 // markNear marks the services with a location near the point: within
 // q.RadiusKm, or within their own area radius when q.Country is one of
 // their countries.
-func (x *Index) markNear(set *bitset, q *Query, qmask uint32, lat, lon float64) {
+func (x *Index) markNear(set *bitset, q *Query, qfold uint64, lat, lon float64) {
 	p := x.p
 	pr := newProbe(lat, lon)
+	exact := exactFold()
 	if q.Country != "" {
 		cbit, known := countryBit[q.Country]
 		if !known {
@@ -936,7 +976,7 @@ func (x *Index) markNear(set *bitset, q *Query, qmask uint32, lat, lon float64) 
 		inArea := func(es []spEntry) {
 			for k := range es {
 				e := &es[k]
-				if e.needs&qmask == 0 || e.countries&cbit == 0 || set.has(e.svc) {
+				if e.needs&qfold == 0 || e.countries&cbit == 0 || set.has(e.svc) || !exact && !sharesNeed(p.svcs[e.svc].Needs, q.Needs) {
 					continue
 				}
 				switch pr.compare(e, float64(e.chord)) {
@@ -962,7 +1002,7 @@ func (x *Index) markNear(set *bitset, q *Query, qmask uint32, lat, lon float64) 
 		p.all.scan(lat, lon, r, func(es []spEntry) {
 			for k := range es {
 				e := &es[k]
-				if e.needs&qmask == 0 || set.has(e.svc) {
+				if e.needs&qfold == 0 || set.has(e.svc) || !exact && !sharesNeed(p.svcs[e.svc].Needs, q.Needs) {
 					continue
 				}
 				switch pr.compare(e, chord) {

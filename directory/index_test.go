@@ -550,3 +550,48 @@ func TestServicesAreNumberedByPlace(t *testing.T) {
 		}
 	}
 }
+
+// TestNeedsPastSixtyFourSelectAlike numbers 40, then 70, made-up need
+// codes before the real ones (as a taxonomy grown past 32 and 64 needs
+// would) and checks that every query selects the same services, and
+// exactly those Query.Matches accepts. Not parallel: it changes the
+// numbering of needs.
+func TestNeedsPastSixtyFourSelectAlike(t *testing.T) {
+	d := directory.Generate(3000, 9)
+	queries := []directory.Query{}
+	for _, c := range directory.Cities()[:25] {
+		lat, lon := c.Lat, c.Lon
+		for k, n := range events.Needs {
+			if k%5 != len(queries)%5 {
+				continue
+			}
+			queries = append(queries, directory.Query{Needs: []string{n, events.Needs[(k+7)%len(events.Needs)]}, Country: c.Country, Region: c.NUTS3, Lat: &lat, Lon: &lon, RadiusKm: float64(k % 3 * 20)})
+		}
+	}
+	want := make([][]int32, len(queries))
+	base := directory.NewIndex(d, 1)
+	for k, q := range queries {
+		want[k] = base.Candidates(q, nil)
+	}
+	for _, pad := range []int{40, 70} {
+		func() {
+			defer directory.PadNeeds(pad)()
+			x := directory.NewIndex(d, 1)
+			for k, q := range queries {
+				got := x.Candidates(q, nil)
+				if !slices.Equal(ids(x, got), ids(base, want[k])) {
+					t.Fatalf("pad %d, query %d: %d candidates, want %d", pad, k, len(got), len(want[k]))
+				}
+				n := 0
+				for i := range d.Services {
+					if q.Matches(&d.Services[i]) {
+						n++
+					}
+				}
+				if n != len(got) {
+					t.Fatalf("pad %d, query %d: %d candidates, Query.Matches accepts %d", pad, k, len(got), n)
+				}
+			}
+		}()
+	}
+}
