@@ -109,6 +109,8 @@ func TestCandidatesEachWayOfCovering(t *testing.T) {
 			[]string{"fr.fv.line"}},
 		{"region outside the country is ignored", directory.Query{Needs: emo, Country: "pt", Region: "FR101"},
 			[]string{"pt.org.phone"}},
+		{"a well-formed region that does not exist: the country's services", directory.Query{Needs: []string{events.NeedSupportEmotional, events.NeedJusticeLegalAid, events.NeedInfoRights}, Country: "pt", Region: "PT999"},
+			[]string{"pt.org.national", "pt.org.phone"}},
 		{"unknown need", directory.Query{Needs: []string{"nope"}, Country: "pt", Region: "PT170"}, nil},
 		{"several needs, distinct results", directory.Query{Needs: []string{events.NeedSupportEmotional, events.NeedJusticeLegalAid, events.NeedInfoRights}, Country: "pt", Region: "PT11A", Lat: ptr(41.2), Lon: ptr(-8.6)},
 			[]string{"pt.org.national", "pt.org.near", "pt.org.phone", "pt.org.porto"}},

@@ -13,7 +13,12 @@ import "strings"
 //
 // The codes of the countries listed in nutsCodes are checked: an unknown
 // code ("PT99", "PT71") is rejected with a JSON pointer to the region.
-// For other countries only the form and the country prefix are checked.
+// For other countries only the form and the country prefix are checked:
+// the repository has no complete NUTS list of them (its city data holds
+// the regions of 406 cities only), and refusing every code missing from
+// that would refuse real regions. A well-formed code that does not exist
+// ("FR999") matches no regional service; the country's, the point's and
+// remote services still apply (see the README, Schemas).
 //
 // Source of the Portuguese codes and of their correspondence: Eurostat,
 // "NUTS 2021 - NUTS 2024" correspondence table (the NUTS history files

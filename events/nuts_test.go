@@ -31,6 +31,9 @@ func TestNUTSVersions(t *testing.T) {
 		{"pt", "FR101", false, "FR101"}, // another country's
 		{"fr", "FR101", true, "FR101"},  // not tabulated: prefix only
 		{"fr", "PT170", false, "PT170"},
+		{"fr", "FR999", true, "FR999"}, // well-formed: no complete list of France (README, Schemas)
+		{"gr", "EL30", true, "EL30"},   // Greece's NUTS prefix is EL
+		{"gr", "GR30", false, "GR30"},
 	} {
 		if got := events.IsKnownNUTS(tt.cc, tt.code); got != tt.known {
 			t.Errorf("IsKnownNUTS(%s, %s) = %v, want %v", tt.cc, tt.code, got, tt.known)
