@@ -247,12 +247,19 @@ func (r *ranker) rank(wd *word, t *tally, dist float64) {
 // chunk's bitsets, as query.access decides for one service.
 func (r *ranker) access(wd *word) {
 	q, mk, cw := r.q, &wd.c.m, wd.cw
+	// With one need of the place, a location that meets it is one of
+	// the service's locations that does (accAny); with more, the first
+	// location is read from the bitsets and the others one by one.
+	onePlace := bits.OnesCount64(q.place) == 1
 	commFail, placeOK := uint64(0), ^uint64(0)
 	for n, k := range q.accCode {
 		own := mk.acc[k][cw]
-		if q.place>>n&1 == 0 {
+		switch {
+		case q.place>>n&1 == 0:
 			commFail |= ^(own | mk.accAny[k][cw])
-		} else {
+		case onePlace:
+			placeOK &= own | mk.accAny[k][cw]
+		default:
 			placeOK &= own | mk.acc0[k][cw]
 		}
 	}
@@ -263,8 +270,11 @@ func (r *ranker) access(wd *word) {
 		}
 	}
 	rest := ^commFail &^ placeOK
-	r.accSlow = rest & mk.multiLoc[cw]
-	r.accWaived = rest &^ mk.multiLoc[cw] & reach
+	r.accSlow = 0
+	if !onePlace {
+		r.accSlow = rest & mk.multiLoc[cw]
+	}
+	r.accWaived = rest &^ r.accSlow & reach
 	r.accOK = ^commFail&placeOK | r.accWaived
 }
 
