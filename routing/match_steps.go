@@ -20,6 +20,18 @@ import (
 // (ranker.fromFeatures). Both put the score together with the same
 // functions ([query.baseScore], [query.distanceAt], [query.observedScore]
 // and [total]), which Assess and the explanations use too.
+//
+// The index numbers services by place (directory.PlaceOrder), so a word
+// of 64 candidates lies in a small box. Match ranks the words near the
+// victim first; then, for each word, the distance at the nearest point of
+// its box and the best language, channels and specialisation among its
+// candidates bound their ranking keys (ranker.keyMax), and a candidate
+// whose class's ranking is full of better keys is counted but not scored.
+// Accessibility is decided for the word from the bitsets too
+// (ranker.access). None of this changes a plan: the tests compare the
+// plans with those of the reference path (NewUnboundedMatcher in the
+// tests: every eligible candidate scored, every constraint checked one by
+// one by query.failures).
 
 // tally counts what a match saw, for the plan.
 type tally struct {
