@@ -114,7 +114,9 @@ type BusConfig struct {
 	// of publishes. It suits replicated streams, where the server stages a
 	// batch in memory; on an R1 file stream it stages each batch in a
 	// temporary file store, which costs about a millisecond per append and
-	// serialises appends. Default false.
+	// serialises appends. Default false: atomic batches where REFERRALS
+	// has more than one replica, chains where it has one (see
+	// [Bus.Append]).
 	AtomicBatch bool
 	// Logger receives the adapter's logs. Default discards.
 	Logger *slog.Logger
@@ -433,7 +435,7 @@ func (b *Bus) Append(ctx context.Context, a routing.Append) (uint64, error) {
 	}
 	ctx, cancel := b.ctx(ctx)
 	defer cancel()
-	if b.cfg.AtomicBatch && len(msgs) > 1 {
+	if len(msgs) > 1 && (b.cfg.AtomicBatch || b.replicated(ctx)) {
 		ack, err := b.publishBatch(ctx, msgs)
 		if err != nil {
 			return 0, appendError(a.ReferralID, err)
@@ -450,6 +452,23 @@ func (b *Bus) Append(ctx context.Context, a routing.Append) (uint64, error) {
 	}
 	// Something came in between: the rest one by one.
 	return b.appendChain(ctx, a, msgs, stored, last)
+}
+
+// replicated reports whether REFERRALS has more than one replica. There a
+// chain must not be pipelined: a replicated stream checks a message's
+// expected last message id only when each replica applies it, after the
+// leader has proposed it, and a mismatch there (another referral's event
+// came in between, or a replica restarted) stops the stream on every
+// replica with a "critical write error" (nats-server 2.15.2,
+// stream.go's processJetStreamMsg and jetstream_cluster.go's
+// applyStreamEntries); TestClusterNodeKilled found it. An atomic batch is
+// checked by the leader before it is proposed.
+func (b *Bus) replicated(ctx context.Context) bool {
+	s, err := b.stream(ctx, StreamReferrals)
+	if err != nil {
+		return true // the safe choice; the append will say what is wrong
+	}
+	return s.CachedInfo().Config.Replicas > 1
 }
 
 // appendPipelined publishes a chain of events at once: every event after
