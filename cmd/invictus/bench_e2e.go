@@ -9,7 +9,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/spf13/cobra"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
@@ -28,6 +27,7 @@ type benchE2EOptions struct {
 	seed        int64
 	natsURL     string
 	creds       string
+	replicas    int
 	workers     int
 	cpuProfile  string
 	heapProfile string
@@ -73,7 +73,8 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 			"workload goes wrong (errors > 0), never because of a timing.",
 		Example: "  invictus bench e2e\n" +
 			"  invictus bench e2e --referrals 5000 --rate 1000 --cpuprofile e2e.pprof\n" +
-			"  invictus bench e2e --nats-url nats://127.0.0.1:4222 --referrals 500",
+			"  invictus bench e2e --nats-url nats://127.0.0.1:4222 --referrals 500\n" +
+			"  invictus bench e2e --nats-url nats://nats-1:4222,nats://nats-2:4222 --creds admin.nk --nats-replicas 3",
 		Args: cobra.NoArgs,
 	}
 	f := cmd.Flags()
@@ -88,6 +89,7 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 	f.Int64Var(&o.seed, "seed", 1, "seed of the directory, the profiles and the referrers")
 	f.StringVar(&o.natsURL, "nats-url", "", "external NATS server (default: an embedded one on a temporary store)")
 	addCredsFlag(f, &o.creds, "credentials file for --nats-url")
+	f.IntVar(&o.replicas, "nats-replicas", natsjs.ReplicasDefault, "replicas of the streams the bench creates (3 on a cluster: R3); more than 1 needs --nats-url")
 	f.IntVar(&o.workers, "workers", natsjs.WorkersDefault, "router workers per consumer")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the routing runs to this file")
 	f.StringVar(&o.heapProfile, "memprofile", "", "write a heap profile, taken after the runs with the --open referrals still open, to this file")
@@ -147,6 +149,12 @@ func (o benchE2EOptions) config() (bench.E2EConfig, error) {
 	if o.wait <= 0 {
 		return bench.E2EConfig{}, usageError{fmt.Errorf("--wait %s: must be positive", o.wait)}
 	}
+	if o.replicas < 1 || o.replicas > natsjs.ReplicasMax {
+		return bench.E2EConfig{}, usageError{fmt.Errorf("--nats-replicas %d: must be from 1 to %d", o.replicas, natsjs.ReplicasMax)}
+	}
+	if o.replicas > 1 && o.natsURL == "" {
+		return bench.E2EConfig{}, usageError{fmt.Errorf("--nats-replicas %d needs --nats-url: the embedded server is one node", o.replicas)}
+	}
 	burst := o.burst
 	if burst == 0 {
 		burst = -1 // E2EConfig's zero means the default
@@ -154,10 +162,15 @@ func (o benchE2EOptions) config() (bench.E2EConfig, error) {
 	cfg := bench.E2EConfig{
 		Referrals: o.referrals, Rate: o.rate, MsgSize: o.msgSize, RawMessages: o.rawMessages, Burst: burst,
 		Services: o.services, Orgs: o.orgs, Open: o.open, Seed: o.seed, URL: o.natsURL, Wait: o.wait,
-		Router: natsjs.RouterConfig{Workers: o.workers},
+		Router: natsjs.RouterConfig{Workers: o.workers}, Replicas: o.replicas,
 	}
 	if o.creds != "" {
-		cfg.NATSOptions = append(cfg.NATSOptions, nats.UserCredentials(o.creds))
+		// A .creds file or an nkey seed (deploy/README.md's admin.nk).
+		opt, err := natsCredsOption(o.creds)
+		if err != nil {
+			return bench.E2EConfig{}, &flagError{flag: "creds", value: o.creds, err: err}
+		}
+		cfg.NATSOptions = append(cfg.NATSOptions, opt)
 	}
 	if err := cfg.WithDefaults().Validate(); err != nil {
 		return bench.E2EConfig{}, usageError{err}

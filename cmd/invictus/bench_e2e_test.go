@@ -184,3 +184,31 @@ func TestBenchE2EOrgsAndOpen(t *testing.T) {
 		t.Errorf("RSS before %g, after %g MiB", res.RSSBeforeMiB, res.RSSAfterMiB)
 	}
 }
+
+// TestBenchE2ECluster runs the bench on the 3-node cluster of
+// deploy/nats/cluster.conf with R3 streams, as deploy/README.md shows,
+// with the seed file of the cluster's invictus user, and beside it on one
+// server of deploy/nats/single.conf with R1 (same keys, same machine):
+// the line reports the replicas the server gave.
+func TestBenchE2ECluster(t *testing.T) {
+	c := startCluster(t)
+	creds := c.keys.Path(natsjs.UserAdmin)
+	args := []string{"--referrals", "40", "--burst", "40", "--rate", "200", "--raw-messages", "300", "--services", "30", "--creds", creds}
+	r3 := benchE2ELine(t, append([]string{"--nats-url", c.url, "--nats-replicas", "3"}, args...)...)
+	checkSane(t, r3, 40, 40)
+	if r3.Replicas != 3 || r3.ReplicasCurrent != 3 {
+		t.Errorf("R3 run: REFERRALS had %d replicas, %d listed; want 3", r3.Replicas, r3.ReplicasCurrent)
+	}
+	single := startSingle(t)
+	r1 := benchE2ELine(t, append([]string{"--nats-url", single.ClientURL(), "--nats-replicas", "1"}, args...)...)
+	checkSane(t, r1, 40, 40)
+	if r1.Replicas != 1 {
+		t.Errorf("R1 run: REFERRALS had %d replicas; want 1", r1.Replicas)
+	}
+	t.Logf("routing hop R3 %.0f/s (raw %.0f/s, ratio %.2f), R1 %.0f/s (raw %.0f/s, ratio %.2f); R3/R1 %.2f",
+		r3.RoutingHopPerS, r3.RawHopPerS, r3.HopRatio, r1.RoutingHopPerS, r1.RawHopPerS, r1.HopRatio, r3.RoutingHopPerS/r1.RoutingHopPerS)
+	code, _, errOut := cliRun(t, "bench", "e2e", "--nats-replicas", "3")
+	if code != exitUsage || !strings.Contains(errOut, "--nats-replicas 3 needs --nats-url") {
+		t.Errorf("--nats-replicas 3 without a cluster: exit %d, %q", code, errOut)
+	}
+}

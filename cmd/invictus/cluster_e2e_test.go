@@ -378,6 +378,32 @@ func checkDashboard(t *testing.T, n *node) {
 	}
 }
 
+// startSingle starts deploy/nats/single.conf in process on a free port;
+// the environment has its variables.
+func startSingle(t *testing.T) *server.Server {
+	t.Helper()
+	opts, err := server.ProcessConfigFile(filepath.Join(deployDir, "nats", "single.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, port := splitAddr(t, freeAddr(t))
+	opts.Host, opts.Port, opts.HTTPPort = host, port, 0
+	opts.StoreDir, opts.NoSigs, opts.NoLog = t.TempDir(), true, true
+	s, err := server.NewServer(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	t.Cleanup(func() {
+		s.Shutdown()
+		s.WaitForShutdown()
+	})
+	if !s.ReadyForConnections(60 * time.Second) {
+		t.Fatal("single.conf: not ready")
+	}
+	return s
+}
+
 // TestDeployNATSConfigs starts deploy/nats/single.conf as the README says
 // and connects as both of its users; without a variable it names, the
 // configuration is refused with the variable's name.
@@ -408,25 +434,7 @@ func TestDeployNATSConfigs(t *testing.T) {
 	}
 	t.Setenv("INVICTUS_NATS_NKEY", adminPub)
 	t.Setenv("NATS_SYS_NKEY", sysPub)
-	opts, err := server.ProcessConfigFile(filepath.Join(deployDir, "nats", "single.conf"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	host, port := splitAddr(t, freeAddr(t))
-	opts.Host, opts.Port, opts.HTTPPort = host, port, 0
-	opts.StoreDir, opts.NoSigs, opts.NoLog = t.TempDir(), true, true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	if !s.ReadyForConnections(60 * time.Second) {
-		t.Fatal("single.conf: not ready")
-	}
+	s := startSingle(t)
 	c := &testCluster{keys: keys, url: s.ClientURL()}
 	js, err := jetstream.New(c.connect(t, natsjs.UserAdmin))
 	if err != nil {

@@ -103,6 +103,10 @@ type E2EConfig struct {
 	// NATSOptions are added to the connections to an external server
 	// (credentials, TLS).
 	NATSOptions []nats.Option
+	// Replicas of the streams the bench creates, the INVICTUS ones and the
+	// raw hop's: 3 on a cluster measures R3. More than 1 needs URL.
+	// Default 1.
+	Replicas int
 	// Router, Bus and Service configure the routing service under test.
 	Router  natsjs.RouterConfig
 	Bus     natsjs.BusConfig
@@ -174,6 +178,10 @@ func (c E2EConfig) Validate() error {
 		return fmt.Errorf("natsjs: E2EConfig.Orgs %d must be from 0 to 100000", c.Orgs)
 	case c.Open < 0 || c.Open > 1_000_000:
 		return fmt.Errorf("natsjs: E2EConfig.Open %d must be from 0 to 1000000", c.Open)
+	case c.Replicas < 0 || c.Replicas > natsjs.ReplicasMax:
+		return fmt.Errorf("natsjs: E2EConfig.Replicas %d must be from 1 to %d", c.Replicas, natsjs.ReplicasMax)
+	case c.Replicas > 1 && c.URL == "":
+		return fmt.Errorf("natsjs: E2EConfig.Replicas %d needs a cluster (URL); the embedded server is one node", c.Replicas)
 	}
 	return nil
 }
@@ -188,6 +196,11 @@ type E2EResult struct {
 	CPUs       int    `json:"cpus"`
 	// Server is "embedded" or the external server's host.
 	Server string `json:"server"`
+	// Replicas of the streams measured, as the server reports REFERRALS's
+	// configuration; ReplicasCurrent counts its leader and the replicas
+	// the server lists (0 for a server without clustering).
+	Replicas        int `json:"replicas"`
+	ReplicasCurrent int `json:"replicas_listed,omitempty"`
 	// LoadAverageStart and LoadAverageEnd are the system's 1, 5 and 15
 	// minute load averages when the bench started and ended (Linux): the
 	// machine may be shared.
@@ -301,6 +314,13 @@ func E2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 	}
 	defer b.stop()
 	res.Organisations = len(b.orgs)
+	// The replicas the server gave REFERRALS, not the ones asked for.
+	if s, err := env.admin.Stream(ctx, natsjs.StreamReferrals); err == nil {
+		res.Replicas = s.CachedInfo().Config.Replicas
+		if ci := s.CachedInfo().Cluster; ci != nil {
+			res.ReplicasCurrent = 1 + len(ci.Replicas)
+		}
+	}
 	if cfg.CPUProfile != nil {
 		if err := pprof.StartCPUProfile(cfg.CPUProfile); err != nil {
 			return res, fmt.Errorf("natsjs: bench: cpu profile: %w", err)
@@ -520,7 +540,8 @@ func rawHop(ctx context.Context, env *benchEnv, cfg E2EConfig, workers int) (per
 		return 0, 0, fmt.Errorf("natsjs: bench: %w", err)
 	}
 	for _, s := range []struct{ name, subject string }{{benchRawStreamIn, "bench.raw.in"}, {benchRawStreamOut, "bench.raw.out"}} {
-		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: s.name, Subjects: []string{s.subject}, Storage: jetstream.FileStorage}); err != nil {
+		if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: s.name, Subjects: []string{s.subject}, Storage: jetstream.FileStorage,
+			Replicas: max(cfg.Replicas, 1)}); err != nil {
 			return 0, 0, fmt.Errorf("natsjs: bench: create stream %s: %w", s.name, err)
 		}
 		defer func() {
@@ -676,7 +697,7 @@ func newBench(ctx context.Context, env *benchEnv, cfg E2EConfig) (_ *bench, err 
 			b.stop()
 		}
 	}()
-	if err := natsjs.EnsureStreams(ctx, env.admin, natsjs.StreamsConfig{}); err != nil {
+	if err := natsjs.EnsureStreams(ctx, env.admin, natsjs.StreamsConfig{Replicas: cfg.Replicas}); err != nil {
 		return nil, err
 	}
 	d := directory.Generate(cfg.Services, cfg.Seed)
