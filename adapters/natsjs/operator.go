@@ -45,6 +45,9 @@ const (
 	OperatorAccountStreams = "INVICTUS"
 	// OperatorAccountSys is the system account.
 	OperatorAccountSys = "SYS"
+	// OperatorMaxControlLine is the max_control_line of a server in
+	// operator mode: a client's CONNECT carries its user JWT.
+	OperatorMaxControlLine = 16 * 1024
 	// operatorName names the operator in its JWT.
 	operatorName = "INVICTUS"
 )
@@ -211,13 +214,36 @@ func (o *Operator) Config(orgs []string) (OperatorConfig, error) {
 			return OperatorConfig{}, err
 		}
 	}
-	oc := jwt.NewOperatorClaims(opub)
-	oc.Name = operatorName
-	oc.SystemAccount = cfg.SystemAccount
-	if cfg.OperatorJWT, err = oc.Encode(okp); err != nil {
-		return OperatorConfig{}, fmt.Errorf("%w: operator: %w", ErrAuth, err)
+	if cfg.OperatorJWT, err = o.operatorJWT(okp, opub, cfg.SystemAccount); err != nil {
+		return OperatorConfig{}, err
 	}
 	return cfg, nil
+}
+
+// operatorJWT returns the operator's JWT, issued once and kept in
+// operator.jwt: a server reloads new accounts, but refuses to reload a
+// different operator JWT (a new one would carry a new id and time).
+func (o *Operator) operatorJWT(okp nkeys.KeyPair, opub, sys string) (string, error) {
+	path := filepath.Join(o.dir, "operator.jwt")
+	if b, err := os.ReadFile(path); err == nil {
+		token := strings.TrimSpace(string(b))
+		if oc, err := jwt.DecodeOperatorClaims(token); err == nil && oc.Subject == opub && oc.SystemAccount == sys {
+			return token, nil
+		}
+	} else if !errors.Is(err, os.ErrNotExist) {
+		return "", fmt.Errorf("%w: %s: %w", ErrAuth, path, err)
+	}
+	oc := jwt.NewOperatorClaims(opub)
+	oc.Name = operatorName
+	oc.SystemAccount = sys
+	token, err := oc.Encode(okp)
+	if err != nil {
+		return "", fmt.Errorf("%w: operator: %w", ErrAuth, err)
+	}
+	if err := os.WriteFile(path, []byte(token+"\n"), 0o600); err != nil {
+		return "", fmt.Errorf("%w: %s: %w", ErrAuth, path, err)
+	}
+	return token, nil
 }
 
 // ServerConfig returns the nats-server configuration lines of operator
@@ -226,6 +252,9 @@ func (o *Operator) Config(orgs []string) (OperatorConfig, error) {
 func (c OperatorConfig) ServerConfig() []byte {
 	var b strings.Builder
 	b.WriteString("# Operator mode of the INVICTUS network, written by `invictus creds --operator-config`.\n")
+	// A client sends its user JWT in its CONNECT line; an organisation's,
+	// with its permissions, is 3.5 to 8 KB, over the default limit of 4 KB.
+	fmt.Fprintf(&b, "max_control_line: %d\n", OperatorMaxControlLine)
 	fmt.Fprintf(&b, "operator: %q\nsystem_account: %s\nresolver: MEMORY\nresolver_preload: {\n", c.OperatorJWT, c.SystemAccount)
 	pubs := make([]string, 0, len(c.Accounts))
 	for pub := range c.Accounts {

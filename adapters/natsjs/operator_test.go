@@ -33,7 +33,9 @@ func TestOperatorMode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const a, b = "pt.op-a", "pt.op-b"
+	// Long ids: the user JWTs are then over nats-server's default limit
+	// of a control line (4 KB), which ServerConfig raises.
+	const a, b = "pt.op-a-with-a-long-slug-of-forty-eight-characters", "pt.op-b"
 	cfg, err := op.Config([]string{a, b})
 	if err != nil {
 		t.Fatal(err)
@@ -46,7 +48,7 @@ func TestOperatorMode(t *testing.T) {
 	}
 	// Issuing again keeps the keys: the same accounts.
 	again, err := op.Config([]string{a, b})
-	if err != nil || again.StreamsAccount != cfg.StreamsAccount || again.SystemAccount != cfg.SystemAccount {
+	if err != nil || again.StreamsAccount != cfg.StreamsAccount || again.SystemAccount != cfg.SystemAccount || again.OperatorJWT != cfg.OperatorJWT {
 		t.Fatalf("a second issue changed the accounts: %v", err)
 	}
 

@@ -39,66 +39,23 @@ type testCluster struct {
 // sets it, and cannot be parallel); the ports and store are the test's.
 func startCluster(t *testing.T) *testCluster {
 	t.Helper()
-	keys, err := natsjs.NewKeyStore(filepath.Join(t.TempDir(), "keys"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	adminPub, err := keys.Ensure(natsjs.UserAdmin)
-	if err != nil {
-		t.Fatal(err)
-	}
-	sysPub, err := keys.Ensure(natsjs.UserSys)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const n = 3
-	var clients, routes []string
-	for range n {
-		clients = append(clients, freeAddr(t))
-		routes = append(routes, "nats://"+freeAddr(t))
-	}
+	keys, adminPub, sysPub := clusterKeys(t)
 	t.Setenv("INVICTUS_NATS_NKEY", adminPub)
 	t.Setenv("NATS_SYS_NKEY", sysPub)
-	t.Setenv("NATS_ROUTES", "["+strings.Join(routes, ", ")+"]")
 	c := &testCluster{keys: keys}
-	for i := range n {
-		t.Setenv("NATS_SERVER_NAME", "nats-"+string(rune('1'+i)))
-		opts, err := server.ProcessConfigFile(filepath.Join(deployDir, "nats", "cluster.conf"))
-		if err != nil {
-			t.Fatalf("deploy/nats/cluster.conf: %v", err)
-		}
-		if opts.ServerName != "nats-"+string(rune('1'+i)) || len(opts.Routes) != n || opts.Cluster.Name != "invictus" || opts.SystemAccount != "SYS" {
+	c.servers, c.url = startClusterFrom(t, filepath.Join(deployDir, "nats", "cluster.conf"), func(i int, opts *server.Options) {
+		if opts.ServerName != "nats-"+string(rune('1'+i)) || len(opts.Routes) != 3 || opts.Cluster.Name != "invictus" || opts.SystemAccount != "SYS" {
 			t.Fatalf("cluster.conf read as %s routes %v cluster %q system %q", opts.ServerName, opts.Routes, opts.Cluster.Name, opts.SystemAccount)
 		}
-		// The test's ports and store; the rest is the file's.
-		host, port := splitAddr(t, clients[i])
-		opts.Host, opts.Port = host, port
-		_, cport := splitAddr(t, strings.TrimPrefix(routes[i], "nats://"))
-		opts.Cluster.Host, opts.Cluster.Port = host, cport
-		opts.LeafNode.Host, opts.LeafNode.Port = host, -1
-		opts.HTTPPort = 0
-		opts.StoreDir = t.TempDir()
-		opts.NoSigs, opts.NoLog = true, true
-		s, err := server.NewServer(opts)
-		if err != nil {
-			t.Fatal(err)
-		}
-		go s.Start()
-		c.servers = append(c.servers, s)
-		t.Cleanup(func() {
-			s.Shutdown()
-			s.WaitForShutdown()
-		})
-		clients[i] = "nats://" + clients[i]
-	}
-	for _, s := range c.servers {
-		if !s.ReadyForConnections(60 * time.Second) {
-			t.Fatalf("%s not ready", s.Name())
-		}
-	}
-	c.url = strings.Join(clients, ",")
-	// Ready when JetStream has a meta leader: a stream can be made.
-	nc := c.connect(t, natsjs.UserAdmin)
+	})
+	waitMetaLeader(t, c.connect(t, natsjs.UserAdmin))
+	return c
+}
+
+// waitMetaLeader waits until JetStream answers nc: the cluster has a meta
+// leader, and a stream can be made.
+func waitMetaLeader(t *testing.T, nc *nats.Conn) {
+	t.Helper()
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
@@ -109,7 +66,67 @@ func startCluster(t *testing.T) *testCluster {
 		_, err := js.AccountInfo(ctx)
 		return err == nil
 	})
-	return c
+}
+
+// clusterOptions reads node i of a 3-node cluster from conf, with the
+// test's ports and store: the environment holds the file's variables
+// (NATS_ROUTES among them).
+func clusterOptions(t *testing.T, conf string, i int, client, route, store string) *server.Options {
+	t.Helper()
+	t.Setenv("NATS_SERVER_NAME", "nats-"+string(rune('1'+i)))
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("%s: %v", conf, err)
+	}
+	host, port := splitAddr(t, client)
+	opts.Host, opts.Port = host, port
+	_, cport := splitAddr(t, route)
+	opts.Cluster.Host, opts.Cluster.Port = host, cport
+	opts.LeafNode.Host, opts.LeafNode.Port = host, 0
+	opts.HTTPPort = 0
+	opts.StoreDir = store
+	opts.NoSigs, opts.NoLog = true, true
+	return opts
+}
+
+// startClusterFrom starts three nodes of conf in process on free ports,
+// calling check with each node's options; it returns the servers and
+// every node's client URL, comma-separated.
+func startClusterFrom(t *testing.T, conf string, check func(i int, opts *server.Options)) ([]*server.Server, string) {
+	t.Helper()
+	const n = 3
+	var clients, routes, urls []string
+	for range n {
+		clients = append(clients, freeAddr(t))
+		routes = append(routes, freeAddr(t))
+	}
+	var rl []string
+	for _, r := range routes {
+		rl = append(rl, "nats://"+r)
+	}
+	t.Setenv("NATS_ROUTES", "["+strings.Join(rl, ", ")+"]")
+	var servers []*server.Server
+	for i := range n {
+		opts := clusterOptions(t, conf, i, clients[i], routes[i], t.TempDir())
+		check(i, opts)
+		s, err := server.NewServer(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		go s.Start()
+		servers = append(servers, s)
+		t.Cleanup(func() {
+			s.Shutdown()
+			s.WaitForShutdown()
+		})
+		urls = append(urls, "nats://"+clients[i])
+	}
+	for _, s := range servers {
+		if !s.ReadyForConnections(60 * time.Second) {
+			t.Fatalf("%s not ready", s.Name())
+		}
+	}
+	return servers, strings.Join(urls, ",")
 }
 
 // connect connects to the cluster as user (admin or sys).

@@ -1,0 +1,145 @@
+package main
+
+import (
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/events"
+)
+
+// TestClusterOperatorMode runs the cluster of deploy/nats/cluster-operator.conf
+// as its head says: `invictus creds operator` writes operator.conf, `creds
+// --jwt` the users' .creds files. serve runs on it with R3 streams; an
+// organisation's user reaches its own command subject and nothing of
+// another's or of the streams; an organisation added later gets in once
+// the nodes reload operator.conf, without a restart.
+func TestClusterOperatorMode(t *testing.T) {
+	secrets, dir := t.TempDir(), t.TempDir()
+	a, b := "pt."+uniqueSlug("op-a"), "pt."+uniqueSlug("op-b")
+	creds := func(user string) string {
+		t.Helper()
+		path := filepath.Join(dir, user+".creds")
+		if code, out, errOut := runArgs(t, "creds", user, "--data", secrets, "--jwt", "-o", path); code != exitOK {
+			t.Fatalf("creds %s --jwt: exit %d\n%s%s", user, code, out, errOut)
+		}
+		return path
+	}
+	operatorConf := func(orgs ...string) {
+		t.Helper()
+		args := []string{"creds", "operator", "--data", secrets, "-o", filepath.Join(dir, "operator.conf")}
+		for _, o := range orgs {
+			args = append(args, "--org", o)
+		}
+		if code, out, errOut := runArgs(t, args...); code != exitOK {
+			t.Fatalf("creds operator: exit %d\n%s%s", code, out, errOut)
+		}
+	}
+	operatorConf(a)
+	conf, err := os.ReadFile(filepath.Join(deployDir, "nats", "cluster-operator.conf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	clusterConf := filepath.Join(dir, "cluster-operator.conf") // beside operator.conf, as on a node
+	if err := os.WriteFile(clusterConf, conf, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stores []string
+	servers, url := startClusterFrom(t, clusterConf, func(i int, opts *server.Options) {
+		if len(opts.TrustedOperators) != 1 || opts.AccountResolver == nil || opts.SystemAccount == "" || opts.SystemAccount == "SYS" {
+			t.Fatalf("cluster-operator.conf read with %d operators, resolver %v, system account %q", len(opts.TrustedOperators), opts.AccountResolver, opts.SystemAccount)
+		}
+		stores = append(stores, opts.StoreDir)
+	})
+	connect := func(user string, opts ...nats.Option) (*nats.Conn, error) {
+		return nats.Connect(url, append(opts, nats.UserCredentials(creds(user)), nats.MaxReconnects(-1))...)
+	}
+	admin, err := connect(natsjs.UserAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(admin.Close)
+	waitMetaLeader(t, admin)
+	if _, err := connect("pt.nobody-" + uniqueSlug("x")); err == nil {
+		t.Error("an organisation without an account was let in")
+	}
+	sys, err := connect(natsjs.UserSys)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(sys.Close)
+	if _, err := sys.Request("$SYS.REQ.SERVER.PING", nil, 10*time.Second); err != nil {
+		t.Errorf("the sys user's server ping: %v", err)
+	}
+
+	// serve on the cluster, with the invictus user's .creds.
+	n := startNode(t, t.TempDir(), "--nats-url", url, "--nats-creds", creds(natsjs.UserAdmin), "--nats-replicas", "3")
+	waitFor(t, 0, "serve's /readyz", func() bool {
+		code, _ := getJSON(t, "http://"+n.HTTP+"/readyz")
+		return code == http.StatusOK
+	})
+	js, err := jetstream.New(admin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := js.Stream(t.Context(), natsjs.StreamReferrals)
+	if err != nil || s.CachedInfo().Config.Replicas != 3 {
+		t.Fatalf("REFERRALS on the operator's cluster: %v", err)
+	}
+
+	// The organisation a: its own commands, nothing else.
+	nc, err := connect(a, nats.CustomInboxPrefix(natsjs.OrgInboxPrefix(a)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	inbound, _ := events.InboundSubject(a)
+	if m, err := nc.Request(inbound, []byte(`{}`), 10*time.Second); err != nil || !strings.Contains(string(m.Data), `"stream":"INBOUND"`) {
+		t.Errorf("a's command: %v, want INBOUND's PubAck", err)
+	}
+	inboundB, _ := events.InboundSubject(b)
+	refused := 0
+	for _, subj := range []string{inboundB, "$JS.API.STREAM.INFO." + natsjs.StreamReferrals, "$JS.API.STREAM.LIST",
+		"$JS.API.CONSUMER.MSG.NEXT." + natsjs.StreamDelivery + "." + natsjs.OrgConsumerName(b), "referral.pt." + events.NewReferralID()} {
+		if _, err := nc.Request(subj, []byte(`{}`), 2*time.Second); err == nil {
+			t.Errorf("a reached %s", subj)
+		} else {
+			refused++
+		}
+	}
+
+	// b is added: operator.conf again, each node reloads it.
+	if _, err := connect(b); err == nil {
+		t.Fatal("b got in before it had an account")
+	}
+	operatorConf(a, b)
+	for i, srv := range servers {
+		opts := clusterOptions(t, clusterConf, i, strings.TrimPrefix(srv.ClientURL(), "nats://"), srv.ClusterAddr().String(), stores[i])
+		if err := srv.ReloadOptions(opts); err != nil {
+			t.Fatalf("reload %s: %v", srv.Name(), err)
+		}
+	}
+	ncb, err := connect(b, nats.CustomInboxPrefix(natsjs.OrgInboxPrefix(b)))
+	if err != nil {
+		t.Fatalf("b after the reload: %v", err)
+	}
+	defer ncb.Close()
+	if m, err := ncb.Request(inboundB, []byte(`{}`), 10*time.Second); err != nil || !strings.Contains(string(m.Data), `"stream":"INBOUND"`) {
+		t.Errorf("b's command after the reload: %v", err)
+	}
+	if _, err := nc.Request(inbound, []byte(`{}`), 10*time.Second); err != nil {
+		t.Errorf("a's command after the reload: %v", err)
+	}
+	t.Logf("operator mode on 3 nodes: serve ready with R3 streams; a's command stored, %d of 5 other targets refused; b in after a reload", refused)
+	if code := n.stop(); code != 0 {
+		t.Errorf("serve exit code %d\n%s", code, lastLines(n.stderr.String(), 20))
+	}
+}
