@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
@@ -217,6 +218,16 @@ type StreamsConfig struct {
 	// EmailMarksMaxBytes bounds the e-mail marks bucket. Default
 	// [EmailMarksMaxBytesDefault].
 	EmailMarksMaxBytes int64
+
+	// Country and CrossBorderFrom make the node a country hub
+	// (deploy/nats/hub.conf): DELIVERY then also sources, from the
+	// DELIVERY stream of each JetStream domain in CrossBorderFrom (the
+	// other countries' hubs, over their leaf node connection), the
+	// deliveries to Country's organisations (out.<country>.>), so that
+	// what a cross-border referral must show them reaches their hub, and
+	// nothing else of the other hub does. Default: none.
+	Country         string
+	CrossBorderFrom []string
 }
 
 // WithDefaults returns a copy of c with every unset field given its default.
@@ -270,6 +281,14 @@ func (c StreamsConfig) Validate() error {
 	}
 	if c.Timers.age() > 0 || c.Inbound.age() > 0 {
 		return errors.New("natsjs: StreamsConfig.Timers.MaxAge and Inbound.MaxAge must be none: a schedule or a command waiting for the routing service must not expire")
+	}
+	if len(c.CrossBorderFrom) > 0 && !isCountryCode(c.Country) {
+		return fmt.Errorf("natsjs: StreamsConfig.Country %q must be a lower-case ISO 3166-1 alpha-2 code with CrossBorderFrom", c.Country)
+	}
+	for _, d := range c.CrossBorderFrom {
+		if d == "" || strings.ContainsAny(d, ". *>\t\n") {
+			return fmt.Errorf("natsjs: StreamsConfig.CrossBorderFrom %q must be a JetStream domain name", d)
+		}
 	}
 	if c.DirectoryHistory < 1 || c.DirectoryHistory > DirectoryHistoryMax {
 		return fmt.Errorf("natsjs: StreamsConfig.DirectoryHistory %d must be from 1 to %d", c.DirectoryHistory, DirectoryHistoryMax)
@@ -335,6 +354,11 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	// Listings over HTTP read an organisation's deliveries with direct
 	// gets by subject, without a consumer each.
 	delivery.AllowDirect = true
+	for _, d := range cfg.CrossBorderFrom {
+		delivery.Sources = append(delivery.Sources, &jetstream.StreamSource{
+			Name: StreamDelivery, FilterSubject: "out." + cfg.Country + ".>", Domain: d,
+		})
+	}
 
 	timers := base(StreamTimers, SubjectsTimers, "Offer deadlines and reminders as scheduled messages.", cfg.Timers)
 	timers.AllowMsgSchedules = true
@@ -349,6 +373,11 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	dlq.Discard = jetstream.DiscardOld
 
 	return []jetstream.StreamConfig{inbound, referrals, delivery, timers, dlq}
+}
+
+// isCountryCode reports whether s is two lower-case ASCII letters.
+func isCountryCode(s string) bool {
+	return len(s) == 2 && s[0] >= 'a' && s[0] <= 'z' && s[1] >= 'a' && s[1] <= 'z'
 }
 
 // DirectoryBucketConfig returns the configuration of the directory KV bucket

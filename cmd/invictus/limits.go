@@ -31,6 +31,8 @@ type limitOptions struct {
 	natsMaxStore          sizeValue
 	storeMinFree          sizeValue
 	replicas              int
+	hubCountry            string
+	hubSources            []string
 }
 
 // addFlags registers the flags on fs with natsjs's defaults.
@@ -52,6 +54,8 @@ func (o *limitOptions) addFlags(fs *pflag.FlagSet) {
 	size(&o.tokensMaxBytes, natsjs.TokensMaxBytesDefault, "tokens-max-bytes", "bound on the tokens bucket")
 	size(&o.webhooksMaxBytes, natsjs.WebhooksMaxBytesDefault, "webhooks-max-bytes", "bound on the webhooks bucket")
 	fs.IntVar(&o.replicas, "nats-replicas", natsjs.ReplicasDefault, "replicas of every stream and bucket: 1 on one server, 3 (or 5) on a cluster (--nats-url); existing streams are scaled to it at start")
+	fs.StringVar(&o.hubCountry, "hub-country", "", "on a country hub (deploy/nats/hub.conf): its country, lower case (pt)")
+	fs.StringSliceVar(&o.hubSources, "hub-sources", nil, "on a country hub: the JetStream domains of the other hubs whose deliveries to --hub-country's organisations DELIVERY sources (comma-separated)")
 	size(&o.natsMaxStore, 0, "nats-max-store", "bound on the embedded server's JetStream store; 0 is three quarters of the disk's free space at start; the bounds above are reserved from it")
 	size(&o.storeMinFree, natsjs.MinFreeDefault, "store-min-free", "free space the data directory's disk must keep; below it the node is not ready")
 }
@@ -80,6 +84,8 @@ func (o *limitOptions) streams() natsjs.StreamsConfig {
 		DirectoryMaxBytes: int64(o.directoryMaxBytes),
 		TokensMaxBytes:    int64(o.tokensMaxBytes),
 		WebhooksMaxBytes:  int64(o.webhooksMaxBytes),
+		Country:           o.hubCountry,
+		CrossBorderFrom:   o.hubSources,
 	}
 }
 

@@ -165,6 +165,10 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 		return usageError{fmt.Errorf("--http-write-timeout %s: must be more than the longest ?wait=, %s", o.http.writeTimeout, httpapi.MaxWaitDefault)}
 	case o.natsURL == "" && o.limits.replicas != natsjs.ReplicasDefault:
 		return usageError{fmt.Errorf("--nats-replicas %d is for a cluster (--nats-url); the embedded server is one node", o.limits.replicas)}
+	case o.natsURL == "" && len(o.limits.hubSources) > 0:
+		return usageError{errors.New("--hub-sources is for a country hub (--nats-url to the hub of deploy/nats/hub.conf); the embedded server has no leaf nodes")}
+	case len(o.limits.hubSources) > 0 && o.limits.hubCountry == "":
+		return usageError{errors.New("--hub-sources needs --hub-country, the country whose deliveries to source")}
 	case o.natsURL != "" && (settings["nats-max-store"].Source != sourceDefault || settings["store-min-free"].Source != sourceDefault):
 		return usageError{errors.New("--nats-max-store and --store-min-free are for the embedded server; with --nats-url its operator sets them")}
 	}

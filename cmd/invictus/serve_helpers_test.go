@@ -192,8 +192,9 @@ func testRequested(preferred string) *events.Requested {
 	}
 }
 
-// testOrgsDirectory returns a directory of organisations in Portugal, each
-// with one remote service for emotional support.
+// testOrgsDirectory returns a directory of organisations (in the country
+// of their ids, pt in most tests), each with one remote service for
+// emotional support in Portugal.
 func testOrgsDirectory(t *testing.T, orgs ...string) *directory.Directory {
 	t.Helper()
 	d := &directory.Directory{}
@@ -203,7 +204,7 @@ func testOrgsDirectory(t *testing.T, orgs ...string) *directory.Directory {
 			t.Fatal(err)
 		}
 		d.Organisations = append(d.Organisations, directory.Organisation{
-			ID: id, Name: "Test " + id, Country: "pt", Languages: []string{"pt"}, AgeRecipient: k.Recipient, Synthetic: true,
+			ID: id, Name: "Test " + id, Country: id[:2], Languages: []string{"pt"}, AgeRecipient: k.Recipient, Synthetic: true,
 		})
 		d.Services = append(d.Services, directory.Service{
 			ID: id + ".support", Organisation: id, Name: "Support", Status: directory.StatusActive,
