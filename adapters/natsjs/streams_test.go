@@ -2,6 +2,7 @@ package natsjs_test
 
 import (
 	"errors"
+	"reflect"
 	"slices"
 	"strconv"
 	"strings"
@@ -272,7 +273,7 @@ func TestStreamsConfigWithDefaults(t *testing.T) {
 		EmailMaxBytes:      natsjs.EmailMaxBytesDefault,
 		EmailMarksMaxBytes: natsjs.EmailMarksMaxBytesDefault,
 	}
-	if got != want {
+	if !reflect.DeepEqual(got, want) {
 		t.Errorf("WithDefaults() = %+v, want %+v", got, want)
 	}
 	three := natsjs.StreamsConfig{Replicas: 3}
@@ -425,4 +426,37 @@ func TestStreamsAreBounded(t *testing.T) {
 			t.Errorf("DLQ state %+v, want at most 2 KiB ending at 20", info.State)
 		}
 	})
+}
+
+// TestCrossBorderSources: a country hub's DELIVERY sources, from each
+// other hub's domain, only the deliveries to its own country; without a
+// country, or with a domain that is not a name, the config is refused
+// naming the field.
+func TestCrossBorderSources(t *testing.T) {
+	cfg := natsjs.StreamsConfig{Country: "fi", CrossBorderFrom: []string{"pt", "nl"}}
+	if err := cfg.WithDefaults().Validate(); err != nil {
+		t.Fatal(err)
+	}
+	for _, sc := range natsjs.StreamConfigs(cfg) {
+		switch {
+		case sc.Name != natsjs.StreamDelivery && len(sc.Sources) != 0:
+			t.Errorf("%s sources %+v", sc.Name, sc.Sources)
+		case sc.Name == natsjs.StreamDelivery:
+			if len(sc.Sources) != 2 || sc.Sources[0].Domain != "pt" || sc.Sources[1].Domain != "nl" ||
+				sc.Sources[0].FilterSubject != "out.fi.>" || sc.Sources[1].FilterSubject != "out.fi.>" {
+				t.Errorf("DELIVERY sources %+v", sc.Sources)
+			}
+		}
+	}
+	for _, bad := range []natsjs.StreamsConfig{
+		{CrossBorderFrom: []string{"pt"}},
+		{Country: "FI", CrossBorderFrom: []string{"pt"}},
+		{Country: "fi", CrossBorderFrom: []string{"p.t"}},
+		{Country: "fi", CrossBorderFrom: []string{""}},
+	} {
+		err := bad.WithDefaults().Validate()
+		if err == nil || !strings.Contains(err.Error(), "StreamsConfig.C") {
+			t.Errorf("%+v: %v, want an error naming Country or CrossBorderFrom", bad, err)
+		}
+	}
 }
