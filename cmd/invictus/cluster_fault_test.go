@@ -118,8 +118,17 @@ func clusterKeys(t *testing.T) (keys *natsjs.KeyStore, adminPub, sysPub string) 
 
 func startProcCluster(t *testing.T) *procCluster {
 	t.Helper()
-	bin := natsNodeBinary(t)
 	keys, adminPub, sysPub := clusterKeys(t)
+	c := startProcClusterFrom(t, filepath.Join(deployDir, "nats", "cluster.conf"), "INVICTUS_NATS_NKEY="+adminPub, "NATS_SYS_NKEY="+sysPub)
+	c.keys = keys
+	return c
+}
+
+// startProcClusterFrom starts three nodes of conf as processes, with env
+// added to each one's environment (besides its name and the routes).
+func startProcClusterFrom(t *testing.T, conf string, env ...string) *procCluster {
+	t.Helper()
+	bin := natsNodeBinary(t)
 	const n = 3
 	var clients, routes, https []string
 	for range n {
@@ -127,16 +136,15 @@ func startProcCluster(t *testing.T) *procCluster {
 		routes = append(routes, "nats://"+freeAddr(t))
 		https = append(https, freeAddr(t))
 	}
-	c := &procCluster{testCluster: testCluster{keys: keys}, t: t, bin: bin}
+	c := &procCluster{t: t, bin: bin}
 	var urls []string
 	for i := range n {
 		p := &natsProc{name: "nats-" + itoa(i+1), client: clients[i], http: https[i]}
 		_, cport := splitAddr(t, strings.TrimPrefix(routes[i], "nats://"))
 		_, hport := splitAddr(t, https[i])
-		p.args = []string{"-c", filepath.Join(deployDir, "nats", "cluster.conf"), "-client", clients[i],
+		p.args = []string{"-c", conf, "-client", clients[i],
 			"-cluster", itoa(cport), "-http", itoa(hport), "-store", t.TempDir()}
-		p.env = append(cleanEnv(), "NATS_SERVER_NAME="+p.name, "NATS_ROUTES=["+strings.Join(routes, ", ")+"]",
-			"INVICTUS_NATS_NKEY="+adminPub, "NATS_SYS_NKEY="+sysPub)
+		p.env = append(append(cleanEnv(), "NATS_SERVER_NAME="+p.name, "NATS_ROUTES=["+strings.Join(routes, ", ")+"]"), env...)
 		c.nodes = append(c.nodes, p)
 		urls = append(urls, "nats://"+clients[i])
 		c.start(i)
@@ -190,6 +198,15 @@ func (c *procCluster) kill(i int) {
 	var exitErr *exec.ExitError
 	if ws, ok := p.cmd.ProcessState.Sys().(syscall.WaitStatus); !errors.As(p.waitErr, &exitErr) || !ok || ws.Signal() != syscall.SIGKILL {
 		c.t.Fatalf("%s ended with %v, not by SIGKILL\n%s", p.name, p.waitErr, lastLines(p.stderr.String(), 20))
+	}
+}
+
+// reload makes node i read its configuration again (SIGHUP, as
+// `nats-server --signal reload`).
+func (c *procCluster) reload(i int) {
+	c.t.Helper()
+	if err := c.nodes[i].cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		c.t.Fatal(err)
 	}
 }
 

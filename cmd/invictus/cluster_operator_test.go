@@ -17,11 +17,11 @@ import (
 )
 
 // TestClusterOperatorMode runs the cluster of deploy/nats/cluster-operator.conf
-// as its head says: `invictus creds operator` writes operator.conf, `creds
+// as its head says, each node a process: `invictus creds operator` writes operator.conf, `creds
 // --jwt` the users' .creds files. serve runs on it with R3 streams; an
 // organisation's user reaches its own command subject and nothing of
 // another's or of the streams; an organisation added later gets in once
-// the nodes reload operator.conf, without a restart.
+// the nodes reload operator.conf (SIGHUP), without a restart.
 func TestClusterOperatorMode(t *testing.T) {
 	secrets, dir := t.TempDir(), t.TempDir()
 	a, b := "pt."+uniqueSlug("op-a"), "pt."+uniqueSlug("op-b")
@@ -52,15 +52,17 @@ func TestClusterOperatorMode(t *testing.T) {
 	if err := os.WriteFile(clusterConf, conf, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	var stores []string
-	servers, url := startClusterFrom(t, clusterConf, func(i int, opts *server.Options) {
-		if len(opts.TrustedOperators) != 1 || opts.AccountResolver == nil || opts.SystemAccount == "" || opts.SystemAccount == "SYS" {
-			t.Fatalf("cluster-operator.conf read with %d operators, resolver %v, system account %q", len(opts.TrustedOperators), opts.AccountResolver, opts.SystemAccount)
-		}
-		stores = append(stores, opts.StoreDir)
-	})
+	t.Setenv("NATS_SERVER_NAME", "nats-1")
+	t.Setenv("NATS_ROUTES", "[nats://127.0.0.1:6222]")
+	if opts, err := server.ProcessConfigFile(clusterConf); err != nil || len(opts.TrustedOperators) != 1 || opts.AccountResolver == nil ||
+		opts.SystemAccount == "" || opts.SystemAccount == "SYS" || opts.MaxControlLine != natsjs.OperatorMaxControlLine {
+		t.Fatalf("cluster-operator.conf read as %+v: %v", opts, err)
+	}
+	c := startProcClusterFrom(t, clusterConf)
+	url := c.url
 	connect := func(user string, opts ...nats.Option) (*nats.Conn, error) {
-		return nats.Connect(url, append(opts, nats.UserCredentials(creds(user)), nats.MaxReconnects(-1))...)
+		return nats.Connect(url, append(opts, nats.UserCredentials(creds(user)), nats.MaxReconnects(-1),
+			nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {}))...)
 	}
 	admin, err := connect(natsjs.UserAdmin)
 	if err != nil {
@@ -121,17 +123,21 @@ func TestClusterOperatorMode(t *testing.T) {
 		t.Fatal("b got in before it had an account")
 	}
 	operatorConf(a, b)
-	for i, srv := range servers {
-		opts := clusterOptions(t, clusterConf, i, strings.TrimPrefix(srv.ClientURL(), "nats://"), srv.ClusterAddr().String(), stores[i])
-		if err := srv.ReloadOptions(opts); err != nil {
-			t.Fatalf("reload %s: %v", srv.Name(), err)
-		}
+	for i := range c.nodes {
+		c.reload(i)
 	}
-	ncb, err := connect(b, nats.CustomInboxPrefix(natsjs.OrgInboxPrefix(b)))
-	if err != nil {
-		t.Fatalf("b after the reload: %v", err)
-	}
+	// Each node reloads on its own; b gets in once the node it reaches
+	// has (the client tries the nodes in turn).
+	var ncb *nats.Conn
+	waitFor(t, 0, "b to be let in after the reload", func() bool {
+		var err error
+		ncb, err = connect(b, nats.CustomInboxPrefix(natsjs.OrgInboxPrefix(b)))
+		return err == nil
+	})
 	defer ncb.Close()
+	for _, p := range c.nodes {
+		waitFor(t, 0, p.name+" to reload", func() bool { return strings.Contains(p.stderr.String(), "reloaded") })
+	}
 	if m, err := ncb.Request(inboundB, []byte(`{}`), 10*time.Second); err != nil || !strings.Contains(string(m.Data), `"stream":"INBOUND"`) {
 		t.Errorf("b's command after the reload: %v", err)
 	}

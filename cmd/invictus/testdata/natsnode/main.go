@@ -6,7 +6,8 @@
 //
 //	natsnode -c deploy/nats/cluster.conf -client 127.0.0.1:4222 -cluster 6222 -http 8222 -store DIR
 //
-// It stops cleanly on SIGTERM or SIGINT (exit 0).
+// It stops cleanly on SIGTERM or SIGINT (exit 0) and reloads the file on
+// SIGHUP.
 package main
 
 import (
@@ -37,16 +38,54 @@ func main() {
 }
 
 func run(conf, client string, cluster, leaf, httpPort int, store string) error {
-	opts, err := server.ProcessConfigFile(conf)
+	opts, err := options(conf, client, cluster, leaf, httpPort, store)
 	if err != nil {
 		return err
 	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return err
+	}
+	s.ConfigureLogger()
+	go s.Start()
+	if !s.ReadyForConnections(2 * time.Minute) {
+		return fmt.Errorf("%s: not ready for connections", s.Name())
+	}
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	for sg := range sig {
+		if sg != syscall.SIGHUP {
+			break
+		}
+		// SIGHUP reloads the file, as `nats-server --signal reload`
+		// does, with the same ports and store.
+		nopts, err := options(conf, client, cluster, leaf, httpPort, store)
+		if err == nil {
+			err = s.ReloadOptions(nopts)
+		}
+		if err != nil {
+			s.Errorf("reload: %v", err)
+		} else {
+			s.Noticef("reloaded %s", conf)
+		}
+	}
+	s.Shutdown()
+	s.WaitForShutdown()
+	return nil
+}
+
+// options reads conf and applies the command line's ports and store.
+func options(conf, client string, cluster, leaf, httpPort int, store string) (*server.Options, error) {
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		return nil, err
+	}
 	host, p, err := net.SplitHostPort(client)
 	if err != nil {
-		return fmt.Errorf("-client: %w", err)
+		return nil, fmt.Errorf("-client: %w", err)
 	}
 	if opts.Port, err = strconv.Atoi(p); err != nil {
-		return fmt.Errorf("-client: %w", err)
+		return nil, fmt.Errorf("-client: %w", err)
 	}
 	opts.Host = host
 	if cluster > 0 {
@@ -64,19 +103,5 @@ func run(conf, client string, cluster, leaf, httpPort int, store string) error {
 		opts.StoreDir = store
 	}
 	opts.NoSigs = true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		return err
-	}
-	s.ConfigureLogger()
-	go s.Start()
-	if !s.ReadyForConnections(2 * time.Minute) {
-		return fmt.Errorf("%s: not ready for connections", s.Name())
-	}
-	sig := make(chan os.Signal, 1)
-	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
-	<-sig
-	s.Shutdown()
-	s.WaitForShutdown()
-	return nil
+	return opts, nil
 }
