@@ -68,7 +68,7 @@ func natsNodeBinary(t *testing.T) string {
 		natsNodePath = filepath.Join(binDir, "natsnode")
 		out, err := exec.Command("go", "build", "-o", natsNodePath, "./testdata/natsnode").CombinedOutput()
 		if err != nil {
-			natsNodeErr = fmt.Errorf("go build natsnode: %v\n%s", err, out)
+			natsNodeErr = fmt.Errorf("go build natsnode: %w\n%s", err, out)
 		}
 	})
 	if natsNodeErr != nil {
