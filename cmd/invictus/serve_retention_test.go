@@ -4,7 +4,6 @@ import (
 	"context"
 	"log/slog"
 	"maps"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -28,43 +27,8 @@ func TestRetentionPurgesClosedReferrals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	data := t.TempDir()
-	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: filepath.Join(data, "nats"), DontListen: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer scancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	nc, err := srv.Connect(ctx, nats.Name("retention-test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsjs.EnsureStreams(ctx, js, natsjs.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	publish := func(subject, id string, p events.Payload) {
-		t.Helper()
-		e, err := events.New(events.SourceOf("pt.apav"), id, p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m, err := events.ToNATS(subject, e)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: m.Subject, Header: m.Header, Data: m.Data}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	nc, js := testStore(ctx, t, data)
+	publish := func(subject, id string, p events.Payload) { t.Helper(); storeEvent(ctx, t, js, subject, id, p) }
 	// referral stores a referral (withdrawn when closed) and a delivery of it.
 	referral := func(closed bool) string {
 		id := events.NewReferralID()
@@ -93,23 +57,8 @@ func TestRetentionPurgesClosedReferrals(t *testing.T) {
 		openIDs = append(openIDs, referral(false))
 	}
 
-	startReports := func(dir string) *reportsComponent {
-		c := &reportsComponent{data: dir, conn: func() *nats.Conn { return nc }, logger: slog.New(slog.DiscardHandler),
-			fail: func(err error) { t.Errorf("reports failed: %v", err) }, every: 1}
-		if err := c.Start(ctx); err != nil {
-			t.Fatal(err)
-		}
-		return c
-	}
-	waitSeq := func(c *reportsComponent, seq uint64) {
-		t.Helper()
-		for c.store.Sequence() < seq {
-			if ctx.Err() != nil {
-				t.Fatalf("the model reached %d, not %d", c.store.Sequence(), seq)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	}
+	startReports := func(dir string) *reportsComponent { return startTestReports(ctx, t, nc, dir, 1) }
+	waitSeq := func(c *reportsComponent, seq uint64) { t.Helper(); waitModel(ctx, t, c, seq) }
 	lastSeq := func() uint64 {
 		s, err := js.Stream(ctx, natsjs.StreamReferrals)
 		if err != nil {
