@@ -9,14 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/intake"
-	"github.com/invictus-network/invictus/routing"
+	"github.com/invictus-network/invictus/internal/testnet"
 	"github.com/invictus-network/invictus/seal"
 )
 
@@ -48,23 +45,7 @@ func (s *syncBuffer) String() string {
 func TestSelfReferralReachesTheChosenOrganisation(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
-	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: t.TempDir(), DontListen: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = srv.Shutdown(context.Background()) })
-	nc, err := srv.Connect(ctx, nats.Name("intake-test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsjs.EnsureStreams(ctx, js, natsjs.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	srv, nc, js := testnet.Plain(t, "")
 	ports, err := natsjs.NewHTTPPorts(ctx, nc, natsjs.StreamsConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -85,29 +66,8 @@ func TestSelfReferralReachesTheChosenOrganisation(t *testing.T) {
 	view := directory.NewView()
 	view.Load(d, 1)
 
-	bus, err := natsjs.NewBus(nc, natsjs.BusConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svcRouting, err := routing.NewService(bus, view, routing.NewMatcher(routing.Config{}), routing.ServiceConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := natsjs.NewRouter(bus, svcRouting, natsjs.RouterConfig{AckWait: 2 * time.Second, RetryDelay: 20 * time.Millisecond, Workers: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.EnsureConsumers(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rctx, rcancel := context.WithCancel(ctx)
-	rdone := make(chan error, 1)
-	go func() { rdone <- rt.Run(rctx) }()
-	t.Cleanup(func() {
-		rcancel()
-		if err := <-rdone; err != nil {
-			t.Errorf("router: %v", err)
-		}
+	testnet.RunRouter(t, srv, view, natsjs.NodeConfig{
+		Router: natsjs.RouterConfig{AckWait: 2 * time.Second, RetryDelay: 20 * time.Millisecond, Workers: 2},
 	})
 
 	logs := &syncBuffer{}

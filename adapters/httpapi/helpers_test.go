@@ -24,6 +24,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testnet"
 	"github.com/invictus-network/invictus/reports"
 	"github.com/invictus-network/invictus/routing"
 )
@@ -132,27 +133,9 @@ func setup(t *testing.T, o options) *bundle {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: t.TempDir(), DontListen: true}, nil)
-	if err != nil {
-		t.Fatalf("StartServer: %v", err)
-	}
-	b := &bundle{t: t, srv: srv, view: directory.NewView(), logs: &syncBuffer{}, tokens: map[string]string{}, metrics: httpapi.NewMetrics()}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer scancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	if b.nc, err = srv.Connect(ctx, nats.Name("httpapi-test")); err != nil {
-		t.Fatal(err)
-	}
-	if b.js, err = jetstream.New(b.nc); err != nil {
-		t.Fatal(err)
-	}
-	if err := natsjs.EnsureStreams(ctx, b.js, natsjs.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	b := &bundle{t: t, view: directory.NewView(), logs: &syncBuffer{}, tokens: map[string]string{}, metrics: httpapi.NewMetrics()}
+	b.srv, b.nc, b.js = testnet.Plain(t, "")
+	var err error
 	if b.ports, err = natsjs.NewHTTPPorts(ctx, b.nc, natsjs.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
@@ -238,33 +221,9 @@ func setup(t *testing.T, o options) *bundle {
 // startRouter runs the routing service on its own connection until the
 // test ends.
 func (b *bundle) startRouter() {
-	t := b.t
-	ctx := context.Background()
-	nc, err := b.srv.Connect(ctx, nats.Name("router"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	node, err := natsjs.NewNode(nc, b.view, natsjs.NodeConfig{
-		Bus:     natsjs.BusConfig{},
+	testnet.RunRouter(b.t, b.srv, b.view, natsjs.NodeConfig{
 		Service: routing.ServiceConfig{Observer: b.metrics},
 		Router:  natsjs.RouterConfig{AckWait: 2 * time.Second, RetryDelay: 20 * time.Millisecond, Workers: 2},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt := node.Router
-	if err := rt.EnsureConsumers(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(rctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("router: %v", err)
-		}
-		nc.Close()
 	})
 }
 

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testnet"
 	"github.com/invictus-network/invictus/reports"
 )
 
@@ -19,7 +20,7 @@ func TestReportsResumeFromCheckpoint(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	data := t.TempDir()
-	nc, js := testStore(ctx, t, data)
+	_, nc, js := testnet.Plain(t, filepath.Join(data, "nats"))
 	publish := func(n int) {
 		for range n {
 			p := events.SamplePayload(events.TypeReferralRequested).(*events.Requested)

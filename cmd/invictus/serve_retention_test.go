@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testnet"
 	"github.com/invictus-network/invictus/reports"
 )
 
@@ -27,7 +29,7 @@ func TestRetentionPurgesClosedReferrals(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	data := t.TempDir()
-	nc, js := testStore(ctx, t, data)
+	_, nc, js := testnet.Plain(t, filepath.Join(data, "nats"))
 	publish := func(subject, id string, p events.Payload) { t.Helper(); storeEvent(ctx, t, js, subject, id, p) }
 	// referral stores a referral (withdrawn when closed) and a delivery of it.
 	referral := func(closed bool) string {

@@ -3,47 +3,14 @@ package main
 import (
 	"context"
 	"log/slog"
-	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
 )
-
-// testStore starts an embedded server on data's store (no listener, no
-// authentication) with the streams, and connects to it in process; the
-// connection and the server end at cleanup.
-func testStore(ctx context.Context, t *testing.T, data string) (*nats.Conn, jetstream.JetStream) {
-	t.Helper()
-	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: filepath.Join(data, "nats"), DontListen: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
-		defer scancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-	})
-	nc, err := srv.Connect(ctx, nats.Name(t.Name()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsjs.EnsureStreams(ctx, js, natsjs.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
-	return nc, js
-}
 
 // storeEvent stores pt.apav's event p about referral id on subject, as
 // the routing service would have.

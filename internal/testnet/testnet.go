@@ -171,3 +171,71 @@ func (n *Network) startRouting(ctx context.Context, t testing.TB) {
 		}
 	})
 }
+
+// Plain starts an embedded server storing under dir (a temporary
+// directory when empty), with no listener and no authentication, ensures
+// the streams and connects to it in process, named after the test; the
+// connection and the server end at cleanup.
+func Plain(t testing.TB, dir string) (*natsjs.Server, *nats.Conn, jetstream.JetStream) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: dir, DontListen: true}, nil)
+	if err != nil {
+		t.Fatalf("StartServer: %v", err)
+	}
+	t.Cleanup(func() {
+		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer scancel()
+		if err := srv.Shutdown(sctx); err != nil {
+			t.Errorf("server shutdown: %v", err)
+		}
+	})
+	nc, err := srv.Connect(ctx, nats.Name(t.Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := natsjs.EnsureStreams(ctx, js, natsjs.StreamsConfig{}); err != nil {
+		t.Fatal(err)
+	}
+	return srv, nc, js
+}
+
+// RunRouter runs a routing service (natsjs.NewNode of cfg, reading dir)
+// on a connection of its own to srv until cleanup, and returns it.
+func RunRouter(t testing.TB, srv *natsjs.Server, dir routing.Directory, cfg natsjs.NodeConfig) *natsjs.Node {
+	t.Helper()
+	ctx := context.Background()
+	nc, err := srv.Connect(ctx, nats.Name("router"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	node, err := natsjs.NewNode(nc, dir, cfg)
+	if err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	if err := node.Router.EnsureConsumers(ctx); err != nil {
+		nc.Close()
+		t.Fatal(err)
+	}
+	rctx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- node.Router.Run(rctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("router: %v", err)
+		}
+		nc.Close()
+	})
+	return node
+}
