@@ -141,17 +141,7 @@ type svcOrg = testenv.Org
 
 // svcRequest returns a referral.requested payload for needs.
 func svcRequest(needs ...string) *events.Requested {
-	return &events.Requested{
-		Profile: events.Profile{
-			Needs:     needs,
-			Urgency:   events.UrgencyUrgent,
-			Location:  events.Location{Country: "pt", Region: "PT17"},
-			Languages: []string{"pt"},
-			AgeBand:   "adult",
-			Channels:  []string{events.ChannelPhone},
-		},
-		Consent: events.Consent{Referral: true, ShareData: true, GivenAt: time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC), Method: "verbal", RecordedBy: "staff-s001"},
-	}
+	return testenv.Request(time.Date(2026, 1, 5, 9, 0, 0, 0, time.UTC), needs...)
 }
 
 // svcBundle is what a service test needs.

@@ -487,17 +487,7 @@ func offeredTo(i int, org string) func(referral.State) bool {
 
 // request returns a referral.requested payload for needs.
 func request(needs ...string) *events.Requested {
-	return &events.Requested{
-		Profile: events.Profile{
-			Needs:     needs,
-			Urgency:   events.UrgencyUrgent,
-			Location:  events.Location{Country: "pt", Region: "PT17"},
-			Languages: []string{"pt"},
-			AgeBand:   "adult",
-			Channels:  []string{events.ChannelPhone},
-		},
-		Consent: events.Consent{Referral: true, ShareData: true, GivenAt: time.Now().Add(-time.Minute).UTC(), Method: "verbal", RecordedBy: "staff-s001"},
-	}
+	return testenv.Request(time.Now().Add(-time.Minute).UTC(), needs...)
 }
 
 // consumerIdle waits until consumer has no pending and no unacknowledged

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"testing"
+	"time"
 
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
@@ -104,4 +105,21 @@ func Directory(t testing.TB, orgs []Org, keys map[string]seal.Key) *directory.Di
 		t.Fatalf("test directory: %v", err)
 	}
 	return d
+}
+
+// Request returns a referral.requested payload for needs: urgent, in
+// Lisbon (PT17), in Portuguese, by phone, an adult, with consent given at
+// givenAt.
+func Request(givenAt time.Time, needs ...string) *events.Requested {
+	return &events.Requested{
+		Profile: events.Profile{
+			Needs:     needs,
+			Urgency:   events.UrgencyUrgent,
+			Location:  events.Location{Country: "pt", Region: "PT17"},
+			Languages: []string{"pt"},
+			AgeBand:   "adult",
+			Channels:  []string{events.ChannelPhone},
+		},
+		Consent: events.Consent{Referral: true, ShareData: true, GivenAt: givenAt, Method: "verbal", RecordedBy: "staff-s001"},
+	}
 }
