@@ -5,7 +5,6 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -13,29 +12,15 @@ import (
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/intake"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/internal/testnet"
 	"github.com/invictus-network/invictus/seal"
 )
 
 const canary = "Ana Canary-5c1e, +351 913 000 555, after 19:00 only"
 
-// syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for concurrent writes.
+type syncBuffer = testenv.SyncBuffer
 
 // TestSelfReferralReachesTheChosenOrganisation runs a node's JetStream,
 // the routing service and the intake: a self-referral is offered to the

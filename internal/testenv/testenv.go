@@ -4,10 +4,12 @@
 package testenv
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
 	"path/filepath"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -122,4 +124,24 @@ func Request(givenAt time.Time, needs ...string) *events.Requested {
 		},
 		Consent: events.Consent{Referral: true, ShareData: true, GivenAt: givenAt, Method: "verbal", RecordedBy: "staff-s001"},
 	}
+}
+
+// SyncBuffer is a buffer safe for concurrent writes, such as a logger's
+// in a test.
+type SyncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *SyncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+// String returns what was written.
+func (b *SyncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
 }
