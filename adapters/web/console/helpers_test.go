@@ -16,7 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/pquerna/otp/totp"
 
@@ -24,6 +23,8 @@ import (
 	"github.com/invictus-network/invictus/adapters/web/console"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
+	"github.com/invictus-network/invictus/internal/testnet"
 	"github.com/invictus-network/invictus/routing"
 )
 
@@ -74,22 +75,8 @@ func (b *bundle) now() time.Time { return time.Now().Add(time.Duration(b.skew.Lo
 // advance moves the clock forward.
 func (b *bundle) advance(d time.Duration) { b.skew.Add(int64(d)) }
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.WriteString(string(p))
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
+// syncBuffer is a buffer safe for concurrent writes.
+type syncBuffer = testenv.SyncBuffer
 
 // setup starts a node with the demo directory and the routing service.
 func setup(t testing.TB) *bundle {
@@ -117,29 +104,9 @@ func setupNode(t testing.TB, dir *directory.Directory, kv bool) *bundle {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: t.TempDir(), DontListen: true}, nil)
-	if err != nil {
-		t.Fatalf("StartServer: %v", err)
-	}
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer scancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	nc, err := srv.Connect(ctx, nats.Name("console-test"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsjs.EnsureStreams(ctx, js, natsjs.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	srv, nc, js := testnet.Plain(t, "")
 	b := &bundle{t: t, logs: &syncBuffer{}, bodies: &syncBuffer{}, js: js}
+	var err error
 	if b.ports, err = natsjs.NewHTTPPorts(ctx, nc, natsjs.StreamsConfig{}); err != nil {
 		t.Fatal(err)
 	}
@@ -155,7 +122,9 @@ func setupNode(t testing.TB, dir *directory.Directory, kv bool) *bundle {
 	} else {
 		view.Load(dir, 1)
 	}
-	startRouter(t, srv, view, listings)
+	testnet.RunRouter(t, srv, view, natsjs.NodeConfig{
+		Router: natsjs.RouterConfig{AckWait: 5 * time.Second, RetryDelay: 20 * time.Millisecond, Workers: 2, Listings: listings},
+	})
 	b.srv, err = console.New(console.Deps{
 		Accounts: b.stores.Accounts, Sessions: b.stores.Sessions, Audit: b.stores.Audit,
 		Commands: b.ports.Commands, Outcomes: b.ports.Outcomes, Timeline: b.ports.Timeline, Inbox: b.ports.Inbox,
@@ -179,40 +148,6 @@ func setupNode(t testing.TB, dir *directory.Directory, kv bool) *bundle {
 	t.Cleanup(b.http.Close)
 	b.url = b.http.URL
 	return b
-}
-
-// startRouter runs the routing service until the test ends.
-func startRouter(t testing.TB, srv *natsjs.Server, view *directory.View, listings natsjs.Listings) {
-	ctx := context.Background()
-	nc, err := srv.Connect(ctx, nats.Name("router"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	bus, err := natsjs.NewBus(nc, natsjs.BusConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	svc, err := routing.NewService(bus, view, routing.NewMatcher(routing.Config{}), routing.ServiceConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	rt, err := natsjs.NewRouter(bus, svc, natsjs.RouterConfig{AckWait: 5 * time.Second, RetryDelay: 20 * time.Millisecond, Workers: 2, Listings: listings})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := rt.EnsureConsumers(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rctx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- rt.Run(rctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("router: %v", err)
-		}
-		nc.Close()
-	})
 }
 
 // followDirectory imports the demo directory into the directory bucket
