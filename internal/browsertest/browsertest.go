@@ -155,3 +155,83 @@ func Axe(t testing.TB, tab context.Context) []Violation {
 	}
 	return v
 }
+
+var (
+	sharedOnce sync.Once
+	sharedCtx  context.Context
+	sharedErr  error
+	stopShared = func() {}
+)
+
+// SharedTab opens a new tab of one headless browser that the tests of a
+// binary share (started on first use, stopped by [Stop]), closed at the
+// test's end; opts are chromedp's (chromedp.WithNewBrowserContext gives
+// the tab cookies of its own). Unlike [Tab] it sets no deadline.
+func SharedTab(t testing.TB, opts ...chromedp.ContextOption) context.Context {
+	t.Helper()
+	path := Find(t)
+	sharedOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "invictus-chromium-")
+		if err != nil {
+			sharedErr = err
+			return
+		}
+		alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
+			chromedp.ExecPath(path),
+			chromedp.Flag("headless", true),
+			chromedp.Flag("no-sandbox", true),
+			chromedp.Flag("disable-gpu", true),
+			chromedp.Flag("disable-background-networking", true),
+			chromedp.Flag("disable-component-update", true),
+			chromedp.Flag("disable-sync", true),
+			chromedp.Flag("no-first-run", true),
+			chromedp.Flag("disable-dev-shm-usage", true),
+			chromedp.UserDataDir(dir),
+			chromedp.WindowSize(1100, 900),
+		)
+		ctx, cancelCtx := chromedp.NewContext(alloc)
+		// The first Do starts the browser, bound to ctx: no timeout here.
+		sharedErr = chromedp.Do(ctx)
+		sharedCtx = ctx
+		stopShared = func() {
+			cancelCtx()
+			cancelAlloc()
+			os.RemoveAll(dir)
+		}
+	})
+	if sharedErr != nil {
+		t.Fatalf("start the browser: %v", sharedErr)
+	}
+	tab, cancel := chromedp.NewContext(sharedCtx, opts...)
+	t.Cleanup(cancel)
+	if err := chromedp.Do(tab); err != nil {
+		t.Fatalf("open a tab: %v", err)
+	}
+	return tab
+}
+
+// Stop stops the shared browser of [SharedTab], if it was started;
+// TestMain calls it after the tests.
+func Stop() { stopShared() }
+
+// Screenshot saves the top of the page in the tab (the browser's
+// 1100×900 window) as docs/screenshots/<name>.png when
+// INVICTUS_SCREENSHOTS=1, so that ordinary runs do not rewrite them.
+func Screenshot(t testing.TB, tab context.Context, name string) {
+	t.Helper()
+	if os.Getenv("INVICTUS_SCREENSHOTS") != "1" {
+		return
+	}
+	buf, err := chromedp.Run(tab, chromedp.CaptureScreenshot())
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, here, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(here), "..", "..", "docs", "screenshots")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644); err != nil {
+		t.Fatal(err)
+	}
+}

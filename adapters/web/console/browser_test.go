@@ -4,51 +4,23 @@ import (
 	"context"
 	"encoding/json"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+
+	"github.com/invictus-network/invictus/internal/browsertest"
 )
 
 // The browser tests drive Debian's chromium through chromedp, as those of
-// adapters/web do, with the axe-core vendored there. Outside CI they skip
-// when no browser is installed; with CI=true they fail.
-
-var browserPaths = []string{"chromium", "chromium-browser", "google-chrome", "google-chrome-stable"}
-
-func findBrowser(t testing.TB) string {
-	t.Helper()
-	if p := os.Getenv("INVICTUS_CHROME"); p != "" {
-		return p
-	}
-	for _, name := range browserPaths {
-		if p, err := exec.LookPath(name); err == nil {
-			return p
-		}
-	}
-	msg := "no browser found (tried $INVICTUS_CHROME, " + strings.Join(browserPaths, ", ") + "); install one with: apt-get install -y chromium"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg)
-	}
-	t.Skip(msg)
-	return ""
-}
-
-var (
-	rootOnce       sync.Once
-	rootCtx        context.Context
-	rootErr        error
-	browserCleanup = func() {}
-)
+// adapters/web do (internal/browsertest). Outside CI they skip when no
+// browser is installed; with CI=true they fail.
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	browserCleanup()
+	browsertest.Stop()
 	os.Exit(code)
 }
 
@@ -62,38 +34,7 @@ type tab struct {
 
 func (b *bundle) tab(t *testing.T) *tab {
 	t.Helper()
-	path := findBrowser(t)
-	rootOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "invictus-console-chromium-")
-		if err != nil {
-			rootErr = err
-			return
-		}
-		opts := []chromedp.ExecAllocatorOption{
-			chromedp.ExecPath(path), chromedp.Flag("headless", true), chromedp.Flag("no-sandbox", true),
-			chromedp.Flag("disable-gpu", true), chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true), chromedp.Flag("disable-sync", true),
-			chromedp.Flag("no-first-run", true), chromedp.Flag("disable-dev-shm-usage", true),
-			chromedp.UserDataDir(dir), chromedp.WindowSize(1100, 900),
-		}
-		alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
-		ctx, cancelCtx := chromedp.NewContext(alloc)
-		rootErr = chromedp.Do(ctx)
-		rootCtx = ctx
-		browserCleanup = func() {
-			cancelCtx()
-			cancelAlloc()
-			os.RemoveAll(dir)
-		}
-	})
-	if rootErr != nil {
-		t.Fatalf("start the browser: %v", rootErr)
-	}
-	ctx, cancel := chromedp.NewContext(rootCtx, chromedp.WithNewBrowserContext())
-	t.Cleanup(cancel)
-	if err := chromedp.Do(ctx); err != nil {
-		t.Fatalf("open a tab: %v", err)
-	}
+	ctx := browsertest.SharedTab(t, chromedp.WithNewBrowserContext())
 	// A generous bound for a loaded 2-core machine; every wait polls.
 	ctx, cancel2 := context.WithTimeout(ctx, 5*time.Minute)
 	t.Cleanup(cancel2)
@@ -161,20 +102,8 @@ func (s *tab) submit(sel string) {
 }
 
 type axeResult struct {
-	Violations []struct {
-		ID     string `json:"id"`
-		Impact string `json:"impact"`
-		Help   string `json:"help"`
-		Nodes  []struct {
-			Target []any `json:"target"`
-		} `json:"nodes"`
-	} `json:"violations"`
+	Violations []browsertest.Violation
 }
-
-var axeSource = sync.OnceValues(func() (string, error) {
-	b, err := os.ReadFile(filepath.Join("..", "testdata", "axe", "axe.min.js"))
-	return string(b), err
-})
 
 // axeResults records the axe-core result of every page checked, for the
 // report (go test -v prints it).
@@ -184,17 +113,7 @@ var axeResults sync.Map
 // violation; it records the page's findings.
 func (s *tab) axe(name string) {
 	s.t.Helper()
-	src, err := axeSource()
-	if err != nil {
-		s.t.Fatal(err)
-	}
-	s.do(chromedp.Evaluate[chromedp.Void](src))
-	str := get(s, chromedp.Evaluate[string](`axe.run(document, {resultTypes: ['violations']}).then(r => JSON.stringify({violations: r.violations}))`,
-		func(p *runtime.EvaluateParams) { yes := true; p.AwaitPromise = &yes }))
-	var res axeResult
-	if err := json.Unmarshal([]byte(str), &res); err != nil {
-		s.t.Fatal(err)
-	}
+	res := axeResult{Violations: browsertest.Axe(s.t, s.ctx)}
 	var summary []string
 	for _, v := range res.Violations {
 		summary = append(summary, v.Impact+":"+v.ID)
@@ -210,17 +129,7 @@ func (s *tab) axe(name string) {
 // INVICTUS_SCREENSHOTS=1.
 func (s *tab) screenshot(name string) {
 	s.t.Helper()
-	if os.Getenv("INVICTUS_SCREENSHOTS") != "1" {
-		return
-	}
-	buf := get(s, chromedp.CaptureScreenshot())
-	dir := filepath.Join("..", "..", "..", "docs", "screenshots")
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		s.t.Fatal(err)
-	}
-	if err := os.WriteFile(filepath.Join(dir, "console-"+name+".png"), buf, 0o644); err != nil {
-		s.t.Fatal(err)
-	}
+	browsertest.Screenshot(s.t, s.ctx, "console-"+name)
 }
 
 // text is the text of the first element that matches sel.
