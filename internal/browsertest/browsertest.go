@@ -54,19 +54,7 @@ func Tab(t *testing.T) context.Context {
 	t.Helper()
 	path := Find(t)
 	dir := t.TempDir()
-	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-		chromedp.ExecPath(path),
-		chromedp.Flag("headless", true),
-		chromedp.Flag("no-sandbox", true),
-		chromedp.Flag("disable-gpu", true),
-		chromedp.Flag("disable-background-networking", true),
-		chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true),
-		chromedp.Flag("no-first-run", true),
-		chromedp.Flag("disable-dev-shm-usage", true),
-		chromedp.UserDataDir(dir),
-		chromedp.WindowSize(1100, 900),
-	)
+	alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), allocOptions(path, dir)...)
 	ctx, cancel := chromedp.NewContext(alloc)
 	t.Cleanup(func() {
 		_ = chromedp.Cancel(ctx) // closes the browser and waits for it
@@ -176,19 +164,7 @@ func SharedTab(t testing.TB, opts ...chromedp.ContextOption) context.Context {
 			sharedErr = err
 			return
 		}
-		alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(),
-			chromedp.ExecPath(path),
-			chromedp.Flag("headless", true),
-			chromedp.Flag("no-sandbox", true),
-			chromedp.Flag("disable-gpu", true),
-			chromedp.Flag("disable-background-networking", true),
-			chromedp.Flag("disable-component-update", true),
-			chromedp.Flag("disable-sync", true),
-			chromedp.Flag("no-first-run", true),
-			chromedp.Flag("disable-dev-shm-usage", true),
-			chromedp.UserDataDir(dir),
-			chromedp.WindowSize(1100, 900),
-		)
+		alloc, cancelAlloc := chromedp.NewExecAllocator(context.Background(), allocOptions(path, dir)...)
 		ctx, cancelCtx := chromedp.NewContext(alloc)
 		// The first Do starts the browser, bound to ctx: no timeout here.
 		sharedErr = chromedp.Do(ctx)
@@ -233,5 +209,23 @@ func Screenshot(t testing.TB, tab context.Context, name string) {
 	}
 	if err := os.WriteFile(filepath.Join(dir, name+".png"), buf, 0o644); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// allocOptions are the options of a headless browser at path with its
+// profile in dir.
+func allocOptions(path, dir string) []chromedp.ExecAllocatorOption {
+	return []chromedp.ExecAllocatorOption{
+		chromedp.ExecPath(path),
+		chromedp.Flag("headless", true),
+		chromedp.Flag("no-sandbox", true),
+		chromedp.Flag("disable-gpu", true),
+		chromedp.Flag("disable-background-networking", true),
+		chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true),
+		chromedp.Flag("no-first-run", true),
+		chromedp.Flag("disable-dev-shm-usage", true),
+		chromedp.UserDataDir(dir),
+		chromedp.WindowSize(1100, 900),
 	}
 }
