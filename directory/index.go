@@ -464,11 +464,12 @@ func build(svcs []*Service, orgList []*Organisation, revision uint64) *Index {
 			p.orgs[o.ID] = o
 		}
 	}
+	unlisted := func(s *Service) bool { o := p.orgs[s.Organisation]; return o != nil && o.Pending }
 
 	// First pass: sizes, so that posting lists are allocated once.
 	needCount := make([]int, numNeeds)
 	for _, s := range svcs {
-		if !s.Active() {
+		if !s.Active() || unlisted(s) {
 			continue
 		}
 		for _, c := range s.Needs {
@@ -487,7 +488,7 @@ func build(svcs []*Service, orgList []*Organisation, revision uint64) *Index {
 	for i32, s := range svcs {
 		i := int32(i32)
 		p.ids[s.ID] = i
-		if !s.Active() {
+		if !s.Active() || unlisted(s) {
 			continue
 		}
 		nis = needIndices(nis[:0], s.Needs)
@@ -743,6 +744,53 @@ func (x *Index) NumServices() int {
 	return n
 }
 
+// Listed reports whether s may be proposed to anyone: it exists, is
+// active, and its organisation is not waiting for a directory
+// administrator's approval ([Organisation.Pending]). Candidates, ByNeed,
+// ByLanguage and ByChannel return only listed services; a reader that
+// walks every number (Service(i) for i below Len) asks Listed itself.
+func (x *Index) Listed(s *Service) bool {
+	if s == nil || !s.Active() {
+		return false
+	}
+	o := x.Organisation(s.Organisation)
+	return o == nil || !o.Pending
+}
+
+// PendingOrganisations returns the organisations waiting for a directory
+// administrator's approval, sorted by id. They must not be modified.
+func (x *Index) PendingOrganisations() []*Organisation {
+	var out []*Organisation
+	for id, o := range x.p.orgs {
+		if ov, changed := x.orgs[id]; changed {
+			o = ov
+		}
+		if o != nil && o.Pending {
+			out = append(out, o)
+		}
+	}
+	for id, o := range x.orgs {
+		if _, inBase := x.p.orgs[id]; !inBase && o != nil && o.Pending {
+			out = append(out, o)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Organisation) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
+// ServicesOf returns the services of the organisation, sorted by id. They
+// must not be modified.
+func (x *Index) ServicesOf(org string) []*Service {
+	var out []*Service
+	for i := range x.n {
+		if s := x.Service(i); s != nil && s.Organisation == org {
+			out = append(out, s)
+		}
+	}
+	slices.SortFunc(out, func(a, b *Service) int { return cmp.Compare(a.ID, b.ID) })
+	return out
+}
+
 // Pending returns the number of services in the overlay: changed since the
 // postings were last built and tested one by one by every query.
 func (x *Index) Pending() int { return len(x.pending) }
@@ -843,7 +891,7 @@ func (x *Index) merged(base []int32, pred func(*Service) bool) []int32 {
 		}
 	}
 	for _, i := range x.pending {
-		if s := x.Service(i); s != nil && s.Active() && hasKnownNeed(s.Needs) && pred(s) {
+		if s := x.Service(i); x.Listed(s) && hasKnownNeed(s.Needs) && pred(s) {
 			out = append(out, i)
 		}
 	}
@@ -955,7 +1003,7 @@ func (x *Index) candidates(q *Query, set *bitset) {
 	// The overlay: forget the stale postings, test the current services.
 	for _, i := range x.pending {
 		set.clear(i)
-		if q.Matches(x.Service(i)) {
+		if s := x.Service(i); x.Listed(s) && q.Matches(s) {
 			set.mark1(i)
 		}
 	}
@@ -1109,10 +1157,20 @@ func (x *Index) With(changes ...Change) *Index {
 			if y.orgs == nil {
 				y.orgs = make(map[string]*Organisation)
 			}
+			old := y.Organisation(id)
 			if ch.Deleted || ch.Org == nil {
 				y.orgs[id] = nil
 			} else {
 				y.orgs[id] = ch.Org
+			}
+			// An organisation approved, or waiting again: its services'
+			// postings are out of date, so the overlay tests them.
+			if (old != nil && old.Pending) != (y.orgs[id] != nil && y.orgs[id].Pending) {
+				for i := range y.n {
+					if s := y.Service(i); s != nil && s.Organisation == id {
+						addPending(i)
+					}
+				}
 			}
 		case KindService:
 			s := ch.Service

@@ -80,6 +80,12 @@ type Organisation struct {
 	Illustrative bool `json:"illustrative,omitempty"`
 	// Synthetic marks an organisation made up for demos and tests.
 	Synthetic bool `json:"synthetic,omitempty"`
+	// Pending marks an organisation added to the directory (invictus org
+	// add) that a directory administrator has not approved yet: its
+	// services are never candidates, in the matcher or in public search
+	// (see [Index.Listed]), until it is approved. Absent (false) for every
+	// organisation stored before approvals existed.
+	Pending bool `json:"pending,omitempty"`
 	// Sources are URLs the facts were taken from.
 	Sources []string `json:"sources,omitempty"`
 	// UpdatedAt is when the record last changed.

@@ -459,7 +459,7 @@ func (m *Matcher) Assess(snap *directory.Index, p events.Profile, serviceID stri
 	f, c := q.t.at(i)
 	j := i & chunkMask
 	cover := q.coverOf(c, j)
-	a := Assessment{Service: s.ID, Candidate: dq.Matches(s), Covers: q.codes(cover)}
+	a := Assessment{Service: s.ID, Candidate: snap.Listed(s) && dq.Matches(s), Covers: q.codes(cover)}
 	code, lang, waived := q.check(f, c, j, q.sharedOf(c, j))
 	a.Constraint = constraintNames[code]
 	if code != cNone || cover == 0 {

@@ -354,7 +354,7 @@ func (s *Server) listServices(w http.ResponseWriter, r *http.Request, _ Token) e
 	}
 	var found []*directory.Service
 	for _, i := range f.candidates(snap) {
-		if sv := snap.Service(i); f.matches(sv) {
+		if sv := snap.Service(i); snap.Listed(sv) && f.matches(sv) {
 			found = append(found, sv)
 		}
 	}

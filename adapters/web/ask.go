@@ -112,7 +112,7 @@ func (s *Server) ask(w http.ResponseWriter, r *http.Request, rq *request) (strin
 	}
 	snap := s.deps.Directory.Snapshot()
 	svc := snap.ServiceByID(r.Form.Get("service"))
-	if svc == nil {
+	if svc == nil || !snap.Listed(svc) {
 		rq.pg.Title = rq.p.T("ask.noservice.title")
 		return "asknone", http.StatusNotFound, nil
 	}

@@ -174,7 +174,7 @@ func (s *Server) derived() *snapData {
 	}
 	d := &snapData{snap: snap, byCountry: map[string][]int32{}}
 	for i := range int32(snap.Len()) {
-		if sv := snap.Service(i); sv != nil && sv.Active() {
+		if sv := snap.Service(i); snap.Listed(sv) {
 			for _, cc := range sv.Area.Countries {
 				d.byCountry[cc] = append(d.byCountry[cc], i)
 			}
@@ -268,7 +268,7 @@ func (s *Server) search(snap *directory.Index, f searchForm, pl place) []hit {
 	out := make([]hit, 0, min(len(cands), 1024))
 	for _, i := range cands {
 		sv := snap.Service(i)
-		if sv == nil || !sv.Active() || !s.keep(sv, f, pl) {
+		if !snap.Listed(sv) || !s.keep(sv, f, pl) {
 			continue
 		}
 		h := hit{svc: sv, org: snap.Organisation(sv.Organisation), km: math.NaN()}

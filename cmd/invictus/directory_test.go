@@ -222,8 +222,33 @@ func TestOrgCommands(t *testing.T) {
 	file := writeFile(t, "org.json", data)
 
 	code, out, errOut := cliRun(t, "org", "add", "--nats-url", url, file)
-	if code != exitOK || !strings.Contains(out, "added "+org.ID) {
+	if code != exitOK || !strings.Contains(out, "added "+org.ID) || !strings.Contains(out, "invictus org approve "+org.ID) {
 		t.Fatalf("org add: exit %d, out %q, err %q", code, out, errOut)
+	}
+	// The organisation waits for approval; rejecting or approving
+	// anything else is refused, approving it twice too.
+	pending := func() bool {
+		t.Helper()
+		code, out, _ := cliRun(t, "directory", "export", "--nats-url", url, "--format", "json")
+		var got directory.Directory
+		if code != exitOK || json.Unmarshal([]byte(out), &got) != nil || got.Organisation(org.ID) == nil {
+			t.Fatalf("export: exit %d", code)
+		}
+		return got.Organisation(org.ID).Pending
+	}
+	if !pending() {
+		t.Fatal("org add: the organisation is listed at once, want it waiting for approval")
+	}
+	if code, _, errOut := cliRun(t, "org", "approve", "--nats-url", url, "xx"); code != exitUsage {
+		t.Errorf("org approve xx: exit %d, err %q", code, errOut)
+	}
+	if code, out, errOut := cliRun(t, "org", "approve", "--nats-url", url, org.ID); code != exitOK || !strings.Contains(out, "approved "+org.ID) || pending() {
+		t.Fatalf("org approve: exit %d, out %q, err %q", code, out, errOut)
+	}
+	for _, verb := range []string{"approve", "reject"} {
+		if code, _, errOut := cliRun(t, "org", verb, "--nats-url", url, org.ID); code != exitError || !strings.Contains(errOut, "not waiting for approval") {
+			t.Errorf("org %s of a listed organisation: exit %d, err %q", verb, code, errOut)
+		}
 	}
 	code, _, errOut = cliRun(t, "org", "add", "--nats-url", url, file)
 	if code != exitError || !strings.Contains(errOut, "already exists") {
@@ -276,7 +301,7 @@ func TestDirectoryHelpHasExamples(t *testing.T) {
 	t.Parallel()
 	for _, args := range [][]string{
 		{"directory", "import"}, {"directory", "export"}, {"directory", "validate"}, {"directory", "stats"},
-		{"org", "add"}, {"org", "update"}, {"org", "set-capacity"},
+		{"org", "add"}, {"org", "update"}, {"org", "set-capacity"}, {"org", "approve"}, {"org", "reject"},
 	} {
 		code, out, _ := cliRun(t, append(args, "--help")...)
 		if code != exitOK || !strings.Contains(out, "Examples:") || !strings.Contains(out, "invictus "+args[0]+" "+args[1]) {

@@ -29,6 +29,8 @@ func newOrgCmd(out, errOut io.Writer) *cobra.Command {
 		newOrgAddCmd(out, errOut),
 		newOrgUpdateCmd(out, errOut),
 		newOrgSetCapacityCmd(out, errOut),
+		newOrgDecideCmd(out, errOut, "approve"),
+		newOrgDecideCmd(out, errOut, "reject"),
 	)
 	return cmd
 }
@@ -53,11 +55,17 @@ func newOrgAddCmd(out, errOut io.Writer) *cobra.Command {
 		Short: "Add a new organisation and its services from a file",
 		Long: "Add reads one organisation and its services from FILE (the CSV/YAML form, HSDS\n" +
 			"JSON or directory JSON; '-' for stdin) and creates them. It fails if the\n" +
-			"organisation or one of the services already exists: use org update then.",
+			"organisation or one of the services already exists: use org update then.\n" +
+			"The organisation waits for a directory administrator's approval (the console's\n" +
+			"New organisations page, or invictus org approve): until then none of its\n" +
+			"services is proposed or shown in public search. --approved lists it at once.",
 		Example: "  invictus org add apav.csv\n" +
-			"  invictus org add --data ./data --format yaml apav.yaml",
+			"  invictus org add --data ./data --format yaml apav.yaml\n" +
+			"  invictus org add --approved apav.csv",
 		Args: cobra.ExactArgs(1),
 	}
+	var approved bool
+	cmd.Flags().BoolVar(&approved, "approved", false, "list the organisation at once instead of waiting for a directory administrator's approval")
 	cmd.Flags().StringVar(&format, "format", "", "file format: hsds, json, csv or yaml (default: by extension and content)")
 	sf := addStoreFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, args []string) error {
@@ -66,6 +74,7 @@ func newOrgAddCmd(out, errOut io.Writer) *cobra.Command {
 			return err
 		}
 		org := &d.Organisations[0]
+		org.Pending = !approved
 		return sf.withStore(cmd, errOut, func(ctx context.Context, s *natsjs.DirectoryStore) error {
 			rev, err := s.PutOrganisation(ctx, org, 0)
 			if errors.Is(err, directory.ErrConflict) {
@@ -86,6 +95,9 @@ func newOrgAddCmd(out, errOut io.Writer) *cobra.Command {
 				rev = max(rev, r)
 			}
 			_, err = fmt.Fprintf(out, "added %s with %d services (revision %d)\n", org.ID, len(d.Services), rev)
+			if err == nil && org.Pending {
+				_, err = fmt.Fprintf(out, "%s waits for a directory administrator's approval: the console's New organisations page, or invictus org approve %s\n", org.ID, org.ID)
+			}
 			return err
 		})
 	}
@@ -120,7 +132,7 @@ func newOrgUpdateCmd(out, errOut io.Writer) *cobra.Command {
 		}
 		org := &d.Organisations[0]
 		return sf.withStore(cmd, errOut, func(ctx context.Context, s *natsjs.DirectoryStore) error {
-			_, cur, err := s.GetOrganisation(ctx, org.ID)
+			was, cur, err := s.GetOrganisation(ctx, org.ID)
 			if errors.Is(err, directory.ErrNotFound) {
 				return fmt.Errorf("organisation %s does not exist; use org add: %w", org.ID, err)
 			}
@@ -130,6 +142,7 @@ func newOrgUpdateCmd(out, errOut io.Writer) *cobra.Command {
 			if expect != 0 && expect != cur {
 				return fmt.Errorf("organisation %s is at revision %d, not %d: %w", org.ID, cur, expect, directory.ErrConflict)
 			}
+			org.Pending = was.Pending // only an approval lists it
 			rev, err := s.PutOrganisation(ctx, org, cur)
 			if err != nil {
 				return err
@@ -227,4 +240,46 @@ func notFoundService(ctx context.Context, s *natsjs.DirectoryStore, id string) e
 		return fmt.Errorf("no service %s in the directory: %s has no services: %w", id, org, directory.ErrNotFound)
 	}
 	return fmt.Errorf("no service %s in the directory; the services of %s are %s: %w", id, org, strings.Join(ids, ", "), directory.ErrNotFound)
+}
+
+// newOrgDecideCmd is org approve or org reject: a directory
+// administrator's decision about an organisation waiting for approval, as
+// the console's New organisations page makes it.
+func newOrgDecideCmd(out, errOut io.Writer, verb string) *cobra.Command {
+	short := map[string]string{
+		"approve": "List an organisation that waits for approval: its services become candidates",
+		"reject":  "Remove an organisation that waits for approval, and its services",
+	}[verb]
+	cmd := &cobra.Command{
+		Use:   verb + " ORG",
+		Short: short,
+		Long: short + ".\n" +
+			"Only an organisation added with org add (without --approved) waits for approval;\n" +
+			"any other is refused and nothing changes.",
+		Example: "  invictus org " + verb + " --data ./data pt.novo",
+		Args:    cobra.ExactArgs(1),
+	}
+	sf := addStoreFlags(cmd)
+	cmd.RunE = func(cmd *cobra.Command, args []string) error {
+		id := args[0]
+		if !events.IsOrgID(id) {
+			return usageError{fmt.Errorf("%q is not an organisation id (cc.name)", id)}
+		}
+		return sf.withStore(cmd, errOut, func(ctx context.Context, s *natsjs.DirectoryStore) error {
+			var err error
+			if verb == "approve" {
+				var rev uint64
+				if rev, err = s.ApproveOrganisation(ctx, id); err == nil {
+					_, err = fmt.Fprintf(out, "approved %s (revision %d): its services are listed now\n", id, rev)
+				}
+			} else if err = s.RejectOrganisation(ctx, id); err == nil {
+				_, err = fmt.Fprintf(out, "rejected %s: it and its services were removed from the directory\n", id)
+			}
+			if errors.Is(err, natsjs.ErrNotPending) {
+				return fmt.Errorf("%s is not waiting for approval; nothing changed: %w", id, err)
+			}
+			return err
+		})
+	}
+	return cmd
 }

@@ -460,11 +460,21 @@ func (a *apiComponent) newConsole(ctx context.Context, ports *natsjs.HTTPPorts) 
 	if err != nil {
 		return nil, err
 	}
+	js, err := jetstream.New(a.conn())
+	if err != nil {
+		return nil, err
+	}
+	// Directory administrators approve new organisations in the directory
+	// bucket the node follows.
+	approvals, err := natsjs.NewDirectoryStore(ctx, js, natsjs.DirectoryStoreConfig{Logger: a.logger})
+	if err != nil {
+		return nil, err
+	}
 	return console.New(console.Deps{
 		Accounts: stores.Accounts, Sessions: stores.Sessions, Audit: stores.Audit,
 		Commands: ports.Commands, Outcomes: ports.Outcomes, Timeline: ports.Timeline, Inbox: ports.Inbox,
 		Directory: a.view, Matcher: routing.NewMatcher(routing.Config{}), Keys: ports.Keys,
-		Reports: a.reports.source(),
+		Reports: a.reports.source(), Approvals: approvals,
 	}, console.Config{Logger: a.logger})
 }
 

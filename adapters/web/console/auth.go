@@ -61,7 +61,10 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, rq *request) (st
 	switch {
 	case u.Enrolled():
 		stage = StageCode
-	case u.Role.CaseData():
+	case u.Role.CaseData() || u.Role == RoleDirectoryAdmin:
+		// A directory administrator sees no case data, but the
+		// organisations she approves receive it: her account is guarded
+		// as well.
 		stage = StageEnrol
 	}
 	if _, err := s.newSession(w, r, u, stage); err != nil {

@@ -198,6 +198,10 @@ type Deps struct {
 	// Reports is the coordinators' read model; optional (nil: the
 	// report pages say it is unavailable).
 	Reports Reports
+	// Approvals writes directory administrators' decisions about new
+	// organisations into the directory; optional (nil: the approvals page
+	// lists them and says that this node cannot decide).
+	Approvals Approvals
 }
 
 // Server serves the console: an http.Handler under [Prefix].

@@ -116,9 +116,10 @@ func setupNode(t testing.TB, dir *directory.Directory, kv bool) *bundle {
 	view := directory.NewView()
 	b.view = view
 	var listings natsjs.Listings
+	var approvals console.Approvals
 	if kv {
 		b.dir = followDirectory(t, ctx, js, view)
-		listings = b.dir
+		listings, approvals = b.dir, b.dir
 	} else {
 		view.Load(dir, 1)
 	}
@@ -129,6 +130,7 @@ func setupNode(t testing.TB, dir *directory.Directory, kv bool) *bundle {
 		Accounts: b.stores.Accounts, Sessions: b.stores.Sessions, Audit: b.stores.Audit,
 		Commands: b.ports.Commands, Outcomes: b.ports.Outcomes, Timeline: b.ports.Timeline, Inbox: b.ports.Inbox,
 		Directory: view, Matcher: routing.NewMatcher(routing.Config{}), Keys: b.ports.Keys,
+		Approvals: approvals,
 	}, console.Config{Now: b.now, Logger: slog.New(slog.NewJSONHandler(b.logs, nil)), SignInRate: 1000})
 	if err != nil {
 		t.Fatal(err)

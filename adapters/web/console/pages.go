@@ -73,6 +73,7 @@ const (
 	signedIn               // any role, second factor done
 	refers                 // caseworkers and organisation administrators
 	orgAdmin               // organisation administrators
+	dirAdmin               // directory administrators
 )
 
 // routes registers the pages of every language under /console/<lang>/.
@@ -93,6 +94,7 @@ func (s *Server) routes() {
 		s.mux.HandleFunc("GET "+p+"/audit", s.page(lang, orgAdmin, s.audit))
 		s.reportRoutes(p, lang)
 		s.mux.HandleFunc(p+"/listing", s.page(lang, orgAdmin, s.listing))
+		s.mux.HandleFunc(p+"/organisations", s.page(lang, dirAdmin, s.approvals))
 	}
 	s.mux.HandleFunc("GET "+Prefix+"events", s.events)
 	s.mux.HandleFunc("GET "+Prefix+"keys/identity", s.identity)
@@ -154,7 +156,8 @@ func (s *Server) page(lang string, acc access, h handler) http.HandlerFunc {
 				s.refuse(w, r, rq, http.StatusForbidden, "error.csrf")
 				return
 			}
-			allowed := acc == signedIn || (acc == refers && u.Role.Refers()) || (acc == orgAdmin && u.Role == RoleOrgAdmin)
+			allowed := acc == signedIn || (acc == refers && u.Role.Refers()) || (acc == orgAdmin && u.Role == RoleOrgAdmin) ||
+				(acc == dirAdmin && u.Role == RoleDirectoryAdmin)
 			if !allowed {
 				s.auditLine(r.Context(), u, "page_refused", "", r.URL.Path)
 				s.refuse(w, r, rq, http.StatusForbidden, "error.role")
