@@ -449,7 +449,7 @@ func subjectFits(typ, subj string) bool {
 	switch typ {
 	case TypeDirectoryOrgUpdated:
 		return IsOrgID(subj)
-	case TypeDirectoryServiceUpdated, TypeDirectoryCapacityUpdated:
+	case TypeDirectoryServiceUpdated, TypeDirectoryServiceContent, TypeDirectoryCapacityUpdated:
 		return IsServiceID(subj)
 	case TypeCommandRejected:
 		return IsReferralID(subj) || IsOrgID(subj) || IsServiceID(subj)
@@ -462,7 +462,7 @@ func subjectRule(typ string) string {
 	switch typ {
 	case TypeDirectoryOrgUpdated:
 		return "the organisation id"
-	case TypeDirectoryServiceUpdated, TypeDirectoryCapacityUpdated:
+	case TypeDirectoryServiceUpdated, TypeDirectoryServiceContent, TypeDirectoryCapacityUpdated:
 		return "the service id"
 	case TypeCommandRejected:
 		return "the rejected command's referral, organisation or service id"

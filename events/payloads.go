@@ -311,6 +311,56 @@ type ServiceUpdated struct {
 	Deleted  bool   `json:"deleted,omitempty"`
 }
 
+// ServiceContent is the payload of directory.service.updated v2: what an
+// organisation says about one of its own services, on its INBOUND subject.
+// It replaces these fields of the service's directory record as a whole
+// (an absent list or contact means none); the rest of the record (needs,
+// area, locations, capacity) stays as it is. Version 1 ([ServiceUpdated])
+// carries only the id and stays accepted: it confirms the listing.
+type ServiceContent struct {
+	Service  string `json:"service" validate:"required,svcid"`
+	Revision uint64 `json:"revision,omitempty"`
+	// Hours are the opening hours in the service's time zone.
+	Hours ServiceHours `json:"hours"`
+	// Languages are the ISO 639-1 codes the service works in.
+	Languages []string `json:"languages" validate:"required,min=1,max=40,unique,dive,lang"`
+	// Channels are the ways the service is delivered.
+	Channels []string `json:"channels" validate:"required,min=1,max=6,unique,dive,oneof=in_person phone video chat email home_visit"`
+	// Accessibility lists the accessibility needs it meets.
+	Accessibility []string `json:"accessibility,omitempty" validate:"max=8,unique,dive,oneof=wheelchair step_free sign_language easy_read hearing_loop braille quiet_space childcare"`
+	// AgeBands and Genders restrict who it accepts; empty means anyone.
+	AgeBands []string `json:"age_bands,omitempty" validate:"max=4,unique,dive,oneof=child youth adult older"`
+	Genders  []string `json:"genders,omitempty" validate:"max=4,unique,dive,oneof=female male non_binary other"`
+	// Contact is the service's referral desk (a role, never a person),
+	// when it differs from the organisation's.
+	Contact *ServiceContact `json:"contact,omitempty"`
+}
+
+// ServiceHours are a service's opening hours in [ServiceContent].
+type ServiceHours struct {
+	// TimeZone is an IANA zone name, e.g. Europe/Lisbon.
+	TimeZone string `json:"time_zone" validate:"required,min=1,max=64"`
+	// Always means open 24 hours a day, 7 days a week.
+	Always bool `json:"always,omitempty"`
+	// Weekly lists the opening intervals of each week day.
+	Weekly []OpeningInterval `json:"weekly,omitempty" validate:"max=70,dive"`
+}
+
+// OpeningInterval is one opening interval on one week day, local time
+// "HH:MM"; Closes "24:00" is midnight at the end of the day.
+type OpeningInterval struct {
+	Day    string `json:"day" validate:"required,oneof=mo tu we th fr sa su"`
+	Opens  string `json:"opens" validate:"required,min=5,max=5"`
+	Closes string `json:"closes" validate:"required,min=5,max=5"`
+}
+
+// ServiceContact is a service's referral desk in [ServiceContent].
+type ServiceContact struct {
+	Role  string `json:"role,omitempty" validate:"max=100"`
+	Email string `json:"email,omitempty" validate:"max=254"`
+	Phone string `json:"phone,omitempty" validate:"max=40"`
+}
+
 // CapacityUpdated is the payload of directory.capacity.updated.
 type CapacityUpdated struct {
 	Service  string `json:"service" validate:"required,svcid"`
@@ -347,6 +397,7 @@ func (Feedback) EventType() string            { return TypeReferralFeedback }
 func (CommandRejected) EventType() string     { return TypeCommandRejected }
 func (OrganisationUpdated) EventType() string { return TypeDirectoryOrgUpdated }
 func (ServiceUpdated) EventType() string      { return TypeDirectoryServiceUpdated }
+func (ServiceContent) EventType() string      { return TypeDirectoryServiceContent }
 func (CapacityUpdated) EventType() string     { return TypeDirectoryCapacityUpdated }
 
 // registry maps every type to a constructor of its zero payload.
@@ -369,6 +420,7 @@ var registry = map[string]func() Payload{
 	TypeCommandRejected:          func() Payload { return &CommandRejected{} },
 	TypeDirectoryOrgUpdated:      func() Payload { return &OrganisationUpdated{} },
 	TypeDirectoryServiceUpdated:  func() Payload { return &ServiceUpdated{} },
+	TypeDirectoryServiceContent:  func() Payload { return &ServiceContent{} },
 	TypeDirectoryCapacityUpdated: func() Payload { return &CapacityUpdated{} },
 }
 

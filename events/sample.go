@@ -129,6 +129,14 @@ func SamplePayload(eventType string) Payload {
 		return &OrganisationUpdated{Organisation: sampleOrganisation, Revision: 1843}
 	case TypeDirectoryServiceUpdated:
 		return &ServiceUpdated{Service: sampleService, Revision: 1844}
+	case TypeDirectoryServiceContent:
+		return &ServiceContent{
+			Service: sampleService, Revision: 1846,
+			Hours:     ServiceHours{TimeZone: "Europe/Lisbon", Weekly: []OpeningInterval{{Day: "mo", Opens: "09:00", Closes: "17:00"}, {Day: "tu", Opens: "09:00", Closes: "17:00"}}},
+			Languages: []string{"pt", "en"}, Channels: []string{ChannelInPerson, ChannelPhone},
+			Accessibility: []string{"wheelchair"}, AgeBands: []string{"adult", "older"},
+			Contact: &ServiceContact{Role: "Referral desk", Email: "referrals@example.org", Phone: "+351 21 000 0000"},
+		}
 	case TypeDirectoryCapacityUpdated:
 		return &CapacityUpdated{Service: sampleService, Status: CapacityWaitlist, Revision: 1845}
 	}
@@ -146,7 +154,7 @@ func SampleSubject(eventType string) string {
 	switch eventType {
 	case TypeDirectoryOrgUpdated:
 		return sampleOrganisation
-	case TypeDirectoryServiceUpdated, TypeDirectoryCapacityUpdated:
+	case TypeDirectoryServiceUpdated, TypeDirectoryServiceContent, TypeDirectoryCapacityUpdated:
 		return sampleService
 	}
 	return SampleReferralID

@@ -26,13 +26,16 @@ type Listings interface {
 	// confirmed as current now (its updated_at), changing nothing else.
 	ConfirmService(ctx context.Context, id string) (uint64, error)
 	ConfirmOrganisation(ctx context.Context, id string) (uint64, error)
+	// SetServiceContent replaces a service's listing content (hours,
+	// languages, channels, accessibility, eligibility, contact).
+	SetServiceContent(ctx context.Context, c *events.ServiceContent) (uint64, error)
 }
 
 // isListingCommand reports whether typ is one of the directory commands
 // an organisation may send about its own listing.
 func isListingCommand(typ string) bool {
 	switch typ {
-	case events.TypeDirectoryOrgUpdated, events.TypeDirectoryServiceUpdated, events.TypeDirectoryCapacityUpdated:
+	case events.TypeDirectoryOrgUpdated, events.TypeDirectoryServiceUpdated, events.TypeDirectoryServiceContent, events.TypeDirectoryCapacityUpdated:
 		return true
 	}
 	return false
@@ -46,6 +49,8 @@ func listingOwner(p events.Payload) (owner, id string, deleted bool) {
 		return v.Organisation, v.Organisation, v.Deleted
 	case *events.ServiceUpdated:
 		return v.Service[:strings.LastIndexByte(v.Service, '.')], v.Service, v.Deleted
+	case *events.ServiceContent:
+		return v.Service[:strings.LastIndexByte(v.Service, '.')], v.Service, false
 	case *events.CapacityUpdated:
 		return v.Service[:strings.LastIndexByte(v.Service, '.')], v.Service, false
 	}
@@ -98,6 +103,8 @@ func (r *Router) handleListing(ctx context.Context, m jetstream.Msg, org string,
 		_, err = r.cfg.Listings.SetCapacity(ctx, v.Service, v.Status)
 	case *events.ServiceUpdated:
 		_, err = r.cfg.Listings.ConfirmService(ctx, v.Service)
+	case *events.ServiceContent:
+		_, err = r.cfg.Listings.SetServiceContent(ctx, v)
 	case *events.OrganisationUpdated:
 		_, err = r.cfg.Listings.ConfirmOrganisation(ctx, v.Organisation)
 	}
@@ -108,7 +115,14 @@ func (r *Router) handleListing(ctx context.Context, m jetstream.Msg, org string,
 		r.reject(ctx, m, org, env, &routing.Rejection{Code: "not_found", Problems: []events.Problem{{Pointer: "/subject", Code: "not_found",
 			Message: fmt.Sprintf("%s is not in the directory", env.Event.Subject())}}})
 	case errors.Is(err, directory.ErrInvalid):
-		r.reject(ctx, m, org, env, &routing.Rejection{Code: referral.CodeInvalid, Problems: []events.Problem{{Pointer: "/data", Code: referral.CodeInvalid, Message: "the listing change is not valid"}}})
+		problems := []events.Problem{{Pointer: "/data", Code: referral.CodeInvalid, Message: "the listing change is not valid"}}
+		if ve := (*directory.ValidationError)(nil); errors.As(err, &ve) && len(ve.Problems) > 0 {
+			problems = problems[:0]
+			for _, p := range ve.Problems[:min(len(ve.Problems), 10)] {
+				problems = append(problems, events.Problem{Pointer: "/data" + p.Pointer, Code: referral.CodeInvalid, Message: p.Message})
+			}
+		}
+		r.reject(ctx, m, org, env, &routing.Rejection{Code: referral.CodeInvalid, Problems: problems})
 	default:
 		if r.deliveries(m) >= r.cfg.MaxDeliver {
 			r.reject(ctx, m, org, env, &routing.Rejection{Code: ReasonUndelivered, Problems: []events.Problem{{Code: "unavailable", Message: "the command could not be processed; send it again later"}}})
@@ -128,6 +142,40 @@ func (s *DirectoryStore) ConfirmService(ctx context.Context, id string) (uint64,
 			return nil, 0, err
 		}
 		sv.UpdatedAt = now
+		val, err := encodeService(*sv)
+		return val, rev, err
+	}, func(rev uint64) {
+		s.emit(SubjectDirectoryService+id, id, &events.ServiceUpdated{Service: id, Revision: rev})
+	})
+}
+
+// SetServiceContent replaces the listing content of service c.Service with
+// c's (hours, languages, channels, accessibility, eligibility, contact),
+// keeping the rest of the record, and stamps its updated_at; the result is
+// validated as any directory record. Errors: directory.ErrNotFound, a
+// *directory.ValidationError (directory.ErrInvalid), and the errors of
+// ConfirmService.
+func (s *DirectoryStore) SetServiceContent(ctx context.Context, c *events.ServiceContent) (uint64, error) {
+	id := c.Service
+	return s.touch(ctx, directory.ServiceKey(id), func(now time.Time) ([]byte, uint64, error) {
+		sv, rev, err := s.GetService(ctx, id)
+		if err != nil {
+			return nil, 0, err
+		}
+		sv.Hours = directory.Schedule{TimeZone: c.Hours.TimeZone, Always: c.Hours.Always}
+		for _, w := range c.Hours.Weekly {
+			sv.Hours.Weekly = append(sv.Hours.Weekly, directory.OpeningHours{Day: w.Day, Opens: w.Opens, Closes: w.Closes})
+		}
+		sv.Languages, sv.Channels, sv.Accessibility = c.Languages, c.Channels, c.Accessibility
+		sv.Eligibility = directory.Eligibility{AgeBands: c.AgeBands, Genders: c.Genders}
+		sv.Contact = directory.Contact{}
+		if c.Contact != nil {
+			sv.Contact = directory.Contact{Role: c.Contact.Role, Email: c.Contact.Email, Phone: c.Contact.Phone}
+		}
+		sv.UpdatedAt = now
+		if err := directory.ValidateService(sv); err != nil {
+			return nil, 0, err
+		}
 		val, err := encodeService(*sv)
 		return val, rev, err
 	}, func(rev uint64) {

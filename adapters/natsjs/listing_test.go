@@ -93,6 +93,7 @@ func TestListingOtherOrganisationRefusedNothingChanges(t *testing.T) {
 	}{
 		{"capacity of another's service", &events.CapacityUpdated{Service: "pt.a3.support", Status: events.CapacityFull}, "pt.a3.support", "pt.a2"},
 		{"confirm another's service", &events.ServiceUpdated{Service: "pt.a3.support"}, "pt.a3.support", "pt.a2"},
+		{"edit another's service", serviceContent("pt.a3.support"), "pt.a3.support", "pt.a2"},
 		{"confirm another organisation", &events.OrganisationUpdated{Organisation: "pt.a3"}, "pt.a3", "pt.a2"},
 		{"delete own service", &events.ServiceUpdated{Service: "pt.a2.support", Deleted: true}, "pt.a2.support", "pt.a2"},
 	}
@@ -101,7 +102,7 @@ func TestListingOtherOrganisationRefusedNothingChanges(t *testing.T) {
 		ids = append(ids, n.send(c.org, c.id, c.p).Event.ID())
 	}
 	var got map[string]*events.CommandRejected
-	waitFor(t, 20*time.Second, "four rejections", func() bool {
+	waitFor(t, 20*time.Second, "a rejection of each", func() bool {
 		got = map[string]*events.CommandRejected{}
 		for _, m := range n.read(natsjs.StreamDelivery, "out.pt.a2.>") {
 			if m.env != nil {
