@@ -40,6 +40,12 @@ func (s *Server) funcs(lang string) template.FuncMap {
 				Msgs              []string
 			}{label, name, kind, cs, e[name]}
 		},
+		"field": func(label, name, kind, value, hint string, e fieldErrors) any {
+			return struct {
+				Label, Name, Kind, Value, Hint string
+				Msgs                           []string
+			}{label, name, kind, value, hint, e[name]}
+		},
 		"dict2": func(field string, msgs []string) any {
 			return struct {
 				Field string

@@ -94,6 +94,7 @@ func (s *Server) routes() {
 		s.mux.HandleFunc("GET "+p+"/audit", s.page(lang, orgAdmin, s.audit))
 		s.reportRoutes(p, lang)
 		s.mux.HandleFunc(p+"/listing", s.page(lang, orgAdmin, s.listing))
+		s.mux.HandleFunc(p+"/listing/edit", s.page(lang, orgAdmin, s.listingEdit))
 		s.mux.HandleFunc(p+"/organisations", s.page(lang, dirAdmin, s.approvals))
 	}
 	s.mux.HandleFunc("GET "+Prefix+"events", s.events)
