@@ -33,6 +33,7 @@ func TestBrowserApprovals(t *testing.T) {
 	ta.open("/console/pt/organisations")
 	ta.axe("approvals-pt")
 	ta.screenshot("approvals-pt")
+	zeroAxe(t, "approvals", "approvals-approved", "approvals-pt")
 	if !strings.Contains(ta.text("h1"), "aprovação") {
 		t.Errorf("Portuguese title: %q", ta.text("h1"))
 	}
