@@ -8,17 +8,15 @@ import (
 	"io"
 	"io/fs"
 	"net/http"
-	"strings"
 	"time"
 
-	"filippo.io/age"
-	"filippo.io/age/armor"
+	"github.com/invictus-network/invictus/events"
 )
 
 // WrappedIdentityMax bounds the armored, passphrase-wrapped identity an
 // organisation stores (an age key file is under 200 bytes; wrapped and
 // armored, under 1 KiB).
-const WrappedIdentityMax = 4 << 10
+const WrappedIdentityMax = events.WrappedIdentityMax
 
 // keyPrefix is the key prefix of wrapped identities in the Keys store:
 // "identity.<org>".
@@ -94,39 +92,6 @@ func (s *Server) putIdentity(w http.ResponseWriter, r *http.Request, who Token) 
 	return nil
 }
 
-// CheckWrappedIdentity returns nil when s is an ASCII-armored age file of
-// at most [WrappedIdentityMax] bytes whose one recipient stanza is a
-// passphrase (scrypt), and an error saying what is wrong otherwise. It
-// never opens the file.
-func CheckWrappedIdentity(s string) error {
-	switch {
-	case s == "":
-		return errors.New("wrapped_identity is required")
-	case len(s) > WrappedIdentityMax:
-		return errors.New("wrapped_identity is too large for a wrapped key file")
-	case strings.Contains(strings.ToUpper(s), "AGE-SECRET-KEY-"):
-		return errors.New("this is a plain identity: wrap it with a passphrase in the browser first; the server never takes an identity it could read")
-	}
-	bin, err := io.ReadAll(armor.NewReader(strings.NewReader(strings.TrimSpace(s))))
-	if err != nil {
-		return errors.New("wrapped_identity must be an ASCII-armored age file (-----BEGIN AGE ENCRYPTED FILE-----)")
-	}
-	hdr, err := age.ExtractHeader(bytes.NewReader(bin))
-	if err != nil {
-		return errors.New("wrapped_identity is not an age file")
-	}
-	var stanzas []string
-	for line := range strings.Lines(string(hdr)) {
-		if rest, ok := strings.CutPrefix(line, "-> "); ok {
-			typ, _, _ := strings.Cut(strings.TrimSpace(rest), " ")
-			stanzas = append(stanzas, typ)
-		}
-	}
-	if len(stanzas) != 1 || stanzas[0] != "scrypt" {
-		return errors.New("wrapped_identity must be encrypted with a passphrase only (one scrypt stanza), not to a recipient")
-	}
-	if len(bin)-len(hdr) < 16+16 {
-		return errors.New("wrapped_identity has no payload")
-	}
-	return nil
-}
+// CheckWrappedIdentity is [events.CheckWrappedIdentity]: the console
+// stores wrapped identities too, under the same rule.
+func CheckWrappedIdentity(s string) error { return events.CheckWrappedIdentity(s) }

@@ -95,6 +95,7 @@ func (s *Server) routes() {
 		s.reportRoutes(p, lang)
 		s.mux.HandleFunc(p+"/listing", s.page(lang, orgAdmin, s.listing))
 		s.mux.HandleFunc(p+"/listing/edit", s.page(lang, orgAdmin, s.listingEdit))
+		s.mux.HandleFunc(p+"/key", s.page(lang, orgAdmin, s.keyPage))
 		s.mux.HandleFunc(p+"/organisations", s.page(lang, dirAdmin, s.approvals))
 	}
 	s.mux.HandleFunc("GET "+Prefix+"events", s.events)

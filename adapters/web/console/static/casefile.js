@@ -8,7 +8,7 @@
 // (GET /console/keys/identity), the passphrase unlocks it here, and the
 // identity then lives only in this page's memory: nothing of it, nor of a
 // case file, is ever sent anywhere.
-import { Decrypter, armor, identityToRecipient } from './age.js';
+import { Decrypter, Encrypter, armor, identityToRecipient } from './age.js';
 
 let identity = null;
 
@@ -78,6 +78,45 @@ for (const sec of document.querySelectorAll('[data-casefile-open]')) {
       }
       say(msg('Opened'), false);
       if (first) { first.focus(); }
+    } catch (e) {
+      say(e.message, true);
+    }
+  });
+}
+
+// The key page (data-key-store): an organisation administrator pastes the
+// organisation's key file; it is checked against the directory's
+// recipient and wrapped here with the passphrase (age's scrypt, work
+// factor 2^16). Only the wrapped file is posted: the key and the
+// passphrase fields have no name, and are cleared before the form leaves.
+for (const sec of document.querySelectorAll('[data-key-store]')) {
+  const form = sec.querySelector('form');
+  const status = sec.querySelector('[role=status]');
+  const msg = (k) => sec.dataset['msg' + k] || k;
+  const say = (text, bad) => {
+    status.textContent = text;
+    status.className = bad ? 'field-error' : 'notice';
+  };
+  let ready = false;
+  form.addEventListener('submit', async (ev) => {
+    if (ready) { return; }
+    ev.preventDefault();
+    try {
+      const id = identityOf(form.querySelector('#key-identity').value);
+      if (!id) { throw new Error(msg('Badidentity')); }
+      const recipient = await identityToRecipient(id).catch(() => { throw new Error(msg('Badidentity')); });
+      if (sec.dataset.recipient && sec.dataset.recipient !== recipient) { throw new Error(msg('Mismatch')); }
+      const pass = form.querySelector('#key-pass').value;
+      if (pass.length < 12) { throw new Error(msg('Shortpass')); }
+      if (pass !== form.querySelector('#key-pass2').value) { throw new Error(msg('Nomatch')); }
+      say(msg('Working'), false);
+      const e = new Encrypter();
+      e.setPassphrase(pass);
+      e.setScryptWorkFactor(16);
+      form.querySelector('#key-wrapped').value = armor.encode(await e.encrypt('# public key: ' + recipient + '\n' + id + '\n'));
+      for (const f of form.querySelectorAll('textarea, input[type=password]')) { f.value = ''; }
+      ready = true;
+      form.requestSubmit();
     } catch (e) {
       say(e.message, true);
     }
