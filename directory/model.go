@@ -470,3 +470,20 @@ func ParseClock(s string) (int, bool) {
 	}
 	return h*60 + m, true
 }
+
+// SetContent replaces the listing content of s with what an organisation
+// said in c (directory.service.updated v2): hours, languages, channels,
+// accessibility, eligibility and contact; the rest of s is kept. It does
+// not validate the result (see [ValidateService]).
+func (s *Service) SetContent(c *events.ServiceContent) {
+	s.Hours = Schedule{TimeZone: c.Hours.TimeZone, Always: c.Hours.Always}
+	for _, w := range c.Hours.Weekly {
+		s.Hours.Weekly = append(s.Hours.Weekly, OpeningHours{Day: w.Day, Opens: w.Opens, Closes: w.Closes})
+	}
+	s.Languages, s.Channels, s.Accessibility = c.Languages, c.Channels, c.Accessibility
+	s.Eligibility = Eligibility{AgeBands: c.AgeBands, Genders: c.Genders}
+	s.Contact = Contact{}
+	if c.Contact != nil {
+		s.Contact = Contact{Role: c.Contact.Role, Email: c.Contact.Email, Phone: c.Contact.Phone}
+	}
+}

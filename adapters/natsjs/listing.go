@@ -162,16 +162,7 @@ func (s *DirectoryStore) SetServiceContent(ctx context.Context, c *events.Servic
 		if err != nil {
 			return nil, 0, err
 		}
-		sv.Hours = directory.Schedule{TimeZone: c.Hours.TimeZone, Always: c.Hours.Always}
-		for _, w := range c.Hours.Weekly {
-			sv.Hours.Weekly = append(sv.Hours.Weekly, directory.OpeningHours{Day: w.Day, Opens: w.Opens, Closes: w.Closes})
-		}
-		sv.Languages, sv.Channels, sv.Accessibility = c.Languages, c.Channels, c.Accessibility
-		sv.Eligibility = directory.Eligibility{AgeBands: c.AgeBands, Genders: c.Genders}
-		sv.Contact = directory.Contact{}
-		if c.Contact != nil {
-			sv.Contact = directory.Contact{Role: c.Contact.Role, Email: c.Contact.Email, Phone: c.Contact.Phone}
-		}
+		sv.SetContent(c)
 		sv.UpdatedAt = now
 		if err := directory.ValidateService(sv); err != nil {
 			return nil, 0, err

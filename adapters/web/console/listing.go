@@ -146,20 +146,27 @@ func (s *Server) changeListing(r *http.Request, rq *request, d *listingData) int
 	default:
 		return http.StatusBadRequest
 	}
+	status, done := s.sendListing(r, rq, subject, p, d.Errors, applied)
+	d.Done = done
+	return status
+}
+
+// sendListing sends a listing command (see listingCommand) and says how
+// it went: the page's status and its notice, or an error under "listing"
+// in errs.
+func (s *Server) sendListing(r *http.Request, rq *request, subject string, p events.Payload, errs fieldErrors, applied func(*directory.Index) bool) (status int, done string) {
 	ok, rej, err := s.listingCommand(r.Context(), rq, subject, p, applied)
 	switch {
 	case err != nil:
-		d.Errors["listing"] = []string{rq.p.T("listing.failed")}
-		return http.StatusServiceUnavailable
+		errs["listing"] = []string{rq.p.T("listing.failed")}
+		return http.StatusServiceUnavailable, ""
 	case rej != nil:
-		d.Errors["listing"] = []string{rq.p.T("listing.rejected", rejectionText(rej))}
-		return http.StatusConflict
+		errs["listing"] = []string{rq.p.T("listing.rejected", rejectionText(rej))}
+		return http.StatusConflict, ""
 	case !ok:
-		d.Done = rq.p.T("listing.pending")
-	default:
-		d.Done = rq.p.T("listing.saved")
+		return http.StatusOK, rq.p.T("listing.pending")
 	}
-	return http.StatusOK
+	return http.StatusOK, rq.p.T("listing.saved")
 }
 
 // rejectionText is the first problem of a rejection.

@@ -94,7 +94,7 @@ func (s *Server) saveListingContent(r *http.Request, rq *request, sv *directory.
 		// each problem is shown next to its field and nothing is sent.
 		if err := events.ValidatePayload(c); err != nil {
 			d.Errors["listing"] = []string{rq.p.T("listing.bad_detail", err.Error())}
-		} else if err := directory.ValidateService(applyContent(*sv, c)); err != nil {
+		} else if err := directory.ValidateService(withContent(*sv, c)); err != nil {
 			var ve *directory.ValidationError
 			if !errors.As(err, &ve) {
 				return http.StatusInternalServerError
@@ -108,37 +108,17 @@ func (s *Server) saveListingContent(r *http.Request, rq *request, sv *directory.
 	if len(d.Errors) > 0 {
 		return http.StatusUnprocessableEntity
 	}
-	ok, rej, err := s.listingCommand(r.Context(), rq, sv.ID, c, func(x *directory.Index) bool {
+	status, done := s.sendListing(r, rq, sv.ID, c, d.Errors, func(x *directory.Index) bool {
 		v := x.ServiceByID(sv.ID)
 		return v != nil && v.UpdatedAt.After(sv.UpdatedAt) && slices.Equal(v.Languages, c.Languages)
 	})
-	switch {
-	case err != nil:
-		d.Errors["listing"] = []string{rq.p.T("listing.failed")}
-		return http.StatusServiceUnavailable
-	case rej != nil:
-		d.Errors["listing"] = []string{rq.p.T("listing.rejected", rejectionText(rej))}
-		return http.StatusConflict
-	case !ok:
-		d.Done = rq.p.T("listing.pending")
-	default:
-		d.Done = rq.p.T("listing.saved")
-	}
-	return http.StatusOK
+	d.Done = done
+	return status
 }
 
-// applyContent returns sv with c's content, as the directory store writes it.
-func applyContent(sv directory.Service, c *events.ServiceContent) *directory.Service {
-	sv.Hours = directory.Schedule{TimeZone: c.Hours.TimeZone, Always: c.Hours.Always}
-	for _, w := range c.Hours.Weekly {
-		sv.Hours.Weekly = append(sv.Hours.Weekly, directory.OpeningHours{Day: w.Day, Opens: w.Opens, Closes: w.Closes})
-	}
-	sv.Languages, sv.Channels, sv.Accessibility = c.Languages, c.Channels, c.Accessibility
-	sv.Eligibility = directory.Eligibility{AgeBands: c.AgeBands, Genders: c.Genders}
-	sv.Contact = directory.Contact{}
-	if c.Contact != nil {
-		sv.Contact = directory.Contact{Role: c.Contact.Role, Email: c.Contact.Email, Phone: c.Contact.Phone}
-	}
+// withContent returns a copy of sv with c's content.
+func withContent(sv directory.Service, c *events.ServiceContent) *directory.Service {
+	sv.SetContent(c)
 	return &sv
 }
 
