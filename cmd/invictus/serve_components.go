@@ -465,10 +465,12 @@ func (a *apiComponent) newConsole(ctx context.Context, ports *natsjs.HTTPPorts) 
 		return nil, err
 	}
 	// Directory administrators approve new organisations in the directory
-	// bucket the node follows.
-	approvals, err := natsjs.NewDirectoryStore(ctx, js, natsjs.DirectoryStoreConfig{Logger: a.logger})
-	if err != nil {
-		return nil, err
+	// bucket the node follows; without the bucket the page says it cannot.
+	var approvals console.Approvals
+	if store, err := natsjs.NewDirectoryStore(ctx, js, natsjs.DirectoryStoreConfig{Logger: a.logger}); err == nil {
+		approvals = store
+	} else {
+		a.logger.WarnContext(ctx, "console: organisations cannot be approved on this node", slog.Any("error", err))
 	}
 	return console.New(console.Deps{
 		Accounts: stores.Accounts, Sessions: stores.Sessions, Audit: stores.Audit,
