@@ -47,6 +47,9 @@ type benchHTTPOptions struct {
 	serveArgs []string
 	rawServer bool
 	addrFile  string
+	// wait is how long the node may hold a request on purpose (bench
+	// wait's ?wait=); a request gets that long on top of the usual bound.
+	wait time.Duration
 }
 
 func newBenchHTTPCmd(out, errOut io.Writer) *cobra.Command {
@@ -191,7 +194,7 @@ func runBenchLoad(ctx context.Context, kind string, o benchHTTPOptions, logger *
 	var results []benchHTTPResult
 	for _, t := range []*benchTarget{raw, node} {
 		logger.Info("bench "+kind+": load", slog.String("target", t.name), slog.Float64("rate", o.rate), slog.Duration("duration", o.duration))
-		r, err := drive(ctx, t, o.rate, o.duration)
+		r, err := drive(ctx, t, o.rate, o.duration, benchHTTPRequestTimeout+o.wait)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", t.name, err)
 		}
@@ -316,7 +319,7 @@ func (t *benchTarget) stop() {
 }
 
 // drive sends the load to t and samples its process meanwhile.
-func drive(ctx context.Context, t *benchTarget, rate float64, duration time.Duration) (benchHTTPResult, error) {
+func drive(ctx context.Context, t *benchTarget, rate float64, duration, timeout time.Duration) (benchHTTPResult, error) {
 	res := benchHTTPResult{Target: t.name, ByStatus: map[string]int{}}
 	rss, err := processRSS(t.cmd.Process.Pid)
 	if err != nil {
@@ -325,7 +328,7 @@ func drive(ctx context.Context, t *benchTarget, rate float64, duration time.Dura
 	res.RSSBeforeMiB = rss
 	tr := &http.Transport{MaxIdleConns: 4096, MaxIdleConnsPerHost: 4096, IdleConnTimeout: 30 * time.Second}
 	defer tr.CloseIdleConnections()
-	client := &http.Client{Transport: tr, Timeout: benchHTTPRequestTimeout}
+	client := &http.Client{Transport: tr, Timeout: timeout}
 
 	var (
 		mu        sync.Mutex

@@ -78,7 +78,7 @@ func newBenchWaitCmd(out, errOut io.Writer) *cobra.Command {
 
 func runBenchWait(ctx context.Context, o benchWaitOptions, out io.Writer, logger *slog.Logger) error {
 	path := "/v1/events?wait=" + o.wait.String()
-	load := benchHTTPOptions{rate: o.rate, duration: o.duration, path: path, nodeBin: o.nodeBin, serveArgs: o.serveArgs}
+	load := benchHTTPOptions{rate: o.rate, duration: o.duration, path: path, nodeBin: o.nodeBin, serveArgs: o.serveArgs, wait: o.wait}
 	results, err := runBenchLoad(ctx, "wait", load, logger, func(node *benchTarget) {
 		node.newRequest = func(ctx context.Context, i int) (*http.Request, error) {
 			org, token := node.orgs[i%len(node.orgs)], node.tokens[i%len(node.tokens)]

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
@@ -489,50 +490,72 @@ func (m crashMsg) typ() string {
 // crashRead reads every message of stream, in order.
 func crashRead(t *testing.T, js jetstream.JetStream, stream string) []crashMsg {
 	t.Helper()
+	// On a cluster a node that was just restarted may answer "no
+	// responders" or time out while its stream's leader settles: such a
+	// read starts again, a few times, and anything else fails at once.
+	for attempt := 1; ; attempt++ {
+		out, err := crashReadOnce(t, js, stream)
+		if err == nil {
+			return out
+		}
+		transient := errors.Is(err, nats.ErrNoResponders) || errors.Is(err, nats.ErrTimeout) ||
+			errors.Is(err, context.DeadlineExceeded) || errors.Is(err, jetstream.ErrNoHeartbeat)
+		if !transient || attempt == 10 {
+			t.Fatalf("read %s: %v", stream, err)
+		}
+		t.Logf("read %s: %v; reading again (attempt %d)", stream, err, attempt+1)
+		idle(t.Context(), time.Duration(attempt)*200*time.Millisecond)
+	}
+}
+
+// crashReadOnce reads every message of stream once through an ordered
+// consumer.
+func crashReadOnce(t *testing.T, js jetstream.JetStream, stream string) ([]crashMsg, error) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
 	defer cancel()
 	s, err := js.Stream(ctx, stream)
 	if err != nil {
-		t.Fatalf("stream %s: %v", stream, err)
+		return nil, fmt.Errorf("stream: %w", err)
 	}
 	info, err := s.Info(ctx)
 	if err != nil {
-		t.Fatalf("stream %s: %v", stream, err)
+		return nil, fmt.Errorf("stream info: %w", err)
 	}
 	if info.State.Msgs == 0 {
-		return nil
+		return nil, nil
 	}
 	want := int(info.State.Msgs)
 	oc, err := s.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
 	if err != nil {
-		t.Fatalf("read %s: %v", stream, err)
+		return nil, err
 	}
 	out := make([]crashMsg, 0, want)
 	for len(out) < want {
 		// Ask for no more than is there, so that no fetch is left waiting.
 		batch, err := oc.Fetch(min(512, want-len(out)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
-			t.Fatalf("read %s: %v", stream, err)
+			return nil, err
 		}
 		got := 0
 		for m := range batch.Messages() {
 			got++
 			md, err := m.Metadata()
 			if err != nil {
-				t.Fatalf("read %s: %v", stream, err)
+				return nil, err
 			}
 			cm := crashMsg{seq: md.Sequence.Stream, subject: m.Subject(), header: m.Headers(), data: m.Data()}
 			cm.env, cm.err = events.Decode(events.Message{Subject: m.Subject(), Header: m.Headers(), Data: m.Data()})
 			out = append(out, cm)
 		}
 		if err := batch.Error(); err != nil {
-			t.Fatalf("read %s: %v", stream, err)
+			return nil, err
 		}
 		if got == 0 {
 			t.Fatalf("read %s: stopped at %d of %d messages", stream, len(out), want)
 		}
 	}
-	return out
+	return out, nil
 }
 
 // crashLogs returns REFERRALS by referral id.
