@@ -54,6 +54,7 @@ func New(ctx context.Context, deps Deps, cfg Config) (*Adapter, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	cfg.digestAt, _ = ParseDigestAt(cfg.DigestAt) // valid: Validate checked it
 	for name, missing := range map[string]bool{"Mailer": deps.Mailer == nil, "Deliveries": deps.Deliveries == nil,
 		"State": deps.State == nil, "Marks": deps.Marks == nil, "Commands": deps.Commands == nil,
 		"Outcomes": deps.Outcomes == nil, "Timeline": deps.Timeline == nil, "Directory": deps.Directory == nil} {

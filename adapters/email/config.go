@@ -34,8 +34,9 @@ const (
 	OutcomeWaitDefault = 10 * time.Second
 	// SendTimeoutDefault bounds one SMTP transaction.
 	SendTimeoutDefault = 30 * time.Second
-	// DigestAtDefault is the time of day (UTC) of the daily digests.
-	DigestAtDefault = 7 * time.Hour
+	// DigestAtDefault is the time of day of the daily digests, in each
+	// organisation's time zone (see [Config].DigestAt).
+	DigestAtDefault = "07:00"
 	// MountPath is where serve mounts [Adapter.Handler]; links point
 	// below it.
 	MountPath = "/mail/"
@@ -67,10 +68,12 @@ type Config struct {
 	// OutcomeWait bounds a confirmation page's wait for the decision.
 	// Default [OutcomeWaitDefault].
 	OutcomeWait time.Duration
-	// DigestAt is the time of day, UTC, at which organisations with
-	// referral_channel email_digest get their digest. Default
-	// [DigestAtDefault] (a zero value cannot ask for midnight: use 1ns).
-	DigestAt time.Duration
+	// DigestAt is the time of day, "HH:MM" on a 24-hour clock, at which
+	// organisations with referral_channel email_digest get their digest.
+	// It is read in the organisation's time zone: the time zone of the
+	// opening hours of its first service (by id) in the directory, or UTC
+	// when it has none (see [DigestZone]). Default [DigestAtDefault].
+	DigestAt string
 	// Holder names this instance in the lease. Default: a random name.
 	Holder string
 	// Registerer receives the adapter's metrics. Default: none.
@@ -79,6 +82,9 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+
+	// digestAt is DigestAt parsed, set by New.
+	digestAt time.Duration
 }
 
 // WithDefaults returns a copy of c with every unset field given its default.
@@ -105,7 +111,7 @@ func (c Config) WithDefaults() Config {
 	if c.OutcomeWait == 0 {
 		c.OutcomeWait = OutcomeWaitDefault
 	}
-	if c.DigestAt == 0 {
+	if c.DigestAt == "" {
 		c.DigestAt = DigestAtDefault
 	}
 	if c.Holder == "" {
@@ -134,6 +140,9 @@ func (c Config) Validate() error {
 			return fmt.Errorf("email: Config.%s %q must be an absolute http(s) URL without user, query or fragment", name, v)
 		}
 	}
+	if _, err := ParseDigestAt(c.DigestAt); err != nil {
+		return fmt.Errorf("email: Config.DigestAt: %w", err)
+	}
 	switch {
 	case c.Backoff <= 0 || c.BackoffMax < c.Backoff:
 		return fmt.Errorf("email: Config.Backoff %s must be positive and at most BackoffMax %s", c.Backoff, c.BackoffMax)
@@ -143,12 +152,29 @@ func (c Config) Validate() error {
 		return fmt.Errorf("email: Config.LeaseTTL %s must be at least 300ms", c.LeaseTTL)
 	case c.Resync <= 0:
 		return fmt.Errorf("email: Config.Resync %s must be positive", c.Resync)
-	case c.DigestAt < 0 || c.DigestAt >= 24*time.Hour:
-		return fmt.Errorf("email: Config.DigestAt %s must be a time of day, from 0 to 24h", c.DigestAt)
 	case c.OutcomeWait <= 0:
 		return fmt.Errorf("email: Config.OutcomeWait %s must be positive", c.OutcomeWait)
 	}
 	return nil
+}
+
+// ParseDigestAt returns the time of day "HH:MM" (24-hour clock, 00:00 to
+// 23:59) as the time since midnight, or an error saying what is wrong.
+func ParseDigestAt(s string) (time.Duration, error) {
+	var h, m int
+	if len(s) != 5 || s[2] != ':' {
+		return 0, fmt.Errorf("%q is not a time of day HH:MM (24-hour clock, e.g. 07:00)", s)
+	}
+	for i, c := range []byte(s) {
+		if i != 2 && (c < '0' || c > '9') {
+			return 0, fmt.Errorf("%q is not a time of day HH:MM (24-hour clock, e.g. 07:00)", s)
+		}
+	}
+	h, m = int(s[0]-'0')*10+int(s[1]-'0'), int(s[3]-'0')*10+int(s[4]-'0')
+	if h > 23 || m > 59 {
+		return 0, fmt.Errorf("%q is not a time of day: hours go from 00 to 23, minutes from 00 to 59", s)
+	}
+	return time.Duration(h)*time.Hour + time.Duration(m)*time.Minute, nil
 }
 
 // backoff returns the delay before the next attempt after the attempt-th.

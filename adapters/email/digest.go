@@ -7,8 +7,11 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
+
+	"github.com/invictus-network/invictus/directory"
 )
 
 // digestPrefix keys the pending digest of an organisation:
@@ -30,14 +33,63 @@ type digestItem struct {
 	View view   `json:"view"`
 }
 
-// nextDigest returns the first digest time (Config.DigestAt, UTC) after t.
-func (c Config) nextDigest(t time.Time) time.Time {
-	t = t.UTC()
-	d := time.Date(t.Year(), t.Month(), t.Day(), 0, 0, 0, 0, time.UTC).Add(c.DigestAt)
-	if !d.After(t) {
-		d = d.AddDate(0, 0, 1)
+// NextDigest returns the first instant after t at which the clock in loc
+// shows the time of day at (since midnight, as [ParseDigestAt] returns
+// it): when a digest due at that time goes out. On the two days a year
+// the clocks change, a time inside the hour skipped or shown twice is
+// taken as time.Date takes it (one of the instants an hour apart).
+func NextDigest(at time.Duration, loc *time.Location, t time.Time) time.Time {
+	lt := t.In(loc)
+	h, m := int(at/time.Hour), int(at%time.Hour/time.Minute)
+	for day := 0; ; day++ {
+		d := time.Date(lt.Year(), lt.Month(), lt.Day()+day, h, m, 0, 0, loc)
+		if d.After(t) {
+			return d
+		}
 	}
-	return d
+}
+
+// DigestZones returns the time zone of each organisation of d that has
+// one: the time zone of the opening hours of its first service by id.
+// The digest of an organisation without one goes out at
+// [Config].DigestAt UTC.
+func DigestZones(d *directory.Directory) map[string]*time.Location {
+	ids := make([]int, len(d.Services))
+	for i := range ids {
+		ids[i] = i
+	}
+	slices.SortFunc(ids, func(a, b int) int { return strings.Compare(d.Services[a].ID, d.Services[b].ID) })
+	out := map[string]*time.Location{}
+	for _, i := range ids {
+		s := &d.Services[i]
+		if _, ok := out[s.Organisation]; ok || s.Hours.TimeZone == "" {
+			continue
+		}
+		if loc, err := directory.LoadZone(s.Hours.TimeZone); err == nil {
+			out[s.Organisation] = loc
+		}
+	}
+	return out
+}
+
+// zone returns the time zone in which org's digest time is read, from
+// the directory's current revision.
+func (s *sender) zone(org string) *time.Location {
+	rev := s.a.deps.Directory.Revision()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.zones == nil || s.zonesRev != rev {
+		s.zones, s.zonesRev = DigestZones(s.a.deps.Directory.Snapshot().Directory()), rev
+	}
+	if loc := s.zones[org]; loc != nil {
+		return loc
+	}
+	return time.UTC
+}
+
+// nextDigest returns when org's next digest after t is due.
+func (s *sender) nextDigest(org string, t time.Time) time.Time {
+	return NextDigest(s.a.cfg.digestAt, s.zone(org), t)
 }
 
 // hold adds the message out to org's pending digest, once per
@@ -77,8 +129,9 @@ func (s *sender) hold(ctx context.Context, org string, out *Outgoing) error {
 			continue // changed meanwhile: read again
 		}
 		if err == nil {
+			due := s.nextDigest(org, doc.Since)
 			s.mu.Lock()
-			s.digestSince[org], s.digestDue[org] = doc.Since, s.a.cfg.nextDigest(doc.Since)
+			s.digestSince[org], s.digestDue[org] = doc.Since, due
 			s.mu.Unlock()
 		}
 		return err
@@ -132,13 +185,12 @@ func (s *sender) flushDigest(ctx context.Context, org string, now time.Time, for
 			return fmt.Errorf("digest of %s: %w", org, err)
 		}
 	}
-	s.mu.Lock()
-	if len(doc.Items) == 0 {
-		s.digestDue[org] = time.Time{} // nothing pending
-	} else {
-		s.digestSince[org], s.digestDue[org] = doc.Since, a.cfg.nextDigest(doc.Since)
+	var due time.Time // zero: nothing pending
+	if len(doc.Items) > 0 {
+		due = s.nextDigest(org, doc.Since)
 	}
-	due := s.digestDue[org]
+	s.mu.Lock()
+	s.digestSince[org], s.digestDue[org] = doc.Since, due
 	s.mu.Unlock()
 	if len(doc.Items) == 0 || (!force && now.Before(due)) {
 		return nil
@@ -245,12 +297,12 @@ func (s *sender) dropHeld(ctx context.Context, org string, ids []string) error {
 			continue
 		}
 		if err == nil {
-			s.mu.Lock()
-			if len(kept) == 0 {
-				s.digestDue[org] = time.Time{}
-			} else {
-				s.digestSince[org], s.digestDue[org] = doc.Since, s.a.cfg.nextDigest(doc.Since)
+			var due time.Time // zero: nothing pending
+			if len(kept) > 0 {
+				due = s.nextDigest(org, doc.Since)
 			}
+			s.mu.Lock()
+			s.digestSince[org], s.digestDue[org] = doc.Since, due
 			s.mu.Unlock()
 		}
 		return err

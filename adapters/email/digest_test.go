@@ -46,19 +46,41 @@ func (b *bundle) setChannel(org, ch string) {
 	b.view.Load(&d, b.view.Revision()+1)
 }
 
+// setZone gives org's services the time zone zone in the directory.
+func (b *bundle) setZone(org, zone string) {
+	b.t.Helper()
+	d := *b.view.Snapshot().Directory()
+	d.Services = append([]directory.Service(nil), d.Services...)
+	for i := range d.Services {
+		if d.Services[i].Organisation == org {
+			d.Services[i].Hours.TimeZone = zone
+		}
+	}
+	if err := d.Validate(); err != nil {
+		b.t.Fatal(err)
+	}
+	b.view.Load(&d, b.view.Revision()+1)
+}
+
 // TestDailyDigest: an organisation with referral_channel email_digest
-// gets one message a day with everything pending, in its language; an
-// offer whose deadline comes before the digest still goes at once. The
-// day passes on an injected clock; FlushDigests sends what is pending on
-// demand.
+// gets one message a day with everything pending, in its language, at
+// Config.DigestAt in its own time zone; an offer whose deadline comes
+// before the digest still goes at once. The day passes on an injected
+// clock; FlushDigests sends what is pending on demand.
 func TestDailyDigest(t *testing.T) {
 	t.Parallel()
 	clock := &testClock{}
-	// The digest is due 12 hours from now.
-	now := time.Now().UTC()
-	at := now.Add(12*time.Hour).Sub(time.Date(now.Year(), now.Month(), now.Day(), 0, 0, 0, 0, time.UTC)) % (24 * time.Hour)
+	// The digest is due about 12 hours from now on the clocks of
+	// Helsinki (UTC+2 or +3), where pt.a1's services are: read as UTC,
+	// the same time of day would come 2 or 3 hours later.
+	helsinki, err := time.LoadLocation("Europe/Helsinki")
+	if err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(12*time.Hour + time.Minute).In(helsinki).Format("15:04")
 	b := setup(t, email.Config{Now: clock.Now, DigestAt: at})
 	b.setChannel("pt.a1", directory.ReferralChannelEmailDigest)
+	b.setZone("pt.a1", "Europe/Helsinki")
 	in := b.start("a")
 
 	urgent := b.deliverOffer("pt.a1", time.Now().Add(30*time.Minute))
@@ -78,9 +100,10 @@ func TestDailyDigest(t *testing.T) {
 		t.Fatalf("%d messages before the digest is due, want 1 (the urgent offer)", total)
 	}
 
-	// The day passes: one digest with the three offers, in French, each
-	// with its two links.
-	clock.advance(13 * time.Hour)
+	// Twelve and a half hours pass: it is past the digest time in
+	// Helsinki (not yet in UTC). One digest with the three offers, in
+	// French, each with its two links.
+	clock.advance(12*time.Hour + 30*time.Minute)
 	d := b.mail("pt.a1", "Résumé du jour du réseau d'orientation (3)")
 	for _, id := range later {
 		if !strings.Contains(d.Text, id) || !strings.Contains(d.HTML, id) {

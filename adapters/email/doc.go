@@ -19,7 +19,8 @@
 // administrators.
 //
 // An organisation with referral_channel email_digest gets one message a
-// day ([KindDigest], at [Config].DigestAt UTC) gathering what it would
+// day ([KindDigest], at [Config].DigestAt in the organisation's time zone,
+// see [DigestZones]) gathering what it would
 // have got one by one; the items wait in the state store (digest.<org>)
 // and are acknowledged once held there. An offer whose deadline comes
 // before the next digest is sent at once. [Adapter.FlushDigests] sends the

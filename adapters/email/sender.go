@@ -67,6 +67,10 @@ type sender struct {
 	digestSince map[string]time.Time
 	digestDue   map[string]time.Time
 	digestFails map[string]int // failed attempts of the pending digest
+	// zones are the organisations' time zones (DigestZones) at directory
+	// revision zonesRev.
+	zones    map[string]*time.Location
+	zonesRev uint64
 	// flushMu serialises the sending of digests.
 	flushMu sync.Mutex
 }
@@ -292,7 +296,7 @@ func (s *sender) handle(ctx context.Context, org string, m events.Message, deliv
 		return 0, nil
 	}
 	if o := a.deps.Directory.Snapshot().Organisation(org); o != nil && o.EmailDigest() &&
-		(out.Deadline.IsZero() || !out.Deadline.Before(a.cfg.nextDigest(a.cfg.Now()))) {
+		(out.Deadline.IsZero() || !out.Deadline.Before(s.nextDigest(org, a.cfg.Now()))) {
 		// Held for the daily digest, unless an answer is due before it.
 		if err := s.hold(ctx, org, out); err != nil {
 			a.cfg.Logger.WarnContext(ctx, "email: not held for the digest", slog.String("organisation", org), slog.Any("error", err))

@@ -33,6 +33,7 @@ type emailSettings struct {
 	smtpURL   string
 	from      string
 	publicURL string
+	digestAt  string
 	// replicas of the e-mail buckets: serve's --nats-replicas.
 	replicas int
 	// maxBytes and marksMaxBytes bound the e-mail buckets.
@@ -45,6 +46,8 @@ func (s *emailSettings) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&s.smtpURL, "smtp-url", "", "send e-mail to organisations without a system through this server: smtp://user:pass@host:port (STARTTLS; ?tls=none for a local relay) or smtps://... (implicit TLS)")
 	fs.StringVar(&s.from, "mail-from", "", `sender address of the e-mails, e.g. "INVICTUS <referrals@node.example>" (with --smtp-url)`)
 	fs.StringVar(&s.publicURL, "public-url", "", "public base URL of this node, for the links in e-mails, e.g. https://node.example (with --smtp-url)")
+	fs.StringVar(&s.digestAt, "digest-at", email.DigestAtDefault, "time of day HH:MM (24-hour clock) of the daily digest of organisations with referral_channel email_digest, "+
+		"on each organisation's own clock: the time zone of the opening hours of its first service (by id) in the directory, or UTC when it has none")
 	s.maxBytes, s.marksMaxBytes = sizeValue(natsjs.EmailMaxBytesDefault), sizeValue(natsjs.EmailMarksMaxBytesDefault)
 	fs.Var(&s.maxBytes, "email-max-bytes", `bound on the e-mail bucket: link key, sender lease, messages given up (bytes, or with KiB, MiB, GiB, TiB; "unlimited" for none)`)
 	fs.Var(&s.marksMaxBytes, "email-marks-max-bytes", `bound on the e-mail marks bucket: used links, sent messages (bytes, or with KiB, MiB, GiB, TiB; "unlimited" for none)`)
@@ -63,6 +66,9 @@ func (s emailSettings) enabled() bool { return s.smtpURL != "" }
 func (s emailSettings) check() error {
 	if s.maxBytes == 0 || s.marksMaxBytes == 0 {
 		return usageError{errors.New("--email-max-bytes and --email-marks-max-bytes: want a size, or unlimited")}
+	}
+	if _, err := email.ParseDigestAt(s.digestAt); err != nil {
+		return usageError{&flagError{flag: "digest-at", value: s.digestAt, err: errors.New("not a time of day HH:MM on a 24-hour clock, from 00:00 to 23:59 (e.g. 07:00)")}}
 	}
 	if !s.enabled() {
 		if s.from != "" || s.publicURL != "" {
@@ -121,7 +127,7 @@ func startEmail(ctx context.Context, nc *nats.Conn, view *directory.View, s emai
 		Mailer: mailer, Deliveries: natsjs.NewEmailDeliveries(js, logger), State: state, Marks: marks,
 		Commands: natsjs.NewInboundSink(js), Outcomes: natsjs.NewCommandOutcomes(js),
 		Timeline: natsjs.NewReferralTimeline(bus), Directory: view,
-	}, email.Config{From: s.from, PublicURL: s.publicURL, Registerer: reg, Logger: logger})
+	}, email.Config{From: s.from, PublicURL: s.publicURL, DigestAt: s.digestAt, Registerer: reg, Logger: logger})
 }
 
 // emailComponent runs the e-mail channel inside serve: the sender (while

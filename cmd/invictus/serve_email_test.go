@@ -33,6 +33,9 @@ func TestServeEmailUsageErrors(t *testing.T) {
 		{[]string{"serve", "--smtp-url", "smtp://mail.test", "--mail-from", "a@b.test", "--public-url", "node.test"}, "--public-url node.test"},
 		{[]string{"serve", "--mail-from", "a@b.test"}, "give --smtp-url too"},
 		{[]string{"adapter", "email", "--mail-from", "a@b.test"}, "--smtp-url is required"},
+		{[]string{"serve", "--digest-at", "25:00"}, "--digest-at 25:00: not a time of day HH:MM on a 24-hour clock"},
+		{[]string{"serve", "--smtp-url", "smtp://user:s3cret@mail.test", "--mail-from", "a@b.test", "--public-url", "https://node.test", "--digest-at", "7am"}, "--digest-at 7am: not a time of day"},
+		{[]string{"adapter", "email", "--smtp-url", "smtp://mail.test", "--mail-from", "a@b.test", "--public-url", "https://node.test", "--digest-at", "7:00"}, "--digest-at 7:00: not a time of day"},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
@@ -45,6 +48,19 @@ func TestServeEmailUsageErrors(t *testing.T) {
 				t.Errorf("the password is in the error: %q", errOut)
 			}
 		})
+	}
+}
+
+// TestDigestAtHelp: serve and adapter email take --digest-at, and their
+// help says on whose clock it is read.
+func TestDigestAtHelp(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"serve", "--help"}, {"adapter", "email", "--help"}} {
+		code, out, _ := runArgs(t, args...)
+		flat := strings.Join(strings.Fields(out), " ")
+		if code != exitOK || !strings.Contains(flat, `--digest-at string`) || !strings.Contains(flat, "on each organisation's own clock: the time zone of the opening hours of its first service (by id) in the directory, or UTC when it has none") || !strings.Contains(flat, `(default "07:00")`) {
+			t.Errorf("%v: exit %d, the help does not explain --digest-at:\n%s", args, code, out)
+		}
 	}
 }
 
