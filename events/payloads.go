@@ -297,6 +297,41 @@ type CommandRejected struct {
 	Errors      []Problem `json:"errors" validate:"required,min=1,max=100,dive"`
 }
 
+// DeliveryFailed is the payload of delivery.failed, delivered by a
+// channel (the e-mail channel, source [SourceEmail]) to the referrer of a
+// placement whose offer or reminder it could not bring to the offered
+// organisation: its server refused the message for good, or it kept
+// failing. It is not part of the referral's log (the routing service
+// neither writes nor folds it); it names the message and the failure,
+// never anything about the person.
+type DeliveryFailed struct {
+	// Placement is the placement whose message was not delivered.
+	Placement string `json:"placement" validate:"required,placement"`
+	// Organisation is the offered organisation that did not get it.
+	Organisation string `json:"organisation" validate:"required,orgid"`
+	// Channel is how it was sent: email.
+	Channel string `json:"channel" validate:"required,oneof=email"`
+	// Message is what was not delivered: the offer or its reminder.
+	Message string `json:"message" validate:"required,oneof=offer reminder"`
+	// Event is the id of the event that was not delivered (the
+	// referral.offered).
+	Event string `json:"event" validate:"required,max=128"`
+	// Reason is refused (the server refused it for good) or gave_up
+	// (temporary failures, too many times).
+	Reason string `json:"reason" validate:"required,oneof=refused gave_up"`
+	// SMTPCode is the reply code of the mail server's last answer, when
+	// there was one (e.g. 550).
+	SMTPCode int `json:"smtp_code,omitempty" validate:"omitempty,min=200,max=599"`
+	// Attempts is how many times the message was tried.
+	Attempts int `json:"attempts" validate:"min=1,max=1000"`
+}
+
+// Delivery failure reasons of [DeliveryFailed].Reason.
+const (
+	DeliveryRefused = "refused"
+	DeliveryGaveUp  = "gave_up"
+)
+
 // OrganisationUpdated is the payload of directory.organisation.updated.
 type OrganisationUpdated struct {
 	Organisation string `json:"organisation" validate:"required,orgid"`
@@ -368,16 +403,17 @@ type CapacityUpdated struct {
 	Revision uint64 `json:"revision,omitempty"`
 }
 
-func (p Offered) PlacementID() string   { return p.Placement }
-func (p Accepted) PlacementID() string  { return p.Placement }
-func (p Declined) PlacementID() string  { return p.Placement }
-func (p Expired) PlacementID() string   { return p.Placement }
-func (p Unmatched) PlacementID() string { return p.Placement }
-func (p Handover) PlacementID() string  { return p.Placement }
-func (p Contacted) PlacementID() string { return p.Placement }
-func (p OnHold) PlacementID() string    { return p.Placement }
-func (p Completed) PlacementID() string { return p.Placement }
-func (p Feedback) PlacementID() string  { return p.Placement }
+func (p Offered) PlacementID() string        { return p.Placement }
+func (p Accepted) PlacementID() string       { return p.Placement }
+func (p Declined) PlacementID() string       { return p.Placement }
+func (p Expired) PlacementID() string        { return p.Placement }
+func (p Unmatched) PlacementID() string      { return p.Placement }
+func (p Handover) PlacementID() string       { return p.Placement }
+func (p Contacted) PlacementID() string      { return p.Placement }
+func (p OnHold) PlacementID() string         { return p.Placement }
+func (p Completed) PlacementID() string      { return p.Placement }
+func (p Feedback) PlacementID() string       { return p.Placement }
+func (p DeliveryFailed) PlacementID() string { return p.Placement }
 
 func (Requested) EventType() string           { return TypeReferralRequested }
 func (Planned) EventType() string             { return TypeReferralPlanned }
@@ -395,6 +431,7 @@ func (Erase) EventType() string               { return TypeReferralErase }
 func (Erased) EventType() string              { return TypeReferralErased }
 func (Feedback) EventType() string            { return TypeReferralFeedback }
 func (CommandRejected) EventType() string     { return TypeCommandRejected }
+func (DeliveryFailed) EventType() string      { return TypeDeliveryFailed }
 func (OrganisationUpdated) EventType() string { return TypeDirectoryOrgUpdated }
 func (ServiceUpdated) EventType() string      { return TypeDirectoryServiceUpdated }
 func (ServiceContent) EventType() string      { return TypeDirectoryServiceContent }
@@ -418,6 +455,7 @@ var registry = map[string]func() Payload{
 	TypeReferralErased:           func() Payload { return &Erased{} },
 	TypeReferralFeedback:         func() Payload { return &Feedback{} },
 	TypeCommandRejected:          func() Payload { return &CommandRejected{} },
+	TypeDeliveryFailed:           func() Payload { return &DeliveryFailed{} },
 	TypeDirectoryOrgUpdated:      func() Payload { return &OrganisationUpdated{} },
 	TypeDirectoryServiceUpdated:  func() Payload { return &ServiceUpdated{} },
 	TypeDirectoryServiceContent:  func() Payload { return &ServiceContent{} },

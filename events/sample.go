@@ -125,6 +125,9 @@ func SamplePayload(eventType string) Payload {
 			CommandType: TypeReferralAccepted,
 			Errors:      []Problem{{Pointer: "/data/placement", Code: CodeRequired, Message: "placement is required"}},
 		}
+	case TypeDeliveryFailed:
+		return &DeliveryFailed{Placement: "p1", Organisation: "pt.apav", Channel: "email", Message: "offer",
+			Event: "0195f0c2-6b1d-7e2a-9f3c-4d5e6f7a8b9c", Reason: DeliveryRefused, SMTPCode: 550, Attempts: 1}
 	case TypeDirectoryOrgUpdated:
 		return &OrganisationUpdated{Organisation: sampleOrganisation, Revision: 1843}
 	case TypeDirectoryServiceUpdated:

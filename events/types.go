@@ -19,6 +19,7 @@ const (
 	TypeReferralErased          = "invictus.referral.erased.v1"
 	TypeReferralFeedback        = "invictus.referral.feedback.v1"
 	TypeCommandRejected         = "invictus.command.rejected.v1"
+	TypeDeliveryFailed          = "invictus.delivery.failed.v1"
 	TypeDirectoryOrgUpdated     = "invictus.directory.organisation.updated.v1"
 	TypeDirectoryServiceUpdated = "invictus.directory.service.updated.v1"
 	// TypeDirectoryServiceContent is version 2 of directory.service.updated:
@@ -29,6 +30,10 @@ const (
 
 // SourceRouting is the CloudEvents source of the routing service's own events.
 const SourceRouting = "/invictus/routing"
+
+// SourceEmail is the source of the e-mail channel's own events
+// (delivery.failed).
+const SourceEmail = "/invictus/email"
 
 // SourceDirectory is the source of directory events written by an administrator.
 const SourceDirectory = "/invictus/directory"
