@@ -25,6 +25,9 @@ type Deps struct {
 	Marks Store
 	// Commands publishes the answers given through links.
 	Commands CommandSink
+	// Notices tells referrers, by a delivery.failed event, of the offers
+	// that could not be delivered.
+	Notices Notices
 	// Outcomes tells a confirmation page what became of an answer.
 	Outcomes Outcomes
 	// Timeline reads a referral's log (the offer a link is about).
@@ -57,6 +60,7 @@ func New(ctx context.Context, deps Deps, cfg Config) (*Adapter, error) {
 	cfg.digestAt, _ = ParseDigestAt(cfg.DigestAt) // valid: Validate checked it
 	for name, missing := range map[string]bool{"Mailer": deps.Mailer == nil, "Deliveries": deps.Deliveries == nil,
 		"State": deps.State == nil, "Marks": deps.Marks == nil, "Commands": deps.Commands == nil,
+		"Notices":  deps.Notices == nil,
 		"Outcomes": deps.Outcomes == nil, "Timeline": deps.Timeline == nil, "Directory": deps.Directory == nil} {
 		if missing {
 			return nil, fmt.Errorf("email: Deps.%s is required", name)
@@ -131,7 +135,7 @@ type metrics struct {
 func newMetrics() *metrics {
 	return &metrics{
 		messages: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "invictus_email_messages_total",
-			Help: "Deliveries handled by the e-mail sender, by result: sent, skipped (nothing to send), retried (temporary failure), failed (given up), held (kept for a daily digest), already_sent, undecodable, uncomposable."},
+			Help: "Deliveries handled by the e-mail sender, by result: sent, skipped (nothing to send), retried (temporary failure), failed (given up), notified (the referrer of an offer given up was told by a delivery.failed event), held (kept for a daily digest), already_sent, undecodable, uncomposable."},
 			[]string{"result"}),
 		links: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "invictus_email_link_answers_total",
 			Help: "Confirmations posted from action links, by result: accepted, declined, pending, rejected, invalid, expired, used, closed, unavailable."},

@@ -42,7 +42,8 @@ const (
 	KindCompleted = "completed"
 	KindUnmatched = "unmatched"
 	// KindUndeliverable tells a referrer that its offer could not be
-	// delivered to an e-mail organisation (its server refused it).
+	// delivered to an e-mail organisation (its server refused it): the
+	// delivery.failed event, by e-mail.
 	KindUndeliverable = "undeliverable"
 	// KindDigest is the daily message that gathers the others for an
 	// organisation with referral_channel email_digest.
@@ -322,6 +323,20 @@ func (c *composer) Compose(ctx context.Context, org string, env *events.Envelope
 		case *events.Completed:
 			f("outcome", c.tax.Label("outcomes", p.Outcome, lang))
 		}
+	case *events.DeliveryFailed:
+		// The offer of the referrer's referral did not reach p.Organisation.
+		kind = KindUndeliverable
+		by := c.orgName(p.Organisation)
+		v.Subject = c.cat.t(lang, "subject."+kind, "org", by)
+		v.Intro = c.cat.t(lang, "intro."+kind, "org", by)
+		f("organisation", by)
+		f("referral", refID+" / "+p.Placement)
+		if pl, ok := c.state(ctx, refID).Placement(p.Placement); ok {
+			f("needs", c.labels("needs", lang, pl.Needs))
+			if !pl.Offer.Deadline.IsZero() {
+				f("deadline", c.when(pl.Offer.Deadline, pl.Offer.Service))
+			}
+		}
 	case *events.Unmatched:
 		kind = KindUnmatched
 		v.Subject = c.cat.t(lang, "subject."+kind)
@@ -340,40 +355,6 @@ func (c *composer) Compose(ctx context.Context, org string, env *events.Envelope
 	}
 	out.Msg = msg
 	out.view = v
-	return out, nil
-}
-
-// Undeliverable returns the notice to the referrer of the offer env
-// that the message to org was refused for good, or nil when the referrer
-// has no referral contact address.
-func (c *composer) Undeliverable(env *events.Envelope, org string) (*Outgoing, error) {
-	p, ok := env.Payload.(*events.Offered)
-	if !ok {
-		return nil, nil
-	}
-	ref := c.org(p.Referrer)
-	if ref == nil || ref.ReferralContact.Email == "" {
-		return nil, nil
-	}
-	lang := languageOf(ref)
-	by := c.orgName(org)
-	refID := env.Event.Subject()
-	v := view{Lang: lang, Footer: c.cat.t(lang, "footer"),
-		Subject: c.cat.t(lang, "subject."+KindUndeliverable, "org", by),
-		Intro:   c.cat.t(lang, "intro."+KindUndeliverable, "org", by),
-		Fields: []field{
-			{c.cat.t(lang, "field.organisation"), by},
-			{c.cat.t(lang, "field.referral"), refID + " / " + p.Placement},
-			{c.cat.t(lang, "field.needs"), c.labels("needs", lang, p.Needs)},
-			{c.cat.t(lang, "field.deadline"), c.when(p.Deadline, p.Service)},
-		}}
-	out := &Outgoing{Kind: KindUndeliverable, To: ref.ReferralContact.Email,
-		MessageID: env.Event.ID() + "." + KindUndeliverable + "." + org + "." + p.Referrer + "@" + c.domain}
-	msg, err := c.render(v, out)
-	if err != nil {
-		return nil, err
-	}
-	out.Msg = msg
 	return out, nil
 }
 

@@ -213,15 +213,55 @@ func TestPermanentFailureRecordedNotRetried(t *testing.T) {
 	if err != nil || len(fs) != 1 || fs[0].Kind != email.KindOffer || fs[0].Referral != id || fs[0].Code < 500 || fs[0].Temporary {
 		t.Fatalf("failures of pt.a1: %+v, %v", fs, err)
 	}
-	// The referrer is told, in Portuguese, that the offer did not reach
-	// pt.a1.
+	if fs[0].Placement == "" || fs[0].Referrer != "pt.ref" {
+		t.Errorf("the failure does not name the placement and the referrer: %+v", fs[0])
+	}
+	// The referrer is told by one delivery.failed event on its delivery
+	// subject of the referral...
+	notices := natsjs.NewDeliveryNotices(b.js)
+	var got []*events.Envelope
+	waitFor(t, "the delivery.failed event", func() bool {
+		got, err = notices.Notices(context.Background(), "pt.ref", id, events.TypeDeliveryFailed)
+		return err == nil && len(got) > 0
+	})
+	p, _ := got[0].Payload.(*events.DeliveryFailed)
+	if len(got) != 1 || p == nil || p.Organisation != "pt.a1" || p.Placement != fs[0].Placement || p.Message != email.KindOffer ||
+		p.Reason != events.DeliveryRefused || p.SMTPCode != fs[0].Code || p.Event != fs[0].EventID || got[0].Event.Source() != events.SourceEmail {
+		t.Fatalf("delivery.failed events: %d, first %+v", len(got), p)
+	}
+	if got := in.metric("invictus_email_messages_total", "notified"); got != 1 {
+		t.Errorf("notified %v, want 1", got)
+	}
+	// ... and, since it receives by e-mail, by an e-mail in Portuguese.
 	notice := b.mail("pt.ref", "O seu encaminhamento não pôde ser entregue a Org pt.a1")
 	if !strings.Contains(notice.Text, id) || !strings.Contains(notice.Text, "Apoio emocional") {
 		t.Errorf("the notice lacks the referral or its needs:\n%s", notice.Text)
 	}
+	// Telling it again (an adapter that crashed after the event) adds
+	// nothing: the event's id comes from the failure.
+	if err := notices.Notify(context.Background(), "pt.ref", deliveryMessage(t, got[0], "pt.ref")); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := notices.Notices(context.Background(), "pt.ref", id, events.TypeDeliveryFailed); err != nil || len(again) != 1 {
+		t.Errorf("after telling again: %d events, %v; want 1", len(again), err)
+	}
 	// The referrer still hears when the offer is declined.
 	b.send("pt.a1", id, declined(b, id))
 	b.mail("pt.ref", "recusado")
+}
+
+// deliveryMessage is env on org's delivery subject of its referral.
+func deliveryMessage(t *testing.T, env *events.Envelope, org string) events.Message {
+	t.Helper()
+	subject, err := events.DeliverySubject(org, env.Event.Subject())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := events.ToNATS(subject, env.Event)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
 }
 
 // declined is pt.a1's decline of the first placement of id.

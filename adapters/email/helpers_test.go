@@ -35,6 +35,7 @@ var (
 	_ email.Deliveries  = (*natsjs.EmailDeliveries)(nil)
 	_ email.Store       = (*natsjs.RevStore)(nil)
 	_ email.CommandSink = (*natsjs.InboundSink)(nil)
+	_ email.Notices     = (*natsjs.DeliveryNotices)(nil)
 	_ email.Outcomes    = (*natsjs.CommandOutcomes)(nil)
 	_ email.Timeline    = (*natsjs.ReferralTimeline)(nil)
 	_ email.Directory   = (*directory.View)(nil)
@@ -241,7 +242,7 @@ func (b *bundle) start(holder string) *instance {
 	}
 	in.a, err = email.New(ctx, email.Deps{
 		Mailer: mailer, Deliveries: natsjs.NewEmailDeliveries(b.js, b.log), State: state, Marks: marks,
-		Commands: natsjs.NewInboundSink(b.js), Outcomes: natsjs.NewCommandOutcomes(b.js),
+		Commands: natsjs.NewInboundSink(b.js), Outcomes: natsjs.NewCommandOutcomes(b.js), Notices: natsjs.NewDeliveryNotices(b.js),
 		Timeline: natsjs.NewReferralTimeline(b.bus), Directory: b.view,
 	}, cfg)
 	if err != nil {

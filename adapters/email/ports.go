@@ -57,6 +57,15 @@ type CommandSink interface {
 	Submit(ctx context.Context, org string, msg events.Message) error
 }
 
+// Notices publishes the channel's own events (delivery.failed) to an
+// organisation's delivery subject, beside the routing service's.
+type Notices interface {
+	// Notify publishes msg, an event on org's delivery subject of a
+	// referral, unless that subject holds an event with the same id and
+	// source already, and returns once it is stored.
+	Notify(ctx context.Context, org string, msg events.Message) error
+}
+
 // Outcomes tells what became of a command.
 type Outcomes interface {
 	// Wait blocks until the routing service decided command commandID of

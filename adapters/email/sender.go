@@ -14,6 +14,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/wire"
 )
@@ -40,11 +42,14 @@ type lease struct {
 // under failure.<org>.<hash> for the organisation's and the directory's
 // administrators.
 type Failure struct {
-	Org       string    `json:"organisation"`
-	Kind      string    `json:"kind"`
-	EventID   string    `json:"event_id"`
-	EventType string    `json:"event_type"`
-	Referral  string    `json:"referral"`
+	Org       string `json:"organisation"`
+	Kind      string `json:"kind"`
+	EventID   string `json:"event_id"`
+	EventType string `json:"event_type"`
+	Referral  string `json:"referral"`
+	// Placement and Referrer are those of an offer or reminder.
+	Placement string    `json:"placement,omitempty"`
+	Referrer  string    `json:"referrer,omitempty"`
 	Code      int       `json:"smtp_code,omitempty"`
 	Attempts  uint64    `json:"attempts"`
 	Temporary bool      `json:"temporary"`
@@ -339,67 +344,76 @@ func (s *sender) handle(ctx context.Context, org string, m events.Message, deliv
 		Code: se.Code, Attempts: delivered, Temporary: se.Temporary, At: a.cfg.Now().UTC()}
 	a.cfg.Logger.ErrorContext(ctx, "email: message given up", slog.String("organisation", org), slog.String("kind", out.Kind),
 		slog.String("event", f.EventID), slog.Int("smtp_code", se.Code), slog.Uint64("attempts", delivered))
+	key := failurePrefix + org + "." + hashKey(out.MessageID)
+	if p, ok := env.Payload.(*events.Offered); ok {
+		f.Placement, f.Referrer = p.Placement, p.Referrer
+	}
 	b, _ := json.Marshal(f)
-	if _, err := a.deps.State.Create(ctx, failurePrefix+org+"."+hashKey(out.MessageID), b); err != nil && !errors.Is(err, fs.ErrExist) {
+	if _, err := a.deps.State.Create(ctx, key, b); errors.Is(err, fs.ErrExist) {
+		// Recorded before a crash or a failed notice: keep its time, so
+		// that the notice is the same event.
+		if old, _, gerr := a.deps.State.Get(ctx, key); gerr == nil {
+			var of Failure
+			if json.Unmarshal(old, &of) == nil {
+				f.At = of.At
+			}
+		}
+	} else if err != nil {
 		return a.cfg.Backoff, nil // not recorded: keep the message until it is
 	}
-	if retry := s.noticeReferrer(ctx, org, env, out.Kind, delivered); retry {
+	if err := s.notifyReferrer(ctx, key, env, out.Kind, f); err != nil {
+		a.cfg.Logger.WarnContext(ctx, "email: referrer not told of the failure; will retry", slog.String("organisation", org), slog.Any("error", err))
 		return a.cfg.backoff(delivered), nil // the notice waits: so does the failed delivery
 	}
 	return 0, se
 }
 
-// noticeReferrer tells the referrer of an offer (or reminder) that could
-// not be delivered to org, by e-mail to its referral contact. It reports
-// whether to try again (a temporary failure of the notice, within
-// Config.Attempts); a notice refused for good is recorded as a failure of
-// its own.
-func (s *sender) noticeReferrer(ctx context.Context, org string, env *events.Envelope, kind string, delivered uint64) bool {
-	a := s.a
-	if kind != KindOffer && kind != KindReminder {
-		return false
+// FailedID returns the id of the delivery.failed event of the failure
+// recorded under key: derived from it, so that telling the referrer again
+// (after a crash) is the same event.
+func FailedID(key string) string {
+	return uuid.NewSHA1(failedNamespace, []byte(key)).String()
+}
+
+// failedNamespace is the UUIDv5 namespace of delivery.failed ids.
+var failedNamespace = uuid.MustParse("6f1c3f0e-9b4a-5d7e-8c2b-1a3d5e7f9b0c")
+
+// notifyReferrer tells the referrer of an offer (or reminder) that could
+// not be delivered: a delivery.failed event on its delivery subject of
+// the referral, once per failure (key). A referrer that receives by
+// e-mail gets it as an e-mail ([KindUndeliverable]) from its own worker.
+func (s *sender) notifyReferrer(ctx context.Context, key string, env *events.Envelope, kind string, f Failure) error {
+	p, ok := env.Payload.(*events.Offered)
+	if !ok || (kind != KindOffer && kind != KindReminder) || !events.IsOrgID(p.Referrer) {
+		return nil
 	}
-	out, err := a.composer.Undeliverable(env, org)
-	if err != nil || out == nil {
-		if err != nil {
-			a.cfg.Logger.ErrorContext(ctx, "email: undeliverable notice not composed", slog.String("organisation", org), slog.Any("error", err))
-		}
-		return false
+	reason := events.DeliveryRefused
+	if f.Temporary {
+		reason = events.DeliveryGaveUp
 	}
-	sentKey := sentPrefix + hashKey(out.MessageID)
-	if _, _, err := a.deps.Marks.Get(ctx, sentKey); err == nil {
-		return false
+	attempts := int(min(f.Attempts, 1000)) //nolint:gosec // bounded
+	pay := &events.DeliveryFailed{Placement: p.Placement, Organisation: f.Org, Channel: "email", Message: kind,
+		Event: env.Event.ID(), Reason: reason, SMTPCode: f.Code, Attempts: max(attempts, 1)}
+	if pay.SMTPCode != 0 && (pay.SMTPCode < 200 || pay.SMTPCode > 599) {
+		pay.SMTPCode = 0
 	}
-	sctx, cancel := context.WithTimeout(ctx, SendTimeoutDefault)
-	err = a.deps.Mailer.Send(sctx, out.Msg)
-	cancel()
-	var se *SendError
-	switch {
-	case err == nil:
-		a.metrics.messages.WithLabelValues("sent").Inc()
-		if _, err := a.deps.Marks.Create(ctx, sentKey, []byte(out.Kind)); err != nil && !errors.Is(err, fs.ErrExist) {
-			a.cfg.Logger.WarnContext(ctx, "email: sent mark not stored", slog.String("organisation", org), slog.Any("error", err))
-		}
-		return false
-	case errors.As(err, &se) && se.Temporary && delivered < uint64(a.cfg.Attempts):
-		a.metrics.messages.WithLabelValues("retried").Inc()
-		return true
+	ev, err := events.New(events.SourceEmail, env.Event.Subject(), pay, events.WithID(FailedID(key)), events.WithTime(f.At))
+	if err != nil {
+		return err
 	}
-	if se == nil {
-		se = &SendError{Temporary: true, err: err}
+	subject, err := events.DeliverySubject(p.Referrer, env.Event.Subject())
+	if err != nil {
+		return err
 	}
-	a.metrics.messages.WithLabelValues("failed").Inc()
-	to, _ := events.OrgOfSource(env.Event.Source())
-	if p, ok := env.Payload.(*events.Offered); ok {
-		to = p.Referrer
+	m, err := events.ToNATS(subject, ev)
+	if err != nil {
+		return err
 	}
-	f := Failure{Org: to, Kind: out.Kind, EventID: env.Event.ID(), EventType: env.Event.Type(), Referral: env.Event.Subject(),
-		Code: se.Code, Attempts: delivered, Temporary: se.Temporary, At: a.cfg.Now().UTC()}
-	b, _ := json.Marshal(f)
-	if _, err := a.deps.State.Create(ctx, failurePrefix+to+"."+hashKey(out.MessageID), b); err != nil && !errors.Is(err, fs.ErrExist) {
-		a.cfg.Logger.WarnContext(ctx, "email: failure not recorded", slog.String("organisation", to), slog.Any("error", err))
+	if err := s.a.deps.Notices.Notify(ctx, p.Referrer, m); err != nil {
+		return err
 	}
-	return false
+	s.a.metrics.messages.WithLabelValues("notified").Inc()
+	return nil
 }
 
 // hashKey returns a short key-safe hash of s.

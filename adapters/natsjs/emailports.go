@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/events"
@@ -251,5 +252,96 @@ func (d *EmailDeliveries) Consume(ctx context.Context, org string, since time.Ti
 		if err != nil {
 			d.log.Warn("natsjs: e-mail delivery not acknowledged; it comes again", slog.String("organisation", org), slog.Any("error", err))
 		}
+	}
+}
+
+// DeliveryNotices publishes a channel's own events, such as
+// delivery.failed, to an organisation's delivery subject
+// (email.Notices), and reads them back for the web console
+// (console.Notices). They are not in the referral's log.
+type DeliveryNotices struct {
+	js jetstream.JetStream
+}
+
+// NewDeliveryNotices returns notices over js.
+func NewDeliveryNotices(js jetstream.JetStream) *DeliveryNotices { return &DeliveryNotices{js: js} }
+
+// Notify publishes msg, an event for org on its delivery subject of the
+// referral msg.Subject names (out.<cc>.<org>.<referral id>), once: when
+// the subject holds an event with the same ce-id and ce-source already it
+// publishes nothing. Nats-Msg-Id is <source>/<id>.<org>, as the routing
+// service's copies have, so two publications within the duplicate window
+// are one.
+func (n *DeliveryNotices) Notify(ctx context.Context, org string, msg events.Message) error {
+	if got, _, err := events.ParseDeliverySubject(msg.Subject); err != nil || got != org {
+		return fmt.Errorf("natsjs: %q is not a delivery subject of %s: %w", msg.Subject, org, events.ErrInvalidSubject)
+	}
+	id, src := wire.HeaderValue(msg.Header, "ce-id"), wire.HeaderValue(msg.Header, "ce-source")
+	if id == "" || src == "" {
+		return fmt.Errorf("natsjs: notice to %s without ce-id or ce-source", org)
+	}
+	ctx, cancel := httpCtx(ctx)
+	defer cancel()
+	found := false
+	err := n.scan(ctx, msg.Subject, func(m *jetstream.RawStreamMsg) bool {
+		found = wire.HeaderValue(m.Header, "ce-id") == id && wire.HeaderValue(m.Header, "ce-source") == src
+		return found
+	})
+	if err != nil || found {
+		return err
+	}
+	m := &nats.Msg{Subject: msg.Subject, Header: nats.Header{}, Data: msg.Data}
+	for k, v := range msg.Header {
+		m.Header[k] = slices.Clone(v)
+	}
+	m.Header.Set(jetstream.MsgIDHeader, events.MsgID(src, id)+"."+org)
+	if _, err := n.js.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamDelivery)); err != nil {
+		return fmt.Errorf("natsjs: notify %s: %w", msg.Subject, err)
+	}
+	return nil
+}
+
+// Notices returns the events of the given types on org's delivery
+// subject of referralID, oldest first; those that do not decode are
+// skipped.
+func (n *DeliveryNotices) Notices(ctx context.Context, org, referralID string, types ...string) ([]*events.Envelope, error) {
+	subject, err := events.DeliverySubject(org, referralID)
+	if err != nil {
+		return nil, fmt.Errorf("natsjs: %w", err)
+	}
+	ctx, cancel := httpCtx(ctx)
+	defer cancel()
+	var out []*events.Envelope
+	err = n.scan(ctx, subject, func(m *jetstream.RawStreamMsg) bool {
+		if !slices.Contains(types, wire.HeaderValue(m.Header, "ce-type")) {
+			return false
+		}
+		if env, err := events.Decode(events.Message{Subject: m.Subject, Header: m.Header, Data: m.Data}); err == nil {
+			out = append(out, env)
+		}
+		return false
+	})
+	return out, err
+}
+
+// scan calls fn for each message of DELIVERY on subject, in order, until
+// fn returns true or there is no more.
+func (n *DeliveryNotices) scan(ctx context.Context, subject string, fn func(*jetstream.RawStreamMsg) bool) error {
+	s, err := n.js.Stream(ctx, StreamDelivery)
+	if err != nil {
+		return fmt.Errorf("natsjs: read %s: %w", subject, err)
+	}
+	for seq := uint64(1); ; {
+		m, err := s.GetMsg(ctx, seq, jetstream.WithGetMsgSubject(subject))
+		if errors.Is(err, jetstream.ErrMsgNotFound) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("natsjs: read %s: %w", subject, err)
+		}
+		if fn(m) {
+			return nil
+		}
+		seq = m.Sequence + 1
 	}
 }

@@ -125,7 +125,7 @@ func startEmail(ctx context.Context, nc *nats.Conn, view *directory.View, s emai
 	}
 	return email.New(ctx, email.Deps{
 		Mailer: mailer, Deliveries: natsjs.NewEmailDeliveries(js, logger), State: state, Marks: marks,
-		Commands: natsjs.NewInboundSink(js), Outcomes: natsjs.NewCommandOutcomes(js),
+		Commands: natsjs.NewInboundSink(js), Outcomes: natsjs.NewCommandOutcomes(js), Notices: natsjs.NewDeliveryNotices(js),
 		Timeline: natsjs.NewReferralTimeline(bus), Directory: view,
 	}, email.Config{From: s.from, PublicURL: s.publicURL, DigestAt: s.digestAt, Registerer: reg, Logger: logger})
 }
