@@ -427,6 +427,18 @@ func detail(d client.Delivery) (placement, text string) {
 		if len(v.Errors) > 0 {
 			text += ": " + v.Errors[0].Code + ": " + v.Errors[0].Message
 		}
+	case *events.DeliveryFailed:
+		placement = v.Placement
+		text = "the " + v.Message + " could not be delivered to " + v.Organisation + " by " + v.Channel
+		if v.Reason == events.DeliveryRefused {
+			text += " (refused"
+		} else {
+			text += " (gave up"
+		}
+		if v.SMTPCode != 0 {
+			text += fmt.Sprintf(", SMTP %d", v.SMTPCode)
+		}
+		text += fmt.Sprintf(", %d attempt(s)): contact them another way if it is urgent", v.Attempts)
 	}
 	return placement, text
 }

@@ -5,6 +5,7 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -226,7 +227,8 @@ func TestAdapterEmailBesideServe(t *testing.T) {
 
 // TestAdapterEmailFailures: an offer the SMTP server refuses (5xx) is
 // listed by `invictus adapter email failures`, for its organisation and
-// for all, and the referrer is told by e-mail.
+// for all, and the referrer is told by a delivery.failed event (which
+// `invictus inbox` shows) and, as it receives by e-mail, by e-mail.
 func TestAdapterEmailFailures(t *testing.T) {
 	t.Parallel()
 	// Mailpit refuses every recipient but the referrer's desk.
@@ -276,8 +278,18 @@ func TestAdapterEmailFailures(t *testing.T) {
 			t.Errorf("%v: no 5xx SMTP code in\n%s", c.args, out.String())
 		}
 	}
-	var errOut bytes.Buffer
-	if code := run(context.Background(), []string{"adapter", "email", "failures", "--org", "nope", "--nats-url", "nats://" + p.NATS}, io.Discard, &errOut); code == exitOK || !strings.Contains(errOut.String(), "--org") {
-		t.Errorf("a bad --org: exit %d\n%s", code, errOut.String())
+	// The referrer's inbox shows the event once.
+	creds := filepath.Join(t.TempDir(), ref+".nk")
+	if code, out, errOut := runArgs(t, "creds", ref, "--data", data, "-o", creds); code != exitOK {
+		t.Fatalf("creds: exit %d\n%s%s", code, out, errOut)
+	}
+	code, out, errOut := runArgs(t, "inbox", "--nats-url", "nats://"+p.NATS, "--org", ref, "--creds", creds, "--type", "delivery.failed")
+	if code != exitOK || strings.Count(out, "delivery.failed") != 1 ||
+		!regexp.MustCompile(`the offer could not be delivered to `+regexp.QuoteMeta(recv)+` by email \(refused, SMTP 5\d\d, 1 attempt\(s\)\)`).MatchString(out) {
+		t.Errorf("inbox of the referrer: exit %d\n%s%s", code, out, errOut)
+	}
+	var errOut2 bytes.Buffer
+	if code := run(context.Background(), []string{"adapter", "email", "failures", "--org", "nope", "--nats-url", "nats://" + p.NATS}, io.Discard, &errOut2); code == exitOK || !strings.Contains(errOut2.String(), "--org") {
+		t.Errorf("a bad --org: exit %d\n%s", code, errOut2.String())
 	}
 }
