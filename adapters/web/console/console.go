@@ -202,6 +202,13 @@ type Deps struct {
 	// organisations into the directory; optional (nil: the approvals page
 	// lists them and says that this node cannot decide).
 	Approvals Approvals
+	// Failures lists the e-mails given up per organisation, for its
+	// administrator's page; optional (nil: the page says the e-mail
+	// channel does not run here).
+	Failures Failures
+	// Notices reads the delivery.failed events a referrer holds, for its
+	// timeline; optional.
+	Notices Notices
 }
 
 // Server serves the console: an http.Handler under [Prefix].

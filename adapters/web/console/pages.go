@@ -97,6 +97,7 @@ func (s *Server) routes() {
 		s.mux.HandleFunc(p+"/listing/edit", s.page(lang, orgAdmin, s.listingEdit))
 		s.mux.HandleFunc(p+"/key", s.page(lang, orgAdmin, s.keyPage))
 		s.mux.HandleFunc(p+"/organisations", s.page(lang, dirAdmin, s.approvals))
+		s.failureRoutes(p, lang)
 	}
 	s.mux.HandleFunc("GET "+Prefix+"events", s.events)
 	s.mux.HandleFunc("GET "+Prefix+"keys/identity", s.identity)

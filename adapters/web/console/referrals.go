@@ -298,6 +298,9 @@ func (s *Server) referral(_ http.ResponseWriter, r *http.Request, rq *request) (
 	}
 	rq.pg.Data = s.referralData(f, rq)
 	d := rq.pg.Data.(*referralData)
+	if f.Part == partReferrer {
+		d.Timeline = s.withNotices(r.Context(), f.ID, rq, d.Timeline)
+	}
 	d.Sent = r.URL.Query().Get("sent") == "1"
 	if done := r.URL.Query().Get("done"); done != "" {
 		d.Done = rq.p.T("done." + done)
