@@ -25,20 +25,37 @@ func TestServeConsole(t *testing.T) {
 	n := startNode(t, data)
 	base := "http://" + n.HTTP
 
-	code, out, errOut := runArgs(t, "user", "add", "ana", "--org", "pt.apav", "--data", data, "--base-url", base)
+	get := consoleAs(t, base, data, "ana", "pt.apav", "caseworker")
+	if status, body := get("/console/en/assess"); status != http.StatusOK || !strings.Contains(body, `id="assess-form"`) {
+		t.Fatalf("assess: %d", status)
+	}
+	code, out, _ := runArgs(t, "user", "list", "--data", data)
+	if code != exitOK || !strings.Contains(out, "ana") || !strings.Contains(out, "yes") {
+		t.Errorf("user list after the first sign-in: %s", out)
+	}
+	if code := n.stop(); code != 0 {
+		t.Errorf("exit code %d\n%s", code, n.stderr)
+	}
+}
+
+// consoleAs invites name to org's console with `invictus user add` on the
+// running node at base, takes the invitation, signs in with a second
+// factor and returns a GET of console paths as that person.
+func consoleAs(t *testing.T, base, data, name, org, role string) func(path string) (int, string) {
+	t.Helper()
+	code, out, errOut := runArgs(t, "user", "add", name, "--org", org, "--role", role, "--data", data, "--base-url", base)
 	if code != exitOK {
-		t.Fatalf("user add: exit %d: %s", code, errOut)
+		t.Fatalf("user add %s: exit %d: %s", name, code, errOut)
 	}
 	link := regexp.MustCompile(`https?://\S+/console/invite/\S+`).FindString(out)
 	if link == "" {
 		t.Fatalf("no invitation link in %q", out)
 	}
-
 	jar, _ := cookiejar.New(nil)
 	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second}
 	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 	var last string
-	do := func(method, target string, form url.Values) (int, string) {
+	do := func(target string, form url.Values) (int, string) {
 		t.Helper()
 		if !strings.HasPrefix(target, "http") {
 			target = base + target
@@ -61,35 +78,22 @@ func TestServeConsole(t *testing.T) {
 		last = string(b)
 		return resp.StatusCode, last
 	}
-
-	status, _ := do(http.MethodGet, link, nil)
-	if status != http.StatusOK {
-		t.Fatalf("invitation page: %d", status)
-	}
-	pw := "a sentence ana remembers"
-	if status, body := do(http.MethodPost, "/console/en/invite/"+link[strings.LastIndex(link, "/")+1:], url.Values{"password": {pw}, "password2": {pw}}); status != http.StatusOK || !strings.Contains(body, `id="signin-form"`) {
+	do(link, nil)
+	pw := "a sentence " + name + " remembers"
+	if status, _ := do("/console/en/invite/"+link[strings.LastIndex(link, "/")+1:], url.Values{"password": {pw}, "password2": {pw}}); status != http.StatusOK {
 		t.Fatalf("redeem: %d", status)
 	}
-	status, body := do(http.MethodPost, "/console/en/signin", url.Values{"username": {"ana"}, "password": {pw}})
+	_, body := do("/console/en/signin", url.Values{"username": {name}, "password": {pw}})
 	secret := regexp.MustCompile(`id="totp-secret">([A-Z2-7 ]+)<`).FindStringSubmatch(body)
-	if status != http.StatusOK || secret == nil {
-		t.Fatalf("sign-in did not lead to the second factor's set-up: %d", status)
+	if secret == nil {
+		t.Fatalf("sign-in of %s did not lead to the second factor's set-up", name)
 	}
 	otpCode, err := totp.GenerateCode(strings.ReplaceAll(secret[1], " ", ""), time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if status, body := do(http.MethodPost, "/console/en/enrol", url.Values{"code": {otpCode}}); status != http.StatusOK || !strings.Contains(body, `id="new-referral"`) {
-		t.Fatalf("enrol: %d", status)
+	if status, body := do("/console/en/enrol", url.Values{"code": {otpCode}}); status != http.StatusOK || !strings.Contains(body, `id="who"`) {
+		t.Fatalf("enrol of %s: %d", name, status)
 	}
-	if status, body := do(http.MethodGet, "/console/en/assess", nil); status != http.StatusOK || !strings.Contains(body, `id="assess-form"`) {
-		t.Fatalf("assess: %d", status)
-	}
-	code, out, _ = runArgs(t, "user", "list", "--data", data)
-	if code != exitOK || !strings.Contains(out, "ana") || !strings.Contains(out, "yes") {
-		t.Errorf("user list after the first sign-in: %s", out)
-	}
-	if code := n.stop(); code != 0 {
-		t.Errorf("exit code %d\n%s", code, n.stderr)
-	}
+	return func(path string) (int, string) { return do(path, nil) }
 }

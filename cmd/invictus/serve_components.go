@@ -477,6 +477,7 @@ func (a *apiComponent) newConsole(ctx context.Context, ports *natsjs.HTTPPorts) 
 		Commands: ports.Commands, Outcomes: ports.Outcomes, Timeline: ports.Timeline, Inbox: ports.Inbox,
 		Directory: a.view, Matcher: routing.NewMatcher(routing.Config{}), Keys: ports.Keys,
 		Reports: a.reports.source(), Approvals: approvals,
+		Failures: &emailFailures{js: js}, Notices: natsjs.NewDeliveryNotices(js),
 	}, console.Config{Logger: a.logger})
 }
 

@@ -278,6 +278,22 @@ func TestAdapterEmailFailures(t *testing.T) {
 			t.Errorf("%v: no 5xx SMTP code in\n%s", c.args, out.String())
 		}
 	}
+	// The receiver's administrator sees the failure in the console; the
+	// referrer's administrator does not, and sees the undelivered offer
+	// in the referral's timeline.
+	base := "http://" + listen
+	getRecv := consoleAs(t, base, data, "rita", recv, "org_admin")
+	if status, body := getRecv("/console/en/failures"); status != http.StatusOK || !strings.Contains(body, `id="failures-list"`) ||
+		!strings.Contains(body, id) || !regexp.MustCompile(`SMTP 5\d\d`).MatchString(body) || !strings.Contains(body, "<td>Offer</td>") {
+		t.Errorf("the receiver's failures page: %d\n%s", status, body)
+	}
+	getRef := consoleAs(t, base, data, "rui", ref, "org_admin")
+	if status, body := getRef("/console/en/failures"); status != http.StatusOK || !strings.Contains(body, `id="failures-none"`) || strings.Contains(body, id) {
+		t.Errorf("the referrer's failures page: %d\n%s", status, body)
+	}
+	if status, body := getRef("/console/en/referrals/" + id); status != http.StatusOK || strings.Count(body, "Offer not delivered") != 1 {
+		t.Errorf("the referrer's timeline: %d\n%s", status, body)
+	}
 	// The referrer's inbox shows the event once.
 	creds := filepath.Join(t.TempDir(), ref+".nk")
 	if code, out, errOut := runArgs(t, "creds", ref, "--data", data, "-o", creds); code != exitOK {

@@ -2,6 +2,7 @@ package console
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"slices"
@@ -37,9 +38,14 @@ type DeliveryFailure struct {
 
 // Failures lists the messages a channel gave up, per organisation.
 type Failures interface {
-	// Failures returns those addressed to org, oldest first.
+	// Failures returns those addressed to org, oldest first, or an error
+	// wrapping ErrNoChannel when no e-mail channel ever ran.
 	Failures(ctx context.Context, org string) ([]DeliveryFailure, error)
 }
+
+// ErrNoChannel says that no e-mail channel ever ran on the node: the
+// failures page says so.
+var ErrNoChannel = errors.New("console: no e-mail channel has run on this node")
 
 // Notices reads the channels' own events (delivery.failed) on an
 // organisation's delivery subject of one referral; they are not in the
@@ -83,6 +89,10 @@ func (s *Server) failures(_ http.ResponseWriter, r *http.Request, rq *request) (
 	ctx, cancel := context.WithTimeout(r.Context(), StoreTimeout)
 	defer cancel()
 	fs, err := s.deps.Failures.Failures(ctx, rq.user.Org)
+	if errors.Is(err, ErrNoChannel) {
+		d.Off = true
+		return "failures", http.StatusOK, nil
+	}
 	if err != nil {
 		return "failures", 0, err
 	}
