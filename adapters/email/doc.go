@@ -14,9 +14,11 @@
 // recipient, and a sent mark stops a redelivery from sending twice. A
 // temporary failure (4xx, no server) is retried with backoff up to
 // [Config].Attempts; a refusal (5xx) is recorded as a [Failure] and never
-// retried, and a refused offer is told to its referrer by e-mail
-// ([KindUndeliverable]). [ListFailures] lists the failures for the
-// administrators.
+// retried; an offer (or reminder) given up is told to its referrer by a
+// delivery.failed event on the referrer's delivery subject ([Notices]),
+// once per failure ([FailedID]), which a referrer receiving by e-mail gets
+// as an e-mail ([KindUndeliverable]). [ListFailures] lists the failures
+// for the administrators.
 //
 // An organisation with referral_channel email_digest gets one message a
 // day ([KindDigest], at [Config].DigestAt in the organisation's time zone,

@@ -88,7 +88,10 @@ func newAdapterEmailFailuresCmd() *cobra.Command {
 		Long: "Lists the messages the e-mail channel gave up, oldest first, from KV\n" +
 			"`email` (failure.<org>.*): the organisation, the kind of message, the event,\n" +
 			"the referral, the SMTP reply code (5xx: refused for good) and the attempts.\n" +
-			"A refused offer was also reported to its referrer by e-mail. With --org, one\n" +
+			"A refused offer was also told to its referrer by a delivery.failed event\n" +
+			"(`invictus inbox`, the console's timeline; by e-mail too when the referrer\n" +
+			"receives by e-mail). The console's failures page shows an organisation's\n" +
+			"administrator her own. With --org, one\n" +
 			"organisation's failures only (what its administrator needs); without, all of\n" +
 			"them (the directory's administrator). It needs NATS credentials that may read\n" +
 			"the bucket (DATA/keys/admin.nk of the node).",

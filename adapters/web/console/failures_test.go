@@ -35,6 +35,13 @@ func (l *failureList) Failures(_ context.Context, org string) ([]console.Deliver
 	return append([]console.DeliveryFailure(nil), l.byOrg[org]...), nil
 }
 
+// noChannel is the Failures of a node where no e-mail channel ran.
+type noChannel struct{}
+
+func (noChannel) Failures(context.Context, string) ([]console.DeliveryFailure, error) {
+	return nil, console.ErrNoChannel
+}
+
 // withChannels gives b's console the e-mail channel's ports: failures
 // and the notices on delivery subjects. Call it before any request.
 func withChannels(b *bundle, f console.Failures) {
@@ -131,6 +138,7 @@ func TestFailuresPage(t *testing.T) {
 
 	// Without the e-mail channel the page says so.
 	b2 := setup(t)
+	withChannels(b2, noChannel{})
 	o2 := b2.addPerson("olga", console.RoleOrgAdmin, "pt.apav")
 	c2 := b2.client()
 	c2.signIn(o2)
