@@ -48,7 +48,7 @@ func (e *emailFailures) Failures(ctx context.Context, org string) ([]console.Del
 	}
 	out := make([]console.DeliveryFailure, len(fs))
 	for i, f := range fs {
-		out[i] = console.DeliveryFailure{At: f.At, Kind: f.Kind, Referral: f.Referral, Placement: f.Placement,
+		out[i] = console.DeliveryFailure{At: f.At, Org: f.Org, Kind: f.Kind, Referral: f.Referral, Placement: f.Placement,
 			Code: f.Code, Attempts: f.Attempts, Temporary: f.Temporary}
 	}
 	return out, nil

@@ -21,6 +21,8 @@ const FailuresMax = 500
 // failing after its attempts. It names the message, never its content.
 type DeliveryFailure struct {
 	At time.Time
+	// Org is the organisation the message was for.
+	Org string
 	// Kind is the kind of message: offer, reminder, expired, withdrawn,
 	// handover, accepted, declined, contacted, completed, unmatched,
 	// undeliverable or digest.
@@ -38,7 +40,8 @@ type DeliveryFailure struct {
 
 // Failures lists the messages a channel gave up, per organisation.
 type Failures interface {
-	// Failures returns those addressed to org, oldest first, or an error
+	// Failures returns those addressed to org (every organisation's when
+	// org is ""), oldest first, or an error
 	// wrapping ErrNoChannel when no e-mail channel ever ran.
 	Failures(ctx context.Context, org string) ([]DeliveryFailure, error)
 }
@@ -60,12 +63,15 @@ var failureKinds = []string{"offer", "reminder", "expired", "withdrawn", "handov
 
 // failuresData is the page of failed deliveries.
 type failuresData struct {
-	Off  bool
+	Off bool
+	// All: the directory's administrator's page, every organisation.
+	All  bool
 	Rows []failureRow
 }
 
 type failureRow struct {
 	At                  time.Time
+	Org                 string
 	Kind, Outcome, Code string
 	Referral, Placement string
 	Attempts            uint64
@@ -73,22 +79,34 @@ type failureRow struct {
 
 // failureRoutes registers the page of failed deliveries under p.
 func (s *Server) failureRoutes(p, lang string) {
-	s.mux.HandleFunc("GET "+p+"/failures", s.page(lang, orgAdmin, s.failures))
+	s.mux.HandleFunc("GET "+p+"/failures", s.page(lang, signedIn, s.failures))
 }
 
-// failures lists the messages to the administrator's own organisation
-// that the e-mail channel gave up, newest first.
-func (s *Server) failures(_ http.ResponseWriter, r *http.Request, rq *request) (string, int, error) {
+// failures lists the messages that the e-mail channel gave up, newest
+// first: to an organisation administrator those to her own organisation,
+// to the directory's administrator those of every organisation, with the
+// organisation. Anyone else is refused.
+func (s *Server) failures(w http.ResponseWriter, r *http.Request, rq *request) (string, int, error) {
+	org := rq.user.Org
+	switch rq.user.Role {
+	case RoleOrgAdmin:
+	case RoleDirectoryAdmin:
+		org = "" // every organisation
+	default:
+		s.auditLine(r.Context(), rq.user, "page_refused", "", r.URL.Path)
+		s.refuse(w, r, rq, http.StatusForbidden, "error.role")
+		return "", 0, nil
+	}
 	rq.pg.Title = rq.p.T("failures.title")
 	rq.pg.Section = "failures"
-	d := &failuresData{Off: s.deps.Failures == nil}
+	d := &failuresData{Off: s.deps.Failures == nil, All: org == ""}
 	rq.pg.Data = d
 	if d.Off {
 		return "failures", http.StatusOK, nil
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), StoreTimeout)
 	defer cancel()
-	fs, err := s.deps.Failures.Failures(ctx, rq.user.Org)
+	fs, err := s.deps.Failures.Failures(ctx, org)
 	if errors.Is(err, ErrNoChannel) {
 		d.Off = true
 		return "failures", http.StatusOK, nil
@@ -98,7 +116,7 @@ func (s *Server) failures(_ http.ResponseWriter, r *http.Request, rq *request) (
 	}
 	slices.Reverse(fs)
 	for _, f := range fs[:min(len(fs), FailuresMax)] {
-		row := failureRow{At: f.At, Kind: f.Kind, Referral: f.Referral, Placement: f.Placement, Attempts: f.Attempts,
+		row := failureRow{At: f.At, Org: f.Org, Kind: f.Kind, Referral: f.Referral, Placement: f.Placement, Attempts: f.Attempts,
 			Outcome: rq.p.T("failures.refused"), Code: "—"}
 		if slices.Contains(failureKinds, f.Kind) {
 			row.Kind = rq.p.T("failkind." + f.Kind)

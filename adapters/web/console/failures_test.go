@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -32,6 +33,13 @@ func (l *failureList) Failures(_ context.Context, org string) ([]console.Deliver
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	l.asked = append(l.asked, org)
+	if org == "" {
+		var all []console.DeliveryFailure
+		for _, fs := range l.byOrg {
+			all = append(all, fs...)
+		}
+		return all, nil
+	}
 	return append([]console.DeliveryFailure(nil), l.byOrg[org]...), nil
 }
 
@@ -89,9 +97,10 @@ func TestFailuresPage(t *testing.T) {
 	at := time.Date(2026, 12, 7, 9, 30, 0, 0, time.UTC)
 	fl := &failureList{byOrg: map[string][]console.DeliveryFailure{
 		"pt.apav": {
-			{At: at, Kind: "offer", Referral: id, Placement: "p1", Code: 550, Attempts: 1},
-			{At: at.Add(time.Hour), Kind: "digest", Code: 0, Attempts: 16, Temporary: true},
+			{At: at, Org: "pt.apav", Kind: "offer", Referral: id, Placement: "p1", Code: 550, Attempts: 1},
+			{At: at.Add(time.Hour), Org: "pt.apav", Kind: "digest", Code: 0, Attempts: 16, Temporary: true},
 		},
+		"pt.other": {{At: at, Org: "pt.other", Kind: "reminder", Referral: events.NewReferralID(), Placement: "p2", Code: 552, Attempts: 1}},
 	}}
 	withChannels(b, fl)
 	olga := b.addPerson("olga", console.RoleOrgAdmin, "pt.apav")
@@ -126,6 +135,21 @@ func TestFailuresPage(t *testing.T) {
 	fl.mu.Unlock()
 	if asked != "pt.apav pt.apav pt.amcv" {
 		t.Errorf("the console asked for the failures of %q, want only each administrator's own", asked)
+	}
+
+	// The directory's administrator sees every organisation's, with the
+	// organisation.
+	dora := b.addPerson("dora", console.RoleDirectoryAdmin, "")
+	cd := b.client()
+	cd.get("/console/en/signin") // no second factor: the role sees no case data
+	if r := cd.post("/console/en/signin", url.Values{"username": {dora.name}, "password": {dora.password}}); r.status != http.StatusSeeOther {
+		t.Fatalf("directory admin sign-in: %d", r.status)
+	}
+	r = cd.get("/console/en/failures")
+	for _, want := range []string{id, "SMTP 550", "SMTP 552", "<code>pt.other</code>", "<code>pt.apav</code>", "Reminder"} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("the directory administrator's page lacks %q (status %d)", want, r.status)
+		}
 	}
 
 	// A caseworker is refused.
