@@ -23,6 +23,7 @@ func newBenchCmd(out, errOut io.Writer) *cobra.Command {
 		newBenchE2ECmd(out, errOut),
 		newBenchHTTPCmd(out, errOut),
 		newBenchWaitCmd(out, errOut),
+		newBenchEmailCmd(out, errOut),
 	)
 	return cmd
 }

@@ -309,3 +309,29 @@ func TestAdapterEmailFailures(t *testing.T) {
 		t.Errorf("a bad --org: exit %d\n%s", code, errOut2.String())
 	}
 }
+
+// TestBenchEmail: `invictus bench email` sends through a raw loop and
+// through the adapter to Mailpit, in the same run, and prints both rates;
+// every message arrives. A missing or wrong --smtp-url is refused.
+func TestBenchEmail(t *testing.T) {
+	t.Parallel()
+	mp := mailpit.Start(t)
+	code, out, errOut := runArgs(t, "bench", "email", "--smtp-url", mp.URL(), "--messages", "20")
+	if code != exitOK {
+		t.Fatalf("exit %d\n%s%s", code, out, errOut)
+	}
+	t.Log(out)
+	for _, re := range []string{`messages per side: 20`, `raw SMTP loop: +[0-9.]+ msg/s +[0-9.]+ ms CPU/msg`, `e-mail adapter: +[0-9.]+ msg/s`, `adapter / raw: +[0-9.]+×`} {
+		if !regexp.MustCompile(re).MatchString(out) {
+			t.Errorf("no %q in\n%s", re, out)
+		}
+	}
+	if total, err := mp.Total(); err != nil || total != 40 {
+		t.Errorf("Mailpit received %d, %v; want 40", total, err)
+	}
+	for _, c := range [][]string{{"bench", "email"}, {"bench", "email", "--smtp-url", "ftp://x"}, {"bench", "email", "--smtp-url", mp.URL(), "--messages", "0"}} {
+		if code, _, errOut := runArgs(t, c...); code != exitUsage {
+			t.Errorf("%v: exit %d, want %d\n%s", c, code, exitUsage, errOut)
+		}
+	}
+}
