@@ -100,10 +100,14 @@ func TestDailyDigest(t *testing.T) {
 		t.Fatalf("%d messages before the digest is due, want 1 (the urgent offer)", total)
 	}
 
-	// Twelve and a half hours pass: it is past the digest time in
-	// Helsinki (not yet in UTC). One digest with the three offers, in
-	// French, each with its two links.
-	clock.advance(12*time.Hour + 30*time.Minute)
+	// Half an hour past the digest time in Helsinki (about 12 hours on;
+	// not yet that time of day in UTC): one digest with the three offers,
+	// in French, each with its two links.
+	atDur, err := email.ParseDigestAt(at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clock.advance(time.Until(email.NextDigest(atDur, helsinki, time.Now())) + 30*time.Minute)
 	d := b.mail("pt.a1", "Résumé du jour du réseau d'orientation (3)")
 	for _, id := range later {
 		if !strings.Contains(d.Text, id) || !strings.Contains(d.HTML, id) {
