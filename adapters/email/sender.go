@@ -359,7 +359,10 @@ func (s *sender) handle(ctx context.Context, org string, m events.Message, deliv
 			}
 		}
 	} else if err != nil {
-		return a.cfg.Backoff, nil // not recorded: keep the message until it is
+		// Not recorded: keep the message (nil error, retried after the
+		// backoff) until the failure is.
+		a.cfg.Logger.WarnContext(ctx, "email: failure not recorded; will retry", slog.String("organisation", org), slog.Any("error", err))
+		return a.cfg.Backoff, nil //nolint:nilerr // the message waits for the record, it is not given up
 	}
 	if err := s.notifyReferrer(ctx, key, env, out.Kind, f); err != nil {
 		a.cfg.Logger.WarnContext(ctx, "email: referrer not told of the failure; will retry", slog.String("organisation", org), slog.Any("error", err))
