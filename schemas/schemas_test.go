@@ -154,8 +154,8 @@ func TestPayloadSchemasCompileAndDeclareThemselves(t *testing.T) {
 			}
 		})
 	}
-	if n := len(schemas.PayloadTypes()); n != 20 {
-		t.Errorf("PayloadTypes has %d types, want 20", n)
+	if n := len(schemas.PayloadTypes()); n != 21 {
+		t.Errorf("PayloadTypes has %d types, want 21", n)
 	}
 }
 
