@@ -93,6 +93,8 @@ func (s *Server) routes() {
 		s.mux.HandleFunc(p+"/people", s.page(lang, orgAdmin, s.people))
 		s.mux.HandleFunc("GET "+p+"/audit", s.page(lang, orgAdmin, s.audit))
 		s.reportRoutes(p, lang)
+		s.mux.HandleFunc(p+"/feedback", s.page(lang, anyone, s.survey))
+		s.mux.HandleFunc("POST "+p+"/referrals/{id}/feedback-link", s.page(lang, refers, s.feedbackLink))
 		s.mux.HandleFunc(p+"/listing", s.page(lang, orgAdmin, s.listing))
 		s.mux.HandleFunc(p+"/listing/edit", s.page(lang, orgAdmin, s.listingEdit))
 		s.mux.HandleFunc(p+"/key", s.page(lang, orgAdmin, s.keyPage))
