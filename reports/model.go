@@ -231,7 +231,13 @@ func (m *Model) Apply(seq uint64, env *events.Envelope) {
 			if u.Reason != "excluded" {
 				continue
 			}
-			for c, n := range v.Excluded {
+			// The need's own breakdown; plans before it had one give
+			// the plan's.
+			excl := u.Excluded
+			if len(excl) == 0 {
+				excl = v.Excluded
+			}
+			for c, n := range excl {
 				if n > 0 {
 					m.count(r, famExcluded, u.Need, "", c)
 				}

@@ -12,7 +12,7 @@ import (
 )
 
 // Reports lists the report names [Model.Report] answers, in order.
-var Reports = []string{"overview", "flows/countries", "flows/organisations", "organisations", "times", "outcomes", "gaps", "gaps/constraints", "groups", "feedback"}
+var Reports = []string{"overview", "flows/countries", "flows/organisations", "organisations", "times", "outcomes", "gaps", "gaps/constraints", "gaps/groups", "groups", "feedback"}
 
 // Filter narrows a report. Every field is optional.
 type Filter struct {
@@ -379,6 +379,20 @@ func (m *Model) Report(name string, s Scope, f Filter, now time.Time) (*Table, e
 		each([]family{famExcluded}, func(fc *factView, d *dims, c *cell) {
 			if f.Need == "" || fc.A == f.Need {
 				a.add(key(d, fc.A, fc.Code), "referrals", c, false)
+			}
+		})
+		return a.finish(nil, nil), nil
+	case "gaps/groups":
+		// Referrals with a need no service took, by victim group.
+		a := newAcc(name, []string{"dimension", "value"}, []string{"unmatched"})
+		each([]family{famAny}, func(fc *factView, d *dims, c *cell) {
+			if fc.Code != "unmatched" {
+				return
+			}
+			for dim, vals := range groupsOf(d) {
+				for _, v := range vals {
+					a.add([]string{dim, v}, "unmatched", c, false)
+				}
 			}
 		})
 		return a.finish(nil, nil), nil

@@ -377,3 +377,52 @@ func TestSnapshotRestoresAndResumes(t *testing.T) {
 		}
 	}
 }
+
+// The gaps' constraint breakdown and victim groups equal counts made
+// from the generator's truths.
+func TestGapConstraintsAndGroups(t *testing.T) {
+	t.Parallel()
+	tr := reportstest.Generate(3, 3000)
+	m := build(t, tr)
+	cons, groups := map[string]int{}, map[string]int{}
+	for _, x := range tr.Truths {
+		for k := range x.Excluded {
+			cons[k[0]+"/"+k[1]]++
+		}
+		if len(x.Unmatched) == 0 {
+			continue
+		}
+		for _, c := range x.Crimes {
+			groups["crime/"+c]++
+		}
+		for _, n := range x.Needs {
+			groups["need/"+n]++
+		}
+		groups["age_band/"+x.AgeBand]++
+		groups[fmt.Sprintf("cross_border/%v", x.CrossBorder)]++
+	}
+	tb := report(t, m, "gaps/constraints", Scope{}, Filter{})
+	shown := 0
+	for _, r := range tb.Rows {
+		k := r.Key["need"] + "/" + r.Key["constraint"]
+		checkCell(t, "constraint "+k, r.Counts["referrals"], cons[k])
+		if _, ok := r.Counts["referrals"].Value(); ok {
+			shown++
+		}
+	}
+	if len(tb.Rows) != len(cons) || shown == 0 {
+		t.Errorf("constraints: %d rows, %d shown, want %d", len(tb.Rows), shown, len(cons))
+	}
+	gb := report(t, m, "gaps/groups", Scope{}, Filter{})
+	checked := 0
+	for _, r := range gb.Rows {
+		k := r.Key["dimension"] + "/" + r.Key["value"]
+		if want, ok := groups[k]; ok {
+			checkCell(t, "group "+k, r.Counts["unmatched"], want)
+			checked++
+		}
+	}
+	if checked < 10 {
+		t.Errorf("groups: %d rows checked", checked)
+	}
+}

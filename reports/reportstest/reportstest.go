@@ -33,6 +33,9 @@ type Truth struct {
 	Outcomes  map[[2]string]bool
 	Unmatched map[[2]string]bool
 	Feedback  map[[2]string]bool
+	// Excluded (need, constraint): every service of an unmatched need
+	// was excluded, some by this constraint.
+	Excluded map[[2]string]bool
 }
 
 // Traffic is a generated event log with its truths.
@@ -43,12 +46,14 @@ type Traffic struct {
 
 var (
 	// Countries are the countries of the generated organisations.
-	Countries   = []string{"pt", "es", "fr", "nl", "fi"}
-	genOrgs     = map[string][]string{"pt": {"pt.apav", "pt.amcv"}, "es": {"es.ofa"}, "fr": {"fr.fv-75", "fr.fv-13"}, "nl": {"nl.shn"}, "fi": {"fi.riku"}}
-	genRegions  = map[string][]string{"pt": {"PT17", "PT11"}, "es": {"ES30"}, "fr": {"FR10", "FRL0"}, "nl": {"NL32", "NL33"}, "fi": {"FI1B"}}
-	genNeeds    = []string{"info.rights", "support.emotional", "justice.legal_aid", "safety.shelter"}
-	genCrimes   = []string{"domestic_violence", "fraud", "robbery"}
-	genOutcomes = []string{"supported", "not_supported", "unable_to_contact"}
+	Countries  = []string{"pt", "es", "fr", "nl", "fi"}
+	genOrgs    = map[string][]string{"pt": {"pt.apav", "pt.amcv"}, "es": {"es.ofa"}, "fr": {"fr.fv-75", "fr.fv-13"}, "nl": {"nl.shn"}, "fi": {"fi.riku"}}
+	genRegions = map[string][]string{"pt": {"PT17", "PT11"}, "es": {"ES30"}, "fr": {"FR10", "FRL0"}, "nl": {"NL32", "NL33"}, "fi": {"FI1B"}}
+	genNeeds   = []string{"info.rights", "support.emotional", "justice.legal_aid", "safety.shelter"}
+	genCrimes  = []string{"domestic_violence", "fraud", "robbery"}
+	// genConstraints are hard constraints that exclude services.
+	genConstraints = []string{"language", "capacity", "eligibility", "channel"}
+	genOutcomes    = []string{"supported", "not_supported", "unable_to_contact"}
 )
 
 func pick[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
@@ -80,7 +85,7 @@ func Generate(seed uint64, n int) *Traffic {
 			Crimes: []string{pick(r, genCrimes)}, AgeBand: pick(r, []string{"adult", "child", "older"}),
 			Day: at.Truncate(24 * time.Hour), Requested: at, Answers: map[string]map[string]bool{},
 			AcceptMinutes: map[string][]int64{}, ContactMinutes: -1, Outcomes: map[[2]string]bool{},
-			Unmatched: map[[2]string]bool{}, Feedback: map[[2]string]bool{}}
+			Unmatched: map[[2]string]bool{}, Feedback: map[[2]string]bool{}, Excluded: map[[2]string]bool{}}
 		residence := ""
 		if r.IntN(5) == 0 {
 			residence = pick(r, Countries)
@@ -97,6 +102,19 @@ func Generate(seed uint64, n int) *Traffic {
 			add(events.SourceRouting, id, at, &events.Planned{Unmatched: []events.UnmatchedNeed{{Need: needs[0], Reason: "no_service"}}})
 			add(events.SourceRouting, id, at, &events.Unmatched{Needs: needs[:1], Reason: "no_service", Profile: prof})
 			t.Unmatched[[2]string{needs[0], "no_service"}] = true
+			continue
+		}
+		if i%9 == 4 { // the services there are all excluded, by one or two constraints
+			excl := map[string]int{pick(r, genConstraints): 2}
+			if i%2 == 0 {
+				excl[pick(r, genConstraints)]++
+			}
+			add(events.SourceRouting, id, at, &events.Planned{Unmatched: []events.UnmatchedNeed{{Need: needs[0], Reason: "excluded", Offered: 3, Excluded: excl}}})
+			add(events.SourceRouting, id, at, &events.Unmatched{Needs: needs[:1], Reason: "excluded", Profile: prof})
+			t.Unmatched[[2]string{needs[0], "excluded"}] = true
+			for c := range excl {
+				t.Excluded[[2]string{needs[0], c}] = true
+			}
 			continue
 		}
 		add(events.SourceRouting, id, at, &events.Planned{Groups: []events.PlanGroup{{Placement: "p1", Needs: needs,

@@ -44,15 +44,28 @@ const (
 // reportTabs are the pages in the order of their tabs.
 var reportTabs = []string{"overview", "flows", "organisations", "gaps"}
 
-// reportFilters are the query parameters the report pages accept.
-var reportFilters = []string{"from", "to", "country"}
+// reportExtra is a further table of a page, below its main one, with its
+// own CSV at /reports/<page>-<ID>.csv.
+type reportExtra struct{ ID, Report string }
+
+// reportExtras are the pages' further tables.
+var reportExtras = map[string][]reportExtra{
+	"gaps": {{"constraints", "gaps/constraints"}, {"groups", "gaps/groups"}},
+}
+
+// reportFilters are the query parameters the report pages accept: the
+// period, the country, the need and the victim group (the API's names).
+var reportFilters = []string{"from", "to", "country", "need", "crime", "flag", "age_band", "gender", "language", "channel", "cross_border"}
 
 // reportRoutes registers the coordinators' pages of one language: each
-// page as HTML and its table as CSV.
+// page as HTML and each of its tables as CSV.
 func (s *Server) reportRoutes(p, lang string) {
 	for page := range reportPages {
-		s.mux.HandleFunc("GET "+p+"/reports/"+page, s.page(lang, signedIn, s.reportPage(page, false)))
-		s.mux.HandleFunc("GET "+p+"/reports/"+page+".csv", s.page(lang, signedIn, s.reportPage(page, true)))
+		s.mux.HandleFunc("GET "+p+"/reports/"+page, s.page(lang, signedIn, s.reportPage(page, "", false)))
+		s.mux.HandleFunc("GET "+p+"/reports/"+page+".csv", s.page(lang, signedIn, s.reportPage(page, "", true)))
+		for _, x := range reportExtras[page] {
+			s.mux.HandleFunc("GET "+p+"/reports/"+page+"-"+x.ID+".csv", s.page(lang, signedIn, s.reportPage(page, x.ID, true)))
+		}
 	}
 }
 
@@ -66,6 +79,11 @@ type reportData struct {
 	Cntry  string
 	Errors []string
 	Query  string // the filters, for the CSV link
+	// The need and victim-group filters: the chosen value of each, and
+	// the choices of each select.
+	Sel     map[string]string
+	Choices []filterSelect
+	More    bool // a victim-group filter is set: the details are open
 	// Overview
 	Headline []figure
 	Trend    [][]string
@@ -78,6 +96,21 @@ type reportData struct {
 	// Tables of the page: header and rows of cells.
 	Head []string
 	Rows [][]string
+	// Extras are the page's further tables.
+	Extras []extraTable
+}
+
+// extraTable is a further table of a page.
+type extraTable struct {
+	ID, Title, Note, CSV string
+	Head                 []string
+	Rows                 [][]string
+}
+
+// filterSelect is one select of the need and victim-group filters.
+type filterSelect struct {
+	Name, Label string
+	Choices     []choice
 }
 
 type figure struct{ Label, Value string }
@@ -135,11 +168,50 @@ func reportFilter(q url.Values, rq *request) (reports.Filter, []string) {
 		}
 	}
 	f.Country = strings.ToLower(strings.TrimSpace(q.Get("country")))
+	f.Need, f.Crime, f.Flag = q.Get("need"), q.Get("crime"), q.Get("flag")
+	f.AgeBand, f.Gender, f.Language, f.Channel = q.Get("age_band"), q.Get("gender"), q.Get("language"), q.Get("channel")
+	switch v := q.Get("cross_border"); v {
+	case "":
+	case "true", "false":
+		b := v == "true"
+		f.CrossBorder = &b
+	default:
+		errs = append(errs, rq.p.T(errKey+"cross_border"))
+	}
 	return f, errs
 }
 
-// reportPage serves one coordinator page, or its table as CSV.
-func (s *Server) reportPage(page string, asCSV bool) handler {
+// groupFilters are the selects of the need and victim-group filters and
+// the taxonomy section of each one's codes.
+var groupFilters = []struct{ name, section string }{
+	{"need", "needs"}, {"crime", "crimes"}, {"flag", "flags"}, {"age_band", "age_bands"},
+	{"gender", "genders"}, {"language", "languages"}, {"channel", "channels"}, {"cross_border", ""},
+}
+
+// filterChoices are the need and victim-group selects in the person's
+// language.
+func (s *Server) filterChoices(rq *request) []filterSelect {
+	var out []filterSelect
+	for _, g := range groupFilters {
+		fs := filterSelect{Name: g.name, Label: rq.p.T(colKey + g.name)}
+		switch g.name {
+		case "cross_border":
+			fs.Choices = []choice{{Value: "true", Label: rq.p.T("reports.yes")}, {Value: "false", Label: rq.p.T("reports.no")}}
+		case "language":
+			// A two-letter code, typed: there are too many for a select.
+		default:
+			for _, t := range s.tax.Sections()[g.section] {
+				fs.Choices = append(fs.Choices, choice{Value: t.Code, Label: s.tax.Label(g.section, t.Code, rq.lang)})
+			}
+		}
+		out = append(out, fs)
+	}
+	return out
+}
+
+// reportPage serves one coordinator page, or one of its tables as CSV:
+// the main one, or the further one extra names.
+func (s *Server) reportPage(page, extra string, asCSV bool) handler {
 	return func(w http.ResponseWriter, r *http.Request, rq *request) (string, int, error) {
 		if rq.user.Role != RoleCoordinator {
 			s.auditLine(r.Context(), rq.user, "page_refused", "", r.URL.Path)
@@ -150,7 +222,14 @@ func (s *Server) reportPage(page string, asCSV bool) handler {
 		rq.pg.Section = "reports"
 		rq.pg.Title = rq.p.T(pageKey + page + ".title")
 		q := r.URL.Query()
-		d := &reportData{Page: page, Tabs: reportTabs, From: q.Get("from"), To: q.Get("to"), Cntry: q.Get("country"), Query: q.Encode()}
+		d := &reportData{Page: page, Tabs: reportTabs, From: q.Get("from"), To: q.Get("to"), Cntry: q.Get("country"), Query: q.Encode(),
+			Sel: map[string]string{}, Choices: s.filterChoices(rq)}
+		for _, g := range groupFilters {
+			if v := q.Get(g.name); v != "" {
+				d.Sel[g.name] = v
+				d.More = d.More || g.name != "need"
+			}
+		}
 		scope := reports.Scope{}
 		if rq.user.Scope != "eu" {
 			scope.Country = rq.user.Scope
@@ -167,7 +246,13 @@ func (s *Server) reportPage(page string, asCSV bool) handler {
 			return "reports", http.StatusBadRequest, nil
 		}
 		now := s.cfg.Now()
-		t, err := s.deps.Reports.Report(reportPages[page], scope, f, now)
+		report, tableID := reportPages[page], page
+		for _, x := range reportExtras[page] {
+			if x.ID == extra {
+				report, tableID = x.Report, page+"-"+x.ID
+			}
+		}
+		t, err := s.deps.Reports.Report(report, scope, f, now)
 		var fe *reports.FilterError
 		switch {
 		case errors.As(err, &fe):
@@ -180,7 +265,7 @@ func (s *Server) reportPage(page string, asCSV bool) handler {
 		case err != nil:
 			return "reports", 0, err
 		}
-		head, rows := s.tableRows(page, t, rq)
+		head, rows := s.tableRows(tableID, t, rq)
 		if asCSV {
 			var buf bytes.Buffer
 			cw := csv.NewWriter(&buf)
@@ -188,11 +273,25 @@ func (s *Server) reportPage(page string, asCSV bool) handler {
 			_ = cw.WriteAll(rows)
 			h := w.Header()
 			h.Set("Content-Type", "text/csv; charset=utf-8")
-			h.Set("Content-Disposition", `attachment; filename="invictus-`+page+`.csv"`)
+			h.Set("Content-Disposition", `attachment; filename="invictus-`+tableID+`.csv"`)
 			writeBody(w, r, http.StatusOK, buf.Bytes())
 			return "", 0, nil
 		}
 		d.Head, d.Rows = head, rows
+		for _, x := range reportExtras[page] {
+			xt, err := s.deps.Reports.Report(x.Report, scope, f, now)
+			if err != nil {
+				return "reports", 0, err
+			}
+			id := page + "-" + x.ID
+			et := extraTable{ID: id, Title: rq.p.T("reports." + id), Note: rq.p.T("reports." + id + ".note"),
+				CSV: Prefix + rq.lang + "/reports/" + id + ".csv"}
+			if d.Query != "" {
+				et.CSV += "?" + d.Query
+			}
+			et.Head, et.Rows = s.tableRows(id, xt, rq)
+			d.Extras = append(d.Extras, et)
+		}
 		switch page {
 		case "overview":
 			for _, c := range t.Columns {
@@ -243,22 +342,22 @@ func (s *Server) tableRows(page string, t *reports.Table, rq *request) ([]string
 	for _, st := range stats {
 		head = append(head, rq.p.T(colKey+st))
 	}
+	// The gaps beside what the directory offers: the services that
+	// offer the need and serve the region (or the whole country
+	// remotely). It counts services, not referrals: nothing to suppress.
+	offer := page == "gaps"
+	if offer {
+		head = append(head, rq.p.T(colKey+"services"))
+	}
+	var snap *directory.Index
+	if offer {
+		snap = s.deps.Directory.Snapshot()
+	}
 	rows := [][]string{}
 	for _, r := range t.Rows {
 		var line []string
 		for _, d := range t.Dims {
-			v := r.Key[d]
-			switch {
-			case page == "flows" || d == "country":
-				v = strings.ToUpper(v)
-			case page == "organisations":
-				v = s.orgName(v)
-			case d == "need":
-				v = s.tax.Label("needs", v, rq.lang)
-			case d == "reason":
-				v = rq.p.T(reasonKey + v)
-			}
-			line = append(line, v)
+			line = append(line, s.keyText(page, d, r.Key, rq))
 		}
 		for _, c := range t.Columns {
 			line = append(line, cellText(r.Counts[c]))
@@ -266,9 +365,51 @@ func (s *Server) tableRows(page string, t *reports.Table, rq *request) ([]string
 		for _, st := range stats {
 			line = append(line, statText(r.Stats[st], strings.HasSuffix(st, "_rate")))
 		}
+		if offer {
+			n := len(snap.Candidates(directory.Query{Needs: []string{r.Key["need"]}, Country: r.Key["country"], Region: r.Key["region"]}, nil))
+			line = append(line, strconv.Itoa(n))
+		}
 		rows = append(rows, line)
 	}
 	return head, rows
+}
+
+// groupSections are the taxonomy sections of the victim-group
+// dimensions' values.
+var groupSections = map[string]string{
+	"need": "needs", "crime": "crimes", "flag": "flags", "age_band": "age_bands",
+	"gender": "genders", "channel": "channels", "language": "languages",
+}
+
+// keyText writes the value of dimension d of a row in the person's
+// language.
+func (s *Server) keyText(page, d string, key map[string]string, rq *request) string {
+	v := key[d]
+	switch {
+	case page == "flows" || d == "country":
+		return strings.ToUpper(v)
+	case page == "organisations":
+		return s.orgName(v)
+	case d == "need":
+		return s.tax.Label("needs", v, rq.lang)
+	case d == "reason":
+		return rq.p.T(reasonKey + v)
+	case d == "constraint":
+		return s.tax.Label("constraints", v, rq.lang)
+	case d == "dimension":
+		return rq.p.T(colKey + v)
+	case d == "value":
+		if key["dimension"] == "cross_border" {
+			if v == "true" {
+				return rq.p.T("reports.yes")
+			}
+			return rq.p.T("reports.no")
+		}
+		if sec, ok := groupSections[key["dimension"]]; ok {
+			return s.tax.Label(sec, v, rq.lang)
+		}
+	}
+	return v
 }
 
 // matrix lays the country flows out as offers from (rows) to (columns).

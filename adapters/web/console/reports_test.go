@@ -7,13 +7,16 @@ import (
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/invictus-network/invictus/adapters/web/console"
+	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/reports"
 	"github.com/invictus-network/invictus/reports/reportstest"
 	"github.com/invictus-network/invictus/routing"
+	"github.com/invictus-network/invictus/schemas"
 )
 
 // The read model serve keeps satisfies the console's port.
@@ -106,7 +109,8 @@ func TestReportPagesScope(t *testing.T) {
 	}
 
 	// Another country by URL: refused, nothing shown, on every page and CSV.
-	for _, path := range []string{"overview", "flows", "organisations", "gaps", "overview.csv", "flows.csv", "organisations.csv", "gaps.csv"} {
+	for _, path := range []string{"overview", "flows", "organisations", "gaps", "overview.csv", "flows.csv", "organisations.csv", "gaps.csv",
+		"gaps-constraints.csv", "gaps-groups.csv"} {
 		r := pt.get("/console/en/reports/" + path + "?country=es")
 		if r.status != http.StatusForbidden || !strings.Contains(r.body, "only the figures of your own country") ||
 			strings.Contains(r.body, `id="headline"`) || strings.Contains(r.body, "<table") || strings.Contains(r.body, "<svg") || strings.Contains(r.body, "offered") {
@@ -279,7 +283,7 @@ func TestReportGapsPage(t *testing.T) {
 		}
 	}
 	recs := readCSV(t, pt.get("/console/en/reports/gaps.csv"))
-	if len(recs) != len(tab.Rows)+1 || !slices.Equal(recs[0], []string{"Country", "Region", "Need", "Reason", "Referrals"}) {
+	if len(recs) != len(tab.Rows)+1 || !slices.Equal(recs[0], []string{"Country", "Region", "Need", "Reason", "Referrals", "Services offering it here"}) {
 		t.Errorf("gaps CSV: %d records for %d rows, header %v", len(recs), len(tab.Rows), recs[0])
 	}
 	for i, row := range tab.Rows {
@@ -287,4 +291,176 @@ func TestReportGapsPage(t *testing.T) {
 			t.Errorf("gaps CSV line %d: %v, want region %s count %s", i+1, got, row.Key["region"], shown(row.Counts["referrals"]))
 		}
 	}
+}
+
+// csvEquals requires a CSV download to be the read model's table cell by
+// cell (the counts as shown, "<5" and "suppressed" included), with keys
+// as key writes them.
+func csvEquals(t *testing.T, name string, recs [][]string, tab *reports.Table, key func(r reports.Row) []string) {
+	t.Helper()
+	if len(recs) != len(tab.Rows)+1 {
+		t.Fatalf("%s: %d records for %d rows", name, len(recs), len(tab.Rows))
+	}
+	for i, row := range tab.Rows {
+		want := key(row)
+		for _, c := range tab.Columns {
+			want = append(want, shown(row.Counts[c]))
+		}
+		if got := recs[i+1][:len(want)]; !slices.Equal(got, want) {
+			t.Errorf("%s line %d: %v, want %v", name, i+1, got, want)
+		}
+	}
+}
+
+// The gaps page beside the directory: what each region's services offer
+// of the need, the constraints that excluded every service and the
+// victim groups, each table with its CSV, for the national scope and
+// with the need and victim-group filters, suppressed as the read model
+// suppresses them.
+func TestReportGapsOfferGroupsConstraints(t *testing.T) {
+	b, store := setupReports(t, 400)
+	pt := b.client()
+	pt.signIn(b.addCoordinator("paula", "pt"))
+	scope := reports.Scope{Country: "pt"}
+	now := time.Now()
+	snap := dirView().Snapshot()
+
+	// The offer beside each gap: the directory's services of that need
+	// in that region, as the matcher's index finds them.
+	tab, err := store.Report("gaps", scope, reports.Filter{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	recs := readCSV(t, pt.get("/console/en/reports/gaps.csv"))
+	offered := 0
+	for i, row := range tab.Rows {
+		n := len(snap.Candidates(directory.Query{Needs: []string{row.Key["need"]}, Country: row.Key["country"], Region: row.Key["region"]}, nil))
+		if recs[i+1][5] != itoa(n) {
+			t.Errorf("gaps line %d: %s services, want %d", i+1, recs[i+1][5], n)
+		}
+		if n > 0 {
+			offered++
+		}
+	}
+	if offered == 0 {
+		t.Error("test traffic: no gap where the directory offers the need")
+	}
+
+	page := pt.get("/console/en/reports/gaps")
+	for _, id := range []string{`id="gaps-constraints"`, `id="gaps-groups"`, `id="csv-gaps-constraints"`, `id="csv-gaps-groups"`, `id="f-need"`, `id="f-crime"`} {
+		if !strings.Contains(page.body, id) {
+			t.Errorf("gaps page without %s", id)
+		}
+	}
+	cons, err := store.Report("gaps/constraints", scope, reports.Filter{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cons.Rows) == 0 {
+		t.Fatal("test traffic: no constraint")
+	}
+	csvEquals(t, "gaps-constraints", readCSV(t, pt.get("/console/en/reports/gaps-constraints.csv")), cons, func(r reports.Row) []string {
+		return []string{labelOf("needs", r.Key["need"]), labelOf("constraints", r.Key["constraint"])}
+	})
+	groups, err := store.Report("gaps/groups", scope, reports.Filter{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grecs := readCSV(t, pt.get("/console/en/reports/gaps-groups.csv"))
+	if !slices.Equal(grecs[0], []string{"Victim group", "Value", "Unmatched"}) {
+		t.Errorf("groups header %v", grecs[0])
+	}
+	if len(grecs) != len(groups.Rows)+1 {
+		t.Fatalf("groups: %d records for %d rows", len(grecs), len(groups.Rows))
+	}
+	for i, r := range groups.Rows {
+		if got := grecs[i+1][2]; got != shown(r.Counts["unmatched"]) {
+			t.Errorf("groups %s=%s: %s, want %s", r.Key["dimension"], r.Key["value"], got, shown(r.Counts["unmatched"]))
+		}
+	}
+	// Independently: each crime's unmatched referrals in Portugal (or
+	// referred from there), from the generator's truth.
+	tr := reportstest.Generate(12, 400)
+	byCrime := map[string]int{}
+	for _, x := range tr.Truths {
+		if x.Country != "pt" && !strings.HasPrefix(x.Referrer, "pt.") {
+			continue
+		}
+		if len(x.Unmatched) == 0 {
+			continue
+		}
+		for _, c := range x.Crimes {
+			byCrime[c]++
+		}
+	}
+	checked := 0
+	for _, r := range groups.Rows {
+		if r.Key["dimension"] != "crime" {
+			continue
+		}
+		if n, ok := r.Counts["unmatched"].Value(); ok {
+			if n != byCrime[r.Key["value"]] {
+				t.Errorf("unmatched with crime %s: %d, want %d", r.Key["value"], n, byCrime[r.Key["value"]])
+			}
+			checked++
+		}
+	}
+	if checked == 0 {
+		t.Error("no crime group shown")
+	}
+
+	// The filters: the tables are the read model's under the same
+	// filter, cell by cell.
+	for _, c := range []struct {
+		query string
+		f     reports.Filter
+	}{
+		{"need=safety.shelter", reports.Filter{Need: "safety.shelter"}},
+		{"crime=domestic_violence", reports.Filter{Crime: "domestic_violence"}},
+		{"age_band=child&cross_border=false", reports.Filter{AgeBand: "child", CrossBorder: new(bool)}},
+	} {
+		want, err := store.Report("gaps", scope, c.f, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		csvEquals(t, "gaps?"+c.query, readCSV(t, pt.get("/console/en/reports/gaps.csv?"+c.query)), want, func(r reports.Row) []string {
+			return []string{strings.ToUpper(r.Key["country"]), r.Key["region"], labelOf("needs", r.Key["need"]), reasonText(r.Key["reason"])}
+		})
+		if c.f.Need != "" {
+			for _, r := range want.Rows {
+				if r.Key["need"] != c.f.Need {
+					t.Errorf("need filter: a row of %s", r.Key["need"])
+				}
+			}
+		}
+		if r := pt.get("/console/en/reports/gaps?" + c.query); r.status != http.StatusOK || !strings.Contains(r.body, "selected") {
+			t.Errorf("gaps?%s: status %d, or the filter not kept in the form", c.query, r.status)
+		}
+	}
+	for _, c := range []struct{ query, says string }{
+		{"need=nope", "a need code of the taxonomy"},
+		{"crime=nope", "a crime code"},
+		{"cross_border=maybe", "Cross-border must be yes or no"},
+		{"gender=x", "female, male, non_binary or other"},
+	} {
+		for _, path := range []string{"gaps", "gaps-groups.csv"} {
+			if r := pt.get("/console/en/reports/" + path + "?" + c.query); r.status != http.StatusBadRequest || !strings.Contains(r.body, c.says) || strings.Contains(r.body, "<table") {
+				t.Errorf("%s?%s: status %d, want 400 saying %q", path, c.query, r.status, c.says)
+			}
+		}
+	}
+}
+
+var taxonomy = sync.OnceValue(func() *schemas.Taxonomy {
+	tx, err := schemas.LoadTaxonomy()
+	if err != nil {
+		panic(err)
+	}
+	return tx
+})
+
+func labelOf(section, code string) string { return taxonomy().Label(section, code, "en") }
+
+func reasonText(code string) string {
+	return map[string]string{"no_service": "no service there", "excluded": "every service excluded", "all_declined": "all declined", "expired": "expired"}[code]
 }
