@@ -12,7 +12,7 @@ import (
 )
 
 // Reports lists the report names [Model.Report] answers, in order.
-var Reports = []string{"overview", "flows/countries", "flows/organisations", "organisations", "times", "outcomes", "gaps", "gaps/constraints", "gaps/groups", "groups", "feedback"}
+var Reports = []string{"overview", "flows/countries", "flows/organisations", "organisations", "times", "outcomes", "gaps", "gaps/constraints", "gaps/groups", "groups", "feedback", "impact/outcomes", "impact/feedback"}
 
 // Filter narrows a report. Every field is optional.
 type Filter struct {
@@ -29,8 +29,9 @@ type Filter struct {
 	// CrossBorder, when set, keeps cross-border referrals (true) or the
 	// others (false).
 	CrossBorder *bool
-	// By adds a period dimension to flows: "week" (ISO, 2026-W05) or
-	// "month" (2026-01); "" for none.
+	// By adds a period dimension, the period the referral was requested
+	// in: "week" (ISO, 2026-W05), "month" (2026-01) or "quarter"
+	// (2026-Q1); "" for none.
 	By string
 }
 
@@ -78,8 +79,8 @@ func (f Filter) Check(s Scope, now time.Time) error {
 		return &FilterError{"channel", "is not a channel code"}
 	case f.Language != "" && !events.IsLanguage(f.Language):
 		return &FilterError{"language", "is not a language code"}
-	case f.By != "" && f.By != "week" && f.By != "month":
-		return &FilterError{"by", "is not week or month"}
+	case f.By != "" && f.By != "week" && f.By != "month" && f.By != "quarter":
+		return &FilterError{"by", "is not week, month or quarter"}
 	}
 	if s.Country != "" && f.Country != "" && f.Country != s.Country {
 		return ErrForbidden
@@ -141,6 +142,8 @@ func period(by string, day int32) string {
 		return fmt.Sprintf("%04d-W%02d", y, w)
 	case "month":
 		return t.Format("2006-01")
+	case "quarter":
+		return fmt.Sprintf("%04d-Q%d", t.Year(), (int(t.Month())-1)/3+1)
 	}
 	return ""
 }
@@ -393,6 +396,28 @@ func (m *Model) Report(name string, s Scope, f Filter, now time.Time) (*Table, e
 				for _, v := range vals {
 					a.add([]string{dim, v}, "unmatched", c, false)
 				}
+			}
+		})
+		return a.finish(nil, nil), nil
+	case "impact/outcomes":
+		// The outcomes of the victims' needs by the victim's country: a
+		// referral counts once for each need with that outcome.
+		a := newAcc(name, withPeriod("country", "outcome"), []string{"needs"})
+		a.t.Unit = "needs"
+		each([]family{famOutcome}, func(fc *factView, d *dims, c *cell) {
+			if f.Need == "" || fc.A == f.Need {
+				a.add(key(d, d.Country, fc.Code), "needs", c, false)
+			}
+		})
+		return a.finish(nil, nil), nil
+	case "impact/feedback":
+		// The victims' answers by the victim's country.
+		a := newAcc(name, withPeriod("country", "question", "answer"), []string{"referrals"})
+		each([]family{famFeedback, famMissing}, func(fc *factView, d *dims, c *cell) {
+			if fc.Fam == famMissing {
+				a.add(key(d, d.Country, "missing", fc.Code), "referrals", c, false)
+			} else {
+				a.add(key(d, d.Country, fc.A, fc.Code), "referrals", c, false)
 			}
 		})
 		return a.finish(nil, nil), nil

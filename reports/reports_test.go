@@ -382,7 +382,7 @@ func TestSnapshotRestoresAndResumes(t *testing.T) {
 // from the generator's truths.
 func TestGapConstraintsAndGroups(t *testing.T) {
 	t.Parallel()
-	tr := reportstest.Generate(3, 3000)
+	tr := reportstest.Generate(3, 1500)
 	m := build(t, tr)
 	cons, groups := map[string]int{}, map[string]int{}
 	for _, x := range tr.Truths {
@@ -424,5 +424,49 @@ func TestGapConstraintsAndGroups(t *testing.T) {
 	}
 	if checked < 10 {
 		t.Errorf("groups: %d rows checked", checked)
+	}
+}
+
+// The impact tables by country and quarter equal counts made from the
+// generator's truths: outcomes count needs, feedback counts referrals.
+func TestImpactByCountryAndQuarter(t *testing.T) {
+	t.Parallel()
+	tr := reportstest.GenerateSpan(5, 1500, 365*24*time.Hour)
+	m := build(t, tr)
+	quarter := func(d time.Time) string { return fmt.Sprintf("%d-Q%d", d.Year(), (int(d.Month())-1)/3+1) }
+	outcomes, feedback := map[string]int{}, map[string]int{}
+	quarters := map[string]bool{}
+	for _, x := range tr.Truths {
+		q := quarter(x.Day)
+		quarters[q] = true
+		for k := range x.Outcomes {
+			outcomes[q+"/"+x.Country+"/"+k[1]]++
+		}
+		for k := range x.Feedback {
+			feedback[q+"/"+x.Country+"/"+k[0]+"/"+k[1]]++
+		}
+	}
+	if len(quarters) < 2 {
+		t.Fatalf("test traffic spans quarters %v", quarters)
+	}
+	for name, want := range map[string]map[string]int{"impact/outcomes": outcomes, "impact/feedback": feedback} {
+		tb := report(t, m, name, Scope{}, Filter{By: "quarter"})
+		shown := 0
+		for _, r := range tb.Rows {
+			var k []string
+			for _, d := range tb.Dims {
+				k = append(k, r.Key[d])
+			}
+			checkCell(t, name+" "+strings.Join(k, "/"), r.Counts[tb.Columns[0]], want[strings.Join(k, "/")])
+			if _, ok := r.Counts[tb.Columns[0]].Value(); ok {
+				shown++
+			}
+		}
+		if len(tb.Rows) != len(want) || shown == 0 {
+			t.Errorf("%s: %d rows, %d shown, want %d", name, len(tb.Rows), shown, len(want))
+		}
+	}
+	if _, err := m.Report("times", Scope{}, Filter{By: "year"}, now); err == nil {
+		t.Error("by=year accepted")
 	}
 }

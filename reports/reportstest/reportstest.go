@@ -58,10 +58,22 @@ var (
 
 func pick[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
 
-// Generate makes n referrals' events, in time order per referral.
-func Generate(seed uint64, n int) *Traffic {
+// Generate makes n referrals' events, in time order per referral,
+// requested over 60 days from 2026-01-05.
+func Generate(seed uint64, n int) *Traffic { return GenerateSpan(seed, n, 60*24*time.Hour) }
+
+// GenerateSpan is [Generate] with the requests spread over span (whole
+// 20-minute steps) instead of 60 days; a span that would reach past three
+// days ago starts earlier, so that no event is in the future.
+func GenerateSpan(seed uint64, n int, span time.Duration) *Traffic {
+	steps := max(int(span/(20*time.Minute)), 1)
 	r := rand.New(rand.NewPCG(seed, 7))
 	start := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
+	if late := time.Now().Add(-span - 72*time.Hour); start.After(late) {
+		// Events may not be in the future: a long span ends three days
+		// before today (and starts at 08:00 UTC).
+		start = late.UTC().Truncate(24 * time.Hour).Add(8 * time.Hour)
+	}
 	tr := &Traffic{}
 	add := func(source, subject string, at time.Time, p events.Payload) {
 		e, err := events.New(source, subject, p, events.WithTime(at))
@@ -74,7 +86,7 @@ func Generate(seed uint64, n int) *Traffic {
 		id := referralID(r, start.Add(time.Duration(i)*time.Millisecond))
 		cc := pick(r, Countries)
 		referrer := pick(r, genOrgs[cc])
-		at := start.Add(time.Duration(r.IntN(60*24*3)) * time.Minute * 20) // within ~40 days, whole minutes
+		at := start.Add(time.Duration(r.IntN(steps)) * time.Minute * 20) // within span, whole minutes
 		needs := []string{pick(r, genNeeds)}
 		if r.IntN(3) == 0 {
 			if n2 := pick(r, genNeeds); n2 != needs[0] {

@@ -20,7 +20,7 @@ func TestBrowserReports(t *testing.T) {
 	ta.open("/console/en/")
 	ta.waitFor(`document.querySelector('a[href="/console/en/reports/overview"]')`)
 	for _, lang := range []string{"en", "pt"} {
-		for _, page := range []string{"overview", "flows", "organisations", "gaps"} {
+		for _, page := range []string{"overview", "flows", "organisations", "gaps", "impact"} {
 			ta.open("/console/" + lang + "/reports/" + page)
 			ta.waitFor(`document.querySelector('#csv')`)
 			if got := ta.text("h1"); got == "" {
@@ -36,6 +36,13 @@ func TestBrowserReports(t *testing.T) {
 	}
 	if ta.text("#trend tbody th") == "" {
 		t.Error("overview without a trend by month")
+	}
+	if n := eval[float64](ta, `document.querySelectorAll('svg.trend-chart circle').length`); n == 0 {
+		t.Error("overview without the trend picture")
+	}
+	ta.open("/console/en/reports/impact")
+	if got := ta.text("#impact-netherlands tbody tr td"); got != "NL" {
+		t.Errorf("impact comparison starts with %q, want NL", got)
 	}
 
 	// A bad filter: the error, announced, and no figure.

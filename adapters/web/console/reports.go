@@ -30,6 +30,7 @@ var reportPages = map[string]string{
 	"flows":         "flows/countries",
 	"organisations": "organisations",
 	"gaps":          "gaps",
+	"impact":        "times",
 }
 
 // Prefixes of catalog keys made from codes: a column, a filter's error,
@@ -42,15 +43,17 @@ const (
 )
 
 // reportTabs are the pages in the order of their tabs.
-var reportTabs = []string{"overview", "flows", "organisations", "gaps"}
+var reportTabs = []string{"overview", "flows", "organisations", "gaps", "impact"}
 
 // reportExtra is a further table of a page, below its main one, with its
-// own CSV at /reports/<page>-<ID>.csv.
+// own CSV at /reports/<page>-<ID>.csv: a report of the read model, or
+// ("") the comparison with the reference country.
 type reportExtra struct{ ID, Report string }
 
 // reportExtras are the pages' further tables.
 var reportExtras = map[string][]reportExtra{
-	"gaps": {{"constraints", "gaps/constraints"}, {"groups", "gaps/groups"}},
+	"gaps":   {{"constraints", "gaps/constraints"}, {"groups", "gaps/groups"}},
+	"impact": {{"netherlands", ""}, {"outcomes", "impact/outcomes"}, {"feedback", "impact/feedback"}},
 }
 
 // reportFilters are the query parameters the report pages accept: the
@@ -93,6 +96,8 @@ type reportData struct {
 	MatrixRows []matrixRow
 	// Gaps: the map of unmatched needs by region.
 	Map template.HTML
+	// Overview: the trend picture, beside its table.
+	Chart template.HTML
 	// Tables of the page: header and rows of cells.
 	Head []string
 	Rows [][]string
@@ -103,8 +108,10 @@ type reportData struct {
 // extraTable is a further table of a page.
 type extraTable struct {
 	ID, Title, Note, CSV string
-	Head                 []string
-	Rows                 [][]string
+	// Source is the link that credits the table's reference, if any.
+	Source string
+	Head   []string
+	Rows   [][]string
 }
 
 // filterSelect is one select of the need and victim-group filters.
@@ -246,11 +253,17 @@ func (s *Server) reportPage(page, extra string, asCSV bool) handler {
 			return "reports", http.StatusBadRequest, nil
 		}
 		now := s.cfg.Now()
+		if page == "impact" {
+			f.By = "quarter"
+		}
 		report, tableID := reportPages[page], page
 		for _, x := range reportExtras[page] {
 			if x.ID == extra {
 				report, tableID = x.Report, page+"-"+x.ID
 			}
+		}
+		if report == "" {
+			report = reportPages[page] // checks the filter and the scope first
 		}
 		t, err := s.deps.Reports.Report(report, scope, f, now)
 		var fe *reports.FilterError
@@ -266,6 +279,11 @@ func (s *Server) reportPage(page, extra string, asCSV bool) handler {
 			return "reports", 0, err
 		}
 		head, rows := s.tableRows(tableID, t, rq)
+		if tableID == "impact-netherlands" {
+			if head, rows, err = s.comparison(scope, f, now, rq); err != nil {
+				return "reports", 0, err
+			}
+		}
 		if asCSV {
 			var buf bytes.Buffer
 			cw := csv.NewWriter(&buf)
@@ -279,17 +297,24 @@ func (s *Server) reportPage(page, extra string, asCSV bool) handler {
 		}
 		d.Head, d.Rows = head, rows
 		for _, x := range reportExtras[page] {
-			xt, err := s.deps.Reports.Report(x.Report, scope, f, now)
-			if err != nil {
-				return "reports", 0, err
-			}
 			id := page + "-" + x.ID
 			et := extraTable{ID: id, Title: rq.p.T("reports." + id), Note: rq.p.T("reports." + id + ".note"),
 				CSV: Prefix + rq.lang + "/reports/" + id + ".csv"}
 			if d.Query != "" {
 				et.CSV += "?" + d.Query
 			}
-			et.Head, et.Rows = s.tableRows(id, xt, rq)
+			if x.Report == "" {
+				et.Source = ReferenceSource
+				if et.Head, et.Rows, err = s.comparison(scope, f, now, rq); err != nil {
+					return "reports", 0, err
+				}
+			} else {
+				xt, err := s.deps.Reports.Report(x.Report, scope, f, now)
+				if err != nil {
+					return "reports", 0, err
+				}
+				et.Head, et.Rows = s.tableRows(id, xt, rq)
+			}
 			d.Extras = append(d.Extras, et)
 		}
 		switch page {
@@ -302,6 +327,7 @@ func (s *Server) reportPage(page, extra string, asCSV bool) handler {
 			if err != nil {
 				return "reports", 0, err
 			}
+			d.Chart = trendChart(tr, rq.p.T("reports.chart.title"), rq.p.T("reports.chart.desc"), func(col string) string { return rq.p.T(colKey + col) })
 			d.TrendCol = append([]string{rq.p.T("reports.col.period")}, d.Head...)
 			for _, row := range tr.Rows {
 				line := []string{row.Key["period"]}
@@ -338,6 +364,8 @@ func (s *Server) tableRows(page string, t *reports.Table, rq *request) ([]string
 		stats = []string{"acceptance_rate"}
 	case "organisations":
 		stats = []string{"acceptance_rate", "median_minutes_to_accept", "missed_rate"}
+	case "impact":
+		stats = []string{"contact_rate", "median_minutes_to_first_contact"}
 	}
 	for _, st := range stats {
 		head = append(head, rq.p.T(colKey+st))
@@ -398,6 +426,14 @@ func (s *Server) keyText(page, d string, key map[string]string, rq *request) str
 		return s.tax.Label("constraints", v, rq.lang)
 	case d == "dimension":
 		return rq.p.T(colKey + v)
+	case d == "outcome":
+		return s.tax.Label("outcomes", v, rq.lang)
+	case d == "question" && v == "missing":
+		return rq.p.T("survey.missing")
+	case d == "question":
+		return rq.p.T("survey.q." + v)
+	case d == "answer" && key["question"] == "missing":
+		return rq.p.T("missing." + v)
 	case d == "value":
 		if key["dimension"] == "cross_border" {
 			if v == "true" {

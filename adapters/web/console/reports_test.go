@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -229,14 +230,20 @@ func TestReportCatalogKeys(t *testing.T) {
 	var keys []string
 	for _, c := range []string{"period", "from", "to", "organisation", "requested", "offered", "accepted", "contacted", "unmatched",
 		"declined", "expired", "reminded", "acceptance_rate", "median_minutes_to_accept", "missed_rate",
-		"country", "region", "need", "reason", "referrals"} {
+		"country", "region", "need", "reason", "referrals", "services", "constraint", "dimension", "value",
+		"crime", "flag", "age_band", "gender", "language", "channel", "cross_border",
+		"contact_rate", "median_minutes_to_first_contact", "supported_rate", "helpful_rate", "outcome", "question", "answer", "needs"} {
 		keys = append(keys, "reports.col."+c)
 	}
-	for _, f := range []string{"from", "to", "country", "unknown", "scope", "unavailable"} {
+	for _, f := range []string{"from", "to", "country", "unknown", "scope", "unavailable",
+		"need", "crime", "flag", "age_band", "gender", "language", "channel", "cross_border"} {
 		keys = append(keys, "reports.err."+f)
 	}
-	for _, p := range []string{"overview", "flows", "organisations", "gaps"} {
+	for _, p := range []string{"overview", "flows", "organisations", "gaps", "impact"} {
 		keys = append(keys, "reports."+p+".title")
+	}
+	for _, x := range []string{"gaps-constraints", "gaps-groups", "impact-netherlands", "impact-outcomes", "impact-feedback"} {
+		keys = append(keys, "reports."+x, "reports."+x+".note")
 	}
 	for _, r := range []string{"no_service", "excluded", "all_declined", "expired"} {
 		keys = append(keys, "reports.reason."+r)
@@ -463,4 +470,135 @@ func labelOf(section, code string) string { return taxonomy().Label(section, cod
 
 func reasonText(code string) string {
 	return map[string]string{"no_service": "no service there", "excluded": "every service excluded", "all_declined": "all declined", "expired": "expired"}[code]
+}
+
+// The impact page: time to first contact, outcomes and the victims'
+// answers by country and quarter, each table the read model's, and each
+// country beside the Netherlands with rates only; a national coordinator
+// sees her country and the reference, never another country's row.
+func TestReportImpactPage(t *testing.T) {
+	b, store := setupReports(t, 400)
+	pt := b.client()
+	pt.signIn(b.addCoordinator("paula", "pt"))
+	eu := b.client()
+	eu.signIn(b.addCoordinator("elena", "eu"))
+	scope := reports.Scope{Country: "pt"}
+	now := time.Now()
+	byQ := reports.Filter{By: "quarter"}
+
+	times, err := store.Report("times", scope, byQ, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	csvEquals(t, "impact", readCSV(t, pt.get("/console/en/reports/impact.csv")), times, func(r reports.Row) []string {
+		return []string{r.Key["period"], strings.ToUpper(r.Key["country"])}
+	})
+	for _, x := range []struct{ id, report string }{{"outcomes", "impact/outcomes"}, {"feedback", "impact/feedback"}} {
+		tab, err := store.Report(x.report, scope, byQ, now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(tab.Rows) == 0 {
+			t.Fatalf("test traffic: no %s", x.report)
+		}
+		recs := readCSV(t, pt.get("/console/en/reports/impact-"+x.id+".csv"))
+		if len(recs) != len(tab.Rows)+1 {
+			t.Fatalf("%s: %d records for %d rows", x.id, len(recs), len(tab.Rows))
+		}
+		for i, r := range tab.Rows {
+			if got, want := recs[i+1][len(recs[i+1])-1], shown(r.Counts[tab.Columns[0]]); got != want || recs[i+1][0] != r.Key["period"] {
+				t.Errorf("%s line %d: %v, want %s in %s", x.id, i+1, recs[i+1], want, r.Key["period"])
+			}
+		}
+	}
+
+	// The comparison: the Netherlands first, from the whole network;
+	// Portugal's contact rate and median are the read model's.
+	all, err := store.Report("times", reports.Scope{}, reports.Filter{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	mine, err := store.Report("times", scope, reports.Filter{}, now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate := func(tab *reports.Table, cc string) (string, string) {
+		for _, r := range tab.Rows {
+			if r.Key["country"] == cc {
+				p, m := "–", "–"
+				if v := r.Stats["contact_rate"]; v != nil {
+					p = strconv.FormatFloat(*v*100, 'f', 1, 64) + " %"
+				}
+				if v := r.Stats["median_minutes_to_first_contact"]; v != nil {
+					m = strconv.FormatFloat(*v, 'f', 0, 64)
+				}
+				return p, m
+			}
+		}
+		return "", ""
+	}
+	cmp := readCSV(t, pt.get("/console/en/reports/impact-netherlands.csv"))
+	if len(cmp) != 3 || cmp[1][0] != "NL" || cmp[2][0] != "PT" {
+		t.Fatalf("comparison as pt: %v", cmp)
+	}
+	nlRate, nlMin := rate(all, "nl")
+	ptRate, ptMin := rate(mine, "pt")
+	if cmp[1][1] != nlRate || cmp[1][3] != nlMin || cmp[2][1] != ptRate || cmp[2][3] != ptMin {
+		t.Errorf("comparison %v, want NL %s %s, PT %s %s", cmp, nlRate, nlMin, ptRate, ptMin)
+	}
+	if !strings.HasSuffix(cmp[2][2], " pp") {
+		t.Errorf("the difference from NL %q", cmp[2][2])
+	}
+	if euCmp := readCSV(t, eu.get("/console/en/reports/impact-netherlands.csv")); len(euCmp) != 1+len(reportstest.Countries) {
+		t.Errorf("comparison as eu: %d lines", len(euCmp))
+	}
+	// Rates only for the reference: the national page has no NL count.
+	page := pt.get("/console/en/reports/impact")
+	if page.status != http.StatusOK || !strings.Contains(page.body, `id="impact-netherlands"`) || !strings.Contains(page.body, "slachtofferhulp") {
+		t.Fatalf("impact page: status %d", page.status)
+	}
+	for _, tab := range []string{"impact.csv", "impact-outcomes.csv", "impact-feedback.csv"} {
+		for _, rec := range readCSV(t, pt.get("/console/en/reports/"+tab))[1:] {
+			if slices.Contains(rec, "NL") {
+				t.Errorf("%s as pt has a row of NL: %v", tab, rec)
+			}
+		}
+	}
+	for _, path := range []string{"impact", "impact.csv", "impact-netherlands.csv", "impact-outcomes.csv", "impact-feedback.csv"} {
+		if r := pt.get("/console/en/reports/" + path + "?country=nl"); r.status != http.StatusForbidden || strings.Contains(r.body, "<table") {
+			t.Errorf("%s?country=nl as pt: status %d", path, r.status)
+		}
+	}
+}
+
+// The overview's trend picture draws a point for each count its table
+// shows and none for a hidden one.
+func TestReportTrendChart(t *testing.T) {
+	b, store := setupReports(t, 120)
+	eu := b.client()
+	eu.signIn(b.addCoordinator("elena", "eu"))
+	tr, err := store.Report("overview", reports.Scope{}, reports.Filter{By: "month", Need: "safety.shelter"}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	points, hidden := 0, 0
+	for _, r := range tr.Rows {
+		for _, c := range []string{"requested", "accepted", "contacted", "unmatched"} {
+			if _, ok := r.Counts[c].Value(); ok {
+				points++
+			} else {
+				hidden++
+			}
+		}
+	}
+	if hidden == 0 {
+		t.Fatal("test traffic: no hidden count in the trend")
+	}
+	page := eu.get("/console/en/reports/overview?need=safety.shelter")
+	if !strings.Contains(page.body, `<svg class="trend-chart"`) || !strings.Contains(page.body, `<title id="trend-title">`) {
+		t.Fatalf("no trend picture: %.1500s", page.body)
+	}
+	if got := strings.Count(page.body, `<circle class="dot`); got != points {
+		t.Errorf("trend picture: %d points, want %d (the shown counts), %d hidden", got, points, hidden)
+	}
 }
