@@ -19,7 +19,8 @@ import (
 func TestProjectionEqualsReadModel(t *testing.T) {
 	t.Parallel()
 	b := newProjBundle(t)
-	tr := reportstest.Generate(11, 600)
+	// A year of traffic: the impact tables span quarters.
+	tr := reportstest.GenerateSpan(11, 600, 365*24*time.Hour)
 	model := reports.New(reports.Config{})
 	var log []genEvent
 	for i, env := range tr.Envelopes {
@@ -45,9 +46,9 @@ func TestProjectionEqualsReadModel(t *testing.T) {
 	b.waitCaughtUp(t, p)
 
 	q := b.pg.q()
-	compare := func(report string, sql string, dims int) {
+	compareBy := func(report string, f reports.Filter, sql string, dims int) {
 		t.Helper()
-		tb, err := model.Report(report, reports.Scope{}, reports.Filter{}, time.Now())
+		tb, err := model.Report(report, reports.Scope{}, f, time.Now())
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -102,6 +103,10 @@ func TestProjectionEqualsReadModel(t *testing.T) {
 			t.Errorf("%s: the model has %d of SQL's %d cells, %d shown", report, seen, len(want), shown)
 		}
 	}
+	compare := func(report string, sql string, dims int) {
+		t.Helper()
+		compareBy(report, reports.Filter{}, sql, dims)
+	}
 	flow := func(group string) string {
 		return `SELECT ` + group + `,
 			count(DISTINCT referral_id),
@@ -117,6 +122,20 @@ func TestProjectionEqualsReadModel(t *testing.T) {
 	compare("outcomes", `SELECT n.need, p.outcome, count(DISTINCT p.referral_id)
 		FROM `+q+`.placements p, unnest(p.needs) AS n(need) WHERE p.outcome IS NOT NULL GROUP BY 1, 2`, 2)
 	compare("feedback", `SELECT question, answer, referrals FROM `+q+`.feedback_by_answer`, 2)
+	// The impact page's tables: by the quarter the referral was
+	// requested in and the victim's country.
+	quarter := `to_char(r.requested_at AT TIME ZONE 'UTC', 'YYYY"-Q"Q')`
+	byQuarter := reports.Filter{By: "quarter"}
+	compareBy("impact/outcomes", byQuarter, `SELECT `+quarter+`, r.country, p.outcome, count(DISTINCT (p.referral_id, n.need))
+		FROM `+q+`.placements p JOIN `+q+`.referrals r USING (referral_id), unnest(p.needs) AS n(need)
+		WHERE p.outcome IS NOT NULL GROUP BY 1, 2, 3`, 3)
+	compareBy("impact/feedback", byQuarter, `SELECT `+quarter+`, r.country, a.question, a.value::text, count(DISTINCT a.referral_id)
+			FROM `+q+`.feedback_answers a JOIN `+q+`.referrals r USING (referral_id) GROUP BY 1, 2, 3, 4
+		UNION ALL SELECT `+quarter+`, r.country, 'missing', m.code, count(DISTINCT m.referral_id)
+			FROM `+q+`.feedback_missing m JOIN `+q+`.referrals r USING (referral_id) GROUP BY 1, 2, 3, 4`, 4)
+	compareBy("times", byQuarter, `SELECT `+quarter+`, r.country, count(*), count(*) FILTER (WHERE EXISTS (
+			SELECT 1 FROM `+q+`.placements p WHERE p.referral_id = r.referral_id AND p.contacted_at IS NOT NULL))
+		FROM `+q+`.referrals r GROUP BY 1, 2`, 2)
 	compare("times", `SELECT r.country, count(*), count(*) FILTER (WHERE EXISTS (
 			SELECT 1 FROM `+q+`.placements p WHERE p.referral_id = r.referral_id AND p.contacted_at IS NOT NULL))
 		FROM `+q+`.referrals r GROUP BY 1`, 1)
