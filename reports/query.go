@@ -55,14 +55,17 @@ type FilterError struct {
 func (e *FilterError) Error() string { return "reports: " + e.Field + ": " + e.Message }
 
 // Check returns a *FilterError for a bad value, or ErrForbidden for a
-// country outside scope. now bounds the period: a From after now is in
-// the future.
+// country outside scope. now bounds the period: a From after now, or a To
+// after tomorrow, is in the future.
 func (f Filter) Check(s Scope, now time.Time) error {
 	switch {
 	case !f.From.IsZero() && f.From.After(now):
 		return &FilterError{"from", "is in the future"}
 	case !f.From.IsZero() && !f.To.IsZero() && !f.To.After(f.From):
 		return &FilterError{"to", "is not after from"}
+	case !f.To.IsZero() && dayOf(f.To) > dayOf(now)+1:
+		// To is the day after the last: tomorrow at the latest.
+		return &FilterError{"to", "is in the future (the day after the last day is tomorrow at the latest)"}
 	case f.Country != "" && !events.IsCountry(f.Country):
 		return &FilterError{"country", "is not an ISO 3166-1 alpha-2 code of the network"}
 	case f.Need != "" && !events.IsNeed(f.Need):

@@ -324,6 +324,8 @@ func TestBadFilters(t *testing.T) {
 	}{
 		{Filter{From: now.Add(48 * time.Hour)}, "from"},
 		{Filter{From: now.Add(-48 * time.Hour), To: now.Add(-72 * time.Hour)}, "to"},
+		{Filter{To: now.Add(48 * time.Hour)}, "to"},
+		{Filter{From: now.Add(-48 * time.Hour), To: now.Add(72 * time.Hour)}, "to"},
 		{Filter{Need: "food"}, "need"},
 		{Filter{Country: "xx"}, "country"},
 		{Filter{By: "year"}, "by"},
@@ -333,6 +335,10 @@ func TestBadFilters(t *testing.T) {
 		if !errors.As(err, &fe) || fe.Field != tc.field {
 			t.Errorf("%+v: %v, want a FilterError on %s", tc.f, err, tc.field)
 		}
+	}
+	// Tomorrow is the latest end (the day after the last day, today).
+	if _, err := m.Report("overview", Scope{}, Filter{To: now.Add(24 * time.Hour)}, now); err != nil {
+		t.Errorf("to=tomorrow: %v", err)
 	}
 	if _, err := m.Report("nope", Scope{}, Filter{}, now); !errors.Is(err, ErrUnknownReport) {
 		t.Errorf("unknown report: %v", err)

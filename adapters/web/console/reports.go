@@ -40,6 +40,7 @@ const (
 	errKey    = "reports.err."
 	pageKey   = "reports."
 	reasonKey = "reports.reason."
+	surveyKey = "survey.q."
 )
 
 // reportTabs are the pages in the order of their tabs.
@@ -431,7 +432,7 @@ func (s *Server) keyText(page, d string, key map[string]string, rq *request) str
 	case d == "question" && v == "missing":
 		return rq.p.T("survey.missing")
 	case d == "question":
-		return rq.p.T("survey.q." + v)
+		return rq.p.T(surveyKey + v)
 	case d == "answer" && key["question"] == "missing":
 		return rq.p.T("missing." + v)
 	case d == "value":

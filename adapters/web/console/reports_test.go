@@ -203,6 +203,7 @@ func TestReportPagesBadFilters(t *testing.T) {
 		{"?region=PT17", `Unknown filter: &#34;region&#34;`},
 		{"?from=2026-02-01&to=2026-01-01", "after the start date"},
 		{"?from=" + future, "not in the future"},
+		{"?to=" + future, "tomorrow at the latest"},
 		{"?from=yesterday", "not in the future"},
 		{"?country=xx", "two-letter code of a country"},
 	} {
