@@ -1,6 +1,8 @@
 package reports
 
 import (
+	"fmt"
+
 	"github.com/invictus-network/invictus/reports/reportstest"
 	"runtime"
 	"testing"
@@ -63,6 +65,54 @@ func BenchmarkReport(b *testing.B) {
 				if _, err := m.Report(name, Scope{}, Filter{}, now); err != nil {
 					b.Fatal(err)
 				}
+			}
+		})
+	}
+}
+
+// BenchmarkMemoryByTime builds the model from 1 and 5 years of traffic at
+// the same rate (10,000 referrals a year, generated a year at a time and
+// applied in time order) and reports the heap it holds beside the raw
+// baseline of the same model that forgets no referral (an unbounded
+// Horizon): the bounded model keeps the referrals of the last
+// HorizonDefault and the counters of every day, so it grows with the
+// days it covers, not with the referrals.
+//
+//	go test -run '^$' -bench MemoryByTime -benchtime 1x ./reports/
+func BenchmarkMemoryByTime(b *testing.B) {
+	const perYear = 10_000
+	for _, years := range []int{1, 5} {
+		b.Run(fmt.Sprintf("years=%d", years), func(b *testing.B) {
+			for b.Loop() {
+				var base runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&base)
+				bounded := New(Config{})
+				unbounded := New(Config{Horizon: 100 * 365 * 24 * time.Hour})
+				start := time.Now().AddDate(-years, 0, -3).UTC().Truncate(24 * time.Hour)
+				seq := uint64(0)
+				for y := range years {
+					tr := reportstest.GenerateAt(uint64(100+y), perYear, start.AddDate(y, 0, 0), 365*24*time.Hour)
+					for _, e := range tr.Sorted() {
+						seq++
+						bounded.Apply(seq, e)
+						unbounded.Apply(seq, e)
+					}
+				}
+				var both, one runtime.MemStats
+				runtime.GC()
+				runtime.ReadMemStats(&both)
+				b.ReportMetric(float64(unbounded.Open()), "referrals")
+				unbounded = nil
+				runtime.GC()
+				runtime.ReadMemStats(&one)
+				runtime.KeepAlive(unbounded)
+				b.ReportMetric(float64(one.HeapAlloc-base.HeapAlloc)/(1<<20), "bounded-MiB")
+				b.ReportMetric(float64(both.HeapAlloc-one.HeapAlloc)/(1<<20), "raw-unbounded-MiB")
+				b.ReportMetric(float64(bounded.Open()), "referrals-kept")
+				b.ReportMetric(float64(bounded.Cells()), "cells")
+				b.ReportMetric(float64(seq), "events")
+				runtime.KeepAlive(bounded)
 			}
 		})
 	}

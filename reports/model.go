@@ -108,10 +108,14 @@ type placement struct {
 
 // open is the per-referral state the model needs to compute times and to
 // count each referral once per fact. It is dropped when the referral is
-// erased: feedback may come long after a referral is closed.
+// erased, or when it has been quiet for Config.Horizon (feedback may come
+// long after a referral is closed, but not after the log forgets it).
 type open struct {
 	Dims      uint32
 	Requested int64
+	// Last is when the referral's last event happened (unix seconds); a
+	// referral quiet for Config.Horizon is forgotten.
+	Last      int64
 	Contacted bool
 	Offers    map[string]placement // by placement id
 	Seen      []uint32             // facts already counted for this referral
@@ -123,8 +127,21 @@ type open struct {
 // reminded. [Config.Reminder] defaults to half way.
 type ReminderFunc func(urgency string, from, deadline time.Time) time.Time
 
+// HorizonDefault is how long the model keeps what it needs of a referral
+// after its last event: the default retention of closed referrals in
+// the log, after which no event of theirs can come.
+const HorizonDefault = 180 * 24 * time.Hour
+
 // Config configures a [Model]. The zero value is usable.
 type Config struct {
+	// Horizon is how long after a referral's last event the model keeps
+	// its per-referral state (its dimensions' index, open offers and the
+	// facts it was counted in); later events of it are not counted. The
+	// counts stay. It bounds the model's memory by time: what it keeps
+	// is the counters of each day's referrals (one per combination of
+	// dimensions and fact, however many referrals share it) and the
+	// referrals active within the horizon. Default [HorizonDefault].
+	Horizon time.Duration
 	// Reminder computes an offer's reminder time; the routing service's
 	// rule (referral.Deadlines.Reminder) is wired in by cmd/invictus.
 	// Default: half way between offer and deadline.
@@ -137,8 +154,11 @@ type Config struct {
 // compute times and to count it once per fact. It is not safe for
 // concurrent use; [Store] wraps it for that.
 type Model struct {
-	cfg    Config
-	seq    uint64
+	cfg Config
+	seq uint64
+	// swept is the last day (of event time) the model forgot the
+	// referrals quiet for longer than the horizon.
+	swept  int32
 	events uint64
 	dims   []dims
 	dimIdx map[dims]uint32
@@ -153,6 +173,9 @@ type Model struct {
 
 // New returns an empty model.
 func New(cfg Config) *Model {
+	if cfg.Horizon <= 0 {
+		cfg.Horizon = HorizonDefault
+	}
 	if cfg.Reminder == nil {
 		cfg.Reminder = func(_ string, from, deadline time.Time) time.Time { return from.Add(deadline.Sub(from) / 2) }
 	}
@@ -211,6 +234,10 @@ func (m *Model) Apply(seq uint64, env *events.Envelope) {
 	m.events++
 	e := env.Event
 	id, at := e.Subject(), e.Time().UTC()
+	if day := dayOf(at); day > m.swept {
+		m.swept = day
+		m.forget(at.Add(-m.cfg.Horizon).Unix())
+	}
 	if v, ok := env.Payload.(*events.Requested); ok {
 		if _, dup := m.refs[id]; !dup {
 			m.request(id, at, e.Source(), v)
@@ -221,6 +248,7 @@ func (m *Model) Apply(seq uint64, env *events.Envelope) {
 	if r == nil {
 		return
 	}
+	r.Last = max(r.Last, at.Unix())
 	switch v := env.Payload.(type) {
 	case *events.Planned:
 		r.Needs = make(map[string]uint32, len(v.Groups))
@@ -303,6 +331,17 @@ func (m *Model) Apply(seq uint64, env *events.Envelope) {
 	}
 }
 
+// forget drops the state of every referral whose last event is before
+// the unix time before. It runs once per new day of event time, so its
+// cost is spread over the day's events.
+func (m *Model) forget(before int64) {
+	for id, r := range m.refs {
+		if r.Last < before {
+			delete(m.refs, id)
+		}
+	}
+}
+
 func (m *Model) request(id string, at time.Time, source string, v *events.Requested) {
 	referrer, _ := events.OrgOfSource(source)
 	langs := slices.Clone(v.Languages)
@@ -327,7 +366,7 @@ func (m *Model) request(id string, at time.Time, source string, v *events.Reques
 		m.dims = append(m.dims, d)
 		m.dimIdx[d] = di
 	}
-	r := &open{Dims: di, Requested: at.Unix(), Urgency: m.intern(v.Urgency)}
+	r := &open{Dims: di, Requested: at.Unix(), Last: at.Unix(), Urgency: m.intern(v.Urgency)}
 	m.refs[id] = r
 	m.count(r, famRequested, "", "", "")
 }

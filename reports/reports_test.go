@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/reports/reportstest"
 	"regexp"
 	"slices"
@@ -474,5 +475,56 @@ func TestImpactByCountryAndQuarter(t *testing.T) {
 	}
 	if _, err := m.Report("times", Scope{}, Filter{By: "year"}, now); err == nil {
 		t.Error("by=year accepted")
+	}
+}
+
+// The model forgets the referrals quiet for longer than the horizon, and
+// the counts are those of a model that forgets nothing.
+func TestModelForgetsQuietReferrals(t *testing.T) {
+	t.Parallel()
+	tr := reportstest.GenerateSpan(9, 1200, 2*365*24*time.Hour)
+	bounded := New(Config{})
+	all := New(Config{Horizon: 100 * 365 * 24 * time.Hour})
+	for i, e := range tr.Sorted() {
+		bounded.Apply(uint64(i+1), e)
+		all.Apply(uint64(i+1), e)
+	}
+	last := tr.Truths[0].Requested
+	for _, x := range tr.Truths {
+		if x.Requested.After(last) {
+			last = x.Requested
+		}
+	}
+	recent := 0
+	for _, x := range tr.Truths {
+		if x.Requested.After(last.Add(-HorizonDefault - 72*time.Hour)) {
+			recent++
+		}
+	}
+	if all.Open() != len(tr.Truths) || bounded.Open() > recent || bounded.Open() == 0 {
+		t.Errorf("kept %d referrals of %d (unbounded %d), at most %d within the horizon", bounded.Open(), len(tr.Truths), all.Open(), recent)
+	}
+	for _, name := range Reports {
+		a := report(t, bounded, name, Scope{}, Filter{})
+		b := report(t, all, name, Scope{}, Filter{})
+		ja, _ := json.Marshal(a)
+		jb, _ := json.Marshal(b)
+		if !bytes.Equal(ja, jb) {
+			t.Errorf("%s differs once quiet referrals are forgotten", name)
+		}
+	}
+	// A referral's event after the horizon is not counted.
+	x := tr.Truths[0]
+	late, err := events.New("/orgs/"+x.Referrer, x.ID, &events.Feedback{Answers: []events.Answer{{Question: "safe", Value: 1}}},
+		events.WithTime(x.Requested.Add(HorizonDefault+30*24*time.Hour)))
+	if err == nil && late.Time().Before(time.Now()) {
+		before := bounded.Events()
+		bounded.Apply(0, &events.Envelope{Event: late, Payload: &events.Feedback{Answers: []events.Answer{{Question: "safe", Value: 1}}}})
+		fb := report(t, bounded, "feedback", Scope{}, Filter{})
+		for _, r := range fb.Rows {
+			if r.Key["question"] == "safe" {
+				t.Errorf("late feedback counted (events %d)", before)
+			}
+		}
 	}
 }

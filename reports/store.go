@@ -91,6 +91,11 @@ func (s *Store) Restore(r io.Reader) error {
 	m.seq, m.events, m.dims, m.facts, m.cells = sn.Seq, sn.Events, sn.Dims, sn.Facts, sn.Cells
 	if sn.Refs != nil {
 		m.refs = sn.Refs
+		for _, r := range m.refs {
+			if r.Last == 0 { // a snapshot from before Last was kept
+				r.Last = r.Requested
+			}
+		}
 	}
 	for i, d := range m.dims {
 		m.dims[i] = dims{Day: d.Day, Referrer: m.intern(d.Referrer), Country: m.intern(d.Country), Region: m.intern(d.Region),

@@ -7,6 +7,7 @@ package reportstest
 import (
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -58,6 +59,14 @@ var (
 
 func pick[T any](r *rand.Rand, s []T) T { return s[r.IntN(len(s))] }
 
+// Sorted returns the envelopes in time order, as a log receives them;
+// each referral's events keep their order.
+func (t *Traffic) Sorted() []*events.Envelope {
+	out := slices.Clone(t.Envelopes)
+	slices.SortStableFunc(out, func(a, b *events.Envelope) int { return a.Event.Time().Compare(b.Event.Time()) })
+	return out
+}
+
 // Generate makes n referrals' events, in time order per referral,
 // requested over 60 days from 2026-01-05.
 func Generate(seed uint64, n int) *Traffic { return GenerateSpan(seed, n, 60*24*time.Hour) }
@@ -66,14 +75,21 @@ func Generate(seed uint64, n int) *Traffic { return GenerateSpan(seed, n, 60*24*
 // 20-minute steps) instead of 60 days; a span that would reach past three
 // days ago starts earlier, so that no event is in the future.
 func GenerateSpan(seed uint64, n int, span time.Duration) *Traffic {
-	steps := max(int(span/(20*time.Minute)), 1)
-	r := rand.New(rand.NewPCG(seed, 7))
 	start := time.Date(2026, 1, 5, 8, 0, 0, 0, time.UTC)
 	if late := time.Now().Add(-span - 72*time.Hour); start.After(late) {
 		// Events may not be in the future: a long span ends three days
 		// before today (and starts at 08:00 UTC).
 		start = late.UTC().Truncate(24 * time.Hour).Add(8 * time.Hour)
 	}
+	return GenerateAt(seed, n, start, span)
+}
+
+// GenerateAt is [Generate] with the requests spread over span from
+// start. Every event must be in the past (events.New refuses the
+// future), at most about a day after its request.
+func GenerateAt(seed uint64, n int, start time.Time, span time.Duration) *Traffic {
+	steps := max(int(span/(20*time.Minute)), 1)
+	r := rand.New(rand.NewPCG(seed, 7))
 	tr := &Traffic{}
 	add := func(source, subject string, at time.Time, p events.Payload) {
 		e, err := events.New(source, subject, p, events.WithTime(at))
