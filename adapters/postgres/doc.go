@@ -52,13 +52,14 @@
 //
 // The [Projection] applies REFERRALS to the tables referrals,
 // referral_needs, referral_crimes, placements, offers, transitions,
-// unmatched_needs and erasures, keyed by country, region, need, crime
+// unmatched_needs, unmatched_constraints, feedback_answers,
+// feedback_missing and erasures, keyed by country, region, need, crime
 // type, organisation and ISO week, and resumes from the sequence it
 // committed with the rows (projection_checkpoint). The coordinator views
 // are flows_between_countries, flows_between_organisations,
-// acceptance_by_organisation (and _week), deadlines_missed and
-// unmatched_needs_by_region. referral.erased leaves only what the event
-// carries.
+// acceptance_by_organisation (and _week), deadlines_missed,
+// unmatched_needs_by_region, gaps_by_constraint and feedback_by_answer.
+// referral.erased leaves only what the event carries.
 //
 // # Running it
 //

@@ -381,6 +381,23 @@ func (p *Projection) queue(b *pgx.Batch, seq uint64, env *events.Envelope) {
 			b.Queue(`INSERT INTO `+q+`.placements (referral_id, placement, needs, status, planned_at, updated_at)
 				VALUES ($1, $2, $3, 'planned', $4, $4) ON CONFLICT DO NOTHING`, id, g.Placement, g.Needs, at)
 		}
+		for _, u := range v.Unmatched {
+			if u.Reason != "excluded" {
+				continue
+			}
+			// The need's own breakdown; plans before it had one give the
+			// plan's (as the read model does).
+			excl := u.Excluded
+			if len(excl) == 0 {
+				excl = v.Excluded
+			}
+			for c, n := range excl {
+				if n > 0 {
+					b.Queue(`INSERT INTO `+q+`.unmatched_constraints (referral_id, need, excluded_by, services, occurred_at)
+						VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, id, u.Need, c, n, at)
+				}
+			}
+		}
 		derive()
 	case *events.Offered:
 		placement = v.Placement
@@ -449,7 +466,7 @@ func (p *Projection) queue(b *pgx.Batch, seq uint64, env *events.Envelope) {
 				VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING`, e.ID(), id, c, at)
 		}
 	case *events.Erased:
-		for _, t := range []string{"referrals", "referral_needs", "referral_crimes", "placements", "offers", "transitions", "unmatched_needs", "feedback_answers", "feedback_missing"} {
+		for _, t := range []string{"referrals", "referral_needs", "referral_crimes", "placements", "offers", "transitions", "unmatched_needs", "unmatched_constraints", "feedback_answers", "feedback_missing"} {
 			b.Queue(`DELETE FROM `+q+`.`+t+` WHERE referral_id = $1`, id)
 		}
 		requested, _ := time.Parse(time.DateOnly, v.RequestedOn)

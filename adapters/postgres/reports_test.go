@@ -119,6 +119,7 @@ func TestProjectionEqualsReadModel(t *testing.T) {
 	compare("flows/organisations", flow("referrer, organisation"), 2)
 	compare("gaps", `SELECT country, coalesce(region, ''), need, reason, count(DISTINCT referral_id)
 		FROM `+q+`.unmatched_needs GROUP BY 1, 2, 3, 4`, 4)
+	compare("gaps/constraints", `SELECT need, excluded_by, referrals FROM `+q+`.gaps_by_constraint`, 2)
 	compare("outcomes", `SELECT n.need, p.outcome, count(DISTINCT p.referral_id)
 		FROM `+q+`.placements p, unnest(p.needs) AS n(need) WHERE p.outcome IS NOT NULL GROUP BY 1, 2`, 2)
 	compare("feedback", `SELECT question, answer, referrals FROM `+q+`.feedback_by_answer`, 2)
