@@ -277,6 +277,16 @@ type Feedback struct {
 	Missing []string `json:"missing,omitempty" validate:"max=8,unique,dive,oneof=information emotional_support practical_help legal_help safety interpreter faster_contact follow_up"`
 }
 
+// ExcludedBy returns, for an unmatched need of the plan whose reason is
+// "excluded", the services each hard constraint excluded: the need's own
+// Excluded, or the plan's for a plan made before needs had their own.
+func (p *Planned) ExcludedBy(u UnmatchedNeed) map[string]int {
+	if len(u.Excluded) > 0 {
+		return u.Excluded
+	}
+	return p.Excluded
+}
+
 // FeedbackMissing lists the codes of [Feedback].Missing.
 var FeedbackMissing = []string{"information", "emotional_support", "practical_help", "legal_help", "safety", "interpreter", "faster_contact", "follow_up"}
 

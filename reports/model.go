@@ -259,13 +259,7 @@ func (m *Model) Apply(seq uint64, env *events.Envelope) {
 			if u.Reason != "excluded" {
 				continue
 			}
-			// The need's own breakdown; plans before it had one give
-			// the plan's.
-			excl := u.Excluded
-			if len(excl) == 0 {
-				excl = v.Excluded
-			}
-			for c, n := range excl {
+			for c, n := range v.ExcludedBy(u) {
 				if n > 0 {
 					m.count(r, famExcluded, u.Need, "", c)
 				}

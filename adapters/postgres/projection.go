@@ -385,13 +385,7 @@ func (p *Projection) queue(b *pgx.Batch, seq uint64, env *events.Envelope) {
 			if u.Reason != "excluded" {
 				continue
 			}
-			// The need's own breakdown; plans before it had one give the
-			// plan's (as the read model does).
-			excl := u.Excluded
-			if len(excl) == 0 {
-				excl = v.Excluded
-			}
-			for c, n := range excl {
+			for c, n := range v.ExcludedBy(u) {
 				if n > 0 {
 					b.Queue(`INSERT INTO `+q+`.unmatched_constraints (referral_id, need, excluded_by, services, occurred_at)
 						VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, id, u.Need, c, n, at)

@@ -1,17 +1,12 @@
 package main
 
 import (
-	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/url"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
-	"time"
-
-	"github.com/pquerna/otp/totp"
 )
 
 // TestServeConsole is the README's console walk-through on the real
@@ -51,49 +46,16 @@ func consoleAs(t *testing.T, base, data, name, org, role string) func(path strin
 	if link == "" {
 		t.Fatalf("no invitation link in %q", out)
 	}
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-	var last string
-	do := func(target string, form url.Values) (int, string) {
-		t.Helper()
-		if !strings.HasPrefix(target, "http") {
-			target = base + target
-		}
-		var resp *http.Response
-		var err error
-		if form == nil {
-			resp, err = hc.Get(target)
-		} else {
-			if m := csrf.FindStringSubmatch(last); m != nil {
-				form.Set("csrf", m[1])
-			}
-			resp, err = hc.PostForm(target, form)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		last = string(b)
-		return resp.StatusCode, last
+	c := newConsoleClient(t, base)
+	if status, _ := c.do(http.MethodGet, link, nil); status != http.StatusOK {
+		t.Fatalf("invitation page of %s: %d", name, status)
 	}
-	do(link, nil)
 	pw := "a sentence " + name + " remembers"
-	if status, _ := do("/console/en/invite/"+link[strings.LastIndex(link, "/")+1:], url.Values{"password": {pw}, "password2": {pw}}); status != http.StatusOK {
-		t.Fatalf("redeem: %d", status)
+	if status, body := c.do(http.MethodPost, "/console/en/invite/"+link[strings.LastIndex(link, "/")+1:], url.Values{"password": {pw}, "password2": {pw}}); status != http.StatusOK || !strings.Contains(body, `id="signin-form"`) {
+		t.Fatalf("redeem of %s: %d", name, status)
 	}
-	_, body := do("/console/en/signin", url.Values{"username": {name}, "password": {pw}})
-	secret := regexp.MustCompile(`id="totp-secret">([A-Z2-7 ]+)<`).FindStringSubmatch(body)
-	if secret == nil {
-		t.Fatalf("sign-in of %s did not lead to the second factor's set-up", name)
-	}
-	otpCode, err := totp.GenerateCode(strings.ReplaceAll(secret[1], " ", ""), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if status, body := do("/console/en/enrol", url.Values{"code": {otpCode}}); status != http.StatusOK || !strings.Contains(body, `id="who"`) {
+	if status, body := c.signInFirst(name, pw); status != http.StatusOK || !strings.Contains(body, `id="who"`) {
 		t.Fatalf("enrol of %s: %d", name, status)
 	}
-	return func(path string) (int, string) { return do(path, nil) }
+	return func(path string) (int, string) { return c.do(http.MethodGet, path, nil) }
 }

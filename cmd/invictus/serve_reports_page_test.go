@@ -3,8 +3,6 @@ package main
 import (
 	"io"
 	"net/http"
-	"net/http/cookiejar"
-	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -12,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/pquerna/otp/totp"
 )
 
 // TestServeReportPages opens the coordinators' pages through the real
@@ -37,41 +33,10 @@ func TestServeReportPages(t *testing.T) {
 	if code, _, errOut := runArgs(t, "user", "add", "paula", "--role", "coordinator", "--scope", "pt", "--password-file", pwFile, "--data", data); code != exitOK {
 		t.Fatalf("user add: exit %d: %s", code, errOut)
 	}
-	jar, _ := cookiejar.New(nil)
-	hc := &http.Client{Jar: jar, Timeout: 30 * time.Second}
-	csrf := regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-	var last string
-	do := func(method, path string, form url.Values) (int, string) {
-		t.Helper()
-		var resp *http.Response
-		var err error
-		if form == nil {
-			resp, err = hc.Get(base + path)
-		} else {
-			if m := csrf.FindStringSubmatch(last); m != nil {
-				form.Set("csrf", m[1])
-			}
-			resp, err = hc.PostForm(base+path, form)
-		}
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer resp.Body.Close()
-		b, _ := io.ReadAll(resp.Body)
-		last = string(b)
-		return resp.StatusCode, last
-	}
+	c := newConsoleClient(t, base)
+	do := c.do
 	do(http.MethodGet, "/console/en/signin", nil)
-	status, body := do(http.MethodPost, "/console/en/signin", url.Values{"username": {"paula"}, "password": {pw}})
-	secret := regexp.MustCompile(`id="totp-secret">([A-Z2-7 ]+)<`).FindStringSubmatch(body)
-	if status != http.StatusOK || secret == nil {
-		t.Fatalf("sign-in did not lead to the second factor's set-up: %d", status)
-	}
-	otpCode, err := totp.GenerateCode(strings.ReplaceAll(secret[1], " ", ""), time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if status, _ := do(http.MethodPost, "/console/en/enrol", url.Values{"code": {otpCode}}); status != http.StatusOK {
+	if status, _ := c.signInFirst("paula", pw); status != http.StatusOK {
 		t.Fatalf("enrol: %d", status)
 	}
 
@@ -87,7 +52,7 @@ func TestServeReportPages(t *testing.T) {
 		v, err := strconv.Atoi(m[1])
 		return err == nil && v >= 5
 	})
-	if !strings.Contains(last, "Figures for <strong>PT</strong>") || !strings.Contains(last, `<svg class="trend-chart"`) {
+	if !strings.Contains(c.last, "Figures for <strong>PT</strong>") || !strings.Contains(c.last, `<svg class="trend-chart"`) {
 		t.Errorf("overview: not the national scope, or no trend picture")
 	}
 	for _, page := range []string{"impact", "gaps", "flows", "organisations"} {
