@@ -203,8 +203,9 @@ func (s *Server) survey(_ http.ResponseWriter, r *http.Request, rq *request) (st
 		}
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 5 {
+			// Not a value of the scale: said on the page, nothing sent.
 			d.Error = rq.p.T("survey.err.value")
-			return "survey", http.StatusUnprocessableEntity, nil
+			return "survey", http.StatusUnprocessableEntity, nil //nolint:nilerr // a bad answer is the person's, not the server's
 		}
 		d.Answers[q] = n
 		fb.Answers = append(fb.Answers, events.Answer{Question: q, Value: n})
@@ -221,9 +222,9 @@ func (s *Server) survey(_ http.ResponseWriter, r *http.Request, rq *request) (st
 		d.Error = rq.p.T("survey.err.empty")
 		return "survey", http.StatusUnprocessableEntity, nil
 	}
-	if err := events.ValidatePayload(fb); err != nil {
+	if events.ValidatePayload(fb) != nil {
 		d.Error = rq.p.T("survey.err.value")
-		return "survey", http.StatusUnprocessableEntity, nil
+		return "survey", http.StatusUnprocessableEntity, nil //nolint:nilerr // a bad answer is the person's, not the server's
 	}
 	sent, err := s.sendSurvey(r.Context(), code, fb)
 	if err != nil {
