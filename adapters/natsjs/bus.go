@@ -157,6 +157,9 @@ type Bus struct {
 	subjects *subjectCache
 	streams  sync.Map // stream name -> jetstream.Stream
 	replies  replyMux
+	// appendMu makes the publishes of one chain of events contiguous on
+	// the connection (see appendPipelined).
+	appendMu sync.Mutex
 }
 
 var _ routing.EventLog = (*Bus)(nil)
@@ -405,9 +408,10 @@ func (b *Bus) readBatch(ctx context.Context, replies <-chan *nats.Msg, referralI
 //
 // By default the events are a chain in which no other writer can slip
 // in: published at once, each after the first expecting the stream's last
-// message id to be the event before it (see appendPipelined), and where
-// that fails because another message came in between, one after the
-// other, each expecting the sequence of the one before on the subject. A
+// message id to be the event before it, with one acknowledgement for the
+// whole chain (see appendPipelined), and where that fails because another
+// message came in between, one after the other, each expecting the
+// sequence of the one before on the subject. A
 // crash can leave the first events of a command without the rest; the
 // service completes them on its next read of the referral (see
 // routing.Service). With BusConfig.AtomicBatch the events of one append
@@ -474,14 +478,22 @@ func (b *Bus) replicated(ctx context.Context) bool {
 // appendPipelined publishes a chain of events at once: every event after
 // the first expects the stream's last message id to be the event before
 // it, so that it is stored only right after that event, with nothing in
-// between (JetStream handles the publishes of one connection in order).
-// It returns how many events were stored and the sequence of the last
-// one. When something else was stored in between (another referral's
-// event, usually), the events from there on fail, and are left for
-// appendChain; msgs themselves are not changed (the expectations of the
-// last message id are set on copies).
+// between (JetStream handles the publishes of one connection in order, and
+// the bus publishes one chain at a time). Only the last event asks for
+// JetStream's acknowledgement: it is stored only if every event before it
+// is, so its acknowledgement stands for the whole chain, and a chain of
+// n events costs one acknowledgement instead of n. It returns how many
+// events were stored and the sequence of the last one. When the last is
+// refused, the events stored are found by reading the subject's last
+// message (another writer on the stream came in between, or the first
+// event was refused; the rest is left for appendChain, which also tells a
+// refused first event's reason); msgs themselves are not changed (the
+// expectations of the last message id are set on copies).
 func (b *Bus) appendPipelined(ctx context.Context, a routing.Append, msgs []*nats.Msg) (int, uint64, error) {
-	futures := make([]jetstream.PubAckFuture, 0, len(msgs))
+	last := len(msgs) - 1
+	b.appendMu.Lock()
+	var f jetstream.PubAckFuture
+	var err error
 	for i, m := range msgs {
 		pm := m
 		if i > 0 {
@@ -492,41 +504,57 @@ func (b *Bus) appendPipelined(ctx context.Context, a routing.Append, msgs []*nat
 			prev := a.Events[i-1].Event
 			pm.Header.Set(jetstream.ExpectedLastMsgIDHeader, events.MsgID(prev.Source(), prev.ID()))
 		}
-		f, err := b.js.PublishMsgAsync(pm)
-		if err != nil {
-			if i == 0 {
-				return 0, 0, appendError(a.ReferralID, err)
-			}
-			break // the rest one by one
+		if i < last {
+			err = b.nc.PublishMsg(pm)
+		} else {
+			f, err = b.js.PublishMsgAsync(pm)
 		}
-		futures = append(futures, f)
+		if err != nil {
+			break
+		}
 	}
-	var last uint64
-	for i, f := range futures {
-		var ack *jetstream.PubAck
-		var err error
-		select {
-		case ack = <-f.Ok():
-		case err = <-f.Err():
-		case <-ctx.Done():
-			err = ctx.Err()
-		}
-		if err != nil {
-			var apiErr *jetstream.APIError
-			if i > 0 && errors.As(err, &apiErr) && apiErr.ErrorCode == errCodeWrongLastMsgID {
-				return i, last, nil
-			}
-			return i, 0, chainError(a, i, err)
-		}
-		if ack.Duplicate {
-			return i, 0, fmt.Errorf("%w: referral %s event %s", routing.ErrDuplicate, a.ReferralID, a.Events[i].Event.ID())
-		}
-		if i == 0 {
+	b.appendMu.Unlock()
+	if err != nil {
+		return b.storedOf(ctx, a, err)
+	}
+	var ack *jetstream.PubAck
+	select {
+	case ack = <-f.Ok():
+	case err = <-f.Err():
+	case <-ctx.Done():
+		err = ctx.Err()
+	}
+	if err != nil {
+		return b.storedOf(ctx, a, err)
+	}
+	if ack.Duplicate {
+		return 0, 0, fmt.Errorf("%w: referral %s event %s", routing.ErrDuplicate, a.ReferralID, a.Events[last].Event.ID())
+	}
+	b.subjects.put(a.ReferralID, a.Subject)
+	return len(msgs), ack.Sequence, nil
+}
+
+// storedOf returns how many events of a's chain are stored, and the
+// sequence of the last of them, after the chain's last event was refused
+// with err: the events up to the subject's last message, when that is
+// one of a's events; none otherwise.
+func (b *Bus) storedOf(ctx context.Context, a routing.Append, err error) (int, uint64, error) {
+	var apiErr *jetstream.APIError
+	if !errors.As(err, &apiErr) || apiErr.ErrorCode != errCodeWrongLastMsgID {
+		return 0, 0, chainError(a, len(a.Events)-1, err)
+	}
+	seq, m, err := b.last(ctx, a.Subject)
+	if err != nil || m == nil {
+		return 0, 0, err
+	}
+	id := m.Header.Get(jetstream.MsgIDHeader)
+	for i, o := range a.Events {
+		if events.MsgID(o.Event.Source(), o.Event.ID()) == id {
 			b.subjects.put(a.ReferralID, a.Subject)
+			return i + 1, seq, nil
 		}
-		last = ack.Sequence
 	}
-	return len(futures), last, nil
+	return 0, 0, nil
 }
 
 // appendChain publishes msgs[from:] one after the other, each expecting

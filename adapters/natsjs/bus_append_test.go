@@ -111,3 +111,40 @@ func TestAppendChainsUnderContention(t *testing.T) {
 		t.Fatalf("a second subject for one referral: %v, want a conflict", err)
 	}
 }
+
+// A chain of events costs the server one acknowledgement, not one per
+// event: only the last event of a chain asks for one.
+func TestAppendChainIsAcknowledgedOnce(t *testing.T) {
+	t.Parallel()
+	n := newNet(t, time.Hour)
+	ctx := context.Background()
+	nc, err := n.connect(ctx, "writer")
+	if err != nil {
+		t.Fatal(err)
+	}
+	bus, err := natsjs.NewBus(nc, natsjs.BusConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const chains = 20
+	var as []routing.Append
+	for range chains {
+		as = append(as, chain(t, events.NewReferralID()))
+	}
+	in0, out0 := n.srv.Msgs()
+	for _, a := range as {
+		if _, err := bus.Append(ctx, a); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in1, out1 := n.srv.Msgs()
+	for _, a := range as {
+		if got := len(n.log(a.ReferralID)); got != 3 {
+			t.Fatalf("referral %s holds %d events, want 3", a.ReferralID, got)
+		}
+	}
+	t.Logf("%d chains of 3 events: %d messages in, %d out", chains, in1-in0, out1-out0)
+	if out := out1 - out0; out > chains+chains/2 {
+		t.Errorf("%d chains of 3 events: the server sent %d messages, want about one acknowledgement per chain", chains, out)
+	}
+}
