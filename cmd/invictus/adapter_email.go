@@ -107,23 +107,11 @@ func newAdapterEmailFailuresCmd() *cobra.Command {
 		if org != "" && !events.IsOrgID(org) {
 			return &flagError{flag: "org", value: org, err: errors.New("not an organisation id (<country>.<slug>)")}
 		}
-		opts := []nats.Option{nats.Name("invictus-adapter-email-failures"), nats.Timeout(adapterConnectTimeout)}
-		if creds != "" {
-			opt, err := natsCredsOption(creds)
-			if err != nil {
-				return &flagError{flag: "nats-creds", value: creds, err: err}
-			}
-			opts = append(opts, opt)
-		}
-		nc, err := nats.Connect(natsURL, opts...)
-		if err != nil {
-			return &flagError{flag: "nats-url", value: redactURLs(natsURL), err: err}
-		}
-		defer nc.Close()
-		js, err := jetstream.New(nc)
+		nc, js, err := connectEmailAdapter(natsURL, creds, nats.Name("invictus-adapter-email-failures"))
 		if err != nil {
 			return err
 		}
+		defer nc.Close()
 		ctx, cancel := context.WithTimeout(cmd.Context(), adapterConnectTimeout)
 		defer cancel()
 		kv, err := js.KeyValue(ctx, natsjs.BucketEmail)
@@ -171,23 +159,11 @@ func runAdapterEmail(ctx context.Context, s emailSettings, natsURL, creds, liste
 		return err
 	}
 	defer ln.Close()
-	opts := append([]nats.Option{nats.Name("invictus-adapter-email"), nats.Timeout(adapterConnectTimeout), nats.MaxReconnects(-1)}, tlsOpts...)
-	if creds != "" {
-		opt, err := natsCredsOption(creds)
-		if err != nil {
-			return &flagError{flag: "nats-creds", value: creds, err: err}
-		}
-		opts = append(opts, opt)
-	}
-	nc, err := nats.Connect(natsURL, opts...)
-	if err != nil {
-		return &flagError{flag: "nats-url", value: redactURLs(natsURL), err: err}
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
+	nc, js, err := connectEmailAdapter(natsURL, creds, append([]nats.Option{nats.Name("invictus-adapter-email"), nats.MaxReconnects(-1)}, tlsOpts...)...)
 	if err != nil {
 		return err
 	}
+	defer nc.Close()
 	cctx, cancel := context.WithTimeout(ctx, adapterConnectTimeout)
 	defer cancel()
 	kv, err := js.KeyValue(cctx, natsjs.BucketDirectory)
@@ -255,4 +231,28 @@ func runAdapterEmail(ctx context.Context, s emailSettings, natsURL, creds, liste
 	runErr = errors.Join(runErr, srv.shutdown(sctx))
 	logger.Info("email adapter stopped")
 	return runErr
+}
+
+// connectEmailAdapter connects to the NATS server at natsURL with the
+// credentials file creds (none when empty) and opts, within
+// adapterConnectTimeout; errors name the flag to mend.
+func connectEmailAdapter(natsURL, creds string, opts ...nats.Option) (*nats.Conn, jetstream.JetStream, error) {
+	opts = append(opts, nats.Timeout(adapterConnectTimeout))
+	if creds != "" {
+		opt, err := natsCredsOption(creds)
+		if err != nil {
+			return nil, nil, &flagError{flag: "nats-creds", value: creds, err: err}
+		}
+		opts = append(opts, opt)
+	}
+	nc, err := nats.Connect(natsURL, opts...)
+	if err != nil {
+		return nil, nil, &flagError{flag: "nats-url", value: redactURLs(natsURL), err: err}
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, err
+	}
+	return nc, js, nil
 }

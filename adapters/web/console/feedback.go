@@ -99,10 +99,7 @@ func (s *Server) feedbackLink(_ http.ResponseWriter, r *http.Request, rq *reques
 	org := rq.user.Org
 	f, err := s.load(r.Context(), id, org)
 	if errors.Is(err, errNotFound) {
-		s.auditLine(r.Context(), rq.user, "action_refused", "", id)
-		rq.pg.Title = rq.p.T("error.title")
-		rq.pg.Data = messageData{Text: rq.p.T("error.not_party")}
-		return "message", http.StatusNotFound, nil
+		return s.notParty(r.Context(), rq, "action_refused", id)
 	}
 	if err != nil {
 		return "message", 0, err

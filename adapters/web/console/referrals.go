@@ -282,16 +282,23 @@ type entry struct {
 	Note string
 }
 
+// notParty answers a person whose organisation is no party of referral
+// id exactly as if it did not exist, as the API does, and audits the
+// refusal as what.
+func (s *Server) notParty(ctx context.Context, rq *request, what, id string) (string, int, error) {
+	s.auditLine(ctx, rq.user, what, "", id)
+	rq.pg.Title = rq.p.T("error.title")
+	rq.pg.Data = messageData{Text: rq.p.T("error.not_party")}
+	return "message", http.StatusNotFound, nil
+}
+
 // referral shows one referral to a party of it; to anyone else it is
 // "not found", as in the API.
 func (s *Server) referral(_ http.ResponseWriter, r *http.Request, rq *request) (string, int, error) {
 	id := r.PathValue("id")
 	f, err := s.load(r.Context(), id, rq.user.Org)
 	if errors.Is(err, errNotFound) {
-		s.auditLine(r.Context(), rq.user, "open_refused", "", id)
-		rq.pg.Title = rq.p.T("error.title")
-		rq.pg.Data = messageData{Text: rq.p.T("error.not_party")}
-		return "message", http.StatusNotFound, nil
+		return s.notParty(r.Context(), rq, "open_refused", id)
 	}
 	if err != nil {
 		return "referral", 0, err
@@ -444,10 +451,7 @@ func (s *Server) act(w http.ResponseWriter, r *http.Request, rq *request) (strin
 	rq.pg.Seal = true // the referral page, drawn again on an error
 	f, err := s.load(r.Context(), id, org)
 	if errors.Is(err, errNotFound) {
-		s.auditLine(r.Context(), rq.user, "action_refused", "", id)
-		rq.pg.Title = rq.p.T("error.title")
-		rq.pg.Data = messageData{Text: rq.p.T("error.not_party")}
-		return "message", http.StatusNotFound, nil
+		return s.notParty(r.Context(), rq, "action_refused", id)
 	}
 	if err != nil {
 		return "referral", 0, err
