@@ -565,17 +565,24 @@ func (l *clusterLoad) finish(js jetstream.JetStream) {
 	}
 	n := len(l.byRef)
 	var logs map[string][]crashMsg
-	deadline := time.Now().Add(3 * time.Minute)
+	// A stall, not a slow machine, fails the test: the clock restarts
+	// whenever another offer is accepted or another referral completes.
+	const stall = 3 * time.Minute
+	lastAccepted, lastIncomplete := int64(-1), -1
+	progressed := time.Now()
 	for l.accepted.Load() < int64(n) || crashIncomplete(logs, l.byRef) != 0 {
 		if t.Failed() {
 			t.FailNow()
 		}
-		if time.Now().After(deadline) {
+		if a, inc := l.accepted.Load(), crashIncomplete(logs, l.byRef); a != lastAccepted || inc != lastIncomplete {
+			lastAccepted, lastIncomplete, progressed = a, inc, time.Now()
+		}
+		if time.Since(progressed) > stall {
 			crashDiagnose(t, js, crashLogs(t, js), l.byRef)
 			for _, d := range l.diagnose {
 				d()
 			}
-			t.Fatalf("after 3 min, %d of %d offers accepted", l.accepted.Load(), n)
+			t.Fatalf("no progress for %s: %d of %d offers accepted", stall, l.accepted.Load(), n)
 		}
 		idle(t.Context(), 200*time.Millisecond) // polling progress
 		if l.accepted.Load() >= int64(n) {
