@@ -23,6 +23,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/seal"
 )
 
@@ -89,19 +90,11 @@ func (p *inproc) stop() int {
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
+// waitFor polls cond until it holds (see testenv.Await: the test binary's
+// timeout, not a clock, bounds the wait; the duration argument is unused).
+func waitFor(t *testing.T, _ time.Duration, what string, cond func() bool) {
 	t.Helper()
-	// On a loaded 2-core machine running the whole suite, what takes a
-	// second alone can take minutes; a wait that succeeds returns at once.
-	timeout = max(timeout, 3*time.Minute)
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testenv.Await(t, what, cond)
 }
 
 // freeAddr returns a 127.0.0.1 address on which nothing listens.

@@ -21,7 +21,9 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"fmt"
 	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // Values the end-to-end binary is linked with, to check `version`.
@@ -108,25 +110,28 @@ func startNode(t *testing.T, dataDir string, extra ...string) *node {
 		}
 	})
 
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		data, err := os.ReadFile(n.addrFile)
-		if err == nil {
-			if err := json.Unmarshal(data, n); err != nil {
-				t.Fatalf("addr file %q: %v", data, err)
-			}
-			return n
-		}
+	var exitErr error
+	testenv.Await(t, "serve's addr file", func() bool {
 		select {
 		case <-n.exited:
-			t.Fatalf("serve exited before it was ready: %v\n%s", n.waitErr, n.stderr)
+			exitErr = fmt.Errorf("serve exited before it was ready: %v", n.waitErr)
+			return true
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no addr file after 60 s\n%s", n.stderr)
-		}
-		time.Sleep(20 * time.Millisecond)
+		_, err := os.Stat(n.addrFile)
+		return err == nil
+	}, n.stderr.String)
+	if exitErr != nil {
+		t.Fatalf("%v\n%s", exitErr, n.stderr)
 	}
+	data, err := os.ReadFile(n.addrFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(data, n); err != nil {
+		t.Fatalf("addr file %q: %v", data, err)
+	}
+	return n
 }
 
 // stop sends SIGTERM and returns the exit code.
