@@ -19,6 +19,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/web"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/ratelimit"
 	"github.com/invictus-network/invictus/routing"
 	"github.com/invictus-network/invictus/schemas"
 )
@@ -223,7 +224,7 @@ type Server struct {
 	cities  []directory.City
 	mux     *http.ServeMux
 	accts   *Accounts
-	limiter *limiter
+	limiter *ratelimit.Keyed
 	exitURL template.URL
 }
 
