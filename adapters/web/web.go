@@ -314,7 +314,7 @@ type pageData struct {
 	Section string
 	Draft   bool
 	ExitURL template.URL
-	Langs   []langLink
+	Langs   []LangLink
 	Robots  string
 	Data    any
 	// Scripts are the page's own ES modules (static/<name>), loaded
@@ -322,19 +322,6 @@ type pageData struct {
 	Scripts []string
 	// Connect lets the page fetch from this node (CSP connect-src 'self').
 	Connect bool
-}
-
-// langLink is one entry of the language switcher: the same page in
-// another language.
-type langLink struct {
-	Code, Name, URL string
-	Current         bool
-}
-
-// languageNames are the languages' own names, for the switcher.
-var languageNames = map[string]string{
-	"en": "English", "bg": "Български", "hr": "Hrvatski", "fi": "Suomi",
-	"fr": "Français", "it": "Italiano", "nl": "Nederlands", "pt": "Português",
 }
 
 // handler is a page: it fills rq.pg and returns the view to draw and the
@@ -386,20 +373,12 @@ func (s *Server) page(lang string, h handler) http.HandlerFunc {
 // langLinks returns the current page in every language. A page reached by
 // a posted form links to the same page without the form: the search stays
 // out of the address.
-func (s *Server) langLinks(r *http.Request, lang string) []langLink {
-	rest := strings.TrimPrefix(r.URL.Path, "/"+lang)
-	if !strings.HasPrefix(rest, "/") {
-		rest = "/"
-	}
+func (s *Server) langLinks(r *http.Request, lang string) []LangLink {
 	q := ""
 	if r.Method != http.MethodPost && r.URL.RawQuery != "" {
 		q = "?" + r.URL.RawQuery
 	}
-	out := make([]langLink, 0, len(Languages))
-	for _, l := range Languages {
-		out = append(out, langLink{Code: l, Name: languageNames[l], URL: "/" + l + rest + q, Current: l == lang})
-	}
-	return out
+	return LangLinks("/", lang, r.URL.Path, q)
 }
 
 // newNonce returns 128 random bits, base64: the nonce of one response.

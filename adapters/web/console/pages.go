@@ -37,7 +37,7 @@ type pageData struct {
 	Section string
 	Draft   bool
 	ExitURL template.URL
-	Langs   []langLink
+	Langs   []web.LangLink
 	// User is the signed-in person (nil on the sign-in pages); CSRF the
 	// token of her forms.
 	User    *User
@@ -49,16 +49,6 @@ type pageData struct {
 	// browser (the referral page).
 	Seal bool
 	Data any
-}
-
-type langLink struct {
-	Code, Name, URL string
-	Current         bool
-}
-
-var languageNames = map[string]string{
-	"en": "English", "bg": "Български", "hr": "Hrvatski", "fi": "Suomi",
-	"fr": "Français", "it": "Italiano", "nl": "Nederlands", "pt": "Português",
 }
 
 // handler is a page: it fills rq.pg and returns the view and status; a
@@ -227,16 +217,12 @@ func (s *Server) orgName(id string) string {
 
 // langLinks returns the current page in every language; a posted page
 // links to the same page without the form.
-func langLinks(r *http.Request, lang string) []langLink {
-	rest := strings.TrimPrefix(r.URL.Path, Prefix+lang)
-	if !strings.HasPrefix(rest, "/") || rest == "/send" {
-		rest = "/"
+func langLinks(r *http.Request, lang string) []web.LangLink {
+	path := r.URL.Path
+	if path == Prefix+lang+"/send" {
+		path = "" // only ever posted: link to the home page
 	}
-	out := make([]langLink, 0, len(web.Languages))
-	for _, l := range web.Languages {
-		out = append(out, langLink{Code: l, Name: languageNames[l], URL: Prefix + l + rest, Current: l == lang})
-	}
-	return out
+	return web.LangLinks(Prefix, lang, path, "")
 }
 
 // auditLine records what a person did: in the organisation's audit log
