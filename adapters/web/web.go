@@ -267,16 +267,25 @@ func (s *Server) routes() {
 }
 
 // ServeHTTP serves the pages, with the security headers on every response.
+// The pages may ask for the visitor's position (the map's "near me").
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
+	SetSecurityHeaders(w.Header(), "geolocation=(self)")
+	s.mux.ServeHTTP(w, r)
+}
+
+// SetSecurityHeaders sets the headers every response of the public pages
+// and the console carries: no sniffing, no referrer, no framing, opener
+// and resources same-origin only, no powerful feature but geolocation as
+// given ("geolocation=()" or "geolocation=(self)"), and a policy that
+// loads nothing (a page replaces it with its own [CSP]).
+func SetSecurityHeaders(h http.Header, geolocation string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	h.Set("Permissions-Policy", "geolocation=(self), camera=(), microphone=(), payment=(), usb=(), interest-cohort=()")
+	h.Set("Permissions-Policy", geolocation+", camera=(), microphone=(), payment=(), usb=(), interest-cohort=()")
 	h.Set("Content-Security-Policy", "default-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-	s.mux.ServeHTTP(w, r)
 }
 
 // CSP returns the Content-Security-Policy of a page whose scripts carry
@@ -366,7 +375,7 @@ func (s *Server) page(lang string, h handler) http.HandlerFunc {
 		// Pages are never stored: on a shared device a cached page is a
 		// trace of the visit.
 		h.Set("Cache-Control", "no-store")
-		writeBody(w, r, status, body)
+		WriteBody(w, r, status, body)
 	}
 }
 
@@ -390,8 +399,11 @@ func newNonce() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// writeBody writes body, gzip-compressed when the client accepts it.
-func writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte) {
+// WriteBody writes body with status, gzip-compressed when it is larger
+// than 512 bytes and the client accepts gzip (not with q=0), with its
+// Content-Length, and without it to a HEAD request. The console writes
+// its pages with it too.
+func WriteBody(w http.ResponseWriter, r *http.Request, status int, body []byte) {
 	h := w.Header()
 	h.Add("Vary", "Accept-Encoding")
 	if acceptsGzip(r) && len(body) > 512 {

@@ -1,8 +1,6 @@
 package console
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,7 +12,6 @@ import (
 	"mime"
 	"net/http"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/invictus-network/invictus/adapters/web"
@@ -196,7 +193,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, rq *request, view
 	h.Set("Content-Security-Policy", CSP(rq.pg.Nonce))
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Language", rq.lang)
-	writeBody(w, r, status, body)
+	web.WriteBody(w, r, status, body)
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
@@ -254,25 +251,6 @@ type AuditLine struct {
 	Action   string    `json:"action"`
 	Referral string    `json:"referral,omitempty"`
 	Detail   string    `json:"detail,omitempty"`
-}
-
-// writeBody writes body, gzip-compressed when the client accepts it.
-func writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte) {
-	h := w.Header()
-	h.Add("Vary", "Accept-Encoding")
-	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") && len(body) > 512 {
-		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-		_, _ = zw.Write(body)
-		_ = zw.Close()
-		body = buf.Bytes()
-		h.Set("Content-Encoding", "gzip")
-	}
-	h.Set("Content-Length", fmt.Sprint(len(body)))
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
-	}
 }
 
 // staticFile is one embedded file, versioned by a hash of its content.
@@ -336,5 +314,5 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Set("Cache-Control", "public, max-age=300")
 	}
-	writeBody(w, r, http.StatusOK, f.body)
+	web.WriteBody(w, r, http.StatusOK, f.body)
 }
