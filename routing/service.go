@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
@@ -55,6 +56,8 @@ type ServiceConfig struct {
 	// expiry, and every change of a referral's status, for metrics.
 	// Default none.
 	Observer Observer
+	// Tracer starts the spans of matching and appending. Default none.
+	Tracer Tracer
 }
 
 // WithDefaults returns a copy of c with every unset field given its default.
@@ -74,6 +77,9 @@ func (c ServiceConfig) WithDefaults() ServiceConfig {
 	}
 	if c.Observer == nil {
 		c.Observer = nopObserver{}
+	}
+	if c.Tracer == nil {
+		c.Tracer = nopTracer{}
 	}
 	return c
 }
@@ -165,7 +171,7 @@ func (s *Service) handle(ctx context.Context, cmd *events.Envelope, by referral.
 	}
 	key := cmd.Event.Source() + " " + cmd.Event.ID()
 	err := s.retry(ctx, id, func(st refState) ([]Outgoing, referral.State, error) {
-		out, next, err := s.decide(st, cmd, by, key)
+		out, next, err := s.decide(ctx, st, cmd, by, key)
 		changed = len(out) > 0
 		return out, next, err
 	})
@@ -247,7 +253,7 @@ func (s *Service) retry(ctx context.Context, id string, decide decideFunc) error
 				return err
 			}
 		}
-		owed, done, err := s.complete(st)
+		owed, done, err := s.complete(ctx, st)
 		if err != nil {
 			if speculative {
 				speculative = false
@@ -304,12 +310,15 @@ func (s *Service) append(ctx context.Context, st refState, out []Outgoing, next 
 			return st, rejectErr(&referral.Error{Code: referral.CodeInvalid, Pointer: "/data/location/country", Message: err.Error()})
 		}
 	}
-	seq, err := s.log.Append(ctx, Append{ReferralID: next.ID, Subject: subject, Expected: st.Sequence, Events: out})
+	actx, end := s.cfg.Tracer.Start(ctx, SpanAppend, AttrReferral, next.ID, AttrEvents, strconv.Itoa(len(out)), AttrEventType, eventTypes(out))
+	seq, err := s.log.Append(actx, Append{ReferralID: next.ID, Subject: subject, Expected: st.Sequence, Events: out})
 	if err != nil {
+		end(err)
 		s.cache.drop(next.ID)
 		s.cfg.Logger.DebugContext(ctx, "routing: append failed", slog.String("referral", next.ID), slog.Any("error", err))
 		return st, err
 	}
+	end(nil)
 	next.Sequence = seq
 	done := refState{State: next, subject: subject}
 	s.cache.put(done)
@@ -323,7 +332,7 @@ func (s *Service) append(ctx context.Context, st refState, out []Outgoing, next 
 // reports). Their ids derive from the referral and its last sequence, so
 // two instances completing the same state write the same events, and the
 // log keeps one.
-func (s *Service) complete(st refState) ([]Outgoing, referral.State, error) {
+func (s *Service) complete(ctx context.Context, st refState) ([]Outgoing, referral.State, error) {
 	if !st.Exists() || st.Status == referral.StatusErased {
 		return nil, st.State, nil
 	}
@@ -333,7 +342,7 @@ func (s *Service) complete(st refState) ([]Outgoing, referral.State, error) {
 	var out []Outgoing
 	first := 0
 	if next.Status == referral.StatusRequested {
-		plan, err := s.plan(events.Requested{Profile: next.Profile, PreferredOrganisation: next.PreferredOrganisation}, next.Referrer, now)
+		plan, err := s.plan(ctx, events.Requested{Profile: next.Profile, PreferredOrganisation: next.PreferredOrganisation}, next.Referrer, now)
 		if err != nil {
 			return nil, st.State, err
 		}
@@ -352,7 +361,7 @@ func (s *Service) complete(st refState) ([]Outgoing, referral.State, error) {
 }
 
 // decide authorises cmd on st and returns the events to append.
-func (s *Service) decide(st refState, cmd *events.Envelope, by referral.Actor, key string) ([]Outgoing, referral.State, error) {
+func (s *Service) decide(ctx context.Context, st refState, cmd *events.Envelope, by referral.Actor, key string) ([]Outgoing, referral.State, error) {
 	now := s.cfg.Now()
 	d, err := referral.Decide(st.State, cmd, by, now, s.cfg.Deadlines)
 	if errors.Is(err, referral.ErrDuplicate) {
@@ -377,7 +386,7 @@ func (s *Service) decide(st refState, cmd *events.Envelope, by referral.Actor, k
 	}
 	pays, first := d.Events, 0
 	if req, ok := cmd.Payload.(*events.Requested); ok {
-		plan, err := s.plan(*req, next.Referrer, now)
+		plan, err := s.plan(ctx, *req, next.Referrer, now)
 		if err != nil {
 			return nil, st.State, err
 		}
@@ -406,7 +415,10 @@ func (s *Service) decide(st refState, cmd *events.Envelope, by referral.Actor, k
 // from the organisation referrer (whose own services are never planned).
 // A profile the matcher refuses is a rejection; any other failure is
 // retried.
-func (s *Service) plan(req events.Requested, referrer string, now time.Time) (*events.Planned, error) {
+func (s *Service) plan(ctx context.Context, req events.Requested, referrer string, now time.Time) (_ *events.Planned, err error) {
+	_, end := s.cfg.Tracer.Start(ctx, SpanMatch, AttrNeeds, strings.Join(req.Profile.Needs, ","))
+	var groups, unmatched int
+	defer func() { end(err, AttrGroups, strconv.Itoa(groups), AttrUnmatched, strconv.Itoa(unmatched)) }()
 	opts := []MatchOption{At(now), WithReferrer(referrer)}
 	if req.PreferredOrganisation != "" {
 		opts = append(opts, WithPreferredOrganisation(req.PreferredOrganisation))
@@ -419,6 +431,7 @@ func (s *Service) plan(req events.Requested, referrer string, now time.Time) (*e
 		return nil, fmt.Errorf("%w: plan: %w", ErrUnavailable, err)
 	}
 	ev := p.Event()
+	groups, unmatched = len(ev.Groups), len(ev.Unmatched)
 	return &ev, nil
 }
 

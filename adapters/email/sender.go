@@ -15,8 +15,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/tracing"
 	"github.com/invictus-network/invictus/internal/wire"
 )
 
@@ -277,6 +279,8 @@ func (s *sender) handle(ctx context.Context, org string, m events.Message, deliv
 		a.metrics.messages.WithLabelValues("undecodable").Inc()
 		return 0, fmt.Errorf("undecodable delivery: %w", err)
 	}
+	ctx, span := tracing.StartDelivery(ctx, "email", m.Header, org, env.Event.Type(), env.Event.ID(), env.Event.Subject())
+	defer span.End()
 	reminder := false
 	for k, vs := range m.Header {
 		if strings.EqualFold(k, headerReminder) && len(vs) > 0 && vs[0] != "" {
@@ -320,6 +324,7 @@ func (s *sender) handle(ctx context.Context, org string, m events.Message, deliv
 	a.metrics.sendSeconds.Observe(time.Since(start).Seconds())
 	if err == nil {
 		a.metrics.messages.WithLabelValues("sent").Inc()
+		span.SetAttributes(attribute.String(tracing.KeyOutcome, "sent"))
 		if _, err := a.deps.Marks.Create(ctx, sentKey, []byte(out.Kind)); err != nil && !errors.Is(err, fs.ErrExist) {
 			a.cfg.Logger.WarnContext(ctx, "email: sent mark not stored", slog.String("organisation", org), slog.Any("error", err))
 		}

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/tracing"
 )
 
 // Dispatcher delivers each organisation's deliveries to its webhooks: for
@@ -213,6 +214,8 @@ func (d *Dispatcher) deliver(ctx context.Context, h Webhook, seq uint64, m event
 		d.log.WarnContext(ctx, "httpapi: undecodable delivery not sent", slog.String("webhook", h.ID), slog.Uint64("seq", seq), slog.Any("error", err))
 		return d.saveCursor(ctx, h, seq)
 	}
+	ctx, span := tracing.StartDelivery(ctx, "webhook", m.Header, h.Org, env.Event.Type(), env.Event.ID(), env.Event.Subject())
+	defer span.End()
 	msgID := env.Event.ID()
 	for k, vs := range m.Header {
 		if strings.EqualFold(k, HeaderReminder) && len(vs) > 0 && vs[0] != "" {
@@ -240,6 +243,7 @@ func (d *Dispatcher) deliver(ctx context.Context, h Webhook, seq uint64, m event
 			a.NextAttemptAt = &next
 		}
 		d.metrics.WebhookAttempts.WithLabelValues(a.Result).Inc()
+		traceAttempt(span, a)
 		d.appendLog(ctx, h, a)
 		if a.Result != ResultFailed {
 			if a.Result == ResultGaveUp {
@@ -274,6 +278,7 @@ func (d *Dispatcher) post(ctx context.Context, h Webhook, env *events.Envelope, 
 		return 0, err
 	}
 	req.Header.Set("User-Agent", "invictus-webhooks/1")
+	tracing.InjectHTTP(ctx, req.Header)
 	resp, err := d.client.Do(req)
 	if err != nil {
 		if errors.Is(err, errNotPublic) {

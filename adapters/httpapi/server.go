@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/invictus-network/invictus/internal/ratelimit"
+	"github.com/invictus-network/invictus/internal/tracing"
 )
 
 // Defaults and limits of [Config].
@@ -489,6 +490,7 @@ func (s *Server) route(pattern string, eps map[string]endpoint) {
 	}
 	allowed := strings.Join(sortedStrings(allow), ", ")
 	s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+		tracing.Route(r, pattern)
 		method := r.Method
 		if method == http.MethodHead {
 			method = http.MethodGet

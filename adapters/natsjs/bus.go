@@ -17,6 +17,7 @@ import (
 
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/clip"
+	"github.com/invictus-network/invictus/internal/tracing"
 	"github.com/invictus-network/invictus/internal/wire"
 	"github.com/invictus-network/invictus/routing"
 )
@@ -432,6 +433,7 @@ func (b *Bus) Append(ctx context.Context, a routing.Append) (uint64, error) {
 		}
 		msgs[i] = m
 	}
+	traceAppend(ctx, a, msgs)
 	first := msgs[0].Header
 	first.Set(hdrExpectedSubjSeq, strconv.FormatUint(a.Expected, 10))
 	if a.Expected == 0 {
@@ -708,6 +710,7 @@ func (b *Bus) deliver(ctx context.Context, org string, env *events.Envelope) err
 	}
 	m := &nats.Msg{Subject: subject, Header: nats.Header(em.Header), Data: em.Data}
 	m.Header.Set(jetstream.MsgIDHeader, events.MsgID(env.Event.Source(), env.Event.ID())+"."+org)
+	tracing.Inject(ctx, m.Header)
 	ctx, cancel := b.ctx(ctx)
 	defer cancel()
 	if _, err := b.js.PublishMsg(ctx, m); err != nil {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/tracing"
 	"github.com/invictus-network/invictus/internal/wire"
 )
 
@@ -237,6 +238,7 @@ func (s *InboundSink) Submit(ctx context.Context, org string, msg events.Message
 		return fmt.Errorf("natsjs: %w", err)
 	}
 	m := &nats.Msg{Subject: msg.Subject, Header: nats.Header(msg.Header), Data: msg.Data}
+	tracing.Inject(ctx, m.Header) // the router's span is the request's child
 	ctx, cancel := httpCtx(ctx)
 	defer cancel()
 	if _, err := s.js.PublishMsg(ctx, m, jetstream.WithExpectStream(StreamInbound)); err != nil {

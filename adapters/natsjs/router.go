@@ -369,6 +369,8 @@ func (r *Router) handleCommand(ctx context.Context, m jetstream.Msg) {
 		r.rejectRaw(ctx, m, org, routing.RejectionOf(err))
 		return
 	}
+	ctx, span := traceCommand(ctx, m, org, env)
+	defer span.End()
 	if id := m.Headers().Get(jetstream.MsgIDHeader); id != "" && env.Event.Source() == events.SourceOf(org) && id != events.MsgID(env.Event.Source(), env.Event.ID()) {
 		// JetStream deduplicates on Nats-Msg-Id across the whole stream:
 		// a key that is not the sender's own source and id would shadow
@@ -385,6 +387,7 @@ func (r *Router) handleCommand(ctx context.Context, m jetstream.Msg) {
 		return
 	}
 	err = r.svc.Handle(ctx, env, referral.Actor{Org: org})
+	traceOutcome(span, err)
 	switch {
 	case err == nil:
 		r.held.ack(m, r.cfg.Logger)
@@ -619,6 +622,8 @@ func (r *Router) finishDispatch(ctx context.Context, j *dispatchJob) {
 // event in flight; it is called before anything that must come after
 // them.
 func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, flush func()) *dispatchJob {
+	ctx, span := traceDispatch(ctx, m)
+	defer span.End()
 	j := &dispatchJob{m: m, deadline: time.Now().Add(r.bus.cfg.Timeout)}
 	_, id, err := events.ParseReferralSubject(m.Subject())
 	if err != nil {
@@ -704,6 +709,7 @@ func (r *Router) deliverCopies(ctx context.Context, id string, orgs []string, h 
 			}
 		}
 		c := eventCopy(subject, h, data)
+		traceCopy(ctx, c, org)
 		c.Header.Set(HeaderSequence, strconv.FormatUint(seq, 10))
 		if dedupe && eventID != "" {
 			c.Header.Set(jetstream.MsgIDHeader, eventID+"."+org)
