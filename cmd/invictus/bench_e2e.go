@@ -13,6 +13,8 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/internal/bench"
+	"github.com/invictus-network/invictus/internal/tracing"
+	"github.com/invictus-network/invictus/routing"
 )
 
 type benchE2EOptions struct {
@@ -32,6 +34,7 @@ type benchE2EOptions struct {
 	cpuProfile  string
 	heapProfile string
 	wait        time.Duration
+	otlp        string
 }
 
 func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
@@ -94,6 +97,7 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the routing runs to this file")
 	f.StringVar(&o.heapProfile, "memprofile", "", "write a heap profile, taken after the runs with the --open referrals still open, to this file")
 	f.DurationVar(&o.wait, "wait", bench.WaitDefault, "how long each run may take once its load is offered")
+	f.StringVar(&o.otlp, "otlp-endpoint", "", "export the router's OpenTelemetry traces over OTLP/HTTP to this receiver's base URL, as serve --otlp-endpoint does, to measure what tracing costs")
 	logs := addLogFlags(cmd)
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -106,6 +110,11 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 			return err
 		}
 		cfg.Logger = logger
+		stopTracing, err := startBenchTracing(cmd.Context(), o.otlp, errOut)
+		if err != nil {
+			return err
+		}
+		defer stopTracing()
 		if o.cpuProfile != "" {
 			pf, err := os.Create(o.cpuProfile)
 			if err != nil {
@@ -163,6 +172,8 @@ func (o benchE2EOptions) config() (bench.E2EConfig, error) {
 		Referrals: o.referrals, Rate: o.rate, MsgSize: o.msgSize, RawMessages: o.rawMessages, Burst: burst,
 		Services: o.services, Orgs: o.orgs, Open: o.open, Seed: o.seed, URL: o.natsURL, Wait: o.wait,
 		Router: natsjs.RouterConfig{Workers: o.workers}, Replicas: o.replicas,
+		// Spans cost nothing until --otlp-endpoint installs an exporter.
+		Service: routing.ServiceConfig{Tracer: tracing.Steps{}},
 	}
 	if o.creds != "" {
 		// A .creds file or an nkey seed (deploy/README.md's admin.nk).

@@ -66,6 +66,7 @@ type serveOptions struct {
 	publicIntake    string
 	askWorkBits     int
 	email           emailSettings
+	tracing         tracingFlags
 	logs            logFlags
 	http            httpFlags
 	limits          limitOptions
@@ -122,6 +123,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.natsTLSCA, flagNATSTLSCA, "", "with --nats-url: trust this PEM CA for the server's certificate (default: the system's roots)")
 	fs.StringVar(&o.natsTLS.clientCA, "nats-tls-client-ca", "", "embedded NATS server: require client certificates signed by this PEM CA (with --nats-tls-cert)")
 	o.email.addFlags(fs)
+	o.tracing.addFlags(fs)
 	o.limits.addFlags(fs)
 	fs.StringVar(&o.logs.level, "log-level", "info", "log level: debug, info, warn or error")
 	fs.StringVar(&o.logs.format, "log-format", "text", "log format: text or json")
@@ -173,6 +175,9 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 		return usageError{errors.New("--nats-max-store and --store-min-free are for the embedded server; with --nats-url its operator sets them")}
 	}
 	if err := o.limits.validate(); err != nil {
+		return err
+	}
+	if err := o.tracing.validate(); err != nil {
 		return err
 	}
 	return o.email.check()
@@ -271,6 +276,7 @@ func newServeCmdWith(out, errOut io.Writer, env lookupEnv) *cobra.Command {
 		if err != nil {
 			return err
 		}
+		o.tracing.readEnv(env)
 		if err := o.validate(settings); err != nil {
 			return err
 		}
@@ -388,7 +394,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 
 	// HTTP comes after the services, so that it only answers once they
 	// run and stops before they do.
-	components := []component{natsC}
+	components := []component{&tracingComponent{flags: o.tracing}, natsC}
 	var demo *demoComponent
 	if o.demo {
 		demo = &demoComponent{data: o.data, seed: o.demoSeed, conn: natsC.adminConn, logger: logger}

@@ -23,6 +23,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/web/console"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/intake"
+	"github.com/invictus-network/invictus/internal/tracing"
 	"github.com/invictus-network/invictus/routing"
 )
 
@@ -235,7 +236,7 @@ func (r *routingComponent) Start(ctx context.Context) error {
 	}
 	node, err := natsjs.NewNode(r.conn(), r.view, natsjs.NodeConfig{
 		Bus:     natsjs.BusConfig{Logger: r.logger},
-		Service: routing.ServiceConfig{Logger: r.logger, Observer: r.observer},
+		Service: routing.ServiceConfig{Logger: r.logger, Observer: r.observer, Tracer: tracing.Steps{}},
 		Router:  natsjs.RouterConfig{Logger: r.logger, Listings: listings},
 	})
 	if err != nil {
@@ -372,7 +373,7 @@ func (a *apiComponent) Start(ctx context.Context) error {
 	mux.Handle("/", a.pages)
 	// Requests check tokens against a copy the watch keeps current.
 	a.tokenWatch = startBackground("tokens", a.fail, a.api.Tokens().Follow)
-	a.http = serveHTTP(a.api.Listener(ln), a.api.HTTPServer(mux), a.fail)
+	a.http = serveHTTP(a.api.Listener(ln), a.api.HTTPServer(tracing.Handler(mux)), a.fail)
 	if d := a.api.Dispatcher(); d != nil {
 		// One instance of those sharing a cluster delivers the webhooks.
 		js, err := jetstream.New(a.conn())
