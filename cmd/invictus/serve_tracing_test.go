@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"path/filepath"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -220,8 +222,26 @@ func TestServeTraces(t *testing.T) {
 		return false
 	})
 
-	// Nothing of the case, the consent or the envelope in any span.
-	secrets := []string{"cybercrime", "non_binary", "PT17", "staff-7q3x", "verbal", "Maria", "Exemplo", "1990", "Flores",
+	// A console form post has its span, named by the console's route.
+	form := url.Values{"email": {"caseworker@trace-ref.test"}, "password": {"hunter2-correct-horse"}}
+	resp, err := http.PostForm("http://"+n.HTTP+"/console/en/signin", form) //nolint:noctx // a test
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	testenv.Await(t, "the console form post's span", func() bool {
+		spans = otlp.Spans()
+		for _, sp := range spans {
+			if sp.Name == "POST /console/en/signin" && sp.Attrs[tracing.KeyStatus] == strconv.Itoa(resp.StatusCode) {
+				return true
+			}
+		}
+		return false
+	}, func() string { return describeSpans(otlp.Spans()) })
+
+	// Nothing of the case, the consent, the envelope or the form in any
+	// span.
+	secrets := []string{"caseworker@trace-ref", "hunter2", "cybercrime", "non_binary", "PT17", "staff-7q3x", "verbal", "Maria", "Exemplo", "1990", "Flores",
 		"AGE ENCRYPTED", envelope[40:80], o.AgeRecipient, "referrals@recv.test"}
 	allowed := map[string]bool{}
 	for _, k := range tracing.Keys {

@@ -22,10 +22,12 @@ const (
 var w3c = propagation.TraceContext{}
 
 // Inject sets the traceparent (and tracestate) header of h, a NATS
-// message's headers, to ctx's span, when it is recorded. It does nothing
-// while tracing is off, so messages are then as they always were.
+// message's headers, to ctx's span. A span a sampler left out is
+// propagated too (flags 00), so that the next step follows the decision
+// of the first. It does nothing while tracing is off ([Enabled] false),
+// so messages are then as they always were.
 func Inject(ctx context.Context, h map[string][]string) {
-	if h == nil || !trace.SpanContextFromContext(ctx).IsSampled() {
+	if h == nil || !propagating(ctx) {
 		return
 	}
 	w3c.Inject(ctx, headerCarrier{h: h})
@@ -37,7 +39,7 @@ func Inject(ctx context.Context, h map[string][]string) {
 // created in and is not changed on the way. It does nothing while tracing
 // is off.
 func InjectExtension(ctx context.Context, h map[string][]string) {
-	if h == nil || !trace.SpanContextFromContext(ctx).IsSampled() || fold(h, HeaderCETraceParent) != "" {
+	if h == nil || !propagating(ctx) || fold(h, HeaderCETraceParent) != "" {
 		return
 	}
 	var c propagation.MapCarrier = map[string]string{}
@@ -52,8 +54,11 @@ func InjectExtension(ctx context.Context, h map[string][]string) {
 // its traceparent header, or else its CloudEvents traceparent extension
 // (the ce-traceparent header, or ext, the extension of an event read in
 // structured mode). ctx is returned unchanged when neither is a valid
-// W3C trace context.
+// W3C trace context, or while tracing is off.
 func Parent(ctx context.Context, h map[string][]string, ext ...string) context.Context {
+	if !Enabled() {
+		return ctx
+	}
 	if tp := fold(h, HeaderTraceParent); tp != "" {
 		if out := extract(ctx, tp, fold(h, HeaderTraceState)); out != nil {
 			return out
@@ -72,6 +77,12 @@ func Parent(ctx context.Context, h map[string][]string, ext ...string) context.C
 	return ctx
 }
 
+// propagating reports whether ctx's span is to be passed on: tracing is
+// on and the span is valid.
+func propagating(ctx context.Context) bool {
+	return Enabled() && trace.SpanContextFromContext(ctx).IsValid()
+}
+
 func extract(ctx context.Context, tp, ts string) context.Context {
 	c := propagation.MapCarrier{HeaderTraceParent: tp}
 	if ts != "" {
@@ -85,9 +96,9 @@ func extract(ctx context.Context, tp, ts string) context.Context {
 }
 
 // InjectHTTP sets the traceparent header of an outgoing HTTP request to
-// ctx's span, when it is recorded.
+// ctx's span, while tracing is on.
 func InjectHTTP(ctx context.Context, h http.Header) {
-	if !trace.SpanContextFromContext(ctx).IsSampled() {
+	if !propagating(ctx) {
 		return
 	}
 	w3c.Inject(ctx, propagation.HeaderCarrier(h))

@@ -217,3 +217,28 @@ func TestStepsDropUnknownKeys(t *testing.T) {
 		t.Errorf("attributes %v, want the needs and the groups only", sp.Attrs)
 	}
 }
+
+// TestSampledOut: with the standard OTEL_TRACES_SAMPLER leaving a trace
+// out, nothing is exported but the decision still travels (flags 00),
+// so the next step leaves it out too.
+func TestSampledOut(t *testing.T) {
+	t.Setenv("OTEL_TRACES_SAMPLER", "parentbased_always_off")
+	rcv, flush := start(t, "")
+	ctx, span := tracing.StartSpan(t.Context(), "left out", trace.SpanKindServer)
+	h := map[string][]string{}
+	tracing.Inject(ctx, h)
+	span.End()
+	tp := h["traceparent"]
+	if len(tp) != 1 || !strings.HasSuffix(tp[0], "-00") {
+		t.Fatalf("traceparent %v, want one with flags 00", tp)
+	}
+	_, next := tracing.StartSpan(tracing.Parent(t.Context(), h), "next", trace.SpanKindConsumer)
+	if next.SpanContext().IsSampled() || next.SpanContext().TraceID() != span.SpanContext().TraceID() {
+		t.Errorf("the next span %v: want the same trace, left out", next.SpanContext())
+	}
+	next.End()
+	flush()
+	if n := len(rcv.Spans()); n != 0 {
+		t.Errorf("%d spans exported, want none", n)
+	}
+}
