@@ -65,7 +65,7 @@ func traceOutcome(span trace.Span, err error) {
 func traceAppend(ctx context.Context, a routing.Append, msgs []*nats.Msg) {
 	for i, m := range msgs {
 		tracing.Inject(ctx, m.Header)
-		if _, org := events.OrgOfSource(a.Events[i].Event.Source()); !org {
+		if _, fromOrg := events.OrgOfSource(a.Events[i].Event.Source()); !fromOrg {
 			tracing.InjectExtension(ctx, m.Header)
 		}
 	}
