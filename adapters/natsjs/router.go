@@ -504,17 +504,56 @@ const dispatchPipelineMax = 64
 // dispatchJob is an event a lane of the dispatcher has in flight: the
 // publishes of its copies and timer, not yet all acknowledged.
 type dispatchJob struct {
-	m        jetstream.Msg
-	id       string // the referral, for logs
-	futures  []jetstream.PubAckFuture
-	next     int // the first future not acknowledged yet
+	m       jetstream.Msg
+	id      string // the referral, for logs
+	futures []jetstream.PubAckFuture
+	next    int // the first future not acknowledged yet
+	// chain holds the job's delivery copies when they are published in a
+	// chain of copies (see copyChain); nil when they are not.
+	chain    *copyChain
 	deadline time.Time
 	err      error
 }
 
 // settled reports whether every publish of j is acknowledged, or one
 // failed.
-func (j *dispatchJob) settled() bool { return j.err != nil || j.next == len(j.futures) }
+func (j *dispatchJob) settled() bool {
+	if j.err != nil {
+		return true
+	}
+	if j.chain != nil && !j.chain.settled {
+		return false
+	}
+	return j.next == len(j.futures)
+}
+
+// copyChain is the delivery copies of one or more events of a lane,
+// published at once as a chain (see Bus.publishCopies): only the last
+// asks for JetStream's acknowledgement, and it stands for every copy of
+// the chain. A lane has at most one chain in flight; the copies of the
+// events that arrive meanwhile make its next chain, so that events that
+// arrive together (the plan and offers of one command) cost one
+// acknowledgement.
+type copyChain struct {
+	msgs   []*nats.Msg
+	owners []*dispatchJob // the job of each copy
+	f      jetstream.PubAckFuture
+	// settled: acknowledged, or published again one by one into the
+	// owners' futures, or failed (the owners' err is set).
+	settled bool
+}
+
+// add puts the copies of job j in the chain.
+func (c *copyChain) add(j *dispatchJob, msgs []*nats.Msg) {
+	if len(msgs) == 0 {
+		return
+	}
+	c.msgs = append(c.msgs, msgs...)
+	for range msgs {
+		c.owners = append(c.owners, j)
+	}
+	j.chain = c
+}
 
 // dispatchLane dispatches the events that reach one lane of the
 // dispatcher, in order: each event appended to REFERRALS goes to its
@@ -523,55 +562,165 @@ func (j *dispatchJob) settled() bool { return j.err != nil || j.next == len(j.fu
 // before it publishes the next event's: JetStream stores the publishes of
 // one connection in order, so each organisation still receives the events
 // of a referral in log order, and an event is acknowledged only once all
-// its publishes are. What needs the earlier events done first (the
+// its publishes are. Delivery copies go out in chains (see copyChain),
+// one in flight at a time, so that a chain refused half way and
+// published again one copy at a time is never overtaken by a later
+// event's copies. What needs the earlier events done first (the
 // erasure of a referral, the handling of an event delivered again) waits
 // for every event in flight to settle. An event whose publishes fail is
 // dispatched again later.
 func (r *Router) dispatchLane(ctx context.Context, lane <-chan jetstream.Msg, stop <-chan struct{}) {
-	var jobs []*dispatchJob
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	// flush settles every event in flight, in order: it waits for their
-	// publishes, then acknowledges each (or has it dispatched again).
-	flush := func() {
-		for len(jobs) > 0 {
-			j := jobs[0]
-			for !j.settled() {
-				timer.Reset(time.Until(j.deadline))
-				r.awaitNext(j, timer.C, nil, nil)
-			}
-			r.finishDispatch(ctx, j)
-			jobs = jobs[1:]
-		}
-	}
+	l := &dispatchState{r: r, ctx: ctx, lane: lane, timer: time.NewTimer(time.Hour), chained: r.bus.copiesChained(ctx)}
+	defer l.timer.Stop()
 	for {
-		for len(jobs) > 0 && jobs[0].settled() {
-			r.finishDispatch(ctx, jobs[0])
-			jobs = jobs[1:]
-		}
-		if len(jobs) == 0 {
+		l.progress()
+		if len(l.jobs) == 0 {
 			select {
 			case m := <-lane:
-				j := r.startDispatch(ctx, m, flush) // may flush: jobs is read after
-				jobs = append(jobs, j)
+				l.start(m)
 			case <-stop:
 				return // events left unacknowledged are delivered again
 			}
 			continue
 		}
 		var in <-chan jetstream.Msg
-		if len(jobs) < dispatchPipelineMax {
+		if len(l.jobs) < dispatchPipelineMax {
 			in = lane
 		}
-		timer.Reset(time.Until(jobs[0].deadline))
-		m, ok := r.awaitNext(jobs[0], timer.C, in, stop)
+		m, ok := l.await(in, stop)
 		switch {
 		case ok:
-			j := r.startDispatch(ctx, m, flush) // may flush: jobs is read after
-			jobs = append(jobs, j)
+			l.start(m)
 		case isClosed(stop):
 			return
 		}
+	}
+}
+
+// dispatchState is one lane of the dispatcher: its events in flight, in
+// order, its chain of copies in flight and the next one being built.
+type dispatchState struct {
+	r       *Router
+	ctx     context.Context
+	lane    <-chan jetstream.Msg
+	timer   *time.Timer
+	chained bool // copies go out in chains (see Bus.copiesChained)
+	jobs    []*dispatchJob
+	flying  *copyChain // published, not yet settled
+	next    *copyChain // being built, not yet published
+}
+
+// start starts the dispatch of m, then of the messages already waiting
+// in the lane, so that the copies of events that arrive together go in
+// one chain.
+func (l *dispatchState) start(m jetstream.Msg) {
+	for {
+		l.jobs = append(l.jobs, l.r.startDispatch(l.ctx, m, l))
+		if len(l.jobs) >= dispatchPipelineMax {
+			return
+		}
+		select {
+		case m = <-l.lane:
+		default:
+			return
+		}
+	}
+}
+
+// progress finishes the settled events at the head of the lane, in
+// order, and publishes the next chain of copies when none is in flight.
+func (l *dispatchState) progress() {
+	if l.flying != nil && !l.flying.settled {
+		l.poll(l.flying)
+	}
+	if (l.flying == nil || l.flying.settled) && l.next != nil {
+		l.flying, l.next = l.next, nil
+		l.r.publishChain(l.ctx, l.flying)
+	}
+	for len(l.jobs) > 0 && l.jobs[0].settled() {
+		l.r.finishDispatch(l.ctx, l.jobs[0])
+		l.jobs = l.jobs[1:]
+	}
+}
+
+// chain returns the chain the copies of the events started now go into.
+func (l *dispatchState) chain() *copyChain {
+	if l.next == nil {
+		l.next = &copyChain{}
+	}
+	return l.next
+}
+
+// flush settles every event in flight, in order: it waits for their
+// publishes, then acknowledges each (or has it dispatched again).
+func (l *dispatchState) flush() {
+	for {
+		l.progress()
+		if len(l.jobs) == 0 {
+			return
+		}
+		l.await(nil, nil)
+	}
+}
+
+// await waits until the first unsettled publish of the lane's first
+// event settles (or expire fires), the chain in flight settles, a
+// message arrives on in, which it returns, or stop closes.
+func (l *dispatchState) await(in <-chan jetstream.Msg, stop <-chan struct{}) (jetstream.Msg, bool) {
+	j := l.jobs[0]
+	l.timer.Reset(time.Until(j.deadline))
+	var f jetstream.PubAckFuture
+	switch {
+	case j.chain != nil && !j.chain.settled:
+		// Its chain is the one in flight, or the next, which goes out
+		// once the one in flight settles.
+	case j.next < len(j.futures):
+		f = j.futures[j.next]
+	}
+	var chainOk <-chan *jetstream.PubAck
+	var chainErr <-chan error
+	if c := l.flying; c != nil && !c.settled {
+		chainOk, chainErr = c.f.Ok(), c.f.Err()
+	}
+	var ok <-chan *jetstream.PubAck
+	var fail <-chan error
+	if f != nil {
+		ok, fail = f.Ok(), f.Err()
+	}
+	select {
+	case <-stop:
+	case <-ok:
+		j.next++
+	case err := <-fail:
+		j.err = fmt.Errorf("%w: publish to %s: %w", routing.ErrUnavailable, f.Msg().Subject, err)
+	case ack := <-chainOk:
+		l.r.chainDone(l.ctx, l.flying, ack, nil)
+	case err := <-chainErr:
+		l.r.chainDone(l.ctx, l.flying, nil, err)
+	case <-l.timer.C:
+		err := fmt.Errorf("%w: no acknowledgement in %s", routing.ErrUnavailable, l.r.bus.cfg.Timeout)
+		if c := j.chain; c != nil && !c.settled {
+			l.r.chainFailed(c, err)
+			if c == l.next {
+				l.next = nil // failed before it went out: the next events start another
+			}
+		} else {
+			j.err = fmt.Errorf("%w: publish to %s: %w", routing.ErrUnavailable, f.Msg().Subject, err)
+		}
+	case m := <-in:
+		return m, true
+	}
+	return nil, false
+}
+
+// poll settles the chain c if its acknowledgement has come.
+func (l *dispatchState) poll(c *copyChain) {
+	select {
+	case ack := <-c.f.Ok():
+		l.r.chainDone(l.ctx, c, ack, nil)
+	case err := <-c.f.Err():
+		l.r.chainDone(l.ctx, c, nil, err)
+	default:
 	}
 }
 
@@ -585,23 +734,65 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
-// awaitNext waits until the next publish of j is acknowledged (or fails,
-// or expire fires), a message arrives on in, which it returns, or stop
-// closes.
-func (r *Router) awaitNext(j *dispatchJob, expire <-chan time.Time, in <-chan jetstream.Msg, stop <-chan struct{}) (jetstream.Msg, bool) {
-	f := j.futures[j.next]
-	select {
-	case <-stop:
-	case <-f.Ok():
-		j.next++
-	case err := <-f.Err():
-		j.err = fmt.Errorf("%w: publish to %s: %w", routing.ErrUnavailable, f.Msg().Subject, err)
-	case <-expire:
-		j.err = fmt.Errorf("%w: publish to %s: no acknowledgement in %s", routing.ErrUnavailable, f.Msg().Subject, r.bus.cfg.Timeout)
-	case m := <-in:
-		return m, true
+// publishChain publishes the chain c (see Bus.publishCopies); if it
+// cannot, its copies are published one by one instead.
+func (r *Router) publishChain(ctx context.Context, c *copyChain) {
+	f, err := r.bus.publishCopies(c.msgs)
+	if err != nil {
+		r.chainDone(ctx, c, nil, err)
+		return
 	}
-	return nil, false
+	c.f = f
+}
+
+// chainDone settles the chain c on its acknowledgement ack or its error
+// err. A chain refused (another copy came in between, one of its copies
+// was refused, or it was stored already) is published again one copy at
+// a time, each with its own acknowledgement: the Nats-Msg-Id of each
+// copy keeps the copies stored already from being stored twice.
+func (r *Router) chainDone(ctx context.Context, c *copyChain, ack *jetstream.PubAck, err error) {
+	if err == nil && !ack.Duplicate {
+		c.settled = true
+		return
+	}
+	if err != nil {
+		r.cfg.Logger.DebugContext(ctx, "natsjs: chain of copies published again one by one", slog.Int("copies", len(c.msgs)), slog.Any("error", err))
+	}
+	for i, m := range c.msgs {
+		j := c.owners[i]
+		if j.err != nil {
+			continue
+		}
+		f, err := r.bus.publishCopy(unchained(m))
+		if err != nil {
+			j.err = fmt.Errorf("%w: deliver: %w", routing.ErrUnavailable, err)
+			continue
+		}
+		j.futures = append(j.futures, f)
+	}
+	c.settled = true
+}
+
+// chainFailed settles the chain c as failed with err: each of its events
+// is dispatched again later.
+func (r *Router) chainFailed(c *copyChain, err error) {
+	for i, j := range c.owners {
+		if j.err == nil {
+			j.err = fmt.Errorf("%w: publish to %s: %w", routing.ErrUnavailable, c.msgs[i].Subject, err)
+		}
+	}
+	c.settled = true
+}
+
+// unchained returns m without the expectation of its chain.
+func unchained(m *nats.Msg) *nats.Msg {
+	out := &nats.Msg{Subject: m.Subject, Header: make(nats.Header, len(m.Header)), Data: m.Data}
+	for k, vs := range m.Header {
+		if k != jetstream.ExpectedLastMsgIDHeader {
+			out.Header[k] = vs
+		}
+	}
+	return out
 }
 
 // finishDispatch acknowledges a settled event, or has it dispatched again
@@ -617,11 +808,11 @@ func (r *Router) finishDispatch(ctx context.Context, j *dispatchJob) {
 
 // startDispatch starts the dispatch of one event appended to REFERRALS:
 // erasure first if asked, then a copy to each recipient's delivery
-// subject and its first timer, published without waiting; its timer
-// cancellation is handed to the router's heldCancel. flush settles every
-// event in flight; it is called before anything that must come after
-// them.
-func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, flush func()) *dispatchJob {
+// subject and its first timer, published without waiting (the copies in
+// the lane's next chain, when they go in chains); its timer cancellation
+// is handed to the router's heldCancel. What must come after every event
+// in flight of the lane waits for them first (l.flush).
+func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, l *dispatchState) *dispatchJob {
 	ctx, span := traceDispatch(ctx, m)
 	defer span.End()
 	j := &dispatchJob{m: m, deadline: time.Now().Add(r.bus.cfg.Timeout)}
@@ -640,7 +831,7 @@ func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, flush func(
 	}
 	again := md.NumDelivered > 1
 	if erase || again {
-		flush()
+		l.flush()
 	}
 	if !erase && again {
 		// An event dispatched again may come after the referral's erasure:
@@ -657,8 +848,25 @@ func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, flush func(
 		}
 	}
 	if v := h.Get(HeaderRecipients); v != "" {
-		if j.futures, j.err = r.deliverCopies(ctx, id, strings.Split(v, ","), h, m.Data(), md.Sequence.Stream, !erase, again, j.futures); j.err != nil {
+		copies, err := r.deliveryCopies(ctx, id, strings.Split(v, ","), h, m.Data(), md.Sequence.Stream, !erase, again)
+		if err != nil {
+			j.err = err
 			return j
+		}
+		// Copies without Nats-Msg-Id (referral.erased's) cannot be chained,
+		// nor those of an event dispatched again, whose copies may be
+		// stored already.
+		if l.chained && !erase && !again && h.Get(jetstream.MsgIDHeader) != "" {
+			l.chain().add(j, copies)
+		} else {
+			for _, c := range copies {
+				f, err := r.bus.publishCopy(c)
+				if err != nil {
+					j.err = fmt.Errorf("%w: deliver: %w", routing.ErrUnavailable, err)
+					return j
+				}
+				j.futures = append(j.futures, f)
+			}
 		}
 	}
 	if v := h.Get(HeaderCancel); v != "" {
@@ -682,17 +890,17 @@ func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, flush func(
 	return j
 }
 
-// deliverCopies publishes the event to every recipient's delivery subject
-// at once, with its REFERRALS sequence in HeaderSequence, and appends
-// the futures of their acknowledgements to futures. With dedupe, each
-// copy has Nats-Msg-Id <event id>.<org>, so dispatching twice within the
-// duplicate window stores it once; an event dispatched again (again)
-// skips the recipients whose subject holds its copy already, since the
-// window may have passed. The copies of referral.erased are published
-// without either, because erasure purges earlier copies: dispatching it
-// again purges and delivers it again.
-func (r *Router) deliverCopies(ctx context.Context, id string, orgs []string, h nats.Header, data []byte, seq uint64, dedupe, again bool, futures []jetstream.PubAckFuture) ([]jetstream.PubAckFuture, error) {
+// deliveryCopies returns the event's copies for every recipient's
+// delivery subject, with its REFERRALS sequence in HeaderSequence. With
+// dedupe, each copy has Nats-Msg-Id <event id>.<org>, so dispatching
+// twice within the duplicate window stores it once; an event dispatched
+// again (again) skips the recipients whose subject holds its copy
+// already, since the window may have passed. The copies of
+// referral.erased have neither, because erasure purges earlier copies:
+// dispatching it again purges and delivers it again.
+func (r *Router) deliveryCopies(ctx context.Context, id string, orgs []string, h nats.Header, data []byte, seq uint64, dedupe, again bool) ([]*nats.Msg, error) {
 	eventID := h.Get(jetstream.MsgIDHeader)
+	out := make([]*nats.Msg, 0, len(orgs))
 	for _, org := range orgs {
 		subject, err := events.DeliverySubject(org, id)
 		if err != nil {
@@ -702,7 +910,7 @@ func (r *Router) deliverCopies(ctx context.Context, id string, orgs []string, h 
 		if dedupe && again {
 			done, err := r.bus.delivered(ctx, subject, headerFold(h, "ce-id"))
 			if err != nil {
-				return futures, err
+				return nil, err
 			}
 			if done {
 				continue
@@ -714,13 +922,9 @@ func (r *Router) deliverCopies(ctx context.Context, id string, orgs []string, h 
 		if dedupe && eventID != "" {
 			c.Header.Set(jetstream.MsgIDHeader, eventID+"."+org)
 		}
-		f, err := r.bus.js.PublishMsgAsync(c)
-		if err != nil {
-			return futures, fmt.Errorf("%w: deliver: %w", routing.ErrUnavailable, err)
-		}
-		futures = append(futures, f)
+		out = append(out, c)
 	}
-	return futures, nil
+	return out, nil
 }
 
 // deliveries returns how many times m has been delivered.
