@@ -615,7 +615,8 @@ type dispatchState struct {
 // one chain.
 func (l *dispatchState) start(m jetstream.Msg) {
 	for {
-		l.jobs = append(l.jobs, l.r.startDispatch(l.ctx, m, l))
+		j := l.r.startDispatch(l.ctx, m, l) // may flush: l.jobs is read after
+		l.jobs = append(l.jobs, j)
 		if len(l.jobs) >= dispatchPipelineMax {
 			return
 		}

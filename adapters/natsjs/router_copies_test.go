@@ -130,6 +130,8 @@ func TestDispatchCopiesAreAcknowledgedInChains(t *testing.T) {
 func TestDispatchChainRefusedIsPublishedAgainCopyByCopy(t *testing.T) {
 	t.Parallel()
 	n := newNet(t, time.Hour)
+	// Nothing is delivered again for taking long on a loaded machine.
+	n.rtCfg.AckWait = time.Hour
 	ctx := context.Background()
 	const referrals = 10
 	// Append first, with no router running, and store one copy of each
