@@ -737,6 +737,18 @@ func (b *Bus) copiesChained(ctx context.Context) bool {
 	return s.CachedInfo().Config.Replicas <= 1
 }
 
+// duplicateWindow returns DELIVERY's duplicate window, or
+// [DuplicatesDefault] when it cannot be read.
+func (b *Bus) duplicateWindow(ctx context.Context) time.Duration {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	s, err := b.stream(ctx, StreamDelivery)
+	if err != nil || s.CachedInfo().Config.Duplicates <= 0 {
+		return DuplicatesDefault
+	}
+	return s.CachedInfo().Config.Duplicates
+}
+
 // publishCopies publishes delivery copies (each with its Nats-Msg-Id) at
 // once, as a chain: every copy after the first expects the stream's last
 // message id to be the copy before it, so that it is stored only right

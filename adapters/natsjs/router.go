@@ -570,7 +570,7 @@ func (c *copyChain) add(j *dispatchJob, msgs []*nats.Msg) {
 // for every event in flight to settle. An event whose publishes fail is
 // dispatched again later.
 func (r *Router) dispatchLane(ctx context.Context, lane <-chan jetstream.Msg, stop <-chan struct{}) {
-	l := &dispatchState{r: r, ctx: ctx, lane: lane, timer: time.NewTimer(time.Hour), chained: r.bus.copiesChained(ctx)}
+	l := &dispatchState{r: r, ctx: ctx, lane: lane, timer: time.NewTimer(time.Hour), chained: r.bus.copiesChained(ctx), stale: r.bus.duplicateWindow(ctx) / 2}
 	defer l.timer.Stop()
 	for {
 		l.progress()
@@ -605,9 +605,12 @@ type dispatchState struct {
 	lane    <-chan jetstream.Msg
 	timer   *time.Timer
 	chained bool // copies go out in chains (see Bus.copiesChained)
-	jobs    []*dispatchJob
-	flying  *copyChain // published, not yet settled
-	next    *copyChain // being built, not yet published
+	// stale is the age after which an event is dispatched as one
+	// delivered again (see startDispatch).
+	stale  time.Duration
+	jobs   []*dispatchJob
+	flying *copyChain // published, not yet settled
+	next   *copyChain // being built, not yet published
 }
 
 // start starts the dispatch of m, then of the messages already waiting
@@ -830,7 +833,11 @@ func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, l *dispatch
 		j.err = fmt.Errorf("natsjs: dispatch: %w", err)
 		return j
 	}
-	again := md.NumDelivered > 1
+	// An event stored longer ago than half DELIVERY's duplicate window is
+	// handled as one delivered again: it may have waited in hand long
+	// enough for another router to have dispatched it, and the window no
+	// longer keeps a copy from being stored twice.
+	again := md.NumDelivered > 1 || time.Since(md.Timestamp) > l.stale
 	if erase || again {
 		l.flush()
 	}

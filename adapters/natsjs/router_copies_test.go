@@ -137,23 +137,7 @@ func TestDispatchChainRefusedIsPublishedAgainCopyByCopy(t *testing.T) {
 	// Append first, with no router running, and store one copy of each
 	// event beforehand, as a dispatch cut off by a crash would have.
 	as := copyAppends(t, n, referrals)
-	for _, a := range as {
-		for _, o := range a.Events {
-			subject, err := events.DeliverySubject("pt.a2", a.ReferralID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			em, err := events.ToNATS(subject, o.Event)
-			if err != nil {
-				t.Fatal(err)
-			}
-			m := &nats.Msg{Subject: subject, Header: nats.Header(em.Header), Data: em.Data}
-			m.Header.Set(jetstream.MsgIDHeader, events.MsgID(o.Event.Source(), o.Event.ID())+".pt.a2")
-			if _, err := n.js.PublishMsg(ctx, m); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	storeCopies(t, n, as, "pt.a2")
 	n.startRouter()
 	awaitCopies(t, n, as)
 	// The refused chains were published again by the router that had them
@@ -169,4 +153,45 @@ func TestDispatchChainRefusedIsPublishedAgainCopyByCopy(t *testing.T) {
 	if got := info.Delivered.Consumer; got != referrals*3 {
 		t.Errorf("the dispatcher was handed %d events, want each of the %d once", got, referrals*3)
 	}
+}
+
+// storeCopies stores org's copy of every event of as in DELIVERY, with
+// the Nats-Msg-Id the dispatcher gives it, as a dispatch cut off by a
+// crash, or made by another router, would have.
+func storeCopies(t *testing.T, n *netBundle, as []routing.Append, org string) {
+	t.Helper()
+	for _, a := range as {
+		for _, o := range a.Events {
+			subject, err := events.DeliverySubject(org, a.ReferralID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			em, err := events.ToNATS(subject, o.Event)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m := &nats.Msg{Subject: subject, Header: nats.Header(em.Header), Data: em.Data}
+			m.Header.Set(jetstream.MsgIDHeader, events.MsgID(o.Event.Source(), o.Event.ID())+"."+org)
+			if _, err := n.js.PublishMsg(context.Background(), m); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+}
+
+// An event handed to the dispatcher for the first time long after it
+// was stored (it waited in a router's hands while another router
+// dispatched it) is dispatched as one delivered again: the copies
+// stored already are found, not stored a second time once the duplicate
+// window has passed. Under load, TestCrashSafety and
+// TestTwoInstancesUnderLoad found such a copy stored twice.
+func TestDispatchOfAnOldEventLooksForItsCopies(t *testing.T) {
+	t.Parallel()
+	n := newNet(t, time.Hour)
+	n.shortWindow()
+	as := copyAppends(t, n, 3)
+	storeCopies(t, n, as, "pt.a2")
+	n.windowPassed()
+	n.startRouter()
+	awaitCopies(t, n, as)
 }
