@@ -19,6 +19,12 @@ const (
 	ReportCheckpointIntervalDefault = time.Minute
 )
 
+// ErrCheckpointSkipped is what a [ReportFeedConfig].Checkpoint returns
+// when it wrote nothing on purpose (another instance writes the
+// checkpoint): the events since the last checkpoint stay counted, so the
+// next call, and the one when the feed stops, still write them.
+var ErrCheckpointSkipped = errors.New("natsjs: checkpoint skipped")
+
 // ReportModel is the read model a [ReportFeed] keeps current (a
 // *reports.Store is one): it applies events in log order and says the
 // sequence it reached.
@@ -83,7 +89,9 @@ func (f *ReportFeed) Run(ctx context.Context) error {
 		if f.cfg.Checkpoint == nil || since == 0 {
 			return
 		}
-		if err := f.cfg.Checkpoint(cctx); err != nil {
+		if err := f.cfg.Checkpoint(cctx); errors.Is(err, ErrCheckpointSkipped) {
+			return
+		} else if err != nil {
 			f.cfg.Logger.Warn("reports: checkpoint failed", slog.String("error", err.Error()))
 			return
 		}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -24,6 +26,8 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/mailpit"
+	"github.com/invictus-network/invictus/referral"
+	"github.com/invictus-network/invictus/reports"
 )
 
 // testCluster is a 3-node NATS cluster started in process from
@@ -211,24 +215,37 @@ func leaseHolder(t *testing.T, js jetstream.JetStream, name string) string {
 }
 
 // TestClusterTakeover runs two serve instances on the 3-node cluster of
-// deploy/nats/cluster.conf with R3 streams. One of them holds the webhook
-// lease and delivers; it is killed with SIGKILL; the other takes over,
-// and every webhook is delivered once.
+// deploy/nats/cluster.conf with R3 streams. The first started holds the
+// webhook and reports leases: it delivers the webhooks and alone writes
+// the reports checkpoint. It is killed with SIGKILL; the other takes both
+// over: every webhook is delivered once, the checkpoint is carried on by
+// the survivor alone, never goes back, and gives the figures of a model
+// built from the whole stream.
 func TestClusterTakeover(t *testing.T) {
 	c := startCluster(t)
 	mp := mailpit.Start(t)
 	creds := c.keys.Path(natsjs.UserAdmin)
 	args := []string{"--nats-url", c.url, "--nats-creds", creds, "--nats-replicas", "3", "--allow-private-webhooks",
-		"--smtp-url", mp.URL(), "--mail-from", "INVICTUS <referrals@cluster.test>", "--public-url", "http://cluster.test"}
-	nodes := []*node{startNode(t, t.TempDir(), args...), startNode(t, t.TempDir(), args...)}
+		"--smtp-url", mp.URL(), "--mail-from", "INVICTUS <referrals@cluster.test>", "--public-url", "http://cluster.test",
+		"--reports-checkpoint-every", "1"}
 
 	nc := c.connect(t, natsjs.UserAdmin)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	holds := func(n *node, lease string) func() bool {
+		return func() bool { return strings.Contains(leaseHolder(t, js, lease), "/"+itoa(n.cmd.Process.Pid)+"/") }
+	}
+	// The first instance takes the leases before the second starts.
+	holder := startNode(t, t.TempDir(), args...)
+	waitFor(t, 0, "the first instance to hold the webhook lease", holds(holder, natsjs.LeaseWebhooks))
+	waitFor(t, 0, "the first instance to hold the reports lease", holds(holder, natsjs.LeaseReports))
+	writes := watchCheckpoints(t, js)
+	other := startNode(t, t.TempDir(), args...)
+
 	// Every stream and bucket is R3 on the cluster.
-	for _, name := range []string{natsjs.StreamInbound, natsjs.StreamReferrals, natsjs.StreamDelivery, natsjs.StreamTimers, natsjs.StreamDLQ, "KV_" + natsjs.BucketLeases, "KV_" + natsjs.BucketWebhooks, "KV_" + natsjs.BucketEmail} {
+	for _, name := range []string{natsjs.StreamInbound, natsjs.StreamReferrals, natsjs.StreamDelivery, natsjs.StreamTimers, natsjs.StreamDLQ, "KV_" + natsjs.BucketLeases, "KV_" + natsjs.BucketWebhooks, "KV_" + natsjs.BucketEmail, "KV_" + natsjs.BucketReports} {
 		s, err := js.Stream(t.Context(), name)
 		if err != nil {
 			t.Fatalf("stream %s: %v", name, err)
@@ -245,19 +262,6 @@ func TestClusterTakeover(t *testing.T) {
 
 	ref, recv := "pt."+uniqueSlug("cl-ref"), "pt."+uniqueSlug("cl-recv")
 	tokens := provisionTestOrgs(t, nc, testOrgsDirectory(t, ref, recv), false)
-
-	// One instance holds the webhook lease.
-	var holder, other *node
-	waitFor(t, 0, "a webhook lease holder", func() bool {
-		h := leaseHolder(t, js, natsjs.LeaseWebhooks)
-		for i, n := range nodes {
-			if h != "" && strings.Contains(h, "/"+itoa(n.cmd.Process.Pid)+"/") {
-				holder, other = n, nodes[1-i]
-				return true
-			}
-		}
-		return false
-	})
 
 	rcv := newWebhookReceiver(t)
 	body, _ := json.Marshal(map[string]string{"url": rcv.srv.URL + "/hook"})
@@ -313,10 +317,12 @@ func TestClusterTakeover(t *testing.T) {
 	}
 	<-holder.exited
 	refer(other, after)
-	waitFor(t, 0, "the survivor to take the lease over", func() bool {
-		return strings.Contains(leaseHolder(t, js, natsjs.LeaseWebhooks), "/"+itoa(other.cmd.Process.Pid)+"/")
-	})
-	waitFor(t, 0, "the webhooks of the referrals after the kill", func() bool { return rcv.offered() == before+after })
+	waitFor(t, 0, "the survivor to take the webhook lease over", holds(other, natsjs.LeaseWebhooks))
+	waitFor(t, 0, "the survivor to take the reports lease over", holds(other, natsjs.LeaseReports))
+	// The checkpoint is written as events come: one more referral.
+	refer(other, 1)
+	waitFor(t, 0, "the webhooks of the referrals after the kill", func() bool { return rcv.offered() == before+after+1 })
+	checkSharedCheckpoint(t, js, nc, writes, holder, other)
 
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()
@@ -330,7 +336,7 @@ func TestClusterTakeover(t *testing.T) {
 			t.Errorf("the offer of %s delivered %d times", ref, n)
 		}
 	}
-	t.Logf("%d webhooks, each once; %d referrals' offers (%d before the kill, %d after)", len(rcv.byID), len(rcv.offers), before, after)
+	t.Logf("%d webhooks, each once; %d referrals' offers (%d before the kill, %d after)", len(rcv.byID), len(rcv.offers), before, after+1)
 	checkDashboard(t, other)
 	if code := other.stop(); code != 0 {
 		t.Errorf("survivor exit code %d\n%s", code, other.stderr)
@@ -338,6 +344,52 @@ func TestClusterTakeover(t *testing.T) {
 }
 
 func itoa(n int) string { return strconv.Itoa(n) }
+
+// checkSharedCheckpoint waits for the survivor's checkpoint at the last
+// event of REFERRALS, and checks that the killed instance, then the
+// survivor, wrote the checkpoint, never both in turn and never going
+// back, and that a model restored from it has the figures of one built
+// from the whole stream.
+func checkSharedCheckpoint(t *testing.T, js jetstream.JetStream, nc *nats.Conn, writes *checkpointWrites, killed, survivor *node) {
+	t.Helper()
+	ctx := t.Context()
+	pid := func(n *node) string { return "/" + itoa(n.cmd.Process.Pid) + "/" }
+	var last uint64
+	waitFor(t, 0, "the survivor's checkpoint at the last event", func() bool {
+		s, err := js.Stream(ctx, natsjs.StreamReferrals)
+		if err != nil {
+			return false
+		}
+		last = s.CachedInfo().State.LastSeq
+		w := writes.last()
+		return w.Seq == last && strings.Contains(w.Holder, pid(survivor))
+	})
+	holders := writes.holders(t)
+	if len(holders) != 2 || !strings.Contains(holders[0], pid(killed)) || !strings.Contains(holders[1], pid(survivor)) {
+		t.Fatalf("the checkpoint was written by %v; want the killed instance's (pid %d), then the survivor's (pid %d)",
+			holders, killed.cmd.Process.Pid, survivor.cmd.Process.Pid)
+	}
+	kv, err := js.KeyValue(ctx, natsjs.BucketReports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ck, raw, ok, err := natsjs.ReadReportsCheckpoint(ctx, kv)
+	if err != nil || !ok || ck.Seq != last {
+		t.Fatalf("the checkpoint: %+v, %v, %v; want one at %d", ck, ok, err, last)
+	}
+	restored := reports.NewStore(reports.Config{Reminder: referral.DefaultDeadlines().Reminder})
+	if err := restored.Restore(bytes.NewReader(raw)); err != nil {
+		t.Fatal(err)
+	}
+	fresh := startTestReports(ctx, t, nc, false, 1)
+	t.Cleanup(func() { _ = fresh.Stop(context.Background()) })
+	waitModel(ctx, t, fresh, last)
+	got, want := overview(t, restored), overview(t, fresh.store)
+	if !maps.Equal(got, want) || want["requested"] == 0 {
+		t.Fatalf("figures from the checkpoint %v, from the stream %v", got, want)
+	}
+	t.Logf("checkpoint: %d writes, by the killed instance then the survivor; at %d, figures %v", len(writes.all()), last, got)
+}
 
 // checkDashboard fails for a metric that deploy/grafana/invictus.json
 // queries and the node's /metrics lacks.

@@ -59,6 +59,7 @@ type serveOptions struct {
 	pprofListen     string
 	shutdownTimeout time.Duration
 	retention       time.Duration
+	reportsEvery    int
 	demo            bool
 	demoSeed        int64
 	simulate        bool
@@ -104,6 +105,7 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.pprofListen, "pprof-listen", "", "serve Go profiles (/debug/pprof/) on this loopback host:port, to the bearer token in DIR/"+pprofTokenFile+" (made at start)")
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", serveShutdownTimeoutDefault, "how long a clean shutdown may take")
 	fs.DurationVar(&o.retention, "retention", natsjs.RetentionDefault, "closed referrals are purged this long after their last event, once the reports have folded them (GDPR storage limitation); 0 keeps them")
+	fs.IntVar(&o.reportsEvery, "reports-checkpoint-every", natsjs.ReportCheckpointEveryDefault, "the instance holding the reports lease checkpoints the coordinators' read model in the cluster after this many events (and after a minute with any)")
 	fs.BoolVar(&o.demo, "demo", false, "load the demo directory and give every demo organisation keys and an HTTP token (written under DIR/demo)")
 	fs.Int64Var(&o.demoSeed, "demo-seed", serveDemoSeedDefault, "seed of the demo directory's synthetic offices")
 	fs.BoolVar(&o.simulate, "simulate", false, "with --demo: send realistic referral traffic between demo organisations")
@@ -135,6 +137,8 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 	switch {
 	case o.shutdownTimeout <= 0:
 		return usageError{fmt.Errorf("--shutdown-timeout %s: must be positive", o.shutdownTimeout)}
+	case o.reportsEvery <= 0:
+		return usageError{fmt.Errorf("--reports-checkpoint-every %d: must be positive", o.reportsEvery)}
 	case o.retention < 0:
 		return usageError{fmt.Errorf("--retention %s: must be 0 (keep) or positive", o.retention)}
 	case o.simulate && !o.demo:
@@ -358,7 +362,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	// The API serves the metrics the routing service feeds.
 	metrics := httpapi.NewMetrics()
 	routeC := &routingComponent{conn: natsC.routingConn, view: view, observer: metrics, damaged: natsC.storeCheck, logger: logger, fail: fail}
-	reportsC := &reportsComponent{data: o.data, conn: natsC.adminConn, logger: logger, fail: fail}
+	reportsC := &reportsComponent{data: o.data, conn: natsC.adminConn, streams: natsC.streams, every: o.reportsEvery, logger: logger, fail: fail}
 	apiC := &apiComponent{
 		reports: reportsC,
 		listen:  o.listen,
@@ -401,7 +405,7 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 		components = append(components, demo)
 	}
 	components = append(components, dirC, provC, routeC, reportsC)
-	components = append(components, &retentionComponent{age: o.retention, data: o.data, conn: natsC.adminConn, streams: natsC.streams, reg: metrics.Registry, logger: logger, fail: fail})
+	components = append(components, &retentionComponent{age: o.retention, conn: natsC.adminConn, streams: natsC.streams, reg: metrics.Registry, logger: logger, fail: fail})
 	if o.email.enabled() {
 		// Before the API, which mounts its link pages at /mail/.
 		o.email.replicas = o.limits.replicas

@@ -2,11 +2,8 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
-	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -14,8 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
-	"github.com/invictus-network/invictus/referral"
-	"github.com/invictus-network/invictus/reports"
 )
 
 // retentionIntervalDefault is how often serve sweeps for closed referrals
@@ -25,15 +20,15 @@ const retentionIntervalDefault = time.Hour
 // retentionComponent purges the closed referrals older than age, once at
 // start and then every interval. It purges only what the coordinators'
 // read model has folded into its checkpoint under data, so the reports
-// keep their figures after the events are gone. The sweep is idempotent:
+// keep their figures after the events are gone: the checkpoint in the
+// cluster, which every instance's reports restore (natsjs.BucketReports). The sweep is idempotent:
 // several instances sweeping the same streams purge nothing twice, but
 // only the holder of the lease natsjs.LeaseRetention sweeps.
 type retentionComponent struct {
 	age      time.Duration // 0: off
 	interval time.Duration // 0: retentionIntervalDefault
-	data     string
 	conn     func() *nats.Conn
-	streams  natsjs.StreamsConfig // for the lease bucket
+	streams  natsjs.StreamsConfig // for the lease and reports buckets
 	reg      prometheus.Registerer
 	logger   *slog.Logger
 	fail     func(error)
@@ -41,6 +36,7 @@ type retentionComponent struct {
 	swept func(natsjs.SweepResult)
 
 	purged prometheus.Counter
+	kv     jetstream.KeyValue // the reports checkpoint
 	run    *background
 }
 
@@ -74,6 +70,9 @@ func (c *retentionComponent) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("retention: %w", err)
 	}
+	if c.kv, err = natsjs.EnsureReportsBucket(ctx, js, c.streams); err != nil {
+		return fmt.Errorf("retention: %w", err)
+	}
 	c.run = startBackground("retention", c.fail, func(ctx context.Context) error {
 		return lease.Run(ctx, func(ctx context.Context) error {
 			return c.loop(ctx, bus)
@@ -96,7 +95,7 @@ func (c *retentionComponent) loop(ctx context.Context, bus *natsjs.Bus) error {
 
 // sweep runs one sweep; a failure is logged and retried at the next.
 func (c *retentionComponent) sweep(ctx context.Context, bus *natsjs.Bus) {
-	folded, err := c.folded()
+	folded, err := c.folded(ctx)
 	if err != nil {
 		c.logger.Warn("retention: reports checkpoint unreadable; nothing purged", slog.String("error", err.Error()))
 		return
@@ -116,22 +115,11 @@ func (c *retentionComponent) sweep(ctx context.Context, bus *natsjs.Bus) {
 	}
 }
 
-// folded returns the REFERRALS sequence of the reports checkpoint under
-// data, 0 when there is none yet.
-func (c *retentionComponent) folded() (uint64, error) {
-	f, err := os.Open(filepath.Join(c.data, reportsSnapshotFile))
-	if errors.Is(err, os.ErrNotExist) {
-		return 0, nil
-	}
-	if err != nil {
-		return 0, err
-	}
-	defer f.Close()
-	s := reports.NewStore(reports.Config{Reminder: referral.DefaultDeadlines().Reminder})
-	if err := s.Restore(f); err != nil {
-		return 0, err
-	}
-	return s.Sequence(), nil
+// folded returns the REFERRALS sequence of the reports checkpoint in the
+// cluster (natsjs.BucketReports), 0 when there is none yet.
+func (c *retentionComponent) folded(ctx context.Context) (uint64, error) {
+	ck, _, err := natsjs.StatReportsCheckpoint(ctx, c.kv)
+	return ck.Seq, err
 }
 
 func (c *retentionComponent) Stop(ctx context.Context) error {

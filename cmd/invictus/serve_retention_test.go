@@ -59,7 +59,7 @@ func TestRetentionPurgesClosedReferrals(t *testing.T) {
 		openIDs = append(openIDs, referral(false))
 	}
 
-	startReports := func(dir string) *reportsComponent { return startTestReports(ctx, t, nc, dir, 1) }
+	startReports := func(shared bool) *reportsComponent { return startTestReports(ctx, t, nc, shared, 1) }
 	waitSeq := func(c *reportsComponent, seq uint64) { t.Helper(); waitModel(ctx, t, c, seq) }
 	lastSeq := func() uint64 {
 		s, err := js.Stream(ctx, natsjs.StreamReferrals)
@@ -82,13 +82,14 @@ func TestRetentionPurgesClosedReferrals(t *testing.T) {
 	}
 
 	// The checkpoint folds these; one more closed referral comes after it.
-	ckpt := startReports(data)
+	ckpt := startReports(true)
 	waitSeq(ckpt, lastSeq())
+	waitLease(t, ckpt)
 	if err := ckpt.Stop(ctx); err != nil {
 		t.Fatal(err)
 	}
 	late := referral(true)
-	fresh := startReports("")
+	fresh := startReports(false)
 	waitSeq(fresh, lastSeq())
 	before := figures(fresh)
 	if err := fresh.Stop(ctx); err != nil {
@@ -97,7 +98,7 @@ func TestRetentionPurgesClosedReferrals(t *testing.T) {
 
 	reg := prometheus.NewRegistry()
 	swept := make(chan natsjs.SweepResult, 1)
-	ret := &retentionComponent{age: time.Nanosecond, interval: time.Hour, data: data, conn: func() *nats.Conn { return nc },
+	ret := &retentionComponent{age: time.Nanosecond, interval: time.Hour, conn: func() *nats.Conn { return nc },
 		reg: reg, logger: slog.New(slog.DiscardHandler), fail: func(err error) { t.Errorf("retention failed: %v", err) },
 		swept: func(r natsjs.SweepResult) { swept <- r }}
 	if err := ret.Start(ctx); err != nil {
@@ -168,7 +169,7 @@ func TestRetentionPurgesClosedReferrals(t *testing.T) {
 		t.Fatalf("check after the purge: %d referrals, damage %+v", rep.Referrals, rep.Damage)
 	}
 
-	again := startReports(data)
+	again := startReports(true)
 	t.Cleanup(func() { _ = again.Stop(context.Background()) })
 	waitSeq(again, lastSeq())
 	after := figures(again)
