@@ -91,6 +91,11 @@ type RouterConfig struct {
 	// Listings applies organisations' commands about their own listing
 	// (directory.*.updated); nil rejects them. Default nil.
 	Listings Listings
+	// Forward, on a country hub, stores elsewhere a command another hub
+	// decides and reports whether it did ([CrossBorder.Forward]); the
+	// command is then acknowledged here. Default nil: every command is
+	// decided here.
+	Forward func(ctx context.Context, org string, env *events.Envelope, h nats.Header, data []byte) (bool, error)
 	// Now is the clock of rejections. Default time.Now.
 	Now func() time.Time
 	// Logger receives the router's logs: ids and codes, never payloads.
@@ -385,6 +390,16 @@ func (r *Router) handleCommand(ctx context.Context, m jetstream.Msg) {
 	if isListingCommand(env.Event.Type()) {
 		r.handleListing(ctx, m, org, env)
 		return
+	}
+	if r.cfg.Forward != nil {
+		if fwd, err := r.cfg.Forward(ctx, org, env, m.Headers(), m.Data()); err != nil {
+			r.cfg.Logger.InfoContext(ctx, "natsjs: cross-border command retried", slog.String("referral", env.Event.Subject()), slog.Any("error", err))
+			r.nak(ctx, m, r.retryDelay(m))
+			return
+		} else if fwd {
+			r.held.ack(m, r.cfg.Logger)
+			return
+		}
 	}
 	err = r.svc.Handle(ctx, env, referral.Actor{Org: org})
 	traceOutcome(span, err)

@@ -314,7 +314,8 @@ func (c StreamsConfig) Validate() error {
 }
 
 // StreamConfigs returns the configuration of the five streams, in the order
-// INBOUND, REFERRALS, DELIVERY, TIMERS, DLQ, for cfg with defaults applied.
+// INBOUND, REFERRALS, DELIVERY, TIMERS, DLQ, for cfg with defaults applied;
+// on a country hub (CrossBorderFrom) CROSSBORDER comes sixth.
 func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	cfg = cfg.WithDefaults()
 	base := func(name, subjects, description string, l StreamLimits) jetstream.StreamConfig {
@@ -358,6 +359,8 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 		delivery.Sources = append(delivery.Sources, &jetstream.StreamSource{
 			Name: StreamDelivery, FilterSubject: "out." + cfg.Country + ".>", Domain: d,
 		})
+		// The other hubs' organisations' answers to this hub's offers.
+		inbound.Sources = append(inbound.Sources, crossBorderSource(cfg.Country, d))
 	}
 
 	timers := base(StreamTimers, SubjectsTimers, "Offer deadlines and reminders as scheduled messages.", cfg.Timers)
@@ -372,7 +375,11 @@ func StreamConfigs(cfg StreamsConfig) []jetstream.StreamConfig {
 	dlq := base(StreamDLQ, SubjectsDLQ, "Messages that could not be decoded or authorised, with the reason in headers.", cfg.DLQ)
 	dlq.Discard = jetstream.DiscardOld
 
-	return []jetstream.StreamConfig{inbound, referrals, delivery, timers, dlq}
+	out := []jetstream.StreamConfig{inbound, referrals, delivery, timers, dlq}
+	if len(cfg.CrossBorderFrom) > 0 {
+		out = append(out, crossBorderStream(cfg))
+	}
+	return out
 }
 
 // isCountryCode reports whether s is two lower-case ASCII letters.

@@ -429,7 +429,8 @@ func TestStreamsAreBounded(t *testing.T) {
 }
 
 // TestCrossBorderSources: a country hub's DELIVERY sources, from each
-// other hub's domain, only the deliveries to its own country; without a
+// other hub's domain, only the deliveries to its own country, and its
+// INBOUND only the commands for it in their CROSSBORDER; without a
 // country, or with a domain that is not a name, the config is refused
 // naming the field.
 func TestCrossBorderSources(t *testing.T) {
@@ -437,16 +438,37 @@ func TestCrossBorderSources(t *testing.T) {
 	if err := cfg.WithDefaults().Validate(); err != nil {
 		t.Fatal(err)
 	}
+	var names []string
 	for _, sc := range natsjs.StreamConfigs(cfg) {
-		switch {
-		case sc.Name != natsjs.StreamDelivery && len(sc.Sources) != 0:
-			t.Errorf("%s sources %+v", sc.Name, sc.Sources)
-		case sc.Name == natsjs.StreamDelivery:
+		names = append(names, sc.Name)
+		switch sc.Name {
+		case natsjs.StreamDelivery:
 			if len(sc.Sources) != 2 || sc.Sources[0].Domain != "pt" || sc.Sources[1].Domain != "nl" ||
 				sc.Sources[0].FilterSubject != "out.fi.>" || sc.Sources[1].FilterSubject != "out.fi.>" {
 				t.Errorf("DELIVERY sources %+v", sc.Sources)
 			}
+		case natsjs.StreamInbound:
+			// The other hubs' organisations' answers to fi's offers, and
+			// nothing else of their CROSSBORDER, as in.<org>.
+			for i, d := range []string{"pt", "nl"} {
+				if len(sc.Sources) != 2 || sc.Sources[i].Name != natsjs.StreamCrossBorder || sc.Sources[i].Domain != d ||
+					len(sc.Sources[i].SubjectTransforms) != 1 || sc.Sources[i].SubjectTransforms[0].Source != "xb.fi.*.*" ||
+					sc.Sources[i].SubjectTransforms[0].Destination != "in.{{wildcard(1)}}.{{wildcard(2)}}" {
+					t.Errorf("INBOUND sources %+v", sc.Sources)
+					break
+				}
+			}
+		default:
+			if len(sc.Sources) != 0 {
+				t.Errorf("%s sources %+v", sc.Name, sc.Sources)
+			}
 		}
+	}
+	if names[len(names)-1] != natsjs.StreamCrossBorder {
+		t.Errorf("a hub's streams %v, want CROSSBORDER last", names)
+	}
+	if plain := natsjs.StreamConfigs(natsjs.StreamsConfig{}); len(plain) != 5 {
+		t.Errorf("a node that is no hub has %d streams, want 5", len(plain))
 	}
 	for _, bad := range []natsjs.StreamsConfig{
 		{CrossBorderFrom: []string{"pt"}},

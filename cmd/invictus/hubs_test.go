@@ -2,8 +2,10 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/http"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -18,6 +20,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // hub is one country hub started in process from deploy/nats/hub.conf or
@@ -73,6 +76,21 @@ func hubMsgs(t *testing.T, js jetstream.JetStream, stream string) []string {
 		out = append(out, m.subject)
 	}
 	return out
+}
+
+// hubCount returns how many messages stream holds on a hub (INBOUND, a
+// work queue, cannot be read by a test's consumer beside the router's).
+func hubCount(t *testing.T, js jetstream.JetStream, stream string) uint64 {
+	t.Helper()
+	s, err := js.Stream(t.Context(), stream)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := s.Info(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
 }
 
 // TestCountryHubs runs two country hubs as deploy/README.md describes them:
@@ -196,6 +214,74 @@ func TestCountryHubs(t *testing.T) {
 		return seen[cross1] && seen[cross2]
 	})
 
+	// The Finnish organisation answers on its own hub: it accepts the first
+	// offer, reports contact and completes it, and declines the second.
+	// Each answer crosses back to hub-pt through CROSSBORDER, and the
+	// referral there reaches the state the answer makes.
+	placement := func(id string) string {
+		t.Helper()
+		for _, m := range crashRead(t, fiJS, natsjs.StreamDelivery) {
+			if m.env == nil {
+				continue
+			}
+			if p, ok := m.env.Payload.(*events.Offered); ok && m.env.Event.Subject() == id {
+				return p.Placement
+			}
+		}
+		t.Fatalf("no offer of %s in hub-fi", id)
+		return ""
+	}
+	answer := func(id string, p events.Payload) {
+		t.Helper()
+		if res := postCommand(t, fiServe.HTTP, fiTokens[fiRecv], fiRecv, id, p); res.Status != httpapi.StatusAccepted && res.Status != httpapi.StatusPending {
+			t.Fatalf("%T of %s on hub-fi: %+v", p, id, res)
+		}
+	}
+	ptLog := func(id string) []string {
+		var out []string
+		for _, m := range crashRead(t, ptJS, natsjs.StreamReferrals) {
+			if m.env != nil && m.env.Event.Subject() == id {
+				out = append(out, m.typ())
+			}
+		}
+		return out
+	}
+	inPtLog := func(id, typ string) func() bool {
+		return func() bool { return slices.Contains(ptLog(id), typ) }
+	}
+	p1, p2 := placement(cross1), placement(cross2)
+	answer(cross1, &events.Accepted{Placement: p1})
+	testenv.Await(t, "the acceptance in hub-pt's log", inPtLog(cross1, "accepted"), func() string {
+		return fmt.Sprintf("hub-fi CROSSBORDER %v, DLQ %v, INBOUND %v; hub-pt INBOUND %v, DLQ %v; hub-pt log %v\n--- hub-fi serve:\n%s\n--- hub-pt serve:\n%s",
+			hubMsgs(t, fiJS, natsjs.StreamCrossBorder), hubMsgs(t, fiJS, natsjs.StreamDLQ), hubCount(t, fiJS, natsjs.StreamInbound),
+			hubCount(t, ptJS, natsjs.StreamInbound), hubMsgs(t, ptJS, natsjs.StreamDLQ), ptLog(cross1),
+			lastLines(fiServe.stderr.String(), 15), lastLines(ptServe.stderr.String(), 15))
+	})
+	answer(cross1, &events.Contacted{Placement: p1})
+	waitFor(t, 0, "the contact in hub-pt's log", inPtLog(cross1, "contacted"))
+	answer(cross1, &events.Completed{Placement: p1, Outcome: "supported"})
+	answer(cross2, &events.Declined{Placement: p2, Reason: "capacity"})
+	waitFor(t, 0, "the completion in hub-pt's log", inPtLog(cross1, "completed"))
+	waitFor(t, 0, "the decline in hub-pt's log", inPtLog(cross2, "declined"))
+	if code, v := getReferral(t, ptServe.HTTP, ptTokens[ref], cross1); code != http.StatusOK || v.Status != "completed" ||
+		len(v.Placements) != 1 || v.Placements[0].Status != "completed" || v.Placements[0].Organisation != fiRecv {
+		t.Errorf("hub-pt's referral %s after the Finnish answers: %d %+v", cross1, code, v)
+	}
+	if code, v := getReferral(t, ptServe.HTTP, ptTokens[ref], cross2); code != http.StatusOK || slices.ContainsFunc(v.Placements, func(p httpapi.PlacementView) bool {
+		return p.Organisation == fiRecv && p.Status == "offered"
+	}) {
+		t.Errorf("hub-pt's referral %s after the decline: %d %+v", cross2, code, v)
+	}
+	// The answers' deliveries to the Finnish organisation reach its hub.
+	waitFor(t, 0, "the acceptance's delivery in hub-fi", func() bool {
+		for _, m := range crashRead(t, fiJS, natsjs.StreamDelivery) {
+			if m.typ() == "accepted" && m.env.Event.Subject() == cross1 {
+				return true
+			}
+		}
+		return false
+	})
+
 	// What each hub holds.
 	offers := fiOffers()
 	if len(offers) != 2 || offers[cross1] != 1 || offers[cross2] != 1 {
@@ -205,6 +291,27 @@ func TestCountryHubs(t *testing.T) {
 		if !strings.HasPrefix(s, "out.fi.") || strings.Contains(s, domestic) {
 			t.Errorf("hub-fi's DELIVERY holds %s", s)
 		}
+	}
+	// hub-fi's CROSSBORDER holds its organisation's four answers, for
+	// hub-pt, and nothing else; hub-pt's holds nothing (its organisations
+	// answered no Finnish offer); both INBOUNDs were worked off.
+	xb := hubMsgs(t, fiJS, natsjs.StreamCrossBorder)
+	if len(xb) != 4 {
+		t.Errorf("hub-fi's CROSSBORDER holds %d commands %v; want the 4 answers", len(xb), xb)
+	}
+	for _, s := range xb {
+		if s != "xb.pt."+fiRecv {
+			t.Errorf("hub-fi's CROSSBORDER holds %s", s)
+		}
+	}
+	if got := hubMsgs(t, ptJS, natsjs.StreamCrossBorder); len(got) != 0 {
+		t.Errorf("hub-pt's CROSSBORDER holds %v", got)
+	}
+	for _, h := range []struct {
+		name string
+		js   jetstream.JetStream
+	}{{"hub-pt", ptJS}, {"hub-fi", fiJS}} {
+		waitFor(t, 0, h.name+"'s INBOUND worked off", func() bool { return hubCount(t, h.js, natsjs.StreamInbound) == 0 })
 	}
 	if got := hubMsgs(t, fiJS, natsjs.StreamReferrals); len(got) != 0 {
 		t.Errorf("hub-fi's REFERRALS holds %d events of Portuguese referrals: %v", len(got), got)
@@ -232,8 +339,16 @@ func TestCountryHubs(t *testing.T) {
 	if len(info.Config.Sources) != 1 || info.Config.Sources[0].FilterSubject != "out.fi.>" {
 		t.Errorf("hub-fi's DELIVERY sources %+v", info.Config.Sources)
 	}
-	t.Logf("hub-pt REFERRALS: %d events of 3 referrals; hub-fi: DELIVERY %d messages (2 cross-border offers, once each, one sent while the leaf was down), REFERRALS 0",
-		len(hubMsgs(t, ptJS, natsjs.StreamReferrals)), len(hubMsgs(t, fiJS, natsjs.StreamDelivery)))
+	in, err := ptJS.Stream(ctx, natsjs.StreamInbound)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src := in.CachedInfo().Config.Sources; len(src) != 1 || src[0].Name != natsjs.StreamCrossBorder || len(src[0].SubjectTransforms) != 1 ||
+		src[0].SubjectTransforms[0].Source != "xb.pt.*.*" {
+		t.Errorf("hub-pt's INBOUND sources %+v", src)
+	}
+	t.Logf("hub-pt REFERRALS: %d events of 3 referrals (%s: %v; %s: %v), CROSSBORDER 0; hub-fi: DELIVERY %d messages (2 cross-border offers, once each, one sent while the leaf was down, and what the answers showed the Finnish organisation), CROSSBORDER %d answers, REFERRALS 0",
+		len(hubMsgs(t, ptJS, natsjs.StreamReferrals)), cross1, ptLog(cross1), cross2, ptLog(cross2), len(hubMsgs(t, fiJS, natsjs.StreamDelivery)), len(xb))
 	for _, n := range []*node{ptServe, fiServe} {
 		if code := n.stop(); code != 0 {
 			t.Errorf("serve exit code %d\n%s", code, lastLines(n.stderr.String(), 20))

@@ -362,6 +362,9 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	// The API serves the metrics the routing service feeds.
 	metrics := httpapi.NewMetrics()
 	routeC := &routingComponent{conn: natsC.routingConn, view: view, observer: metrics, damaged: natsC.storeCheck, logger: logger, fail: fail}
+	if len(o.limits.hubSources) > 0 {
+		routeC.hubCountry = o.limits.hubCountry
+	}
 	reportsC := &reportsComponent{data: o.data, conn: natsC.adminConn, streams: natsC.streams, every: o.reportsEvery, logger: logger, fail: fail}
 	apiC := &apiComponent{
 		reports: reportsC,

@@ -205,8 +205,11 @@ type routingComponent struct {
 	// damaged reports damage the store check found; the service does not
 	// run on a damaged store.
 	damaged func(context.Context) error
-	logger  *slog.Logger
-	fail    func(error)
+	// hubCountry, on a country hub with sources, forwards its
+	// organisations' answers to other hubs' offers (natsjs.CrossBorder).
+	hubCountry string
+	logger     *slog.Logger
+	fail       func(error)
 
 	bg      *background
 	running atomic.Bool
@@ -234,10 +237,18 @@ func (r *routingComponent) Start(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)
 	}
+	routerCfg := natsjs.RouterConfig{Logger: r.logger, Listings: listings}
+	if r.hubCountry != "" {
+		xb, err := natsjs.NewCrossBorder(ctx, js, r.hubCountry)
+		if err != nil {
+			return fmt.Errorf("routing: %w", err)
+		}
+		routerCfg.Forward = xb.Forward
+	}
 	node, err := natsjs.NewNode(r.conn(), r.view, natsjs.NodeConfig{
 		Bus:     natsjs.BusConfig{Logger: r.logger},
 		Service: routing.ServiceConfig{Logger: r.logger, Observer: r.observer, Tracer: tracing.Steps{}},
-		Router:  natsjs.RouterConfig{Logger: r.logger, Listings: listings},
+		Router:  routerCfg,
 	})
 	if err != nil {
 		return fmt.Errorf("routing: %w", err)
