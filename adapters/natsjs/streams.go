@@ -228,6 +228,12 @@ type StreamsConfig struct {
 	// nothing else of the other hub does. Default: none.
 	Country         string
 	CrossBorderFrom []string
+	// DirectoryFrom, on a country hub, is the JetStream domain of the hub
+	// that keeps the shared directory: this hub's directory bucket sources
+	// every record of that hub's, so an organisation or service added or
+	// changed there is routed to here too. Default: none (the directory
+	// is this node's own).
+	DirectoryFrom string
 }
 
 // WithDefaults returns a copy of c with every unset field given its default.
@@ -289,6 +295,9 @@ func (c StreamsConfig) Validate() error {
 		if d == "" || strings.ContainsAny(d, ". *>\t\n") {
 			return fmt.Errorf("natsjs: StreamsConfig.CrossBorderFrom %q must be a JetStream domain name", d)
 		}
+	}
+	if strings.ContainsAny(c.DirectoryFrom, ". *>\t\n") {
+		return fmt.Errorf("natsjs: StreamsConfig.DirectoryFrom %q must be a JetStream domain name", c.DirectoryFrom)
 	}
 	if c.DirectoryHistory < 1 || c.DirectoryHistory > DirectoryHistoryMax {
 		return fmt.Errorf("natsjs: StreamsConfig.DirectoryHistory %d must be from 1 to %d", c.DirectoryHistory, DirectoryHistoryMax)
@@ -391,7 +400,7 @@ func isCountryCode(s string) bool {
 // for cfg with defaults applied.
 func DirectoryBucketConfig(cfg StreamsConfig) jetstream.KeyValueConfig {
 	cfg = cfg.WithDefaults()
-	return jetstream.KeyValueConfig{
+	kc := jetstream.KeyValueConfig{
 		Bucket:      BucketDirectory,
 		Description: "Organisations and services of the directory.",
 		History:     cfg.DirectoryHistory,
@@ -399,6 +408,10 @@ func DirectoryBucketConfig(cfg StreamsConfig) jetstream.KeyValueConfig {
 		Storage:     jetstream.FileStorage,
 		Replicas:    cfg.Replicas,
 	}
+	if cfg.DirectoryFrom != "" {
+		kc.Sources = []*jetstream.StreamSource{{Name: BucketDirectory, Domain: cfg.DirectoryFrom}}
+	}
+	return kc
 }
 
 // EnsureStreams creates the five streams and the directory bucket, or

@@ -470,15 +470,24 @@ func TestCrossBorderSources(t *testing.T) {
 	if plain := natsjs.StreamConfigs(natsjs.StreamsConfig{}); len(plain) != 5 {
 		t.Errorf("a node that is no hub has %d streams, want 5", len(plain))
 	}
+	// The shared directory: the bucket sources the keeping hub's.
+	if src := natsjs.DirectoryBucketConfig(natsjs.StreamsConfig{DirectoryFrom: "pt"}).Sources; len(src) != 1 ||
+		src[0].Name != natsjs.BucketDirectory || src[0].Domain != "pt" {
+		t.Errorf("directory sources %+v", src)
+	}
+	if src := natsjs.DirectoryBucketConfig(natsjs.StreamsConfig{}).Sources; len(src) != 0 {
+		t.Errorf("a node's own directory sources %+v", src)
+	}
 	for _, bad := range []natsjs.StreamsConfig{
 		{CrossBorderFrom: []string{"pt"}},
 		{Country: "FI", CrossBorderFrom: []string{"pt"}},
 		{Country: "fi", CrossBorderFrom: []string{"p.t"}},
 		{Country: "fi", CrossBorderFrom: []string{""}},
+		{DirectoryFrom: "p.t"},
 	} {
 		err := bad.WithDefaults().Validate()
-		if err == nil || !strings.Contains(err.Error(), "StreamsConfig.C") {
-			t.Errorf("%+v: %v, want an error naming Country or CrossBorderFrom", bad, err)
+		if err == nil || !strings.Contains(err.Error(), "StreamsConfig.C") && !strings.Contains(err.Error(), "StreamsConfig.DirectoryFrom") {
+			t.Errorf("%+v: %v, want an error naming Country, CrossBorderFrom or DirectoryFrom", bad, err)
 		}
 	}
 }

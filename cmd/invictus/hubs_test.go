@@ -93,15 +93,43 @@ func hubCount(t *testing.T, js jetstream.JetStream, stream string) uint64 {
 	return info.State.Msgs
 }
 
+// hubTokens makes an HTTP token for each of orgs in the hub at nc, whose
+// directory is shared from another hub.
+func hubTokens(t *testing.T, nc *nats.Conn, orgs ...string) map[string]string {
+	t.Helper()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.KeyValue(t.Context(), natsjs.BucketTokens)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tokens := httpapi.NewTokens(natsjs.NewKVStore(kv))
+	out := map[string]string{}
+	for _, o := range orgs {
+		secret, _, err := tokens.Create(t.Context(), o, httpapi.RoleOrganisation, "hub test")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[o] = secret
+	}
+	return out
+}
+
 // TestCountryHubs runs two country hubs as deploy/README.md describes them:
 // hub-pt (hub.conf, JetStream domain pt) and hub-fi (hub-leaf.conf, domain
-// fi, a leaf node of hub-pt), each with its own `invictus serve`. A
-// Portuguese organisation refers one victim to a Portuguese service and two
-// to a Finnish one (the second while the leaf connection is down). Each
-// hub's streams hold what they should and nothing more: the referrals'
-// logs stay in pt; fi's DELIVERY holds the cross-border offers, once each,
-// and nothing of the Portuguese referral; the Finnish organisation reads
-// them from its own hub.
+// fi, a leaf node of hub-pt), each with its own `invictus serve`. The
+// directory is written to hub-pt only and shared with hub-fi, which routes
+// a Finnish referral by it. A Portuguese organisation refers one victim to
+// a Portuguese service and two to a Finnish one (the second while the
+// leaf connection is down); the Finnish organisation reads the offers on
+// its own hub and answers there: it accepts, reports contact and completes
+// the first, and declines the second, and hub-pt's referrals reach those
+// states. Each hub's streams hold what they should and nothing more: each
+// referral's log stays in its hub; hub-fi's DELIVERY holds the
+// cross-border offers, once each, and nothing of the Portuguese referral;
+// hub-fi's CROSSBORDER holds the four answers, hub-pt's nothing.
 func TestCountryHubs(t *testing.T) {
 	keys, adminPub, sysPub := clusterKeys(t)
 	leaf, err := nkeys.CreateUser()
@@ -124,7 +152,7 @@ func TestCountryHubs(t *testing.T) {
 
 	creds := keys.Path(natsjs.UserAdmin)
 	ptServe := startNode(t, t.TempDir(), "--nats-url", "nats://"+pt.client, "--nats-creds", creds, "--hub-country", "pt", "--hub-sources", "fi")
-	fiServe := startNode(t, t.TempDir(), "--nats-url", "nats://"+fi.client, "--nats-creds", creds, "--hub-country", "fi", "--hub-sources", "pt")
+	fiServe := startNode(t, t.TempDir(), "--nats-url", "nats://"+fi.client, "--nats-creds", creds, "--hub-country", "fi", "--hub-sources", "pt", "--hub-directory", "pt")
 	connect := func(h *hub) (*nats.Conn, jetstream.JetStream) {
 		opt, err := keys.ConnectOption(natsjs.UserAdmin)
 		if err != nil {
@@ -144,10 +172,13 @@ func TestCountryHubs(t *testing.T) {
 	ptNC, ptJS := connect(pt)
 	fiNC, fiJS := connect(fi)
 
-	// The same directory in both hubs: a Portuguese referrer and receiver,
-	// and a Finnish receiver whose remote service covers Portugal.
-	ref, ptRecv, fiRecv := "pt."+uniqueSlug("h-ref"), "pt."+uniqueSlug("h-recv"), "fi."+uniqueSlug("h-recv")
-	d := testOrgsDirectory(t, ref, ptRecv, fiRecv)
+	// One directory, kept in hub-pt and shared with hub-fi (whose serve
+	// has --hub-directory pt): a Portuguese referrer and receiver, a
+	// Finnish receiver whose remote service covers Portugal, and a Finnish
+	// referrer. It is written to hub-pt only, once both hubs run.
+	ref, ptRecv, fiRecv, fiRef := "pt."+uniqueSlug("h-ref"), "pt."+uniqueSlug("h-recv"), "fi."+uniqueSlug("h-recv"), "fi."+uniqueSlug("h-ref")
+	d := testOrgsDirectory(t, ref, ptRecv, fiRecv, fiRef)
+	d.Services = slices.DeleteFunc(d.Services, func(s directory.Service) bool { return s.Organisation == fiRef }) // it only refers
 	for i, s := range d.Services {
 		if s.Organisation == fiRecv {
 			d.Services[i].Area = directory.ServiceArea{Countries: []string{"fi", "pt"}, Remote: true}
@@ -157,7 +188,27 @@ func TestCountryHubs(t *testing.T) {
 		t.Fatal(err)
 	}
 	ptTokens := provisionTestOrgs(t, ptNC, d, false)
-	fiTokens := provisionTestOrgs(t, fiNC, d, false)
+	fiTokens := hubTokens(t, fiNC, fiRecv, fiRef)
+	// hub-fi routes by what was added in hub-pt: a Finnish referral made
+	// on hub-fi is offered to the Finnish receiver there.
+	fiDomestic := events.NewReferralID()
+	fiReq := testRequested(fiRecv)
+	fiReq.Profile.Location = events.Location{Country: "fi", Region: "FI1B"}
+	if res := postCommand(t, fiServe.HTTP, fiTokens[fiRef], fiRef, fiDomestic, fiReq); res.Status != httpapi.StatusAccepted && res.Status != httpapi.StatusPending {
+		t.Fatalf("referral.requested on hub-fi: %+v", res)
+	}
+	waitFor(t, 0, "hub-fi to route by the directory shared from hub-pt", func() bool {
+		for _, m := range crashRead(t, fiJS, natsjs.StreamReferrals) {
+			if m.typ() == "offered" && m.env.Event.Subject() == fiDomestic {
+				return m.env.Payload.(*events.Offered).Organisation == fiRecv
+			}
+		}
+		return false
+	})
+	fiDir, err := fiJS.KeyValue(t.Context(), natsjs.BucketDirectory)
+	if err != nil {
+		t.Fatal(err)
+	}
 
 	refer := func(to string) string {
 		t.Helper()
@@ -167,12 +218,11 @@ func TestCountryHubs(t *testing.T) {
 		}
 		return id
 	}
-	// fiOffers returns the offers in fi's DELIVERY by referral.
+	// fiOffers returns the offers to fiRecv in fi's DELIVERY by referral.
 	fiOffers := func() map[string]int {
 		out := map[string]int{}
 		for _, m := range crashRead(t, fiJS, natsjs.StreamDelivery) {
-			if m.typ() == "offered" {
-				_, r, _ := events.ParseDeliverySubject(m.subject)
+			if org, r, _ := events.ParseDeliverySubject(m.subject); m.typ() == "offered" && org == fiRecv {
 				out[r]++
 			}
 		}
@@ -284,8 +334,8 @@ func TestCountryHubs(t *testing.T) {
 
 	// What each hub holds.
 	offers := fiOffers()
-	if len(offers) != 2 || offers[cross1] != 1 || offers[cross2] != 1 {
-		t.Errorf("hub-fi's offers %v; want %s and %s once each", offers, cross1, cross2)
+	if len(offers) != 3 || offers[cross1] != 1 || offers[cross2] != 1 || offers[fiDomestic] != 1 {
+		t.Errorf("hub-fi's offers %v; want %s, %s and the Finnish %s once each", offers, cross1, cross2, fiDomestic)
 	}
 	for _, s := range hubMsgs(t, fiJS, natsjs.StreamDelivery) {
 		if !strings.HasPrefix(s, "out.fi.") || strings.Contains(s, domestic) {
@@ -313,8 +363,44 @@ func TestCountryHubs(t *testing.T) {
 	}{{"hub-pt", ptJS}, {"hub-fi", fiJS}} {
 		waitFor(t, 0, h.name+"'s INBOUND worked off", func() bool { return hubCount(t, h.js, natsjs.StreamInbound) == 0 })
 	}
-	if got := hubMsgs(t, fiJS, natsjs.StreamReferrals); len(got) != 0 {
-		t.Errorf("hub-fi's REFERRALS holds %d events of Portuguese referrals: %v", len(got), got)
+	// hub-fi's REFERRALS holds the Finnish referral's log and nothing of
+	// the Portuguese ones; hub-pt's DELIVERY nothing of the Finnish one.
+	fiLog := hubMsgs(t, fiJS, natsjs.StreamReferrals)
+	for _, s := range fiLog {
+		if s != "referral.fi."+fiDomestic {
+			t.Errorf("hub-fi's REFERRALS holds %s", s)
+		}
+	}
+	if len(fiLog) < 3 {
+		t.Errorf("hub-fi's log of its own referral has %d events, want requested, planned, offered", len(fiLog))
+	}
+	for _, s := range hubMsgs(t, ptJS, natsjs.StreamDelivery) {
+		if strings.Contains(s, fiDomestic) {
+			t.Errorf("hub-pt's DELIVERY holds %s", s)
+		}
+	}
+	// The shared directory: hub-fi's bucket holds hub-pt's records, by
+	// sourcing that bucket, and was written nowhere else.
+	ptDir, err := ptJS.KeyValue(t.Context(), natsjs.BucketDirectory)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dirKeys := func(kv jetstream.KeyValue) []string {
+		t.Helper()
+		ks, err := kv.Keys(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		slices.Sort(ks)
+		return ks
+	}
+	if pk, fk := dirKeys(ptDir), dirKeys(fiDir); !slices.Equal(pk, fk) || len(pk) != 7 {
+		t.Errorf("directory keys: hub-pt %v, hub-fi %v; want the same 4 organisations and 3 services", pk, fk)
+	}
+	if st, err := fiJS.Stream(t.Context(), "KV_"+natsjs.BucketDirectory); err != nil {
+		t.Error(err)
+	} else if src := st.CachedInfo().Config.Sources; len(src) != 1 || src[0].External == nil || !strings.Contains(src[0].External.APIPrefix, ".pt.") {
+		t.Errorf("hub-fi's directory sources %+v", src)
 	}
 	ptRefs := map[string]int{}
 	for _, s := range hubMsgs(t, ptJS, natsjs.StreamReferrals) {
@@ -347,8 +433,8 @@ func TestCountryHubs(t *testing.T) {
 		src[0].SubjectTransforms[0].Source != "xb.pt.*.*" {
 		t.Errorf("hub-pt's INBOUND sources %+v", src)
 	}
-	t.Logf("hub-pt REFERRALS: %d events of 3 referrals (%s: %v; %s: %v), CROSSBORDER 0; hub-fi: DELIVERY %d messages (2 cross-border offers, once each, one sent while the leaf was down, and what the answers showed the Finnish organisation), CROSSBORDER %d answers, REFERRALS 0",
-		len(hubMsgs(t, ptJS, natsjs.StreamReferrals)), cross1, ptLog(cross1), cross2, ptLog(cross2), len(hubMsgs(t, fiJS, natsjs.StreamDelivery)), len(xb))
+	t.Logf("hub-pt REFERRALS: %d events of 3 referrals (%s: %v; %s: %v), CROSSBORDER 0; hub-fi: DELIVERY %d messages (2 cross-border offers, once each, one sent while the leaf was down, and what the answers showed the Finnish organisation), CROSSBORDER %d answers, REFERRALS %d events of its own referral; directory keys %d in each",
+		len(hubMsgs(t, ptJS, natsjs.StreamReferrals)), cross1, ptLog(cross1), cross2, ptLog(cross2), len(hubMsgs(t, fiJS, natsjs.StreamDelivery)), len(xb), len(fiLog), len(dirKeys(fiDir)))
 	for _, n := range []*node{ptServe, fiServe} {
 		if code := n.stop(); code != 0 {
 			t.Errorf("serve exit code %d\n%s", code, lastLines(n.stderr.String(), 20))

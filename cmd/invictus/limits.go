@@ -33,6 +33,7 @@ type limitOptions struct {
 	replicas              int
 	hubCountry            string
 	hubSources            []string
+	hubDirectory          string
 }
 
 // addFlags registers the flags on fs with natsjs's defaults.
@@ -56,6 +57,7 @@ func (o *limitOptions) addFlags(fs *pflag.FlagSet) {
 	fs.IntVar(&o.replicas, "nats-replicas", natsjs.ReplicasDefault, "replicas of every stream and bucket: 1 on one server, 3 (or 5) on a cluster (--nats-url); existing streams are scaled to it at start")
 	fs.StringVar(&o.hubCountry, "hub-country", "", "on a country hub (deploy/nats/hub.conf): its country, lower case (pt)")
 	fs.StringSliceVar(&o.hubSources, "hub-sources", nil, "on a country hub: the JetStream domains of the other hubs whose deliveries to --hub-country's organisations DELIVERY sources (comma-separated)")
+	fs.StringVar(&o.hubDirectory, "hub-directory", "", "on a country hub: the JetStream domain of the hub that keeps the shared directory; this hub's directory sources it")
 	size(&o.natsMaxStore, 0, "nats-max-store", "bound on the embedded server's JetStream store; 0 is three quarters of the disk's free space at start; the bounds above are reserved from it")
 	size(&o.storeMinFree, natsjs.MinFreeDefault, "store-min-free", "free space the data directory's disk must keep; below it the node is not ready")
 }
@@ -86,6 +88,7 @@ func (o *limitOptions) streams() natsjs.StreamsConfig {
 		WebhooksMaxBytes:  int64(o.webhooksMaxBytes),
 		Country:           o.hubCountry,
 		CrossBorderFrom:   o.hubSources,
+		DirectoryFrom:     o.hubDirectory,
 	}
 }
 

@@ -173,6 +173,8 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 		return usageError{fmt.Errorf("--nats-replicas %d is for a cluster (--nats-url); the embedded server is one node", o.limits.replicas)}
 	case o.natsURL == "" && len(o.limits.hubSources) > 0:
 		return usageError{errors.New("--hub-sources is for a country hub (--nats-url to the hub of deploy/nats/hub.conf); the embedded server has no leaf nodes")}
+	case o.natsURL == "" && o.limits.hubDirectory != "":
+		return usageError{errors.New("--hub-directory is for a country hub (--nats-url to the hub of deploy/nats/hub.conf); the embedded server has no leaf nodes")}
 	case len(o.limits.hubSources) > 0 && o.limits.hubCountry == "":
 		return usageError{errors.New("--hub-sources needs --hub-country, the country whose deliveries to source")}
 	case o.natsURL != "" && (settings["nats-max-store"].Source != sourceDefault || settings["store-min-free"].Source != sourceDefault):
