@@ -63,6 +63,29 @@ const (
 	metaOwner = "invictus_org"
 )
 
+// gateQueue is the queue group of the gates of a cluster's instances.
+const gateQueue = "invictus-gate"
+
+// Gate is the gate run beside an external cluster in operator mode
+// (deploy/nats/cluster-operator.conf), where the organisations' accounts
+// import its subjects as on the embedded server: without it their
+// standard JetStream clients find nobody answering their consumer's info.
+type Gate struct{ g *gate }
+
+// StartGate starts a gate on nc, a connection in the streams' account
+// with the administrator's permissions. Every instance on a cluster may
+// run one: each request is answered by one of them.
+func StartGate(nc *nats.Conn) (*Gate, error) {
+	g, err := startGate(nc)
+	if err != nil {
+		return nil, err
+	}
+	return &Gate{g: g}, nil
+}
+
+// Close stops the gate and waits for the requests in flight.
+func (g *Gate) Close() { g.g.close() }
+
 // errDenied is the class of the gate's refusals.
 var errDenied = errors.New("not permitted")
 
@@ -83,7 +106,9 @@ type gate struct {
 // account) to the gate's subjects.
 func startGate(nc *nats.Conn) (*gate, error) {
 	g := &gate{nc: nc, sem: make(chan struct{}, gateInFlight), stop: make(chan struct{}), busy: map[string]int{}}
-	sub, err := nc.Subscribe(gatePrefix+".>", g.receive)
+	// One queue group: on a cluster each serve instance runs a gate, and
+	// each request is answered by one of them.
+	sub, err := nc.QueueSubscribe(gatePrefix+".>", gateQueue, g.receive)
 	if err != nil {
 		return nil, fmt.Errorf("natsjs: gate: %w", err)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
 )
@@ -20,7 +21,9 @@ import (
 // as its head says, each node a process: `invictus creds operator` writes operator.conf, `creds
 // --jwt` the users' .creds files. serve runs on it with R3 streams; an
 // organisation's user reaches its own command subject and nothing of
-// another's or of the streams; an organisation added later gets in once
+// another's or of the streams; its own NATS client, a standard JetStream
+// one, pulls its offer from its consumer (the gate runs beside serve) and
+// cannot bind another's; an organisation added later gets in once
 // the nodes reload operator.conf (SIGHUP), without a restart.
 func TestClusterOperatorMode(t *testing.T) {
 	secrets, dir := t.TempDir(), t.TempDir()
@@ -118,6 +121,64 @@ func TestClusterOperatorMode(t *testing.T) {
 		}
 	}
 
+	// a's own NATS client consumes its DELIVERY on the cluster: the
+	// consumer serve makes when a appears in the directory gives it the
+	// offer of a referral made to it over HTTP, and takes its ack.
+	ref := "pt." + uniqueSlug("op-ref")
+	tokens := provisionTestOrgs(t, admin, testOrgsDirectory(t, a, ref), false)
+	id := events.NewReferralID()
+	if res := postCommand(t, n.HTTP, tokens[ref], ref, id, testRequested(a)); res.Status != httpapi.StatusAccepted && res.Status != httpapi.StatusPending {
+		t.Fatalf("referral.requested to a: %+v", res)
+	}
+	next := "$JS.API.CONSUMER.MSG.NEXT." + natsjs.StreamDelivery + "." + natsjs.OrgConsumerName(a)
+	var offer *nats.Msg
+	pulled := 0
+	waitFor(t, 0, "a's offer through its own consumer", func() bool {
+		m, err := nc.Request(next, []byte(`{"batch":1,"expires":2000000000}`), 5*time.Second)
+		if err != nil || m.Header.Get("Status") != "" || m.Reply == "" {
+			return false
+		}
+		pulled++
+		if _, err := nc.Request(m.Reply, []byte("+ACK"), 5*time.Second); err != nil {
+			t.Errorf("a's ack of %s: %v", m.Subject, err)
+		}
+		if strings.HasPrefix(m.Subject, "out."+a+"."+id) {
+			offer = m
+			return true
+		}
+		return false
+	})
+	if !strings.Contains(string(offer.Data), "referral.offered") && !strings.Contains(offer.Header.Get("ce-type"), "referral.offered") {
+		t.Errorf("a pulled %s: %s", offer.Subject, offer.Header)
+	}
+	// A standard JetStream client of a's binds the same consumer (its
+	// info, then a fetch that finds nothing more).
+	ajs, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ac, err := ajs.Consumer(t.Context(), natsjs.StreamDelivery, natsjs.OrgConsumerName(a)); err != nil {
+		t.Errorf("a's JetStream client binding its consumer: %v", err)
+	} else if batch, err := ac.FetchNoWait(1); err != nil {
+		t.Errorf("a's JetStream client fetching: %v", err)
+	} else {
+		for m := range batch.Messages() {
+			t.Errorf("a fetched %s after acking its offer", m.Subject())
+		}
+	}
+	if _, err := ajs.Consumer(t.Context(), natsjs.StreamDelivery, natsjs.OrgConsumerName(b)); err == nil {
+		t.Error("a's JetStream client bound b's consumer")
+	} else {
+		refused++
+	}
+	ci, err := js.Consumer(t.Context(), natsjs.StreamDelivery, natsjs.OrgConsumerName(a))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info, err := ci.Info(t.Context()); err != nil || info.NumAckPending != 0 {
+		t.Errorf("a's consumer after its acks: %+v, %v", info, err)
+	}
+
 	// b is added: operator.conf again, each node reloads it.
 	if _, err := connect(b); err == nil {
 		t.Fatal("b got in before it had an account")
@@ -144,7 +205,7 @@ func TestClusterOperatorMode(t *testing.T) {
 	if _, err := nc.Request(inbound, []byte(`{}`), 10*time.Second); err != nil {
 		t.Errorf("a's command after the reload: %v", err)
 	}
-	t.Logf("operator mode on 3 nodes: serve ready with R3 streams; a's command stored, %d of 5 other targets refused; b in after a reload", refused)
+	t.Logf("operator mode on 3 nodes: serve ready with R3 streams; a's command stored, its offer pulled from its own consumer (%d pulled, acked), %d of 6 other targets refused; b in after a reload", pulled, refused)
 	if code := n.stop(); code != 0 {
 		t.Errorf("serve exit code %d\n%s", code, lastLines(n.stderr.String(), 20))
 	}

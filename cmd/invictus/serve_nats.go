@@ -58,6 +58,7 @@ type natsComponent struct {
 	listen  string
 	url     string
 	creds   string
+	gate    *natsjs.Gate  // external only: answers operator-mode organisations
 	tls     *tls.Config   // embedded only: the server's TLS, or nil
 	dialTLS []nats.Option // external only: the client side of TLS
 	streams natsjs.StreamsConfig
@@ -270,6 +271,12 @@ func (n *natsComponent) connectExternal(ctx context.Context) error {
 		}
 		return &flagError{flag: "nats-url", value: n.url, err: fmt.Errorf("JetStream does not answer: %w", err)}
 	}
+	// In operator mode the organisations' accounts send their consumer
+	// requests to the gate, as on the embedded server; elsewhere nobody
+	// sends it anything.
+	if n.gate, err = natsjs.StartGate(nc); err != nil {
+		return err
+	}
 	return nil
 }
 
@@ -362,6 +369,10 @@ func (n *natsComponent) Stop(ctx context.Context) error {
 	}
 	n.lock.unlock() // a start that failed before the server ran
 	n.lock = nil
+	if n.gate != nil {
+		n.gate.Close()
+		n.gate = nil
+	}
 	var errs []error
 	var conns []*nats.Conn
 	for _, p := range []*atomic.Pointer[nats.Conn]{&n.admin, &n.routing} {
