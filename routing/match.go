@@ -7,6 +7,7 @@ import (
 	"math/bits"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/invictus-network/invictus/directory"
@@ -203,6 +204,9 @@ type Matcher struct {
 	weights   [numComponents]float64
 	tables    tableCache
 	pool      sync.Pool // *scratch
+	// pruned counts the candidates ranker.prune skipped, for the tests
+	// that must see it skip some.
+	pruned atomic.Int64
 }
 
 // NewMatcher returns a matcher with cfg.WithDefaults(). A config that fails
@@ -304,6 +308,8 @@ type scratch struct {
 	words    []uint64  // candidate bitset
 	later    []farWord // words left for after the near ones
 	rest     []int     // dense ids of the profile's languages after the first
+	combos   []combo   // query.combos
+	specM    []uint64  // of ranker.levels, by index in query.wSpec
 }
 
 // farWord is a word of the candidate bitset left for after the words near
@@ -362,14 +368,21 @@ func (m *Matcher) Match(snap *directory.Index, p events.Profile, opts ...MatchOp
 	// Words near the victim first (services are numbered by place, so a
 	// word lies in a small box), then the others: the rankings fill with
 	// near candidates, and most candidates of far words cannot enter
-	// them and are not scored (ranker.keyMax). The plan does not depend
-	// on the order.
+	// them and are not scored (ranker.keyMax, ranker.prune). The plan
+	// does not depend on the order.
 	visit := func(wi int, dist float64) {
 		// 2. Constraints: those that depend on codes alone, on 64
 		// candidates at a time; 3. scores: the rest of the constraints
 		// and the score of each candidate left, ranked in its class.
 		wd := q.constrain(wi, sc.words[wi], &t)
-		r.rank(&wd, &t, dist)
+		if wd.todo == 0 {
+			return
+		}
+		wd.dist = dist
+		if !q.unbounded {
+			wd.keyMax = r.bound(&wd)
+		}
+		r.rank(&wd, &t)
 	}
 	sc.later = sc.later[:0]
 	for wi, w := range sc.words {
@@ -389,6 +402,9 @@ func (m *Matcher) Match(snap *directory.Index, p events.Profile, opts ...MatchOp
 	q.ownAt = 0 // ownWord reads words in increasing order
 	for _, fw := range sc.later {
 		visit(int(fw.wi), fw.dist)
+	}
+	if t.pruned > 0 {
+		m.pruned.Add(int64(t.pruned))
 	}
 	// 4. Plan: the classes grouped into placements, explained.
 	return sc.plan(q, k, &t), nil
@@ -753,6 +769,8 @@ func (m *Matcher) compile(sc *scratch, t *table, snap *directory.Index, p *event
 	}
 	q.tabulate(sc.spec)
 	sc.spec = q.wSpec
+	sc.combos = q.combine(sc.combos[:0])
+	q.combos = sc.combos
 
 	// The classes of this match.
 	sc.classes, sc.entries = sc.classes[:0], sc.entries[:0]

@@ -3,6 +3,7 @@ package routing_test
 import (
 	"math/rand/v2"
 	"reflect"
+	"slices"
 	"testing"
 	"time"
 
@@ -145,4 +146,75 @@ func TestPropertyBoundsKeepThePlans(t *testing.T) {
 			}
 		}
 	})
+}
+
+// TestPruningKeepsThePlans holds the candidates the matcher skips a word
+// at a time (whole classes whose rankings they cannot enter, judged on
+// bitsets, with open now and the countries of a cross-border case read
+// from bitsets too) to the reference, which checks and scores every
+// candidate one by one: sampled profiles made emergencies at quarter
+// hours all over the week (the generated opening hours start and end on
+// the hour), cross-border cases with every demo country as residence,
+// and each accessibility need, on a directory dense enough for the
+// rankings to fill. The matcher must have skipped candidates of each
+// kind, or the comparison proves nothing.
+func TestPruningKeepsThePlans(t *testing.T) {
+	t.Parallel()
+	d := directory.Generate(12000, 41)
+	snap := directory.NewIndex(d, 1)
+	// A directory where every service of two residence countries serves
+	// remotely too: a cross-border victim then has as many candidates at
+	// home as where the crime was, so that both rankings of a need set
+	// (met in the preferred country or not) fill.
+	home := *d
+	home.Services = slices.Clone(d.Services)
+	for i := range home.Services {
+		if s := &home.Services[i]; slices.Contains(s.Area.Countries, "pt") || slices.Contains(s.Area.Countries, "fi") {
+			s.Area.Remote = true
+		}
+	}
+	homeSnap := directory.NewIndex(&home, 1)
+	profiles := routing.SampleProfiles(300, 41)
+	monday := time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC)
+	for _, kind := range []string{"emergency", "cross-border", "resident at home", "accessibility", "as sampled"} {
+		fast, ref := routing.NewMatcher(routing.Config{}), routing.NewUnboundedMatcher(routing.Config{})
+		eligible, excluded := 0, 0
+		for k, p := range profiles {
+			at := routing.At(monday.Add(time.Duration(k*37%(7*24*4)) * 15 * time.Minute))
+			snap := snap
+			switch kind {
+			case "emergency":
+				p.Urgency = events.UrgencyEmergency
+			case "cross-border":
+				cs := directory.DemoCountries
+				p.Location.ResidenceCountry = cs[k%len(cs)]
+				if p.Location.ResidenceCountry == p.Location.Country {
+					p.Location.ResidenceCountry = cs[(k+1)%len(cs)]
+				}
+			case "resident at home":
+				snap = homeSnap
+				p.Location.ResidenceCountry = []string{"pt", "fi"}[k%2]
+				if p.Location.ResidenceCountry == p.Location.Country {
+					p.Location.ResidenceCountry = "fi"
+				}
+			case "accessibility":
+				p.Accessibility = []string{events.Accessibility[k%len(events.Accessibility)]}
+			}
+			plan := samePlans(t, fast, ref, snap, p, at)
+			eligible += plan.Eligible
+			excluded += plan.Excluded[routing.ConstraintOpenNow] + plan.Excluded[routing.ConstraintAccessibility]
+		}
+		if eligible == 0 || routing.Pruned(fast) == 0 {
+			t.Fatalf("%s: %d eligible, %d skipped on bitsets: the comparison proves nothing", kind, eligible, routing.Pruned(fast))
+		}
+		if kind == "emergency" || kind == "accessibility" {
+			if excluded == 0 {
+				t.Fatalf("%s: no candidate excluded by open now or accessibility: the comparison proves nothing", kind)
+			}
+		}
+		if n := routing.Pruned(ref); n != 0 {
+			t.Fatalf("%s: the reference skipped %d candidates", kind, n)
+		}
+		t.Logf("%s: %d eligible, %d skipped on bitsets", kind, eligible, routing.Pruned(fast))
+	}
 }

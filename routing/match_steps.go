@@ -27,11 +27,18 @@ import (
 // its box and the best language, channels and specialisation among its
 // candidates bound their ranking keys (ranker.keyMax), and a candidate
 // whose class's ranking is full of better keys is counted but not scored.
-// Accessibility is decided for the word from the bitsets too
-// (ranker.access). None of this changes a plan: the tests compare the
-// plans with those of the reference path (NewUnboundedMatcher in the
-// tests: every eligible candidate scored, every constraint checked one by
-// one by query.failures).
+// ranker.prune makes that test for whole classes of a word at once: the
+// bitsets of the profile's needs (and countries) split the word's
+// candidates by class, and the bitsets of their language levels,
+// specialisations and waiting lists tell which of them could still reach
+// the worst key of a full ranking; the others are only counted.
+// Accessibility and, in an emergency, open now are decided for the word
+// from the bitsets too (ranker.access, chunk.openAt), so that counting
+// the candidates skipped reads no service in the common case. None of
+// this changes a plan: the tests compare the plans with those of the
+// reference path (NewUnboundedMatcher in the tests: every eligible
+// candidate scored, every constraint checked one by one by
+// query.failures).
 
 // tally counts what a match saw, for the plan.
 type tally struct {
@@ -41,8 +48,8 @@ type tally struct {
 	// offered are the needs that some candidate offers.
 	offered uint64
 	// considered counts the candidates; eligible those that passed every
-	// hard constraint.
-	considered, eligible int
+	// hard constraint; pruned those ranker.prune skipped.
+	considered, eligible, pruned int
 }
 
 // word is a word of 64 candidates after the hard constraints that
@@ -60,6 +67,14 @@ type word struct {
 	slowLang uint64
 	// todo passed every constraint checked here, or are in slowLang.
 	todo uint64
+	// Of a cross-border case: here serve the country of the crime, home
+	// the residence country, by the dense country bits; countrySlow are
+	// read one by one (query.where).
+	here, home, countrySlow uint64
+	// dist is the most the distance can add for a candidate of the word
+	// (query.distanceBound), keyMax the most the ranking key of one can
+	// be but for the needs component (ranker.bound).
+	dist, keyMax float64
 }
 
 // level is the language level of the candidate at bit bi (one of first,
@@ -139,7 +154,17 @@ func (q *query) constrain(wi int, w uint64, t *tally) word {
 		reach |= mk.channels[k][cw]
 	}
 	t.excluded[cChannel] += bits.OnesCount64(spoken &^ reach)
-	return word{c: c, cw: cw, base: int32(wi << 6), first: first, other: other, provided: provided, slowLang: slowLang, todo: spoken&reach | slowLang}
+	wd := word{c: c, cw: cw, base: int32(wi << 6), first: first, other: other, provided: provided, slowLang: slowLang, todo: spoken&reach | slowLang}
+	if q.cross {
+		wd.countrySlow = mk.countrySlow[cw]
+		if q.countryBit != 0 {
+			wd.here = mk.country[bits.TrailingZeros32(q.countryBit)][cw]
+		}
+		if q.residenceBit != 0 {
+			wd.home = mk.country[bits.TrailingZeros32(q.residenceBit)][cw]
+		}
+	}
+	return wd
 }
 
 // ownWord returns the bits of the referrer's services in word wi of the
@@ -165,8 +190,19 @@ type ranker struct {
 	// now); bonusOn: the ranking key adds a bonus (emergency, preferred
 	// organisation).
 	slow, bonusOn bool
-	// dense: classes are found by compact cover (query.denseClasses).
-	dense bool
+	// dense: classes are found by compact cover (query.denseClasses);
+	// skips: candidates of a word are skipped on bitsets (ranker.prune).
+	dense, skips bool
+	// Of the word prune reads: bitsets of its candidates by language
+	// level and by waiting list (and scratch.specM by specialisation).
+	langM [langFirst + 1]uint64
+	waitM [2]uint64
+	// Of prune for the current word: levels read, the candidates to skip,
+	// what the key may add but for the combos and needs, the candidates
+	// of the 24/7 bonus.
+	ready        bool
+	skip, always uint64
+	extra        float64
 	// maskPath: read the inputs of the score from the bitsets (see the
 	// comment at the top of the file).
 	maskPath bool
@@ -191,6 +227,9 @@ type ranker struct {
 	// met, of them those met through a remote channel, and those to
 	// check one by one (see access).
 	accOK, accWaived, accSlow uint64
+	// Of the current word in an emergency: the candidates open now, and
+	// those to judge one by one (see chunk.openAt).
+	openW, openSlow uint64
 }
 
 // ranker returns the ranker of the match compiled in sc.q.
@@ -202,29 +241,64 @@ func (sc *scratch) ranker(q *query, k int) ranker {
 		dense:   q.denseClasses(),
 	}
 	r.maskPath = q.acc == 0 && !q.cross && r.dense && !r.slow && !r.bonusOn && q.stats == nil
+	r.skips = r.dense && !q.unbounded && len(q.combos) > 0
 	return r
 }
 
+// bound is the most the ranking key of a candidate of wd can be but for
+// its needs component: the best of the word's candidates in language,
+// channels and specialisation (wordMax), the distance at the nearest
+// point of its box, the most the observed components add, and the bonus
+// of 24/7 services only if one of them is among its candidates.
+func (r *ranker) bound(wd *word) float64 {
+	q := r.q
+	bonus := 0.0
+	if q.emergency && wd.todo&wd.c.m.always[wd.cw] != 0 {
+		bonus += 4
+	}
+	if q.preferred != "" {
+		bonus += 2
+	}
+	return r.wordMax(wd) + wd.dist + q.obsMax + bonus + boundSlack
+}
+
 // rank checks the remaining constraints on the candidates of wd, scores
-// those that pass and offers them to their class's ranking. dist is the
-// most the distance can add for a candidate of the word.
-func (r *ranker) rank(wd *word, t *tally, dist float64) {
+// those that pass and offers them to their class's ranking.
+func (r *ranker) rank(wd *word, t *tally) {
 	if wd.todo == 0 {
 		return
 	}
+	q := r.q
 	if r.maskPath {
 		r.load(wd)
+	} else if r.skips {
+		r.loadNeeds(wd)
 	}
-	q := r.q
-	r.distMax, r.keyMax = dist, math.Inf(1)
+	r.distMax, r.keyMax = wd.dist, math.Inf(1)
 	if !q.unbounded {
-		r.keyMax = r.wordMax(wd) + dist + q.obsMax + q.bonusMax + boundSlack
+		r.keyMax = wd.keyMax
 	}
-	wordAccess := r.slow && q.acc != 0 && !q.unbounded
-	if wordAccess {
+	// The constraints left, accessibility and open now, are decided
+	// for the word from the bitsets (but for some candidates, see
+	// access and chunk.openAt).
+	wordSlow := r.slow && !q.unbounded
+	if wordSlow && q.acc != 0 {
 		r.access(wd)
 	}
-	for todo := wd.todo; todo != 0; todo &= todo - 1 {
+	if wordSlow && q.emergency {
+		r.openW, r.openSlow = wd.c.openAt(wd.cw, q), wd.c.m.openSlow[wd.cw]
+	}
+	todo := wd.todo
+	if r.skips && bits.OnesCount64(todo) >= pruneMin {
+		// The candidates of the word that cannot enter their classes'
+		// full rankings: counted, not scored.
+		if skip := r.prune(wd); skip != 0 {
+			t.pruned += bits.OnesCount64(skip)
+			todo &^= skip
+			r.count(wd, skip, t)
+		}
+	}
+	for ; todo != 0; todo &= todo - 1 {
 		bi := bits.TrailingZeros64(todo)
 		if r.maskPath && wd.slowLang>>bi&1 == 0 {
 			t.eligible++
@@ -239,7 +313,7 @@ func (r *ranker) rank(wd *word, t *tally, dist float64) {
 		shared := r.q.sharedOf(wd.c, j)
 		var code int
 		var waived bool
-		if wordAccess && wd.slowLang>>bi&1 == 0 {
+		if wordSlow && wd.slowLang>>bi&1 == 0 {
 			code, waived = r.checkLast(wd, bi, f, j, shared)
 		} else {
 			code, lang, waived = r.q.checkRest(f, wd.c, j, shared, lang, wd.slowLang>>bi&1 != 0, r.slow)
@@ -250,6 +324,244 @@ func (r *ranker) rank(wd *word, t *tally, dist float64) {
 		}
 		t.eligible++
 		r.fromFeatures(wd, bi, f, shared, lang, waived)
+	}
+}
+
+// pruneMin is the fewest candidates of a word for which rank tries
+// prune: for fewer, the test of each candidate costs less.
+const pruneMin = 16
+
+// prune returns the candidates of wd (but for those of slowLang and
+// countrySlow) that cannot enter their class's ranking, full of keys
+// above anything they can reach: the tests of fromMasks and fromFeatures,
+// made for whole classes at once on bitsets. The candidates are split
+// into their classes by the bitsets of the profile's needs (and, in a
+// cross-border case, of its countries); the most a key can be is the
+// value of the candidate's language level, specialisation and waiting
+// list, which take few values (query.combos, best first), with the best
+// channels of the word, the distance at the nearest point of its box, the
+// most accessibility and residence can add and its bonus.
+func (r *ranker) prune(wd *word) uint64 {
+	cand := wd.todo &^ (wd.slowLang | wd.countrySlow)
+	if cand == 0 {
+		return 0
+	}
+	r.ready, r.skip = false, 0
+	r.split(wd, cand, 0, 0)
+	return r.skip
+}
+
+// split splits the candidates m, which meet exactly the needs cover of
+// the first n of the profile's, by the next need, and judges each class
+// at the end.
+func (r *ranker) split(wd *word, m uint64, n int, cover uint64) {
+	q := r.q
+	if n < len(q.needBits) {
+		if a := m & r.needW[n]; a != 0 {
+			r.split(wd, a, n+1, cover|1<<n)
+		}
+		if b := m &^ r.needW[n]; b != 0 {
+			r.split(wd, b, n+1, cover)
+		}
+		return
+	}
+	if !q.cross {
+		r.judge(wd, m, cover, cover)
+		return
+	}
+	// proper: the needs but the ongoing ones where it serves the crime's
+	// country, the ongoing ones where it serves the residence country
+	// (query.proper).
+	here, home := cover&^q.ongoing, cover&q.ongoing
+	parts := [2]struct{ m, proper uint64 }{{m, 0}}
+	if here != 0 {
+		parts = [2]struct{ m, proper uint64 }{{m & wd.here, here}, {m &^ wd.here, 0}}
+	}
+	for _, pt := range parts {
+		switch {
+		case pt.m == 0:
+		case home == 0:
+			r.judge(wd, pt.m, cover, pt.proper)
+		default:
+			if a := pt.m & wd.home; a != 0 {
+				r.judge(wd, a, cover, pt.proper|home)
+			}
+			if b := pt.m &^ wd.home; b != 0 {
+				r.judge(wd, b, cover, pt.proper)
+			}
+		}
+	}
+}
+
+// judge adds to r.skip the candidates m of the class of cover and proper
+// that cannot enter its ranking.
+func (r *ranker) judge(wd *word, m, cover, proper uint64) {
+	q, sc := r.q, r.sc
+	ck := cover
+	if q.cross {
+		ck |= proper << len(q.needBits)
+	}
+	ci := sc.classIdx[ck]
+	if ci < 0 {
+		return
+	}
+	cl := &sc.classes[ci]
+	if cl.n < r.k {
+		return // not full: any candidate enters
+	}
+	mk, cw := &wd.c.m, wd.cw
+	if !r.ready {
+		r.ready = true
+		var union uint64
+		for n, k := range q.chanCode {
+			if mk.channels[k][cw]&wd.todo != 0 {
+				union |= 1 << n
+			}
+		}
+		r.extra = r.distMax + q.chanWeight(union) + q.restMax + boundSlack
+		if q.preferred != "" {
+			r.extra += 2
+		}
+		r.always = 0
+		if q.emergency {
+			r.always = mk.always[cw]
+		}
+		r.levels(wd, wd.todo)
+	}
+	need := cl.worst - q.wNeeds[bits.OnesCount64(cover)] - r.extra
+	keep := r.above(need)
+	if a := m & r.always; a != 0 {
+		keep = keep&^r.always | r.above(need-4)&r.always
+	}
+	r.skip |= m &^ keep
+}
+
+// levels fills the bitsets of the word's candidates (of cand) by language
+// level, specialisation (index in wSpec) and waiting list, for above.
+func (r *ranker) levels(wd *word, cand uint64) {
+	q, sc, mk, cw := r.q, r.sc, &wd.c.m, wd.cw
+	r.langM[langFirst], r.langM[langOther], r.langM[langProvided] = wd.first, wd.other, wd.provided
+	r.langM[langInterpreter] = cand &^ (wd.first | wd.other | wd.provided)
+	r.waitM[1] = mk.waitlist[cw]
+	r.waitM[0] = ^r.waitM[1]
+	if len(q.wSpec) == 0 {
+		sc.specM = append(sc.specM[:0], ^uint64(0))
+		return
+	}
+	// The numbers of the profile's crimes and flags each candidate
+	// lists, as bit slices.
+	var crimes, flags counter
+	if q.nCrimes > 0 {
+		for _, k := range q.crimeCode {
+			crimes.add(mk.crimes[k][cw])
+		}
+	}
+	for _, k := range q.flagCode {
+		flags.add(mk.flags[k][cw])
+	}
+	specialist := ^uint64(0)
+	if q.nCrimes > 0 {
+		specialist = mk.specialist[cw]
+	}
+	sc.specM = sc.specM[:0]
+	for state := range q.nCrimes + 2 {
+		var sm uint64
+		switch {
+		case state == 0:
+			sm = ^specialist
+			if q.nCrimes == 0 {
+				sm = ^uint64(0)
+			}
+		default:
+			sm = specialist & crimes.equal(state-1)
+		}
+		for fm := range q.nFlags + 1 {
+			sc.specM = append(sc.specM, sm&flags.equal(fm))
+		}
+	}
+}
+
+// above returns the candidates (of those levels read) whose language
+// level, specialisation and waiting list may add up to v or more.
+func (r *ranker) above(v float64) uint64 {
+	cs := r.q.combos
+	if v <= cs[len(cs)-1].v {
+		return ^uint64(0)
+	}
+	var m uint64
+	for _, c := range cs {
+		if c.v < v {
+			break
+		}
+		m |= r.langM[c.lang] & r.sc.specM[c.spec] & r.waitM[c.wait]
+	}
+	return m
+}
+
+// counter counts, for each of 64 candidates, up to 15 bitsets they are
+// in, as bit slices.
+type counter [4]uint64
+
+func (c *counter) add(w uint64) {
+	for b := range c {
+		c[b], w = c[b]^w, c[b]&w
+		if w == 0 {
+			return
+		}
+	}
+}
+
+// equal returns the candidates counted n times.
+func (c *counter) equal(n int) uint64 {
+	m := ^uint64(0)
+	for b := range c {
+		if n>>b&1 != 0 {
+			m &= c[b]
+		} else {
+			m &^= c[b]
+		}
+	}
+	return m
+}
+
+// count counts the candidates of skip, which cannot enter a ranking,
+// as rank would: eligible, or excluded by the constraints rank checks one
+// by one (accessibility, open now), on the word's bitsets where they
+// decide.
+func (r *ranker) count(wd *word, skip uint64, t *tally) {
+	if !r.slow {
+		t.eligible += bits.OnesCount64(skip)
+		return
+	}
+	q := r.q
+	one := uint64(0) // to check one by one
+	rest := skip
+	if q.acc != 0 {
+		one = skip & r.accSlow
+		fail := skip &^ (r.accOK | r.accSlow)
+		t.excluded[cAccessibility] += bits.OnesCount64(fail)
+		rest &^= one | fail
+	}
+	if q.emergency {
+		one |= rest & r.openSlow
+		rest &^= r.openSlow
+		closed := rest &^ r.openW
+		t.excluded[cOpenNow] += bits.OnesCount64(closed)
+		rest &^= closed
+	}
+	t.eligible += bits.OnesCount64(rest)
+	for ; one != 0; one &= one - 1 {
+		bi := bits.TrailingZeros64(one)
+		j := (wd.base + int32(bi)) & chunkMask
+		var shared uint64
+		if q.acc != 0 {
+			shared = q.sharedOf(wd.c, j)
+		}
+		if code, _ := r.checkLast(wd, bi, &wd.c.f[j], j, shared); code != cNone {
+			t.excluded[code]++
+			continue
+		}
+		t.eligible++
 	}
 }
 
@@ -291,22 +603,31 @@ func (r *ranker) access(wd *word) {
 }
 
 // checkLast is query.checkLast for the candidate at bit bi of wd, with the
-// accessibility found by access.
+// accessibility found by access and the services open now found by
+// chunk.openAt.
 func (r *ranker) checkLast(wd *word, bi int, f *features, j int32, shared uint64) (code int, waived bool) {
 	q := r.q
-	switch {
-	case r.accOK>>bi&1 != 0:
-		waived = r.accWaived>>bi&1 != 0
-	case r.accSlow>>bi&1 != 0:
-		var ok bool
-		if ok, waived = q.access(f, wd.c, j, shared); !ok {
+	if q.acc != 0 {
+		switch {
+		case r.accOK>>bi&1 != 0:
+			waived = r.accWaived>>bi&1 != 0
+		case r.accSlow>>bi&1 != 0:
+			var ok bool
+			if ok, waived = q.access(f, wd.c, j, shared); !ok {
+				return cAccessibility, false
+			}
+		default:
 			return cAccessibility, false
 		}
-	default:
-		return cAccessibility, false
 	}
-	if q.emergency && !q.openNow(f, wd.c, j) {
-		return cOpenNow, waived
+	if q.emergency {
+		open := r.openW>>bi&1 != 0
+		if r.openSlow>>bi&1 != 0 {
+			open = q.openNow(f, wd.c, j)
+		}
+		if !open {
+			return cOpenNow, waived
+		}
 	}
 	return cNone, waived
 }
@@ -386,12 +707,18 @@ func (q *query) checkRest(f *features, c *chunk, j int32, shared uint64, lang in
 	return cNone, lang, false
 }
 
+// loadNeeds reads the bitsets of the profile's needs for the word.
+func (r *ranker) loadNeeds(wd *word) {
+	mk, cw := &wd.c.m, wd.cw
+	for n, k := range r.q.needCode {
+		r.needW[n] = mk.needs[k][cw]
+	}
+}
+
 // load reads the bitsets of the word the bitset path needs.
 func (r *ranker) load(wd *word) {
 	q, mk, cw := r.q, &wd.c.m, wd.cw
-	for n, k := range q.needCode {
-		r.needW[n] = mk.needs[k][cw]
-	}
+	r.loadNeeds(wd)
 	for n, k := range q.chanCode {
 		r.sc.chanW[n] = mk.channels[k][cw]
 	}
@@ -470,10 +797,28 @@ func (r *ranker) fromFeatures(wd *word, bi int, f *features, shared uint64, lang
 	q, sc, c := r.q, r.sc, wd.c
 	i := wd.base + int32(bi)
 	j := i & chunkMask
-	cover := q.coverOf(c, j)
+	var cover uint64
+	if r.skips || r.maskPath {
+		// The bitsets of the word's needs are loaded.
+		for n := range q.needBits {
+			cover |= (r.needW[n] >> bi & 1) << n
+		}
+	} else {
+		cover = q.coverOf(c, j)
+	}
 	proper := cover
 	if q.cross {
-		proper = q.proper(f, c, j, cover)
+		if wd.countrySlow>>bi&1 != 0 {
+			proper = q.proper(f, c, j, cover)
+		} else {
+			proper = 0
+			if wd.here>>bi&1 != 0 {
+				proper |= cover &^ q.ongoing
+			}
+			if wd.home>>bi&1 != 0 {
+				proper |= cover & q.ongoing
+			}
+		}
 	}
 	cl := r.classOf(cover, proper)
 	if q.wNeeds[bits.OnesCount64(cover)]+r.keyMax < cl.worst {

@@ -298,6 +298,53 @@ type query struct {
 	wSpec  []float64
 	wAcc   [2]float64
 	wObs   [2]float64
+	// combos are the values language, specialisation and the observed
+	// components can add together, best first (see combine).
+	combos []combo
+}
+
+// combo is a language level, an index in wSpec and a waiting list (0 or
+// 1), with the most they add to a score: a value of a word's candidates
+// in ranker.prune.
+type combo struct {
+	v                float64
+	lang, spec, wait int
+}
+
+// combine appends to dst the combos of the query, best first; none when
+// the profile lists more crimes or flags than ranker.levels counts.
+func (q *query) combine(dst []combo) []combo {
+	if q.nCrimes > 15 || q.nFlags > 15 {
+		return dst
+	}
+	var obs [2]float64
+	for k := range obs {
+		obs[k] = q.wObs[k]
+		if q.stats != nil {
+			obs[k] = q.w[compLoad]*loadValue(k == 1, 0, 0) + q.w[compAcceptance] + q.w[compResponse]
+		}
+	}
+	for lang := langInterpreter; lang <= langFirst; lang++ {
+		for s := range max(len(q.wSpec), 1) {
+			spec := 0.0
+			if len(q.wSpec) > 0 {
+				spec = q.wSpec[s]
+			}
+			for wait := range 2 {
+				dst = append(dst, combo{v: q.wLang[lang] + spec + obs[wait], lang: lang, spec: s, wait: wait})
+			}
+		}
+	}
+	slices.SortFunc(dst, func(a, b combo) int {
+		switch {
+		case a.v > b.v:
+			return -1
+		case a.v < b.v:
+			return 1
+		}
+		return 0
+	})
+	return dst
 }
 
 // tabulate fills the tables of weighted values; q's masks and weights
@@ -870,19 +917,25 @@ func (q *query) openNow(f *features, c *chunk, j int32) bool {
 	if x.zone == 0 {
 		return c.svc[j].Hours.OpenAt(q.now)
 	}
-	z := x.zone - 1
-	m := q.mow[z]
-	if m < 0 {
-		lt := q.now.In(q.t.zones[z])
-		m = int16(((int(lt.Weekday())+6)%7)*1440 + lt.Hour()*60 + lt.Minute())
-		q.mow[z] = m
-	}
+	m := q.minuteOfWeek(x.zone - 1)
 	for _, r := range c.hours[x.hOff : x.hOff+uint16(x.hN)] {
 		if m >= r.lo && m < r.hi {
 			return true
 		}
 	}
 	return false
+}
+
+// minuteOfWeek returns the minute since Monday 00:00 of q.now in the
+// table's zone z.
+func (q *query) minuteOfWeek(z uint8) int16 {
+	m := q.mow[z]
+	if m < 0 {
+		lt := q.now.In(q.t.zones[z])
+		m = int16(((int(lt.Weekday())+6)%7)*1440 + lt.Hour()*60 + lt.Minute())
+		q.mow[z] = m
+	}
+	return m
 }
 
 // proper returns the needs of cover for which the service serves the

@@ -113,6 +113,86 @@ type chunk struct {
 	// m holds the features as bitsets over the chunk's service numbers,
 	// for the constraints Match checks a word (64 services) at a time.
 	m masks
+	// open are the services open in each week's interval, by time zone,
+	// for emergencies (openTable).
+	open []openTable
+}
+
+// openTable tells, for the services of a chunk in one time zone (not open
+// 24/7), which are open in each interval of the week between the
+// boundaries of their opening ranges: the open-now constraint of an
+// emergency, a word at a time.
+type openTable struct {
+	zone uint8 // cold.zone: 1 + the table's zone id
+	// at are the boundaries, ascending, at[0] = 0: interval i is
+	// [at[i], at[i+1]) in minutes since Monday 00:00, local time.
+	at []int16
+	// open[i] are the services open in interval i.
+	open [][chunkWords]uint64
+}
+
+// deriveOpen fills ch.open and ch.m.openSlow from the services' opening
+// ranges, as query.openNow reads them.
+func (ch *chunk) deriveOpen() {
+	ch.open = nil
+	for j := range ch.f {
+		f, x := &ch.f[j], &ch.x[j]
+		if f.bits&fPresent == 0 || f.bits&fAlways != 0 {
+			continue
+		}
+		if x.zone == 0 {
+			ch.m.openSlow[j>>6] |= 1 << (j & 63)
+			continue
+		}
+		if !slices.ContainsFunc(ch.open, func(o openTable) bool { return o.zone == x.zone }) {
+			ch.open = append(ch.open, openTable{zone: x.zone, at: []int16{0}})
+		}
+	}
+	for k := range ch.open {
+		o := &ch.open[k]
+		for j := range ch.f {
+			f, x := &ch.f[j], &ch.x[j]
+			if f.bits&fPresent == 0 || f.bits&fAlways != 0 || x.zone != o.zone {
+				continue
+			}
+			for _, r := range ch.hours[x.hOff : x.hOff+uint16(x.hN)] {
+				o.at = append(o.at, r.lo, r.hi)
+			}
+		}
+		slices.Sort(o.at)
+		o.at = slices.Compact(o.at)
+		o.open = make([][chunkWords]uint64, len(o.at))
+		for j := range ch.f {
+			f, x := &ch.f[j], &ch.x[j]
+			if f.bits&fPresent == 0 || f.bits&fAlways != 0 || x.zone != o.zone {
+				continue
+			}
+			for _, r := range ch.hours[x.hOff : x.hOff+uint16(x.hN)] {
+				lo, _ := slices.BinarySearch(o.at, r.lo)
+				for i := lo; i < len(o.at) && o.at[i] < r.hi; i++ {
+					o.open[i][j>>6] |= 1 << (j & 63)
+				}
+			}
+		}
+	}
+}
+
+// openAt returns the services of word cw open at q.now (24/7 or by the
+// open tables), but for those of openSlow, which it does not judge.
+func (ch *chunk) openAt(cw int, q *query) uint64 {
+	m := ch.m.always[cw]
+	for k := range ch.open {
+		o := &ch.open[k]
+		mow := q.minuteOfWeek(o.zone - 1)
+		i, found := slices.BinarySearch(o.at, mow)
+		if !found {
+			i--
+		}
+		if i >= 0 {
+			m |= o.open[i][cw]
+		}
+	}
+	return m
 }
 
 // chunkWords is the number of bitset words of a chunk.
@@ -123,7 +203,15 @@ const chunkWords = chunkLen / 64
 type masks struct {
 	present, active, full, interp, langSlow [chunkWords]uint64
 	waitlist, specialist                    [chunkWords]uint64 // capacity waitlist; crimes listed
-	hasLoc, multiLoc, remote                [chunkWords]uint64 // fHasLoc, fMultiLoc, fRemote
+	// always are open 24/7 (fAlways); countrySlow serve a country
+	// without a dense id (fCountrySlow), and country[id] the country of
+	// dense id id (cold.countries): an emergency's bonus and a
+	// cross-border case's countries, read a word at a time.
+	always, countrySlow [chunkWords]uint64
+	country             [maxDenseCountries][chunkWords]uint64
+	// openSlow are judged by Schedule.OpenAt (cold.zone 0), one by one.
+	openSlow                 [chunkWords]uint64
+	hasLoc, multiLoc, remote [chunkWords]uint64 // fHasLoc, fMultiLoc, fRemote
 	// crimes, flags and needs are indexed by the code's number in the
 	// table's numbering, as many as the taxonomy has.
 	crimes, flags, needs [][chunkWords]uint64
@@ -238,6 +326,15 @@ func (ch *chunk) derive(num *numbering) {
 		}
 		if f.bits&fWaitlist != 0 {
 			m.waitlist[w] |= bit
+		}
+		if f.bits&fAlways != 0 {
+			m.always[w] |= bit
+		}
+		if f.bits&fCountrySlow != 0 {
+			m.countrySlow[w] |= bit
+		}
+		for b := ch.x[j].countries; b != 0; b &= b - 1 {
+			m.country[bits.TrailingZeros32(b)][w] |= bit
 		}
 		s := ch.svc[j]
 		for _, c := range s.Crimes {
@@ -434,6 +531,7 @@ func buildTable(snap *directory.Index, base *table) *table {
 			t.compute(ch, j, s, own)
 		}
 		ch.derive(t.num)
+		ch.deriveOpen()
 		t.chunks[ci] = ch
 	}
 	if t.langs == nil {

@@ -15,6 +15,10 @@ func NewUnboundedMatcher(cfg Config) *Matcher {
 	return m
 }
 
+// Pruned returns the number of candidates m has skipped on bitsets
+// (ranker.prune) in all its matches so far.
+func Pruned(m *Matcher) int64 { return m.pruned.Load() }
+
 // OwnEvent exposes ownEvent to the external tests.
 var OwnEvent = ownEvent
 
