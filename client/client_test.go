@@ -112,11 +112,11 @@ func TestLifecycle(t *testing.T) {
 	n := startNetwork(t, orgsDefault)
 	ref, a1, a2 := n.connect("pt.ref"), n.connect("pt.a1"), n.connect("pt.a2")
 	r1, r2 := receive(t, a1, nil), receive(t, a2, nil)
-	ctx := t.Context()
+	ctx := testenv.Context(t)
 
 	id := events.NewReferralID()
 	cmd := must(ref.Refer(ctx, id, request(events.NeedSupportEmotional))).ok(t)
-	plan, err := ref.Await(t.Context(), id, cmd)
+	plan, err := ref.Await(testenv.Context(t), id, cmd)
 	if err != nil {
 		t.Fatalf("Await the plan: %v", err)
 	}
@@ -130,12 +130,12 @@ func TestLifecycle(t *testing.T) {
 	}
 	pl := offer.Placement
 	dcmd := must(a1.Decline(ctx, id, pl, "capacity")).ok(t)
-	if env, err := a1.Await(t.Context(), id, dcmd); err != nil || env.Event.ID() != dcmd {
+	if env, err := a1.Await(testenv.Context(t), id, dcmd); err != nil || env.Event.ID() != dcmd {
 		t.Fatalf("Await the decline: %v", err)
 	}
 	r2.wait(t, id, events.TypeReferralOffered, nil)
 	acmd := must(a2.Accept(ctx, id, pl)).ok(t)
-	if _, err := ref.Await(t.Context(), id, acmd); err != nil {
+	if _, err := ref.Await(testenv.Context(t), id, acmd); err != nil {
 		t.Fatalf("the referrer awaits the acceptance: %v", err)
 	}
 
@@ -160,11 +160,11 @@ func TestLifecycle(t *testing.T) {
 
 	must(a2.Contacted(ctx, id, pl)).ok(t)
 	ccmd := must(a2.Complete(ctx, id, pl, "supported")).ok(t)
-	if _, err := a2.Await(t.Context(), id, ccmd); err != nil {
+	if _, err := a2.Await(testenv.Context(t), id, ccmd); err != nil {
 		t.Fatalf("Await the completion: %v", err)
 	}
 	fcmd := must(ref.Feedback(ctx, id, events.Feedback{Answers: []events.Answer{{Question: "helpful", Value: 5}}})).ok(t)
-	if _, err := ref.Await(t.Context(), id, fcmd); err != nil {
+	if _, err := ref.Await(testenv.Context(t), id, fcmd); err != nil {
 		t.Fatalf("Await the feedback: %v", err)
 	}
 
@@ -198,7 +198,7 @@ func TestAwaitReturnsTheRejection(t *testing.T) {
 	n := startNetwork(t, orgsDefault)
 	ref, a1, a2 := n.connect("pt.ref"), n.connect("pt.a1"), n.connect("pt.a2")
 	r1 := receive(t, a1, nil)
-	ctx := t.Context()
+	ctx := testenv.Context(t)
 	id := events.NewReferralID()
 	must(ref.Refer(ctx, id, request(events.NeedSupportEmotional))).ok(t)
 	pl := r1.wait(t, id, events.TypeReferralOffered, nil).Payload.(*events.Offered).Placement
@@ -206,7 +206,7 @@ func TestAwaitReturnsTheRejection(t *testing.T) {
 	// pt.a2 was not offered the placement: its acceptance is rejected, as
 	// for a referral that does not exist (it is no party).
 	cmd := must(a2.Accept(ctx, id, pl)).ok(t)
-	env, err := a2.Await(t.Context(), id, cmd)
+	env, err := a2.Await(testenv.Context(t), id, cmd)
 	var rej *client.RejectedError
 	if !errors.As(err, &rej) || !errors.Is(err, client.ErrRejected) {
 		t.Fatalf("Await = %v, want a rejection", err)
@@ -239,7 +239,7 @@ func TestInvalidCommandsAreNotSent(t *testing.T) {
 	t.Parallel()
 	n := startNetwork(t, orgsDefault)
 	ref := n.connect("pt.ref")
-	ctx := t.Context()
+	ctx := testenv.Context(t)
 	req := request(events.NeedSupportEmotional)
 	req.Consent.Referral = false
 	_, err := ref.Refer(ctx, events.NewReferralID(), req)
@@ -265,7 +265,7 @@ func TestInvalidCommandsAreNotSent(t *testing.T) {
 func TestConnectErrors(t *testing.T) {
 	t.Parallel()
 	n := startNetwork(t, orgsDefault)
-	ctx := t.Context()
+	ctx := testenv.Context(t)
 
 	// A key the server does not know.
 	kp, err := nkeys.CreateUser()
@@ -333,7 +333,7 @@ func TestReceiveRetriesAFailedHandler(t *testing.T) {
 		}
 		return nil
 	})
-	ctx := t.Context()
+	ctx := testenv.Context(t)
 	id := events.NewReferralID()
 	must(ref.Refer(ctx, id, request(events.NeedSupportEmotional))).ok(t)
 	testenv.Await(t, "the offer to be delivered again", func() bool {
@@ -363,7 +363,7 @@ func TestReceiveRemakesTheConsumer(t *testing.T) {
 	t.Parallel()
 	n := startNetwork(t, orgsDefault)
 	a1 := n.connect("pt.a1")
-	ctx := t.Context()
+	ctx := testenv.Context(t)
 	if err := n.Admin.DeleteConsumer(ctx, natsjs.StreamDelivery, client.ConsumerName("pt.a1")); err != nil {
 		t.Fatal(err)
 	}
@@ -390,13 +390,13 @@ func TestInboxFollowAndReaderSlots(t *testing.T) {
 	t.Parallel()
 	n := startNetwork(t, orgsDefault)
 	ref := n.connect("pt.ref")
-	ctx := t.Context()
+	ctx := testenv.Context(t)
 
 	ids := make([]string, 3)
 	for i := range ids {
 		ids[i] = events.NewReferralID()
 		cmd := must(ref.Refer(ctx, ids[i], request(events.NeedSupportEmotional))).ok(t)
-		if _, err := ref.Await(t.Context(), ids[i], cmd); err != nil {
+		if _, err := ref.Await(testenv.Context(t), ids[i], cmd); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -462,10 +462,10 @@ func TestTimelineOfAnUnknownReferral(t *testing.T) {
 	t.Parallel()
 	n := startNetwork(t, orgsDefault)
 	a1 := n.connect("pt.a1")
-	if _, err := a1.Timeline(t.Context(), events.NewReferralID()); !errors.Is(err, client.ErrNotFound) {
+	if _, err := a1.Timeline(testenv.Context(t), events.NewReferralID()); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("Timeline of an unknown referral = %v, want ErrNotFound", err)
 	}
-	if _, err := a1.Recipient(t.Context(), "pt.nobody"); !errors.Is(err, client.ErrNotFound) {
+	if _, err := a1.Recipient(testenv.Context(t), "pt.nobody"); !errors.Is(err, client.ErrNotFound) {
 		t.Fatalf("Recipient of an unknown organisation = %v, want ErrNotFound", err)
 	}
 }
@@ -477,7 +477,7 @@ func TestTimelineOfAnUnknownReferral(t *testing.T) {
 func TestAReplyToTheOwnCommandSubjectIsSetAside(t *testing.T) {
 	t.Parallel()
 	n := startNetwork(t, orgsDefault)
-	ctx := t.Context()
+	ctx := testenv.Context(t)
 	ref := events.NewReferralID()
 	if _, err := n.Admin.Publish(ctx, "out.pt.a1."+ref, []byte("a delivery")); err != nil {
 		t.Fatal(err)

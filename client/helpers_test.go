@@ -56,7 +56,7 @@ func (n *network) tryConnect(org string, opts ...client.Option) (*client.Client,
 	// A minute per request, against a hang only: a loaded machine running
 	// the whole suite can take seconds to answer what takes milliseconds.
 	opts = append([]client.Option{client.WithNKeySeed(n.Keys.Path(org)), client.WithTimeout(time.Minute)}, opts...)
-	c, err := client.Connect(n.t.Context(), n.URL, org, opts...)
+	c, err := client.Connect(testenv.Context(n.t), n.URL, org, opts...)
 	if err != nil {
 		return nil, err
 	}
