@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -40,7 +39,7 @@ func TestStoreDamage(t *testing.T) {
 		}
 		return info.State.Msgs
 	}
-	waitFor(t, 120*time.Second, "1,000 referral events", func() bool {
+	waitFor(t, "1,000 referral events", func() bool {
 		return msgs(natsjs.StreamReferrals) >= 1000 && msgs(natsjs.StreamDelivery) >= 1000
 	})
 	code, out, errOut := runArgs(t, "check", "--data", data)

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -24,6 +23,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/mailpit"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // testCluster is a 3-node NATS cluster started in process from
@@ -60,9 +60,8 @@ func waitMetaLeader(t *testing.T, nc *nats.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 0, "the JetStream meta leader", func() bool {
-		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
-		defer cancel()
+	ctx := testenv.Context(t)
+	waitFor(t, "the JetStream meta leader", func() bool {
 		_, err := js.AccountInfo(ctx)
 		return err == nil
 	})
@@ -248,7 +247,7 @@ func TestClusterTakeover(t *testing.T) {
 
 	// One instance holds the webhook lease.
 	var holder, other *node
-	waitFor(t, 0, "a webhook lease holder", func() bool {
+	waitFor(t, "a webhook lease holder", func() bool {
 		h := leaseHolder(t, js, natsjs.LeaseWebhooks)
 		for i, n := range nodes {
 			if h != "" && strings.Contains(h, "/"+itoa(n.cmd.Process.Pid)+"/") {
@@ -283,7 +282,7 @@ func TestClusterTakeover(t *testing.T) {
 	const before, after = 10, 10
 	refer(other, before/2)
 	refer(holder, before-before/2)
-	waitFor(t, 0, "the webhooks of the first referrals", func() bool { return rcv.offered() == before })
+	waitFor(t, "the webhooks of the first referrals", func() bool { return rcv.offered() == before })
 	// The kill comes once the holder has stored its cursor past them:
 	// a message in flight at the kill would be sent again (the same
 	// webhook-id, by which receivers drop it), which is not what this
@@ -292,7 +291,7 @@ func TestClusterTakeover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 0, "the holder's webhook cursor", func() bool {
+	waitFor(t, "the holder's webhook cursor", func() bool {
 		var log struct{ Deliveries []httpapi.WebhookAttempt }
 		apiCall(t, http.MethodGet, "http://"+holder.HTTP+"/v1/webhooks/"+hook.ID+"/deliveries", tokens[recv], "", nil, &log)
 		var last uint64
@@ -313,10 +312,10 @@ func TestClusterTakeover(t *testing.T) {
 	}
 	<-holder.exited
 	refer(other, after)
-	waitFor(t, 0, "the survivor to take the lease over", func() bool {
+	waitFor(t, "the survivor to take the lease over", func() bool {
 		return strings.Contains(leaseHolder(t, js, natsjs.LeaseWebhooks), "/"+itoa(other.cmd.Process.Pid)+"/")
 	})
-	waitFor(t, 0, "the webhooks of the referrals after the kill", func() bool { return rcv.offered() == before+after })
+	waitFor(t, "the webhooks of the referrals after the kill", func() bool { return rcv.offered() == before+after })
 
 	rcv.mu.Lock()
 	defer rcv.mu.Unlock()

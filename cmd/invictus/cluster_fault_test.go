@@ -24,6 +24,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // The cluster fault tests: the NATS nodes of deploy/nats/cluster.conf run
@@ -228,7 +229,7 @@ func (c *procCluster) stop(i int) {
 func (c *procCluster) waitHealthy(i int) {
 	c.t.Helper()
 	p := c.nodes[i]
-	waitFor(c.t, 0, p.name+"'s /healthz", func() bool {
+	waitFor(c.t, p.name+"'s /healthz", func() bool {
 		select {
 		case <-p.exited:
 			c.t.Fatalf("%s exited: %v\n%s", p.name, p.waitErr, lastLines(p.stderr.String(), 30))
@@ -247,9 +248,8 @@ func (c *procCluster) waitHealthy(i int) {
 func (c *procCluster) leaderOf(js jetstream.JetStream, stream string) int {
 	c.t.Helper()
 	var leader string
-	waitFor(c.t, 0, "the leader of "+stream, func() bool {
-		ctx, cancel := context.WithTimeout(c.t.Context(), 5*time.Second)
-		defer cancel()
+	ctx := testenv.Context(c.t)
+	waitFor(c.t, "the leader of "+stream, func() bool {
 		s, err := js.Stream(ctx, stream)
 		if err != nil {
 			return false
@@ -589,7 +589,7 @@ func (l *clusterLoad) finish(js jetstream.JetStream) {
 			logs = crashLogs(t, js)
 		}
 	}
-	waitFor(t, 0, "the routing service to be idle", func() bool {
+	waitFor(t, "the routing service to be idle", func() bool {
 		return crashIdle(t, js, natsjs.StreamInbound, natsjs.ConsumerRouting) &&
 			crashIdle(t, js, natsjs.StreamReferrals, natsjs.ConsumerDispatcher) &&
 			crashStreamMsgs(t, js, natsjs.StreamInbound) == 0
@@ -716,7 +716,7 @@ func TestClusterRollingRestart(t *testing.T) {
 			}
 		}, func() {
 			nodes[i] = startNode(t, argValue(nodes[i].cmd.Args, "--data"), args...)
-			waitFor(t, 0, "the new instance's /readyz", func() bool {
+			waitFor(t, "the new instance's /readyz", func() bool {
 				code, _ := getJSON(t, "http://"+nodes[i].HTTP+"/readyz")
 				return code == http.StatusOK
 			})

@@ -84,7 +84,7 @@ func TestClusterOperatorMode(t *testing.T) {
 
 	// serve on the cluster, with the invictus user's .creds.
 	n := startNode(t, t.TempDir(), "--nats-url", url, "--nats-creds", creds(natsjs.UserAdmin), "--nats-replicas", "3")
-	waitFor(t, 0, "serve's /readyz", func() bool {
+	waitFor(t, "serve's /readyz", func() bool {
 		code, _ := getJSON(t, "http://"+n.HTTP+"/readyz")
 		return code == http.StatusOK
 	})
@@ -129,14 +129,14 @@ func TestClusterOperatorMode(t *testing.T) {
 	// Each node reloads on its own; b gets in once the node it reaches
 	// has (the client tries the nodes in turn).
 	var ncb *nats.Conn
-	waitFor(t, 0, "b to be let in after the reload", func() bool {
+	waitFor(t, "b to be let in after the reload", func() bool {
 		var err error
 		ncb, err = connect(b, nats.CustomInboxPrefix(natsjs.OrgInboxPrefix(b)))
 		return err == nil
 	})
 	defer ncb.Close()
 	for _, p := range c.nodes {
-		waitFor(t, 0, p.name+" to reload", func() bool { return strings.Contains(p.stderr.String(), "reloaded") })
+		waitFor(t, p.name+" to reload", func() bool { return strings.Contains(p.stderr.String(), "reloaded") })
 	}
 	if m, err := ncb.Request(inboundB, []byte(`{}`), 10*time.Second); err != nil || !strings.Contains(string(m.Data), `"stream":"INBOUND"`) {
 		t.Errorf("b's command after the reload: %v", err)

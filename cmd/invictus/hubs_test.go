@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"net/http"
 	"path/filepath"
 	"strconv"
@@ -18,6 +17,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // hub is one country hub started in process from deploy/nats/hub.conf or
@@ -102,7 +102,7 @@ func TestCountryHubs(t *testing.T) {
 	t.Setenv("NATS_HUB_URL", "nats-leaf://127.0.0.1:"+strconv.Itoa(leafPort))
 	fi := &hub{conf: "hub-leaf.conf", name: "hub-fi", domain: "fi", client: freeAddr(t), store: t.TempDir()}
 	fi.start(t)
-	waitFor(t, 0, "the leaf connection", func() bool { return pt.srv != nil && pt.srv.NumLeafNodes() == 1 })
+	waitFor(t, "the leaf connection", func() bool { return pt.srv != nil && pt.srv.NumLeafNodes() == 1 })
 
 	creds := keys.Path(natsjs.UserAdmin)
 	ptServe := startNode(t, t.TempDir(), "--nats-url", "nats://"+pt.client, "--nats-creds", creds, "--hub-country", "pt", "--hub-sources", "fi")
@@ -162,14 +162,14 @@ func TestCountryHubs(t *testing.T) {
 	}
 	domestic := refer(ptRecv)
 	cross1 := refer(fiRecv)
-	waitFor(t, 0, "the first cross-border offer in hub-fi", func() bool { return fiOffers()[cross1] == 1 })
+	waitFor(t, "the first cross-border offer in hub-fi", func() bool { return fiOffers()[cross1] == 1 })
 
 	// The leaf connection goes: hub-fi stops; a cross-border referral is
 	// made in pt meanwhile; hub-fi comes back on its store.
 	fi.stop()
-	waitFor(t, 0, "hub-pt to see the leaf go", func() bool { return pt.srv.NumLeafNodes() == 0 })
+	waitFor(t, "hub-pt to see the leaf go", func() bool { return pt.srv.NumLeafNodes() == 0 })
 	cross2 := refer(fiRecv)
-	waitFor(t, 0, "the second offer in hub-pt's DELIVERY", func() bool {
+	waitFor(t, "the second offer in hub-pt's DELIVERY", func() bool {
 		for _, s := range hubMsgs(t, ptJS, natsjs.StreamDelivery) {
 			if strings.HasPrefix(s, "out."+fiRecv+"."+cross2) {
 				return true
@@ -178,11 +178,11 @@ func TestCountryHubs(t *testing.T) {
 		return false
 	})
 	fi.start(t)
-	waitFor(t, 0, "the leaf connection again", func() bool { return pt.srv.NumLeafNodes() == 1 })
-	waitFor(t, 0, "the second cross-border offer in hub-fi", func() bool { return fiOffers()[cross2] == 1 })
+	waitFor(t, "the leaf connection again", func() bool { return pt.srv.NumLeafNodes() == 1 })
+	waitFor(t, "the second cross-border offer in hub-fi", func() bool { return fiOffers()[cross2] == 1 })
 
 	// The Finnish organisation reads both offers from its own hub.
-	waitFor(t, 0, "fi's inbox on its hub", func() bool {
+	waitFor(t, "fi's inbox on its hub", func() bool {
 		var page httpapi.InboxPage
 		if code := apiCall(t, http.MethodGet, "http://"+fiServe.HTTP+"/v1/inbox?limit=100", fiTokens[fiRecv], "", nil, &page); code != http.StatusOK {
 			return false
@@ -222,8 +222,7 @@ func TestCountryHubs(t *testing.T) {
 			t.Errorf("hub-pt's log of %s has %d events, want requested, planned, offered", r, ptRefs[r])
 		}
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	s, err := fiJS.Stream(ctx, natsjs.StreamDelivery)
 	if err != nil {
 		t.Fatal(err)

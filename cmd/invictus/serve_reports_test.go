@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/internal/testnet"
 	"github.com/invictus-network/invictus/reports"
 )
@@ -17,8 +18,7 @@ import (
 // directory: it replays only the events that came after the checkpoint.
 func TestReportsResumeFromCheckpoint(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 	data := t.TempDir()
 	_, nc, js := testnet.Plain(t, filepath.Join(data, "nats"))
 	publish := func(n int) {
@@ -34,7 +34,7 @@ func TestReportsResumeFromCheckpoint(t *testing.T) {
 		}
 	}
 	start := func() *reportsComponent { return startTestReports(ctx, t, nc, data, 4) }
-	waitSeq := func(c *reportsComponent, seq uint64) { t.Helper(); waitModel(ctx, t, c, seq) }
+	waitSeq := func(c *reportsComponent, seq uint64) { t.Helper(); waitModel(t, c, seq) }
 	requested := func(c *reportsComponent) any {
 		tb, err := c.store.Report("overview", reports.Scope{}, reports.Filter{}, time.Now())
 		if err != nil {

@@ -1,19 +1,18 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/client"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // scaleOrgs is how many organisations TestServeTenThousandOrganisations
@@ -50,8 +49,7 @@ func TestServeTenThousandOrganisations(t *testing.T) {
 	}
 	d := testOrgsDirectory(t, ids...)
 	referrer, receiver := ids[0], ids[len(ids)-1]
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 	store, err := natsjs.NewDirectoryStore(ctx, js, natsjs.DirectoryStoreConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +72,7 @@ func TestServeTenThousandOrganisations(t *testing.T) {
 	// The node has every organisation once the receiver has its NATS key
 	// (the last one provisioned, in order).
 	seed := filepath.Join(data, natsjs.KeysDir, receiver+natsjs.SeedFileExt)
-	waitFor(t, 5*time.Minute, "the receiver's key", func() bool {
+	waitFor(t, "the receiver's key", func() bool {
 		c, err := client.Connect(ctx, "nats://"+p.NATS, receiver, client.WithNKeySeed(seed))
 		if err != nil {
 			return false
@@ -128,8 +126,7 @@ func TestServeTenThousandOrganisations(t *testing.T) {
 // readers of HTTP requests aside).
 func deliveryConsumers(t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	s, err := js.Stream(ctx, natsjs.StreamDelivery)
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -74,7 +73,7 @@ func TestServeReadyFollowsStorage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "/readyz to answer 200 once space returned", func() bool {
+	waitFor(t, "/readyz to answer 200 once space returned", func() bool {
 		code, _ := getJSON(t, "http://"+p.HTTP+"/readyz")
 		return code == http.StatusOK
 	})

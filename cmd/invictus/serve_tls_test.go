@@ -238,7 +238,7 @@ func plainNATSServed(t *testing.T, addr string) bool {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second)) // against a hang only
+	_ = c.SetDeadline(time.Now().Add(time.Minute)) // against a hang only
 	r := bufio.NewReader(c)
 	info, err := r.ReadString('\n')
 	if err != nil || !strings.Contains(info, `"tls_required":true`) {

@@ -3,9 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -169,8 +169,7 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), walkTimeout)
-	defer cancel()
+	ctx := testenv.Context(t)
 	cmd := exec.CommandContext(ctx, "bash", scriptFile)
 	cmd.Dir = work
 	cmd.Env = append(cleanEnv(), "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"), "TMPDIR="+tmp)
