@@ -56,7 +56,7 @@ func startCluster(t *testing.T) *testCluster {
 // leader, and a stream can be made.
 func waitMetaLeader(t *testing.T, nc *nats.Conn) {
 	t.Helper()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -222,7 +222,7 @@ func TestClusterTakeover(t *testing.T) {
 	nodes := []*node{startNode(t, t.TempDir(), args...), startNode(t, t.TempDir(), args...)}
 
 	nc := c.connect(t, natsjs.UserAdmin)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -452,7 +452,7 @@ func TestDeployNATSConfigs(t *testing.T) {
 	t.Setenv("NATS_SYS_NKEY", sysPub)
 	s := startSingle(t)
 	c := &testCluster{keys: keys, url: s.ClientURL()}
-	js, err := jetstream.New(c.connect(t, natsjs.UserAdmin))
+	js, err := jetstream.New(c.connect(t, natsjs.UserAdmin), jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

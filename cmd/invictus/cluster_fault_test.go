@@ -617,7 +617,7 @@ func faultSetup(t *testing.T, n int) (*procCluster, []*node, []string, *clusterL
 	args := []string{"--nats-url", c.url, "--nats-creds", c.keys.Path(natsjs.UserAdmin), "--nats-replicas", "3"}
 	nodes := []*node{startNode(t, t.TempDir(), args...), startNode(t, t.TempDir(), args...)}
 	nc := c.connect(t, natsjs.UserAdmin)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -88,7 +88,7 @@ func TestClusterOperatorMode(t *testing.T) {
 		code, _ := getJSON(t, "http://"+n.HTTP+"/readyz")
 		return code == http.StatusOK
 	})
-	js, err := jetstream.New(admin)
+	js, err := jetstream.New(admin, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

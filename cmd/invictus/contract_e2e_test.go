@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	cloudevent "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go"
@@ -166,7 +167,7 @@ func TestContractAgainstRunningNode(t *testing.T) {
 		t.Fatalf("set-capacity: %d %s%s", code, out, errOut)
 	}
 
-	js, err := jetstream.New(admin)
+	js, err := jetstream.New(admin, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

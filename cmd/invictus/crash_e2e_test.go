@@ -411,7 +411,7 @@ func TestCrashSafetyEndToEnd(t *testing.T) {
 	// Every referral is planned and each placement accepted.
 	g := h.gen()
 	nc := connectAdmin(t, g.n.NATS, h.data)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

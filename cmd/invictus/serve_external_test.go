@@ -95,7 +95,7 @@ func TestServeExternalNATS(t *testing.T) {
 	id := referralFlow(t, n.HTTP, ref, tokens[ref], recv, tokens[recv])
 
 	// The provisioner gave the organisations their delivery consumers.
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

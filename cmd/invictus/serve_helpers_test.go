@@ -253,7 +253,7 @@ func referralFlow(t *testing.T, httpAddr, referrer, referrerToken, receiver, rec
 func provisionTestOrgs(t *testing.T, nc *nats.Conn, d *directory.Directory, cleanup bool) map[string]string {
 	t.Helper()
 	ctx := testenv.Context(t)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -221,7 +221,7 @@ func TestBrowserSelfReferralNode(t *testing.T) {
 		t.Fatal("no envelope or no proof of work was posted")
 	}
 	nc := connectAdmin(t, p.NATS, data)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

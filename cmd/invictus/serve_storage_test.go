@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -21,7 +22,7 @@ func TestServeReadyFollowsStorage(t *testing.T) {
 	data := t.TempDir()
 	p := serveInProcess(t, fakeEnv(nil), "--data", data, "--referrals-max-bytes", "64KiB", "--inbound-max-per-org", "50")
 	nc := connectAdmin(t, p.NATS, data)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -248,7 +249,7 @@ func TestServeEndToEnd(t *testing.T) {
 
 	// The administrator sees the five streams and the bucket.
 	nc := connectAdmin(t, n.NATS, data)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -280,7 +281,7 @@ func TestServeEndToEnd(t *testing.T) {
 	// Nothing acknowledged is lost: a second run on the same data has it.
 	again := startNode(t, data)
 	nc2 := connectAdmin(t, again.NATS, data)
-	js2, err := jetstream.New(nc2)
+	js2, err := jetstream.New(nc2, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
