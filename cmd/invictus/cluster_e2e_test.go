@@ -121,9 +121,7 @@ func startClusterFrom(t *testing.T, conf string, check func(i int, opts *server.
 		urls = append(urls, "nats://"+clients[i])
 	}
 	for _, s := range servers {
-		if !s.ReadyForConnections(60 * time.Second) {
-			t.Fatalf("%s not ready", s.Name())
-		}
+		testenv.Await(t, s.Name()+" to be ready", func() bool { return s.ReadyForConnections(time.Second) })
 	}
 	return servers, strings.Join(urls, ",")
 }
@@ -414,9 +412,7 @@ func startSingle(t *testing.T) *server.Server {
 		s.Shutdown()
 		s.WaitForShutdown()
 	})
-	if !s.ReadyForConnections(60 * time.Second) {
-		t.Fatal("single.conf: not ready")
-	}
+	testenv.Await(t, "single.conf's server to be ready", func() bool { return s.ReadyForConnections(time.Second) })
 	return s
 }
 

@@ -50,9 +50,7 @@ func (h *hub) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	go s.Start()
-	if !s.ReadyForConnections(60 * time.Second) {
-		t.Fatalf("%s not ready", h.name)
-	}
+	testenv.Await(t, h.name+" to be ready", func() bool { return s.ReadyForConnections(time.Second) })
 	h.srv = s
 	t.Cleanup(h.stop)
 }
