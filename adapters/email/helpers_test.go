@@ -25,6 +25,7 @@ import (
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/mailpit"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/referral"
 	"github.com/invictus-network/invictus/routing"
 	"github.com/invictus-network/invictus/seal"
@@ -116,8 +117,7 @@ type instance struct {
 func setup(t testing.TB, cfg email.Config, mailpitArgs ...string) *bundle {
 	t.Helper()
 	mp := mailpit.Start(t, mailpitArgs...)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	b := &bundle{t: t, mp: mp, view: directory.NewView(), keys: map[string]seal.Key{}, logs: &syncBuffer{}, cfg: cfg}
 	b.log = slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: t.TempDir(), DontListen: true}, nil)
@@ -126,7 +126,7 @@ func setup(t testing.TB, cfg email.Config, mailpitArgs ...string) *bundle {
 	}
 	b.srv = srv
 	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+		sctx, scancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 		defer scancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
@@ -135,7 +135,7 @@ func setup(t testing.TB, cfg email.Config, mailpitArgs ...string) *bundle {
 	if b.nc, err = srv.Connect(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if b.js, err = jetstream.New(b.nc); err != nil {
+	if b.js, err = jetstream.New(b.nc, jetstream.WithDefaultTimeout(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if err := natsjs.EnsureStreams(ctx, b.js, natsjs.StreamsConfig{}); err != nil {
@@ -200,8 +200,7 @@ func (b *bundle) directory() *directory.Directory {
 // start starts an e-mail adapter named holder.
 func (b *bundle) start(holder string) *instance {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(b.t)
 	state, marks, err := natsjs.EnsureEmailBuckets(ctx, b.js, natsjs.StreamsConfig{})
 	if err != nil {
 		b.t.Fatal(err)
@@ -265,7 +264,7 @@ func (in *instance) stop(t testing.TB) {
 	}
 	in.cancel()
 	in.cancel = nil
-	if err := <-in.done; err != nil {
+	if err := testenv.Recv(t, "the e-mail adapter to stop", in.done); err != nil {
 		t.Errorf("email Run: %v", err)
 	}
 }
@@ -342,17 +341,11 @@ func (b *bundle) state(id string) referral.State {
 	return st
 }
 
-// waitFor polls cond until it holds, failing the test after three
-// minutes (a backstop; conditions are progress, not timing).
+// waitFor polls cond until it holds: the test binary's timeout, not a
+// clock, bounds the wait (see testenv.Await).
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Await(t, what, cond)
 }
 
 // mail waits for the message to org whose subject contains subject and
