@@ -438,7 +438,7 @@ func TestOrganisationWatchersAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pt.a opens its consumer: %v", err)
 	}
-	if m, err := c.Next(jetstream.FetchMaxWait(30 * time.Second)); err != nil || m.Subject() != "out.pt.a."+ref {
+	if m, err := c.Next(jetstream.FetchMaxWait(time.Minute)); err != nil || m.Subject() != "out.pt.a."+ref {
 		t.Errorf("pt.a pulls its delivery: %v", err)
 	}
 	if _, err := a.js.CreateConsumer(ctx, natsjs.StreamDelivery, jetstream.ConsumerConfig{

@@ -128,7 +128,7 @@ func (b *authBundle) tryConnect(name string, extra ...nats.Option) (*authConn, e
 	if err != nil {
 		return nil, err
 	}
-	opts := []nats.Option{opt, nats.Name(name), nats.Timeout(5 * time.Second), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	opts := []nats.Option{opt, nats.Name(name), nats.Timeout(time.Minute), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		c.mu.Lock()
 		c.errs = append(c.errs, err)
 		c.mu.Unlock()
@@ -322,7 +322,7 @@ func TestWrongCredentialsAreRefused(t *testing.T) {
 	t.Parallel()
 	b := newAuthBundle(t, "pt.a")
 	// No credentials.
-	_, err := nats.Connect(b.srv.ClientURL(), nats.Timeout(5*time.Second))
+	_, err := nats.Connect(b.srv.ClientURL(), nats.Timeout(time.Minute))
 	if !errors.Is(err, nats.ErrAuthorization) {
 		t.Errorf("connect without credentials = %v, want an authorization violation", err)
 	}
@@ -341,7 +341,7 @@ func TestWrongCredentialsAreRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = nats.Connect(b.srv.ClientURL(), opt, nats.Timeout(5*time.Second))
+	_, err = nats.Connect(b.srv.ClientURL(), opt, nats.Timeout(time.Minute))
 	if !errors.Is(err, nats.ErrAuthorization) || !strings.Contains(err.Error(), "uthorization") {
 		t.Errorf("connect with an unknown key = %v, want an authorization violation", err)
 	}

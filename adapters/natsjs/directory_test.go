@@ -374,7 +374,7 @@ func TestDirectoryEvents(t *testing.T) {
 		{"directory.capacity.pt.apav.helpline", events.TypeDirectoryCapacityUpdated, sv.ID},
 	}
 	for i, w := range want {
-		m, err := sub.NextMsg(5 * time.Second)
+		m, err := sub.NextMsg(time.Minute)
 		if err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}

@@ -75,9 +75,7 @@ func TestOperatorMode(t *testing.T) {
 		s.Shutdown()
 		s.WaitForShutdown()
 	})
-	if !s.ReadyForConnections(30 * time.Second) {
-		t.Fatal("not ready")
-	}
+	testenv.Await(t, "the operator-mode server to be ready", func() bool { return s.ReadyForConnections(time.Second) })
 
 	creds := func(user string) string {
 		t.Helper()

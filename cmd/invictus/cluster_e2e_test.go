@@ -236,7 +236,7 @@ func TestClusterTakeover(t *testing.T) {
 	}
 	// The system-account user of cluster.conf reaches the server's API.
 	sys := c.connect(t, natsjs.UserSys)
-	if _, err := sys.Request("$SYS.REQ.SERVER.PING", nil, 10*time.Second); err != nil {
+	if _, err := sys.Request("$SYS.REQ.SERVER.PING", nil, time.Minute); err != nil {
 		t.Errorf("the sys user's server ping: %v", err)
 	}
 
@@ -455,7 +455,7 @@ func TestDeployNATSConfigs(t *testing.T) {
 	if _, err := js.AccountInfo(t.Context()); err != nil {
 		t.Errorf("JetStream for the invictus user: %v", err)
 	}
-	if _, err := c.connect(t, natsjs.UserSys).Request("$SYS.REQ.SERVER.PING", nil, 10*time.Second); err != nil {
+	if _, err := c.connect(t, natsjs.UserSys).Request("$SYS.REQ.SERVER.PING", nil, time.Minute); err != nil {
 		t.Errorf("the sys user's server ping: %v", err)
 	}
 	// An unknown key is refused.

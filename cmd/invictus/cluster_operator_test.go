@@ -78,7 +78,7 @@ func TestClusterOperatorMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sys.Close)
-	if _, err := sys.Request("$SYS.REQ.SERVER.PING", nil, 10*time.Second); err != nil {
+	if _, err := sys.Request("$SYS.REQ.SERVER.PING", nil, time.Minute); err != nil {
 		t.Errorf("the sys user's server ping: %v", err)
 	}
 

@@ -521,7 +521,7 @@ func crashReadOnce(t *testing.T, js jetstream.JetStream, stream string) ([]crash
 	out := make([]crashMsg, 0, want)
 	for len(out) < want {
 		// Ask for no more than is there, so that no fetch is left waiting.
-		batch, err := oc.Fetch(min(512, want-len(out)), jetstream.FetchMaxWait(5*time.Second))
+		batch, err := oc.Fetch(min(512, want-len(out)), jetstream.FetchMaxWait(time.Minute))
 		if err != nil {
 			return nil, err
 		}

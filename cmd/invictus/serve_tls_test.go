@@ -181,7 +181,7 @@ func TestServeTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	connect := func(cfg *tls.Config) (*nats.Conn, error) {
-		opts := []nats.Option{nkey, nats.Timeout(10 * time.Second), nats.MaxReconnects(0)}
+		opts := []nats.Option{nkey, nats.Timeout(time.Minute), nats.MaxReconnects(0)}
 		if cfg != nil {
 			opts = append(opts, nats.Secure(cfg))
 		}
