@@ -100,12 +100,10 @@ func TestHSDSExportIsDeterministic(t *testing.T) {
 	}
 }
 
-var reUUID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
-
-// TestHSDSExportShape checks the shape of the export against what HSDS 3.0
-// requires (the schema check itself is scripts/check-hsds.sh).
-func TestHSDSExportShape(t *testing.T) {
-	t.Parallel()
+// exportFixture exports the fixture to HSDS and returns the JSON and its
+// organizations, decoded.
+func exportFixture(t *testing.T) ([]byte, []map[string]any) {
+	t.Helper()
 	b, err := ExportHSDS(fixture())
 	if err != nil {
 		t.Fatal(err)
@@ -114,6 +112,16 @@ func TestHSDSExportShape(t *testing.T) {
 	if err := json.Unmarshal(b, &orgs); err != nil {
 		t.Fatal(err)
 	}
+	return b, orgs
+}
+
+var reUUID = regexp.MustCompile(`^[0-9a-f]{8}-[0-9a-f]{4}-5[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$`)
+
+// TestHSDSExportShape checks the shape of the export against what HSDS 3.0
+// requires (the schema check itself is scripts/check-hsds.sh).
+func TestHSDSExportShape(t *testing.T) {
+	t.Parallel()
+	_, orgs := exportFixture(t)
 	if len(orgs) != 1 {
 		t.Fatalf("%d organizations", len(orgs))
 	}
@@ -215,14 +223,7 @@ func TestHSDSGroupsWeekdays(t *testing.T) {
 
 func TestImportHSDSErrors(t *testing.T) {
 	t.Parallel()
-	good, err := ExportHSDS(fixture())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var orgs []map[string]any
-	if err := json.Unmarshal(good, &orgs); err != nil {
-		t.Fatal(err)
-	}
+	good, _ := exportFixture(t)
 	edit := func(f func(o map[string]any)) []byte {
 		var c []map[string]any
 		if err := json.Unmarshal(good, &c); err != nil {
@@ -299,14 +300,7 @@ func TestImportHSDSErrors(t *testing.T) {
 
 func TestImportHSDSSingleObjectAndForeignAttributes(t *testing.T) {
 	t.Parallel()
-	b, err := ExportHSDS(fixture())
-	if err != nil {
-		t.Fatal(err)
-	}
-	var orgs []map[string]any
-	if err := json.Unmarshal(b, &orgs); err != nil {
-		t.Fatal(err)
-	}
+	_, orgs := exportFixture(t)
 	// Attributes of another taxonomy, HSDS fields the directory does not
 	// use and contact names are ignored.
 	o := orgs[0]

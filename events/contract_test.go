@@ -632,12 +632,14 @@ var defFor = map[string]string{
 	"orgid": "orgId", "svcid": "serviceId", "placement": "placementId", "nuts": "nuts", "lau": "lau",
 	"staffref": "staffRef", "agerecipient": "ageRecipient", "pasttime": "consentTime",
 	"latitude": "latitude", "longitude": "longitude",
+	"channel": "channel", "accessibility": "accessibility", "ageband": "ageBand", "gender": "gender",
 }
 
 // codeLists are the Go lists behind the taxonomy tags.
 var codeLists = map[string][]string{
 	"need": events.Needs, "crime": events.Crimes, "flag": events.Flags,
 	"lang": events.Languages, "country": events.Countries,
+	"channel": events.Channels, "accessibility": events.Accessibility, "ageband": events.AgeBands, "gender": events.Genders,
 }
 
 func (c *structChecker) rules(t reflect.Type, rules []string, n node, at string) {

@@ -138,6 +138,9 @@ func escapePointer(s string) string {
 func describe(fe validator.FieldError) (code, msg string) {
 	// Values are shortened: a message must fit in a Problem (500 bytes).
 	v := clip.Mark(fmt.Sprint(fe.Value()), 64, "…")
+	if list, ok := enumTags[fe.Tag()]; ok {
+		return CodeEnum, fmt.Sprintf("%q is not one of: %s", v, strings.Join(list, " "))
+	}
 	switch fe.Tag() {
 	case "required", "required_with":
 		return CodeRequired, fmt.Sprintf("%s is required", fe.Field())

@@ -65,10 +65,10 @@ type Profile struct {
 	Location      Location `json:"location"`
 	Languages     []string `json:"languages" validate:"required,min=1,max=6,unique,dive,lang"`
 	InterpreterOK bool     `json:"interpreter_ok"`
-	AgeBand       string   `json:"age_band" validate:"required,oneof=child youth adult older"`
-	Gender        string   `json:"gender,omitempty" validate:"omitempty,oneof=female male non_binary other"`
-	Channels      []string `json:"channels" validate:"required,min=1,max=6,unique,dive,oneof=in_person phone video chat email home_visit"`
-	Accessibility []string `json:"accessibility,omitempty" validate:"max=8,unique,dive,oneof=wheelchair step_free sign_language easy_read hearing_loop braille quiet_space childcare"`
+	AgeBand       string   `json:"age_band" validate:"required,ageband"`
+	Gender        string   `json:"gender,omitempty" validate:"omitempty,gender"`
+	Channels      []string `json:"channels" validate:"required,min=1,max=6,unique,dive,channel"`
+	Accessibility []string `json:"accessibility,omitempty" validate:"max=8,unique,dive,accessibility"`
 }
 
 // Consent records the victim's consent to be referred. Referral must be true.
@@ -370,12 +370,12 @@ type ServiceContent struct {
 	// Languages are the ISO 639-1 codes the service works in.
 	Languages []string `json:"languages" validate:"required,min=1,max=40,unique,dive,lang"`
 	// Channels are the ways the service is delivered.
-	Channels []string `json:"channels" validate:"required,min=1,max=6,unique,dive,oneof=in_person phone video chat email home_visit"`
+	Channels []string `json:"channels" validate:"required,min=1,max=6,unique,dive,channel"`
 	// Accessibility lists the accessibility needs it meets.
-	Accessibility []string `json:"accessibility,omitempty" validate:"max=8,unique,dive,oneof=wheelchair step_free sign_language easy_read hearing_loop braille quiet_space childcare"`
+	Accessibility []string `json:"accessibility,omitempty" validate:"max=8,unique,dive,accessibility"`
 	// AgeBands and Genders restrict who it accepts; empty means anyone.
-	AgeBands []string `json:"age_bands,omitempty" validate:"max=4,unique,dive,oneof=child youth adult older"`
-	Genders  []string `json:"genders,omitempty" validate:"max=4,unique,dive,oneof=female male non_binary other"`
+	AgeBands []string `json:"age_bands,omitempty" validate:"max=4,unique,dive,ageband"`
+	Genders  []string `json:"genders,omitempty" validate:"max=4,unique,dive,gender"`
 	// Contact is the service's referral desk (a role, never a person),
 	// when it differs from the organisation's.
 	Contact *ServiceContact `json:"contact,omitempty"`

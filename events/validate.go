@@ -4,6 +4,7 @@ import (
 	"math"
 	"reflect"
 	"regexp"
+	"slices"
 	"strings"
 	"time"
 
@@ -124,6 +125,14 @@ func hasAtMostTwoDecimals(f float64) bool {
 	return math.Abs(x-math.Round(x)) < 1e-6
 }
 
+// enumTags are the validate tags of the code lists that a needs profile
+// and a service's listing both use ([Profile], [ServiceContent]): each
+// list is written once, in taxonomy.go, and a code outside it is reported
+// as a oneof rule would report it (CodeEnum, naming the codes).
+var enumTags = map[string][]string{
+	"channel": Channels, "accessibility": Accessibility, "ageband": AgeBands, "gender": Genders,
+}
+
 func newValidator() *validator.Validate {
 	v := validator.New(validator.WithRequiredStructEnabled())
 	v.RegisterTagNameFunc(func(f reflect.StructField) string {
@@ -158,6 +167,9 @@ func newValidator() *validator.Validate {
 		t, ok := fl.Field().Interface().(time.Time)
 		return ok && plausibleTime(t, time.Now()) == ""
 	})
+	for tag, list := range enumTags {
+		must(tag, str(func(s string) bool { return slices.Contains(list, s) }))
+	}
 	must("coord2", func(fl validator.FieldLevel) bool { return hasAtMostTwoDecimals(fl.Field().Float()) })
 	must("istrue", func(fl validator.FieldLevel) bool { return fl.Field().Bool() })
 	v.RegisterStructValidation(func(sl validator.StructLevel) {

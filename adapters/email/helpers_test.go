@@ -1,7 +1,6 @@
 package email_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/x509"
 	"fmt"
@@ -26,6 +25,7 @@ import (
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/mailpit"
 	"github.com/invictus-network/invictus/internal/testenv"
+	"github.com/invictus-network/invictus/internal/testnet"
 	"github.com/invictus-network/invictus/referral"
 	"github.com/invictus-network/invictus/routing"
 	"github.com/invictus-network/invictus/seal"
@@ -67,22 +67,7 @@ func addressOf(org string) string {
 }
 
 // syncBuffer is a log sink safe for concurrent writes.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
+type syncBuffer = testenv.SyncBuffer
 
 // bundle is a network for one test: an embedded NATS server with the
 // streams, a routing service, Mailpit, and e-mail adapters serving their
@@ -117,54 +102,15 @@ type instance struct {
 func setup(t testing.TB, cfg email.Config, mailpitArgs ...string) *bundle {
 	t.Helper()
 	mp := mailpit.Start(t, mailpitArgs...)
-	ctx := testenv.Context(t)
 	b := &bundle{t: t, mp: mp, view: directory.NewView(), keys: map[string]seal.Key{}, logs: &syncBuffer{}, cfg: cfg}
 	b.log = slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: t.TempDir(), DontListen: true}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.srv = srv
-	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
-		defer scancel()
-		if err := srv.Shutdown(sctx); err != nil {
-			t.Errorf("Shutdown: %v", err)
-		}
-	})
-	if b.nc, err = srv.Connect(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if b.js, err = jetstream.New(b.nc, jetstream.WithDefaultTimeout(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	if err := natsjs.EnsureStreams(ctx, b.js, natsjs.StreamsConfig{}); err != nil {
-		t.Fatal(err)
-	}
+	b.srv, b.nc, b.js = testnet.Plain(t, "")
 	b.view.Load(b.directory(), 1)
-	// The routing service.
-	node, err := natsjs.NewNode(b.nc, b.view, natsjs.NodeConfig{
+	b.bus = testnet.RunRouter(t, b.srv, b.view, natsjs.NodeConfig{
 		Bus:     natsjs.BusConfig{Logger: b.log},
 		Service: routing.ServiceConfig{Logger: b.log, Deadlines: referral.Deadlines{Urgent: time.Hour}},
 		Router:  natsjs.RouterConfig{Logger: b.log},
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b.bus = node.Bus
-	rt := node.Router
-	if err := rt.EnsureConsumers(ctx); err != nil {
-		t.Fatal(err)
-	}
-	rctx, rcancel := context.WithCancel(context.Background())
-	rdone := make(chan error, 1)
-	go func() { rdone <- rt.Run(rctx) }()
-	t.Cleanup(func() {
-		rcancel()
-		if err := <-rdone; err != nil {
-			t.Errorf("router: %v", err)
-		}
-	})
+	}).Bus
 	return b
 }
 

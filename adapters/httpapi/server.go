@@ -508,7 +508,7 @@ func (s *Server) serve(w http.ResponseWriter, r *http.Request, ep endpoint) {
 	var who Token
 	switch ep.access {
 	case public:
-		if e := s.limit("ip:" + clientIP(r)); e != nil {
+		if e := s.limit("ip:" + ratelimit.ClientIP(r)); e != nil {
 			writeError(w, e)
 			return
 		}
@@ -552,7 +552,7 @@ func (s *Server) authenticate(r *http.Request) (Token, *Error) {
 	h := r.Header.Get("Authorization")
 	scheme, secret, ok := strings.Cut(h, " ")
 	if h == "" {
-		if e := s.limit("ip:" + clientIP(r)); e != nil {
+		if e := s.limit("ip:" + ratelimit.ClientIP(r)); e != nil {
 			return Token{}, e
 		}
 		return Token{}, errorf(http.StatusUnauthorized, CodeUnauthorized, "this endpoint needs a token: Authorization: Bearer inv_...")
@@ -565,7 +565,7 @@ func (s *Server) authenticate(r *http.Request) (Token, *Error) {
 		if _, found, live := s.tokens.cached(h); live && !found {
 			// A token the cache lacks costs a store read: it counts
 			// against the client's address first.
-			if e := s.limit("ip:" + clientIP(r)); e != nil {
+			if e := s.limit("ip:" + ratelimit.ClientIP(r)); e != nil {
 				return Token{}, e
 			}
 		}
@@ -581,7 +581,7 @@ func (s *Server) authenticate(r *http.Request) (Token, *Error) {
 	case errors.Is(err, ErrBadToken):
 		// Failed attempts count against the client's address, so that
 		// guessing is as slow as the rate limit.
-		if e := s.limit("ip:" + clientIP(r)); e != nil {
+		if e := s.limit("ip:" + ratelimit.ClientIP(r)); e != nil {
 			return Token{}, e
 		}
 		return Token{}, errorf(http.StatusUnauthorized, CodeUnauthorized, "the token is not valid (malformed, unknown or revoked)")
@@ -599,16 +599,6 @@ func (s *Server) limit(key string) *Error {
 	}
 	return &Error{Status: http.StatusTooManyRequests, RetryAfter: max(wait, 1),
 		Problems: []Problem{{Code: CodeRateLimited, Message: fmt.Sprintf("too many requests; at most %g per second (bursts of %d)", s.cfg.RatePerSecond, s.cfg.RateBurst)}}}
-}
-
-// clientIP returns the host of the request's remote address. Proxies'
-// forwarding headers are not trusted.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 func containsRole(roles []Role, r Role) bool {

@@ -1,7 +1,6 @@
 package natsjs_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -291,24 +289,6 @@ func TestShutdownKeepsAcknowledgedMessages(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a bytes.Buffer safe for a logger's concurrent writes.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 func TestServerLogsThroughSlog(t *testing.T) {
 	t.Parallel()
 	var lc net.ListenConfig
@@ -318,7 +298,7 @@ func TestServerLogsThroughSlog(t *testing.T) {
 	}
 	defer taken.Close()
 
-	var buf lockedBuffer
+	var buf testenv.SyncBuffer
 	logger := slog.New(slog.NewTextHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	_, err = natsjs.StartServer(testContext(t), natsjs.ServerConfig{StoreDir: t.TempDir(), Listen: taken.Addr().String()}, logger)
 	if !errors.Is(err, natsjs.ErrAddrInUse) {

@@ -18,7 +18,6 @@ import (
 	"filippo.io/age/armor"
 	"github.com/chromedp/chromedp"
 
-	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/seal"
 )
 
@@ -69,20 +68,7 @@ const sealToken = "inv_test-token-of-the-organisation"
 func newSealSite(t *testing.T) *sealSite {
 	t.Helper()
 	ctx := browser(t)
-	key, err := seal.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	d := *demoDir()
-	d.Organisations = append([]directory.Organisation(nil), d.Organisations...)
-	svc := d.Services[0]
-	for i := range d.Organisations {
-		if d.Organisations[i].ID == svc.Organisation {
-			d.Organisations[i].AgeRecipient = key.Recipient
-		}
-	}
-	v := directory.NewView()
-	v.Load(&d, 1)
+	v, d, key, svc := keyedView(t)
 	logs := &bytes.Buffer{}
 	intake := &recordingIntake{}
 	srv, err := New(Deps{Directory: v, Intake: intake}, Config{Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
@@ -128,7 +114,7 @@ func newSealSite(t *testing.T) *sealSite {
 		mux.ServeHTTP(w, r)
 	}))
 	t.Cleanup(ts.Close)
-	s.browserSite = &browserSite{bundle: &bundle{srv: srv, view: v, dir: &d}, url: ts.URL, ctx: ctx}
+	s.browserSite = &browserSite{bundle: &bundle{srv: srv, view: v, dir: d}, url: ts.URL, ctx: ctx}
 	return s
 }
 

@@ -4,7 +4,6 @@ import (
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
-	"net"
 	"net/http"
 	"strconv"
 	"time"
@@ -57,18 +56,8 @@ func newLimiters(perSecond float64, burst int, now func() time.Time) *limiters {
 // returns false and the whole seconds until a token is available.
 func (l *limiters) allow(r *http.Request) (bool, int) {
 	mac := hmac.New(sha256.New, l.key[:])
-	mac.Write([]byte(clientIP(r)))
+	mac.Write([]byte(ratelimit.ClientIP(r)))
 	return l.buckets.Allow(string(mac.Sum(nil)[:16]))
-}
-
-// clientIP returns the host of the request's remote address. Proxies'
-// forwarding headers are not trusted.
-func clientIP(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
 
 // metrics are the pages' counters: labelled only by the closed set of

@@ -19,6 +19,36 @@ var Languages = []string{"en", "bg", "hr", "fi", "fr", "it", "nl", "pt"}
 // none of [Languages].
 const DefaultLanguage = "en"
 
+// LangLink is one entry of the language switcher: the same page in
+// another language.
+type LangLink struct {
+	Code, Name, URL string
+	Current         bool
+}
+
+// languageNames are the languages' own names, for the switcher.
+var languageNames = map[string]string{
+	"en": "English", "bg": "Български", "hr": "Hrvatski", "fi": "Suomi",
+	"fr": "Français", "it": "Italiano", "nl": "Nederlands", "pt": "Português",
+}
+
+// LangLinks returns the language switcher of the page at path, served
+// under prefix+lang ("/pt/find", "/console/pt/people"): the same page
+// under prefix+<language> for each of [Languages], with suffix (a query,
+// or "") appended. A path that is prefix+lang itself, or not followed by
+// a "/" ("", "/console/ptx"), links to each language's home.
+func LangLinks(prefix, lang, path, suffix string) []LangLink {
+	rest := strings.TrimPrefix(path, prefix+lang)
+	if !strings.HasPrefix(rest, "/") {
+		rest = "/"
+	}
+	out := make([]LangLink, 0, len(Languages))
+	for _, l := range Languages {
+		out = append(out, LangLink{Code: l, Name: languageNames[l], URL: prefix + l + rest + suffix, Current: l == lang})
+	}
+	return out
+}
+
 //go:embed translations/*.json
 var translationFiles embed.FS
 

@@ -59,6 +59,26 @@ func TestAgeBundle(t *testing.T) {
 // age key, with intake as its Intake (none when nil).
 func keyedSite(t *testing.T, intake Intake, cfg Config) (*bundle, seal.Key, directory.Service) {
 	t.Helper()
+	v, d, key, svc := keyedView(t)
+	if cfg.Now == nil {
+		cfg.Now = func() time.Time { return testNow }
+	}
+	deps := Deps{Directory: v}
+	if intake != nil {
+		deps.Intake = intake
+	}
+	s, err := New(deps, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &bundle{srv: s, view: v, dir: d}, key, svc
+}
+
+// keyedView returns a view of the demo directory in which the first
+// service's organisation has an age key, the directory, the key and the
+// service.
+func keyedView(t *testing.T) (*directory.View, *directory.Directory, seal.Key, directory.Service) {
+	t.Helper()
 	key, err := seal.GenerateKey()
 	if err != nil {
 		t.Fatal(err)
@@ -73,18 +93,7 @@ func keyedSite(t *testing.T, intake Intake, cfg Config) (*bundle, seal.Key, dire
 	}
 	v := directory.NewView()
 	v.Load(&d, 1)
-	if cfg.Now == nil {
-		cfg.Now = func() time.Time { return testNow }
-	}
-	deps := Deps{Directory: v}
-	if intake != nil {
-		deps.Intake = intake
-	}
-	s, err := New(deps, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return &bundle{srv: s, view: v, dir: &d}, key, svc
+	return v, &d, key, svc
 }
 
 // TestSealPagesCSP: the sealing pages load their ES modules with the

@@ -267,16 +267,25 @@ func (s *Server) routes() {
 }
 
 // ServeHTTP serves the pages, with the security headers on every response.
+// The pages may ask for the visitor's position (the map's "near me").
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
+	SetSecurityHeaders(w.Header(), "geolocation=(self)")
+	s.mux.ServeHTTP(w, r)
+}
+
+// SetSecurityHeaders sets the headers every response of the public pages
+// and the console carries: no sniffing, no referrer, no framing, opener
+// and resources same-origin only, no powerful feature but geolocation as
+// given ("geolocation=()" or "geolocation=(self)"), and a policy that
+// loads nothing (a page replaces it with its own [CSP]).
+func SetSecurityHeaders(h http.Header, geolocation string) {
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Referrer-Policy", "no-referrer")
 	h.Set("X-Frame-Options", "DENY")
 	h.Set("Cross-Origin-Opener-Policy", "same-origin")
 	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	h.Set("Permissions-Policy", "geolocation=(self), camera=(), microphone=(), payment=(), usb=(), interest-cohort=()")
+	h.Set("Permissions-Policy", geolocation+", camera=(), microphone=(), payment=(), usb=(), interest-cohort=()")
 	h.Set("Content-Security-Policy", "default-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-	s.mux.ServeHTTP(w, r)
 }
 
 // CSP returns the Content-Security-Policy of a page whose scripts carry
@@ -314,7 +323,7 @@ type pageData struct {
 	Section string
 	Draft   bool
 	ExitURL template.URL
-	Langs   []langLink
+	Langs   []LangLink
 	Robots  string
 	Data    any
 	// Scripts are the page's own ES modules (static/<name>), loaded
@@ -322,19 +331,6 @@ type pageData struct {
 	Scripts []string
 	// Connect lets the page fetch from this node (CSP connect-src 'self').
 	Connect bool
-}
-
-// langLink is one entry of the language switcher: the same page in
-// another language.
-type langLink struct {
-	Code, Name, URL string
-	Current         bool
-}
-
-// languageNames are the languages' own names, for the switcher.
-var languageNames = map[string]string{
-	"en": "English", "bg": "Български", "hr": "Hrvatski", "fi": "Suomi",
-	"fr": "Français", "it": "Italiano", "nl": "Nederlands", "pt": "Português",
 }
 
 // handler is a page: it fills rq.pg and returns the view to draw and the
@@ -379,27 +375,19 @@ func (s *Server) page(lang string, h handler) http.HandlerFunc {
 		// Pages are never stored: on a shared device a cached page is a
 		// trace of the visit.
 		h.Set("Cache-Control", "no-store")
-		writeBody(w, r, status, body)
+		WriteBody(w, r, status, body)
 	}
 }
 
 // langLinks returns the current page in every language. A page reached by
 // a posted form links to the same page without the form: the search stays
 // out of the address.
-func (s *Server) langLinks(r *http.Request, lang string) []langLink {
-	rest := strings.TrimPrefix(r.URL.Path, "/"+lang)
-	if !strings.HasPrefix(rest, "/") {
-		rest = "/"
-	}
+func (s *Server) langLinks(r *http.Request, lang string) []LangLink {
 	q := ""
 	if r.Method != http.MethodPost && r.URL.RawQuery != "" {
 		q = "?" + r.URL.RawQuery
 	}
-	out := make([]langLink, 0, len(Languages))
-	for _, l := range Languages {
-		out = append(out, langLink{Code: l, Name: languageNames[l], URL: "/" + l + rest + q, Current: l == lang})
-	}
-	return out
+	return LangLinks("/", lang, r.URL.Path, q)
 }
 
 // newNonce returns 128 random bits, base64: the nonce of one response.
@@ -411,8 +399,11 @@ func newNonce() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// writeBody writes body, gzip-compressed when the client accepts it.
-func writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte) {
+// WriteBody writes body with status, gzip-compressed when it is larger
+// than 512 bytes and the client accepts gzip (not with q=0), with its
+// Content-Length, and without it to a HEAD request. The console writes
+// its pages with it too.
+func WriteBody(w http.ResponseWriter, r *http.Request, status int, body []byte) {
 	h := w.Header()
 	h.Add("Vary", "Accept-Encoding")
 	if acceptsGzip(r) && len(body) > 512 {

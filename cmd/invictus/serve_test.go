@@ -114,7 +114,7 @@ func startNode(t *testing.T, dataDir string, extra ...string) *node {
 	testenv.Await(t, "serve's addr file", func() bool {
 		select {
 		case <-n.exited:
-			exitErr = fmt.Errorf("serve exited before it was ready: %v", n.waitErr)
+			exitErr = fmt.Errorf("serve exited before it was ready: %w", n.waitErr)
 			return true
 		default:
 		}

@@ -41,7 +41,7 @@ func (s *Server) signIn(w http.ResponseWriter, r *http.Request, rq *request) (st
 		return "signin", http.StatusForbidden, nil
 	}
 	d.Username = r.PostFormValue("username")
-	if !s.limiter.allow(r) {
+	if !s.allow(r) {
 		d.Error = rq.p.T("signin.slow_down")
 		w.Header().Set("Retry-After", "60")
 		return "signin", http.StatusTooManyRequests, nil
@@ -103,7 +103,7 @@ func (s *Server) code(w http.ResponseWriter, r *http.Request, rq *request) (stri
 		d.Error = rq.p.T("error.csrf")
 		return "code", http.StatusForbidden, nil
 	}
-	if !s.limiter.allow(r) {
+	if !s.allow(r) {
 		d.Error = rq.p.T("signin.slow_down")
 		return "code", http.StatusTooManyRequests, nil
 	}

@@ -248,18 +248,9 @@ func TestBrowserCaseFile(t *testing.T) {
 func TestCaseFileHTTP(t *testing.T) {
 	t.Parallel()
 	b := setup(t) // the demo directory publishes no keys
-	a := b.addPerson("ana", console.RoleCaseworker, "pt.apav")
-	ca := b.client()
-	ca.signIn(a)
-	id, offered := refer(t, b, ca)
-	bea := b.addPerson("bea", console.RoleCaseworker, offered)
-	cb := b.client()
-	cb.signIn(bea)
-	cb.get("/console/en/referrals/" + id)
-	if r := cb.post("/console/en/referrals/"+id, url.Values{"action": {"accept"}, "placement": {"p1"}}); r.status != http.StatusSeeOther {
-		t.Fatalf("accept: %d", r.status)
-	}
-	b.waitEvent(id, events.TypeReferralAccepted)
+	o := referOffered(t, b, "bea", console.RoleCaseworker)
+	o.accept(t, b)
+	id, offered, ca, cb := o.id, o.offered, o.ca, o.ct
 	r := ca.get("/console/en/referrals/" + id)
 	if !strings.Contains(r.body, `id="no-recipient-p1"`) || strings.Contains(r.body, `id="seal-p1"`) {
 		t.Errorf("with no recipient published, the page does not explain why the case file cannot be sealed")

@@ -27,18 +27,9 @@ func TestBrowserKeyPage(t *testing.T) {
 	// A referral, accepted, with a case file sealed to the accepting
 	// organisation (sealed in Go here: TestBrowserCaseFile seals in the
 	// browser).
-	ana := b.addPerson("ana", console.RoleCaseworker, "pt.apav")
-	ca := b.client()
-	ca.signIn(ana)
-	id, offered := refer(t, b, ca)
-	olga := b.addPerson("olga", console.RoleOrgAdmin, offered)
-	co := b.client()
-	co.signIn(olga)
-	co.get("/console/en/referrals/" + id)
-	if r := co.post("/console/en/referrals/"+id, url.Values{"action": {"accept"}, "placement": {"p1"}}); r.status != http.StatusSeeOther {
-		t.Fatalf("accept: %d", r.status)
-	}
-	b.waitEvent(id, events.TypeReferralAccepted)
+	o := referOffered(t, b, "olga", console.RoleOrgAdmin)
+	o.accept(t, b)
+	id, offered, ca, olga := o.id, o.offered, o.ca, o.to
 	recipient := keys[offered].Recipient()
 	ca.get("/console/en/referrals/" + id)
 	if r := ca.post("/console/en/referrals/"+id, url.Values{"action": {"handover"}, "placement": {"p1"},

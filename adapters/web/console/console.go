@@ -19,6 +19,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/web"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/ratelimit"
 	"github.com/invictus-network/invictus/routing"
 	"github.com/invictus-network/invictus/schemas"
 )
@@ -223,7 +224,7 @@ type Server struct {
 	cities  []directory.City
 	mux     *http.ServeMux
 	accts   *Accounts
-	limiter *limiter
+	limiter *ratelimit.Keyed
 	exitURL template.URL
 }
 
@@ -270,15 +271,8 @@ func (s *Server) Accounts() *Accounts { return s.accts }
 // ServeHTTP serves the console with the security headers on every
 // response.
 func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h := w.Header()
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Cross-Origin-Opener-Policy", "same-origin")
-	h.Set("Cross-Origin-Resource-Policy", "same-origin")
-	h.Set("Permissions-Policy", "geolocation=(), camera=(), microphone=(), payment=(), usb=(), interest-cohort=()")
-	h.Set("Content-Security-Policy", "default-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
-	h.Set("Cache-Control", "no-store")
+	web.SetSecurityHeaders(w.Header(), "geolocation=()")
+	w.Header().Set("Cache-Control", "no-store")
 	s.mux.ServeHTTP(w, r)
 }
 

@@ -99,9 +99,7 @@ func TestSignInRateLimit(t *testing.T) {
 func TestSessionExpires(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	p := b.addPerson("ana", console.RoleCaseworker, "pt.apav")
-	c := b.client()
-	c.signIn(p)
+	_, c := b.signedIn("ana", console.RoleCaseworker, "pt.apav")
 	if r := c.get("/console/en/"); r.status != http.StatusOK {
 		t.Fatalf("home: status %d", r.status)
 	}
@@ -137,13 +135,8 @@ func TestSignOutEverywhere(t *testing.T) {
 func TestCSRFMissing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	a := b.addPerson("ana", console.RoleCaseworker, "pt.apav")
-	c := b.client()
-	c.signIn(a)
-	id, offered := refer(t, b, c)
-	bea := b.addPerson("bea", console.RoleCaseworker, offered)
-	cb := b.client()
-	cb.signIn(bea)
+	o := referOffered(t, b, "bea", console.RoleCaseworker)
+	id, c, cb := o.id, o.ca, o.ct
 	before := b.count(id)
 	form := url.Values{"action": {"accept"}, "placement": {"p1"}, "csrf": {""}}
 	r := cb.do(http.MethodPost, "/console/en/referrals/"+id, form)
@@ -172,17 +165,13 @@ func TestCSRFMissing(t *testing.T) {
 func TestOtherOrganisationRefused(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	a := b.addPerson("ana", console.RoleCaseworker, "pt.apav")
-	c := b.client()
-	c.signIn(a)
+	_, c := b.signedIn("ana", console.RoleCaseworker, "pt.apav")
 	id, offered := refer(t, b, c)
 	other := "pt.quebrar-o-silencio"
 	if other == offered {
 		other = "pt.amcv"
 	}
-	eve := b.addPerson("eve", console.RoleCaseworker, other)
-	ce := b.client()
-	ce.signIn(eve)
+	_, ce := b.signedIn("eve", console.RoleCaseworker, other)
 	before := b.count(id)
 	if r := ce.get("/console/en/referrals/" + id); r.status != http.StatusNotFound || !strings.Contains(r.body, "no referral with this number") {
 		t.Fatalf("open: status %d", r.status)
@@ -212,9 +201,7 @@ func TestOtherOrganisationRefused(t *testing.T) {
 func TestAssessmentErrors(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	a := b.addPerson("ana", console.RoleCaseworker, "pt.apav")
-	c := b.client()
-	c.signIn(a)
+	_, c := b.signedIn("ana", console.RoleCaseworker, "pt.apav")
 	c.get("/console/en/assess")
 	bad := url.Values{"urgency": {"whenever"}, "country": {"pt"}, "city": {"fr:2988507"}, "hours": {"9999"},
 		"consent_given_at": {"yesterday"}, "languages": {"xx"}, "region": {"FR10"}, "preferred": {"pt.nobody"}}
@@ -249,9 +236,7 @@ func TestAssessmentErrors(t *testing.T) {
 func TestRoles(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	a := b.addPerson("ana", console.RoleCaseworker, "pt.apav")
-	c := b.client()
-	c.signIn(a)
+	_, c := b.signedIn("ana", console.RoleCaseworker, "pt.apav")
 	if r := c.get("/console/en/people"); r.status != http.StatusForbidden {
 		t.Errorf("people: status %d", r.status)
 	}
@@ -268,9 +253,7 @@ func TestRoles(t *testing.T) {
 func TestInvitation(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	adm := b.addPerson("olga", console.RoleOrgAdmin, "pt.apav")
-	c := b.client()
-	c.signIn(adm)
+	_, c := b.signedIn("olga", console.RoleOrgAdmin, "pt.apav")
 	c.get("/console/en/people")
 	r := c.post("/console/en/people", url.Values{"action": {"invite"}, "role": {"caseworker"}, "username": {"nuno"}})
 	i := strings.Index(r.body, `id="invite-url">`)
@@ -304,13 +287,8 @@ func TestInvitation(t *testing.T) {
 func TestReferralLifecycleHTTP(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	a := b.addPerson("ana", console.RoleCaseworker, "pt.apav")
-	ca := b.client()
-	ca.signIn(a)
-	id, offered := refer(t, b, ca)
-	bea := b.addPerson("bea", console.RoleCaseworker, offered)
-	cb := b.client()
-	cb.signIn(bea)
+	o := referOffered(t, b, "bea", console.RoleCaseworker)
+	id, ca, cb := o.id, o.ca, o.ct
 	if r := cb.get("/console/en/"); !strings.Contains(r.body, id) {
 		t.Fatalf("the offer is not in the recipient's list")
 	}

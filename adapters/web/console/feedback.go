@@ -175,7 +175,7 @@ func (s *Server) survey(_ http.ResponseWriter, r *http.Request, rq *request) (st
 	if typed == "" {
 		return "survey", http.StatusOK, nil
 	}
-	if !s.limiter.allow(r) {
+	if !s.allow(r) {
 		d.Error = rq.p.T("survey.err.rate")
 		return "survey", http.StatusTooManyRequests, nil
 	}

@@ -28,17 +28,9 @@ func feedbackCode(t *testing.T, p page) string {
 // accept; it returns the referral, the recipient's client and its org.
 func acceptedReferral(t *testing.T, b *bundle) (string, *client, string) {
 	t.Helper()
-	ca := b.client()
-	ca.signIn(b.addPerson("ana", console.RoleCaseworker, "pt.apav"))
-	id, offered := refer(t, b, ca)
-	cb := b.client()
-	cb.signIn(b.addPerson("bea", console.RoleCaseworker, offered))
-	cb.get("/console/en/referrals/" + id)
-	if r := cb.post("/console/en/referrals/"+id, url.Values{"action": {"accept"}, "placement": {"p1"}}); r.status != http.StatusSeeOther {
-		t.Fatalf("accept: status %d", r.status)
-	}
-	b.waitEvent(id, events.TypeReferralAccepted)
-	return id, cb, offered
+	o := referOffered(t, b, "bea", console.RoleCaseworker)
+	o.accept(t, b)
+	return o.id, o.ct, o.offered
 }
 
 // TestFeedbackQuestionnaire: the accepting organisation makes a code;

@@ -295,6 +295,45 @@ func (c *client) signIn(p *person) {
 	c.get(r.location)
 }
 
+// signedIn adds a person and returns her with a client signed in as her.
+func (b *bundle) signedIn(name string, role console.Role, org string) (*person, *client) {
+	b.t.Helper()
+	p := b.addPerson(name, role, org)
+	c := b.client()
+	c.signIn(p)
+	return p, c
+}
+
+// offer is a referral that ana, a caseworker of pt.apav, sent, with a
+// person of the organisation offered its first placement signed in.
+type offer struct {
+	id, offered string
+	ana, to     *person
+	ca, ct      *client // ana's and to's
+}
+
+// referOffered has ana refer (see refer) and signs in name, with role, of
+// the organisation offered the referral.
+func referOffered(t *testing.T, b *bundle, name string, role console.Role) *offer {
+	t.Helper()
+	o := &offer{}
+	o.ana, o.ca = b.signedIn("ana", console.RoleCaseworker, "pt.apav")
+	o.id, o.offered = refer(t, b, o.ca)
+	o.to, o.ct = b.signedIn(name, role, o.offered)
+	return o
+}
+
+// accept has the offered person accept placement p1, and waits for the
+// event.
+func (o *offer) accept(t *testing.T, b *bundle) {
+	t.Helper()
+	o.ct.get("/console/en/referrals/" + o.id)
+	if r := o.ct.post("/console/en/referrals/"+o.id, url.Values{"action": {"accept"}, "placement": {"p1"}}); r.status != http.StatusSeeOther {
+		t.Fatalf("accept: status %d", r.status)
+	}
+	b.waitEvent(o.id, events.TypeReferralAccepted)
+}
+
 // validAssessment is a complete assessment form: emotional support in
 // Lisbon, in Portuguese.
 func validAssessment() url.Values {

@@ -34,9 +34,7 @@ func servicesOf(t *testing.T, b *bundle, org string) (own []string, other string
 func TestListingCapacityOwnService(t *testing.T) {
 	t.Parallel()
 	b := setupListing(t)
-	olga := b.addPerson("olga", console.RoleOrgAdmin, "pt.apav")
-	c := b.client()
-	c.signIn(olga)
+	_, c := b.signedIn("olga", console.RoleOrgAdmin, "pt.apav")
 	own, _ := servicesOf(t, b, "pt.apav")
 	svc := own[0]
 	before := b.view.Service(svc)
@@ -66,9 +64,7 @@ func TestListingCapacityOwnService(t *testing.T) {
 		t.Errorf("confirm organisation: status %d, updated %v (was %v)", r.status, b.view.Organisation("pt.apav").UpdatedAt, org0)
 	}
 	// A caseworker does not see the page.
-	ana := b.addPerson("ana", console.RoleCaseworker, "pt.apav")
-	ca := b.client()
-	ca.signIn(ana)
+	_, ca := b.signedIn("ana", console.RoleCaseworker, "pt.apav")
 	if r := ca.get("/console/en/listing"); r.status != http.StatusForbidden {
 		t.Errorf("caseworker: status %d, want 403", r.status)
 	}
@@ -80,9 +76,7 @@ func TestListingCapacityOwnService(t *testing.T) {
 func TestListingOtherOrganisationRefused(t *testing.T) {
 	t.Parallel()
 	b := setupListing(t)
-	olga := b.addPerson("olga", console.RoleOrgAdmin, "pt.apav")
-	c := b.client()
-	c.signIn(olga)
+	_, c := b.signedIn("olga", console.RoleOrgAdmin, "pt.apav")
 	_, other := servicesOf(t, b, "pt.apav")
 	_, rev0, err := b.dir.GetService(t.Context(), other)
 	if err != nil {
@@ -124,9 +118,7 @@ func excerpt(s string) string {
 func TestPlanReasonsInLanguage(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	ana := b.addPerson("ana", console.RoleCaseworker, "pt.apav")
-	c := b.client()
-	c.signIn(ana)
+	_, c := b.signedIn("ana", console.RoleCaseworker, "pt.apav")
 	for lang, covers := range map[string]string{"en": "Covers ", "pt": "Cobre ", "fr": "Couvre ", "fi": "Kattaa: "} {
 		c.get("/console/" + lang + "/assess")
 		r := c.post("/console/"+lang+"/assess", validAssessment())

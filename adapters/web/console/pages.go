@@ -1,8 +1,6 @@
 package console
 
 import (
-	"bytes"
-	"compress/gzip"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -14,7 +12,6 @@ import (
 	"mime"
 	"net/http"
 	"path"
-	"strings"
 	"time"
 
 	"github.com/invictus-network/invictus/adapters/web"
@@ -37,7 +34,7 @@ type pageData struct {
 	Section string
 	Draft   bool
 	ExitURL template.URL
-	Langs   []langLink
+	Langs   []web.LangLink
 	// User is the signed-in person (nil on the sign-in pages); CSRF the
 	// token of her forms.
 	User    *User
@@ -49,16 +46,6 @@ type pageData struct {
 	// browser (the referral page).
 	Seal bool
 	Data any
-}
-
-type langLink struct {
-	Code, Name, URL string
-	Current         bool
-}
-
-var languageNames = map[string]string{
-	"en": "English", "bg": "Български", "hr": "Hrvatski", "fi": "Suomi",
-	"fr": "Français", "it": "Italiano", "nl": "Nederlands", "pt": "Português",
 }
 
 // handler is a page: it fills rq.pg and returns the view and status; a
@@ -206,7 +193,7 @@ func (s *Server) write(w http.ResponseWriter, r *http.Request, rq *request, view
 	h.Set("Content-Security-Policy", CSP(rq.pg.Nonce))
 	h.Set("Content-Type", "text/html; charset=utf-8")
 	h.Set("Content-Language", rq.lang)
-	writeBody(w, r, status, body)
+	web.WriteBody(w, r, status, body)
 }
 
 func (s *Server) fail(w http.ResponseWriter, r *http.Request, what string, err error) {
@@ -227,16 +214,12 @@ func (s *Server) orgName(id string) string {
 
 // langLinks returns the current page in every language; a posted page
 // links to the same page without the form.
-func langLinks(r *http.Request, lang string) []langLink {
-	rest := strings.TrimPrefix(r.URL.Path, Prefix+lang)
-	if !strings.HasPrefix(rest, "/") || rest == "/send" {
-		rest = "/"
+func langLinks(r *http.Request, lang string) []web.LangLink {
+	path := r.URL.Path
+	if path == Prefix+lang+"/send" {
+		path = "" // only ever posted: link to the home page
 	}
-	out := make([]langLink, 0, len(web.Languages))
-	for _, l := range web.Languages {
-		out = append(out, langLink{Code: l, Name: languageNames[l], URL: Prefix + l + rest, Current: l == lang})
-	}
-	return out
+	return web.LangLinks(Prefix, lang, path, "")
 }
 
 // auditLine records what a person did: in the organisation's audit log
@@ -268,25 +251,6 @@ type AuditLine struct {
 	Action   string    `json:"action"`
 	Referral string    `json:"referral,omitempty"`
 	Detail   string    `json:"detail,omitempty"`
-}
-
-// writeBody writes body, gzip-compressed when the client accepts it.
-func writeBody(w http.ResponseWriter, r *http.Request, status int, body []byte) {
-	h := w.Header()
-	h.Add("Vary", "Accept-Encoding")
-	if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") && len(body) > 512 {
-		var buf bytes.Buffer
-		zw, _ := gzip.NewWriterLevel(&buf, gzip.BestSpeed)
-		_, _ = zw.Write(body)
-		_ = zw.Close()
-		body = buf.Bytes()
-		h.Set("Content-Encoding", "gzip")
-	}
-	h.Set("Content-Length", fmt.Sprint(len(body)))
-	w.WriteHeader(status)
-	if r.Method != http.MethodHead {
-		_, _ = w.Write(body)
-	}
 }
 
 // staticFile is one embedded file, versioned by a hash of its content.
@@ -350,5 +314,5 @@ func (s *Server) serveStatic(w http.ResponseWriter, r *http.Request) {
 	} else {
 		h.Set("Cache-Control", "public, max-age=300")
 	}
-	writeBody(w, r, http.StatusOK, f.body)
+	web.WriteBody(w, r, http.StatusOK, f.body)
 }

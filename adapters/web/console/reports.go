@@ -293,7 +293,7 @@ func (s *Server) reportPage(page, extra string, asCSV bool) handler {
 			h := w.Header()
 			h.Set("Content-Type", "text/csv; charset=utf-8")
 			h.Set("Content-Disposition", `attachment; filename="invictus-`+tableID+`.csv"`)
-			writeBody(w, r, http.StatusOK, buf.Bytes())
+			web.WriteBody(w, r, http.StatusOK, buf.Bytes())
 			return "", 0, nil
 		}
 		d.Head, d.Rows = head, rows

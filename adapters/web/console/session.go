@@ -9,12 +9,10 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
 	"net/http"
-	"sync"
 	"time"
 
-	"golang.org/x/time/rate"
+	"github.com/invictus-network/invictus/internal/ratelimit"
 )
 
 // Cookies of the console. Both are HttpOnly, SameSite=Strict, scoped to
@@ -168,36 +166,20 @@ func (s *Server) preToken(w http.ResponseWriter, r *http.Request) string {
 	return v
 }
 
-// limiter limits sign-in attempts by client address, in memory: a
-// restart forgets it, the lock-out in the store does not.
-type limiter struct {
-	mu     sync.Mutex
-	perMin int
-	m      map[string]*rate.Limiter
-}
-
-// limiterMax bounds the addresses remembered; past it the map starts over.
+// limiterMax bounds the addresses the sign-in limiter remembers.
 const limiterMax = 10000
 
-func newLimiter(perMin int) *limiter { return &limiter{perMin: perMin, m: map[string]*rate.Limiter{}} }
+// newLimiter limits sign-in attempts by client address, in memory: a
+// restart forgets it, the lock-out in the store does not. An address may
+// make perMin attempts a minute, beyond a burst of as many.
+func newLimiter(perMin int) *ratelimit.Keyed {
+	return ratelimit.New(float64(perMin)/60, perMin, nil).WithMax(limiterMax)
+}
 
-// allow reports whether the address may try now.
-func (l *limiter) allow(r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	lim, ok := l.m[host]
-	if !ok {
-		if len(l.m) >= limiterMax {
-			l.m = map[string]*rate.Limiter{}
-		}
-		lim = rate.NewLimiter(rate.Limit(float64(l.perMin)/60), l.perMin)
-		l.m[host] = lim
-	}
-	return lim.Allow()
+// allow reports whether r's address may try now.
+func (s *Server) allow(r *http.Request) bool {
+	ok, _ := s.limiter.Allow(ratelimit.ClientIP(r))
+	return ok
 }
 
 // auditKey returns a sortable key of an audit line of org.
