@@ -267,7 +267,9 @@ func (n *netBundle) read(stream, filter string) []stored {
 	defer func() { _ = n.js.DeleteConsumer(context.Background(), stream, info.Name) }()
 	var out []stored
 	for uint64(len(out)) < info.NumPending {
-		batch, err := oc.Fetch(int(min(info.NumPending-uint64(len(out)), 1000)), jetstream.FetchMaxWait(time.Minute))
+		// A fetch waits for its whole batch, so a short wait: messages
+		// deleted while we read leave it short until the wait ends.
+		batch, err := oc.Fetch(int(min(info.NumPending-uint64(len(out)), 1000)), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			n.t.Fatalf("fetch: %v", err)
 		}

@@ -521,7 +521,7 @@ func crashReadOnce(t *testing.T, js jetstream.JetStream, stream string) ([]crash
 	out := make([]crashMsg, 0, want)
 	for len(out) < want {
 		// Ask for no more than is there, so that no fetch is left waiting.
-		batch, err := oc.Fetch(min(512, want-len(out)), jetstream.FetchMaxWait(time.Minute))
+		batch, err := oc.Fetch(min(512, want-len(out)), jetstream.FetchMaxWait(5*time.Second))
 		if err != nil {
 			return nil, err
 		}
@@ -540,7 +540,15 @@ func crashReadOnce(t *testing.T, js jetstream.JetStream, stream string) ([]crash
 			return nil, err
 		}
 		if got == 0 {
-			t.Fatalf("read %s: stopped at %d of %d messages", stream, len(out), want)
+			// Nothing within the fetch's wait: a loaded machine slow to
+			// deliver what is still pending, or the end.
+			info, err := oc.Info(ctx)
+			if err != nil {
+				return nil, err
+			}
+			if info.NumPending == 0 {
+				t.Fatalf("read %s: stopped at %d of %d messages", stream, len(out), want)
+			}
 		}
 	}
 	return out, nil
