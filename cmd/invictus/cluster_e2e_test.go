@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -60,8 +61,11 @@ func waitMetaLeader(t *testing.T, nc *nats.Conn) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx := testenv.Context(t)
 	waitFor(t, "the JetStream meta leader", func() bool {
+		// A short bound on each try, which is then made again: a request
+		// sent before there is a leader is never answered.
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
 		_, err := js.AccountInfo(ctx)
 		return err == nil
 	})

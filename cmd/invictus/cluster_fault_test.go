@@ -24,7 +24,6 @@ import (
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
-	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // The cluster fault tests: the NATS nodes of deploy/nats/cluster.conf run
@@ -248,8 +247,11 @@ func (c *procCluster) waitHealthy(i int) {
 func (c *procCluster) leaderOf(js jetstream.JetStream, stream string) int {
 	c.t.Helper()
 	var leader string
-	ctx := testenv.Context(c.t)
 	waitFor(c.t, "the leader of "+stream, func() bool {
+		// A short bound on each try, which is then made again: a request
+		// during an election may never be answered.
+		ctx, cancel := context.WithTimeout(c.t.Context(), 5*time.Second)
+		defer cancel()
 		s, err := js.Stream(ctx, stream)
 		if err != nil {
 			return false

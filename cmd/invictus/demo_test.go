@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"filippo.io/age"
 
@@ -179,6 +181,9 @@ func TestServeProvisionsNewOrganisations(t *testing.T) {
 		if _, err := os.Stat(seed); err != nil {
 			return false
 		}
+		// A short bound on each try, which is then made again.
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
 		var err error
 		c, err = client.Connect(ctx, "nats://"+p.NATS, orgB, client.WithNKeySeed(seed))
 		if err != nil {
