@@ -27,9 +27,6 @@ const (
 	// of the block before it.
 	walkFence   = "```sh walkthrough"
 	outputFence = "```output"
-	// walkTimeout bounds the whole walk-through (the first `go run` of
-	// the age tool may download it).
-	walkTimeout = 5 * time.Minute
 	// walkMarker ends the output of each step.
 	walkMarker = "@@invictus-walkthrough-step-%d@@"
 )
