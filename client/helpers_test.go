@@ -1,7 +1,6 @@
 package client_test
 
 import (
-	"context"
 	"fmt"
 	"os"
 	"sync"
@@ -54,10 +53,10 @@ func (n *network) connect(org string, opts ...client.Option) *client.Client {
 }
 
 func (n *network) tryConnect(org string, opts ...client.Option) (*client.Client, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	opts = append([]client.Option{client.WithNKeySeed(n.Keys.Path(org)), client.WithTimeout(5 * time.Second)}, opts...)
-	c, err := client.Connect(ctx, n.URL, org, opts...)
+	// A minute per request, against a hang only: a loaded machine running
+	// the whole suite can take seconds to answer what takes milliseconds.
+	opts = append([]client.Option{client.WithNKeySeed(n.Keys.Path(org)), client.WithTimeout(time.Minute)}, opts...)
+	c, err := client.Connect(testenv.Context(n.t), n.URL, org, opts...)
 	if err != nil {
 		return nil, err
 	}
@@ -71,32 +70,6 @@ func (n *network) identity(org string) string { return n.Age[org].Identity }
 // request returns a referral.requested payload for needs.
 func request(needs ...string) events.Requested {
 	return *testenv.Request(time.Now().Add(-time.Minute).UTC(), needs...)
-}
-
-// ctxT returns a context that ends after d or at the end of the test.
-func ctxT(t testing.TB, d time.Duration) context.Context {
-	ctx, cancel := context.WithTimeout(context.Background(), d)
-	t.Cleanup(cancel)
-	return ctx
-}
-
-// waitFloor is the least a wait for an asynchronous effect allows: on a
-// loaded 2-core machine running the whole suite, effects that take
-// milliseconds alone can take tens of seconds. A wait that succeeds
-// returns at once, so only a real failure waits this long.
-const waitFloor = 2 * time.Minute
-
-// waitFor polls cond until it returns true, failing after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	timeout = max(timeout, waitFloor)
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 // writeFile writes a secret file.

@@ -7,10 +7,10 @@ import (
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 func TestParseKey(t *testing.T) {
@@ -74,8 +74,7 @@ func TestViewApplyAndRevision(t *testing.T) {
 func TestViewWaitRevision(t *testing.T) {
 	t.Parallel()
 	v := directory.NewView()
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 
 	done := make(chan error, 1)
 	go func() { done <- v.WaitRevision(ctx, 3) }()

@@ -28,8 +28,7 @@ type syncBuffer = testenv.SyncBuffer
 // envelope over and only the organisation's key opens it. No stream and
 // no log holds her contact details in clear.
 func TestSelfReferralReachesTheChosenOrganisation(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 	srv, nc, js := testnet.Plain(t, "")
 	ports, err := natsjs.NewHTTPPorts(ctx, nc, natsjs.StreamsConfig{})
 	if err != nil {

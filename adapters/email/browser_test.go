@@ -15,6 +15,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/invictus-network/invictus/adapters/email"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/referral"
 )
 
@@ -51,10 +52,8 @@ func tab(t *testing.T) context.Context {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start the browser: %v", err)
 	}
-	// A generous backstop for a loaded machine; every wait polls.
-	ctx, cancel2 := context.WithTimeout(ctx, 4*time.Minute)
-	t.Cleanup(cancel2)
-	return ctx
+	// Bounded by the test binary's timeout only; every wait polls.
+	return testenv.ContextFrom(t, ctx)
 }
 
 // axeViolations runs axe-core on the tab's page and returns the serious

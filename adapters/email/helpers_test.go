@@ -146,8 +146,7 @@ func (b *bundle) directory() *directory.Directory {
 // start starts an e-mail adapter named holder.
 func (b *bundle) start(holder string) *instance {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(b.t)
 	state, marks, err := natsjs.EnsureEmailBuckets(ctx, b.js, natsjs.StreamsConfig{})
 	if err != nil {
 		b.t.Fatal(err)
@@ -211,7 +210,7 @@ func (in *instance) stop(t testing.TB) {
 	}
 	in.cancel()
 	in.cancel = nil
-	if err := <-in.done; err != nil {
+	if err := testenv.Recv(t, "the e-mail adapter to stop", in.done); err != nil {
 		t.Errorf("email Run: %v", err)
 	}
 }
@@ -288,17 +287,11 @@ func (b *bundle) state(id string) referral.State {
 	return st
 }
 
-// waitFor polls cond until it holds, failing the test after three
-// minutes (a backstop; conditions are progress, not timing).
+// waitFor polls cond until it holds: the test binary's timeout, not a
+// clock, bounds the wait (see testenv.Await).
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(3 * time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Await(t, what, cond)
 }
 
 // mail waits for the message to org whose subject contains subject and

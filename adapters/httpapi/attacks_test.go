@@ -2,7 +2,6 @@ package httpapi_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"maps"
 	"net/http"
@@ -17,6 +16,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // identityMarkers are the pieces of a made-up victim identity the attacks
@@ -214,10 +214,7 @@ func TestPayloadAttacksRefused(t *testing.T) {
 		for k, v := range at.header {
 			msg.Header[k] = []string{v}
 		}
-		ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-		_, err := b.js.PublishMsg(ctx, msg)
-		cancel()
-		if err != nil {
+		if _, err := b.js.PublishMsg(testenv.Context(t), msg); err != nil {
 			t.Fatalf("NATS %s: publish: %v", at.name, err)
 		}
 	}

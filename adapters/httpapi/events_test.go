@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/cloudevents/sdk-go/v2/event"
 	"github.com/nats-io/nats.go/jetstream"
@@ -16,6 +16,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // inbound returns the commands stored in INBOUND on org's subject.
@@ -274,12 +275,9 @@ func TestPostEventsWaitForOutcome(t *testing.T) {
 		}
 		return out
 	}
-	for deadline := time.Now().Add(15 * time.Second); len(lacking()) > 0 && time.Now().Before(deadline); {
-		time.Sleep(10 * time.Millisecond) // poll
-	}
-	for _, want := range lacking() {
-		t.Errorf("/metrics lacks %s", strings.TrimSpace(want))
-	}
+	testenv.Await(t, "/metrics to count the commands", func() bool { return len(lacking()) == 0 }, func() string {
+		return fmt.Sprintf("/metrics lacks %q:\n%s", lacking(), m.body)
+	})
 	if bytes.Contains(m.body, []byte(`outcome="submitted"`)) {
 		t.Errorf("/metrics counts submitted commands as well:\n%s", m.body)
 	}

@@ -131,8 +131,7 @@ type options struct {
 // setup starts a node. With o.router the routing service runs too.
 func setup(t *testing.T, o options) *bundle {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	b := &bundle{t: t, view: directory.NewView(), logs: &syncBuffer{}, tokens: map[string]string{}, metrics: httpapi.NewMetrics()}
 	b.srv, b.nc, b.js = testnet.Plain(t, "")
 	var err error
@@ -372,27 +371,17 @@ func (b *bundle) hasDelivery(org, id, typ string) bool {
 	return found
 }
 
-// eventually polls cond until it holds, failing the test after 15 s.
+// eventually polls cond until it holds (see testenv.Await).
 func (b *bundle) eventually(what string, cond func() bool) {
 	b.t.Helper()
 	eventually(b.t, what, cond)
 }
 
-// waitFloor is the least a wait for an asynchronous effect allows: on a
-// loaded 2-core machine running the whole suite, effects that take
-// milliseconds alone can take tens of seconds. A wait that succeeds
-// returns at once, so only a real failure waits this long.
-const waitFloor = 2 * time.Minute
-
+// eventually polls cond until it holds: the test binary's timeout, not a
+// clock, bounds the wait (see testenv.Await).
 func eventually(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(waitFloor)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	testenv.Await(t, what, cond)
 }
 
 // syncBuffer is a buffer safe for concurrent writes.
@@ -466,19 +455,23 @@ func (b *bundle) openStream(token, lastID string) *sseStream {
 	return s
 }
 
-// next returns the next event, failing the test after 15 s.
+// next returns the next event (see testenv.Await for how long it waits).
 func (s *sseStream) next(t testing.TB) sseEvent {
 	t.Helper()
-	select {
-	case ev, ok := <-s.events:
-		if !ok {
-			t.Fatal("the stream ended")
+	var ev sseEvent
+	testenv.Await(t, "a server-sent event", func() bool {
+		select {
+		case e, ok := <-s.events:
+			if !ok {
+				t.Fatal("the stream ended")
+			}
+			ev = e
+			return true
+		default:
+			return false
 		}
-		return ev
-	case <-time.After(15 * time.Second):
-		t.Fatal("no server-sent event within 15 s")
-	}
-	return sseEvent{}
+	})
+	return ev
 }
 
 func (s *sseStream) close() {

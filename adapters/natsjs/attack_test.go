@@ -16,6 +16,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // attackStreams are the streams an organisation must never write into,
@@ -54,8 +55,7 @@ func (w *inboxWatch) all() []string {
 func TestNoOrganisationReachesAStreamOrAnotherInbox(t *testing.T) {
 	t.Parallel()
 	b := newAuthBundle(t, "pt.a", "pt.b", "fr.c")
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 
 	// Something on every stream, so that every target subject is real.
 	ref, refC := events.NewReferralID(), events.NewReferralID()
@@ -260,7 +260,7 @@ func TestNoOrganisationReachesAStreamOrAnotherInbox(t *testing.T) {
 	if _, err := a.js.KeyValue(ctx, natsjs.BucketDirectory); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := a.nc.Request("$JS.API.CONSUMER.INFO.DELIVERY."+own, nil, 10*time.Second); err != nil {
+	if _, err := a.nc.Request("$JS.API.CONSUMER.INFO.DELIVERY."+own, nil, time.Minute); err != nil {
 		t.Fatal(err)
 	}
 
@@ -322,8 +322,7 @@ func TestNoOrganisationReachesAStreamOrAnotherInbox(t *testing.T) {
 // bounds its connections at once; another organisation's count is its own.
 func TestOrganisationAccountLimits(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	keys, err := natsjs.NewKeyStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -357,7 +356,7 @@ func TestOrganisationAccountLimits(t *testing.T) {
 		t.Errorf("%d organisation accounts after pt.a and pt.b connected, want 2", n)
 	}
 	a1.nc.Close()
-	waitFor(t, 10*time.Second, "pt.a to connect again once one of its connections closed", func() bool {
+	testenv.Await(t, "pt.a to connect again once one of its connections closed", func() bool {
 		_, err := b.tryConnect("pt.a")
 		return err == nil
 	})
@@ -371,8 +370,7 @@ func TestOrganisationAccountLimits(t *testing.T) {
 func TestOrganisationWatchersAreBounded(t *testing.T) {
 	t.Parallel()
 	b := newAuthBundle(t, "pt.a", "pt.b")
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 	// watch opens a watcher and waits for the initial values.
 	watch := func(c *authConn) (jetstream.KeyWatcher, error) {
 		kv, err := c.js.KeyValue(ctx, natsjs.BucketDirectory)
@@ -440,7 +438,7 @@ func TestOrganisationWatchersAreBounded(t *testing.T) {
 	if err != nil {
 		t.Fatalf("pt.a opens its consumer: %v", err)
 	}
-	if m, err := c.Next(jetstream.FetchMaxWait(30 * time.Second)); err != nil || m.Subject() != "out.pt.a."+ref {
+	if m, err := c.Next(jetstream.FetchMaxWait(time.Minute)); err != nil || m.Subject() != "out.pt.a."+ref {
 		t.Errorf("pt.a pulls its delivery: %v", err)
 	}
 	if _, err := a.js.CreateConsumer(ctx, natsjs.StreamDelivery, jetstream.ConsumerConfig{
@@ -459,7 +457,7 @@ func TestOrganisationWatchersAreBounded(t *testing.T) {
 	if err := watchers[0].Stop(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "pt.a to open a watcher again once it closed one", func() bool {
+	testenv.Await(t, "pt.a to open a watcher again once it closed one", func() bool {
 		_, err := watch(a)
 		return err == nil
 	})

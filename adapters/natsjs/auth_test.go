@@ -19,6 +19,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // authBundle is an embedded server with authentication on, the streams,
@@ -33,8 +34,7 @@ type authBundle struct {
 
 func newAuthBundle(t *testing.T, orgs ...string) *authBundle {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	keys, err := natsjs.NewKeyStore(filepath.Join(t.TempDir(), natsjs.KeysDir))
 	if err != nil {
 		t.Fatal(err)
@@ -48,7 +48,7 @@ func newAuthBundle(t *testing.T, orgs ...string) *authBundle {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+		sctx, scancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 		defer scancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
@@ -56,7 +56,7 @@ func newAuthBundle(t *testing.T, orgs ...string) *authBundle {
 	})
 	b := &authBundle{t: t, srv: srv, keys: keys, orgs: orgs}
 	nc := b.connect(natsjs.UserAdmin).nc
-	if b.admin, err = jetstream.New(nc); err != nil {
+	if b.admin, err = jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if err := natsjs.EnsureStreams(ctx, b.admin, natsjs.StreamsConfig{}); err != nil {
@@ -106,7 +106,7 @@ func (c *authConn) violations() []string {
 // reported.
 func (c *authConn) waitViolation(t *testing.T, subject string) {
 	t.Helper()
-	waitFor(t, 5*time.Second, "a permission violation on "+subject, func() bool {
+	testenv.Await(t, "a permission violation on "+subject, func() bool {
 		return slices.ContainsFunc(c.violations(), func(v string) bool { return strings.Contains(v, `"`+subject+`"`) })
 	})
 }
@@ -128,7 +128,7 @@ func (b *authBundle) tryConnect(name string, extra ...nats.Option) (*authConn, e
 	if err != nil {
 		return nil, err
 	}
-	opts := []nats.Option{opt, nats.Name(name), nats.Timeout(5 * time.Second), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+	opts := []nats.Option{opt, nats.Name(name), nats.Timeout(time.Minute), nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
 		c.mu.Lock()
 		c.errs = append(c.errs, err)
 		c.mu.Unlock()
@@ -141,7 +141,7 @@ func (b *authBundle) tryConnect(name string, extra ...nats.Option) (*authConn, e
 		return nil, err
 	}
 	b.t.Cleanup(c.nc.Close)
-	if c.js, err = jetstream.New(c.nc); err != nil {
+	if c.js, err = jetstream.New(c.nc, jetstream.WithDefaultTimeout(time.Minute)); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -163,8 +163,7 @@ func (b *authBundle) deliver(org, id string) *events.Envelope {
 	if err != nil {
 		b.t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := testenv.Context(b.t)
 	if _, err := b.admin.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: nats.Header(m.Header), Data: m.Data}); err != nil {
 		b.t.Fatal(err)
 	}
@@ -178,8 +177,7 @@ func (b *authBundle) deliver(org, id string) *events.Envelope {
 // consumerInfo returns a DELIVERY consumer's info as the administrator
 // sees it.
 func (b *authBundle) consumerInfo(name string) (*jetstream.ConsumerInfo, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := testenv.Context(b.t)
 	c, err := b.admin.Consumer(ctx, natsjs.StreamDelivery, name)
 	if err != nil {
 		return nil, err
@@ -324,7 +322,7 @@ func TestWrongCredentialsAreRefused(t *testing.T) {
 	t.Parallel()
 	b := newAuthBundle(t, "pt.a")
 	// No credentials.
-	_, err := nats.Connect(b.srv.ClientURL(), nats.Timeout(5*time.Second))
+	_, err := nats.Connect(b.srv.ClientURL(), nats.Timeout(time.Minute))
 	if !errors.Is(err, nats.ErrAuthorization) {
 		t.Errorf("connect without credentials = %v, want an authorization violation", err)
 	}
@@ -343,7 +341,7 @@ func TestWrongCredentialsAreRefused(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = nats.Connect(b.srv.ClientURL(), opt, nats.Timeout(5*time.Second))
+	_, err = nats.Connect(b.srv.ClientURL(), opt, nats.Timeout(time.Minute))
 	if !errors.Is(err, nats.ErrAuthorization) || !strings.Contains(err.Error(), "uthorization") {
 		t.Errorf("connect with an unknown key = %v, want an authorization violation", err)
 	}
@@ -396,7 +394,7 @@ func TestOrganisationsAreIsolated(t *testing.T) {
 	if err != nil {
 		t.Fatalf("B opens its consumer: %v", err)
 	}
-	batch, err := bc.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+	batch, err := bc.Fetch(1, jetstream.FetchMaxWait(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -485,8 +483,7 @@ func TestOrganisationCanWork(t *testing.T) {
 	t.Parallel()
 	b := newAuthBundle(t, "pt.a", "pt.b")
 	a := b.connect("pt.a")
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	ref := events.NewReferralID()
 
 	ev, err := events.New(events.SourceOf("pt.a"), ref, &events.Accepted{Placement: "p1"})
@@ -507,7 +504,7 @@ func TestOrganisationCanWork(t *testing.T) {
 	if err != nil {
 		t.Fatalf("A opens its consumer: %v", err)
 	}
-	msg, err := c.Next(jetstream.FetchMaxWait(5 * time.Second))
+	msg, err := c.Next(jetstream.FetchMaxWait(time.Minute))
 	if err != nil {
 		t.Fatalf("A pulls: %v", err)
 	}
@@ -524,7 +521,7 @@ func TestOrganisationCanWork(t *testing.T) {
 	if err != nil {
 		t.Fatalf("A opens a reader of its referral: %v", err)
 	}
-	if rm, err := reader.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil || rm.Subject() != "out.pt.a."+ref {
+	if rm, err := reader.Next(jetstream.FetchMaxWait(time.Minute)); err != nil || rm.Subject() != "out.pt.a."+ref {
 		t.Errorf("A's reader: %v", err)
 	}
 	if err := a.js.DeleteConsumer(ctx, natsjs.StreamDelivery, natsjs.OrgReaderNames("pt.a")[3]); err != nil {
@@ -595,7 +592,7 @@ func TestReloadAuth(t *testing.T) {
 	if _, err := c.js.Publish(context.Background(), "in.pt.c", []byte("x")); err != nil {
 		t.Errorf("pt.c publishes after the reload: %v", err)
 	}
-	waitFor(t, 5*time.Second, "pt.b's connection to be closed", func() bool { return !bConn.nc.IsConnected() })
+	testenv.Await(t, "pt.b's connection to be closed", func() bool { return !bConn.nc.IsConnected() })
 	if _, err := b.tryConnect("pt.b"); !errors.Is(err, nats.ErrAuthorization) {
 		t.Errorf("pt.b connects after its removal: %v", err)
 	}
@@ -625,8 +622,7 @@ func TestReloadAuth(t *testing.T) {
 func TestOrganisationConsumerOnFirstUse(t *testing.T) {
 	t.Parallel()
 	b := newAuthBundle(t, "pt.a", "pt.b")
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	for _, org := range b.orgs {
 		if err := b.admin.DeleteConsumer(ctx, natsjs.StreamDelivery, natsjs.OrgConsumerName(org)); err != nil {
 			t.Fatal(err)

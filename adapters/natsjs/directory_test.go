@@ -15,6 +15,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // dirBundle is what the directory store tests need: a server with the
@@ -35,7 +36,7 @@ func dirSetup(t *testing.T) dirBundle {
 		t.Fatalf("StartServer: %v", err)
 	}
 	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
@@ -45,7 +46,7 @@ func dirSetup(t *testing.T) dirBundle {
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatalf("jetstream.New: %v", err)
 	}
@@ -61,19 +62,17 @@ func dirSetup(t *testing.T) dirBundle {
 		t.Fatalf("connect over TCP: %v", err)
 	}
 	t.Cleanup(other.Close)
-	otherJ, err := jetstream.New(other)
+	otherJ, err := jetstream.New(other, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatalf("jetstream.New: %v", err)
 	}
 	return dirBundle{srv: srv, store: store, other: other, otherJ: otherJ}
 }
 
-// dirContext returns a context that ends with the test or after 60 s.
+// dirContext returns the test's context (see testenv.Context).
 func dirContext(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testenv.Context(t)
 }
 
 func testOrg(id string) *directory.Organisation {
@@ -311,13 +310,7 @@ func TestDirectoryChangeVisibleInAnotherView(t *testing.T) {
 
 	within := func(what string, ok func() bool) {
 		t.Helper()
-		deadline := time.Now().Add(time.Second)
-		for !ok() {
-			if time.Now().After(deadline) {
-				t.Fatalf("%s not visible in the other view within 1s", what)
-			}
-			time.Sleep(time.Millisecond)
-		}
+		testenv.Await(t, what+" to be visible in the other view", ok)
 	}
 	sv := testService("pt.apav", "helpline")
 	rev, err := b.store.PutService(ctx, sv, 0)
@@ -337,9 +330,7 @@ func TestDirectoryChangeVisibleInAnotherView(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	wctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	if err := view.WaitRevision(wctx, rev); err != nil {
+	if err := view.WaitRevision(ctx, rev); err != nil {
 		t.Fatalf("WaitRevision: %v", err)
 	}
 	if got := view.Service(sv.ID).Capacity.Status; got != events.CapacityFull {
@@ -383,7 +374,7 @@ func TestDirectoryEvents(t *testing.T) {
 		{"directory.capacity.pt.apav.helpline", events.TypeDirectoryCapacityUpdated, sv.ID},
 	}
 	for i, w := range want {
-		m, err := sub.NextMsg(5 * time.Second)
+		m, err := sub.NextMsg(time.Minute)
 		if err != nil {
 			t.Fatalf("event %d: %v", i, err)
 		}
@@ -466,9 +457,7 @@ func TestDirectoryImportAndLoad(t *testing.T) {
 	if res2.Created != 0 || res2.Updated != 1 || res2.Unchanged != total-1 {
 		t.Errorf("second import: %+v, want 1 updated and %d unchanged", res2, total-1)
 	}
-	wctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	if err := view.WaitRevision(wctx, res2.Revision); err != nil {
+	if err := view.WaitRevision(ctx, res2.Revision); err != nil {
 		t.Fatal(err)
 	}
 	if got := view.Service(d.Services[0].ID).Description; got != "changed" {
@@ -544,11 +533,6 @@ func TestDirectoryFollowerSkipsBadValues(t *testing.T) {
 
 	// The changes above sit in the index overlay until the follower
 	// compacts it after FollowerCompactAfter of quiet.
-	deadline := time.Now().Add(natsjs.FollowerCompactAfter + 5*time.Second)
-	for view.Snapshot().Pending() > 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("index not compacted: %d pending", view.Snapshot().Pending())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Await(t, "the index to be compacted", func() bool { return view.Snapshot().Pending() == 0 },
+		func() string { return fmt.Sprintf("%d pending", view.Snapshot().Pending()) })
 }

@@ -4,10 +4,10 @@ import (
 	"context"
 	"slices"
 	"testing"
-	"time"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/referral"
 )
 
@@ -36,7 +36,7 @@ func TestListingContentOwnService(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.send("pt.a1", "pt.a1.support", serviceContent("pt.a1.support"))
-	waitFor(t, 20*time.Second, "the view to see the new languages", func() bool {
+	testenv.Await(t, "the view to see the new languages", func() bool {
 		s := n.view.Service("pt.a1.support")
 		return s != nil && slices.Equal(s.Languages, []string{"pt", "uk"})
 	})
@@ -59,7 +59,7 @@ func TestListingContentOwnService(t *testing.T) {
 	bad.Hours.Weekly[0].Opens, bad.Hours.Weekly[0].Closes = "12:00", "09:00"
 	id := n.send("pt.a1", "pt.a1.support", bad).Event.ID()
 	var rej *events.CommandRejected
-	waitFor(t, 20*time.Second, "the rejection", func() bool {
+	testenv.Await(t, "the rejection", func() bool {
 		for _, m := range n.read(natsjs.StreamDelivery, "out.pt.a1.>") {
 			if r, ok := m.env.Payload.(*events.CommandRejected); ok && r.Command == id {
 				rej = r

@@ -49,7 +49,7 @@ func TestListingCapacityOwnOrganisationTakesEffectInMatching(t *testing.T) {
 		t.Fatal(err)
 	}
 	n.send("pt.a1", "pt.a1.support", &events.CapacityUpdated{Service: "pt.a1.support", Status: events.CapacityFull})
-	waitFor(t, 20*time.Second, "the view to see pt.a1.support full", func() bool {
+	testenv.Await(t, "the view to see pt.a1.support full", func() bool {
 		s := n.view.Service("pt.a1.support")
 		return s != nil && s.Capacity.Status == events.CapacityFull
 	})
@@ -68,7 +68,7 @@ func TestListingCapacityOwnOrganisationTakesEffectInMatching(t *testing.T) {
 	// Confirming the organisation and a service stamps updated_at only.
 	o0, _, _ := store.GetOrganisation(context.Background(), "pt.a1")
 	n.send("pt.a1", "pt.a1", &events.OrganisationUpdated{Organisation: "pt.a1"})
-	waitFor(t, 20*time.Second, "pt.a1 to be confirmed", func() bool {
+	testenv.Await(t, "pt.a1 to be confirmed", func() bool {
 		o := n.view.Organisation("pt.a1")
 		return o != nil && o.UpdatedAt.After(o0.UpdatedAt)
 	})
@@ -102,7 +102,7 @@ func TestListingOtherOrganisationRefusedNothingChanges(t *testing.T) {
 		ids = append(ids, n.send(c.org, c.id, c.p).Event.ID())
 	}
 	var got map[string]*events.CommandRejected
-	waitFor(t, 20*time.Second, "a rejection of each", func() bool {
+	testenv.Await(t, "a rejection of each", func() bool {
 		got = map[string]*events.CommandRejected{}
 		for _, m := range n.read(natsjs.StreamDelivery, "out.pt.a2.>") {
 			if m.env != nil {

@@ -1,7 +1,6 @@
 package natsjs_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // TestOperatorMode starts a stock nats-server in operator mode from the
@@ -75,9 +75,7 @@ func TestOperatorMode(t *testing.T) {
 		s.Shutdown()
 		s.WaitForShutdown()
 	})
-	if !s.ReadyForConnections(30 * time.Second) {
-		t.Fatal("not ready")
-	}
+	testenv.Await(t, "the operator-mode server to be ready", func() bool { return s.ReadyForConnections(time.Second) })
 
 	creds := func(user string) string {
 		t.Helper()
@@ -107,12 +105,11 @@ func TestOperatorMode(t *testing.T) {
 		t.Cleanup(nc.Close)
 		return nc
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 
 	// The invictus user makes the streams in INVICTUS, and the
 	// organisations' consumers, with a delivery waiting for each.
-	js, err := jetstream.New(connect(natsjs.UserAdmin))
+	js, err := jetstream.New(connect(natsjs.UserAdmin), jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,18 +129,18 @@ func TestOperatorMode(t *testing.T) {
 	}
 
 	// The operators' user reaches the server's API.
-	if _, err := connect(natsjs.UserSys).Request("$SYS.REQ.SERVER.PING", nil, 10*time.Second); err != nil {
+	if _, err := connect(natsjs.UserSys).Request("$SYS.REQ.SERVER.PING", nil, time.Minute); err != nil {
 		t.Errorf("the sys user's server ping: %v", err)
 	}
 
 	// The organisation a: its own commands and deliveries.
 	nc := connect(a, nats.CustomInboxPrefix(natsjs.OrgInboxPrefix(a)))
 	inbound, _ := events.InboundSubject(a)
-	if m, err := nc.Request(inbound, []byte(`{}`), 10*time.Second); err != nil || !strings.Contains(string(m.Data), `"stream":"INBOUND"`) {
+	if m, err := nc.Request(inbound, []byte(`{}`), time.Minute); err != nil || !strings.Contains(string(m.Data), `"stream":"INBOUND"`) {
 		t.Errorf("a's command: %v %s, want INBOUND's PubAck", err, msgData(m))
 	}
 	next := "$JS.API.CONSUMER.MSG.NEXT." + natsjs.StreamDelivery + "."
-	if m, err := nc.Request(next+natsjs.OrgConsumerName(a), []byte(`{"batch":1,"expires":5000000000}`), 10*time.Second); err != nil || m.Header.Get("Status") != "" || !strings.Contains(string(m.Data), a) {
+	if m, err := nc.Request(next+natsjs.OrgConsumerName(a), []byte(`{"batch":1,"expires":60000000000}`), time.Minute); err != nil || m.Header.Get("Status") != "" || !strings.Contains(string(m.Data), a) {
 		t.Errorf("a's next delivery: %v %s, want its own", err, msgData(m))
 	}
 
@@ -169,27 +166,19 @@ func TestOperatorMode(t *testing.T) {
 		_ = nc.Flush()
 	}
 	want := []string{"Publish to \"" + inboundB + "\"", "Subscription to \"out.>\"", "Subscription to \"" + natsjs.OrgInboxPrefix(b) + ".>\""}
-	deadline := time.Now().Add(10 * time.Second)
 	for _, w := range want {
-		for {
+		testenv.Await(t, "the permissions violation "+w+" for a", func() bool {
 			found := false
 			violations.Range(func(k, _ any) bool {
 				found = found || strings.Contains(k.(string), w)
 				return !found
 			})
-			if found {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Errorf("no permissions violation %s for a", w)
-				break
-			}
-			time.Sleep(20 * time.Millisecond) // polling the error handler's record
-		}
+			return found
+		})
 	}
 	// b's delivery is still there for b.
 	ncb := connect(b, nats.CustomInboxPrefix(natsjs.OrgInboxPrefix(b)))
-	if m, err := ncb.Request(next+natsjs.OrgConsumerName(b), []byte(`{"batch":1,"expires":5000000000}`), 10*time.Second); err != nil || !strings.Contains(string(m.Data), b) {
+	if m, err := ncb.Request(next+natsjs.OrgConsumerName(b), []byte(`{"batch":1,"expires":60000000000}`), time.Minute); err != nil || !strings.Contains(string(m.Data), b) {
 		t.Errorf("b's next delivery: %v %s, want its own", err, msgData(m))
 	}
 	// A user the operator did not sign is refused.

@@ -11,14 +11,14 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // shortWindow gives every stream of n the shortest duplicate window
 // JetStream allows (and creates a deleted stream again).
 func (n *netBundle) shortWindow() {
 	n.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(n.t)
 	if err := natsjs.EnsureStreams(ctx, n.js, natsjs.StreamsConfig{Duplicates: 100 * time.Millisecond}); err != nil {
 		n.t.Fatal(err)
 	}
@@ -33,7 +33,7 @@ func (n *netBundle) windowPassed() {
 	n.t.Helper()
 	subject, id := "out.pt.probe."+events.NewReferralID(), nats.NewInbox()
 	first := true
-	waitFor(n.t, time.Minute, "the duplicate window to pass", func() bool {
+	testenv.Await(n.t, "the duplicate window to pass", func() bool {
 		m := &nats.Msg{Subject: subject, Header: nats.Header{}}
 		m.Header.Set(jetstream.MsgIDHeader, id)
 		ack, err := n.js.PublishMsg(context.Background(), m)
@@ -67,7 +67,7 @@ func (n *netBundle) deleteStream(name string) {
 // redelivered waits until consumer has delivered a message again.
 func (n *netBundle) redelivered(stream, consumer string) {
 	n.t.Helper()
-	waitFor(n.t, time.Minute, consumer+" to deliver a message again", func() bool {
+	testenv.Await(n.t, consumer+" to deliver a message again", func() bool {
 		c, err := n.js.Consumer(context.Background(), stream, consumer)
 		if err != nil {
 			return false
@@ -104,7 +104,7 @@ func TestRedeliveryAfterDuplicateWindow(t *testing.T) {
 		n.redelivered(natsjs.StreamInbound, natsjs.ConsumerRouting)
 		n.windowPassed()
 		n.shortWindow() // creates the deleted stream again
-		waitFor(t, time.Minute, "the command set aside in DLQ", func() bool { return len(n.read(natsjs.StreamDLQ, ">")) == 1 })
+		testenv.Await(t, "the command set aside in DLQ", func() bool { return len(n.read(natsjs.StreamDLQ, ">")) == 1 })
 		n.consumerIdle(natsjs.StreamInbound, natsjs.ConsumerRouting)
 
 		got := n.rejections("pt.a2", id)
@@ -120,7 +120,7 @@ func TestRedeliveryAfterDuplicateWindow(t *testing.T) {
 		n.startRouter()
 		// Once the router pulls from every consumer (TIMERS' is its last),
 		// TIMERS goes.
-		waitFor(t, time.Minute, "the router pulling timers", func() bool {
+		testenv.Await(t, "the router pulling timers", func() bool {
 			c, err := n.js.Consumer(context.Background(), natsjs.StreamTimers, natsjs.ConsumerTimers)
 			if err != nil {
 				return false
@@ -139,7 +139,7 @@ func TestRedeliveryAfterDuplicateWindow(t *testing.T) {
 		n.windowPassed()
 		n.shortWindow() // creates the deleted stream again
 		n.consumerIdle(natsjs.StreamReferrals, natsjs.ConsumerDispatcher)
-		waitFor(t, time.Minute, "the offer's timer", func() bool { return len(n.read(natsjs.StreamTimers, "timer."+id+".>")) == 1 })
+		testenv.Await(t, "the offer's timer", func() bool { return len(n.read(natsjs.StreamTimers, "timer."+id+".>")) == 1 })
 
 		for _, o := range []string{"pt.ref", "pt.a1"} {
 			d := n.deliveries(o, id)

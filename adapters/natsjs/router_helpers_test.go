@@ -69,8 +69,7 @@ func (n *netBundle) restartServer() {
 	if n.listen == "" {
 		n.t.Fatal("restartServer needs a TCP server (newNetWith)")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(n.t)
 	if err := n.srv.Shutdown(ctx); err != nil {
 		n.t.Fatalf("Shutdown: %v", err)
 	}
@@ -105,8 +104,7 @@ func newNetWith(t testing.TB, tcp bool, deadline time.Duration, orgs ...org) *ne
 	if len(orgs) == 0 {
 		orgs = orgsLifecycle
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	n := &netBundle{t: t, view: directory.NewView(), keys: map[string]seal.Key{}, storeDir: t.TempDir()}
 	cfg := natsjs.ServerConfig{StoreDir: n.storeDir, DontListen: true}
 	if tcp {
@@ -125,7 +123,7 @@ func newNetWith(t testing.TB, tcp bool, deadline time.Duration, orgs ...org) *ne
 		if n.nc != nil && n.listen != "" {
 			n.nc.Close()
 		}
-		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+		sctx, scancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 		defer scancel()
 		if err := n.srv.Shutdown(sctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
@@ -134,7 +132,7 @@ func newNetWith(t testing.TB, tcp bool, deadline time.Duration, orgs ...org) *ne
 	if n.nc, err = n.connect(ctx, "test-orgs"); err != nil {
 		t.Fatal(err)
 	}
-	if n.js, err = jetstream.New(n.nc); err != nil {
+	if n.js, err = jetstream.New(n.nc, jetstream.WithDefaultTimeout(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if err := natsjs.EnsureStreams(ctx, n.js, natsjs.StreamsConfig{}); err != nil {
@@ -175,13 +173,8 @@ func (n *netBundle) startRouter() *runningRouter {
 func (r *runningRouter) stop(t testing.TB) {
 	r.once.Do(func() {
 		r.cancel()
-		select {
-		case err := <-r.done:
-			if err != nil {
-				t.Errorf("router Run: %v", err)
-			}
-		case <-time.After(20 * time.Second):
-			t.Error("router did not stop")
+		if err := testenv.Recv(t, "the router to stop", r.done); err != nil {
+			t.Errorf("router Run: %v", err)
 		}
 		r.nc.Close()
 	})
@@ -194,13 +187,8 @@ func (r *runningRouter) crash(t testing.TB) {
 	r.once.Do(func() {
 		r.nc.Close()
 		r.cancel()
-		select {
-		case err := <-r.done:
-			// After a crash Run's error is expected; it is only shown.
-			t.Logf("crashed router returned: %v", err)
-		case <-time.After(20 * time.Second):
-			t.Error("crashed router did not return")
-		}
+		// After a crash Run's error is expected; it is only shown.
+		t.Logf("crashed router returned: %v", testenv.Recv(t, "the crashed router to return", r.done))
 	})
 }
 
@@ -242,8 +230,7 @@ func (n *netBundle) publish(org string, ev event.Event) {
 	}
 	msg := &nats.Msg{Subject: subject, Header: nats.Header(m.Header), Data: m.Data}
 	msg.Header.Set(jetstream.MsgIDHeader, events.MsgID(ev.Source(), ev.ID()))
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
+	ctx := testenv.Context(n.t)
 	if _, err := n.js.PublishMsg(ctx, msg); err != nil {
 		n.t.Fatalf("publish: %v", err)
 	}
@@ -268,8 +255,7 @@ func (s stored) typ() string {
 // read returns every message of stream on filter, in order.
 func (n *netBundle) read(stream, filter string) []stored {
 	n.t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
+	ctx := testenv.Context(n.t)
 	oc, err := n.js.OrderedConsumer(ctx, stream, jetstream.OrderedConsumerConfig{FilterSubjects: []string{filter}})
 	if err != nil {
 		n.t.Fatalf("ordered consumer on %s: %v", stream, err)
@@ -281,7 +267,9 @@ func (n *netBundle) read(stream, filter string) []stored {
 	defer func() { _ = n.js.DeleteConsumer(context.Background(), stream, info.Name) }()
 	var out []stored
 	for uint64(len(out)) < info.NumPending {
-		batch, err := oc.Fetch(int(min(info.NumPending-uint64(len(out)), 1000)), jetstream.FetchMaxWait(5*time.Second))
+		// A fetch waits for its whole batch, so a short wait: messages
+		// deleted while we read leave it short until the wait ends.
+		batch, err := oc.Fetch(int(min(info.NumPending-uint64(len(out)), 1000)), jetstream.FetchMaxWait(time.Second))
 		if err != nil {
 			n.t.Fatalf("fetch: %v", err)
 		}
@@ -294,9 +282,17 @@ func (n *netBundle) read(stream, filter string) []stored {
 			out = append(out, s)
 		}
 		if got == 0 {
-			// The rest was purged or deleted while we read (a timer
-			// cancelled, a fire message handled): what is left is all.
-			break
+			// Nothing within the fetch's wait: either the rest was purged
+			// or deleted while we read (a timer cancelled, a fire message
+			// handled), and what is left is all, or a loaded machine was
+			// slow to deliver it, and it is still pending.
+			now, err := oc.Info(ctx)
+			if err != nil {
+				n.t.Fatalf("consumer info: %v", err)
+			}
+			if now.NumPending == 0 {
+				break
+			}
 		}
 	}
 	return out
@@ -375,28 +371,6 @@ func (n *netBundle) deliveries(org, id string) []stored {
 	return n.read(natsjs.StreamDelivery, subject)
 }
 
-// waitFloor is the least a wait for an asynchronous effect allows: on a
-// loaded 2-core machine running the whole suite, effects that take
-// milliseconds alone can take tens of seconds. A wait that succeeds
-// returns at once, so only a real failure waits this long.
-const waitFloor = 2 * time.Minute
-
-// waitFor polls cond until it returns true, failing the test after
-// timeout with what.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	timeout = max(timeout, waitFloor)
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(10 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		<-tick.C
-	}
-}
-
 // progressStall is how long a load test lets its count stand still before
 // it fails: longer than a command's longest retry delay plus an ack wait,
 // the longest a loaded but working router may show no progress.
@@ -428,7 +402,7 @@ func waitProgress(t testing.TB, what string, count func() uint64, done func(uint
 func (n *netBundle) waitDelivery(org, id, typ string, match func(stored) bool) stored {
 	n.t.Helper()
 	var found stored
-	waitFor(n.t, 15*time.Second, fmt.Sprintf("%s to receive %s of %s", org, typ, id), func() bool {
+	testenv.Await(n.t, fmt.Sprintf("%s to receive %s of %s", org, typ, id), func() bool {
 		for _, m := range n.delivered(org, id) {
 			if m.typ() == typ && (match == nil || match(m)) {
 				found = m
@@ -462,7 +436,7 @@ func (n *netBundle) state(id string) referral.State {
 func (n *netBundle) waitState(id, what string, cond func(referral.State) bool) referral.State {
 	n.t.Helper()
 	var st referral.State
-	waitFor(n.t, 15*time.Second, fmt.Sprintf("referral %s: %s", id, what), func() bool {
+	testenv.Await(n.t, fmt.Sprintf("referral %s: %s", id, what), func() bool {
 		st = n.state(id)
 		return cond(st)
 	})
@@ -494,7 +468,7 @@ func request(needs ...string) *events.Requested {
 // messages.
 func (n *netBundle) consumerIdle(stream, consumer string) {
 	n.t.Helper()
-	waitFor(n.t, 20*time.Second, consumer+" to be idle", func() bool {
+	testenv.Await(n.t, consumer+" to be idle", func() bool {
 		c, err := n.js.Consumer(context.Background(), stream, consumer)
 		if err != nil {
 			return false

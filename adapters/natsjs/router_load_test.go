@@ -14,6 +14,7 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/referral"
 )
 
@@ -27,11 +28,16 @@ type responder struct {
 	mu     sync.Mutex
 	seen   map[string]bool
 	errs   []error
+	// ctx bounds the retries of an answer: the test binary's timeout,
+	// not a clock (a loaded machine can keep the server away for long).
+	ctx context.Context
 }
 
 func (n *netBundle) respond(answer func(org string, o *events.Offered) events.Payload) *responder {
 	n.t.Helper()
-	r := &responder{n: n, answer: answer, seen: map[string]bool{}}
+	// Not the test's context, which ends before the clean-ups: answers may
+	// still be sent until r.stop.
+	r := &responder{n: n, answer: answer, seen: map[string]bool{}, ctx: testenv.ContextFrom(n.t, context.Background())}
 	ctx := context.Background()
 	oc, err := n.js.OrderedConsumer(ctx, natsjs.StreamDelivery, jetstream.OrderedConsumerConfig{FilterSubjects: []string{"out.>"}})
 	if err != nil {
@@ -94,12 +100,13 @@ func (n *netBundle) respond(answer func(org string, o *events.Offered) events.Pa
 // publish publishes m to INBOUND and waits for the acknowledgement,
 // trying again (as a client would) while the server is away.
 func (r *responder) publish(m *nats.Msg) error {
-	deadline := time.Now().Add(30 * time.Second)
 	for {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		// Each try bounded by 2 s so that one sent while the server was
+		// away is sent again; the tries by the test binary's timeout.
+		ctx, cancel := context.WithTimeout(r.ctx, 2*time.Second)
 		_, err := r.n.js.PublishMsg(ctx, m)
 		cancel()
-		if err == nil || time.Now().After(deadline) {
+		if err == nil || r.ctx.Err() != nil {
 			return err
 		}
 	}

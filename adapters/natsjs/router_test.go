@@ -14,6 +14,7 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/referral"
 	"github.com/invictus-network/invictus/seal"
 )
@@ -47,7 +48,7 @@ func testLifecycle(t *testing.T, n *netBundle) {
 	}
 	pl := off.Placement
 	n.waitDelivery("pt.ref", id, events.TypeReferralOffered, nil)
-	waitFor(t, 5*time.Second, "the reminder to be scheduled", func() bool {
+	testenv.Await(t, "the reminder to be scheduled", func() bool {
 		timer := n.read(natsjs.StreamTimers, "timer."+id+"."+pl)
 		return len(timer) == 1 && timer[0].header.Get(natsjs.HeaderTimerKind) == natsjs.TimerReminder &&
 			timer[0].header.Get(natsjs.HeaderAttempt) == "1"
@@ -78,7 +79,7 @@ func testLifecycle(t *testing.T, n *netBundle) {
 	// pt.a3 accepts: the referrer is told and the timer is cancelled.
 	n.send("pt.a3", id, &events.Accepted{Placement: pl})
 	n.waitDelivery("pt.ref", id, events.TypeReferralAccepted, nil)
-	waitFor(t, 10*time.Second, "the placement's timer to be cancelled", func() bool {
+	testenv.Await(t, "the placement's timer to be cancelled", func() bool {
 		return len(n.read(natsjs.StreamTimers, "timer."+id+"."+pl)) == 0
 	})
 
@@ -248,7 +249,7 @@ func TestUnauthorisedCommandsChangeNothing(t *testing.T) {
 	}
 	n.publish("pt.a1", wrong)
 
-	waitFor(t, 10*time.Second, "four rejections to pt.a2 and two to pt.a1", func() bool {
+	testenv.Await(t, "four rejections to pt.a2 and two to pt.a1", func() bool {
 		return len(n.rejections("pt.a2", id)) == 4 && len(n.rejections("pt.a1", id)) == 2
 	})
 	// The forged source is forbidden; pt.a2, no party to the referral, is
@@ -387,7 +388,7 @@ func TestPoisonMessagesGoToDLQ(t *testing.T) {
 		t.Errorf("DLQ reasons %v", reasons)
 	}
 	// The senders were told, on their rejection subject or the referral's.
-	waitFor(t, 5*time.Second, "rejections", func() bool {
+	testenv.Await(t, "rejections", func() bool {
 		return len(n.rejections("pt.a1", "rejected")) == 1 && len(n.rejections("pt.a2", "rejected")) == 2
 	})
 	// Nothing is left in INBOUND: work queue, every message settled.
@@ -420,7 +421,7 @@ func TestErasure(t *testing.T) {
 	n.send("pt.ref", id, &events.Handover{Placement: pl, Recipient: recipient, Envelope: envelope})
 	n.waitDelivery("pt.a2", id, events.TypeReferralHandover, nil)
 	n.send("pt.a3", id, &events.Withdrawn{Reason: "error"}) // rejected: a DLQ copy of this referral
-	waitFor(t, 10*time.Second, "the DLQ copy", func() bool { return len(n.read(natsjs.StreamDLQ, "dlq.*."+id)) == 1 })
+	testenv.Await(t, "the DLQ copy", func() bool { return len(n.read(natsjs.StreamDLQ, "dlq.*."+id)) == 1 })
 	// Another referral, which must not be touched.
 	other := events.NewReferralID()
 	n.send("pt.ref", other, request(events.NeedSupportEmotional))
@@ -463,7 +464,7 @@ func TestErasure(t *testing.T) {
 	// A command for the erased referral is rejected as for a referral
 	// that does not exist: erasure forgets the parties.
 	n.send("pt.a2", id, &events.Contacted{Placement: pl})
-	waitFor(t, 10*time.Second, "the rejection of a command for the erased referral", func() bool {
+	testenv.Await(t, "the rejection of a command for the erased referral", func() bool {
 		for _, m := range n.rejections("pt.a2", id) {
 			if p := m.env.Payload.(*events.CommandRejected); p.Errors[0].Code == referral.CodeNotFound {
 				return true
@@ -508,7 +509,7 @@ func TestDLQErrorHeaderDoesNotQuotePayload(t *testing.T) {
 	if err := n.nc.PublishMsg(msg); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 10*time.Second, "the DLQ copy", func() bool { return len(n.read(natsjs.StreamDLQ, "dlq.*."+id)) == 1 })
+	testenv.Await(t, "the DLQ copy", func() bool { return len(n.read(natsjs.StreamDLQ, "dlq.*."+id)) == 1 })
 	dlq := n.read(natsjs.StreamDLQ, "dlq.*."+id)[0]
 	h := dlq.header.Get(natsjs.HeaderError)
 	if !strings.HasPrefix(h, "/data/reason ") {

@@ -47,7 +47,7 @@ func setupIn(t *testing.T, dir string) testBundle {
 	if err != nil {
 		t.Fatalf("Connect: %v", err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatalf("jetstream.New: %v", err)
 	}
@@ -56,19 +56,17 @@ func setupIn(t *testing.T, dir string) testBundle {
 
 func shutdown(t *testing.T, srv *natsjs.Server) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 	defer cancel()
 	if err := srv.Shutdown(ctx); err != nil {
 		t.Errorf("Shutdown: %v", err)
 	}
 }
 
-// testContext returns a context that ends with the test or after 30 s.
+// testContext returns the test's context (see testenv.Context).
 func testContext(t *testing.T) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	t.Cleanup(cancel)
-	return ctx
+	return testenv.Context(t)
 }
 
 func TestStartServerListensOnFreePort(t *testing.T) {
@@ -89,7 +87,7 @@ func TestStartServerListensOnFreePort(t *testing.T) {
 		t.Fatalf("connect over TCP: %v", err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +114,7 @@ func TestStartServerDontListen(t *testing.T) {
 		t.Fatalf("connect in process: %v", err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

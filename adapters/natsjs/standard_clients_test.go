@@ -1,7 +1,6 @@
 package natsjs_test
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // The standard constructors work with an organisation's permissions, as
@@ -28,8 +28,7 @@ func TestStandardClientsWithOrganisationPermissions(t *testing.T) {
 	t.Parallel()
 	b := newAuthBundle(t, "pt.a", "pt.b")
 	a := b.connect("pt.a")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 	// Other organisations' traffic that a stream info must not show.
 	b.deliver("pt.b", events.NewReferralID())
 
@@ -48,7 +47,7 @@ func TestStandardClientsWithOrganisationPermissions(t *testing.T) {
 	if err := sender.Close(ctx); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, time.Minute, "the command in INBOUND", func() bool {
+	testenv.Await(t, "the command in INBOUND", func() bool {
 		s, err := b.admin.Stream(ctx, natsjs.StreamInbound)
 		if err != nil {
 			return false
@@ -125,8 +124,7 @@ func TestStandardClientsWithOrganisationPermissions(t *testing.T) {
 func TestREADMENatsCLILines(t *testing.T) {
 	t.Parallel()
 	b := newAuthBundle(t, "pt.amcv", "pt.b")
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 	var want []string
 	for range 12 {
 		want = append(want, b.deliver("pt.amcv", events.NewReferralID()).Event.ID())
@@ -168,7 +166,7 @@ func TestREADMENatsCLILines(t *testing.T) {
 	if len(got) != 10 || got[0] != want[0] || got[9] != want[9] {
 		t.Errorf("consumer next --count 10: %v, want the first 10 of %v", got, want)
 	}
-	waitFor(t, time.Minute, "the 10 acknowledgements", func() bool {
+	testenv.Await(t, "the 10 acknowledgements", func() bool {
 		info, err := b.consumerInfo(consumer)
 		return err == nil && info.AckFloor.Consumer == 10 && info.NumPending == 2
 	})
@@ -183,7 +181,7 @@ func TestREADMENatsCLILines(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer anc.Close()
-	ajs, err := jetstream.New(anc)
+	ajs, err := jetstream.New(anc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

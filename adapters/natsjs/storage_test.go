@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // smallLimits bounds every stream and bucket to 1 MiB (8 MiB reserved in
@@ -65,7 +66,7 @@ func TestStorageCheckFollowsAFullStream(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 20*time.Second, "the check to pass once referrals are erased", func() bool { return check(ctx) == nil })
+	testenv.Await(t, "the check to pass once referrals are erased", func() bool { return check(ctx) == nil })
 	if _, err := b.js.Publish(ctx, "referral.pt.r9", make([]byte, 1024)); err != nil {
 		t.Errorf("append after the erasure: %v", err)
 	}
@@ -88,7 +89,7 @@ func TestServerStorageCheckFollowsTheStore(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -126,7 +127,7 @@ func TestServerStorageCheckFollowsTheStore(t *testing.T) {
 	if err := js.DeleteStream(ctx, "OTHER"); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the check to pass once space returns", func() bool { return check(ctx) == nil })
+	testenv.Await(t, "the check to pass once space returns", func() bool { return check(ctx) == nil })
 	if _, err := js.Publish(ctx, "referral.pt.r1", []byte("{}")); err != nil {
 		t.Errorf("append once space returned: %v", err)
 	}

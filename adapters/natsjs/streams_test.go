@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 func TestEnsureStreamsIdempotent(t *testing.T) {
@@ -241,17 +242,13 @@ func TestStreamsBehave(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(10 * time.Second)
-		for {
+		testenv.Await(t, "the scheduled message to fire", func() bool {
 			_, err := s.GetLastMsgForSubject(ctx, "timer.fire.r1.p1")
-			if err == nil {
-				break
+			if err != nil && !errors.Is(err, jetstream.ErrMsgNotFound) {
+				t.Fatalf("scheduled message: %v", err)
 			}
-			if !errors.Is(err, jetstream.ErrMsgNotFound) || time.Now().After(deadline) {
-				t.Fatalf("scheduled message did not fire: %v", err)
-			}
-			time.Sleep(20 * time.Millisecond)
-		}
+			return err == nil
+		})
 	})
 }
 

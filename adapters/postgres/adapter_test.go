@@ -4,7 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -50,7 +49,7 @@ func TestAdapterHealth(t *testing.T) {
 		t.Error("Health is nil before Run")
 	}
 	run := start(t, a.Run)
-	eventually(t, 20*time.Second, "adapter not healthy", func() bool { return a.Health(ctx) == nil })
+	eventually(t, "adapter not healthy", func() bool { return a.Health(ctx) == nil })
 	if a.Relay() == nil || a.Inbox() == nil || a.Projection() == nil {
 		t.Fatal("components missing")
 	}
@@ -60,12 +59,12 @@ func TestAdapterHealth(t *testing.T) {
 	}
 
 	ns.stop()
-	eventually(t, 20*time.Second, "Health does not report NATS down", func() bool {
+	eventually(t, "Health does not report NATS down", func() bool {
 		err := a.Health(ctx)
 		return err != nil && strings.Contains(err.Error(), "NATS")
 	})
 	ns.start()
-	eventually(t, 20*time.Second, "adapter not healthy after NATS came back", func() bool { return a.Health(ctx) == nil })
+	eventually(t, "adapter not healthy after NATS came back", func() bool { return a.Health(ctx) == nil })
 	if err := run.stop(t); err != nil {
 		t.Errorf("Run: %v", err)
 	}

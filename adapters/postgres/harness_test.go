@@ -66,7 +66,7 @@ func newPG(t testing.TB) *pgEnv {
 	p.appName = "invictus-test-" + p.schema
 	p.pool = p.newPool(p.appName, nil)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 		defer cancel()
 		admin, err := pgx.Connect(ctx, p.url)
 		if err != nil {
@@ -94,13 +94,11 @@ func (p *pgEnv) newPool(app string, params map[string]string) *pgxpool.Pool {
 		cfg.ConnConfig.RuntimeParams[k] = v
 	}
 	cfg.MaxConns = 8
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	pool, err := pgxpool.NewWithConfig(testenv.ContextFrom(p.t, context.Background()), cfg)
 	if err != nil {
 		p.t.Fatalf("pool: %v", err)
 	}
-	if err := pool.Ping(ctx); err != nil {
+	if err := pool.Ping(testenv.ContextFrom(p.t, context.Background())); err != nil {
 		pool.Close()
 		p.t.Fatalf("the test database at %s does not answer: %v", envDatabaseURL, err)
 	}
@@ -143,12 +141,12 @@ func (p *pgEnv) terminate(ctx context.Context, app string) (int, error) {
 	return n, err
 }
 
-// testCtx returns a context that ends with the test or after a minute.
+// testCtx returns a context that ends at the end of the test, shortly
+// before the test binary's timeout (see testenv.ContextFrom); not the
+// test's own context, which ends before the clean-ups that use it.
 func testCtx(t testing.TB) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
+	return testenv.ContextFrom(t, context.Background())
 }
 
 // natsEnv is an embedded NATS server with JetStream listening on a random
@@ -172,7 +170,7 @@ func newNATS(t testing.TB) *natsEnv {
 	n := &natsEnv{t: t, dir: t.TempDir(), addr: "127.0.0.1:0"}
 	n.start()
 	t.Cleanup(n.stop)
-	js, err := jetstream.New(n.connect("setup"))
+	js, err := jetstream.New(n.connect("setup"), jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,10 +201,8 @@ func (n *natsEnv) start() {
 		n.t.Fatalf("nats server: %v", err)
 	}
 	srv.Start()
-	if !srv.ReadyForConnections(20 * time.Second) {
-		srv.Shutdown()
-		n.t.Fatal("nats server not ready")
-	}
+	n.t.Cleanup(srv.Shutdown) // at once if it never gets ready; again is harmless
+	testenv.Await(n.t, "the nats server to be ready", func() bool { return srv.ReadyForConnections(time.Second) })
 	n.mu.Lock()
 	n.srv, n.addr = srv, srv.Addr().String()
 	n.mu.Unlock()
@@ -244,7 +240,7 @@ func (n *natsEnv) connect(name string) *nats.Conn {
 // js returns a JetStream context on a new connection.
 func (n *natsEnv) js() jetstream.JetStream {
 	n.t.Helper()
-	js, err := jetstream.New(n.connect("test-js"))
+	js, err := jetstream.New(n.connect("test-js"), jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		n.t.Fatal(err)
 	}
@@ -328,22 +324,13 @@ func (c *rawCollector) get() []string {
 
 // waitFloor is the least a wait for an asynchronous effect allows: on a
 // loaded 2-core machine running the whole suite, effects that take
-// milliseconds alone can take tens of seconds. A wait that succeeds
-// returns at once, so only a real failure waits this long.
-const waitFloor = 2 * time.Minute
-
-// eventually polls cond every 10 ms until it returns true, or fails the
-// test with msg after d.
-func eventually(t testing.TB, d time.Duration, msg string, cond func() bool) {
+// milliseconds alone can take minutes, so no clock bounds the wait.
+//
+// eventually polls cond until it returns true; msg says what is wrong
+// while it does not (see testenv.Await for how long it waits).
+func eventually(t testing.TB, msg string, cond func() bool) {
 	t.Helper()
-	d = max(d, waitFloor)
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", d, msg)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Await(t, "the end of: "+msg, cond)
 }
 
 // running is a component started in a goroutine by start.
@@ -370,11 +357,7 @@ func (r *running) stop(t testing.TB) error {
 	t.Helper()
 	r.once.Do(func() {
 		r.cancel()
-		select {
-		case r.err = <-r.done:
-		case <-time.After(30 * time.Second):
-			t.Error("component did not stop within 30s")
-		}
+		r.err = testenv.Recv(t, "the component to stop", r.done)
 	})
 	return r.err
 }

@@ -31,7 +31,7 @@ func newInboxBundle(t *testing.T) *inboxBundle {
 	pg.migrate()
 	ns := newNATS(t)
 	nc := ns.connect("test-js")
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestInboxStoresEachDeliveryOnce(t *testing.T) {
 	b.deliver(t, "pt.someone-else", offer(t), events.NewReferralID())
 
 	start(t, in.Run)
-	eventually(t, 20*time.Second, "deliveries not stored and acknowledged", func() bool {
+	eventually(t, "deliveries not stored and acknowledged", func() bool {
 		pending, ackPending, _ := b.consumerState(t, in.Consumer())
 		return b.inboxRows() == 40 && pending == 0 && ackPending == 0
 	})
@@ -167,7 +167,7 @@ func TestInboxAcknowledgesOnlyAfterCommit(t *testing.T) {
 	b := newInboxBundle(t)
 	in := b.newInbox(t, b.inboxConfig())
 	start(t, in.Run)
-	eventually(t, 10*time.Second, "consumer not created", func() bool {
+	eventually(t, "consumer not created", func() bool {
 		_, err := b.js.Consumer(testCtx(t), postgres.StreamDelivery, in.Consumer())
 		return err == nil
 	})
@@ -186,7 +186,7 @@ func TestInboxAcknowledgesOnlyAfterCommit(t *testing.T) {
 		ev := offer(t)
 		b.deliver(t, testOrg, ev, ev.ID())
 	}
-	eventually(t, 10*time.Second, "deliveries not received by the inbox", func() bool {
+	eventually(t, "deliveries not received by the inbox", func() bool {
 		_, ackPending, _ := b.consumerState(t, in.Consumer())
 		return ackPending == 3
 	})
@@ -197,7 +197,7 @@ func TestInboxAcknowledgesOnlyAfterCommit(t *testing.T) {
 	if err := tx.Rollback(ctx); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 10*time.Second, "deliveries not stored and acknowledged after the lock went", func() bool {
+	eventually(t, "deliveries not stored and acknowledged after the lock went", func() bool {
 		pending, ackPending, _ := b.consumerState(t, in.Consumer())
 		return b.inboxRows() == 3 && pending == 0 && ackPending == 0
 	})
@@ -240,7 +240,7 @@ func TestInboxHookRunsInTheSameTransaction(t *testing.T) {
 	}
 	// The hook fails: nothing is stored, nothing acknowledged, the
 	// deliveries come again.
-	eventually(t, 20*time.Second, "deliveries not retried", func() bool {
+	eventually(t, "deliveries not retried", func() bool {
 		_, _, delivered := b.consumerState(t, in.Consumer())
 		return delivered >= 6
 	})
@@ -254,13 +254,13 @@ func TestInboxHookRunsInTheSameTransaction(t *testing.T) {
 	if _, err := b.pg.pool.Exec(ctx, `UPDATE `+pq+`.control SET fail = false`); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 20*time.Second, "deliveries not stored once the hook works", func() bool {
+	eventually(t, "deliveries not stored once the hook works", func() bool {
 		pending, ackPending, _ := b.consumerState(t, in.Consumer())
 		return b.inboxRows() == 3 && cases() == 3 && pending == 0 && ackPending == 0
 	})
 	// A duplicate delivery does not call the hook again.
 	b.deliver(t, testOrg, evs[0], evs[0].ID()+"-again")
-	eventually(t, 20*time.Second, "duplicate not acknowledged", func() bool {
+	eventually(t, "duplicate not acknowledged", func() bool {
 		pending, ackPending, _ := b.consumerState(t, in.Consumer())
 		return pending == 0 && ackPending == 0
 	})
@@ -313,7 +313,7 @@ func TestInboxOpensEnvelopes(t *testing.T) {
 	plain := offer(t)
 	b.deliver(t, testOrg, plain, plain.ID())
 	start(t, in.Run)
-	eventually(t, 20*time.Second, "deliveries not stored", func() bool { return b.inboxRows() == 3 })
+	eventually(t, "deliveries not stored", func() bool { return b.inboxRows() == 3 })
 
 	var (
 		plaintext []byte
@@ -351,7 +351,7 @@ func TestInboxWithoutKeyLeavesEnvelopesSealed(t *testing.T) {
 		&events.Handover{Placement: "p1", Recipient: k.Recipient, Envelope: must(seal.Seal(k.Recipient, []byte("x")))(t)}))(t)
 	b.deliver(t, testOrg, ev, ev.ID())
 	start(t, in.Run)
-	eventually(t, 20*time.Second, "delivery not stored", func() bool { return b.inboxRows() == 1 })
+	eventually(t, "delivery not stored", func() bool { return b.inboxRows() == 1 })
 	if n := b.pg.count(`SELECT count(*) FROM ` + b.pg.q() + `.envelopes`); n != 0 {
 		t.Errorf("%d envelopes opened without a key", n)
 	}
@@ -373,7 +373,7 @@ func TestInboxTerminatesWhatDoesNotDecode(t *testing.T) {
 	ev := offer(t)
 	b.deliver(t, testOrg, ev, ev.ID())
 	start(t, in.Run)
-	eventually(t, 20*time.Second, "the valid delivery is not stored, or the invalid one still pending", func() bool {
+	eventually(t, "the valid delivery is not stored, or the invalid one still pending", func() bool {
 		pending, ackPending, _ := b.consumerState(t, in.Consumer())
 		return b.inboxRows() == 1 && pending == 0 && ackPending == 0
 	})
@@ -400,13 +400,13 @@ func TestInboxErasesTheReferral(t *testing.T) {
 	b.deliver(t, testOrg, handover, handover.ID())
 	b.deliver(t, testOrg, otherOffer, otherOffer.ID())
 	start(t, in.Run)
-	eventually(t, 20*time.Second, "deliveries before the erasure not stored", func() bool {
+	eventually(t, "deliveries before the erasure not stored", func() bool {
 		return b.pg.count(`SELECT count(*) FROM `+b.pg.q()+`.envelopes WHERE referral_id = $1`, ref) == 1 && b.inboxRows() == 3
 	})
 	b.deliver(t, testOrg, erased, erased.ID())
 	// A copy of an older delivery that comes after the erasure.
 	b.deliver(t, testOrg, offered, offered.ID()+"-late")
-	eventually(t, 20*time.Second, "deliveries not acknowledged", func() bool {
+	eventually(t, "deliveries not acknowledged", func() bool {
 		pending, ackPending, _ := b.consumerState(t, in.Consumer())
 		return pending == 0 && ackPending == 0
 	})
@@ -440,16 +440,16 @@ func TestInboxSurvivesNATSRestart(t *testing.T) {
 		ev := offer(t)
 		b.deliver(t, testOrg, ev, ev.ID())
 	}
-	eventually(t, 20*time.Second, "deliveries before the restart not stored", func() bool { return b.inboxRows() == 50 })
+	eventually(t, "deliveries before the restart not stored", func() bool { return b.inboxRows() == 50 })
 	b.ns.stop()
-	eventually(t, 10*time.Second, "the test's connection did not notice the server stopped", func() bool { return !b.nc.IsConnected() })
+	eventually(t, "the test's connection did not notice the server stopped", func() bool { return !b.nc.IsConnected() })
 	b.ns.start()
-	eventually(t, 10*time.Second, "the test's connection did not reconnect", b.nc.IsConnected)
+	eventually(t, "the test's connection did not reconnect", b.nc.IsConnected)
 	for range 50 {
 		ev := offer(t)
 		b.deliver(t, testOrg, ev, ev.ID())
 	}
-	eventually(t, 30*time.Second, "deliveries after the restart not stored and acknowledged", func() bool {
+	eventually(t, "deliveries after the restart not stored and acknowledged", func() bool {
 		pending, ackPending, _ := b.consumerState(t, in.Consumer())
 		return b.inboxRows() == 100 && pending == 0 && ackPending == 0
 	})

@@ -76,7 +76,7 @@ func (b *projBundle) checkpoint(t *testing.T, _ *postgres.Projection) uint64 {
 
 func (b *projBundle) waitCaughtUp(t *testing.T, p *postgres.Projection) {
 	t.Helper()
-	eventually(t, 60*time.Second, fmt.Sprintf("projection did not reach sequence %d", b.lastSeq), func() bool {
+	eventually(t, fmt.Sprintf("projection did not reach sequence %d", b.lastSeq), func() bool {
 		return b.checkpoint(t, p) == b.lastSeq
 	})
 }
@@ -126,14 +126,14 @@ func TestProjectionResumesExactlyOnce(t *testing.T) {
 			_ = r.stop(t)
 			break
 		}
-		eventually(t, 30*time.Second, "the projection made no progress after a restart", func() bool {
+		eventually(t, "the projection made no progress after a restart", func() bool {
 			return b.checkpoint(t, p) > last || b.checkpoint(t, p) == b.lastSeq
 		})
 		if round%2 == 0 {
 			if _, err := b.pg.terminate(testCtx(t), app); err != nil {
 				t.Fatal(err)
 			}
-			eventually(t, 30*time.Second, "no progress after the connections were terminated", func() bool {
+			eventually(t, "no progress after the connections were terminated", func() bool {
 				return b.checkpoint(t, p) > last+10 || b.checkpoint(t, p) == b.lastSeq
 			})
 		}

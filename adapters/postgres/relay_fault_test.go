@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/invictus-network/invictus/adapters/postgres"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // The fault tests check the relay's promise: whatever fails, every outbox
@@ -48,7 +49,7 @@ func TestRelayExactlyOnceWhenBackendsAreTerminated(t *testing.T) {
 	ctx := testCtx(t)
 	last := 0
 	for b.pg.pending() > 0 && kills < 8 {
-		eventually(t, 30*time.Second, "the relay made no progress after its connections were terminated", func() bool {
+		eventually(t, "the relay made no progress after its connections were terminated", func() bool {
 			n := b.published()
 			return n >= last+150 || n == len(ids)
 		})
@@ -60,7 +61,7 @@ func TestRelayExactlyOnceWhenBackendsAreTerminated(t *testing.T) {
 		kills++
 		terminated += n
 	}
-	b.waitAllRelayed(t, 60*time.Second)
+	b.waitAllRelayed(t)
 	if kills < 3 || terminated < kills {
 		t.Fatalf("only %d rounds (%d backends) terminated mid-relay; the test did not exercise the fault", kills, terminated)
 	}
@@ -80,18 +81,18 @@ func TestRelayExactlyOnceAcrossNATSRestart(t *testing.T) {
 	r := b.newRelay(t, cfg)
 	start(t, r.Run)
 
-	eventually(t, 30*time.Second, "nothing relayed before the restart", func() bool { return b.published() >= 300 })
+	eventually(t, "nothing relayed before the restart", func() bool { return b.published() >= 300 })
 	b.ns.stop()
 	// NATS is unavailable: the relay notices, rows keep arriving.
-	eventually(t, 30*time.Second, "the relay did not notice NATS is down", func() bool { return r.Health() != nil })
+	eventually(t, "the relay did not notice NATS is down", func() bool { return r.Health() != nil })
 	ids = append(ids, b.pg.insertRequested(500)...)
 	if b.pg.pending() == 0 {
 		t.Fatal("everything was relayed before NATS stopped; the test did not exercise the fault")
 	}
 	b.ns.start()
-	b.waitAllRelayed(t, 60*time.Second)
-	eventually(t, 10*time.Second, "relay unhealthy after NATS came back", func() bool { return r.Health() == nil })
-	eventually(t, 10*time.Second, "the test's connection did not reconnect", b.nc.IsConnected)
+	b.waitAllRelayed(t)
+	eventually(t, "relay unhealthy after NATS came back", func() bool { return r.Health() == nil })
+	eventually(t, "the test's connection did not reconnect", b.nc.IsConnected)
 	assertExactlyOnceInOrder(t, "INBOUND", b.inboundIDs(t), ids)
 }
 
@@ -123,12 +124,7 @@ func TestRelayKilledBetweenPublishAndCommit(t *testing.T) {
 		return nil
 	})
 	run := start(t, first.Run)
-	var lost []string
-	select {
-	case lost = <-crashed:
-	case <-time.After(30 * time.Second):
-		t.Fatal("the relay never reached its third batch")
-	}
+	lost := testenv.Recv(t, "the relay to reach its third batch", crashed)
 	_ = run.stop(t)
 	if n := b.pg.count(`SELECT count(*) FROM `+b.pg.q()+`.outbox WHERE published_at IS NULL AND id = ANY($1::uuid[])`, lost); n != len(lost) {
 		t.Fatalf("%d of the %d rows published before the crash are marked published", len(lost)-n, len(lost))
@@ -137,7 +133,7 @@ func TestRelayKilledBetweenPublishAndCommit(t *testing.T) {
 	// Another relay takes over and publishes them again.
 	second := b.newRelay(t, cfg)
 	start(t, second.Run)
-	b.waitAllRelayed(t, 30*time.Second)
+	b.waitAllRelayed(t)
 
 	raw := b.raw.get()
 	if len(raw) < len(ids)+len(lost) {

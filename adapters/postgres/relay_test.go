@@ -29,7 +29,7 @@ func newRelayBundle(t *testing.T) *relayBundle {
 	ns := newNATS(t)
 	subject, _ := events.InboundSubject(testOrg)
 	nc := ns.connect("test-js")
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -46,9 +46,9 @@ func (b *relayBundle) newRelay(t *testing.T, cfg postgres.RelayConfig) *postgres
 	return r
 }
 
-func (b *relayBundle) waitAllRelayed(t *testing.T, d time.Duration) {
+func (b *relayBundle) waitAllRelayed(t *testing.T) {
 	t.Helper()
-	eventually(t, d, "outbox rows still pending", func() bool { return b.pg.pending() == 0 })
+	eventually(t, "outbox rows still pending", func() bool { return b.pg.pending() == 0 })
 }
 
 // waitRaw waits until the raw subscriber has read n publishes: a row is
@@ -56,7 +56,7 @@ func (b *relayBundle) waitAllRelayed(t *testing.T, d time.Duration) {
 // same message reaches a subscriber on another connection.
 func (b *relayBundle) waitRaw(t *testing.T, n int) {
 	t.Helper()
-	eventually(t, 30*time.Second, "the raw subscriber did not read every publish", func() bool { return len(b.raw.get()) >= n })
+	eventually(t, "the raw subscriber did not read every publish", func() bool { return len(b.raw.get()) >= n })
 }
 
 // inboundIDs returns the ids stored in INBOUND for the test organisation.
@@ -74,7 +74,7 @@ func TestRelayPublishesRowsInOrder(t *testing.T) {
 	start(t, r.Run)
 	after := b.pg.insertRequested(250)
 	want := append(before, after...)
-	b.waitAllRelayed(t, 30*time.Second)
+	b.waitAllRelayed(t)
 
 	b.waitRaw(t, len(want))
 	assertExactlyOnceInOrder(t, "published", b.raw.get(), want)
@@ -126,9 +126,9 @@ func TestRelayWakesOnNotify(t *testing.T) {
 	cfg.PollInterval = time.Hour // only a notification can wake it
 	r := b.newRelay(t, cfg)
 	start(t, r.Run)
-	eventually(t, 10*time.Second, "relay not active", r.Active)
+	eventually(t, "relay not active", r.Active)
 	ids := b.pg.insertRequested(3)
-	eventually(t, 10*time.Second, "row not relayed: the notification did not wake the relay", func() bool { return len(b.raw.get()) == 3 })
+	eventually(t, "row not relayed: the notification did not wake the relay", func() bool { return len(b.raw.get()) == 3 })
 	assertExactlyOnceInOrder(t, "published", b.raw.get(), ids)
 }
 
@@ -140,9 +140,9 @@ func TestRelayPollsWithoutNotify(t *testing.T) {
 	}
 	r := b.newRelay(t, b.pg.relayConfig()) // polls every 200 ms
 	start(t, r.Run)
-	eventually(t, 10*time.Second, "relay not active", r.Active)
+	eventually(t, "relay not active", r.Active)
 	ids := b.pg.insertRequested(3)
-	eventually(t, 10*time.Second, "rows not relayed by polling", func() bool { return len(b.raw.get()) == 3 })
+	eventually(t, "rows not relayed by polling", func() bool { return len(b.raw.get()) == 3 })
 	assertExactlyOnceInOrder(t, "published", b.raw.get(), ids)
 }
 
@@ -161,7 +161,7 @@ func TestRelayRejectedRowsDoNotBlock(t *testing.T) {
 	)
 	r := b.newRelay(t, b.pg.relayConfig())
 	start(t, r.Run)
-	b.waitAllRelayed(t, 20*time.Second)
+	b.waitAllRelayed(t)
 
 	b.waitRaw(t, 2)
 	assertExactlyOnceInOrder(t, "published", b.raw.get(), []string{ids[0], ids[5]})
@@ -240,7 +240,7 @@ func TestTwoRelaysOnOneOutbox(t *testing.T) {
 	cfg.BatchSize = 20
 	ra, rb := b.newRelay(t, cfg), b.newRelay(t, cfg)
 	runA, runB := start(t, ra.Run), start(t, rb.Run)
-	eventually(t, 10*time.Second, "no relay became active", func() bool { return ra.Active() || rb.Active() })
+	eventually(t, "no relay became active", func() bool { return ra.Active() || rb.Active() })
 
 	// Rows arrive while the relays run.
 	var want []string
@@ -251,7 +251,7 @@ func TestTwoRelaysOnOneOutbox(t *testing.T) {
 			want = append(want, b.pg.insertRequested(25)...)
 		}
 	}()
-	eventually(t, 30*time.Second, "nothing relayed", func() bool { return len(b.raw.get()) >= 300 })
+	eventually(t, "nothing relayed", func() bool { return len(b.raw.get()) >= 300 })
 	if ra.Active() && rb.Active() {
 		t.Error("both relays are active at once")
 	}
@@ -267,9 +267,9 @@ func TestTwoRelaysOnOneOutbox(t *testing.T) {
 	if first.Active() {
 		t.Error("a stopped relay reports itself active")
 	}
-	eventually(t, 10*time.Second, "the standby did not take over", second.Active)
+	eventually(t, "the standby did not take over", second.Active)
 	<-done
-	b.waitAllRelayed(t, 30*time.Second)
+	b.waitAllRelayed(t)
 
 	b.waitRaw(t, len(want))
 	assertExactlyOnceInOrder(t, "published", b.raw.get(), want)
@@ -306,10 +306,10 @@ func TestRelayMetrics(t *testing.T) {
 	b.pg.insert(outboxRow{typ: "invictus.nope.v1", referralID: events.NewReferralID(), payload: map[string]any{}})
 	r := b.newRelay(t, cfg)
 	run := start(t, r.Run)
-	b.waitAllRelayed(t, 60*time.Second)
+	b.waitAllRelayed(t)
 	// The counters are added just after the rows' commit, which the wait
 	// above may see first: poll them too.
-	eventually(t, 30*time.Second, "outbox_relayed_total 7 and outbox_rejected_total 1", func() bool {
+	eventually(t, "outbox_relayed_total 7 and outbox_rejected_total 1", func() bool {
 		return metricValue(t, m.OutboxRelayed) >= 7 && metricValue(t, m.OutboxRejected) >= 1
 	})
 	if got := metricValue(t, m.OutboxRelayed); got != 7 {
@@ -321,7 +321,7 @@ func TestRelayMetrics(t *testing.T) {
 	if got := metricValue(t, m.RelayLag); got != 7 {
 		t.Errorf("relay lag histogram has %v samples, want 7", got)
 	}
-	eventually(t, 30*time.Second, "relay_active gauge not 1", func() bool { return metricValue(t, m.RelayActive) == 1 })
+	eventually(t, "relay_active gauge not 1", func() bool { return metricValue(t, m.RelayActive) == 1 })
 	_ = run.stop(t)
 	if got := metricValue(t, m.RelayActive); got != 0 {
 		t.Errorf("relay_active = %v after stop", got)

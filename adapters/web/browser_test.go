@@ -7,11 +7,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"testing"
-	"time"
 
 	"github.com/chromedp/chromedp"
 
 	"github.com/invictus-network/invictus/internal/browsertest"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // The browser tests drive Debian's chromium through chromedp (found by
@@ -34,11 +34,9 @@ type browserSite struct {
 // test's end.
 func browser(t *testing.T) context.Context {
 	t.Helper()
-	// A generous bound for a loaded 2-core machine; every wait inside
-	// polls a condition.
-	tab, cancel := context.WithTimeout(browsertest.SharedTab(t), 3*time.Minute)
-	t.Cleanup(cancel)
-	return tab
+	// Bounded by the test binary's timeout only (a loaded 2-core machine
+	// can take minutes); every wait inside polls a condition.
+	return testenv.ContextFrom(t, browsertest.SharedTab(t))
 }
 
 func TestMain(m *testing.M) {

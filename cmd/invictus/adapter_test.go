@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -31,7 +32,7 @@ func adapterTestDB(t *testing.T) (string, string) {
 	_, _ = rand.Read(b)
 	schema := "cmd_" + hex.EncodeToString(b)
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 		defer cancel()
 		conn, err := pgx.Connect(ctx, url)
 		if err != nil {
@@ -86,8 +87,7 @@ func TestAdapterPostgresUsageErrors(t *testing.T) {
 // /metrics answer, and SIGTERM (ctx) stops it cleanly.
 func TestAdapterPostgresRelaysAndServesMetrics(t *testing.T) {
 	url, schema := adapterTestDB(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -102,7 +102,7 @@ func TestAdapterPostgresRelaysAndServesMetrics(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,12 +131,7 @@ func TestAdapterPostgresRelaysAndServesMetrics(t *testing.T) {
 		resp.Body.Close()
 		return resp.StatusCode == http.StatusOK
 	}
-	for deadline := time.Now().Add(30 * time.Second); !healthy(); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			stop()
-			t.Fatalf("adapter not healthy: %s", errOut.String())
-		}
-	}
+	testenv.Await(t, "the adapter's /healthz", healthy, errOut.String)
 
 	conn, err := pgx.Connect(ctx, url)
 	if err != nil {
@@ -153,40 +148,32 @@ func TestAdapterPostgresRelaysAndServesMetrics(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	var lastErr error
+	testenv.Await(t, "the outbox row in INBOUND", func() bool {
 		m, err := stream.GetLastMsgForSubject(ctx, "in.pt.cmd-test")
-		if err == nil {
-			if got := m.Header.Get(jetstream.MsgIDHeader); got != events.MsgID(events.SourceOf("pt.cmd-test"), id) {
-				t.Fatalf("INBOUND holds %s, want the row %s", got, id)
-			}
-			break
+		if lastErr = err; err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the outbox row was not relayed: %v", err)
+		if got := m.Header.Get(jetstream.MsgIDHeader); got != events.MsgID(events.SourceOf("pt.cmd-test"), id) {
+			t.Fatalf("INBOUND holds %s, want the row %s", got, id)
 		}
-	}
+		return true
+	}, func() string { return fmt.Sprintf("last: %v", lastErr) })
 	// The row is counted once the relay has committed it.
 	want := `invictus_postgres_outbox_relayed_total{schema="` + schema + `"} 1`
 	var body []byte
-	for deadline := time.Now().Add(30 * time.Second); !strings.Contains(string(body), want); time.Sleep(20 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("/metrics does not count the relayed row:\n%s", body)
-		}
+	testenv.Await(t, "/metrics to count the relayed row", func() bool {
 		resp, err := http.Get("http://" + metricsAddr + "/metrics")
 		if err != nil {
 			t.Fatal(err)
 		}
 		body, _ = io.ReadAll(resp.Body)
 		resp.Body.Close()
-	}
+		return strings.Contains(string(body), want)
+	}, func() string { return string(body) })
 
 	stop()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("adapter exit %d: %s", code, errOut.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("adapter did not stop")
+	if code := testenv.Recv(t, "the adapter to stop", done, errOut.String); code != exitOK {
+		t.Errorf("adapter exit %d: %s", code, errOut.String())
 	}
 }

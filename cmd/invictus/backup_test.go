@@ -25,7 +25,7 @@ func storeState(t *testing.T, data string) map[string]jetstream.StreamState {
 		t.Fatal(err)
 	}
 	defer dc.close()
-	js, err := jetstream.New(dc.nc)
+	js, err := jetstream.New(dc.nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

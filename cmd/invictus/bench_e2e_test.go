@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"math"
@@ -17,6 +16,7 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/internal/bench"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // benchE2ELine runs `bench e2e` with args and returns its one JSON line,
@@ -111,12 +111,11 @@ func TestBenchE2EExternalServer(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	for _, name := range []string{natsjs.StreamInbound, natsjs.StreamReferrals, natsjs.StreamDelivery, natsjs.StreamTimers, natsjs.StreamDLQ, "KV_" + natsjs.BucketDirectory, "BENCH_RAW_IN"} {
 		if _, err := js.Stream(ctx, name); !errors.Is(err, jetstream.ErrStreamNotFound) {
 			t.Errorf("stream %s after the bench: %v", name, err)

@@ -6,7 +6,6 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/testenv"
@@ -62,18 +61,6 @@ func (n *cwNet) as(org string) func(stdin string, args ...string) (int, string, 
 		args = append(args, "--nats-url", n.URL, "--org", org, "--creds", creds)
 		code := runIn(n.t.Context(), args, strings.NewReader(stdin), &out, &errOut)
 		return code, out.String(), errOut.String()
-	}
-}
-
-// cwWait polls cond until it returns true, failing after timeout.
-func cwWait(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

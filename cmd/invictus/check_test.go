@@ -25,7 +25,7 @@ func TestStoreDamage(t *testing.T) {
 	data := t.TempDir()
 	p := serveInProcess(t, fakeEnv(nil), "--data", data, "--demo", "--simulate", "--simulate-rate", "6000")
 	nc := connectAdmin(t, p.NATS, data)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -40,7 +40,7 @@ func TestStoreDamage(t *testing.T) {
 		}
 		return info.State.Msgs
 	}
-	waitFor(t, 120*time.Second, "1,000 referral events", func() bool {
+	waitFor(t, "1,000 referral events", func() bool {
 		return msgs(natsjs.StreamReferrals) >= 1000 && msgs(natsjs.StreamDelivery) >= 1000
 	})
 	code, out, errOut := runArgs(t, "check", "--data", data)

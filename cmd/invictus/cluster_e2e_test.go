@@ -26,6 +26,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/mailpit"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/referral"
 	"github.com/invictus-network/invictus/reports"
 )
@@ -60,11 +61,13 @@ func startCluster(t *testing.T) *testCluster {
 // leader, and a stream can be made.
 func waitMetaLeader(t *testing.T, nc *nats.Conn) {
 	t.Helper()
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 0, "the JetStream meta leader", func() bool {
+	waitFor(t, "the JetStream meta leader", func() bool {
+		// A short bound on each try, which is then made again: a request
+		// sent before there is a leader is never answered.
 		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
 		defer cancel()
 		_, err := js.AccountInfo(ctx)
@@ -126,9 +129,7 @@ func startClusterFrom(t *testing.T, conf string, check func(i int, opts *server.
 		urls = append(urls, "nats://"+clients[i])
 	}
 	for _, s := range servers {
-		if !s.ReadyForConnections(60 * time.Second) {
-			t.Fatalf("%s not ready", s.Name())
-		}
+		testenv.Await(t, s.Name()+" to be ready", func() bool { return s.ReadyForConnections(time.Second) })
 	}
 	return servers, strings.Join(urls, ",")
 }
@@ -230,7 +231,7 @@ func TestClusterTakeover(t *testing.T) {
 		"--reports-checkpoint-every", "1"}
 
 	nc := c.connect(t, natsjs.UserAdmin)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -239,8 +240,8 @@ func TestClusterTakeover(t *testing.T) {
 	}
 	// The first instance takes the leases before the second starts.
 	holder := startNode(t, t.TempDir(), args...)
-	waitFor(t, 0, "the first instance to hold the webhook lease", holds(holder, natsjs.LeaseWebhooks))
-	waitFor(t, 0, "the first instance to hold the reports lease", holds(holder, natsjs.LeaseReports))
+	waitFor(t, "the first instance to hold the webhook lease", holds(holder, natsjs.LeaseWebhooks))
+	waitFor(t, "the first instance to hold the reports lease", holds(holder, natsjs.LeaseReports))
 	writes := watchCheckpoints(t, js)
 	other := startNode(t, t.TempDir(), args...)
 
@@ -256,7 +257,7 @@ func TestClusterTakeover(t *testing.T) {
 	}
 	// The system-account user of cluster.conf reaches the server's API.
 	sys := c.connect(t, natsjs.UserSys)
-	if _, err := sys.Request("$SYS.REQ.SERVER.PING", nil, 10*time.Second); err != nil {
+	if _, err := sys.Request("$SYS.REQ.SERVER.PING", nil, time.Minute); err != nil {
 		t.Errorf("the sys user's server ping: %v", err)
 	}
 
@@ -287,7 +288,7 @@ func TestClusterTakeover(t *testing.T) {
 	const before, after = 10, 10
 	refer(other, before/2)
 	refer(holder, before-before/2)
-	waitFor(t, 0, "the webhooks of the first referrals", func() bool { return rcv.offered() == before })
+	waitFor(t, "the webhooks of the first referrals", func() bool { return rcv.offered() == before })
 	// The kill comes once the holder has stored its cursor past them:
 	// a message in flight at the kill would be sent again (the same
 	// webhook-id, by which receivers drop it), which is not what this
@@ -296,7 +297,7 @@ func TestClusterTakeover(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 0, "the holder's webhook cursor", func() bool {
+	waitFor(t, "the holder's webhook cursor", func() bool {
 		var log struct{ Deliveries []httpapi.WebhookAttempt }
 		apiCall(t, http.MethodGet, "http://"+holder.HTTP+"/v1/webhooks/"+hook.ID+"/deliveries", tokens[recv], "", nil, &log)
 		var last uint64
@@ -317,11 +318,11 @@ func TestClusterTakeover(t *testing.T) {
 	}
 	<-holder.exited
 	refer(other, after)
-	waitFor(t, 0, "the survivor to take the webhook lease over", holds(other, natsjs.LeaseWebhooks))
-	waitFor(t, 0, "the survivor to take the reports lease over", holds(other, natsjs.LeaseReports))
+	waitFor(t, "the survivor to take the webhook lease over", holds(other, natsjs.LeaseWebhooks))
+	waitFor(t, "the survivor to take the reports lease over", holds(other, natsjs.LeaseReports))
 	// The checkpoint is written as events come: one more referral.
 	refer(other, 1)
-	waitFor(t, 0, "the webhooks of the referrals after the kill", func() bool { return rcv.offered() == before+after+1 })
+	waitFor(t, "the webhooks of the referrals after the kill", func() bool { return rcv.offered() == before+after+1 })
 	checkSharedCheckpoint(t, js, nc, writes, holder, other)
 
 	rcv.mu.Lock()
@@ -355,7 +356,7 @@ func checkSharedCheckpoint(t *testing.T, js jetstream.JetStream, nc *nats.Conn, 
 	ctx := t.Context()
 	pid := func(n *node) string { return "/" + itoa(n.cmd.Process.Pid) + "/" }
 	var last uint64
-	waitFor(t, 0, "the survivor's checkpoint at the last event", func() bool {
+	waitFor(t, "the survivor's checkpoint at the last event", func() bool {
 		s, err := js.Stream(ctx, natsjs.StreamReferrals)
 		if err != nil {
 			return false
@@ -383,7 +384,7 @@ func checkSharedCheckpoint(t *testing.T, js jetstream.JetStream, nc *nats.Conn, 
 	}
 	fresh := startTestReports(ctx, t, nc, false, 1)
 	t.Cleanup(func() { _ = fresh.Stop(context.Background()) })
-	waitModel(ctx, t, fresh, last)
+	waitModel(t, fresh, last)
 	got, want := overview(t, restored), overview(t, fresh.store)
 	if !maps.Equal(got, want) || want["requested"] == 0 {
 		t.Fatalf("figures from the checkpoint %v, from the stream %v", got, want)
@@ -467,9 +468,7 @@ func startSingle(t *testing.T) *server.Server {
 		s.Shutdown()
 		s.WaitForShutdown()
 	})
-	if !s.ReadyForConnections(60 * time.Second) {
-		t.Fatal("single.conf: not ready")
-	}
+	testenv.Await(t, "single.conf's server to be ready", func() bool { return s.ReadyForConnections(time.Second) })
 	return s
 }
 
@@ -505,14 +504,14 @@ func TestDeployNATSConfigs(t *testing.T) {
 	t.Setenv("NATS_SYS_NKEY", sysPub)
 	s := startSingle(t)
 	c := &testCluster{keys: keys, url: s.ClientURL()}
-	js, err := jetstream.New(c.connect(t, natsjs.UserAdmin))
+	js, err := jetstream.New(c.connect(t, natsjs.UserAdmin), jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
 	if _, err := js.AccountInfo(t.Context()); err != nil {
 		t.Errorf("JetStream for the invictus user: %v", err)
 	}
-	if _, err := c.connect(t, natsjs.UserSys).Request("$SYS.REQ.SERVER.PING", nil, 10*time.Second); err != nil {
+	if _, err := c.connect(t, natsjs.UserSys).Request("$SYS.REQ.SERVER.PING", nil, time.Minute); err != nil {
 		t.Errorf("the sys user's server ping: %v", err)
 	}
 	// An unknown key is refused.

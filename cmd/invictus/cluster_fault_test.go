@@ -228,7 +228,7 @@ func (c *procCluster) stop(i int) {
 func (c *procCluster) waitHealthy(i int) {
 	c.t.Helper()
 	p := c.nodes[i]
-	waitFor(c.t, 0, p.name+"'s /healthz", func() bool {
+	waitFor(c.t, p.name+"'s /healthz", func() bool {
 		select {
 		case <-p.exited:
 			c.t.Fatalf("%s exited: %v\n%s", p.name, p.waitErr, lastLines(p.stderr.String(), 30))
@@ -247,7 +247,9 @@ func (c *procCluster) waitHealthy(i int) {
 func (c *procCluster) leaderOf(js jetstream.JetStream, stream string) int {
 	c.t.Helper()
 	var leader string
-	waitFor(c.t, 0, "the leader of "+stream, func() bool {
+	waitFor(c.t, "the leader of "+stream, func() bool {
+		// A short bound on each try, which is then made again: a request
+		// during an election may never be answered.
 		ctx, cancel := context.WithTimeout(c.t.Context(), 5*time.Second)
 		defer cancel()
 		s, err := js.Stream(ctx, stream)
@@ -589,7 +591,7 @@ func (l *clusterLoad) finish(js jetstream.JetStream) {
 			logs = crashLogs(t, js)
 		}
 	}
-	waitFor(t, 0, "the routing service to be idle", func() bool {
+	waitFor(t, "the routing service to be idle", func() bool {
 		return crashIdle(t, js, natsjs.StreamInbound, natsjs.ConsumerRouting) &&
 			crashIdle(t, js, natsjs.StreamReferrals, natsjs.ConsumerDispatcher) &&
 			crashStreamMsgs(t, js, natsjs.StreamInbound) == 0
@@ -617,7 +619,7 @@ func faultSetup(t *testing.T, n int) (*procCluster, []*node, []string, *clusterL
 	args := []string{"--nats-url", c.url, "--nats-creds", c.keys.Path(natsjs.UserAdmin), "--nats-replicas", "3"}
 	nodes := []*node{startNode(t, t.TempDir(), args...), startNode(t, t.TempDir(), args...)}
 	nc := c.connect(t, natsjs.UserAdmin)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -716,7 +718,7 @@ func TestClusterRollingRestart(t *testing.T) {
 			}
 		}, func() {
 			nodes[i] = startNode(t, argValue(nodes[i].cmd.Args, "--data"), args...)
-			waitFor(t, 0, "the new instance's /readyz", func() bool {
+			waitFor(t, "the new instance's /readyz", func() bool {
 				code, _ := getJSON(t, "http://"+nodes[i].HTTP+"/readyz")
 				return code == http.StatusOK
 			})

@@ -81,17 +81,17 @@ func TestClusterOperatorMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(sys.Close)
-	if _, err := sys.Request("$SYS.REQ.SERVER.PING", nil, 10*time.Second); err != nil {
+	if _, err := sys.Request("$SYS.REQ.SERVER.PING", nil, time.Minute); err != nil {
 		t.Errorf("the sys user's server ping: %v", err)
 	}
 
 	// serve on the cluster, with the invictus user's .creds.
 	n := startNode(t, t.TempDir(), "--nats-url", url, "--nats-creds", creds(natsjs.UserAdmin), "--nats-replicas", "3")
-	waitFor(t, 0, "serve's /readyz", func() bool {
+	waitFor(t, "serve's /readyz", func() bool {
 		code, _ := getJSON(t, "http://"+n.HTTP+"/readyz")
 		return code == http.StatusOK
 	})
-	js, err := jetstream.New(admin)
+	js, err := jetstream.New(admin, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +133,7 @@ func TestClusterOperatorMode(t *testing.T) {
 	next := "$JS.API.CONSUMER.MSG.NEXT." + natsjs.StreamDelivery + "." + natsjs.OrgConsumerName(a)
 	var offer *nats.Msg
 	pulled := 0
-	waitFor(t, 0, "a's offer through its own consumer", func() bool {
+	waitFor(t, "a's offer through its own consumer", func() bool {
 		m, err := nc.Request(next, []byte(`{"batch":1,"expires":2000000000}`), 5*time.Second)
 		if err != nil || m.Header.Get("Status") != "" || m.Reply == "" {
 			return false
@@ -190,14 +190,14 @@ func TestClusterOperatorMode(t *testing.T) {
 	// Each node reloads on its own; b gets in once the node it reaches
 	// has (the client tries the nodes in turn).
 	var ncb *nats.Conn
-	waitFor(t, 0, "b to be let in after the reload", func() bool {
+	waitFor(t, "b to be let in after the reload", func() bool {
 		var err error
 		ncb, err = connect(b, nats.CustomInboxPrefix(natsjs.OrgInboxPrefix(b)))
 		return err == nil
 	})
 	defer ncb.Close()
 	for _, p := range c.nodes {
-		waitFor(t, 0, p.name+" to reload", func() bool { return strings.Contains(p.stderr.String(), "reloaded") })
+		waitFor(t, p.name+" to reload", func() bool { return strings.Contains(p.stderr.String(), "reloaded") })
 	}
 	if m, err := ncb.Request(inboundB, []byte(`{}`), 10*time.Second); err != nil || !strings.Contains(string(m.Data), `"stream":"INBOUND"`) {
 		t.Errorf("b's command after the reload: %v", err)

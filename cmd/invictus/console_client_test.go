@@ -30,7 +30,7 @@ var (
 
 func newConsoleClient(t *testing.T, base string) *consoleClient {
 	jar, _ := cookiejar.New(nil)
-	return &consoleClient{t: t, base: base, hc: &http.Client{Jar: jar, Timeout: 30 * time.Second}}
+	return &consoleClient{t: t, base: base, hc: &http.Client{Jar: jar, Timeout: time.Minute}}
 }
 
 // do gets target (a path of the node, or a whole URL), or posts form to

@@ -29,6 +29,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/client"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/schemas"
 )
 
@@ -53,8 +54,7 @@ type capturedMsg struct {
 func TestContractAgainstRunningNode(t *testing.T) {
 	data := t.TempDir()
 	p := serveInProcess(t, fakeEnv(nil), "--data", data, "--demo")
-	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 
 	adminOpt, err := natsCredsOption(filepath.Join(data, "keys", "admin.nk"))
 	if err != nil {
@@ -109,7 +109,7 @@ func TestContractAgainstRunningNode(t *testing.T) {
 	api.command(tokens[referrer], referrer, ref, testRequested(receiver), http.StatusCreated)
 	api.oldDataSchema = false
 	var placement string
-	waitFor(t, 20*time.Second, "the offer", func() bool {
+	waitFor(t, "the offer", func() bool {
 		var view httpapi.ReferralView
 		code := api.call(http.MethodGet, "/v1/referrals/"+ref, tokens[referrer], "", nil, &view)
 		if code == http.StatusOK && len(view.Placements) == 1 && view.Placements[0].Status == "offered" {
@@ -138,14 +138,11 @@ func TestContractAgainstRunningNode(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", p.EventType(), err)
 		}
-		actx, acancel := context.WithTimeout(ctx, 20*time.Second)
-		_, err = amcv.Await(actx, ref, id)
-		acancel()
-		if err != nil {
+		if _, err := amcv.Await(ctx, ref, id); err != nil {
 			t.Fatalf("%s: %v", p.EventType(), err)
 		}
 	}
-	waitFor(t, 20*time.Second, "the completion", func() bool {
+	waitFor(t, "the completion", func() bool {
 		var view httpapi.ReferralView
 		return api.call(http.MethodGet, "/v1/referrals/"+ref, tokens[referrer], "", nil, &view) == http.StatusOK && view.Status == "completed"
 	})
@@ -170,7 +167,7 @@ func TestContractAgainstRunningNode(t *testing.T) {
 		t.Fatalf("set-capacity: %d %s%s", code, out, errOut)
 	}
 
-	js, err := jetstream.New(admin)
+	js, err := jetstream.New(admin, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -178,11 +175,11 @@ func TestContractAgainstRunningNode(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the rejection of the undecodable command", func() bool {
+	waitFor(t, "the rejection of the undecodable command", func() bool {
 		_, err := delivery.GetLastMsgForSubject(ctx, "out.pt.amcv.rejected")
 		return err == nil
 	})
-	waitFor(t, 20*time.Second, "the directory notification", func() bool {
+	waitFor(t, "the directory notification", func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return slices.ContainsFunc(captured, func(m capturedMsg) bool { return strings.HasPrefix(m.subject, "directory.capacity.") })

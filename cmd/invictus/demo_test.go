@@ -16,6 +16,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/client"
 	"github.com/invictus-network/invictus/directory"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/seal"
 )
 
@@ -117,8 +118,7 @@ func TestServeDemo(t *testing.T) {
 
 	// Each organisation may connect over NATS with its own key, and has its
 	// delivery consumer.
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	seed := filepath.Join(data, natsjs.KeysDir, demoNATSOrg+natsjs.SeedFileExt)
 	fileMode(t, seed, 0o600)
 	c, err := client.Connect(ctx, "nats://"+p.NATS, demoNATSOrg, client.WithNKeySeed(seed))
@@ -174,13 +174,15 @@ func TestServeProvisionsNewOrganisations(t *testing.T) {
 	orgA, orgB := "pt.new-a", "pt.new-b"
 	tokens := provisionTestOrgs(t, nc, testOrgsDirectory(t, orgA, orgB), false)
 
+	ctx := testenv.Context(t)
 	seed := filepath.Join(data, natsjs.KeysDir, orgB+natsjs.SeedFileExt)
 	var c *client.Client
-	waitFor(t, 20*time.Second, orgB+" to connect with its new key", func() bool {
+	waitFor(t, orgB+" to connect with its new key", func() bool {
 		if _, err := os.Stat(seed); err != nil {
 			return false
 		}
-		ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+		// A short bound on each try, which is then made again.
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		defer cancel()
 		var err error
 		c, err = client.Connect(ctx, "nats://"+p.NATS, orgB, client.WithNKeySeed(seed))
@@ -197,8 +199,6 @@ func TestServeProvisionsNewOrganisations(t *testing.T) {
 
 	// The routing service sees them too: a referral from A reaches B.
 	ref := referralFlow(t, p.HTTP, orgA, tokens[orgA], orgB, tokens[orgB])
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
 	tl, err := c.Timeline(ctx, ref)
 	if err != nil {
 		t.Fatal(err)

@@ -604,7 +604,7 @@ func TestDockerfile(t *testing.T) {
 	t.Cleanup(func() {
 		_ = srv.Process.Kill()
 	})
-	waitFor(t, 0, "the non-root node's addr file", func() bool {
+	waitFor(t, "the non-root node's addr file", func() bool {
 		select {
 		case err := <-exited:
 			t.Fatalf("serve as uid %d exited: %v\n%s", uid, err, stderr.String())

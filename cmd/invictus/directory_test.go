@@ -15,6 +15,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // cliRun runs the command line in process with buffers and returns the
@@ -30,14 +31,13 @@ func cliRun(t *testing.T, args ...string) (int, string, string) {
 // `invictus serve` would be, and returns its URL.
 func cliServer(t *testing.T) string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: t.TempDir(), Listen: "127.0.0.1:0"}, nil)
 	if err != nil {
 		t.Fatalf("StartServer: %v", err)
 	}
 	t.Cleanup(func() {
-		sctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 		defer cancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			t.Errorf("Shutdown: %v", err)

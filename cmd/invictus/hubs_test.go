@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -53,9 +52,7 @@ func (h *hub) start(t *testing.T) {
 		t.Fatal(err)
 	}
 	go s.Start()
-	if !s.ReadyForConnections(60 * time.Second) {
-		t.Fatalf("%s not ready", h.name)
-	}
+	testenv.Await(t, h.name+" to be ready", func() bool { return s.ReadyForConnections(time.Second) })
 	h.srv = s
 	t.Cleanup(h.stop)
 }
@@ -148,7 +145,7 @@ func TestCountryHubs(t *testing.T) {
 	t.Setenv("NATS_HUB_URL", "nats-leaf://127.0.0.1:"+strconv.Itoa(leafPort))
 	fi := &hub{conf: "hub-leaf.conf", name: "hub-fi", domain: "fi", client: freeAddr(t), store: t.TempDir()}
 	fi.start(t)
-	waitFor(t, 0, "the leaf connection", func() bool { return pt.srv != nil && pt.srv.NumLeafNodes() == 1 })
+	waitFor(t, "the leaf connection", func() bool { return pt.srv != nil && pt.srv.NumLeafNodes() == 1 })
 
 	creds := keys.Path(natsjs.UserAdmin)
 	ptServe := startNode(t, t.TempDir(), "--nats-url", "nats://"+pt.client, "--nats-creds", creds, "--hub-country", "pt", "--hub-sources", "fi")
@@ -163,7 +160,7 @@ func TestCountryHubs(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(nc.Close)
-		js, err := jetstream.New(nc)
+		js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -197,7 +194,7 @@ func TestCountryHubs(t *testing.T) {
 	if res := postCommand(t, fiServe.HTTP, fiTokens[fiRef], fiRef, fiDomestic, fiReq); res.Status != httpapi.StatusAccepted && res.Status != httpapi.StatusPending {
 		t.Fatalf("referral.requested on hub-fi: %+v", res)
 	}
-	waitFor(t, 0, "hub-fi to route by the directory shared from hub-pt", func() bool {
+	waitFor(t, "hub-fi to route by the directory shared from hub-pt", func() bool {
 		for _, m := range crashRead(t, fiJS, natsjs.StreamReferrals) {
 			if m.typ() == "offered" && m.env.Event.Subject() == fiDomestic {
 				return m.env.Payload.(*events.Offered).Organisation == fiRecv
@@ -230,14 +227,14 @@ func TestCountryHubs(t *testing.T) {
 	}
 	domestic := refer(ptRecv)
 	cross1 := refer(fiRecv)
-	waitFor(t, 0, "the first cross-border offer in hub-fi", func() bool { return fiOffers()[cross1] == 1 })
+	waitFor(t, "the first cross-border offer in hub-fi", func() bool { return fiOffers()[cross1] == 1 })
 
 	// The leaf connection goes: hub-fi stops; a cross-border referral is
 	// made in pt meanwhile; hub-fi comes back on its store.
 	fi.stop()
-	waitFor(t, 0, "hub-pt to see the leaf go", func() bool { return pt.srv.NumLeafNodes() == 0 })
+	waitFor(t, "hub-pt to see the leaf go", func() bool { return pt.srv.NumLeafNodes() == 0 })
 	cross2 := refer(fiRecv)
-	waitFor(t, 0, "the second offer in hub-pt's DELIVERY", func() bool {
+	waitFor(t, "the second offer in hub-pt's DELIVERY", func() bool {
 		for _, s := range hubMsgs(t, ptJS, natsjs.StreamDelivery) {
 			if strings.HasPrefix(s, "out."+fiRecv+"."+cross2) {
 				return true
@@ -246,11 +243,11 @@ func TestCountryHubs(t *testing.T) {
 		return false
 	})
 	fi.start(t)
-	waitFor(t, 0, "the leaf connection again", func() bool { return pt.srv.NumLeafNodes() == 1 })
-	waitFor(t, 0, "the second cross-border offer in hub-fi", func() bool { return fiOffers()[cross2] == 1 })
+	waitFor(t, "the leaf connection again", func() bool { return pt.srv.NumLeafNodes() == 1 })
+	waitFor(t, "the second cross-border offer in hub-fi", func() bool { return fiOffers()[cross2] == 1 })
 
 	// The Finnish organisation reads both offers from its own hub.
-	waitFor(t, 0, "fi's inbox on its hub", func() bool {
+	waitFor(t, "fi's inbox on its hub", func() bool {
 		var page httpapi.InboxPage
 		if code := apiCall(t, http.MethodGet, "http://"+fiServe.HTTP+"/v1/inbox?limit=100", fiTokens[fiRecv], "", nil, &page); code != http.StatusOK {
 			return false
@@ -308,11 +305,11 @@ func TestCountryHubs(t *testing.T) {
 			lastLines(fiServe.stderr.String(), 15), lastLines(ptServe.stderr.String(), 15))
 	})
 	answer(cross1, &events.Contacted{Placement: p1})
-	waitFor(t, 0, "the contact in hub-pt's log", inPtLog(cross1, "contacted"))
+	waitFor(t, "the contact in hub-pt's log", inPtLog(cross1, "contacted"))
 	answer(cross1, &events.Completed{Placement: p1, Outcome: "supported"})
 	answer(cross2, &events.Declined{Placement: p2, Reason: "capacity"})
-	waitFor(t, 0, "the completion in hub-pt's log", inPtLog(cross1, "completed"))
-	waitFor(t, 0, "the decline in hub-pt's log", inPtLog(cross2, "declined"))
+	waitFor(t, "the completion in hub-pt's log", inPtLog(cross1, "completed"))
+	waitFor(t, "the decline in hub-pt's log", inPtLog(cross2, "declined"))
 	if code, v := getReferral(t, ptServe.HTTP, ptTokens[ref], cross1); code != http.StatusOK || v.Status != "completed" ||
 		len(v.Placements) != 1 || v.Placements[0].Status != "completed" || v.Placements[0].Organisation != fiRecv {
 		t.Errorf("hub-pt's referral %s after the Finnish answers: %d %+v", cross1, code, v)
@@ -323,7 +320,7 @@ func TestCountryHubs(t *testing.T) {
 		t.Errorf("hub-pt's referral %s after the decline: %d %+v", cross2, code, v)
 	}
 	// The answers' deliveries to the Finnish organisation reach its hub.
-	waitFor(t, 0, "the acceptance's delivery in hub-fi", func() bool {
+	waitFor(t, "the acceptance's delivery in hub-fi", func() bool {
 		for _, m := range crashRead(t, fiJS, natsjs.StreamDelivery) {
 			if m.typ() == "accepted" && m.env.Event.Subject() == cross1 {
 				return true
@@ -361,7 +358,7 @@ func TestCountryHubs(t *testing.T) {
 		name string
 		js   jetstream.JetStream
 	}{{"hub-pt", ptJS}, {"hub-fi", fiJS}} {
-		waitFor(t, 0, h.name+"'s INBOUND worked off", func() bool { return hubCount(t, h.js, natsjs.StreamInbound) == 0 })
+		waitFor(t, h.name+"'s INBOUND worked off", func() bool { return hubCount(t, h.js, natsjs.StreamInbound) == 0 })
 	}
 	// hub-fi's REFERRALS holds the Finnish referral's log and nothing of
 	// the Portuguese ones; hub-pt's DELIVERY nothing of the Finnish one.
@@ -415,8 +412,7 @@ func TestCountryHubs(t *testing.T) {
 			t.Errorf("hub-pt's log of %s has %d events, want requested, planned, offered", r, ptRefs[r])
 		}
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	s, err := fiJS.Stream(ctx, natsjs.StreamDelivery)
 	if err != nil {
 		t.Fatal(err)

@@ -8,9 +8,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // A referral from pt.ref through pt.a1 (declines) to pt.a2 (accepts,
@@ -45,7 +45,7 @@ func TestCaseworkerLifecycle(t *testing.T) {
 	}
 
 	// pt.a1 sees the offer in its inbox, as a table and as JSON.
-	cwWait(t, 10*time.Second, "the offer in pt.a1's inbox", func() bool {
+	testenv.Await(t, "the offer in pt.a1's inbox", func() bool {
 		_, out, _ := a1("", "inbox", "--type", "offered")
 		return strings.Contains(out, id) && strings.Contains(out, "pt.a1.support")
 	})
@@ -65,7 +65,7 @@ func TestCaseworkerLifecycle(t *testing.T) {
 	if code != exitError || !strings.Contains(out, "REJECTED") {
 		t.Fatalf("accept after decline: exit %d\n%s", code, out)
 	}
-	cwWait(t, 10*time.Second, "the offer to pt.a2", func() bool {
+	testenv.Await(t, "the offer to pt.a2", func() bool {
 		_, out, _ := a2("", "status", id)
 		return strings.Contains(out, "offered")
 	})
@@ -92,7 +92,7 @@ func TestCaseworkerLifecycle(t *testing.T) {
 		t.Fatalf("handover: exit %d\n%s%s", code, out, errOut)
 	}
 	var opened string
-	cwWait(t, 10*time.Second, "pt.a2 to open the handover", func() bool {
+	testenv.Await(t, "pt.a2 to open the handover", func() bool {
 		code, out, _ := a2("", "open", id, "--key", n.ageKey("pt.a2"))
 		opened = out
 		return code == exitOK
@@ -220,18 +220,13 @@ func TestInboxFollow(t *testing.T) {
 		t.Fatalf("refer: exit %d %s %s", code, o, e)
 	}
 	var row deliveryJSON
-	cwWait(t, 10*time.Second, "the followed offer", func() bool {
+	testenv.Await(t, "the followed offer", func() bool {
 		line, _, _ := strings.Cut(out.String(), "\n")
 		return json.Unmarshal([]byte(line), &row) == nil && row.Type == events.TypeReferralOffered
 	})
 	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("inbox --follow ended with exit %d: %s", code, errOut.String())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatal("inbox --follow did not stop")
+	if code := testenv.Recv(t, "inbox --follow to stop", done, errOut.String); code != exitOK {
+		t.Errorf("inbox --follow ended with exit %d: %s", code, errOut.String())
 	}
 }
 

@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/directory"
@@ -104,7 +103,7 @@ func TestServeEmail(t *testing.T) {
 		t.Fatalf("referral.requested: %+v", res)
 	}
 	var text string
-	waitFor(t, time.Minute, "the offer e-mail", func() bool {
+	waitFor(t, "the offer e-mail", func() bool {
 		ms, err := mp.Messages()
 		if err != nil || len(ms) == 0 {
 			return false
@@ -129,12 +128,12 @@ func TestServeEmail(t *testing.T) {
 			t.Fatalf("%s %s: %d\n%s", method, link, resp.StatusCode, body)
 		}
 	}
-	waitFor(t, time.Minute, "the acceptance", func() bool {
+	waitFor(t, "the acceptance", func() bool {
 		code, v := getReferral(t, p.HTTP, tokens[ref], id)
 		return code == http.StatusOK && len(v.Placements) == 1 && v.Placements[0].Status == "accepted"
 	})
 	var metrics string
-	waitFor(t, time.Minute, "the e-mail metrics", func() bool {
+	waitFor(t, "the e-mail metrics", func() bool {
 		resp, err := http.Get("http://" + p.HTTP + "/metrics") //nolint:noctx // a test
 		if err != nil {
 			return false
@@ -174,7 +173,7 @@ func TestAdapterEmailBesideServe(t *testing.T) {
 	listen := freeAddr(t)
 	p := serveInProcess(t, fakeEnv(nil), "--data", data, "--listen", listen,
 		"--smtp-url", mp.URL(), "--mail-from", "referrals@node.test", "--public-url", "http://"+listen)
-	waitFor(t, time.Minute, "the node to send", func() bool { return strings.Contains(metricsOf(p.HTTP), "invictus_email_sender_leader 1") })
+	waitFor(t, "the node to send", func() bool { return strings.Contains(metricsOf(p.HTTP), "invictus_email_sender_leader 1") })
 
 	adapterAddr := freeAddr(t)
 	ctx, cancel := context.WithCancel(context.Background())
@@ -191,7 +190,7 @@ func TestAdapterEmailBesideServe(t *testing.T) {
 			t.Errorf("adapter email exit %d:\n%s", code, errOut.String())
 		}
 	})
-	waitFor(t, time.Minute, "the adapter to run", func() bool {
+	waitFor(t, "the adapter to run", func() bool {
 		return strings.Contains(metricsOf(adapterAddr), "invictus_email_sender_leader 0")
 	})
 
@@ -208,7 +207,7 @@ func TestAdapterEmailBesideServe(t *testing.T) {
 			t.Fatalf("referral.requested: %+v", res)
 		}
 	}
-	waitFor(t, time.Minute, "the offers", func() bool { total, err := mp.Total(); return err == nil && total >= n })
+	waitFor(t, "the offers", func() bool { total, err := mp.Total(); return err == nil && total >= n })
 	ms, err := mp.Messages()
 	if err != nil {
 		t.Fatal(err)
@@ -250,7 +249,7 @@ func TestAdapterEmailFailures(t *testing.T) {
 	if res := postCommand(t, p.HTTP, tokens[ref], ref, id, testRequested(recv)); res.Status != httpapi.StatusAccepted {
 		t.Fatalf("referral.requested: %+v", res)
 	}
-	waitFor(t, time.Minute, "the referrer's notice", func() bool { total, err := mp.Total(); return err == nil && total >= 1 })
+	waitFor(t, "the referrer's notice", func() bool { total, err := mp.Total(); return err == nil && total >= 1 })
 	ms, err := mp.Messages()
 	if err != nil || len(ms) != 1 || !strings.Contains(ms[0].Subject, "não pôde ser entregue a") {
 		t.Fatalf("messages: %+v, %v", ms, err)

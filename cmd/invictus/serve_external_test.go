@@ -15,6 +15,7 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // systemNATSURL is the system NATS server that CI runs.
@@ -33,8 +34,7 @@ type externalServer struct {
 // listening on TCP with an administrator and a routing user.
 func startExternal(t *testing.T) *externalServer {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	dir := t.TempDir()
 	keys, err := natsjs.NewKeyStore(filepath.Join(dir, "keys"))
 	if err != nil {
@@ -49,7 +49,7 @@ func startExternal(t *testing.T) *externalServer {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		sctx, scancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 		defer scancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			t.Errorf("external server shutdown: %v", err)
@@ -95,11 +95,11 @@ func TestServeExternalNATS(t *testing.T) {
 	id := referralFlow(t, n.HTTP, ref, tokens[ref], recv, tokens[recv])
 
 	// The provisioner gave the organisations their delivery consumers.
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 20*time.Second, "the consumer of "+recv, func() bool {
+	waitFor(t, "the consumer of "+recv, func() bool {
 		_, err := js.Consumer(t.Context(), natsjs.StreamDelivery, natsjs.OrgConsumerName(recv))
 		return err == nil
 	})

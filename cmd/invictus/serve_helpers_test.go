@@ -64,7 +64,7 @@ func serveInProcess(t *testing.T, env lookupEnv, args ...string) *inproc {
 		p.done <- code
 	}()
 	t.Cleanup(func() { p.stop() })
-	waitFor(t, 60*time.Second, "serve to be ready", func() bool {
+	waitFor(t, "serve to be ready", func() bool {
 		select {
 		case code := <-p.done:
 			p.done <- code
@@ -80,19 +80,14 @@ func serveInProcess(t *testing.T, env lookupEnv, args ...string) *inproc {
 // stop ends serve as a signal would and returns its exit code.
 func (p *inproc) stop() int {
 	p.cancel()
-	select {
-	case code := <-p.done:
-		p.done <- code
-		return code
-	case <-time.After(60 * time.Second):
-		p.t.Fatalf("serve did not stop within 60 s\n%s", p.errOut)
-		return -1
-	}
+	code := testenv.Recv(p.t, "serve to stop", p.done, p.errOut.String)
+	p.done <- code
+	return code
 }
 
 // waitFor polls cond until it holds (see testenv.Await: the test binary's
-// timeout, not a clock, bounds the wait; the duration argument is unused).
-func waitFor(t *testing.T, _ time.Duration, what string, cond func() bool) {
+// timeout, not a clock, bounds the wait).
+func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	testenv.Await(t, what, cond)
 }
@@ -225,7 +220,7 @@ func referralFlow(t *testing.T, httpAddr, referrer, referrerToken, receiver, rec
 		t.Fatalf("referral.requested: %+v, want accepted", res)
 	}
 	var view httpapi.ReferralView
-	waitFor(t, 20*time.Second, "the offer to "+receiver, func() bool {
+	waitFor(t, "the offer to "+receiver, func() bool {
 		code, v := getReferral(t, httpAddr, referrerToken, ref)
 		view = v
 		return code == http.StatusOK && len(v.Placements) == 1 && v.Placements[0].Status == "offered"
@@ -236,7 +231,7 @@ func referralFlow(t *testing.T, httpAddr, referrer, referrerToken, receiver, rec
 	if res := postCommand(t, httpAddr, receiverToken, receiver, ref, &events.Accepted{Placement: view.Placements[0].Placement}); res.Status != httpapi.StatusAccepted {
 		t.Fatalf("referral.accepted: %+v, want accepted", res)
 	}
-	waitFor(t, 20*time.Second, "the acceptance", func() bool {
+	waitFor(t, "the acceptance", func() bool {
 		code, v := getReferral(t, httpAddr, referrerToken, ref)
 		view = v
 		return code == http.StatusOK && len(v.Placements) == 1 && v.Placements[0].Status == "accepted"
@@ -257,9 +252,8 @@ func referralFlow(t *testing.T, httpAddr, referrer, referrerToken, receiver, rec
 // the end.
 func provisionTestOrgs(t *testing.T, nc *nats.Conn, d *directory.Directory, cleanup bool) map[string]string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
-	js, err := jetstream.New(nc)
+	ctx := testenv.Context(t)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -278,7 +272,7 @@ func provisionTestOrgs(t *testing.T, nc *nats.Conn, d *directory.Directory, clea
 		}
 	}
 	cleanups(func() {
-		cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+		cctx, ccancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 		defer ccancel()
 		for _, o := range d.Organisations {
 			if _, rev, err := store.GetOrganisation(cctx, o.ID); err == nil {
@@ -305,7 +299,7 @@ func provisionTestOrgs(t *testing.T, nc *nats.Conn, d *directory.Directory, clea
 		out[o.ID] = secret
 		id := tok.ID
 		cleanups(func() {
-			cctx, ccancel := context.WithTimeout(context.Background(), 10*time.Second)
+			cctx, ccancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 			defer ccancel()
 			if err := tokens.Revoke(cctx, id); err != nil {
 				t.Logf("revoke test token: %v", err)

@@ -1,12 +1,13 @@
 package main
 
 import (
+	"fmt"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"io"
 	"net/http"
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // metricValue returns the value of the series (name and labels, as the
@@ -62,12 +63,9 @@ func TestServeMetrics(t *testing.T) {
 	}
 	// The routing service counts a command just after appending its
 	// events, so the count may follow what the API showed by a moment.
-	for deadline := time.Now().Add(20 * time.Second); len(lacking()) > 0 && time.Now().Before(deadline); {
-		time.Sleep(20 * time.Millisecond) // poll
-	}
-	for _, series := range lacking() {
-		t.Errorf("/metrics: %s is not at least %v", series, wants[series])
-	}
+	testenv.Await(t, "/metrics to count the commands", func() bool { return len(lacking()) == 0 }, func() string {
+		return fmt.Sprintf("/metrics lacks %v:\n%s", lacking(), exposition)
+	})
 	if strings.Contains(exposition, `outcome="submitted"`) {
 		t.Error("/metrics counts the HTTP submissions as well as the routing service's outcomes")
 	}

@@ -9,7 +9,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 )
 
 // TestServeReportPages opens the coordinators' pages through the real
@@ -43,7 +42,7 @@ func TestServeReportPages(t *testing.T) {
 	// The simulated referrals reach the overview through the stream and
 	// the read model: at least 5 requested, so that the count shows.
 	figure := regexp.MustCompile(`<span class="figure">([^<]+)</span> <span class="figure-label">Requested</span>`)
-	waitFor(t, 90*time.Second, "the overview to show the simulated referrals", func() bool {
+	waitFor(t, "the overview to show the simulated referrals", func() bool {
 		status, body := do(http.MethodGet, "/console/en/reports/overview", nil)
 		m := figure.FindStringSubmatch(body)
 		if status != http.StatusOK || m == nil {

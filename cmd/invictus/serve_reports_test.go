@@ -26,13 +26,12 @@ import (
 // directory: it replays only the events that came after the checkpoint.
 func TestReportsResumeFromCheckpoint(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 	data := t.TempDir()
 	_, nc, js := testnet.Plain(t, filepath.Join(data, "nats"))
 	publish := func(n int) { t.Helper(); publishRequested(ctx, t, js, n) }
 	start := func() *reportsComponent { return startTestReports(ctx, t, nc, true, 4) }
-	waitSeq := func(c *reportsComponent, seq uint64) { t.Helper(); waitModel(ctx, t, c, seq) }
+	waitSeq := func(c *reportsComponent, seq uint64) { t.Helper(); waitModel(t, c, seq) }
 	requested := func(c *reportsComponent) any {
 		tb, err := c.store.Report("overview", reports.Scope{}, reports.Filter{}, time.Now())
 		if err != nil {
@@ -136,7 +135,7 @@ func TestReportsCheckpointOneWriter(t *testing.T) {
 	waitLease(t, a)
 	b := start("instance-b")
 	publishRequested(ctx, t, js, 20)
-	waitModel(ctx, t, b, lastSeq())
+	waitModel(t, b, lastSeq())
 	testenv.Await(t, "a's checkpoint at the last event", reached("instance-a", lastSeq()))
 	if b.lease.Held() {
 		t.Fatal("both instances hold the reports lease")
@@ -167,10 +166,10 @@ func TestReportsCheckpointOneWriter(t *testing.T) {
 	// A third instance restores b's checkpoint: it replays nothing, and
 	// its figures are those of a model built from the whole stream.
 	c := start("instance-c")
-	waitModel(ctx, t, c, lastSeq())
+	waitModel(t, c, lastSeq())
 	fresh := startTestReports(ctx, t, nc, false, 1)
 	t.Cleanup(func() { _ = fresh.Stop(context.Background()) })
-	waitModel(ctx, t, fresh, lastSeq())
+	waitModel(t, fresh, lastSeq())
 	if c.Replayed() != 0 {
 		t.Errorf("the instance started after the checkpoint replayed %d events, want 0", c.Replayed())
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/internal/testnet"
 	"github.com/invictus-network/invictus/reports"
 )
@@ -26,8 +27,7 @@ import (
 // give the same figures as a model built before the purge.
 func TestRetentionPurgesClosedReferrals(t *testing.T) {
 	t.Parallel()
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 	data := t.TempDir()
 	_, nc, js := testnet.Plain(t, filepath.Join(data, "nats"))
 	publish := func(subject, id string, p events.Payload) { t.Helper(); storeEvent(ctx, t, js, subject, id, p) }
@@ -60,7 +60,7 @@ func TestRetentionPurgesClosedReferrals(t *testing.T) {
 	}
 
 	startReports := func(shared bool) *reportsComponent { return startTestReports(ctx, t, nc, shared, 1) }
-	waitSeq := func(c *reportsComponent, seq uint64) { t.Helper(); waitModel(ctx, t, c, seq) }
+	waitSeq := func(c *reportsComponent, seq uint64) { t.Helper(); waitModel(t, c, seq) }
 	lastSeq := func() uint64 {
 		s, err := js.Stream(ctx, natsjs.StreamReferrals)
 		if err != nil {

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"path/filepath"
@@ -14,6 +13,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/client"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // scaleOrgs is how many organisations TestServeTenThousandOrganisations
@@ -40,7 +40,7 @@ func TestServeTenThousandOrganisations(t *testing.T) {
 	data := t.TempDir()
 	p := serveInProcess(t, fakeEnv(nil), "--data", data)
 	nc := connectAdmin(t, p.NATS, data)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,8 +50,7 @@ func TestServeTenThousandOrganisations(t *testing.T) {
 	}
 	d := testOrgsDirectory(t, ids...)
 	referrer, receiver := ids[0], ids[len(ids)-1]
-	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 	store, err := natsjs.NewDirectoryStore(ctx, js, natsjs.DirectoryStoreConfig{})
 	if err != nil {
 		t.Fatal(err)
@@ -74,7 +73,7 @@ func TestServeTenThousandOrganisations(t *testing.T) {
 	// The node has every organisation once the receiver has its NATS key
 	// (the last one provisioned, in order).
 	seed := filepath.Join(data, natsjs.KeysDir, receiver+natsjs.SeedFileExt)
-	waitFor(t, 5*time.Minute, "the receiver's key", func() bool {
+	waitFor(t, "the receiver's key", func() bool {
 		c, err := client.Connect(ctx, "nats://"+p.NATS, receiver, client.WithNKeySeed(seed))
 		if err != nil {
 			return false
@@ -128,8 +127,7 @@ func TestServeTenThousandOrganisations(t *testing.T) {
 // readers of HTTP requests aside).
 func deliveryConsumers(t *testing.T, js jetstream.JetStream) []string {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	s, err := js.Stream(ctx, natsjs.StreamDelivery)
 	if err != nil {
 		t.Fatal(err)

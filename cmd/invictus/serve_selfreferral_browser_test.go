@@ -166,7 +166,7 @@ func TestBrowserSelfReferralNode(t *testing.T) {
 	tokens := demoTokens(t, data)
 	var offered events.Offered
 	var referral string
-	waitFor(t, 0, "the offer in "+org+"'s inbox", func() bool {
+	waitFor(t, "the offer in "+org+"'s inbox", func() bool {
 		dl, ok := findDelivery(t, p.HTTP, tokens[org], events.TypeReferralOffered)
 		if ok {
 			referral = dl.Referral
@@ -179,7 +179,7 @@ func TestBrowserSelfReferralNode(t *testing.T) {
 	}
 	postCommand(t, p.HTTP, tokens[org], org, referral, &events.Accepted{Placement: offered.Placement})
 	var handover events.Handover
-	waitFor(t, 0, "the handover in "+org+"'s inbox", func() bool {
+	waitFor(t, "the handover in "+org+"'s inbox", func() bool {
 		dl, ok := findDelivery(t, p.HTTP, tokens[org], events.TypeReferralHandover)
 		if ok {
 			handover = decodeData[events.Handover](t, dl.Event)
@@ -221,7 +221,7 @@ func TestBrowserSelfReferralNode(t *testing.T) {
 		t.Fatal("no envelope or no proof of work was posted")
 	}
 	nc := connectAdmin(t, p.NATS, data)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

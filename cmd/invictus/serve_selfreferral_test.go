@@ -60,7 +60,7 @@ func TestServeSelfReferral(t *testing.T) {
 
 	find := func(typ string) (httpapi.Delivery, bool) { return findDelivery(t, p.HTTP, tokens[org], typ) }
 	var offered httpapi.Delivery
-	waitFor(t, 0, "the offer in the organisation's inbox", func() bool {
+	waitFor(t, "the offer in the organisation's inbox", func() bool {
 		var ok bool
 		offered, ok = find(events.TypeReferralOffered)
 		return ok
@@ -76,7 +76,7 @@ func TestServeSelfReferral(t *testing.T) {
 	}
 	postCommand(t, p.HTTP, tokens[org], org, offered.Referral, &events.Accepted{Placement: ev.Data.Placement})
 	var handover httpapi.Delivery
-	waitFor(t, 0, "the handover in the organisation's inbox", func() bool {
+	waitFor(t, "the handover in the organisation's inbox", func() bool {
 		var ok bool
 		handover, ok = find(events.TypeReferralHandover)
 		return ok

@@ -22,7 +22,7 @@ func TestServeReadyFollowsStorage(t *testing.T) {
 	data := t.TempDir()
 	p := serveInProcess(t, fakeEnv(nil), "--data", data, "--referrals-max-bytes", "64KiB", "--inbound-max-per-org", "50")
 	nc := connectAdmin(t, p.NATS, data)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +74,7 @@ func TestServeReadyFollowsStorage(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, 30*time.Second, "/readyz to answer 200 once space returned", func() bool {
+	waitFor(t, "/readyz to answer 200 once space returned", func() bool {
 		code, _ := getJSON(t, "http://"+p.HTTP+"/readyz")
 		return code == http.StatusOK
 	})

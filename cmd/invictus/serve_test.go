@@ -140,11 +140,7 @@ func (n *node) stop() int {
 	if err := n.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		n.t.Fatal(err)
 	}
-	select {
-	case <-n.exited:
-	case <-time.After(30 * time.Second):
-		n.t.Fatalf("serve did not stop within 30 s of SIGTERM\n%s", n.stderr)
-	}
+	testenv.Recv(n.t, "serve to stop after SIGTERM", n.exited, n.stderr.String)
 	var exitErr *exec.ExitError
 	if errors.As(n.waitErr, &exitErr) {
 		return exitErr.ExitCode()
@@ -253,12 +249,11 @@ func TestServeEndToEnd(t *testing.T) {
 
 	// The administrator sees the five streams and the bucket.
 	nc := connectAdmin(t, n.NATS, data)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	for _, name := range []string{natsjs.StreamInbound, natsjs.StreamReferrals, natsjs.StreamDelivery, natsjs.StreamTimers, natsjs.StreamDLQ} {
 		if _, err := js.Stream(ctx, name); err != nil {
 			t.Errorf("stream %s: %v", name, err)
@@ -286,7 +281,7 @@ func TestServeEndToEnd(t *testing.T) {
 	// Nothing acknowledged is lost: a second run on the same data has it.
 	again := startNode(t, data)
 	nc2 := connectAdmin(t, again.NATS, data)
-	js2, err := jetstream.New(nc2)
+	js2, err := jetstream.New(nc2, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -387,29 +382,18 @@ func TestServeStopsOnContextEnd(t *testing.T) {
 			"--nats-listen", "127.0.0.1:0", "--addr-file", addrFile, "--log-format", "json"}, io.Discard, &errOut)
 	}()
 
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if _, err := os.Stat(addrFile); err == nil {
-			break
-		}
+	testenv.Await(t, "serve's addr file", func() bool {
 		select {
 		case code := <-done:
 			t.Fatalf("serve returned %d before it was ready:\n%s", code, errOut.String())
 		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("not ready after 30 s:\n%s", errOut.String())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		_, err := os.Stat(addrFile)
+		return err == nil
+	}, errOut.String)
 	cancel()
-	select {
-	case code := <-done:
-		if code != exitOK {
-			t.Errorf("exit code %d, want 0:\n%s", code, errOut.String())
-		}
-	case <-time.After(30 * time.Second):
-		t.Fatal("serve did not return within 30 s of its context ending")
+	if code := testenv.Recv(t, "serve to return after its context ended", done, errOut.String); code != exitOK {
+		t.Errorf("exit code %d, want 0:\n%s", code, errOut.String())
 	}
 	if !strings.Contains(errOut.String(), `"msg":"shutdown complete"`) {
 		t.Errorf("no JSON clean-shutdown line:\n%s", errOut.String())

@@ -181,7 +181,7 @@ func TestServeTLS(t *testing.T) {
 		t.Fatal(err)
 	}
 	connect := func(cfg *tls.Config) (*nats.Conn, error) {
-		opts := []nats.Option{nkey, nats.Timeout(10 * time.Second), nats.MaxReconnects(0)}
+		opts := []nats.Option{nkey, nats.Timeout(time.Minute), nats.MaxReconnects(0)}
 		if cfg != nil {
 			opts = append(opts, nats.Secure(cfg))
 		}
@@ -238,7 +238,7 @@ func plainNATSServed(t *testing.T, addr string) bool {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(30 * time.Second)) // against a hang only
+	_ = c.SetDeadline(time.Now().Add(time.Minute)) // against a hang only
 	r := bufio.NewReader(c)
 	info, err := r.ReadString('\n')
 	if err != nil || !strings.Contains(info, `"tls_required":true`) {

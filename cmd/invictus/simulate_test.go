@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/invictus-network/invictus/adapters/httpapi"
 )
@@ -47,7 +46,7 @@ func TestServeSimulate(t *testing.T) {
 
 	// Within seconds a referral goes the whole way.
 	var done map[string]string
-	waitFor(t, 60*time.Second, "a simulated referral to be completed", func() bool {
+	waitFor(t, "a simulated referral to be completed", func() bool {
 		lines := logLines(p.errOut.String(), "simulate: completed")
 		if len(lines) == 0 {
 			return false
@@ -74,7 +73,7 @@ func TestServeSimulate(t *testing.T) {
 	// The simulator logs the command it sent; the routing service may
 	// append its event a moment later, so poll the timeline.
 	var view httpapi.ReferralView
-	waitFor(t, 60*time.Second, "the timeline to show the completion", func() bool {
+	waitFor(t, "the timeline to show the completion", func() bool {
 		code, v := getReferral(t, p.HTTP, tokens[referrer], done["referral"])
 		if code != http.StatusOK {
 			t.Fatalf("GET the referral %s as its referrer %q: %d", done["referral"], referrer, code)

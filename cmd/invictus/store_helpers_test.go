@@ -2,11 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"slices"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -47,14 +47,10 @@ func startTestReports(ctx context.Context, t *testing.T, nc *nats.Conn, shared b
 }
 
 // waitModel waits until c's model has applied REFERRALS up to seq.
-func waitModel(ctx context.Context, t *testing.T, c *reportsComponent, seq uint64) {
+func waitModel(t *testing.T, c *reportsComponent, seq uint64) {
 	t.Helper()
-	for c.store.Sequence() < seq {
-		if ctx.Err() != nil {
-			t.Fatalf("the model reached %d, not %d", c.store.Sequence(), seq)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Await(t, fmt.Sprintf("the model to apply REFERRALS up to %d", seq), func() bool { return c.store.Sequence() >= seq },
+		func() string { return fmt.Sprintf("it reached %d", c.store.Sequence()) })
 }
 
 // waitLease waits until c holds the reports lease.

@@ -13,14 +13,14 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/adapters/natsjs"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // authenticate checks secret against the tokens stored under data, as the
 // HTTP API would.
 func authenticate(t *testing.T, data, secret string) error {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	srv, err := natsjs.StartServer(ctx, natsjs.ServerConfig{StoreDir: filepath.Join(data, "nats"), DontListen: true}, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +34,7 @@ func authenticate(t *testing.T, data, secret string) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,9 +3,9 @@ package main
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"errors"
 	"fmt"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,9 +27,6 @@ const (
 	// of the block before it.
 	walkFence   = "```sh walkthrough"
 	outputFence = "```output"
-	// walkTimeout bounds the whole walk-through (the first `go run` of
-	// the age tool may download it).
-	walkTimeout = 5 * time.Minute
 	// walkMarker ends the output of each step.
 	walkMarker = "@@invictus-walkthrough-step-%d@@"
 )
@@ -169,8 +166,7 @@ func TestWalkthrough(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	ctx, cancel := context.WithTimeout(t.Context(), walkTimeout)
-	defer cancel()
+	ctx := testenv.Context(t)
 	cmd := exec.CommandContext(ctx, "bash", scriptFile)
 	cmd.Dir = work
 	cmd.Env = append(cleanEnv(), "PATH="+filepath.Dir(bin)+string(os.PathListSeparator)+os.Getenv("PATH"), "TMPDIR="+tmp)

@@ -90,12 +90,11 @@ func TestBenchMatchSelectsWhatTheMatcherSelects(t *testing.T) {
 	}
 }
 
-// testCtx bounds a test's calls to the database.
+// testCtx bounds a test's calls to the database by the test binary's
+// timeout (see testenv.ContextFrom), not a clock a loaded machine can miss.
 func testCtx(t testing.TB) context.Context {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	t.Cleanup(cancel)
-	return ctx
+	return testenv.ContextFrom(t, context.Background())
 }
 
 // testPool is a pool on the test database, closed when the test ends.

@@ -20,6 +20,7 @@ import (
 
 	cdpruntime "github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // AxeVersion is the version of adapters/web/testdata/axe/axe.min.js.
@@ -48,8 +49,9 @@ func Find(t testing.TB) string {
 }
 
 // Tab starts a headless browser of its own for the test and returns its
-// first tab, bounded by a generous deadline for a loaded machine (every
-// wait inside polls a condition). The browser is stopped at cleanup.
+// first tab, bounded only by the test binary's timeout (see
+// testenv.ContextFrom): a loaded machine can take minutes for what takes
+// seconds alone. The browser is stopped at cleanup.
 func Tab(t *testing.T) context.Context {
 	t.Helper()
 	path := Find(t)
@@ -64,9 +66,7 @@ func Tab(t *testing.T) context.Context {
 	if err := chromedp.Do(ctx); err != nil {
 		t.Fatalf("start the browser: %v", err)
 	}
-	tab, cancelTab := context.WithTimeout(ctx, 5*time.Minute)
-	t.Cleanup(cancelTab)
-	return tab
+	return testenv.ContextFrom(t, ctx)
 }
 
 // Do runs chromedp actions in the tab, failing the test on an error.

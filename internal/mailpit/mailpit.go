@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"io"
 	"net"
 	"net/http"
@@ -118,25 +119,20 @@ func (s *Server) start() {
 	s.done = make(chan struct{})
 	go func() { _ = s.cmd.Wait(); close(s.done) }()
 	s.stopped = false
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(context.Background(), "tcp", s.SMTP)
-		if err == nil {
-			c.Close()
-			if _, err := s.Total(); err == nil {
-				return
-			}
-		}
+	testenv.Await(s.t, "mailpit to answer on "+s.SMTP, func() bool {
 		select {
 		case <-s.done:
 			s.t.Fatalf("mailpit exited at start")
 		default:
 		}
-		if time.Now().After(deadline) {
-			s.t.Fatalf("mailpit did not answer on %s within 60 s", s.SMTP)
+		c, err := (&net.Dialer{Timeout: time.Second}).DialContext(context.Background(), "tcp", s.SMTP)
+		if err != nil {
+			return false
 		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		c.Close()
+		_, err = s.Total()
+		return err == nil
+	})
 }
 
 // Stop stops the server (its messages stay in its database).
@@ -186,7 +182,7 @@ type Message struct {
 }
 
 func (s *Server) get(path string, v any) error {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HTTP+path, nil)
 	if err != nil {
@@ -245,7 +241,7 @@ func (s *Server) Message(id string) (Message, error) {
 
 // Raw returns the message's source.
 func (s *Server) Raw(id string) (string, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 	defer cancel()
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HTTP+"/api/v1/message/"+id+"/raw", nil)
 	if err != nil {

@@ -44,8 +44,7 @@ type Network struct {
 // the routing user is refused fails the test.
 func Start(t testing.TB, orgs []testenv.Org) *Network {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	n := &Network{Data: t.TempDir(), Age: map[string]seal.Key{}}
 	keys, err := natsjs.NewKeyStore(filepath.Join(n.Data, natsjs.KeysDir))
 	if err != nil {
@@ -62,7 +61,7 @@ func Start(t testing.TB, orgs []testenv.Org) *Network {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 20*time.Second)
+		sctx, scancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 		defer scancel()
 		if err := n.Srv.Shutdown(sctx); err != nil {
 			t.Errorf("server shutdown: %v", err)
@@ -70,7 +69,7 @@ func Start(t testing.TB, orgs []testenv.Org) *Network {
 	})
 	n.URL = n.Srv.ClientURL()
 
-	if n.Admin, err = jetstream.New(n.connect(ctx, t, natsjs.UserAdmin)); err != nil {
+	if n.Admin, err = jetstream.New(n.connect(ctx, t, natsjs.UserAdmin), jetstream.WithDefaultTimeout(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
 	if err := natsjs.EnsureStreams(ctx, n.Admin, natsjs.StreamsConfig{}); err != nil {
@@ -178,8 +177,7 @@ func (n *Network) startRouting(ctx context.Context, t testing.TB) {
 // connection and the server end at cleanup.
 func Plain(t testing.TB, dir string) (*natsjs.Server, *nats.Conn, jetstream.JetStream) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 	if dir == "" {
 		dir = t.TempDir()
 	}
@@ -188,7 +186,7 @@ func Plain(t testing.TB, dir string) (*natsjs.Server, *nats.Conn, jetstream.JetS
 		t.Fatalf("StartServer: %v", err)
 	}
 	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		sctx, scancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 		defer scancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			t.Errorf("server shutdown: %v", err)
@@ -199,7 +197,7 @@ func Plain(t testing.TB, dir string) (*natsjs.Server, *nats.Conn, jetstream.JetS
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}

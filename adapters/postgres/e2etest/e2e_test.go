@@ -40,26 +40,17 @@ func background(t *testing.T, name string, fn func(context.Context) error) {
 	go func() { done <- fn(ctx) }()
 	t.Cleanup(func() {
 		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("%s: %v", name, err)
-			}
-		case <-time.After(30 * time.Second):
-			t.Errorf("%s did not stop", name)
+		if err := testenv.Recv(t, name+" to stop", done); err != nil {
+			t.Errorf("%s: %v", name, err)
 		}
 	})
 }
 
-func eventually(t *testing.T, d time.Duration, msg string, cond func() bool) {
+// eventually polls cond until it returns true; msg says what is wrong
+// while it does not (see testenv.Await for how long it waits).
+func eventually(t *testing.T, msg string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %s", d, msg)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	testenv.Await(t, "the end of: "+msg, cond)
 }
 
 // network is an embedded NATS server with the streams, a directory of two
@@ -77,8 +68,7 @@ const (
 
 func startNetwork(t *testing.T) *network {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
+	ctx := testenv.Context(t)
 	creds, err := natsjs.NewKeyStore(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
@@ -92,7 +82,7 @@ func startNetwork(t *testing.T) *network {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		sctx, scancel := context.WithTimeout(context.Background(), 30*time.Second)
+		sctx, scancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 		defer scancel()
 		if err := srv.Shutdown(sctx); err != nil {
 			t.Errorf("Shutdown: %v", err)
@@ -100,7 +90,7 @@ func startNetwork(t *testing.T) *network {
 	})
 	n := &network{srv: srv, creds: creds, keys: map[string]seal.Key{}}
 	nc := n.connect(t, "setup", natsjs.UserAdmin)
-	js, err := jetstream.New(nc)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -204,7 +194,7 @@ func newDatabase(t *testing.T, url, party string) *database {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute) // against a hang only
 		defer cancel()
 		for _, s := range []string{db.schema, db.schema + "_cms"} {
 			if _, err := db.pool.Exec(ctx, `DROP SCHEMA IF EXISTS `+pgx.Identifier{s}.Sanitize()+` CASCADE`); err != nil {
@@ -234,7 +224,7 @@ func (db *database) run(n *network, cfg postgres.Config) *postgres.Adapter {
 		db.t.Fatal(err)
 	}
 	background(db.t, "adapter "+db.schema, a.Run)
-	eventually(db.t, 20*time.Second, "adapter not healthy", func() bool { return a.Health(context.Background()) == nil })
+	eventually(db.t, "adapter not healthy", func() bool { return a.Health(context.Background()) == nil })
 	return a
 }
 
@@ -301,7 +291,7 @@ func TestOutboxToOfferInAnotherOrganisationsInbox(t *testing.T) {
 
 	// The offer reaches organisation B's inbox table.
 	var offer map[string]any
-	eventually(t, 30*time.Second, "no offer in organisation B's inbox", func() bool {
+	eventually(t, "no offer in organisation B's inbox", func() bool {
 		offer = b.inboxPayload(events.TypeReferralOffered, ref)
 		return offer != nil
 	})
@@ -316,7 +306,7 @@ func TestOutboxToOfferInAnotherOrganisationsInbox(t *testing.T) {
 	// B accepts through its own outbox; A sees the acceptance.
 	b.exec(`INSERT INTO `+b.q()+`.outbox (type, referral_id, payload) VALUES ($1, $2, $3)`,
 		events.TypeReferralAccepted, ref, map[string]any{"placement": placement})
-	eventually(t, 30*time.Second, "no acceptance in organisation A's inbox", func() bool {
+	eventually(t, "no acceptance in organisation A's inbox", func() bool {
 		return a.inboxPayload(events.TypeReferralAccepted, ref) != nil
 	})
 
@@ -329,7 +319,7 @@ func TestOutboxToOfferInAnotherOrganisationsInbox(t *testing.T) {
 	a.exec(`INSERT INTO `+a.q()+`.outbox (type, referral_id, payload) VALUES ($1, $2, $3)`, events.TypeReferralHandover, ref,
 		events.Handover{Placement: placement, Recipient: n.keys[orgB].Recipient, Envelope: envelope})
 	var plaintext []byte
-	eventually(t, 30*time.Second, "handover not opened in organisation B's database", func() bool {
+	eventually(t, "handover not opened in organisation B's database", func() bool {
 		err := b.pool.QueryRow(ctx, `SELECT plaintext FROM `+b.q()+`.envelopes WHERE referral_id = $1`, ref).Scan(&plaintext)
 		return err == nil
 	})
@@ -341,7 +331,7 @@ func TestOutboxToOfferInAnotherOrganisationsInbox(t *testing.T) {
 	}
 
 	// The coordinator sees the flow.
-	eventually(t, 30*time.Second, "the coordinator's projection does not show the accepted offer", func() bool {
+	eventually(t, "the coordinator's projection does not show the accepted offer", func() bool {
 		return count(t, c, `SELECT coalesce(sum(accepted), 0) FROM `+c.q()+`.flows_between_organisations
 			WHERE from_organisation = $1 AND to_organisation = $2`, orgA, orgB) == 1
 	})

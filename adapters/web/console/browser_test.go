@@ -12,6 +12,7 @@ import (
 	"github.com/chromedp/chromedp"
 
 	"github.com/invictus-network/invictus/internal/browsertest"
+	"github.com/invictus-network/invictus/internal/testenv"
 )
 
 // The browser tests drive Debian's chromium through chromedp, as those of
@@ -35,10 +36,9 @@ type tab struct {
 func (b *bundle) tab(t *testing.T) *tab {
 	t.Helper()
 	ctx := browsertest.SharedTab(t, chromedp.WithNewBrowserContext())
-	// A generous bound for a loaded 2-core machine; every wait polls.
-	ctx, cancel2 := context.WithTimeout(ctx, 5*time.Minute)
-	t.Cleanup(cancel2)
-	return &tab{t: t, b: b, ctx: ctx}
+	// Bounded by the test binary's timeout only (a loaded 2-core machine
+	// can take minutes); every wait polls.
+	return &tab{t: t, b: b, ctx: testenv.ContextFrom(t, ctx)}
 }
 
 func (s *tab) do(actions ...chromedp.Action[chromedp.Void]) {

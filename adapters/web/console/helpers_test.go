@@ -3,6 +3,7 @@ package console_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -102,8 +103,7 @@ func setupListing(t testing.TB) *bundle {
 // the directory bucket) and the routing service.
 func setupNode(t testing.TB, dir *directory.Directory, kv bool) *bundle {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
+	ctx := testenv.Context(t)
 	srv, nc, js := testnet.Plain(t, "")
 	b := &bundle{t: t, logs: &syncBuffer{}, bodies: &syncBuffer{}, js: js}
 	var err error
@@ -360,23 +360,22 @@ func itoa(n int) string { return strconv.Itoa(n) }
 // waitEvent polls the referral's log until an event of typ is in it.
 func (b *bundle) waitEvent(id, typ string) *events.Envelope {
 	b.t.Helper()
-	ctx, cancel := context.WithTimeout(b.t.Context(), 2*time.Minute)
-	defer cancel()
-	for {
+	ctx := testenv.Context(b.t)
+	var found *events.Envelope
+	testenv.Await(b.t, fmt.Sprintf("a %s event of referral %s", typ, id), func() bool {
 		evs, err := b.ports.Timeline.Events(ctx, id)
-		if err == nil {
-			for _, ev := range evs {
-				if ev.Event.Type() == typ {
-					return ev
-				}
+		if err != nil {
+			return false
+		}
+		for _, ev := range evs {
+			if ev.Event.Type() == typ {
+				found = ev
+				return true
 			}
 		}
-		select {
-		case <-ctx.Done():
-			b.t.Fatalf("referral %s: no %s: %v", id, typ, ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
+		return false
+	})
+	return found
 }
 
 // count returns the number of events of the referral's log.
