@@ -1,6 +1,7 @@
 package client_test
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"sync"
@@ -101,6 +102,10 @@ type exampleT struct {
 }
 
 func (e *exampleT) Helper() {}
+
+// Context is the example's context: testenv.Context derives from it, and
+// its clean-up (run by stop) ends what it derived.
+func (e *exampleT) Context() context.Context { return context.Background() }
 func (e *exampleT) Cleanup(f func()) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
