@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strconv"
 	"strings"
 	"sync"
@@ -737,18 +738,6 @@ func (b *Bus) copiesChained(ctx context.Context) bool {
 	return s.CachedInfo().Config.Replicas <= 1
 }
 
-// duplicateWindow returns DELIVERY's duplicate window, or
-// [DuplicatesDefault] when it cannot be read.
-func (b *Bus) duplicateWindow(ctx context.Context) time.Duration {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	s, err := b.stream(ctx, StreamDelivery)
-	if err != nil || s.CachedInfo().Config.Duplicates <= 0 {
-		return DuplicatesDefault
-	}
-	return s.CachedInfo().Config.Duplicates
-}
-
 // publishCopies publishes delivery copies (each with its Nats-Msg-Id) at
 // once, as a chain: every copy after the first expects the stream's last
 // message id to be the copy before it, so that it is stored only right
@@ -814,6 +803,112 @@ func (b *Bus) delivered(ctx context.Context, subject, eventID string) (bool, err
 			return true, nil
 		}
 		seq = m.Sequence + 1
+	}
+}
+
+// deliverCopyAttempts bounds how often deliverCopyOnce reads a delivery
+// subject again because another writer stored a message on it meanwhile.
+const deliverCopyAttempts = 5
+
+// deliverCopyOnce stores c, a copy of an event on its delivery subject
+// with its REFERRALS sequence in HeaderSequence, unless the subject holds
+// a copy of the same event already (reminders, which repeat an offer's
+// id, do not count). It reads the subject's messages, then publishes c
+// expecting the sequence of the last one read, so that a copy another
+// dispatcher stores in between makes the publish fail and the subject is
+// read again: a copy is stored once however long apart the two dispatches
+// are, where Nats-Msg-Id would store it twice once its duplicate window
+// has passed. The dispatcher calls it for an event dispatched again and
+// for a copy refused because its subject moved on since the dispatcher
+// last saw it.
+//
+// It returns the DELIVERY sequence of the subject's last message after,
+// and whether the dispatcher may publish the copies of later events of
+// the referral expecting that sequence without reading the subject: when
+// no copy of a later event (a higher HeaderSequence) is on it, a publish
+// that finds the subject where it was cannot store one twice. Errors wrap
+// routing.ErrUnavailable.
+func (b *Bus) deliverCopyOnce(ctx context.Context, c *nats.Msg) (uint64, bool, error) {
+	s, err := b.stream(ctx, StreamDelivery)
+	if err != nil {
+		return 0, false, err
+	}
+	eventID := headerFold(c.Header, "ce-id")
+	own, err := strconv.ParseUint(c.Header.Get(HeaderSequence), 10, 64)
+	if err != nil {
+		return 0, false, fmt.Errorf("natsjs: copy to %s without a sequence: %w", c.Subject, err)
+	}
+	for range deliverCopyAttempts {
+		var last, latest uint64 // the subject's last sequence, the highest HeaderSequence on it
+		found := false
+		for seq := uint64(1); ; {
+			// Each request has the bus timeout, as each of a referral's
+			// reads has: the subject may hold many messages.
+			rctx, cancel := b.ctx(ctx)
+			m, err := s.GetMsg(rctx, seq, jetstream.WithGetMsgSubject(c.Subject))
+			cancel()
+			if errors.Is(err, jetstream.ErrMsgNotFound) {
+				break
+			}
+			if err != nil {
+				return 0, false, fmt.Errorf("%w: read %s: %w", routing.ErrUnavailable, c.Subject, err)
+			}
+			if m.Header.Get(HeaderReminder) == "" {
+				found = found || headerFold(m.Header, "ce-id") == eventID
+				v, err := strconv.ParseUint(m.Header.Get(HeaderSequence), 10, 64)
+				if err != nil {
+					// Not the dispatcher's (or stored before copies had
+					// sequences): of no known place in the log, so that
+					// the subject's sequence is never trusted.
+					v = math.MaxUint64
+				}
+				latest = max(latest, v)
+			}
+			last, seq = m.Sequence, m.Sequence+1
+		}
+		if found {
+			return last, latest <= own, nil
+		}
+		out := &nats.Msg{Subject: c.Subject, Header: make(nats.Header, len(c.Header)+1), Data: c.Data}
+		for k, vs := range c.Header {
+			out.Header[k] = vs
+		}
+		out.Header.Set(hdrExpectedSubjSeq, strconv.FormatUint(last, 10))
+		// Through publishCopy, so as not to break another lane's chain.
+		ack, err := b.publishCopyWait(ctx, out)
+		if err == nil {
+			return ack.Sequence, latest < own && !ack.Duplicate, nil
+		}
+		if !isWrongLastSeq(err) {
+			return 0, false, fmt.Errorf("%w: deliver to %s: %w", routing.ErrUnavailable, c.Subject, err)
+		}
+	}
+	return 0, false, fmt.Errorf("%w: deliver to %s: %d concurrent writes", routing.ErrUnavailable, c.Subject, deliverCopyAttempts)
+}
+
+// isWrongLastSeq reports whether err is JetStream refusing a publish
+// because its subject's last sequence is not the one expected.
+func isWrongLastSeq(err error) bool {
+	var apiErr *jetstream.APIError
+	return errors.As(err, &apiErr) && (apiErr.ErrorCode == errCodeWrongLastSeq || apiErr.ErrorCode == errCodeWrongLastSeqConstant)
+}
+
+// publishCopyWait publishes one delivery copy (see publishCopy) and
+// waits for its acknowledgement, for at most the bus timeout.
+func (b *Bus) publishCopyWait(ctx context.Context, m *nats.Msg) (*jetstream.PubAck, error) {
+	f, err := b.publishCopy(m)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	select {
+	case ack := <-f.Ok():
+		return ack, nil
+	case err := <-f.Err():
+		return nil, err
+	case <-ctx.Done():
+		return nil, fmt.Errorf("publish to %s: no acknowledgement in %s", m.Subject, b.cfg.Timeout)
 	}
 }
 

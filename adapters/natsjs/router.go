@@ -585,7 +585,7 @@ func (c *copyChain) add(j *dispatchJob, msgs []*nats.Msg) {
 // for every event in flight to settle. An event whose publishes fail is
 // dispatched again later.
 func (r *Router) dispatchLane(ctx context.Context, lane <-chan jetstream.Msg, stop <-chan struct{}) {
-	l := &dispatchState{r: r, ctx: ctx, lane: lane, timer: time.NewTimer(time.Hour), chained: r.bus.copiesChained(ctx), stale: r.bus.duplicateWindow(ctx) / 2}
+	l := r.newDispatchState(ctx, lane)
 	defer l.timer.Stop()
 	for {
 		l.progress()
@@ -612,20 +612,87 @@ func (r *Router) dispatchLane(ctx context.Context, lane <-chan jetstream.Msg, st
 	}
 }
 
+// dispatchTailsMax bounds the delivery subjects one lane of the
+// dispatcher remembers the last sequence of; past it, an arbitrary one
+// is forgotten.
+const dispatchTailsMax = 2048
+
 // dispatchState is one lane of the dispatcher: its events in flight, in
-// order, its chain of copies in flight and the next one being built.
+// order, its chain of copies in flight and the next one being built, and
+// what it knows of the delivery subjects they go to.
+//
+// Each copy of an event is published expecting its subject's last
+// DELIVERY sequence to be the one the lane last stored or read there (0,
+// nothing, for a subject it does not know: most are new). A copy stored
+// by another dispatcher meanwhile (one that still held the event after it
+// was delivered to this one, or to which this one's copy was delivered
+// first) moves the subject on, so the publish is refused and
+// deliverCopyOnce looks for the copy before storing it. That keeps a copy
+// from being stored twice however long apart the dispatches are, where
+// Nats-Msg-Id holds only within its duplicate window. In a chain, a copy
+// for a subject an earlier copy of the same chain goes to expects
+// nothing of the subject: the chain stores it right after the copy before
+// it, so nothing else can come in between on its subject.
 type dispatchState struct {
 	r       *Router
 	ctx     context.Context
 	lane    <-chan jetstream.Msg
 	timer   *time.Timer
 	chained bool // copies go out in chains (see Bus.copiesChained)
-	// stale is the age after which an event is dispatched as one
-	// delivered again (see startDispatch).
-	stale  time.Duration
-	jobs   []*dispatchJob
-	flying *copyChain // published, not yet settled
-	next   *copyChain // being built, not yet published
+	jobs    []*dispatchJob
+	flying  *copyChain // published, not yet settled
+	next    *copyChain // being built, not yet published
+	// tails is the DELIVERY sequence of the last message on a subject, as
+	// the lane stored or read it.
+	tails map[string]uint64
+}
+
+func (r *Router) newDispatchState(ctx context.Context, lane <-chan jetstream.Msg) *dispatchState {
+	return &dispatchState{r: r, ctx: ctx, lane: lane, timer: time.NewTimer(time.Hour), chained: r.bus.copiesChained(ctx), tails: map[string]uint64{}}
+}
+
+// remember records seq as the last sequence of subject, if trusted: if
+// no copy of an event after the last one the lane dispatched there can
+// be at or before seq (see deliverCopyOnce). Otherwise it forgets the
+// subject, whose next copy is then published expecting nothing there, is
+// refused, and goes through deliverCopyOnce.
+func (l *dispatchState) remember(subject string, seq uint64, trusted bool) {
+	if !trusted {
+		delete(l.tails, subject)
+		return
+	}
+	if _, ok := l.tails[subject]; !ok && len(l.tails) >= dispatchTailsMax {
+		for k := range l.tails { // map order is random enough for eviction
+			delete(l.tails, k)
+			break
+		}
+	}
+	l.tails[subject] = seq
+}
+
+// deliverOnce stores the copy c on its subject unless it is there
+// already, waiting for the outcome: published expecting the subject's
+// last sequence as the lane knows it, and, refused because the subject
+// moved on, through deliverCopyOnce. Errors wrap routing.ErrUnavailable.
+func (l *dispatchState) deliverOnce(c *nats.Msg) error {
+	c.Header.Set(hdrExpectedSubjSeq, strconv.FormatUint(l.tails[c.Subject], 10))
+	ack, err := l.r.bus.publishCopyWait(l.ctx, c)
+	switch {
+	case err == nil:
+		l.remember(c.Subject, ack.Sequence, !ack.Duplicate)
+		return nil
+	case isWrongLastSeq(err):
+		seq, trusted, err := l.r.bus.deliverCopyOnce(l.ctx, c)
+		if err != nil {
+			delete(l.tails, c.Subject)
+			return err
+		}
+		l.remember(c.Subject, seq, trusted)
+		return nil
+	default:
+		delete(l.tails, c.Subject) // not known to be stored: read it when needed
+		return fmt.Errorf("%w: deliver to %s: %w", routing.ErrUnavailable, c.Subject, err)
+	}
 }
 
 // start starts the dispatch of m, then of the messages already waiting
@@ -654,7 +721,7 @@ func (l *dispatchState) progress() {
 	}
 	if (l.flying == nil || l.flying.settled) && l.next != nil {
 		l.flying, l.next = l.next, nil
-		l.r.publishChain(l.ctx, l.flying)
+		l.publishChain(l.flying)
 	}
 	for len(l.jobs) > 0 && l.jobs[0].settled() {
 		l.r.finishDispatch(l.ctx, l.jobs[0])
@@ -713,13 +780,13 @@ func (l *dispatchState) await(in <-chan jetstream.Msg, stop <-chan struct{}) (je
 	case err := <-fail:
 		j.err = fmt.Errorf("%w: publish to %s: %w", routing.ErrUnavailable, f.Msg().Subject, err)
 	case ack := <-chainOk:
-		l.r.chainDone(l.ctx, l.flying, ack, nil)
+		l.chainDone(l.flying, ack, nil)
 	case err := <-chainErr:
-		l.r.chainDone(l.ctx, l.flying, nil, err)
+		l.chainDone(l.flying, nil, err)
 	case <-l.timer.C:
 		err := fmt.Errorf("%w: no acknowledgement in %s", routing.ErrUnavailable, l.r.bus.cfg.Timeout)
 		if c := j.chain; c != nil && !c.settled {
-			l.r.chainFailed(c, err)
+			l.chainFailed(c, err)
 			if c == l.next {
 				l.next = nil // failed before it went out: the next events start another
 			}
@@ -736,9 +803,9 @@ func (l *dispatchState) await(in <-chan jetstream.Msg, stop <-chan struct{}) (je
 func (l *dispatchState) poll(c *copyChain) {
 	select {
 	case ack := <-c.f.Ok():
-		l.r.chainDone(l.ctx, c, ack, nil)
+		l.chainDone(c, ack, nil)
 	case err := <-c.f.Err():
-		l.r.chainDone(l.ctx, c, nil, err)
+		l.chainDone(c, nil, err)
 	default:
 	}
 }
@@ -753,49 +820,65 @@ func isClosed(c <-chan struct{}) bool {
 	}
 }
 
-// publishChain publishes the chain c (see Bus.publishCopies); if it
-// cannot, its copies are published one by one instead.
-func (r *Router) publishChain(ctx context.Context, c *copyChain) {
-	f, err := r.bus.publishCopies(c.msgs)
+// publishChain publishes the chain c (see Bus.publishCopies), each
+// copy expecting its subject's last sequence as the lane knows it (see
+// dispatchState); if it cannot, its copies are delivered one by one
+// instead.
+func (l *dispatchState) publishChain(c *copyChain) {
+	seen := make(map[string]bool, len(c.msgs))
+	for _, m := range c.msgs {
+		if seen[m.Subject] {
+			m.Header.Del(hdrExpectedSubjSeq) // the chain keeps its subject still
+			continue
+		}
+		seen[m.Subject] = true
+		m.Header.Set(hdrExpectedSubjSeq, strconv.FormatUint(l.tails[m.Subject], 10))
+	}
+	f, err := l.r.bus.publishCopies(c.msgs)
 	if err != nil {
-		r.chainDone(ctx, c, nil, err)
+		l.chainDone(c, nil, err)
 		return
 	}
 	c.f = f
 }
 
 // chainDone settles the chain c on its acknowledgement ack or its error
-// err. A chain refused (another copy came in between, one of its copies
-// was refused, or it was stored already) is published again one copy at
-// a time, each with its own acknowledgement: the Nats-Msg-Id of each
-// copy keeps the copies stored already from being stored twice.
-func (r *Router) chainDone(ctx context.Context, c *copyChain, ack *jetstream.PubAck, err error) {
+// err. A chain refused (another message came in between, a copy's
+// subject moved on since the lane last saw it, or it was stored already)
+// is delivered again one copy at a time, in order, each stored unless it
+// is there already (see deliverOnce); a copy that cannot be fails its
+// event, dispatched again later.
+func (l *dispatchState) chainDone(c *copyChain, ack *jetstream.PubAck, err error) {
+	c.settled = true
 	if err == nil && !ack.Duplicate {
-		c.settled = true
+		// The chain is stored contiguously, ending at ack.Sequence.
+		last := len(c.msgs) - 1
+		for i, m := range c.msgs {
+			l.remember(m.Subject, ack.Sequence-uint64(last-i), true)
+		}
 		return
 	}
 	if err != nil {
-		r.cfg.Logger.DebugContext(ctx, "natsjs: chain of copies published again one by one", slog.Int("copies", len(c.msgs)), slog.Any("error", err))
+		l.r.cfg.Logger.DebugContext(l.ctx, "natsjs: chain of copies delivered again one by one", slog.Int("copies", len(c.msgs)), slog.Any("error", err))
 	}
 	for i, m := range c.msgs {
 		j := c.owners[i]
 		if j.err != nil {
+			delete(l.tails, m.Subject)
 			continue
 		}
-		f, err := r.bus.publishCopy(unchained(m))
-		if err != nil {
-			j.err = fmt.Errorf("%w: deliver: %w", routing.ErrUnavailable, err)
-			continue
+		if err := l.deliverOnce(unchained(m)); err != nil {
+			j.err = err
 		}
-		j.futures = append(j.futures, f)
 	}
-	c.settled = true
 }
 
 // chainFailed settles the chain c as failed with err: each of its events
-// is dispatched again later.
-func (r *Router) chainFailed(c *copyChain, err error) {
+// is dispatched again later. Its subjects are forgotten: their copies
+// may or may not be stored.
+func (l *dispatchState) chainFailed(c *copyChain, err error) {
 	for i, j := range c.owners {
+		delete(l.tails, c.msgs[i].Subject)
 		if j.err == nil {
 			j.err = fmt.Errorf("%w: publish to %s: %w", routing.ErrUnavailable, c.msgs[i].Subject, err)
 		}
@@ -848,11 +931,11 @@ func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, l *dispatch
 		j.err = fmt.Errorf("natsjs: dispatch: %w", err)
 		return j
 	}
-	// An event stored longer ago than half DELIVERY's duplicate window is
-	// handled as one delivered again: it may have waited in hand long
-	// enough for another router to have dispatched it, and the window no
-	// longer keeps a copy from being stored twice.
-	again := md.NumDelivered > 1 || time.Since(md.Timestamp) > l.stale
+	// An event handed over for the first time long after it was stored
+	// (another router may have dispatched it meanwhile, past the duplicate
+	// window) needs no more care than any: its copies expect their
+	// subjects' last sequences (see dispatchState).
+	again := md.NumDelivered > 1
 	if erase || again {
 		l.flush()
 	}
@@ -871,18 +954,42 @@ func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, l *dispatch
 		}
 	}
 	if v := h.Get(HeaderRecipients); v != "" {
-		copies, err := r.deliveryCopies(ctx, id, strings.Split(v, ","), h, m.Data(), md.Sequence.Stream, !erase, again)
+		copies, err := r.deliveryCopies(ctx, id, strings.Split(v, ","), h, m.Data(), md.Sequence.Stream, !erase)
 		if err != nil {
 			j.err = err
 			return j
 		}
 		// Copies without Nats-Msg-Id (referral.erased's) cannot be chained,
 		// nor those of an event dispatched again, whose copies may be
-		// stored already.
-		if l.chained && !erase && !again && h.Get(jetstream.MsgIDHeader) != "" {
-			l.chain().add(j, copies)
-		} else {
+		// stored already: each of those is looked for, then stored if
+		// absent (deliverCopyOnce). Where DELIVERY is replicated, each
+		// copy is stored once in turn (deliverOnce). referral.erased's
+		// copies, after the erasure, are stored whatever is there.
+		switch {
+		case !erase && again:
 			for _, c := range copies {
+				seq, trusted, err := r.bus.deliverCopyOnce(ctx, c)
+				if err != nil {
+					delete(l.tails, c.Subject)
+					j.err = err
+					return j
+				}
+				l.remember(c.Subject, seq, trusted)
+			}
+		case l.chained && !erase && h.Get(jetstream.MsgIDHeader) != "":
+			l.chain().add(j, copies)
+		case !erase:
+			if l.chained {
+				l.flush() // after the copies waiting in the lane's chains
+			}
+			for _, c := range copies {
+				if j.err = l.deliverOnce(c); j.err != nil {
+					return j
+				}
+			}
+		default:
+			for _, c := range copies {
+				delete(l.tails, c.Subject) // erased: the subject starts again
 				f, err := r.bus.publishCopy(c)
 				if err != nil {
 					j.err = fmt.Errorf("%w: deliver: %w", routing.ErrUnavailable, err)
@@ -916,12 +1023,12 @@ func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, l *dispatch
 // deliveryCopies returns the event's copies for every recipient's
 // delivery subject, with its REFERRALS sequence in HeaderSequence. With
 // dedupe, each copy has Nats-Msg-Id <event id>.<org>, so dispatching
-// twice within the duplicate window stores it once; an event dispatched
-// again (again) skips the recipients whose subject holds its copy
-// already, since the window may have passed. The copies of
-// referral.erased have neither, because erasure purges earlier copies:
-// dispatching it again purges and delivers it again.
-func (r *Router) deliveryCopies(ctx context.Context, id string, orgs []string, h nats.Header, data []byte, seq uint64, dedupe, again bool) ([]*nats.Msg, error) {
+// twice within the duplicate window stores it once (past it, the
+// dispatcher's expectation of each subject's last sequence does; see
+// dispatchState). The copies of referral.erased have no Nats-Msg-Id,
+// because erasure purges earlier copies: dispatching it again purges and
+// delivers it again.
+func (r *Router) deliveryCopies(ctx context.Context, id string, orgs []string, h nats.Header, data []byte, seq uint64, dedupe bool) ([]*nats.Msg, error) {
 	eventID := h.Get(jetstream.MsgIDHeader)
 	out := make([]*nats.Msg, 0, len(orgs))
 	for _, org := range orgs {
@@ -929,15 +1036,6 @@ func (r *Router) deliveryCopies(ctx context.Context, id string, orgs []string, h
 		if err != nil {
 			r.cfg.Logger.WarnContext(ctx, "natsjs: bad recipient; skipped", slog.String("referral", id), slog.String("org", org))
 			continue
-		}
-		if dedupe && again {
-			done, err := r.bus.delivered(ctx, subject, headerFold(h, "ce-id"))
-			if err != nil {
-				return nil, err
-			}
-			if done {
-				continue
-			}
 		}
 		c := eventCopy(subject, h, data)
 		traceCopy(ctx, c, org)

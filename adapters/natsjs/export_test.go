@@ -1,0 +1,24 @@
+package natsjs
+
+import (
+	"context"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// DispatchHeld dispatches msgs, REFERRALS messages taken from the
+// dispatcher consumer, on one new lane of r's dispatcher, in order, and
+// settles them: the dispatch of a router that held them while another
+// router took over.
+func DispatchHeld(ctx context.Context, r *Router, msgs ...jetstream.Msg) {
+	l := r.newDispatchState(ctx, nil)
+	defer l.timer.Stop()
+	for _, m := range msgs {
+		l.jobs = append(l.jobs, r.startDispatch(ctx, m, l))
+	}
+	l.flush()
+}
+
+// DispatchGroup is the priority group a router pulls the dispatcher
+// consumer in.
+const DispatchGroup = dispatchGroup
