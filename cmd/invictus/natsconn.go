@@ -123,9 +123,9 @@ func (f *natsTLSFlags) options() ([]nats.Option, error) {
 		}
 	}
 	if f.cert != "" {
-		cert, err := tls.LoadX509KeyPair(f.cert, f.key)
+		cert, err := loadKeyPair(flagNATSTLSCert, f.cert, flagNATSTLSKey, f.key)
 		if err != nil {
-			return nil, &flagError{flag: flagNATSTLSCert, value: f.cert, err: err}
+			return nil, err
 		}
 		cfg.Certificates = []tls.Certificate{cert}
 	}

@@ -192,13 +192,13 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 // serverTLS loads the certificate and key of f, and the client CA when
 // set, as the server side of TLS; flag names f's certificate flag for
 // errors. It returns nil when f names no certificate.
-func serverTLS(f tlsFlags, flag string) (*tls.Config, error) {
+func serverTLS(f tlsFlags, flag, keyFlag string) (*tls.Config, error) {
 	if f.cert == "" {
 		return nil, nil
 	}
-	cert, err := tls.LoadX509KeyPair(f.cert, f.key)
+	cert, err := loadKeyPair(flag, f.cert, keyFlag, f.key)
 	if err != nil {
-		return nil, &flagError{flag: flag, value: f.cert, err: err}
+		return nil, err
 	}
 	cfg := &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}
 	if f.clientCA != "" {
@@ -213,6 +213,25 @@ func serverTLS(f tlsFlags, flag string) (*tls.Config, error) {
 		cfg.ClientCAs, cfg.ClientAuth = pool, tls.RequireAndVerifyClientCert
 	}
 	return cfg, nil
+}
+
+// loadKeyPair loads a PEM certificate and its key, each error naming the
+// flag and file at fault: a missing key file is the key flag's error, not
+// the certificate's, so that the operator fixes the right setting.
+func loadKeyPair(certFlag, certFile, keyFlag, keyFile string) (tls.Certificate, error) {
+	certPEM, err := os.ReadFile(certFile)
+	if err != nil {
+		return tls.Certificate{}, &flagError{flag: certFlag, value: certFile, err: err}
+	}
+	keyPEM, err := os.ReadFile(keyFile)
+	if err != nil {
+		return tls.Certificate{}, &flagError{flag: keyFlag, value: keyFile, err: err}
+	}
+	cert, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		return tls.Certificate{}, &flagError{flag: certFlag, value: certFile, err: fmt.Errorf("with --%s %s: %w", keyFlag, keyFile, err)}
+	}
+	return cert, nil
 }
 
 // exposedWithoutTLS reports whether addr (host:port, as bound) is reached
@@ -330,14 +349,14 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 		}
 	}
 
-	httpTLS, err := serverTLS(o.http.tls, "tls-cert")
+	httpTLS, err := serverTLS(o.http.tls, "tls-cert", "tls-key")
 	if err != nil {
 		return err
 	}
 	var natsTLS *tls.Config
 	var natsClientTLS []nats.Option
 	if o.natsURL == "" {
-		natsTLS, err = serverTLS(o.natsTLS, "nats-tls-cert")
+		natsTLS, err = serverTLS(o.natsTLS, flagNATSTLSCert, flagNATSTLSKey)
 	} else {
 		natsClientTLS, err = (&natsTLSFlags{ca: o.natsTLSCA, cert: o.natsTLS.cert, key: o.natsTLS.key}).options()
 	}

@@ -221,3 +221,70 @@ func TestServeSystemNATS(t *testing.T) {
 		t.Errorf("second run: exit code %d\n%s", code, again.stderr)
 	}
 }
+
+// A certificate, key or CA file that is missing or not PEM stops serve
+// before anything starts: exit 1, stderr naming the flag at fault and its
+// file, and nothing written under --data (which is not even created).
+// The --nats-url rows name an address nothing listens on: the files are
+// read before any connection is tried.
+func TestServeTLSFileErrors(t *testing.T) {
+	t.Parallel()
+	pki := newTestPKI(t)
+	dir := t.TempDir()
+	missing := filepath.Join(dir, "missing.pem")
+	garbage := filepath.Join(dir, "garbage.pem")
+	if err := os.WriteFile(garbage, []byte("not a certificate\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	url := "nats://" + freeAddr(t)
+	notFound := ": open " + missing + ": no such file or directory"
+
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"--tls-cert missing", []string{"--tls-cert", missing, "--tls-key", pki.keyFile},
+			"invictus: --tls-cert " + missing + notFound},
+		{"--tls-key missing", []string{"--tls-cert", pki.certFile, "--tls-key", missing},
+			"invictus: --tls-key " + missing + notFound},
+		{"--tls-cert not PEM", []string{"--tls-cert", garbage, "--tls-key", pki.keyFile},
+			"invictus: --tls-cert " + garbage + ": with --tls-key " + pki.keyFile + ": tls: failed to find any PEM data in certificate input"},
+		{"--nats-tls-cert missing", []string{"--nats-tls-cert", missing, "--nats-tls-key", pki.keyFile},
+			"invictus: --nats-tls-cert " + missing + notFound},
+		{"--nats-tls-key missing", []string{"--nats-tls-cert", pki.certFile, "--nats-tls-key", missing},
+			"invictus: --nats-tls-key " + missing + notFound},
+		{"--nats-tls-client-ca missing", []string{"--nats-tls-cert", pki.certFile, "--nats-tls-key", pki.keyFile, "--nats-tls-client-ca", missing},
+			"invictus: --nats-tls-client-ca " + missing + notFound},
+		{"--nats-tls-client-ca not PEM", []string{"--nats-tls-cert", pki.certFile, "--nats-tls-key", pki.keyFile, "--nats-tls-client-ca", garbage},
+			"invictus: --nats-tls-client-ca " + garbage + ": no PEM certificate in the file"},
+		{"--nats-url --nats-tls-ca missing", []string{"--nats-url", url, "--nats-tls-ca", missing},
+			"invictus: --nats-tls-ca " + missing + notFound},
+		{"--nats-url --nats-tls-ca not PEM", []string{"--nats-url", url, "--nats-tls-ca", garbage},
+			"invictus: --nats-tls-ca " + garbage + ": no PEM certificate in the file"},
+		{"--nats-url --nats-tls-cert missing", []string{"--nats-url", url, "--nats-tls-cert", missing, "--nats-tls-key", pki.keyFile},
+			"invictus: --nats-tls-cert " + missing + notFound},
+		{"--nats-url --nats-tls-key missing", []string{"--nats-url", url, "--nats-tls-cert", pki.certFile, "--nats-tls-key", missing},
+			"invictus: --nats-tls-key " + missing + notFound},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			data := filepath.Join(t.TempDir(), "data")
+			args := append([]string{"serve", "--data", data, "--listen", "127.0.0.1:0"}, tt.args...)
+			code, out, errOut := runArgs(t, args...)
+			if code != exitError {
+				t.Errorf("exit code %d, want %d", code, exitError)
+			}
+			if !strings.Contains(errOut, tt.want) {
+				t.Errorf("stderr does not contain %q:\n%s", tt.want, errOut)
+			}
+			if strings.Contains(out+errOut, "invictus ready") {
+				t.Errorf("the node became ready:\n%s\n%s", out, errOut)
+			}
+			if _, err := os.Stat(data); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("serve wrote --data %s before failing: %v", data, err)
+			}
+		})
+	}
+}
