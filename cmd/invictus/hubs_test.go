@@ -437,3 +437,74 @@ func TestCountryHubs(t *testing.T) {
 		}
 	}
 }
+
+// A country hub's serve whose --hub-sources or --hub-directory names a
+// JetStream domain nothing answers for (a typo, or a hub not connected)
+// stops at start-up with an error naming the flag and the domain, before
+// it creates a stream that would source from nowhere: one hub, hub-pt,
+// and no leaf. (TestCountryHubs starts hubs whose domains exist, past
+// the same check.)
+func TestHubUnknownDomain(t *testing.T) {
+	keys, adminPub, sysPub := clusterKeys(t)
+	leaf, err := nkeys.CreateUser()
+	if err != nil {
+		t.Fatal(err)
+	}
+	leafPub, _ := leaf.PublicKey()
+	t.Setenv("INVICTUS_NATS_NKEY", adminPub)
+	t.Setenv("NATS_SYS_NKEY", sysPub)
+	t.Setenv("NATS_LEAF_NKEY", leafPub)
+	_, leafPort := splitAddr(t, freeAddr(t))
+	pt := &hub{conf: "hub.conf", name: "hub-pt", domain: "pt", client: freeAddr(t), store: t.TempDir(), leafPort: leafPort}
+	pt.start(t)
+	url, creds := "nats://"+pt.client, keys.Path(natsjs.UserAdmin)
+
+	tests := []struct {
+		name string
+		args []string
+		want string
+	}{
+		{"--hub-sources", []string{"--hub-country", "pt", "--hub-sources", "xx"},
+			"invictus: --hub-sources xx: no JetStream of that domain answers through " + url},
+		{"--hub-sources, one of two", []string{"--hub-country", "pt", "--hub-sources", "pt,xx"},
+			"invictus: --hub-sources xx: no JetStream of that domain answers"},
+		{"--hub-directory", []string{"--hub-directory", "yy"},
+			"invictus: --hub-directory yy: no JetStream of that domain answers through " + url},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			args := append([]string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--nats-url", url, "--nats-creds", creds}, tt.args...)
+			code, out, errOut := runArgs(t, args...)
+			if code != exitError {
+				t.Errorf("exit code %d, want %d", code, exitError)
+			}
+			if !strings.Contains(errOut, tt.want) {
+				t.Errorf("stderr does not contain %q:\n%s", tt.want, errOut)
+			}
+			if strings.Contains(out+errOut, "invictus ready") {
+				t.Errorf("the node became ready:\n%s\n%s", out, errOut)
+			}
+		})
+	}
+	// Nothing was created on the hub: no stream sources from the domain.
+	opt, err := keys.ConnectOption(natsjs.UserAdmin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(url, opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(time.Minute))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var streams []string
+	for name := range js.StreamNames(t.Context()).Name() {
+		streams = append(streams, name)
+	}
+	if len(streams) > 0 {
+		t.Errorf("streams on hub-pt after the refused starts: %v", streams)
+	}
+}

@@ -38,7 +38,17 @@ var (
 	errNoJetStream = errors.New("JetStream is not enabled")
 	// errCredsFile: --nats-creds is neither a .creds file nor a seed file.
 	errCredsFile = errors.New("not a NATS credentials file or nkey seed file")
+	// errHubDomain: a JetStream domain of --hub-sources or --hub-directory
+	// does not answer through --nats-url.
+	errHubDomain = errors.New("no JetStream of that domain answers")
 )
+
+// hubDomainWait bounds how long serve tries the JetStream API of each
+// domain of --hub-sources and --hub-directory before it gives up: a leaf
+// connection made a moment ago may not carry the API's interest yet, but
+// a domain that does not exist never answers, and a hub that sources from
+// it would start and never receive anything.
+const hubDomainWait = 15 * time.Second
 
 // natsMinVersion is the oldest nats-server with what the streams need:
 // message schedules (TIMERS), atomic batch publish, batched direct gets and
@@ -271,6 +281,10 @@ func (n *natsComponent) connectExternal(ctx context.Context) error {
 		}
 		return &flagError{flag: "nats-url", value: n.url, err: fmt.Errorf("JetStream does not answer: %w", err)}
 	}
+	// Before any stream sources from them: the other hubs' domains.
+	if err := n.checkHubDomains(ctx, nc); err != nil {
+		return err
+	}
 	// In operator mode the organisations' accounts send their consumer
 	// requests to the gate, as on the embedded server; elsewhere nobody
 	// sends it anything.
@@ -278,6 +292,52 @@ func (n *natsComponent) connectExternal(ctx context.Context) error {
 		return err
 	}
 	return nil
+}
+
+// checkHubDomains asks the JetStream API of each domain the streams source
+// from ($JS.<domain>.API.INFO) until it answers, at most hubDomainWait; a
+// domain that never answers is a start-up error naming its flag.
+func (n *natsComponent) checkHubDomains(ctx context.Context, nc *nats.Conn) error {
+	type domain struct{ flag, name string }
+	var domains []domain
+	for _, d := range n.streams.CrossBorderFrom {
+		domains = append(domains, domain{"hub-sources", d})
+	}
+	if d := n.streams.DirectoryFrom; d != "" {
+		domains = append(domains, domain{"hub-directory", d})
+	}
+	for _, d := range domains {
+		js, err := jetstream.NewWithDomain(nc, d.name)
+		if err != nil {
+			return &flagError{flag: d.flag, value: d.name, err: err}
+		}
+		if err := awaitDomain(ctx, js); err != nil {
+			return &flagError{flag: d.flag, value: d.name, err: fmt.Errorf(
+				"%w through %s within %s ($JS.%s.API.INFO unanswered): check the domain's spelling (the jetstream { domain } of that hub's server) and that its leaf connection is up: %w",
+				errHubDomain, redactURLs(n.url), hubDomainWait, d.name, err)}
+		}
+	}
+	return nil
+}
+
+// awaitDomain tries js.AccountInfo until it answers, ctx ends or
+// hubDomainWait has passed.
+func awaitDomain(ctx context.Context, js jetstream.JetStream) error {
+	ctx, cancel := context.WithTimeout(ctx, hubDomainWait)
+	defer cancel()
+	for {
+		tctx, tcancel := context.WithTimeout(ctx, 2*time.Second)
+		_, err := js.AccountInfo(tctx)
+		tcancel()
+		if err == nil {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
 }
 
 // connectError translates the error of connecting to --nats-url.
