@@ -205,7 +205,42 @@ func TestClusterOperatorMode(t *testing.T) {
 	if _, err := nc.Request(inbound, []byte(`{}`), 10*time.Second); err != nil {
 		t.Errorf("a's command after the reload: %v", err)
 	}
-	t.Logf("operator mode on 3 nodes: serve ready with R3 streams; a's command stored, its offer pulled from its own consumer (%d pulled, acked), %d of 6 other targets refused; b in after a reload", pulled, refused)
+
+	// b is removed: operator.conf without it, each node reloads it. b's
+	// connection is closed and the .creds file it holds is refused by
+	// every node, with no server restarted; a goes on.
+	bCreds := filepath.Join(dir, b+".creds") // issued while b had its account
+	reloads := make([]int, len(c.nodes))
+	for i, p := range c.nodes {
+		reloads[i] = strings.Count(p.stderr.String(), "reloaded")
+	}
+	operatorConf(a)
+	for i := range c.nodes {
+		c.reload(i)
+	}
+	for i, p := range c.nodes {
+		waitFor(t, p.name+" to reload without b", func() bool { return strings.Count(p.stderr.String(), "reloaded") > reloads[i] })
+	}
+	waitFor(t, "b's open connection to be cut", func() bool { return !ncb.IsConnected() })
+	for _, p := range c.nodes {
+		if bc, err := nats.Connect("nats://"+p.client, nats.UserCredentials(bCreds), nats.MaxReconnects(0)); err == nil {
+			bc.Close()
+			t.Errorf("%s let b in with its .creds after b was removed", p.name)
+		} else {
+			t.Logf("%s refuses b's .creds after the removal: %v", p.name, err)
+		}
+	}
+	if _, err := nc.Request(inbound, []byte(`{}`), 10*time.Second); err != nil {
+		t.Errorf("a's command after b's removal: %v", err)
+	}
+	for _, p := range c.nodes {
+		select {
+		case <-p.exited:
+			t.Errorf("%s exited", p.name)
+		default:
+		}
+	}
+	t.Logf("operator mode on 3 nodes: serve ready with R3 streams; a's command stored, its offer pulled from its own consumer (%d pulled, acked), %d of 6 other targets refused; b in after a reload, out after another", pulled, refused)
 	if code := n.stop(); code != 0 {
 		t.Errorf("serve exit code %d\n%s", code, lastLines(n.stderr.String(), 20))
 	}
