@@ -473,7 +473,7 @@ func TestHubUnknownDomain(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			args := append([]string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--nats-url", url, "--nats-creds", creds}, tt.args...)
+			args := append([]string{"serve", "--data", t.TempDir(), "--listen", "127.0.0.1:0", "--nats-url", url, "--nats-creds", creds, "--hub-domain-wait", "3s"}, tt.args...)
 			code, out, errOut := runArgs(t, args...)
 			if code != exitError {
 				t.Errorf("exit code %d, want %d", code, exitError)

@@ -34,6 +34,7 @@ type limitOptions struct {
 	hubCountry            string
 	hubSources            []string
 	hubDirectory          string
+	hubDomainWait         time.Duration
 }
 
 // addFlags registers the flags on fs with natsjs's defaults.
@@ -58,6 +59,7 @@ func (o *limitOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.hubCountry, "hub-country", "", "on a country hub (deploy/nats/hub.conf): its country, lower case (pt)")
 	fs.StringSliceVar(&o.hubSources, "hub-sources", nil, "on a country hub: the JetStream domains of the other hubs whose deliveries to --hub-country's organisations DELIVERY sources (comma-separated)")
 	fs.StringVar(&o.hubDirectory, "hub-directory", "", "on a country hub: the JetStream domain of the hub that keeps the shared directory; this hub's directory sources it")
+	fs.DurationVar(&o.hubDomainWait, "hub-domain-wait", hubDomainWaitDefault, "on a country hub: how long serve tries, at start, the JetStream of each domain of --hub-sources and --hub-directory before it refuses to start")
 	size(&o.natsMaxStore, 0, "nats-max-store", "bound on the embedded server's JetStream store; 0 is three quarters of the disk's free space at start; the bounds above are reserved from it")
 	size(&o.storeMinFree, natsjs.MinFreeDefault, "store-min-free", "free space the data directory's disk must keep; below it the node is not ready")
 }
@@ -109,6 +111,9 @@ func (o *limitOptions) validate() error {
 	}
 	if o.natsMaxStore < 0 || o.storeMinFree < 0 {
 		return usageError{fmt.Errorf("--nats-max-store and --store-min-free take a size, not unlimited")}
+	}
+	if o.hubDomainWait <= 0 {
+		return usageError{fmt.Errorf("--hub-domain-wait %s: want a duration above 0, such as 1m", o.hubDomainWait)}
 	}
 	if err := o.streams().WithDefaults().Validate(); err != nil {
 		return usageError{err}

@@ -366,17 +366,18 @@ func runServe(ctx context.Context, o serveOptions, logger *slog.Logger, out io.W
 	ready := &readiness{}
 	view := directory.NewView()
 	natsC := &natsComponent{
-		data:     o.data,
-		listen:   o.natsListen,
-		url:      o.natsURL,
-		creds:    o.natsCreds,
-		tls:      natsTLS,
-		dialTLS:  natsClientTLS,
-		streams:  o.limits.streams(),
-		maxStore: int64(o.limits.natsMaxStore),
-		minFree:  int64(o.limits.storeMinFree),
-		logger:   logger,
-		fail:     fail,
+		data:       o.data,
+		listen:     o.natsListen,
+		url:        o.natsURL,
+		creds:      o.natsCreds,
+		tls:        natsTLS,
+		dialTLS:    natsClientTLS,
+		streams:    o.limits.streams(),
+		domainWait: o.limits.hubDomainWait,
+		maxStore:   int64(o.limits.natsMaxStore),
+		minFree:    int64(o.limits.storeMinFree),
+		logger:     logger,
+		fail:       fail,
 	}
 	dirC := &directoryComponent{conn: natsC.adminConn, view: view, logger: logger, fail: fail}
 	provC := &provisionComponent{nats: natsC, view: view, logger: logger, fail: fail}

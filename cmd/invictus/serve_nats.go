@@ -43,12 +43,13 @@ var (
 	errHubDomain = errors.New("no JetStream of that domain answers")
 )
 
-// hubDomainWait bounds how long serve tries the JetStream API of each
-// domain of --hub-sources and --hub-directory before it gives up: a leaf
-// connection made a moment ago may not carry the API's interest yet, but
-// a domain that does not exist never answers, and a hub that sources from
-// it would start and never receive anything.
-const hubDomainWait = 15 * time.Second
+// hubDomainWaitDefault is --hub-domain-wait's default: how long serve
+// tries the JetStream API of each domain of --hub-sources and
+// --hub-directory before it gives up. A leaf connection made a moment ago
+// may not carry the API's interest yet, and a loaded machine may be slow
+// to answer, but a domain that does not exist never answers, and a hub
+// that sources from it would start and never receive anything.
+const hubDomainWaitDefault = time.Minute
 
 // natsMinVersion is the oldest nats-server with what the streams need:
 // message schedules (TIMERS), atomic batch publish, batched direct gets and
@@ -72,6 +73,8 @@ type natsComponent struct {
 	tls     *tls.Config   // embedded only: the server's TLS, or nil
 	dialTLS []nats.Option // external only: the client side of TLS
 	streams natsjs.StreamsConfig
+	// domainWait is --hub-domain-wait.
+	domainWait time.Duration
 	// maxStore and minFree bound the embedded server's store and the
 	// free space of its disk (0: defaults).
 	maxStore, minFree int64
@@ -295,7 +298,7 @@ func (n *natsComponent) connectExternal(ctx context.Context) error {
 }
 
 // checkHubDomains asks the JetStream API of each domain the streams source
-// from ($JS.<domain>.API.INFO) until it answers, at most hubDomainWait; a
+// from ($JS.<domain>.API.INFO) until it answers, at most --hub-domain-wait; a
 // domain that never answers is a start-up error naming its flag.
 func (n *natsComponent) checkHubDomains(ctx context.Context, nc *nats.Conn) error {
 	type domain struct{ flag, name string }
@@ -311,19 +314,19 @@ func (n *natsComponent) checkHubDomains(ctx context.Context, nc *nats.Conn) erro
 		if err != nil {
 			return &flagError{flag: d.flag, value: d.name, err: err}
 		}
-		if err := awaitDomain(ctx, js); err != nil {
+		if err := awaitDomain(ctx, js, n.domainWait); err != nil {
 			return &flagError{flag: d.flag, value: d.name, err: fmt.Errorf(
 				"%w through %s within %s ($JS.%s.API.INFO unanswered): check the domain's spelling (the jetstream { domain } of that hub's server) and that its leaf connection is up: %w",
-				errHubDomain, redactURLs(n.url), hubDomainWait, d.name, err)}
+				errHubDomain, redactURLs(n.url), n.domainWait, d.name, err)}
 		}
 	}
 	return nil
 }
 
-// awaitDomain tries js.AccountInfo until it answers, ctx ends or
-// hubDomainWait has passed.
-func awaitDomain(ctx context.Context, js jetstream.JetStream) error {
-	ctx, cancel := context.WithTimeout(ctx, hubDomainWait)
+// awaitDomain tries js.AccountInfo until it answers, ctx ends or wait has
+// passed.
+func awaitDomain(ctx context.Context, js jetstream.JetStream, wait time.Duration) error {
+	ctx, cancel := context.WithTimeout(ctx, wait)
 	defer cancel()
 	for {
 		tctx, tcancel := context.WithTimeout(ctx, 2*time.Second)
