@@ -15,6 +15,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/testenv"
+	"github.com/invictus-network/invictus/internal/testnet"
 )
 
 // TestOperatorMode starts a stock nats-server in operator mode from the
@@ -66,16 +67,7 @@ func TestOperatorMode(t *testing.T) {
 		t.Fatalf("the operator configuration: %v", err)
 	}
 	opts.NoSigs, opts.NoLog = true, true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	testenv.Await(t, "the operator-mode server to be ready", func() bool { return s.ReadyForConnections(time.Second) })
+	s := testnet.RunServer(t, "the operator-mode server", opts)
 
 	creds := func(user string) string {
 		t.Helper()

@@ -27,6 +27,7 @@ import (
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/mailpit"
 	"github.com/invictus-network/invictus/internal/testenv"
+	"github.com/invictus-network/invictus/internal/testnet"
 	"github.com/invictus-network/invictus/referral"
 	"github.com/invictus-network/invictus/reports"
 )
@@ -459,17 +460,7 @@ func startSingle(t *testing.T) *server.Server {
 	host, port := splitAddr(t, freeAddr(t))
 	opts.Host, opts.Port, opts.HTTPPort = host, port, 0
 	opts.StoreDir, opts.NoSigs, opts.NoLog = t.TempDir(), true, true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	t.Cleanup(func() {
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	testenv.Await(t, "single.conf's server to be ready", func() bool { return s.ReadyForConnections(time.Second) })
-	return s
+	return testnet.RunServer(t, "single.conf's server", opts)
 }
 
 // TestDeployNATSConfigs starts deploy/nats/single.conf as the README says

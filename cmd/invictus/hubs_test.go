@@ -20,6 +20,7 @@ import (
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/testenv"
+	"github.com/invictus-network/invictus/internal/testnet"
 )
 
 // hub is one country hub started in process from deploy/nats/hub.conf or
@@ -47,13 +48,8 @@ func (h *hub) start(t *testing.T) {
 		opts.LeafNode.Host, opts.LeafNode.Port = host, h.leafPort
 	}
 	opts.StoreDir, opts.NoSigs, opts.NoLog = h.store, true, true
-	s, err := server.NewServer(opts)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	testenv.Await(t, h.name+" to be ready", func() bool { return s.ReadyForConnections(time.Second) })
-	h.srv = s
+	// RunServer's clean-up shuts it down too; h.stop may do it first.
+	h.srv = testnet.RunServer(t, h.name, opts)
 	t.Cleanup(h.stop)
 }
 
