@@ -294,8 +294,7 @@ type clusterLoad struct {
 	retried   atomic.Int64 // calls sent again
 	marks     sync.Map     // int64 -> chan struct{}
 
-	acceptMu  sync.Mutex
-	acceptIDs map[string]string // offer event id -> the acceptance's id
+	accepts acceptIDs
 
 	diagnose []func() // logs what may explain a wait that timed out
 
@@ -311,7 +310,7 @@ type clusterLoad struct {
 
 func newClusterLoad(t *testing.T, tokens map[string]string, referrers, receivers []string, n int) *clusterLoad {
 	l := &clusterLoad{t: t, hc: &http.Client{Timeout: 15 * time.Second}, tokens: tokens, referrers: referrers, receivers: receivers,
-		jobs: map[string][]crashJob{}, byRef: map[string]crashJob{}, referrerOf: map[string]string{}, acceptIDs: map[string]string{}, limit: -1}
+		jobs: map[string][]crashJob{}, byRef: map[string]crashJob{}, referrerOf: map[string]string{}, limit: -1}
 	l.gate = sync.NewCond(&l.gateMu)
 	for i := range n {
 		org := referrers[i%len(referrers)]
@@ -513,7 +512,7 @@ func (l *clusterLoad) receive(ctx context.Context, org string) {
 			if ev.Data.Organisation != org {
 				continue // the referrer's copy
 			}
-			if err := l.post(ctx, org, d.Referral, l.acceptID(ev.ID), &events.Accepted{Placement: ev.Data.Placement}); err != nil {
+			if err := l.post(ctx, org, d.Referral, l.accepts.of(ev.ID), &events.Accepted{Placement: ev.Data.Placement}); err != nil {
 				if ctx.Err() == nil {
 					l.t.Errorf("%s accepting %s: %v", org, d.Referral, err)
 				}
@@ -526,17 +525,6 @@ func (l *clusterLoad) receive(ctx context.Context, org string) {
 			idle(ctx, 100*time.Millisecond)
 		}
 	}
-}
-
-func (l *clusterLoad) acceptID(offer string) string {
-	l.acceptMu.Lock()
-	defer l.acceptMu.Unlock()
-	id, ok := l.acceptIDs[offer]
-	if !ok {
-		id = events.NewReferralID()
-		l.acceptIDs[offer] = id
-	}
-	return id
 }
 
 // await waits for ch (a mark), failing the test when the referrers stop

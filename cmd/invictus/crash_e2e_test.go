@@ -124,8 +124,7 @@ type crashNet struct {
 	offers    atomic.Int64 // offers handled (redeliveries included)
 	reconnect atomic.Int64 // connections made after the first run
 
-	acceptMu  sync.Mutex
-	acceptIDs map[string]string // offer event id -> the acceptance's command id
+	accepts acceptIDs
 
 	marks map[int64]chan struct{} // closed when submitted reaches the key
 }
@@ -205,15 +204,25 @@ func transient(ctx context.Context, g *crashGen, err error) bool {
 	return ctx.Err() != nil || g.down.Err() != nil || errors.Is(err, client.ErrUnavailable)
 }
 
-// acceptID returns the command id of the acceptance of an offer, the same
-// each time the offer is delivered.
-func (h *crashNet) acceptID(offer string) string {
-	h.acceptMu.Lock()
-	defer h.acceptMu.Unlock()
-	id, ok := h.acceptIDs[offer]
+// acceptIDs hands out the command ids of the acceptances of offers: the
+// same id each time an offer is delivered, so an acceptance sent again is
+// the same command. The zero value is ready.
+type acceptIDs struct {
+	mu  sync.Mutex
+	ids map[string]string // offer event id -> the acceptance's command id
+}
+
+// of returns the command id of the acceptance of offer.
+func (a *acceptIDs) of(offer string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	id, ok := a.ids[offer]
 	if !ok {
+		if a.ids == nil {
+			a.ids = map[string]string{}
+		}
 		id = events.NewReferralID()
-		h.acceptIDs[offer] = id
+		a.ids[offer] = id
 	}
 	return id
 }
@@ -253,7 +262,7 @@ func (h *crashNet) receiveOn(ctx context.Context, g *crashGen, org string) error
 			return nil // the referrer's copies, plans, acceptances
 		}
 		h.offers.Add(1)
-		_, err := c.Send(hctx, env.Event.Subject(), &events.Accepted{Placement: o.Placement}, events.WithID(h.acceptID(env.Event.ID())))
+		_, err := c.Send(hctx, env.Event.Subject(), &events.Accepted{Placement: o.Placement}, events.WithID(h.accepts.of(env.Event.ID())))
 		if err == nil {
 			h.accepted.Add(1)
 		} else if !transient(hctx, g, err) {
@@ -348,7 +357,7 @@ func TestCrashSafetyEndToEnd(t *testing.T) {
 		t.Skip("kills and restarts the node; skipped with -short")
 	}
 	h := &crashNet{
-		t: t, data: filepath.Join(t.TempDir(), "data"), acceptIDs: map[string]string{},
+		t: t, data: filepath.Join(t.TempDir(), "data"),
 		marks: map[int64]chan struct{}{crashKillAt1: make(chan struct{}), crashKillAt2: make(chan struct{})},
 	}
 	h.start()
