@@ -1009,7 +1009,7 @@ func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, l *dispatch
 		} else if offer := (&nats.Msg{Header: h, Data: m.Data()}); again {
 			j.err = r.bus.scheduleOffer(ctx, t, offer, true)
 		} else {
-			f, err := r.bus.scheduleOfferAsync(t, offer)
+			f, err := r.bus.scheduleOfferAsync(ctx, t, offer)
 			if err != nil {
 				j.err = err
 				return j

@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/tracing"
 	"github.com/invictus-network/invictus/internal/wire"
 	"github.com/invictus-network/invictus/routing"
 )
@@ -95,7 +96,7 @@ func (b *Bus) schedule(ctx context.Context, t routing.Timer, kind string, at tim
 		default:
 			return fmt.Errorf("%w: read timer %s: %w", routing.ErrUnavailable, subject, err)
 		}
-		m := timerMsg(subject, target, t, kind, at, offer)
+		m := timerMsg(ctx, subject, target, t, kind, at, offer)
 		if guarded {
 			m.Header.Set(hdrExpectedSubjSeq, strconv.FormatUint(expected, 10))
 		}
@@ -113,9 +114,13 @@ func (b *Bus) schedule(ctx context.Context, t routing.Timer, kind string, at tim
 }
 
 // timerMsg returns the schedule message of the timer of kind for t on
-// subject, firing to target at at, carrying offer.
-func timerMsg(subject, target string, t routing.Timer, kind string, at time.Time, offer *nats.Msg) *nats.Msg {
+// subject, firing to target at at, carrying offer, and naming ctx's span
+// (the dispatch that made the offer, or the reminder that set the
+// deadline) in its traceparent header: the timer's span, when it fires,
+// is that span's child (see traceTimer).
+func timerMsg(ctx context.Context, subject, target string, t routing.Timer, kind string, at time.Time, offer *nats.Msg) *nats.Msg {
 	m := eventCopy(subject, offer.Header, offer.Data)
+	tracing.Inject(ctx, m.Header)
 	m.Header.Set(jetstream.ScheduleHeader, scheduleAt(at))
 	m.Header.Set(jetstream.ScheduleTargetHeader, target)
 	m.Header.Set(HeaderTimerKind, kind)
@@ -147,7 +152,7 @@ func (b *Bus) scheduleOffer(ctx context.Context, t routing.Timer, offer *nats.Ms
 // scheduleOfferAsync publishes the first timer of an offer unguarded,
 // without waiting for JetStream's acknowledgement: the first dispatch of
 // an offer, whose timer nothing newer can precede (see above).
-func (b *Bus) scheduleOfferAsync(t routing.Timer, offer *nats.Msg) (jetstream.PubAckFuture, error) {
+func (b *Bus) scheduleOfferAsync(ctx context.Context, t routing.Timer, offer *nats.Msg) (jetstream.PubAckFuture, error) {
 	subject, err := events.TimerSubject(t.ReferralID, t.Placement)
 	if err != nil {
 		return nil, err
@@ -157,7 +162,7 @@ func (b *Bus) scheduleOfferAsync(t routing.Timer, offer *nats.Msg) (jetstream.Pu
 		return nil, err
 	}
 	kind, at := firstTimer(t)
-	f, err := b.js.PublishMsgAsync(timerMsg(subject, target, t, kind, at, offer))
+	f, err := b.js.PublishMsgAsync(timerMsg(ctx, subject, target, t, kind, at, offer))
 	if err != nil {
 		return nil, fmt.Errorf("%w: schedule %s: %w", routing.ErrUnavailable, subject, err)
 	}
@@ -273,25 +278,33 @@ func (r *Router) handleTimer(ctx context.Context, m jetstream.Msg) {
 		r.term(ctx, m, "no attempt")
 		return
 	}
-	switch kind := h.Get(HeaderTimerKind); kind {
+	kind := h.Get(HeaderTimerKind)
+	ctx, span := traceTimer(ctx, m, kind, t)
+	defer span.End()
+	switch kind {
 	case TimerReminder:
 		err = r.remind(ctx, t, m)
 	case TimerDeadline:
 		err = r.svc.OnTimer(ctx, id, placement, attempt)
 	default:
 		log.WarnContext(ctx, "natsjs: unknown timer kind; dropped", slog.String("kind", kind))
+		traceTimerOutcome(span, "dropped")
 		r.term(ctx, m, "unknown kind")
 		return
 	}
 	var early *routing.TooEarlyError
 	switch {
 	case err == nil:
+		traceTimerOutcome(span, "done")
 	case errors.As(err, &early):
+		traceTimerOutcome(span, "early")
 		r.nak(ctx, m, time.Until(early.At)+10*time.Millisecond)
 		return
 	case errors.Is(err, routing.ErrRejected), errors.Is(err, routing.ErrCorrupt):
+		traceTimerOutcome(span, "dropped")
 		log.WarnContext(ctx, "natsjs: timer dropped", slog.String("referral", id), slog.Any("error", err))
 	default:
+		traceTimerOutcome(span, "retried")
 		log.InfoContext(ctx, "natsjs: timer retried", slog.String("referral", id), slog.Any("error", err))
 		r.nak(ctx, m, r.retryDelay(m))
 		return
@@ -326,6 +339,7 @@ func (r *Router) remind(ctx context.Context, t routing.Timer, m jetstream.Msg) e
 		copyMsg := eventCopy(subject, h, m.Data())
 		copyMsg.Header.Set(HeaderReminder, "1")
 		copyMsg.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s.%s.reminder", headerFold(h, "ce-id"), t.Organisation))
+		traceCopy(ctx, copyMsg, t.Organisation)
 		cctx, cancel := r.bus.ctx(ctx)
 		_, err = r.bus.js.PublishMsg(cctx, copyMsg)
 		cancel()

@@ -105,3 +105,29 @@ func referralOf(subject string) string {
 	}
 	return ""
 }
+
+// traceTimer starts the span of the timer of kind for t firing, a child
+// of the span its schedule names (the dispatch of the offer, or the
+// reminder that set the deadline): a deadline's referral.expired and next
+// offer, and a reminder's copy, join the referral's trace. A schedule
+// written while tracing was off names no span; the offer's CloudEvents
+// traceparent extension, which the schedule carries, is the parent then.
+func traceTimer(ctx context.Context, m jetstream.Msg, kind string, t routing.Timer) (context.Context, trace.Span) {
+	h := m.Headers()
+	ctx = tracing.Parent(ctx, h)
+	return tracing.StartSpan(ctx, "timer "+kind, trace.SpanKindConsumer,
+		attribute.String(tracing.KeyEventType, headerFold(h, "ce-type")),
+		attribute.String(tracing.KeyEventID, headerFold(h, "ce-id")),
+		attribute.String(tracing.KeyReferral, t.ReferralID),
+		attribute.String(tracing.KeyOrg, t.Organisation))
+}
+
+// traceTimerOutcome records what became of a timer: done (handled, or
+// stale), early (fired before its deadline, handed back), dropped or
+// retried (both marked failed).
+func traceTimerOutcome(span trace.Span, outcome string) {
+	span.SetAttributes(attribute.String(tracing.KeyOutcome, outcome))
+	if outcome == "dropped" || outcome == "retried" {
+		span.SetStatus(codes.Error, outcome)
+	}
+}

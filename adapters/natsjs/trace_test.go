@@ -2,14 +2,17 @@ package natsjs_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/testenv"
 	"github.com/invictus-network/invictus/internal/tracing"
 	"github.com/invictus-network/invictus/internal/tracing/otlptest"
+	"github.com/invictus-network/invictus/routing"
 )
 
 // TestTraceFromOrganisationsExtension: an organisation publishes a
@@ -88,6 +91,114 @@ func TestTraceFromOrganisationsExtension(t *testing.T) {
 		}
 		if _, has := m.env.Event.Extensions()[events.ExtTraceParent]; has && m.typ() != events.TypeReferralRequested {
 			t.Errorf("tracing off, the routing service's %s has a traceparent extension", m.typ())
+		}
+	}
+	if bad := rcv.Bad(); len(bad) > 0 {
+		t.Errorf("the receiver refused exports: %v", bad)
+	}
+}
+
+// TestTraceTimersJoinReferral: an offer nobody answers has its reminder
+// and its deadline fire; each timer's span is the child of the span that
+// set it (the offer's dispatch, then the reminder), the reminder's copy
+// names a span under the reminder's, and the deadline's referral.expired
+// and next offer are appended and dispatched under the deadline's span:
+// one trace from the request to the next offer. Spans carry only the
+// node's keys. With tracing off again, a schedule carries no trace header.
+// Not parallel: it sets the global tracer provider.
+func TestTraceTimersJoinReferral(t *testing.T) {
+	rcv := otlptest.Start()
+	t.Cleanup(rcv.Close)
+	shutdown, err := tracing.Start(t.Context(), tracing.Config{Endpoint: rcv.URL()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stopped := false
+	stop := func() {
+		if !stopped {
+			stopped = true
+			if err := shutdown(context.Background()); err != nil {
+				t.Errorf("tracing shutdown: %v", err)
+			}
+		}
+	}
+	t.Cleanup(stop)
+
+	n := newNet(t, 2*time.Second)
+	n.svcCfg.Tracer = tracing.Steps{}
+	n.startRouter()
+	id := events.NewReferralID()
+	n.send("pt.ref", id, request(events.NeedSupportEmotional))
+	first := n.waitDelivery("pt.a1", id, events.TypeReferralOffered, nil)
+	reminder := n.waitDelivery("pt.a1", id, events.TypeReferralOffered, func(m stored) bool {
+		return m.header.Get(natsjs.HeaderReminder) != ""
+	})
+	n.waitDelivery("pt.a1", id, events.TypeReferralExpired, nil)
+	second := n.waitDelivery("pt.a2", id, events.TypeReferralOffered, nil)
+	stop()
+
+	spans := rcv.Spans()
+	byID := map[string]otlptest.Span{}
+	for _, sp := range spans {
+		byID[sp.SpanID] = sp
+		for k := range sp.Attrs {
+			if !slices.Contains(tracing.Keys, k) {
+				t.Errorf("span %s has attribute %s, not one of tracing.Keys", sp.Name, k)
+			}
+		}
+	}
+	find := func(what string, ok func(otlptest.Span) bool) otlptest.Span {
+		t.Helper()
+		for _, sp := range spans {
+			if ok(sp) {
+				return sp
+			}
+		}
+		t.Fatalf("no span %s among %d", what, len(spans))
+		return otlptest.Span{}
+	}
+	dispatch1 := find("dispatching the first offer", func(sp otlptest.Span) bool {
+		return sp.Name == "dispatch "+events.TypeReferralOffered && sp.Attrs[tracing.KeyEventID] == first.env.Event.ID()
+	})
+	remind := find("of the reminder", func(sp otlptest.Span) bool { return sp.Name == "timer "+natsjs.TimerReminder })
+	deadline := find("of the deadline", func(sp otlptest.Span) bool { return sp.Name == "timer "+natsjs.TimerDeadline })
+	if remind.ParentID != dispatch1.SpanID || remind.Attrs[tracing.KeyReferral] != id ||
+		remind.Attrs[tracing.KeyOrg] != "pt.a1" || remind.Attrs[tracing.KeyOutcome] != "done" {
+		t.Errorf("reminder's span %+v: want a child of the offer's dispatch %s, for pt.a1, done", remind, dispatch1.SpanID)
+	}
+	if deadline.ParentID != remind.SpanID || deadline.Attrs[tracing.KeyOutcome] != "done" {
+		t.Errorf("deadline's span %+v: want a child of the reminder's %s, done", deadline, remind.SpanID)
+	}
+	app := find("appending under the deadline", func(sp otlptest.Span) bool {
+		return sp.Name == routing.SpanAppend && sp.ParentID == deadline.SpanID
+	})
+	if !strings.Contains(app.Attrs[tracing.KeyEventType], events.TypeReferralExpired) {
+		t.Errorf("the deadline's append %+v: want referral.expired among its events", app)
+	}
+	find("dispatching the next offer under the deadline's append", func(sp otlptest.Span) bool {
+		return sp.Name == "dispatch "+events.TypeReferralOffered && sp.ParentID == app.SpanID &&
+			sp.Attrs[tracing.KeyEventID] == second.env.Event.ID()
+	})
+	if tp := strings.Split(reminder.header.Get(tracing.HeaderTraceParent), "-"); len(tp) != 4 || byID[tp[2]].ParentID != remind.SpanID {
+		t.Errorf("the reminder's copy names span %v: want one under the reminder's %s", tp, remind.SpanID)
+	}
+	for _, sp := range spans {
+		if sp.Attrs[tracing.KeyReferral] == id && sp.TraceID != dispatch1.TraceID {
+			t.Errorf("span %s of the referral is in trace %s, want %s", sp.Name, sp.TraceID, dispatch1.TraceID)
+		}
+	}
+
+	// Tracing off: the schedule of an offer carries no trace header.
+	id2 := events.NewReferralID()
+	n.send("pt.ref", id2, request(events.NeedSupportEmotional))
+	var timers []stored
+	testenv.Await(t, "the offer's timer to be scheduled", func() bool {
+		timers = n.read(natsjs.StreamTimers, "timer."+id2+".*")
+		return len(timers) > 0
+	})
+	for _, m := range timers {
+		if v := m.header.Get(tracing.HeaderTraceParent); v != "" {
+			t.Errorf("tracing off, the timer %s has traceparent %q", m.subject, v)
 		}
 	}
 	if bad := rcv.Bad(); len(bad) > 0 {
