@@ -12,6 +12,7 @@ import (
 	"slices"
 
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/tracing"
 	"github.com/invictus-network/invictus/referral"
 )
 
@@ -136,6 +137,7 @@ func (p *pages) offerFields(c offerCheck) []field {
 // confirm serves POST: it records the link's use, sends the answer as
 // the organisation's command and waits a while for the decision.
 func (p *pages) confirm(w http.ResponseWriter, r *http.Request) {
+	tracing.Route(r, r.Pattern) // the span is POST /mail/link/{token}, never the token
 	ctx := r.Context()
 	c := p.check(ctx, r.PathValue("token"))
 	if c.refusal != "" {

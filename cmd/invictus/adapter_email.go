@@ -23,6 +23,7 @@ import (
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/directory"
 	"github.com/invictus-network/invictus/events"
+	"github.com/invictus-network/invictus/internal/tracing"
 )
 
 // adapterEmailListenDefault is where `adapter email` serves its pages.
@@ -34,6 +35,7 @@ func newAdapterEmailCmd(errOut io.Writer) *cobra.Command {
 		natsURL string
 		creds   string
 		listen  string
+		traces  tracingFlags
 	)
 	cmd := &cobra.Command{
 		Use:   "email",
@@ -45,7 +47,10 @@ func newAdapterEmailCmd(errOut io.Writer) *cobra.Command {
 			"signed accept and decline links under /mail/ on --listen, with /metrics and\n" +
 			"/healthz. Only one instance sends at a time (a lease in the KV store), so\n" +
 			"several may run. It needs NATS credentials that may create consumers and\n" +
-			"buckets (DATA/keys/admin.nk of the node). It stops cleanly on SIGINT or SIGTERM.",
+			"buckets (DATA/keys/admin.nk of the node). With --otlp-endpoint (or\n" +
+			"OTEL_EXPORTER_OTLP_ENDPOINT) it exports the span of each e-mail, in the\n" +
+			"referral's trace, and of each answer link used, as service\n" +
+			"invictus-adapter-email. It stops cleanly on SIGINT or SIGTERM.",
 		Example: "  invictus adapter email --nats-url nats://127.0.0.1:4222 --nats-creds data/keys/admin.nk \\\n" +
 			"    --smtp-url smtps://invictus:secret@mail.example:465 --mail-from referrals@node.example \\\n" +
 			"    --public-url https://node.example --listen :8081",
@@ -57,6 +62,7 @@ func newAdapterEmailCmd(errOut io.Writer) *cobra.Command {
 	f.StringVar(&creds, "nats-creds", "", "NATS credentials: an nkey seed file (such as DATA/keys/admin.nk) or a .creds file")
 	tlsFlags := addNATSTLSFlags(f)
 	f.StringVar(&listen, "listen", adapterEmailListenDefault, "HTTP address of the link pages (/mail/...), /metrics and /healthz")
+	traces.addFlags(f)
 	lf := addLogFlags(cmd)
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		logger, err := lf.logger(errOut)
@@ -69,11 +75,15 @@ func newAdapterEmailCmd(errOut io.Writer) *cobra.Command {
 		if err := s.check(); err != nil {
 			return err
 		}
+		traces.readEnv(nil)
+		if err := traces.validate(); err != nil {
+			return err
+		}
 		tlsOpts, err := tlsFlags.options()
 		if err != nil {
 			return err
 		}
-		return runAdapterEmail(cmd.Context(), s, natsURL, creds, listen, logger, tlsOpts...)
+		return runAdapterEmail(cmd.Context(), s, natsURL, creds, listen, traces, logger, tlsOpts...)
 	}
 	cmd.AddCommand(newAdapterEmailFailuresCmd())
 	return cmd
@@ -153,7 +163,25 @@ func newAdapterEmailFailuresCmd() *cobra.Command {
 	return cmd
 }
 
-func runAdapterEmail(ctx context.Context, s emailSettings, natsURL, creds, listen string, logger *slog.Logger, tlsOpts ...nats.Option) error {
+// adapterEmailService is the service.name of the spans of `adapter
+// email`, which tells them from the node's in a trace.
+const adapterEmailService = "invictus-adapter-email"
+
+func runAdapterEmail(ctx context.Context, s emailSettings, natsURL, creds, listen string, traces tracingFlags, logger *slog.Logger, tlsOpts ...nats.Option) error {
+	tc := traces.config()
+	tc.Service = adapterEmailService
+	stopTracing, err := tracing.Start(ctx, tc)
+	if err != nil {
+		return &flagError{flag: "otlp-endpoint", value: traces.endpoint, err: err}
+	}
+	defer func() {
+		// Last, so that the spans of the sends and the links are flushed.
+		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), adapterShutdownTimeout)
+		defer scancel()
+		if err := stopTracing(sctx); err != nil {
+			logger.Warn("traces not all exported", slog.String("error", err.Error()))
+		}
+	}()
 	ln, err := listenHTTP(ctx, "listen", listen)
 	if err != nil {
 		return err
@@ -206,7 +234,7 @@ func runAdapterEmail(ctx context.Context, s emailSettings, natsURL, creds, liste
 		fmt.Fprintln(w, "ok")
 	})
 	failed := make(chan error, 1)
-	hs := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	hs := &http.Server{Handler: tracing.Handler(mux), ReadHeaderTimeout: 10 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
 	srv := serveHTTP(ln, hs, func(err error) {
 		select {
 		case failed <- err:
