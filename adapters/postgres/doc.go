@@ -23,7 +23,11 @@
 // defaults to id, which makes it the new referral's id), payload (jsonb,
 // the event's data), created_at (the event's time), and, set by the
 // adapter, published_at, rejected_at, attempts and last_error. A trigger
-// NOTIFYs "<schema>.outbox" at each insert.
+// NOTIFYs "<schema>.outbox" at each insert. A case system that records
+// OpenTelemetry traces may set traceparent (W3C) too: while the adapter
+// exports traces, its span of the command ("outbox <type>") is that span's
+// child, and the INBOUND message names it in a traceparent header, so the
+// router's spans join the case system's trace (an invalid one is ignored).
 //
 // The [Relay] publishes the rows in seq order to the organisation's
 // INBOUND subject (in.<cc>.<org>) as CloudEvents in binary mode, with
@@ -41,7 +45,10 @@
 // The [Inbox] consumes the organisation's deliveries (a durable consumer
 // on DELIVERY filtered to out.<cc>.<org>.>) into <schema>.inbox, keyed by
 // event id, and acknowledges each only after the transaction that stored
-// it commits. With the organisation's age identity it opens the sealed
+// it commits. While the adapter exports traces, each delivery stored has a
+// span ("inbox <type>") in the referral's trace, the child of the one its
+// DELIVERY message names, and the row's traceparent column names it, for
+// the partner's code to continue. With the organisation's age identity it opens the sealed
 // envelope of each referral.handover into <schema>.envelopes, a table on
 // which PUBLIC has no privilege. A referral.erased removes the referral's
 // other rows from inbox, envelopes and outbox. An optional hook function

@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/clip"
@@ -374,6 +375,10 @@ type delivery struct {
 	msg jetstream.Msg
 	env *events.Envelope
 	seq uint64
+	// span is the delivery's span and traceparent its context, for the
+	// row, while traces are exported (see traceInbox).
+	span        trace.Span
+	traceparent *string
 }
 
 // handle stores a batch of decoded deliveries and acknowledges what was
@@ -384,10 +389,12 @@ func (in *Inbox) handle(ctx context.Context, ds []delivery) {
 	if len(ds) == 0 {
 		return
 	}
+	traceInbox(ctx, in.cfg.Org, ds)
 	err := in.store(ctx, ds)
 	if err == nil {
 		in.health.set(nil)
 		for _, d := range ds {
+			endDelivery(d, "stored")
 			in.ack(d)
 		}
 		return
@@ -406,8 +413,10 @@ func (in *Inbox) handle(ctx context.Context, ds []delivery) {
 		}
 		switch {
 		case err == nil:
+			endDelivery(d, "stored")
 			in.ack(d)
 		case permanent(err):
+			endDelivery(d, "terminated")
 			in.metrics.countError(componentInbox, kindDatabase)
 			in.log.Error("inbox delivery can never be stored; terminated", slog.String("id", d.env.Event.ID()),
 				slog.String("type", d.env.Event.Type()), slog.String("error", err.Error()))
@@ -415,6 +424,7 @@ func (in *Inbox) handle(ctx context.Context, ds []delivery) {
 				in.log.Warn("terminate delivery", slog.String("id", d.env.Event.ID()), slog.String("error", terr.Error()))
 			}
 		default:
+			endDelivery(d, "retried")
 			in.log.Warn("inbox delivery not stored; it will be delivered again", slog.String("id", d.env.Event.ID()),
 				slog.String("type", d.env.Event.Type()), slog.String("error", err.Error()))
 			if nerr := d.msg.NakWithDelay(in.cfg.RetryDelay); nerr != nil {
@@ -486,7 +496,7 @@ func (in *Inbox) store(ctx context.Context, ds []delivery) error {
 	n := len(ds)
 	var (
 		ids, types, sources, subjects, payloads = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]string, n)
-		refs                                    = make([]*string, n)
+		refs, traceparents                      = make([]*string, n), make([]*string, n)
 		times                                   = make([]time.Time, n)
 		seqs                                    = make([]int64, n)
 	)
@@ -500,20 +510,21 @@ func (in *Inbox) store(ctx context.Context, ds []delivery) error {
 		}
 		times[i] = e.Time()
 		seqs[i] = int64(d.seq)
+		traceparents[i] = d.traceparent
 	}
 	tx, err := in.db.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("postgres: inbox: begin: %w", err)
 	}
 	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	rows, err := tx.Query(ctx, `INSERT INTO `+in.q+`.inbox (event_id, type, source, subject, referral_id, payload, event_time, stream_seq)
-		SELECT id, type, source, nullif(subject, ''), referral_id, payload::jsonb, event_time, stream_seq
-		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[])
-			AS d (id, type, source, subject, referral_id, payload, event_time, stream_seq)
+	rows, err := tx.Query(ctx, `INSERT INTO `+in.q+`.inbox (event_id, type, source, subject, referral_id, payload, event_time, stream_seq, traceparent)
+		SELECT id, type, source, nullif(subject, ''), referral_id, payload::jsonb, event_time, stream_seq, traceparent
+		FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::timestamptz[], $8::bigint[], $10::text[])
+			AS d (id, type, source, subject, referral_id, payload, event_time, stream_seq, traceparent)
 		WHERE d.referral_id IS NULL OR NOT EXISTS (
 			SELECT 1 FROM `+in.q+`.inbox e WHERE e.referral_id = d.referral_id AND e.type = $9)
 		ON CONFLICT (event_id) DO NOTHING
-		RETURNING event_id`, ids, types, sources, subjects, refs, payloads, times, seqs, events.TypeReferralErased)
+		RETURNING event_id`, ids, types, sources, subjects, refs, payloads, times, seqs, events.TypeReferralErased, traceparents)
 	var inserted []string
 	if err == nil {
 		inserted, err = pgx.CollectRows(rows, pgx.RowTo[string])

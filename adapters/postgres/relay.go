@@ -14,9 +14,11 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/invictus-network/invictus/events"
 	"github.com/invictus-network/invictus/internal/clip"
+	"github.com/invictus-network/invictus/internal/tracing"
 	"github.com/invictus-network/invictus/internal/wire"
 )
 
@@ -371,6 +373,9 @@ type outboxRow struct {
 	referralID *string
 	payload    []byte
 	createdAt  time.Time
+	// traceparent is the row's optional W3C trace context (see
+	// traceOutbox).
+	traceparent *string
 }
 
 // relayBatch relays one batch and returns how many rows it took (relayed
@@ -442,7 +447,7 @@ func (r *Relay) relayBatch(ctx context.Context) (int, error) {
 // in seq order, cut at the first pending row it could not lock. It returns
 // errNotHead when the oldest pending row is locked by someone else.
 func (r *Relay) lockBatch(ctx context.Context, tx pgx.Tx) ([]outboxRow, error) {
-	rs, err := tx.Query(ctx, `SELECT seq, id::text, type, referral_id, payload, created_at
+	rs, err := tx.Query(ctx, `SELECT seq, id::text, type, referral_id, payload, created_at, traceparent
 		FROM `+r.q+`.outbox
 		WHERE published_at IS NULL AND rejected_at IS NULL
 		ORDER BY seq
@@ -453,7 +458,7 @@ func (r *Relay) lockBatch(ctx context.Context, tx pgx.Tx) ([]outboxRow, error) {
 	}
 	rows, err := pgx.CollectRows(rs, func(rr pgx.CollectableRow) (outboxRow, error) {
 		var row outboxRow
-		err := rr.Scan(&row.seq, &row.id, &row.typ, &row.referralID, &row.payload, &row.createdAt)
+		err := rr.Scan(&row.seq, &row.id, &row.typ, &row.referralID, &row.payload, &row.createdAt, &row.traceparent)
 		return row, err
 	})
 	if err != nil {
@@ -542,9 +547,13 @@ func (r *Relay) publish(ctx context.Context, rows []outboxRow) publishResult {
 	parallel(len(rows), func(i int) { built[i], errs[i] = r.message(rows[i]) })
 	msgs := make([]*nats.Msg, 0, len(rows))
 	sent := make([]outboxRow, 0, len(rows))
+	traced := tracing.Enabled()
 	for i, row := range rows {
 		if errs[i] != nil {
 			res.rejected = append(res.rejected, rejection{row: row, err: errs[i]})
+			if traced {
+				traceRejected(ctx, r.cfg.Org, row)
+			}
 			continue
 		}
 		msgs = append(msgs, built[i])
@@ -555,6 +564,7 @@ func (r *Relay) publish(ctx context.Context, rows []outboxRow) publishResult {
 		window = 1
 	}
 	var (
+		spans   []trace.Span // of the messages sent, while traced
 		futures = make([]jetstream.PubAckFuture, 0, len(msgs))
 		next    int    // the next future to wait for
 		prefix  = true // sent[:next] all succeeded
@@ -576,6 +586,13 @@ func (r *Relay) publish(ctx context.Context, rows []outboxRow) publishResult {
 				res.failed, res.err = sent[next], err
 			}
 		}
+		if traced {
+			outcome := "published"
+			if err != nil {
+				outcome = "retried"
+			}
+			endSpan(spans[next], outcome)
+		}
 		next++
 		if prefix {
 			res.acked = sent[:next]
@@ -588,8 +605,17 @@ func (r *Relay) publish(ctx context.Context, rows []outboxRow) publishResult {
 		if stopped {
 			break
 		}
+		var span trace.Span
+		if traced {
+			span = traceOutbox(ctx, r.cfg.Org, sent[i], msg.Header)
+		}
 		f, err := r.js.PublishMsgAsync(msg, // its Nats-Msg-Id is set by wire.Command
 			jetstream.WithExpectStream(r.cfg.Stream), jetstream.WithRetryAttempts(0))
+		if traced && err == nil {
+			spans = append(spans, span)
+		} else if traced {
+			endSpan(span, "retried")
+		}
 		if err != nil {
 			stopped = true
 			for next < len(futures) {

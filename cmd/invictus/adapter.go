@@ -48,6 +48,7 @@ type adapterOptions struct {
 	skipMigrate   bool
 	metricsListen string
 	tls           *natsTLSFlags
+	traces        tracingFlags
 }
 
 func newAdapterCmd(out, errOut io.Writer) *cobra.Command {
@@ -71,8 +72,12 @@ func newAdapterPostgresCmd(out, errOut io.Writer) *cobra.Command {
 			"which it migrates at start. With --org it relays the organisation's outbox\n" +
 			"table to the network and writes its deliveries to the inbox table, opening\n" +
 			"sealed case envelopes with --key; with --projection it maintains the\n" +
-			"reporting tables and views of REFERRALS for a coordinator. It stops cleanly\n" +
-			"on SIGINT or SIGTERM.",
+			"reporting tables and views of REFERRALS for a coordinator. With\n" +
+			"--otlp-endpoint (or OTEL_EXPORTER_OTLP_ENDPOINT) it exports a span of each\n" +
+			"command relayed (the child of the outbox row's traceparent, if any) and of\n" +
+			"each delivery stored (in the referral's trace, its traceparent in the inbox\n" +
+			"row), as service invictus-adapter-postgres. It stops cleanly on SIGINT or\n" +
+			"SIGTERM.",
 		Example: "  invictus adapter postgres --db postgres://invictus@db/cases --org pt.apav --creds apav.creds --key apav.key\n" +
 			"  invictus adapter postgres --db postgres://invictus@db/reporting --projection\n" +
 			"  invictus adapter postgres migrate --db postgres://owner@db/cases --schema invictus",
@@ -92,12 +97,14 @@ func newAdapterPostgresCmd(out, errOut io.Writer) *cobra.Command {
 	cf.BoolVar(&o.projection, "projection", false, "maintain the reporting projection of REFERRALS (coordinators)")
 	cf.BoolVar(&o.skipMigrate, "skip-migrate", false, "do not migrate the schema at start")
 	cf.StringVar(&o.metricsListen, "metrics-listen", "", "serve /metrics and /healthz on this host:port")
+	o.traces.addFlags(cf)
 
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		logger, err := lf.logger(errOut)
 		if err != nil {
 			return err
 		}
+		o.traces.readEnv(nil)
 		if err := o.check(); err != nil {
 			return err
 		}
@@ -124,7 +131,7 @@ func (o adapterOptions) check() error {
 	if o.org == "" && (o.key != "" || o.hook != "") {
 		return usageError{errors.New("--key and --hook need --org")}
 	}
-	return nil
+	return o.traces.validate()
 }
 
 func newAdapterMigrateCmd(out io.Writer, o *adapterOptions) *cobra.Command {
@@ -186,7 +193,16 @@ func openPool(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	return pool, nil
 }
 
+// adapterPostgresService is the service.name of the spans of `adapter
+// postgres`.
+const adapterPostgresService = "invictus-adapter-postgres"
+
 func runAdapterPostgres(ctx context.Context, o adapterOptions, logger *slog.Logger) error {
+	stopTracing, err := startAdapterTracing(ctx, o.traces, adapterPostgresService, logger)
+	if err != nil {
+		return err
+	}
+	defer stopTracing() // last, so that the relay's and the inbox's spans are flushed
 	var identity string
 	if o.key != "" {
 		b, err := os.ReadFile(o.key)

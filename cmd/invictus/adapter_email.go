@@ -168,20 +168,11 @@ func newAdapterEmailFailuresCmd() *cobra.Command {
 const adapterEmailService = "invictus-adapter-email"
 
 func runAdapterEmail(ctx context.Context, s emailSettings, natsURL, creds, listen string, traces tracingFlags, logger *slog.Logger, tlsOpts ...nats.Option) error {
-	tc := traces.config()
-	tc.Service = adapterEmailService
-	stopTracing, err := tracing.Start(ctx, tc)
+	stopTracing, err := startAdapterTracing(ctx, traces, adapterEmailService, logger)
 	if err != nil {
-		return &flagError{flag: "otlp-endpoint", value: traces.endpoint, err: err}
+		return err
 	}
-	defer func() {
-		// Last, so that the spans of the sends and the links are flushed.
-		sctx, scancel := context.WithTimeout(context.WithoutCancel(ctx), adapterShutdownTimeout)
-		defer scancel()
-		if err := stopTracing(sctx); err != nil {
-			logger.Warn("traces not all exported", slog.String("error", err.Error()))
-		}
-	}()
+	defer stopTracing() // last, so that the spans of the sends and the links are flushed
 	ln, err := listenHTTP(ctx, "listen", listen)
 	if err != nil {
 		return err

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 
 	"github.com/spf13/pflag"
@@ -98,6 +99,26 @@ func startBenchTracing(ctx context.Context, endpoint string, errOut io.Writer) (
 	return func() {
 		if err := shutdown(context.WithoutCancel(ctx)); err != nil {
 			fmt.Fprintln(errOut, "bench: traces not all exported:", err)
+		}
+	}, nil
+}
+
+// startAdapterTracing starts exporting the spans of an adapter run as a
+// process of its own, as service (its service.name, which tells its spans
+// from the node's in a trace); without an endpoint it installs the no-op
+// provider. stop flushes the spans not yet sent: call it last.
+func startAdapterTracing(ctx context.Context, f tracingFlags, service string, logger *slog.Logger) (stop func(), err error) {
+	c := f.config()
+	c.Service = service
+	shutdown, err := tracing.Start(ctx, c)
+	if err != nil {
+		return nil, &flagError{flag: "otlp-endpoint", value: f.endpoint, err: err}
+	}
+	return func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), adapterShutdownTimeout)
+		defer cancel()
+		if err := shutdown(sctx); err != nil {
+			logger.Warn("traces not all exported", slog.String("error", err.Error()))
 		}
 	}, nil
 }
