@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"os/exec"
 	"regexp"
@@ -9,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"testing"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/invictus-network/invictus/adapters/httpapi"
 	"github.com/invictus-network/invictus/directory"
@@ -220,6 +223,106 @@ func TestAdapterEmailTraces(t *testing.T) {
 	}
 	if bad := otlp.Bad(); len(bad) > 0 {
 		t.Errorf("the receiver refused exports: %v", bad)
+	}
+	if code := n.stop(); code != 0 {
+		t.Errorf("serve exit %d\n%s", code, n.stderr)
+	}
+}
+
+// TestAdapterPostgresTraces runs the node and `invictus adapter postgres
+// --otlp-endpoint` as processes of their own against one real OTLP
+// receiver. A case system writes a referral.requested into the outbox
+// with the traceparent of its own span: the adapter's span of the
+// command is that span's child, the node's router span is the adapter's
+// child, and the adapter's span of storing the referrer's referral.planned
+// in its inbox is the child of the node's delivery copy, all in the case
+// system's trace, the inbox row naming its span. Every attribute is one of
+// tracing.Keys.
+func TestAdapterPostgresTraces(t *testing.T) {
+	t.Parallel()
+	url, schema := adapterTestDB(t)
+	otlp := otlptest.Start()
+	t.Cleanup(otlp.Close)
+	data := t.TempDir()
+	n := startNode(t, data, "--otlp-endpoint", otlp.URL())
+	nc := connectAdmin(t, n.NATS, data)
+	ref, recv := "pt.trace-pgref", "pt.trace-pgrecv"
+	provisionTestOrgs(t, nc, testOrgsDirectory(t, ref, recv), false)
+	metricsAddr := freeAddr(t)
+	adapter := startAdapterProc(t, nil, "adapter", "postgres", "--db", url, "--schema", schema, "--org", ref,
+		"--nats-url", "nats://"+n.NATS, "--creds", data+"/keys/admin.nk", "--metrics-listen", metricsAddr, "--otlp-endpoint", otlp.URL())
+	testenv.Await(t, "the adapter's /healthz", func() bool {
+		resp, err := http.Get("http://" + metricsAddr + "/healthz") //nolint:noctx // a test
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	}, adapter.stderr.String)
+
+	ctx := testenv.Context(t)
+	conn, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(ctx)
+	const caseTrace, caseSpan = "9bf92f3577b34da6a3ce929d0e0e4736", "40f067aa0ba902b7"
+	payload, _ := json.Marshal(testRequested(recv))
+	q := pgx.Identifier{schema}.Sanitize()
+	var id string
+	if err := conn.QueryRow(ctx, `INSERT INTO `+q+`.outbox (type, payload, traceparent) VALUES ($1, $2, $3) RETURNING id::text`,
+		events.TypeReferralRequested, payload, "00-"+caseTrace+"-"+caseSpan+"-01").Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	var rowTP string
+	testenv.Await(t, "the referral.planned in the inbox", func() bool {
+		var tp *string
+		err := conn.QueryRow(ctx, `SELECT traceparent FROM `+q+`.inbox WHERE referral_id = $1 AND type = $2`, id, events.TypeReferralPlanned).Scan(&tp)
+		if err == nil && tp != nil {
+			rowTP = *tp
+		}
+		return err == nil
+	})
+	adapter.stop() // flushes its spans
+
+	isAdapter := func(sp otlptest.Span) bool { return sp.Resource["service.name"] == "invictus-adapter-postgres" }
+	var spans []otlptest.Span
+	var outbox, route, copySpan, inbox otlptest.Span
+	testenv.Await(t, "the spans of the outbox, the router, the copy and the inbox", func() bool {
+		spans = otlp.Spans()
+		for _, sp := range spans {
+			switch {
+			case sp.TraceID != caseTrace:
+			case isAdapter(sp) && sp.Name == "outbox "+events.TypeReferralRequested:
+				outbox = sp
+			case isAdapter(sp) && sp.Name == "inbox "+events.TypeReferralPlanned:
+				inbox = sp
+			case !isAdapter(sp) && sp.Name == "route "+events.TypeReferralRequested:
+				route = sp
+			case !isAdapter(sp) && sp.Name == "deliver "+events.TypeReferralPlanned && sp.Attrs[tracing.KeyOrg] == ref:
+				copySpan = sp
+			}
+		}
+		return outbox.SpanID != "" && route.SpanID != "" && copySpan.SpanID != "" && inbox.SpanID != ""
+	}, func() string { return describeSpans(otlp.Spans()) + strings.Join(otlp.Bad(), "\n") })
+	if outbox.ParentID != caseSpan || outbox.Attrs[tracing.KeyEventID] != id || outbox.Attrs[tracing.KeyOutcome] != "published" {
+		t.Errorf("the adapter's outbox span %+v: want the child of the case system's %s, row %s, published", outbox, caseSpan, id)
+	}
+	if route.ParentID != outbox.SpanID || route.Attrs[tracing.KeyOutcome] != "accepted" {
+		t.Errorf("the router's span %+v: want the child of the adapter's %s, accepted", route, outbox.SpanID)
+	}
+	if inbox.ParentID != copySpan.SpanID || inbox.Attrs[tracing.KeyOutcome] != "stored" {
+		t.Errorf("the adapter's inbox span %+v: want the child of the node's copy %s, stored", inbox, copySpan.SpanID)
+	}
+	if want := "00-" + caseTrace + "-" + inbox.SpanID + "-01"; rowTP != want {
+		t.Errorf("the inbox row's traceparent %q, want its span's %q", rowTP, want)
+	}
+	for _, sp := range spans {
+		for k := range sp.Attrs {
+			if !slices.Contains(tracing.Keys, k) {
+				t.Errorf("span %q has attribute %s, not one of tracing.Keys", sp.Name, k)
+			}
+		}
 	}
 	if code := n.stop(); code != 0 {
 		t.Errorf("serve exit %d\n%s", code, n.stderr)
