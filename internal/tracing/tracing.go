@@ -8,9 +8,14 @@
 // request's, through the traceparent header [Inject] sets on the INBOUND
 // message), the routing service's match and append, the dispatcher that
 // copies each appended event to its recipients' delivery subjects, and
-// each delivery: a webhook, an e-mail. An event the routing service
-// creates carries the CloudEvents distributed-tracing extension
-// (traceparent) of the span that appended it; [Parent] reads the
+// each delivery: a webhook, an e-mail. An offer's timers carry the span
+// that set them too, so a reminder and a deadline's expiry and next offer
+// stay in the referral's trace. The adapters run as processes of their own
+// (invictus adapter email, adapter postgres) call [Start] with a service
+// name of their own and continue the trace from the messages they consume,
+// the PostgreSQL relay from an outbox row's traceparent column. An event the
+// routing service creates carries the CloudEvents distributed-tracing
+// extension (traceparent) of the span that appended it; [Parent] reads the
 // traceparent header first and that extension after, so an organisation
 // that sets the extension on a command it publishes over NATS sees the
 // router's spans in its own trace.
