@@ -856,23 +856,13 @@ func (sc *scratch) class(q *query, cover, proper uint64, k int) int {
 
 // better reports whether a ranks before b: higher key, then, on an exact
 // tie, the name a caseworker reads (alphabetical), then the id, so that
-// the order stays deterministic.
+// the order stays deterministic: the table's rank of the service
+// (table.rankNames).
 func (q *query) better(a, b *entry) bool {
 	if a.key != b.key {
 		return a.key > b.key
 	}
-	if a.i == b.i {
-		return false
-	}
-	sa, sb := q.svc(a.i), q.svc(b.i)
-	if sa.Name != sb.Name {
-		return sa.Name < sb.Name
-	}
-	return sa.ID < sb.ID
-}
-
-func (q *query) svc(i int32) *directory.Service {
-	return q.t.chunks[i>>chunkBits].svc[i&chunkMask]
+	return q.t.rank[a.i] < q.t.rank[b.i]
 }
 
 // offer inserts e into the class's ranking of k if it belongs there.

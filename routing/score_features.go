@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/bits"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -415,6 +416,11 @@ type table struct {
 
 	orgsOnce sync.Once
 	orgs     map[string][]int32 // organisation -> its service numbers, ascending
+
+	// order are the service numbers sorted by name, then id; rank[i] is
+	// the place of service i in order. Exact ties of the ranking key are
+	// settled by rank (query.better): two ints, not two names.
+	order, rank []int32
 }
 
 // organisationServices returns the numbers of the organisation's
@@ -537,7 +543,68 @@ func buildTable(snap *directory.Index, base *table) *table {
 	if t.langs == nil {
 		own()
 	}
+	t.rankNames(snap, base)
 	return t
+}
+
+// rankNames fills t.order and t.rank. With a base table, the services of
+// the chunks it shares keep their order, and only those of the other
+// chunks are sorted and merged in, so that a snapshot with a few changes
+// does not sort every name again.
+func (t *table) rankNames(snap *directory.Index, base *table) {
+	n := snap.Len()
+	cmp := func(a, b int32) int {
+		sa, sb := snap.Service(a), snap.Service(b)
+		if c := strings.Compare(sa.Name, sb.Name); c != 0 {
+			return c
+		}
+		return strings.Compare(sa.ID, sb.ID)
+	}
+	var kept, added []int32
+	if base == nil || base.order == nil {
+		added = make([]int32, 0, n)
+		for i := range int32(n) {
+			if snap.Service(i) != nil {
+				added = append(added, i)
+			}
+		}
+	} else {
+		// The services of a changed chunk are sorted again, the others
+		// keep their order.
+		changed := func(ci int) bool {
+			return ci >= len(t.chunks) || ci >= len(base.chunks) || t.chunks[ci] != base.chunks[ci]
+		}
+		kept = make([]int32, 0, len(base.order))
+		for _, o := range base.order {
+			if !changed(int(o >> chunkBits)) {
+				kept = append(kept, o)
+			}
+		}
+		for ci, ch := range t.chunks {
+			if !changed(ci) {
+				continue
+			}
+			for j, s := range ch.svc {
+				if s != nil {
+					added = append(added, int32(ci<<chunkBits|j))
+				}
+			}
+		}
+	}
+	slices.SortFunc(added, cmp)
+	t.order = make([]int32, 0, len(kept)+len(added))
+	for len(kept) > 0 && len(added) > 0 {
+		if cmp(kept[0], added[0]) < 0 {
+			t.order, kept = append(t.order, kept[0]), kept[1:]
+		} else {
+			t.order, added = append(t.order, added[0]), added[1:]
+		}
+	}
+	t.order = append(append(t.order, kept...), added...)
+	t.rank = make([]int32, n)
+	for k, i := range t.order {
+		t.rank[i] = int32(k)
+	}
 }
 
 // sameChunk reports whether old holds exactly the services lo..hi-1 of snap.
