@@ -568,9 +568,16 @@ func (r *ranker) count(wd *word, skip uint64, t *tally) {
 // access finds, for the word's candidates, those whose accessibility
 // needs are met (accOK, of which accWaived through a remote channel) and
 // those with several locations to check one by one (accSlow), from the
-// chunk's bitsets, as query.access decides for one service.
+// chunk's bitsets (query.accessWord).
 func (r *ranker) access(wd *word) {
-	q, mk, cw := r.q, &wd.c.m, wd.cw
+	r.accOK, r.accWaived, r.accSlow = r.q.accessWord(&wd.c.m, wd.cw)
+}
+
+// accessWord returns, for the services of word cw of a chunk with masks
+// mk, those whose accessibility needs are met (ok, of which waived through
+// a remote channel) and those with several locations to check one by one
+// (slow), as query.access decides for one service.
+func (q *query) accessWord(mk *masks, cw int) (ok, waived, slow uint64) {
 	// With one need of the place, a location that meets it is one of
 	// the service's locations that does (accAny); with more, the first
 	// location is read from the bitsets and the others one by one.
@@ -594,12 +601,11 @@ func (r *ranker) access(wd *word) {
 		}
 	}
 	rest := ^commFail &^ placeOK
-	r.accSlow = 0
 	if !onePlace {
-		r.accSlow = rest & mk.multiLoc[cw]
+		slow = rest & mk.multiLoc[cw]
 	}
-	r.accWaived = rest &^ r.accSlow & reach
-	r.accOK = ^commFail&placeOK | r.accWaived
+	waived = rest &^ slow & reach
+	return ^commFail&placeOK | waived, waived, slow
 }
 
 // checkLast is query.checkLast for the candidate at bit bi of wd, with the

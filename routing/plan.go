@@ -196,19 +196,182 @@ func (sc *scratch) plan(q *query, k int, t *tally) *Plan {
 	return p
 }
 
-// gaps explains the needs of gaps, which no eligible candidate covers:
-// it reads the candidates offering them again (a rare, slower pass) to
-// count, need by need, those each hard constraint removed, and to rank
-// those that fail one relaxable constraint only.
+// gapKey is a need of the profile (index in q.needBits) and a constraint.
+type gapKey struct{ need, code int }
+
+// gaps explains the needs of gaps, which no eligible candidate covers: it
+// reads the candidates offering them again to count, need by need, those
+// each hard constraint removed (under the first they fail), and to rank
+// those that fail one relaxable constraint only. The constraints are
+// decided a word of 64 candidates at a time on the chunks' bitsets, as
+// query.constrain and ranker.rank decide them; only the candidates the
+// bitsets leave open (a language without a bit, several locations to
+// check for accessibility, opening hours without a table) and those
+// ranked as relaxed options are read one by one, by query.failures.
 func (sc *scratch) gaps(q *query, p *Plan, gaps uint64, k int) {
-	type key struct {
-		need int // index in q.needBits
-		code int
+	if q.unbounded {
+		sc.gapsOneByOne(q, p, gaps, k)
+		return
 	}
+	nn := len(q.needBits)
+	offered := make([]int, nn)
+	excluded := make([][numConstraints]int, nn)
+	relaxed := map[gapKey][]entry{}
+	q.ownAt = 0 // ownWord reads words in increasing order
+	var fail [numConstraints]uint64
+	for wi, w := range sc.words {
+		if w == 0 {
+			continue
+		}
+		c := q.t.chunks[wi>>(chunkBits-6)]
+		cw := wi & (chunkWords - 1)
+		mk := &c.m
+		var has uint64
+		for n, b := range q.needBits {
+			if gaps&b != 0 {
+				has |= mk.needs[q.needCode[n]][cw]
+			}
+		}
+		if w &= has & mk.present[cw]; w == 0 {
+			continue
+		}
+		// fail[code]: the candidates failing the constraint, whatever
+		// they fail before it.
+		fail[cInactive] = w &^ mk.active[cw]
+		fail[cOwn] = 0
+		if len(q.own) > 0 {
+			fail[cOwn] = w & q.ownWord(wi)
+		}
+		el := w
+		if q.ageIdx >= 0 {
+			el &= mk.ages[q.ageIdx][cw]
+		} else {
+			el &= mk.anyAge[cw]
+		}
+		if q.genderIdx >= 0 {
+			el &= mk.genders[q.genderIdx][cw]
+		} else {
+			el &= mk.anyGender[cw]
+		}
+		fail[cEligibility] = w &^ el
+		fail[cCapacity] = w & mk.full[cw]
+		// Read one by one: what the bitsets do not decide.
+		var one uint64
+		if q.langUnknown {
+			one |= w & mk.langSlow[cw]
+		}
+		spoken := uint64(0)
+		if q.interp {
+			spoken = ^uint64(0)
+		}
+		if q.langDense1 >= 0 {
+			spoken |= mk.langs[q.langDense1][cw]
+		}
+		for _, id := range q.langDenseRest {
+			spoken |= mk.langs[id][cw]
+		}
+		fail[cLanguage] = w &^ spoken
+		var reach uint64
+		for _, ck := range q.chanCode {
+			reach |= mk.channels[ck][cw]
+		}
+		fail[cChannel] = w &^ reach
+		fail[cAccessibility], fail[cOpenNow] = 0, 0
+		if q.acc != 0 {
+			ok, _, slow := q.accessWord(mk, cw)
+			one |= w & slow
+			fail[cAccessibility] = w &^ (ok | slow)
+		}
+		if q.emergency {
+			slow := mk.openSlow[cw]
+			one |= w & slow
+			fail[cOpenNow] = w &^ (c.openAt(cw, q) | slow)
+		}
+		// The first constraint each fails, and those that fail exactly
+		// one, relaxable.
+		var first [numConstraints]uint64
+		var done, once, twice uint64
+		for code := cNone + 1; code < numConstraints; code++ {
+			first[code] = fail[code] &^ done
+			done |= fail[code]
+			twice |= once & fail[code]
+			once |= fail[code]
+		}
+		first[cNone] = w &^ done
+		ranked := once &^ twice & (fail[cAccessibility] | fail[cChannel] | fail[cOpenNow])
+		fast := w &^ one
+		for n, b := range q.needBits {
+			if gaps&b == 0 {
+				continue
+			}
+			nw := mk.needs[q.needCode[n]][cw] & fast
+			if nw == 0 {
+				continue
+			}
+			offered[n] += bits.OnesCount64(nw)
+			for code := range first {
+				excluded[n][code] += bits.OnesCount64(nw & first[code])
+			}
+		}
+		for m := one | ranked&fast; m != 0; m &= m - 1 {
+			sc.gapOne(q, c, int32(wi<<6+bits.TrailingZeros64(m)), gaps, one>>bits.TrailingZeros64(m)&1 != 0, offered, excluded, relaxed)
+		}
+	}
+	sc.explainGaps(q, p, gaps, k, offered, func(n int) map[string]int {
+		if offered[n] == 0 {
+			return nil
+		}
+		m := make(map[string]int)
+		for code, v := range excluded[n] {
+			if v > 0 {
+				m[constraintNames[code]] = v
+			}
+		}
+		return m
+	}, relaxed)
+}
+
+// gapOne reads the candidate i of chunk c offering a need of gaps with
+// query.failures: counted when count (the bitsets left it undecided), and
+// ranked in relaxed when it fails one relaxable constraint only.
+func (sc *scratch) gapOne(q *query, c *chunk, i int32, gaps uint64, count bool, offered []int, excluded [][numConstraints]int, relaxed map[gapKey][]entry) {
+	j := i & chunkMask
+	f := &c.f[j]
+	m, lang, waived := q.failures(f, c, j, q.sharedOf(c, j), false)
+	one := m&(m-1) == 0 && m&relaxable != 0
+	cover := q.coverOf(c, j)
+	var e entry
+	if one {
+		if q.stats != nil {
+			e.st, e.known = q.stats.ServiceStats(c.svc[j].ID)
+		}
+		e.i = i
+		e.score = total(q.fixedScore(f, c, j, cover, q.proper(f, c, j, cover), lang, waived), 0, q.observedScore(f, c, j, e.st, e.known))
+		e.key = e.score
+	}
+	for n, b := range q.needBits {
+		if gaps&b == 0 || cover&b == 0 {
+			continue
+		}
+		if count {
+			offered[n]++
+			excluded[n][firstConstraint(m)]++
+		}
+		if one {
+			kk := gapKey{n, firstConstraint(m)}
+			relaxed[kk] = append(relaxed[kk], e)
+		}
+	}
+}
+
+// gapsOneByOne is gaps reading every candidate offering a need of gaps
+// with query.failures: the reference the tests hold gaps to
+// (NewUnboundedMatcher).
+func (sc *scratch) gapsOneByOne(q *query, p *Plan, gaps uint64, k int) {
 	var (
 		offered  = make([]int, len(q.needBits))
 		excluded = make([]map[string]int, len(q.needBits))
-		relaxed  = map[key][]entry{}
+		relaxed  = map[gapKey][]entry{}
 	)
 	for wi, w := range sc.words {
 		if w == 0 {
@@ -248,17 +411,23 @@ func (sc *scratch) gaps(q *query, p *Plan, gaps uint64, k int) {
 				}
 				excluded[n][constraintNames[firstConstraint(m)]]++
 				if one {
-					kk := key{n, firstConstraint(m)}
+					kk := gapKey{n, firstConstraint(m)}
 					relaxed[kk] = append(relaxed[kk], e)
 				}
 			}
 		}
 	}
+	sc.explainGaps(q, p, gaps, k, offered, func(n int) map[string]int { return excluded[n] }, relaxed)
+}
+
+// explainGaps adds to p the unmatched needs of gaps with the counts gaps
+// found, and their relaxed options, the best k of each.
+func (sc *scratch) explainGaps(q *query, p *Plan, gaps uint64, k int, offered []int, excluded func(n int) map[string]int, relaxed map[gapKey][]entry) {
 	for n, b := range q.needBits {
 		if gaps&b == 0 {
 			continue
 		}
-		u := events.UnmatchedNeed{Need: q.needList[n], Reason: UnmatchedNoService, Offered: offered[n], Excluded: excluded[n]}
+		u := events.UnmatchedNeed{Need: q.needList[n], Reason: UnmatchedNoService, Offered: offered[n], Excluded: excluded(n)}
 		if offered[n] > 0 {
 			u.Reason = UnmatchedExcluded
 		} else {
@@ -267,7 +436,7 @@ func (sc *scratch) gaps(q *query, p *Plan, gaps uint64, k int) {
 		}
 		p.Unmatched = append(p.Unmatched, u)
 		for code := cNone + 1; code < numConstraints; code++ {
-			es := relaxed[key{n, code}]
+			es := relaxed[gapKey{n, code}]
 			if len(es) == 0 {
 				continue
 			}
