@@ -340,7 +340,8 @@ const pruneMin = 16
 // value of the candidate's language level, specialisation and waiting
 // list, which take few values (query.combos, best first), with the best
 // channels of the word, the distance at the nearest point of its box, the
-// most accessibility and residence can add and its bonus.
+// most accessibility can add, the residence component of the class (of
+// its cover and proper needs) and its bonus.
 func (r *ranker) prune(wd *word) uint64 {
 	cand := wd.todo &^ (wd.slowLang | wd.countrySlow)
 	if cand == 0 {
@@ -419,6 +420,10 @@ func (r *ranker) judge(wd *word, m, cover, proper uint64) {
 			}
 		}
 		r.extra = r.distMax + q.chanWeight(union) + q.restMax + boundSlack
+		if q.cross {
+			// Residence is the class's own (below), not its most.
+			r.extra -= q.w[compResidence]
+		}
 		if q.preferred != "" {
 			r.extra += 2
 		}
@@ -429,6 +434,10 @@ func (r *ranker) judge(wd *word, m, cover, proper uint64) {
 		r.levels(wd, wd.todo)
 	}
 	need := cl.worst - q.wNeeds[bits.OnesCount64(cover)] - r.extra
+	if q.cross {
+		// The residence component of every candidate of the class.
+		need -= q.w[compResidence] * residenceValue(cover, proper)
+	}
 	keep := r.above(need)
 	if a := m & r.always; a != 0 {
 		keep = keep&^r.always | r.above(need-4)&r.always
