@@ -553,19 +553,13 @@ func buildTable(snap *directory.Index, base *table) *table {
 // does not sort every name again.
 func (t *table) rankNames(snap *directory.Index, base *table) {
 	n := snap.Len()
-	cmp := func(a, b int32) int {
-		sa, sb := snap.Service(a), snap.Service(b)
-		if c := strings.Compare(sa.Name, sb.Name); c != 0 {
-			return c
-		}
-		return strings.Compare(sa.ID, sb.ID)
-	}
-	var kept, added []int32
+	var kept []int32
+	var added []named
 	if base == nil || base.order == nil {
-		added = make([]int32, 0, n)
+		added = make([]named, 0, n)
 		for i := range int32(n) {
-			if snap.Service(i) != nil {
-				added = append(added, i)
+			if s := snap.Service(i); s != nil {
+				added = append(added, named{s.Name, s.ID, i})
 			}
 		}
 	} else {
@@ -586,25 +580,43 @@ func (t *table) rankNames(snap *directory.Index, base *table) {
 			}
 			for j, s := range ch.svc {
 				if s != nil {
-					added = append(added, int32(ci<<chunkBits|j))
+					added = append(added, named{s.Name, s.ID, int32(ci<<chunkBits | j)})
 				}
 			}
 		}
 	}
-	slices.SortFunc(added, cmp)
+	// Sorted as copies of the names, not through the services: a sort
+	// of 100,000 reads them about 1.7 million times.
+	slices.SortFunc(added, compareNamed)
 	t.order = make([]int32, 0, len(kept)+len(added))
-	for len(kept) > 0 && len(added) > 0 {
-		if cmp(kept[0], added[0]) < 0 {
-			t.order, kept = append(t.order, kept[0]), kept[1:]
-		} else {
-			t.order, added = append(t.order, added[0]), added[1:]
-		}
+	for _, a := range added {
+		// The kept services before a, found by binary search: a few
+		// changes cost a few searches, not a comparison per service.
+		k, _ := slices.BinarySearchFunc(kept, a, func(o int32, a named) int {
+			s := snap.Service(o)
+			return compareNamed(named{s.Name, s.ID, o}, a)
+		})
+		t.order = append(append(t.order, kept[:k]...), a.i)
+		kept = kept[k:]
 	}
-	t.order = append(append(t.order, kept...), added...)
+	t.order = append(t.order, kept...)
 	t.rank = make([]int32, n)
 	for k, i := range t.order {
 		t.rank[i] = int32(k)
 	}
+}
+
+// named is a service's name and id, for table.rankNames.
+type named struct {
+	name, id string
+	i        int32
+}
+
+func compareNamed(a, b named) int {
+	if c := strings.Compare(a.name, b.name); c != 0 {
+		return c
+	}
+	return strings.Compare(a.id, b.id)
 }
 
 // sameChunk reports whether old holds exactly the services lo..hi-1 of snap.
