@@ -89,3 +89,52 @@ func TestCandidateBits(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkMatchWarmCold tells how much of the slowest matches at 100,000
+// services is computing and how much is waiting for memory: for each of
+// the sampled profiles, the least time of 7 matches, either each profile
+// 7 times in a row (warm: its chunks stay in the caches) or the 1,000
+// profiles one after another 7 times (cold: each match finds the caches
+// full of the previous profile's chunks, as `invictus bench match` does).
+// It reports the 50th and 99th percentiles of those least times.
+// Run with: go test -run '^$' -bench MatchWarmCold -benchtime 1x ./routing/
+func BenchmarkMatchWarmCold(b *testing.B) {
+	profiles := routing.SampleProfiles(1000, 1)
+	snap := directory.NewIndex(directory.Generate(100000, 1), 1)
+	m := routing.NewMatcher(routing.Config{})
+	at := routing.At(time.Date(2026, 11, 27, 11, 0, 0, 0, time.UTC))
+	if _, err := m.Match(snap, profiles[0], at); err != nil { // builds the feature table
+		b.Fatal(err)
+	}
+	least := make([]time.Duration, len(profiles))
+	match := func(k int) {
+		start := time.Now()
+		if _, err := m.Match(snap, profiles[k], at); err != nil {
+			b.Fatal(err)
+		}
+		least[k] = min(least[k], time.Since(start))
+	}
+	report := func(what string) {
+		slices.Sort(least)
+		b.ReportMetric(float64(least[len(least)/2].Nanoseconds()), what+"-p50-ns")
+		b.ReportMetric(float64(least[len(least)*99/100].Nanoseconds()), what+"-p99-ns")
+	}
+	for b.Loop() {
+		for k := range least {
+			least[k] = time.Hour
+			for range 7 {
+				match(k)
+			}
+		}
+		report("warm")
+		for k := range least {
+			least[k] = time.Hour
+		}
+		for range 7 {
+			for k := range least {
+				match(k)
+			}
+		}
+		report("cold")
+	}
+}
