@@ -296,6 +296,12 @@ type clusterLoad struct {
 
 	accepts acceptIDs
 
+	// cursors is each receiver's inbox cursor (org -> uint64), and
+	// offersSeen the DELIVERY sequence of each offer a receiver read
+	// (referral -> uint64), for the diagnosis of a stall.
+	cursors    sync.Map
+	offersSeen sync.Map
+
 	diagnose []func() // logs what may explain a wait that timed out
 
 	gateMu  sync.Mutex
@@ -512,6 +518,7 @@ func (l *clusterLoad) receive(ctx context.Context, org string) {
 			if ev.Data.Organisation != org {
 				continue // the referrer's copy
 			}
+			l.offersSeen.Store(d.Referral, d.Seq)
 			if err := l.post(ctx, org, d.Referral, l.accepts.of(ev.ID), &events.Accepted{Placement: ev.Data.Placement}); err != nil {
 				if ctx.Err() == nil {
 					l.t.Errorf("%s accepting %s: %v", org, d.Referral, err)
@@ -521,6 +528,7 @@ func (l *clusterLoad) receive(ctx context.Context, org string) {
 			l.accepted.Add(1)
 		}
 		after = page.Next
+		l.cursors.Store(org, after)
 		if len(page.Deliveries) == 0 {
 			idle(ctx, 100*time.Millisecond)
 		}
@@ -568,7 +576,9 @@ func (l *clusterLoad) finish(js jetstream.JetStream) {
 			lastAccepted, lastIncomplete, progressed = a, inc, time.Now()
 		}
 		if time.Since(progressed) > stall {
-			crashDiagnose(t, js, crashLogs(t, js), l.byRef)
+			logs := crashLogs(t, js)
+			crashDiagnose(t, js, logs, l.byRef)
+			l.diagnoseDeliveries(js, logs)
 			for _, d := range l.diagnose {
 				d()
 			}
@@ -597,6 +607,34 @@ func (l *clusterLoad) finish(js jetstream.JetStream) {
 	}
 	t.Logf("%d referrals: %d events in REFERRALS (referrals by event count: %v), %d deliveries; %d acceptances stored, %d calls sent again",
 		n, crashCount(logs), perRef, len(deliveries), l.accepted.Load(), l.retried.Load())
+}
+
+// diagnoseDeliveries logs, for each referral not complete, what DELIVERY
+// holds of it (read from the stream's leader through a consumer), whether
+// its receiver read its offer, and each receiver's inbox cursor.
+func (l *clusterLoad) diagnoseDeliveries(js jetstream.JetStream, logs map[string][]crashMsg) {
+	t := l.t
+	t.Helper()
+	l.cursors.Range(func(org, after any) bool {
+		t.Logf("inbox cursor of %s: %d", org, after)
+		return true
+	})
+	deliveries := crashRead(t, js, natsjs.StreamDelivery)
+	for ref, j := range l.byRef {
+		if crashIncomplete(map[string][]crashMsg{ref: logs[ref]}, map[string]crashJob{ref: j}) == 0 {
+			continue
+		}
+		seen, _ := l.offersSeen.Load(ref)
+		t.Logf("incomplete referral %s (referrer %s, receiver %s): offer read by the receiver at %v", ref, l.referrerOf[ref], j.req.PreferredOrganisation, seen)
+		for _, m := range logs[ref] {
+			t.Logf("  REFERRALS %d %s %s", m.seq, m.subject, m.typ())
+		}
+		for _, m := range deliveries {
+			if strings.HasSuffix(m.subject, "."+ref) {
+				t.Logf("  DELIVERY %d %s %s reminder=%q", m.seq, m.subject, m.typ(), m.header[natsjs.HeaderReminder])
+			}
+		}
+	}
 }
 
 // faultSetup starts the process cluster, two serve instances on it with
