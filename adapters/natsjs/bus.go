@@ -83,6 +83,10 @@ const (
 	hdrExpectedSubject = jetstream.ExpectedLastSubjSeqSubjHeader
 	hdrStatus          = "Status"
 	hdrNumPending      = "Nats-Num-Pending"
+	// hdrLastSequence, on each reply of a batched direct get, is the
+	// sequence of the reply sent before it in the batch (0 on the first),
+	// and on the end of the batch the sequence of the last reply sent.
+	hdrLastSequence = "Nats-Last-Sequence"
 )
 
 // JetStream API error codes the adapter translates (nats-server's
@@ -221,6 +225,38 @@ type directGetRequest struct {
 	Batch   int    `json:"batch,omitempty"`
 	// StartTime starts at the first message stored at or after it.
 	StartTime *time.Time `json:"start_time,omitempty"`
+}
+
+// errBatchGap is a batched direct get whose replies did not all arrive.
+var errBatchGap = errors.New("a reply of a batched read was lost on the way")
+
+// batchChain checks that the replies of one batched direct get all
+// arrive. Each reply is a message of its own, sent without
+// acknowledgement, and one can be lost on the way: when the reader's
+// connection moves to another node (one restarted in a rolling restart)
+// while a replica on a third node streams the batch, the replies sent in
+// between reach nobody, and those after reach the reader again. A reader
+// that goes on after the last sequence it received (an inbox page's
+// cursor, a referral's history) would skip the lost one for good, so
+// each reply must name the one received before it (hdrLastSequence), and
+// the end of the batch the last one; a batch with a gap fails, and is
+// read again.
+type batchChain struct {
+	last uint64 // the sequence of the last reply received; 0 before the first
+}
+
+// check checks that m, a reply or the end of the batch, follows the
+// last reply received. A server that does not say (an older one) is not
+// checked.
+func (c *batchChain) check(m *nats.Msg) error {
+	v := m.Header.Get(hdrLastSequence)
+	if v == "" {
+		return nil
+	}
+	if prev, err := strconv.ParseUint(v, 10, 64); err != nil || prev != c.last {
+		return fmt.Errorf("%w: a reply follows sequence %s, the last received is %d", errBatchGap, v, c.last)
+	}
+	return nil
 }
 
 // directGet is the subject of REFERRALS' direct-get API.
@@ -370,6 +406,7 @@ func (b *Bus) last(ctx context.Context, filter string) (uint64, *nats.Msg, error
 // readBatch reads one direct-get batch into h and reports whether more
 // events are pending.
 func (b *Bus) readBatch(ctx context.Context, replies <-chan *nats.Msg, referralID string, h *routing.History) (bool, error) {
+	var chain batchChain
 	for {
 		var m *nats.Msg
 		select {
@@ -382,6 +419,9 @@ func (b *Bus) readBatch(ctx context.Context, replies <-chan *nats.Msg, referralI
 		case "404": // nothing after the sequence asked for
 			return false, nil
 		case "204": // end of batch
+			if err := chain.check(m); err != nil {
+				return false, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, err)
+			}
 			pending, _ := strconv.ParseUint(m.Header.Get(hdrNumPending), 10, 64)
 			return pending > 0, nil
 		default:
@@ -391,6 +431,10 @@ func (b *Bus) readBatch(ctx context.Context, replies <-chan *nats.Msg, referralI
 		if err != nil {
 			return false, fmt.Errorf("%w: load %s: no sequence in direct get reply", routing.ErrUnavailable, referralID)
 		}
+		if err := chain.check(m); err != nil {
+			return false, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, err)
+		}
+		chain.last = seq
 		subject := m.Header.Get(jetstream.SubjectHeader)
 		if h.Subject == "" {
 			h.Subject = subject

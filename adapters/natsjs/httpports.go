@@ -335,6 +335,7 @@ func (in *DeliveryInbox) Read(ctx context.Context, org string, after uint64, lim
 			return fmt.Errorf("natsjs: read deliveries of %s: %w", org, err)
 		}
 		n, more := 0, false
+		var chain batchChain
 	batch:
 		for {
 			var m *nats.Msg
@@ -348,6 +349,9 @@ func (in *DeliveryInbox) Read(ctx context.Context, org string, after uint64, lim
 			case "404": // nothing after
 				return nil
 			case "204": // end of batch
+				if err := chain.check(m); err != nil {
+					return fmt.Errorf("natsjs: read deliveries of %s: %w", org, err)
+				}
 				pending, _ := strconv.ParseUint(m.Header.Get(hdrNumPending), 10, 64)
 				more = pending > 0
 				break batch
@@ -358,6 +362,10 @@ func (in *DeliveryInbox) Read(ctx context.Context, org string, after uint64, lim
 			if err != nil {
 				return fmt.Errorf("natsjs: read deliveries of %s: no sequence in direct get reply", org)
 			}
+			if err := chain.check(m); err != nil {
+				return fmt.Errorf("natsjs: read deliveries of %s: %w", org, err)
+			}
+			chain.last = seq
 			subject := m.Header.Get(jetstream.SubjectHeader)
 			for _, h := range directHeaders {
 				m.Header.Del(h)

@@ -249,6 +249,7 @@ func (o *CommandOutcomes) scan(ctx context.Context, stream string, req directGet
 		if err := o.nc.PublishRequest("$JS.API.DIRECT.GET."+stream, inbox, body); err != nil {
 			return fmt.Errorf("natsjs: look up in %s: %w", stream, err)
 		}
+		var chain batchChain
 		for {
 			var m *nats.Msg
 			select {
@@ -261,6 +262,9 @@ func (o *CommandOutcomes) scan(ctx context.Context, stream string, req directGet
 				return nil // nothing more
 			}
 			if status == "204" { // end of batch
+				if err := chain.check(m); err != nil {
+					return fmt.Errorf("natsjs: look up in %s: %w", stream, err)
+				}
 				if pending, _ := strconv.ParseUint(m.Header.Get(hdrNumPending), 10, 64); pending == 0 {
 					return nil
 				}
@@ -273,6 +277,10 @@ func (o *CommandOutcomes) scan(ctx context.Context, stream string, req directGet
 			if err != nil {
 				return errors.New("natsjs: look up: no sequence in direct get reply")
 			}
+			if err := chain.check(m); err != nil {
+				return fmt.Errorf("natsjs: look up in %s: %w", stream, err)
+			}
+			chain.last = seq
 			if fn(m) {
 				return nil
 			}
