@@ -149,7 +149,18 @@ func TestDispatchConsumerOfAnOlderRouterIsReplaced(t *testing.T) {
 	if p := c.CachedInfo().Config.AckPolicy; p != jetstream.AckAllPolicy {
 		t.Errorf("the dispatcher consumer acknowledges %v, want all", p)
 	}
-	// Started again (startRouter ensures its consumers), the router keeps
-	// the replacement and its start, which an update may not change.
-	n.startRouter()
+	// A router started again keeps the replacement and its start, which an
+	// update may not change.
+	nc, err := n.connect(ctx, "router started again")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	node, err := natsjs.NewNode(nc, n.view, natsjs.NodeConfig{Bus: n.busCfg, Service: n.svcCfg, Router: n.rtCfg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := node.Router.EnsureConsumers(ctx); err != nil {
+		t.Fatalf("a router started again: %v", err)
+	}
 }
