@@ -9,9 +9,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	mrand "math/rand/v2"
 	"os"
 	"runtime"
+	"runtime/debug"
+	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
 	"strconv"
@@ -264,6 +267,16 @@ type E2EResult struct {
 	// Linux tells it.
 	RSSBeforeMiB float64 `json:"rss_before_mib,omitempty"`
 	RSSAfterMiB  float64 `json:"rss_after_mib,omitempty"`
+	// RSSOpenMiB is the resident memory once the open referrals are
+	// offered, before the latency run.
+	RSSOpenMiB float64 `json:"rss_open_mib,omitempty"`
+	// HeapLiveMiB is the live heap after the runs (after a collection),
+	// the open referrals still open: the part of the resident memory
+	// that is not garbage yet to be collected or the runtime's own.
+	HeapLiveMiB float64 `json:"heap_live_mib"`
+	// MemoryLimitMiB is the Go runtime's soft memory limit during the
+	// runs (GOMEMLIMIT or --memory-limit); 0 when there is none.
+	MemoryLimitMiB float64 `json:"memory_limit_mib,omitempty"`
 
 	// Errors counts rejections, failed publishes and referrals that did
 	// not finish in time; FirstError describes the first.
@@ -333,6 +346,7 @@ func E2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 	if err := b.openRun(ctx); err != nil {
 		return res, err
 	}
+	res.RSSOpenMiB = processRSSMiB()
 	if err := b.latencyRun(ctx, &res); err != nil {
 		return res, err
 	}
@@ -345,8 +359,14 @@ func E2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 	res.Errors, res.FirstError = b.errs, b.firstErr
 	b.mu.Unlock()
 	res.RSSAfterMiB = processRSSMiB()
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	res.HeapLiveMiB = float64(ms.HeapAlloc) / (1 << 20)
+	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
+		res.MemoryLimitMiB = float64(l) / (1 << 20)
+	}
 	if cfg.HeapProfile != nil {
-		runtime.GC()
 		if err := pprof.Lookup("heap").WriteTo(cfg.HeapProfile, 0); err != nil {
 			return res, fmt.Errorf("natsjs: bench: heap profile: %w", err)
 		}
@@ -390,6 +410,17 @@ func processCPU() time.Duration {
 		return 0
 	}
 	return time.Duration(utime+stime) * 10 * time.Millisecond
+}
+
+// heapLiveMiB returns the live heap as the last collection marked it, in
+// MiB.
+func heapLiveMiB() float64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return float64(s[0].Value.Uint64()) / (1 << 20)
 }
 
 // processRSSMiB returns the process's resident memory in MiB, read from
@@ -669,6 +700,7 @@ type bench struct {
 
 // benchRef is one referral of a run.
 type benchRef struct {
+	id       string
 	referrer string
 	expected int  // placements the plan makes
 	accept   bool // the offered organisations accept
@@ -697,7 +729,10 @@ func newBench(ctx context.Context, env *benchEnv, cfg E2EConfig) (_ *bench, err 
 			b.stop()
 		}
 	}()
-	if err := natsjs.EnsureStreams(ctx, env.admin, natsjs.StreamsConfig{Replicas: cfg.Replicas}); err != nil {
+	// REFERRALS and DELIVERY get no byte bound: a million open referrals
+	// outgrow the defaults, and what is measured here is memory, not disk.
+	unbound := natsjs.StreamLimits{MaxBytes: natsjs.Unlimited}
+	if err := natsjs.EnsureStreams(ctx, env.admin, natsjs.StreamsConfig{Replicas: cfg.Replicas, Referrals: unbound, Delivery: unbound}); err != nil {
 		return nil, err
 	}
 	d := directory.Generate(cfg.Services, cfg.Seed)
@@ -856,30 +891,66 @@ func growDirectory(d *directory.Directory, n int) (*directory.Directory, error) 
 	return d, nil
 }
 
+// openChunk is how many open referrals are prepared at once, and
+// openAhead how many may be submitted and not yet offered: the bench
+// holds neither a million encoded commands nor a backlog that INBOUND's
+// byte bound would refuse.
+const (
+	openChunk = 4096
+	openAhead = 16384
+)
+
 // openRun leaves Open referrals offered and unanswered, so that the
-// latency run runs beside them.
+// latency run runs beside them. They are prepared and submitted a chunk
+// at a time, with at most openAhead submitted and not yet offered.
 func (b *bench) openRun(ctx context.Context) error {
 	if b.cfg.Open == 0 {
 		return nil
 	}
 	run := &benchRun{left: b.cfg.Open, done: make(chan struct{})}
-	b.mu.Lock()
-	cmds, err := b.prepare(b.cfg.Open, false, false, run, b.cfg.Seed+3)
-	b.mu.Unlock()
-	if err != nil {
-		return err
-	}
-	b.cfg.Logger.InfoContext(ctx, "bench: open referrals", slog.Int("referrals", len(cmds)))
-	for i, c := range cmds {
-		if _, err := b.submit.PublishMsgAsync(c.msg); err != nil {
-			b.fail("submit: " + err.Error())
-		}
-		if i%1024 == 1023 {
+	b.cfg.Logger.InfoContext(ctx, "bench: open referrals", slog.Int("referrals", b.cfg.Open))
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for sent, chunk := 0, int64(0); sent < b.cfg.Open; chunk++ {
+		for {
+			b.mu.Lock()
+			ahead := sent - (b.cfg.Open - run.left)
+			b.mu.Unlock()
+			if ahead+openChunk <= openAhead {
+				break
+			}
 			select {
-			case <-b.submit.PublishAsyncComplete():
+			case <-tick.C:
 			case <-ctx.Done():
 				return ctx.Err()
 			}
+		}
+		n := min(openChunk, b.cfg.Open-sent)
+		b.mu.Lock()
+		cmds, err := b.prepare(n, false, false, run, b.cfg.Seed+3+chunk*1_000_003)
+		b.mu.Unlock()
+		if err != nil {
+			return err
+		}
+		for i, c := range cmds {
+			if _, err := b.submit.PublishMsgAsync(c.msg); err != nil {
+				b.fail("submit: " + err.Error())
+			}
+			if i%1024 == 1023 || i == len(cmds)-1 {
+				select {
+				case <-b.submit.PublishAsyncComplete():
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+		}
+		sent += n
+		if chunk%25 == 24 {
+			b.mu.Lock()
+			offered := b.cfg.Open - run.left
+			b.mu.Unlock()
+			b.cfg.Logger.InfoContext(ctx, "bench: open referrals", slog.Int("submitted", sent), slog.Int("offered", offered),
+				slog.Float64("rss_mib", processRSSMiB()), slog.Float64("heap_live_mib", heapLiveMiB()))
 		}
 	}
 	b.wait(ctx, run, "open referrals")
@@ -1016,6 +1087,7 @@ func (b *bench) finish(r *benchRef, now time.Time) {
 	}
 	r.done = true
 	r.run.last = now
+	delete(b.refs, r.id) // what comes of it later is not counted
 	if r.run.left--; r.run.left == 0 {
 		close(r.run.done)
 	}
@@ -1083,7 +1155,7 @@ func (b *bench) prepare(n int, accept, timed bool, run *benchRun, seed int64) ([
 				return nil, fmt.Errorf("natsjs: bench: encode a request: %w", err)
 			}
 			out = append(out, prepared{id: id, msg: msg})
-			b.refs[id] = &benchRef{referrer: referrer, expected: len(plan.Groups), accept: accept, timed: timed, run: run,
+			b.refs[id] = &benchRef{id: id, referrer: referrer, expected: len(plan.Groups), accept: accept, timed: timed, run: run,
 				offered: map[string]bool{}, accepted: map[string]bool{}}
 		}
 	}
