@@ -33,6 +33,7 @@ type benchE2EOptions struct {
 	workers     int
 	cpuProfile  string
 	heapProfile string
+	memoryLimit sizeValue
 	wait        time.Duration
 	otlp        string
 }
@@ -70,8 +71,12 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 			"HTTP and e-mail adapters read; --open N leaves N referrals offered and never\n" +
 			"answered before the latency run. msgs_in_per_referral and\n" +
 			"msgs_out_per_referral are the embedded server's own counts (varz) over the\n" +
-			"latency run; rss_before_mib and rss_after_mib the process's resident memory\n" +
-			"before the open referrals and after the runs.\n\n" +
+			"latency run; rss_before_mib, rss_open_mib and rss_after_mib the process's\n" +
+			"resident memory before the open referrals, once they are offered, and after\n" +
+			"the runs; heap_live_mib the live heap after the runs. The bench runs under\n" +
+			"serve's soft memory limit (--memory-limit, memory_limit_mib) unless told\n" +
+			"otherwise. REFERRALS and DELIVERY get no byte bound, so that a million open\n" +
+			"referrals fit.\n\n" +
 			"It prints one JSON line. Progress goes to standard error. It fails when the\n" +
 			"workload goes wrong (errors > 0), never because of a timing.",
 		Example: "  invictus bench e2e\n" +
@@ -96,6 +101,8 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 	f.IntVar(&o.workers, "workers", natsjs.WorkersDefault, "router workers per consumer")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the routing runs to this file")
 	f.StringVar(&o.heapProfile, "memprofile", "", "write a heap profile, taken after the runs with the --open referrals still open, to this file")
+	o.memoryLimit = memoryLimitDefault
+	f.Var(&o.memoryLimit, "memory-limit", `the Go runtime's soft memory limit during the bench, as serve's --memory-limit (bytes, or with KiB, MiB, GiB; "unlimited" for none); when left at the default, GOMEMLIMIT in the environment stands`)
 	f.DurationVar(&o.wait, "wait", bench.WaitDefault, "how long each run may take once its load is offered")
 	f.StringVar(&o.otlp, "otlp-endpoint", "", "export the router's OpenTelemetry traces over OTLP/HTTP to this receiver's base URL, as serve --otlp-endpoint does, to measure what tracing costs")
 	logs := addLogFlags(cmd)
@@ -110,6 +117,12 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 			return err
 		}
 		cfg.Logger = logger
+		if o.memoryLimit >= 0 && o.memoryLimit < memoryLimitMin {
+			return usageError{fmt.Errorf("--memory-limit %d: want at least %d MiB, or unlimited", int64(o.memoryLimit), memoryLimitMin>>20)}
+		}
+		_, goMemLimit := os.LookupEnv("GOMEMLIMIT")
+		_, restore := applyMemoryLimit(int64(o.memoryLimit), !cmd.Flags().Changed("memory-limit"), goMemLimit)
+		defer restore()
 		stopTracing, err := startBenchTracing(cmd.Context(), o.otlp, errOut)
 		if err != nil {
 			return err

@@ -65,6 +65,8 @@ func TestUsageErrors(t *testing.T) {
 		{[]string{"serve", "--log-format", "xml"}, `--log-format "xml"`},
 		{[]string{"serve", "--log-level", "loud"}, `--log-level "loud"`},
 		{[]string{"serve", "--shutdown-timeout", "0s"}, "--shutdown-timeout 0s"},
+		{[]string{"serve", "--memory-limit", "1MiB"}, "--memory-limit 1048576: want at least 64 MiB"},
+		{[]string{"serve", "--memory-limit", "lots"}, `invalid argument "lots" for "--memory-limit"`},
 	}
 	for _, tt := range tests {
 		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {

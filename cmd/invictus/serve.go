@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
@@ -57,6 +58,7 @@ type serveOptions struct {
 	natsCreds       string
 	addrFile        string
 	pprofListen     string
+	memoryLimit     sizeValue
 	shutdownTimeout time.Duration
 	retention       time.Duration
 	reportsEvery    int
@@ -103,6 +105,8 @@ func (o *serveOptions) addFlags(fs *pflag.FlagSet) {
 	fs.StringVar(&o.natsCreds, "nats-creds", "", "credentials for --nats-url: a NATS .creds file or an nkey seed file")
 	fs.StringVar(&o.addrFile, "addr-file", "", `once ready, write {"http": ADDR, "nats": ADDR} to FILE; removed at shutdown`)
 	fs.StringVar(&o.pprofListen, "pprof-listen", "", "serve Go profiles (/debug/pprof/) on this loopback host:port, to the bearer token in DIR/"+pprofTokenFile+" (made at start)")
+	o.memoryLimit = memoryLimitDefault
+	fs.Var(&o.memoryLimit, "memory-limit", `the Go runtime's soft memory limit: it collects garbage more often as the heap nears it, at some CPU cost (bytes, or with KiB, MiB, GiB; "unlimited" for none); when left at the default, GOMEMLIMIT in the environment stands`)
 	fs.DurationVar(&o.shutdownTimeout, "shutdown-timeout", serveShutdownTimeoutDefault, "how long a clean shutdown may take")
 	fs.DurationVar(&o.retention, "retention", natsjs.RetentionDefault, "closed referrals are purged this long after their last event, once the reports have folded them (GDPR storage limitation); 0 keeps them")
 	fs.IntVar(&o.reportsEvery, "reports-checkpoint-every", natsjs.ReportCheckpointEveryDefault, "the instance holding the reports lease checkpoints the coordinators' read model in the cluster after this many events (and after a minute with any)")
@@ -139,6 +143,8 @@ func (o *serveOptions) validate(settings map[string]setting) error {
 		return usageError{fmt.Errorf("--shutdown-timeout %s: must be positive", o.shutdownTimeout)}
 	case o.reportsEvery <= 0:
 		return usageError{fmt.Errorf("--reports-checkpoint-every %d: must be positive", o.reportsEvery)}
+	case o.memoryLimit >= 0 && o.memoryLimit < memoryLimitMin:
+		return usageError{fmt.Errorf("--memory-limit %d: want at least %d MiB, or unlimited", int64(o.memoryLimit), memoryLimitMin>>20)}
 	case o.retention < 0:
 		return usageError{fmt.Errorf("--retention %s: must be 0 (keep) or positive", o.retention)}
 	case o.simulate && !o.demo:
@@ -304,6 +310,12 @@ func newServeCmdWith(out, errOut io.Writer, env lookupEnv) *cobra.Command {
 		o.tracing.readEnv(env)
 		if err := o.validate(settings); err != nil {
 			return err
+		}
+		_, goMemLimit := env("GOMEMLIMIT")
+		limit, restore := applyMemoryLimit(int64(o.memoryLimit), settings["memory-limit"].Source == sourceDefault, goMemLimit)
+		defer restore()
+		if limit != math.MaxInt64 {
+			logger.Info("memory limit", slog.Int64("bytes", limit))
 		}
 		return withSource(runServe(cmd.Context(), o, logger, out), settings)
 	}

@@ -51,6 +51,11 @@ func serveInProcess(t *testing.T, env lookupEnv, args ...string) *inproc {
 	if !slices.Contains(args, "--nats-url") {
 		all = append(all, "--nats-listen", "127.0.0.1:0")
 	}
+	// The memory limit is the process's: the nodes of parallel tests share
+	// this one, whose heap is theirs together.
+	if !slices.Contains(args, "--memory-limit") {
+		all = append(all, "--memory-limit", "unlimited")
+	}
 	all = append(all, args...)
 	go func() {
 		cmd := newServeCmdWith(p.out, p.errOut, env)
