@@ -945,7 +945,7 @@ func (b *bench) openRun(ctx context.Context) error {
 			}
 		}
 		sent += n
-		if chunk%25 == 24 {
+		if chunk%12 == 11 {
 			b.mu.Lock()
 			offered := b.cfg.Open - run.left
 			b.mu.Unlock()
