@@ -121,7 +121,8 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 			return usageError{fmt.Errorf("--memory-limit %d: want at least %d MiB, or unlimited", int64(o.memoryLimit), memoryLimitMin>>20)}
 		}
 		_, goMemLimit := os.LookupEnv("GOMEMLIMIT")
-		_, restore := applyMemoryLimit(int64(o.memoryLimit), !cmd.Flags().Changed("memory-limit"), goMemLimit)
+		limit, restore := applyMemoryLimit(int64(o.memoryLimit), !cmd.Flags().Changed("memory-limit"), goMemLimit)
+		cfg.MemoryLimit = limit
 		defer restore()
 		stopTracing, err := startBenchTracing(cmd.Context(), o.otlp, errOut)
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -23,6 +24,10 @@ import (
 // decoded, failing the test unless it exits 0 and prints exactly one line.
 func benchE2ELine(t *testing.T, args ...string) bench.E2EResult {
 	t.Helper()
+	// The memory limit is the process's, which parallel tests share.
+	if !slices.Contains(args, "--memory-limit") {
+		args = append(args, "--memory-limit", "unlimited")
+	}
 	code, out, errOut := cliRun(t, append([]string{"bench", "e2e", "--log-level", "warn"}, args...)...)
 	if code != exitOK {
 		t.Fatalf("exit %d: %s", code, errOut)
@@ -168,7 +173,7 @@ func TestBenchE2EOrgsAndOpen(t *testing.T) {
 	t.Parallel()
 	heap := filepath.Join(t.TempDir(), "heap.pprof")
 	res := benchE2ELine(t, "--referrals", "30", "--burst", "0", "--rate", "300", "--raw-messages", "200", "--services", "40",
-		"--orgs", "60", "--open", "10", "--memprofile", heap)
+		"--orgs", "60", "--open", "10", "--memprofile", heap, "--memory-limit", "4GiB")
 	if fi, err := os.Stat(heap); err != nil || fi.Size() == 0 {
 		t.Errorf("heap profile: %v", err)
 	}
@@ -179,8 +184,11 @@ func TestBenchE2EOrgsAndOpen(t *testing.T) {
 	if res.MsgsInPerReferral < 1 || res.MsgsOutPerReferral < 1 {
 		t.Errorf("messages per referral in %g, out %g: the server's counts are missing", res.MsgsInPerReferral, res.MsgsOutPerReferral)
 	}
-	if runtime.GOOS == "linux" && (res.RSSBeforeMiB <= 0 || res.RSSAfterMiB <= 0) {
-		t.Errorf("RSS before %g, after %g MiB", res.RSSBeforeMiB, res.RSSAfterMiB)
+	if runtime.GOOS == "linux" && (res.RSSBeforeMiB <= 0 || res.RSSOpenMiB <= 0 || res.RSSAfterMiB <= 0) {
+		t.Errorf("RSS before %g, open %g, after %g MiB", res.RSSBeforeMiB, res.RSSOpenMiB, res.RSSAfterMiB)
+	}
+	if res.HeapLiveMiB <= 0 || res.MemoryLimitMiB != 4096 {
+		t.Errorf("live heap %g MiB under a limit of %g MiB; want some under 4096", res.HeapLiveMiB, res.MemoryLimitMiB)
 	}
 }
 

@@ -13,7 +13,6 @@ import (
 	mrand "math/rand/v2"
 	"os"
 	"runtime"
-	"runtime/debug"
 	"runtime/metrics"
 	"runtime/pprof"
 	"slices"
@@ -123,6 +122,10 @@ type E2EConfig struct {
 	// HeapProfile, when set, receives a heap profile taken after the
 	// runs, while the open referrals are still open: what holds memory.
 	HeapProfile io.Writer
+	// MemoryLimit is the Go runtime's soft memory limit the caller set for
+	// the run (runtime/debug.SetMemoryLimit), reported as it is; 0 or
+	// math.MaxInt64 for none.
+	MemoryLimit int64
 	// Logger receives progress. Default discards.
 	Logger *slog.Logger
 }
@@ -363,8 +366,8 @@ func E2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
 	res.HeapLiveMiB = float64(ms.HeapAlloc) / (1 << 20)
-	if l := debug.SetMemoryLimit(-1); l != math.MaxInt64 {
-		res.MemoryLimitMiB = float64(l) / (1 << 20)
+	if cfg.MemoryLimit > 0 && cfg.MemoryLimit != math.MaxInt64 {
+		res.MemoryLimitMiB = float64(cfg.MemoryLimit) / (1 << 20)
 	}
 	if cfg.HeapProfile != nil {
 		if err := pprof.Lookup("heap").WriteTo(cfg.HeapProfile, 0); err != nil {
