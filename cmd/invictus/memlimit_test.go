@@ -82,7 +82,7 @@ func TestServeMemoryLimit(t *testing.T) {
 			line = l
 		}
 	}
-	if code != exitOK || !strings.Contains(line, " 256MiB ") {
-		t.Errorf("config print: exit %d, want memory-limit 256MiB in:\n%s%s", code, out, errOut)
+	if code != exitOK || !strings.Contains(line, " 512MiB ") {
+		t.Errorf("config print: exit %d, want memory-limit 512MiB in:\n%s%s", code, out, errOut)
 	}
 }
