@@ -33,6 +33,7 @@ type benchE2EOptions struct {
 	workers     int
 	cpuProfile  string
 	heapProfile string
+	settle      time.Duration
 	memoryLimit sizeValue
 	wait        time.Duration
 	otlp        string
@@ -100,9 +101,10 @@ func newBenchE2ECmd(out, errOut io.Writer) *cobra.Command {
 	f.IntVar(&o.replicas, "nats-replicas", natsjs.ReplicasDefault, "replicas of the streams the bench creates (3 on a cluster: R3); more than 1 needs --nats-url")
 	f.IntVar(&o.workers, "workers", natsjs.WorkersDefault, "router workers per consumer")
 	f.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the routing runs to this file")
-	f.StringVar(&o.heapProfile, "memprofile", "", "write a heap profile, taken after the runs with the --open referrals still open, to this file")
+	f.StringVar(&o.heapProfile, "memprofile", "", "write a heap profile, taken after the runs (and --settle) with the --open referrals still open, to this file")
 	o.memoryLimit = memoryLimitDefault
 	f.Var(&o.memoryLimit, "memory-limit", `the Go runtime's soft memory limit during the bench, as serve's --memory-limit (bytes, or with KiB, MiB, GiB; "unlimited" for none); when left at the default, GOMEMLIMIT in the environment stands`)
+	f.DurationVar(&o.settle, "settle", 0, "after the runs, wait this long (more than the 2-minute duplicate window to see a node at rest) and measure the memory again: rss_settled_mib, heap_live_settled_mib")
 	f.DurationVar(&o.wait, "wait", bench.WaitDefault, "how long each run may take once its load is offered")
 	f.StringVar(&o.otlp, "otlp-endpoint", "", "export the router's OpenTelemetry traces over OTLP/HTTP to this receiver's base URL, as serve --otlp-endpoint does, to measure what tracing costs")
 	logs := addLogFlags(cmd)
@@ -169,6 +171,9 @@ func (o benchE2EOptions) config() (bench.E2EConfig, error) {
 	if o.creds != "" && o.natsURL == "" {
 		return bench.E2EConfig{}, usageError{errors.New("--creds needs --nats-url")}
 	}
+	if o.settle < 0 {
+		return bench.E2EConfig{}, usageError{fmt.Errorf("--settle %s: must be 0 or positive", o.settle)}
+	}
 	if o.wait <= 0 {
 		return bench.E2EConfig{}, usageError{fmt.Errorf("--wait %s: must be positive", o.wait)}
 	}
@@ -184,7 +189,7 @@ func (o benchE2EOptions) config() (bench.E2EConfig, error) {
 	}
 	cfg := bench.E2EConfig{
 		Referrals: o.referrals, Rate: o.rate, MsgSize: o.msgSize, RawMessages: o.rawMessages, Burst: burst,
-		Services: o.services, Orgs: o.orgs, Open: o.open, Seed: o.seed, URL: o.natsURL, Wait: o.wait,
+		Services: o.services, Orgs: o.orgs, Open: o.open, Seed: o.seed, URL: o.natsURL, Wait: o.wait, Settle: o.settle,
 		Router: natsjs.RouterConfig{Workers: o.workers}, Replicas: o.replicas,
 		// Spans cost nothing until --otlp-endpoint installs an exporter.
 		Service: routing.ServiceConfig{Tracer: tracing.Steps{}},

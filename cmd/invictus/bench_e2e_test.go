@@ -152,6 +152,8 @@ func TestBenchE2EUsage(t *testing.T) {
 		{[]string{"--burst", "-1"}, "--burst"},
 		{[]string{"--nats-creds", "x.creds"}, "--creds needs --nats-url"},
 		{[]string{"--wait", "0s"}, "--wait"},
+		{[]string{"--settle", "-1s"}, "--settle"},
+		{[]string{"--memory-limit", "1MiB"}, "--memory-limit 1048576: want at least 64 MiB"},
 		{[]string{"extra"}, "unknown command"},
 	} {
 		code, _, errOut := cliRun(t, append([]string{"bench", "e2e"}, tt.args...)...)
@@ -173,7 +175,7 @@ func TestBenchE2EOrgsAndOpen(t *testing.T) {
 	t.Parallel()
 	heap := filepath.Join(t.TempDir(), "heap.pprof")
 	res := benchE2ELine(t, "--referrals", "30", "--burst", "0", "--rate", "300", "--raw-messages", "200", "--services", "40",
-		"--orgs", "60", "--open", "10", "--memprofile", heap, "--memory-limit", "4GiB")
+		"--orgs", "60", "--open", "10", "--memprofile", heap, "--memory-limit", "4GiB", "--settle", "1ms")
 	if fi, err := os.Stat(heap); err != nil || fi.Size() == 0 {
 		t.Errorf("heap profile: %v", err)
 	}
@@ -187,8 +189,11 @@ func TestBenchE2EOrgsAndOpen(t *testing.T) {
 	if runtime.GOOS == "linux" && (res.RSSBeforeMiB <= 0 || res.RSSOpenMiB <= 0 || res.RSSAfterMiB <= 0) {
 		t.Errorf("RSS before %g, open %g, after %g MiB", res.RSSBeforeMiB, res.RSSOpenMiB, res.RSSAfterMiB)
 	}
-	if res.HeapLiveMiB <= 0 || res.MemoryLimitMiB != 4096 {
-		t.Errorf("live heap %g MiB under a limit of %g MiB; want some under 4096", res.HeapLiveMiB, res.MemoryLimitMiB)
+	if runtime.GOOS == "linux" && res.RSSSettledMiB <= 0 {
+		t.Errorf("no RSS after --settle")
+	}
+	if res.HeapLiveMiB <= 0 || res.HeapLiveSettledMiB <= 0 || res.MemoryLimitMiB != 4096 {
+		t.Errorf("live heap %g (settled %g) MiB under a limit of %g MiB; want some under 4096", res.HeapLiveMiB, res.HeapLiveSettledMiB, res.MemoryLimitMiB)
 	}
 }
 

@@ -116,6 +116,11 @@ type E2EConfig struct {
 	// Wait bounds each run once its load has been offered. Default
 	// [WaitDefault].
 	Wait time.Duration
+	// Settle, when set, is how long the bench waits after the runs, the
+	// open referrals still open, before it measures the memory again
+	// (E2EResult.RSSSettledMiB): past the 2-minute duplicate window and
+	// with no backlog, what a node holding them at rest keeps.
+	Settle time.Duration
 	// CPUProfile, when set, receives a CPU profile of the routing runs
 	// (saturation and latency, not the raw hop).
 	CPUProfile io.Writer
@@ -180,6 +185,8 @@ func (c E2EConfig) Validate() error {
 		return fmt.Errorf("natsjs: E2EConfig.Services %d must be from 10 to 1000000", c.Services)
 	case c.Wait <= 0:
 		return fmt.Errorf("natsjs: E2EConfig.Wait %s must be positive", c.Wait)
+	case c.Settle < 0:
+		return fmt.Errorf("natsjs: E2EConfig.Settle %s must not be negative", c.Settle)
 	case c.Orgs < 0 || c.Orgs > 100_000:
 		return fmt.Errorf("natsjs: E2EConfig.Orgs %d must be from 0 to 100000", c.Orgs)
 	case c.Open < 0 || c.Open > 1_000_000:
@@ -280,6 +287,10 @@ type E2EResult struct {
 	// MemoryLimitMiB is the Go runtime's soft memory limit during the
 	// runs (GOMEMLIMIT or --memory-limit); 0 when there is none.
 	MemoryLimitMiB float64 `json:"memory_limit_mib,omitempty"`
+	// RSSSettledMiB and HeapLiveSettledMiB are the resident memory and
+	// the live heap E2EConfig.Settle after the runs.
+	RSSSettledMiB      float64 `json:"rss_settled_mib,omitempty"`
+	HeapLiveSettledMiB float64 `json:"heap_live_settled_mib,omitempty"`
 
 	// Errors counts rejections, failed publishes and referrals that did
 	// not finish in time; FirstError describes the first.
@@ -368,6 +379,18 @@ func E2E(ctx context.Context, cfg E2EConfig) (E2EResult, error) {
 	res.HeapLiveMiB = float64(ms.HeapAlloc) / (1 << 20)
 	if cfg.MemoryLimit > 0 && cfg.MemoryLimit != math.MaxInt64 {
 		res.MemoryLimitMiB = float64(cfg.MemoryLimit) / (1 << 20)
+	}
+	if cfg.Settle > 0 {
+		cfg.Logger.InfoContext(ctx, "bench: settling", slog.Duration("for", cfg.Settle))
+		select {
+		case <-time.After(cfg.Settle):
+		case <-ctx.Done():
+			return res, ctx.Err()
+		}
+		res.RSSSettledMiB = processRSSMiB()
+		runtime.GC()
+		runtime.ReadMemStats(&ms)
+		res.HeapLiveSettledMiB = float64(ms.HeapAlloc) / (1 << 20)
 	}
 	if cfg.HeapProfile != nil {
 		if err := pprof.Lookup("heap").WriteTo(cfg.HeapProfile, 0); err != nil {
