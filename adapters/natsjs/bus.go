@@ -1062,7 +1062,10 @@ const subjectCacheSize = 65536
 
 // subjectCache remembers the REFERRALS subject of referral ids. A
 // referral's subject never changes, so entries never go stale; when full,
-// an arbitrary entry is evicted.
+// an arbitrary entry is evicted. It keeps copies of what it is given: an
+// id or subject read from a message's headers shares their memory, and
+// kept as it is it would keep every header of the message live (0.45 KB
+// an entry, 28-32 MB full, in bench e2e --open 100000).
 type subjectCache struct {
 	mu   sync.Mutex
 	max  int
@@ -1089,5 +1092,5 @@ func (c *subjectCache) put(id, subject string) {
 			break
 		}
 	}
-	c.byID[id] = subject
+	c.byID[strings.Clone(id)] = strings.Clone(subject)
 }
