@@ -130,7 +130,12 @@ func (n *natsComponent) verifyStore(ctx context.Context) error {
 		return fmt.Errorf("jetstream: %w", err)
 	}
 	begin := time.Now()
-	report, err := natsjs.VerifyStore(ctx, js)
+	var report natsjs.StoreReport
+	err = untilAvailable(ctx, n.logger, js, "verify the store", func(ctx context.Context) error {
+		var err error
+		report, err = natsjs.VerifyStore(ctx, js)
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("verify the store: %w", err)
 	}
@@ -140,6 +145,76 @@ func (n *natsComponent) verifyStore(ctx context.Context) error {
 		return nil
 	}
 	n.logger.Info("store verified", slog.Int("referrals", report.Referrals), slog.Duration("took", time.Since(begin)))
+	return nil
+}
+
+// Bounds of untilAvailable: one try of JetStream's API, and the waits
+// between tries.
+const (
+	availableProbe   = 2 * time.Second
+	availableWaitMin = 50 * time.Millisecond
+	availableWaitMax = 2 * time.Second
+)
+
+// untilAvailable runs do until it succeeds, fails for a reason other
+// than JetStream being unavailable for now (natsjs.Unavailable), or ctx
+// ends, logging what it waits for. A node just (re)started, or a cluster
+// still electing its meta or stream leaders, answers "no responders" or
+// not at all for a while: serve starting then must wait for it, not
+// exit. Before each try of do, JetStream and each stream's leader are
+// asked with a short bound (probeJetStream): a request sent before there
+// is a leader is never answered, and do's requests are bounded only by
+// ctx.
+func untilAvailable(ctx context.Context, logger *slog.Logger, js jetstream.JetStream, what string, do func(context.Context) error) error {
+	for failures := 0; ; failures++ {
+		err := probeJetStream(ctx, js)
+		if err == nil {
+			err = do(ctx)
+		}
+		if err == nil || !natsjs.Unavailable(err) || ctx.Err() != nil {
+			return err
+		}
+		wait := min(availableWaitMin<<min(failures, 10), availableWaitMax)
+		logger.Warn("waiting for JetStream to answer", slog.String("to", what), slog.Int("tries", failures+1),
+			slog.Duration("next", wait), slog.Any("error", err))
+		t := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+	}
+}
+
+// probeJetStream asks JetStream's API for the account, then for each of
+// the store's streams that exists (answered by its leader), each request
+// bounded by availableProbe; one unanswered is nats.ErrTimeout.
+func probeJetStream(ctx context.Context, js jetstream.JetStream) error {
+	ask := func(what string, f func(context.Context) error) error {
+		pctx, cancel := context.WithTimeout(ctx, availableProbe)
+		defer cancel()
+		err := f(pctx)
+		if err != nil && ctx.Err() == nil && errors.Is(err, context.DeadlineExceeded) {
+			err = fmt.Errorf("%s: no answer within %s: %w", what, availableProbe, nats.ErrTimeout)
+		}
+		return err
+	}
+	if err := ask("JetStream's account info", func(ctx context.Context) error {
+		_, err := js.AccountInfo(ctx)
+		return err
+	}); err != nil {
+		return err
+	}
+	for _, name := range natsjs.StoreStreams {
+		err := ask("stream "+name, func(ctx context.Context) error {
+			_, err := js.Stream(ctx, name)
+			return err
+		})
+		if err != nil && !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -375,7 +450,9 @@ func (n *natsComponent) ensureStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := natsjs.EnsureStreams(ctx, js, n.streams); err != nil {
+	if err := untilAvailable(ctx, n.logger, js, "ensure the streams", func(ctx context.Context) error {
+		return natsjs.EnsureStreams(ctx, js, n.streams)
+	}); err != nil {
 		return err
 	}
 	n.jsCheck = natsjs.JetStreamCheck(js)
