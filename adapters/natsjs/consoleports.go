@@ -66,7 +66,7 @@ func NewConsoleStores(ctx context.Context, nc *nats.Conn, cfg StreamsConfig) (*C
 		if err != nil {
 			return nil, fmt.Errorf("natsjs: ensure bucket %s: %w", bc.Bucket, err)
 		}
-		kvs = append(kvs, NewKVStore(kv))
+		kvs = append(kvs, NewKVStore(js, kv))
 	}
 	return &ConsoleStores{Accounts: kvs[0], Sessions: kvs[1], Audit: kvs[2]}, nil
 }

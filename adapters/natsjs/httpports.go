@@ -112,9 +112,9 @@ func NewHTTPPorts(ctx context.Context, nc *nats.Conn, cfg StreamsConfig) (*HTTPP
 		kvs = append(kvs, kv)
 	}
 	return &HTTPPorts{
-		Tokens:   NewKVStore(kvs[0]),
-		Webhooks: NewKVStore(kvs[1]),
-		Keys:     NewKVStore(kvs[2]),
+		Tokens:   NewKVStore(js, kvs[0]),
+		Webhooks: NewKVStore(js, kvs[1]),
+		Keys:     NewKVStore(js, kvs[2]),
 		Commands: NewInboundSink(js),
 		Outcomes: NewCommandOutcomes(js),
 		Timeline: NewReferralTimeline(bus),
@@ -132,18 +132,39 @@ func httpCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 // KVStore is a small key-value store (httpapi.Store) on a KV bucket.
 // Missing keys are reported with errors wrapping fs.ErrNotExist, existing
 // ones (Create) with fs.ErrExist. It is safe for concurrent use.
+//
+// Reads are direct gets, which any replica of the bucket may answer. A
+// replica that has not yet stored a key just written (a token issued a
+// moment ago, on a cluster) answers "not found"; so a miss is confirmed
+// with the bucket's leader before it is reported (see [KVStore.Get]).
 type KVStore struct {
 	kv jetstream.KeyValue
+	js jetstream.JetStream
 }
 
-// NewKVStore returns a store over kv.
-func NewKVStore(kv jetstream.KeyValue) *KVStore { return &KVStore{kv: kv} }
+// NewKVStore returns a store over kv, a bucket of js.
+func NewKVStore(js jetstream.JetStream, kv jetstream.KeyValue) *KVStore {
+	return &KVStore{kv: kv, js: js}
+}
 
-// Get returns the value of key.
+// Get returns the value of key. A key a direct get did not find is read
+// again from the bucket's leader, which holds every write it acknowledged;
+// only misses pay that second request.
 func (s *KVStore) Get(ctx context.Context, key string) ([]byte, error) {
 	ctx, cancel := httpCtx(ctx)
 	defer cancel()
 	e, err := s.kv.Get(ctx, key)
+	if errors.Is(err, jetstream.ErrKeyNotFound) {
+		var found bool
+		var value []byte
+		value, found, err = s.leaderGet(ctx, key)
+		if err == nil && found {
+			return value, nil
+		}
+		if err == nil {
+			err = jetstream.ErrKeyNotFound
+		}
+	}
 	if errors.Is(err, jetstream.ErrKeyNotFound) || errors.Is(err, jetstream.ErrKeyDeleted) {
 		return nil, fmt.Errorf("natsjs: %s %s: %w", s.kv.Bucket(), key, fs.ErrNotExist)
 	}
@@ -151,6 +172,71 @@ func (s *KVStore) Get(ctx context.Context, key string) ([]byte, error) {
 		return nil, fmt.Errorf("natsjs: get %s %s: %w", s.kv.Bucket(), key, err)
 	}
 	return e.Value(), nil
+}
+
+// leaderGet reads the last value of key with the stream API's message get
+// (not a direct get), which only the stream's leader answers. found is
+// false for a key never written, deleted or purged.
+func (s *KVStore) leaderGet(ctx context.Context, key string) (value []byte, found bool, err error) {
+	if s.js == nil {
+		return nil, false, nil
+	}
+	bucket := s.kv.Bucket()
+	req, err := json.Marshal(struct {
+		LastFor string `json:"last_by_subj"`
+	}{"$KV." + bucket + "." + key})
+	if err != nil {
+		return nil, false, err
+	}
+	msg, err := s.js.Conn().RequestWithContext(ctx, apiPrefix(s.js)+"STREAM.MSG.GET.KV_"+bucket, req)
+	if err != nil {
+		return nil, false, fmt.Errorf("ask the leader: %w", err)
+	}
+	var resp struct {
+		Error *struct {
+			Code    int    `json:"code"`
+			ErrCode int    `json:"err_code"`
+			Desc    string `json:"description"`
+		} `json:"error"`
+		Message *struct {
+			Header []byte `json:"hdrs"`
+			Data   []byte `json:"data"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(msg.Data, &resp); err != nil {
+		return nil, false, fmt.Errorf("ask the leader: %w", err)
+	}
+	if resp.Error != nil {
+		if resp.Error.ErrCode == int(jetstream.JSErrCodeMessageNotFound) {
+			return nil, false, nil
+		}
+		return nil, false, fmt.Errorf("ask the leader: %s (%d)", resp.Error.Desc, resp.Error.ErrCode)
+	}
+	if resp.Message == nil {
+		return nil, false, nil
+	}
+	if len(resp.Message.Header) > 0 {
+		h, err := nats.DecodeHeadersMsg(resp.Message.Header)
+		if err != nil {
+			return nil, false, fmt.Errorf("ask the leader: %w", err)
+		}
+		if h.Get("KV-Operation") != "" || h.Get(jetstream.MarkerReasonHeader) != "" {
+			return nil, false, nil
+		}
+	}
+	return resp.Message.Data, true, nil
+}
+
+// apiPrefix is the subject prefix of js's API requests, with its domain.
+func apiPrefix(js jetstream.JetStream) string {
+	o := js.Options()
+	switch {
+	case o.Domain != "":
+		return "$JS." + o.Domain + ".API."
+	case o.APIPrefix != "":
+		return strings.TrimSuffix(o.APIPrefix, ".") + "."
+	}
+	return jetstream.DefaultAPIPrefix
 }
 
 // Put sets the value of key.

@@ -98,7 +98,7 @@ func hubTokens(t *testing.T, nc *nats.Conn, orgs ...string) map[string]string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := httpapi.NewTokens(natsjs.NewKVStore(kv))
+	tokens := httpapi.NewTokens(natsjs.NewKVStore(js, kv))
 	out := map[string]string{}
 	for _, o := range orgs {
 		secret, _, err := tokens.Create(t.Context(), o, httpapi.RoleOrganisation, "hub test")

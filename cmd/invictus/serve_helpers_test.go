@@ -294,7 +294,7 @@ func provisionTestOrgs(t *testing.T, nc *nats.Conn, d *directory.Directory, clea
 	if err != nil {
 		t.Fatal(err)
 	}
-	tokens := httpapi.NewTokens(natsjs.NewKVStore(kv))
+	tokens := httpapi.NewTokens(natsjs.NewKVStore(js, kv))
 	out := map[string]string{}
 	for _, o := range d.Organisations {
 		secret, tok, err := tokens.Create(ctx, o.ID, httpapi.RoleOrganisation, "e2e test")

@@ -64,7 +64,7 @@ func TestServeTenThousandOrganisations(t *testing.T) {
 	}
 	tokens := map[string]string{}
 	for _, org := range []string{referrer, receiver} {
-		secret, _, err := httpapi.NewTokens(natsjs.NewKVStore(kv)).Create(ctx, org, httpapi.RoleOrganisation, "scale test")
+		secret, _, err := httpapi.NewTokens(natsjs.NewKVStore(js, kv)).Create(ctx, org, httpapi.RoleOrganisation, "scale test")
 		if err != nil {
 			t.Fatal(err)
 		}

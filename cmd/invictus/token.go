@@ -204,7 +204,7 @@ func withTokens(cmd *cobra.Command, f *storeFlags, errOut io.Writer, fn func(con
 		if err != nil {
 			return fmt.Errorf("tokens bucket: %w", err)
 		}
-		return fn(ctx, httpapi.NewTokens(natsjs.NewKVStore(kv)))
+		return fn(ctx, httpapi.NewTokens(natsjs.NewKVStore(js, kv)))
 	})
 	if errors.Is(err, httpapi.ErrTokenNotFound) {
 		return fmt.Errorf("%w (see invictus token list)", err)

@@ -42,7 +42,7 @@ func authenticate(t *testing.T, data, secret string) error {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = httpapi.NewTokens(natsjs.NewKVStore(kv)).Authenticate(ctx, secret)
+	_, err = httpapi.NewTokens(natsjs.NewKVStore(js, kv)).Authenticate(ctx, secret)
 	return err
 }
 
