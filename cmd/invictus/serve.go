@@ -278,6 +278,9 @@ func newServeCmd(out, errOut io.Writer) *cobra.Command {
 
 // newServeCmdWith is newServeCmd reading the environment through env.
 func newServeCmdWith(out, errOut io.Writer, env lookupEnv) *cobra.Command {
+	if env == nil {
+		env = os.LookupEnv
+	}
 	var o serveOptions
 	cmd := &cobra.Command{
 		Use:   "serve",
