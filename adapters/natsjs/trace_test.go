@@ -1,7 +1,6 @@
 package natsjs_test
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"testing"
@@ -23,22 +22,7 @@ import (
 // With tracing off again, the node's messages carry no trace header.
 // Not parallel: it sets the global tracer provider.
 func TestTraceFromOrganisationsExtension(t *testing.T) {
-	rcv := otlptest.Start()
-	t.Cleanup(rcv.Close)
-	shutdown, err := tracing.Start(t.Context(), tracing.Config{Endpoint: rcv.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			if err := shutdown(context.Background()); err != nil {
-				t.Errorf("tracing shutdown: %v", err)
-			}
-		}
-	}
-	t.Cleanup(stop)
+	rcv, stop := otlptest.Tracing(t)
 
 	n := newNet(t, 3*time.Second)
 	n.svcCfg.Tracer = tracing.Steps{}
@@ -107,22 +91,7 @@ func TestTraceFromOrganisationsExtension(t *testing.T) {
 // node's keys. With tracing off again, a schedule carries no trace header.
 // Not parallel: it sets the global tracer provider.
 func TestTraceTimersJoinReferral(t *testing.T) {
-	rcv := otlptest.Start()
-	t.Cleanup(rcv.Close)
-	shutdown, err := tracing.Start(t.Context(), tracing.Config{Endpoint: rcv.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			if err := shutdown(context.Background()); err != nil {
-				t.Errorf("tracing shutdown: %v", err)
-			}
-		}
-	}
-	t.Cleanup(stop)
+	rcv, stop := otlptest.Tracing(t)
 
 	n := newNet(t, 2*time.Second)
 	n.svcCfg.Tracer = tracing.Steps{}

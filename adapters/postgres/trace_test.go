@@ -89,22 +89,7 @@ func (b *inboxBundle) inboxTraceparent(t *testing.T, id string) string {
 // keys. With tracing off, no header is added and no traceparent stored.
 // Not parallel: it sets the global tracer provider.
 func TestTraceRelayAndInbox(t *testing.T) {
-	rcv := otlptest.Start()
-	t.Cleanup(rcv.Close)
-	shutdown, err := tracing.Start(t.Context(), tracing.Config{Endpoint: rcv.URL()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	stopped := false
-	stop := func() {
-		if !stopped {
-			stopped = true
-			if err := shutdown(context.Background()); err != nil {
-				t.Errorf("tracing shutdown: %v", err)
-			}
-		}
-	}
-	t.Cleanup(stop)
+	rcv, stop := otlptest.Tracing(t)
 
 	const caseTrace, caseSpan = "7bf92f3577b34da6a3ce929d0e0e4736", "20f067aa0ba902b7"
 	caseTP := "00-" + caseTrace + "-" + caseSpan + "-01"
