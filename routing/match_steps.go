@@ -83,6 +83,23 @@ func (wd *word) level(bi int) int {
 	return langInterpreter + int(wd.provided>>bi&1) + 2*int(wd.other>>bi&1) + 3*int(wd.first>>bi&1)
 }
 
+// eligibleWord is the part of w, a word of chunk masks mk at cw, whose
+// age and gender restrictions the profile meets: a service only for some
+// age bands or genders needs the profile to state one of them.
+func (q *query) eligibleWord(mk *masks, cw int, w uint64) uint64 {
+	if q.ageIdx >= 0 {
+		w &= mk.ages[q.ageIdx][cw]
+	} else {
+		w &= mk.anyAge[cw]
+	}
+	if q.genderIdx >= 0 {
+		w &= mk.genders[q.genderIdx][cw]
+	} else {
+		w &= mk.anyGender[cw]
+	}
+	return w
+}
+
 // constrain checks the hard constraints that depend on codes alone
 // (activity, eligibility, capacity, language, channel) on the word wi of
 // the candidate bitset, w, and counts what it excludes in t.
@@ -109,19 +126,7 @@ func (q *query) constrain(wi int, w uint64, t *tally) word {
 		t.excluded[cOwn] += bits.OnesCount64(own)
 		act &^= own
 	}
-	// A service only for some age bands or genders needs the profile to
-	// state one of them.
-	el := act
-	if q.ageIdx >= 0 {
-		el &= mk.ages[q.ageIdx][cw]
-	} else {
-		el &= mk.anyAge[cw]
-	}
-	if q.genderIdx >= 0 {
-		el &= mk.genders[q.genderIdx][cw]
-	} else {
-		el &= mk.anyGender[cw]
-	}
+	el := q.eligibleWord(mk, cw, act)
 	t.excluded[cEligibility] += bits.OnesCount64(act &^ el)
 	open := el &^ mk.full[cw]
 	t.excluded[cCapacity] += bits.OnesCount64(el &^ open)

@@ -242,18 +242,7 @@ func (sc *scratch) gaps(q *query, p *Plan, gaps uint64, k int) {
 		if len(q.own) > 0 {
 			fail[cOwn] = w & q.ownWord(wi)
 		}
-		el := w
-		if q.ageIdx >= 0 {
-			el &= mk.ages[q.ageIdx][cw]
-		} else {
-			el &= mk.anyAge[cw]
-		}
-		if q.genderIdx >= 0 {
-			el &= mk.genders[q.genderIdx][cw]
-		} else {
-			el &= mk.anyGender[cw]
-		}
-		fail[cEligibility] = w &^ el
+		fail[cEligibility] = w &^ q.eligibleWord(mk, cw, w)
 		fail[cCapacity] = w & mk.full[cw]
 		// Read one by one: what the bitsets do not decide.
 		var one uint64
@@ -331,16 +320,15 @@ func (sc *scratch) gaps(q *query, p *Plan, gaps uint64, k int) {
 	}, relaxed)
 }
 
-// gapOne reads the candidate i of chunk c offering a need of gaps with
-// query.failures: counted when count (the bitsets left it undecided), and
-// ranked in relaxed when it fails one relaxable constraint only.
-func (sc *scratch) gapOne(q *query, c *chunk, i int32, gaps uint64, count bool, offered []int, excluded [][numConstraints]int, relaxed map[gapKey][]entry) {
+// judgeGap reads the candidate i of chunk c with query.failures: m the
+// constraints it fails, cover the needs it offers, and, when it fails one
+// relaxable constraint only (one), its entry scored as a relaxed option.
+func (q *query) judgeGap(c *chunk, i int32) (m uint16, cover uint64, one bool, e entry) {
 	j := i & chunkMask
 	f := &c.f[j]
 	m, lang, waived := q.failures(f, c, j, q.sharedOf(c, j), false)
-	one := m&(m-1) == 0 && m&relaxable != 0
-	cover := q.coverOf(c, j)
-	var e entry
+	one = m&(m-1) == 0 && m&relaxable != 0
+	cover = q.coverOf(c, j)
 	if one {
 		if q.stats != nil {
 			e.st, e.known = q.stats.ServiceStats(c.svc[j].ID)
@@ -349,6 +337,14 @@ func (sc *scratch) gapOne(q *query, c *chunk, i int32, gaps uint64, count bool, 
 		e.score = total(q.fixedScore(f, c, j, cover, q.proper(f, c, j, cover), lang, waived), 0, q.observedScore(f, c, j, e.st, e.known))
 		e.key = e.score
 	}
+	return m, cover, one, e
+}
+
+// gapOne reads the candidate i of chunk c offering a need of gaps with
+// query.failures: counted when count (the bitsets left it undecided), and
+// ranked in relaxed when it fails one relaxable constraint only.
+func (sc *scratch) gapOne(q *query, c *chunk, i int32, gaps uint64, count bool, offered []int, excluded [][numConstraints]int, relaxed map[gapKey][]entry) {
+	m, cover, one, e := q.judgeGap(c, i)
 	for n, b := range q.needBits {
 		if gaps&b == 0 || cover&b == 0 {
 			continue
@@ -387,20 +383,7 @@ func (sc *scratch) gapsOneByOne(q *query, p *Plan, gaps uint64, k int) {
 		}
 		for w &= has & c.m.present[cw]; w != 0; w &= w - 1 {
 			i := int32(wi<<6 + bits.TrailingZeros64(w))
-			j := i & chunkMask
-			f := &c.f[j]
-			m, lang, waived := q.failures(f, c, j, q.sharedOf(c, j), false)
-			var e entry
-			one := m&(m-1) == 0 && m&relaxable != 0
-			cover := q.coverOf(c, j)
-			if one {
-				if q.stats != nil {
-					e.st, e.known = q.stats.ServiceStats(c.svc[j].ID)
-				}
-				e.i = i
-				e.score = total(q.fixedScore(f, c, j, cover, q.proper(f, c, j, cover), lang, waived), 0, q.observedScore(f, c, j, e.st, e.known))
-				e.key = e.score
-			}
+			m, cover, one, e := q.judgeGap(c, i)
 			for n, b := range q.needBits {
 				if gaps&b == 0 || cover&b == 0 {
 					continue
