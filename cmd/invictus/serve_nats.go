@@ -187,6 +187,29 @@ func untilAvailable(ctx context.Context, logger *slog.Logger, js jetstream.JetSt
 	}
 }
 
+// ensureTry bounds one try of ensuring the streams and buckets. The probe
+// before it asks only the store's streams; a bucket's stream whose leader
+// is still being elected (a node just killed) leaves the request
+// unanswered, and that try is then made again instead of waited on until
+// serve's start-up ends. Ensuring is idempotent, so a try cut short is
+// safe to repeat.
+const ensureTry = 15 * time.Second
+
+// boundedTry is do with each try bounded by d: a try that ran out of its
+// bound while ctx has not is nats.ErrTimeout, which untilAvailable tries
+// again.
+func boundedTry(d time.Duration, do func(context.Context) error) func(context.Context) error {
+	return func(ctx context.Context) error {
+		tctx, cancel := context.WithTimeout(ctx, d)
+		defer cancel()
+		err := do(tctx)
+		if err != nil && ctx.Err() == nil && tctx.Err() != nil {
+			return fmt.Errorf("no answer within %s: %w (%w)", d, nats.ErrTimeout, err)
+		}
+		return err
+	}
+}
+
 // probeJetStream asks JetStream's API for the account, then for each of
 // the store's streams that exists (answered by its leader), each request
 // bounded by availableProbe; one unanswered is nats.ErrTimeout.
@@ -450,9 +473,9 @@ func (n *natsComponent) ensureStreams(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("jetstream: %w", err)
 	}
-	if err := untilAvailable(ctx, n.logger, js, "ensure the streams", func(ctx context.Context) error {
+	if err := untilAvailable(ctx, n.logger, js, "ensure the streams", boundedTry(ensureTry, func(ctx context.Context) error {
 		return natsjs.EnsureStreams(ctx, js, n.streams)
-	}); err != nil {
+	})); err != nil {
 		return err
 	}
 	n.jsCheck = natsjs.JetStreamCheck(js)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/invictus-network/invictus/adapters/natsjs"
 	"github.com/invictus-network/invictus/internal/testenv"
+	"github.com/invictus-network/invictus/internal/testnet"
 )
 
 // TestServeStoreCheckWaitsForJetStream starts serve's NATS component on a
@@ -137,4 +138,38 @@ func TestServeStoreCheckWaitsForJetStream(t *testing.T) {
 		t.Fatalf("store check: %v", comp.storeCheck(ctx))
 	}
 	t.Logf("logged while waiting:\n%s", logs.String())
+}
+
+// TestUntilAvailableTriesAgainATryLeftUnanswered runs a start-up step
+// whose first try is never answered (as a request to a stream whose leader
+// is being elected), on a real server: bounded, the try is cut and made
+// again, and the step succeeds on the second, saying what it waited for.
+func TestUntilAvailableTriesAgainATryLeftUnanswered(t *testing.T) {
+	srv := testnet.RunServer(t, "unanswered", &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir()})
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	tries := 0
+	err = untilAvailable(testenv.Context(t), slog.New(slog.NewTextHandler(&logs, nil)), js, "ensure the streams",
+		boundedTry(100*time.Millisecond, func(ctx context.Context) error {
+			tries++
+			if tries == 1 {
+				<-ctx.Done() // never answered
+				return ctx.Err()
+			}
+			return nil
+		}))
+	if err != nil || tries != 2 {
+		t.Fatalf("untilAvailable: %v after %d tries, want success on the second", err, tries)
+	}
+	if !strings.Contains(logs.String(), "waiting for JetStream to answer") || !strings.Contains(logs.String(), "no answer within 100ms") {
+		t.Errorf("logs %q do not say what was waited for", logs.String())
+	}
 }
