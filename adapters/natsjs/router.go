@@ -186,9 +186,6 @@ type Router struct {
 	held heldAck
 	// cancels holds back the last cancellation of timers (see heldCancel).
 	cancels heldCancel
-	// acks acknowledges the dispatcher's events, many at once (see
-	// dispatchAcks); set by Run.
-	acks *dispatchAcks
 }
 
 // NewRouter returns a router driving svc over bus. It returns an error
@@ -246,7 +243,6 @@ func (r *Router) specs() []consumerSpec {
 	// events of one referral reach each organisation in log order and an
 	// erasure never races the dispatch of an earlier event.
 	dispatcher := base(r.cfg.Dispatcher, SubjectsReferrals)
-	dispatcher.AckPolicy = jetstream.AckAllPolicy // see dispatchAcks
 	dispatcher.PriorityPolicy = jetstream.PriorityPolicyPinned
 	dispatcher.PriorityGroups = []string{dispatchGroup}
 	dispatcher.PinnedTTL = r.cfg.PinnedTTL
@@ -277,40 +273,13 @@ func subjectKey(m jetstream.Msg) string { return m.Subject() }
 func (r *Router) EnsureConsumers(ctx context.Context) error {
 	for _, s := range r.specs() {
 		cctx, cancel := r.bus.ctx(ctx)
-		err := r.ensureConsumer(cctx, s)
+		_, err := r.bus.js.CreateOrUpdateConsumer(cctx, s.stream, s.cfg)
 		cancel()
 		if err != nil {
 			return fmt.Errorf("natsjs: ensure consumer %s on %s: %w", s.cfg.Durable, s.stream, err)
 		}
 	}
 	return nil
-}
-
-// ensureConsumer creates the consumer of s or updates it to s. JetStream
-// cannot change a consumer's acknowledgement policy, so a consumer of an
-// older router acknowledging otherwise (the dispatcher's, explicit before
-// it acknowledged with AckAll) is replaced by one that starts after its
-// acknowledgement floor: what it had delivered but not seen acknowledged
-// is delivered again, and dispatching an event again changes nothing.
-// The replacement keeps its start, which an update may not change.
-func (r *Router) ensureConsumer(ctx context.Context, s consumerSpec) error {
-	cfg := s.cfg
-	if cur, err := r.bus.js.Consumer(ctx, s.stream, cfg.Durable); err == nil {
-		info := cur.CachedInfo()
-		if info.Config.AckPolicy != cfg.AckPolicy {
-			if err := r.bus.js.DeleteConsumer(ctx, s.stream, cfg.Durable); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
-				return err
-			}
-			r.cfg.Logger.InfoContext(ctx, "natsjs: consumer replaced to change its acknowledgement policy", slog.String("consumer", cfg.Durable), slog.Uint64("from", info.AckFloor.Stream+1))
-			cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, info.AckFloor.Stream+1
-		} else if info.Config.DeliverPolicy == jetstream.DeliverByStartSequencePolicy {
-			cfg.DeliverPolicy, cfg.OptStartSeq = info.Config.DeliverPolicy, info.Config.OptStartSeq
-		}
-	} else if !errors.Is(err, jetstream.ErrConsumerNotFound) {
-		return err
-	}
-	_, err := r.bus.js.CreateOrUpdateConsumer(ctx, s.stream, cfg)
-	return err
 }
 
 // Run creates the consumers and handles their messages until ctx ends,
@@ -338,9 +307,6 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		close(stop)
 		wg.Wait()
-		if r.acks != nil {
-			r.acks.stop()
-		}
 		r.held.flush()
 		r.cancels.flush()
 	}()
@@ -351,15 +317,6 @@ func (r *Router) Run(ctx context.Context) error {
 		}
 		p := newPool(r.cfg.Workers, r.cfg.MaxAckPending, stop, func(lane <-chan jetstream.Msg) { s.lane(work, lane, stop) }, &wg)
 		key := s.key
-		handle := func(m jetstream.Msg) { p.submit(key(m), m) }
-		if s.stream == StreamReferrals {
-			r.acks = newDispatchAcks(work, r, cons, handle)
-			acks := r.acks
-			handle = func(m jetstream.Msg) {
-				acks.received(m)
-				p.submit(key(m), m)
-			}
-		}
 		opts := []jetstream.PullConsumeOpt{
 			jetstream.PullMaxMessages(min(r.cfg.MaxAckPending, 512)),
 			jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
@@ -369,7 +326,7 @@ func (r *Router) Run(ctx context.Context) error {
 		if s.group != "" {
 			opts = append(opts, jetstream.PullPriorityGroup(s.group))
 		}
-		cc, err := cons.Consume(handle, opts...)
+		cc, err := cons.Consume(func(m jetstream.Msg) { p.submit(key(m), m) }, opts...)
 		if err != nil {
 			return fmt.Errorf("natsjs: consume %s: %w", s.cfg.Durable, err)
 		}
@@ -946,16 +903,9 @@ func (r *Router) finishDispatch(ctx context.Context, j *dispatchJob) {
 	if j.err != nil {
 		r.cfg.Logger.InfoContext(ctx, "natsjs: dispatch retried", slog.String("referral", j.id), slog.Any("error", j.err))
 		r.nak(ctx, j.m, r.retryDelay(j.m))
-		if r.acks != nil {
-			r.acks.done(j.m, false)
-		}
 		return
 	}
-	if r.acks == nil {
-		r.ack(ctx, j.m) // dispatched outside Run (DispatchHeld, in tests)
-		return
-	}
-	r.acks.done(j.m, true)
+	r.ack(ctx, j.m)
 }
 
 // startDispatch starts the dispatch of one event appended to REFERRALS:
