@@ -7,6 +7,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -257,6 +258,12 @@ func (h *crashNet) receiveOn(ctx context.Context, g *crashGen, org string) error
 	}
 	defer c.Close()
 	return c.Receive(rctx, func(hctx context.Context, env *events.Envelope) error {
+		if r, ok := env.Payload.(*events.CommandRejected); ok {
+			// Said at once: the rejected acceptance is never sent again,
+			// so the wait for every acceptance would never end.
+			h.t.Errorf("%s's command %s (%s) about %s was rejected: %+v", org, r.Command, r.CommandType, env.Event.Subject(), r.Errors)
+			return nil
+		}
 		o, ok := env.Payload.(*events.Offered)
 		if !ok || o.Organisation != org {
 			return nil // the referrer's copies, plans, acceptances
@@ -393,7 +400,13 @@ func TestCrashSafetyEndToEnd(t *testing.T) {
 		h.crash()
 		t.Logf("SIGKILL %s: %d referrals submitted, %d acceptances stored", why, h.submitted.Load(), h.accepted.Load())
 		h.start()
-		t.Logf("restarted on the same data in %s", time.Since(at).Round(time.Millisecond))
+		nc := connectAdmin(t, h.gen().n.NATS, h.data)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("restarted on the same data in %s; %s", time.Since(at).Round(time.Millisecond), crashStores(t, js))
+		nc.Close()
 	}
 	h.waitMark(crashKillAt1)
 	kill("during intake")
@@ -426,17 +439,27 @@ func TestCrashSafetyEndToEnd(t *testing.T) {
 	}
 	var logs map[string][]crashMsg
 	var read time.Time
+	// A referral left incomplete while nothing is in flight anywhere
+	// (every consumer idle, the log unchanged) can only be a lost event:
+	// the wait ends there, with what the stream and consumers hold,
+	// rather than near the test binary's timeout.
+	var still crashStill
 	testenv.Await(t, "every referral to be accepted", func() bool {
 		if time.Since(read) < 200*time.Millisecond {
 			return false // reading the whole event log at most five times a second
 		}
 		read, logs = time.Now(), crashLogs(t, js)
-		return crashIncomplete(logs, byRef) == 0
+		return crashIncomplete(logs, byRef) == 0 || still.stuck(crashCount(logs), crashQuiet(t, js)) || t.Failed()
 	}, func() string {
 		crashDiagnose(t, js, logs, byRef)
 		return fmt.Sprintf("%d of %d referrals are not accepted\n--- node log:\n%s",
 			crashIncomplete(logs, byRef), crashReferrals, lastLines(g.n.stderr.String(), 40))
 	})
+	if n := crashIncomplete(logs, byRef); n > 0 {
+		crashDiagnose(t, js, logs, byRef)
+		t.Fatalf("%d of %d referrals are not accepted, and nothing is in flight that could complete them (%d reads of an idle node)\n--- node log:\n%s",
+			n, crashReferrals, still.reads, lastLines(g.n.stderr.String(), 60))
+	}
 	settled := time.Since(began)
 	t.Logf("every referral accepted %s after the last restart", time.Since(h.lastStart).Round(time.Millisecond))
 	// Nothing is left in flight that could still double an event.
@@ -802,6 +825,46 @@ func crashDiagnose(t *testing.T, js jetstream.JetStream, logs map[string][]crash
 	for _, k := range keys {
 		t.Logf("%4d referrals: %s", hist[k], k)
 	}
+	var deliveries []crashMsg
+	shown := 0
+	for ref := range byRef {
+		if crashIncomplete(map[string][]crashMsg{ref: logs[ref]}, map[string]crashJob{ref: byRef[ref]}) == 0 {
+			continue
+		}
+		if deliveries == nil {
+			deliveries = crashRead(t, js, natsjs.StreamDelivery)
+		}
+		if shown++; shown > 5 {
+			break
+		}
+		crashDiagnoseReferral(t, js, ref, logs[ref], deliveries)
+	}
+	for _, m := range crashRead(t, js, natsjs.StreamDLQ) {
+		t.Logf("DLQ %d %s: %v %.200s", m.seq, m.subject, m.header, m.data)
+	}
+	if deliveries != nil {
+		// The copies of the events around the lost ones, by their
+		// REFERRALS sequence: a hole in DELIVERY's sequence between them
+		// says a copy was stored and then removed.
+		lost := map[uint64]bool{}
+		for ref := range byRef {
+			if crashIncomplete(map[string][]crashMsg{ref: logs[ref]}, map[string]crashJob{ref: byRef[ref]}) != 0 {
+				for _, m := range logs[ref] {
+					lost[m.seq] = true
+				}
+			}
+		}
+		for _, m := range deliveries {
+			seq, _ := strconv.ParseUint(firstOf(m.header[natsjs.HeaderSequence]), 10, 64)
+			for l := range lost {
+				if seq+8 >= l && seq <= l+8 {
+					t.Logf("  DELIVERY %d %s: copy of REFERRALS %d (%s)", m.seq, m.subject, seq, m.typ())
+					break
+				}
+			}
+		}
+		t.Log(crashStores(t, js))
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for stream, consumer := range map[string]string{natsjs.StreamInbound: natsjs.ConsumerRouting,
@@ -813,6 +876,144 @@ func crashDiagnose(t *testing.T, js jetstream.JetStream, logs map[string][]crash
 			}
 		}
 	}
+}
+
+// crashStillReads is how many reads in a row must find the node idle,
+// the event log unchanged, before an incomplete referral counts as lost.
+const crashStillReads = 50
+
+// crashStill counts the reads in a row that found the node idle and the
+// event log unchanged.
+type crashStill struct {
+	events int
+	reads  int
+}
+
+// stuck records one read (events in REFERRALS, whether every consumer
+// was idle) and reports whether crashStillReads in a row saw nothing move.
+func (s *crashStill) stuck(events int, quiet bool) bool {
+	if !quiet || events != s.events {
+		s.events, s.reads = events, 0
+		return false
+	}
+	s.reads++
+	return s.reads >= crashStillReads
+}
+
+// crashQuiet reports whether nothing is in flight: INBOUND is empty and
+// the routing service's, the timers' and every organisation's consumer
+// have nothing pending or unacknowledged.
+func crashQuiet(t *testing.T, js jetstream.JetStream) bool {
+	t.Helper()
+	ctx := testenv.Context(t)
+	if crashStreamMsgs(t, js, natsjs.StreamInbound) != 0 {
+		return false
+	}
+	busy := func(stream, consumer string) bool {
+		c, err := js.Consumer(ctx, stream, consumer)
+		if err != nil {
+			return !errors.Is(err, jetstream.ErrConsumerNotFound)
+		}
+		info, err := c.Info(ctx)
+		return err != nil || info.NumPending != 0 || info.NumAckPending != 0
+	}
+	if busy(natsjs.StreamInbound, natsjs.ConsumerRouting) || busy(natsjs.StreamReferrals, natsjs.ConsumerDispatcher) ||
+		busy(natsjs.StreamTimers, natsjs.ConsumerTimers) {
+		return false
+	}
+	for _, org := range crashOrgs {
+		if busy(natsjs.StreamDelivery, natsjs.OrgConsumerName(org)) {
+			return false
+		}
+	}
+	return true
+}
+
+// crashDiagnoseReferral logs what REFERRALS and DELIVERY hold of one
+// referral, and where each recipient's consumer stands.
+func crashDiagnoseReferral(t *testing.T, js jetstream.JetStream, ref string, log []crashMsg, deliveries []crashMsg) {
+	t.Helper()
+	t.Logf("referral %s:", ref)
+	orgs := map[string]bool{}
+	for _, m := range log {
+		line := fmt.Sprintf("  REFERRALS %d %s", m.seq, m.typ())
+		if m.env != nil {
+			line += " id " + m.env.Event.ID()
+			switch v := m.env.Payload.(type) {
+			case *events.Offered:
+				line += fmt.Sprintf(" placement %s to %s", v.Placement, v.Organisation)
+				orgs[v.Organisation] = true
+			case *events.Accepted:
+				line += " placement " + v.Placement
+			}
+		}
+		line += fmt.Sprintf(" recipients %q", m.header[natsjs.HeaderRecipients])
+		t.Log(line)
+	}
+	for _, m := range deliveries {
+		_, r, err := events.ParseDeliverySubject(m.subject)
+		if err != nil || r != ref {
+			continue
+		}
+		line := fmt.Sprintf("  DELIVERY %d %s %s", m.seq, m.subject, m.typ())
+		if m.env != nil {
+			line += " id " + m.env.Event.ID()
+			if rj, ok := m.env.Payload.(*events.CommandRejected); ok {
+				line += fmt.Sprintf(" rejected %+v", rj)
+			}
+		}
+		if len(m.header[natsjs.HeaderReminder]) > 0 {
+			line += " (reminder)"
+		}
+		t.Log(line)
+	}
+	ctx := testenv.Context(t)
+	for org := range orgs {
+		c, err := js.Consumer(ctx, natsjs.StreamDelivery, natsjs.OrgConsumerName(org))
+		if err != nil {
+			t.Logf("  consumer of %s: %v", org, err)
+			continue
+		}
+		if info, err := c.Info(ctx); err == nil {
+			t.Logf("  consumer of %s: delivered stream seq %d, ack floor stream seq %d, pending %d, ack pending %d, redelivered %d, created %s",
+				org, info.Delivered.Stream, info.AckFloor.Stream, info.NumPending, info.NumAckPending, info.NumRedelivered, info.Created.Format(time.RFC3339Nano))
+		}
+	}
+}
+
+// crashStores says where REFERRALS, DELIVERY and the dispatcher stand
+// on a node just started, so that a lost event can be placed in a run.
+func crashStores(t *testing.T, js jetstream.JetStream) string {
+	t.Helper()
+	ctx := testenv.Context(t)
+	out := ""
+	for _, name := range []string{natsjs.StreamReferrals, natsjs.StreamDelivery} {
+		s, err := js.Stream(ctx, name)
+		if err != nil {
+			out += fmt.Sprintf("%s: %v; ", name, err)
+			continue
+		}
+		info, err := s.Info(ctx, jetstream.WithDeletedDetails(true))
+		if err != nil {
+			out += fmt.Sprintf("%s: %v; ", name, err)
+			continue
+		}
+		out += fmt.Sprintf("%s last seq %d, %d msgs, deleted %v; ", name, info.State.LastSeq, info.State.Msgs, info.State.Deleted)
+	}
+	if c, err := js.Consumer(ctx, natsjs.StreamReferrals, natsjs.ConsumerDispatcher); err == nil {
+		if info, err := c.Info(ctx); err == nil {
+			out += fmt.Sprintf("dispatcher delivered %d, ack floor %d, ack pending %d", info.Delivered.Stream, info.AckFloor.Stream, info.NumAckPending)
+		}
+	}
+	return out
+}
+
+// firstOf returns the first of vs, or "".
+func firstOf(vs []string) string {
+	if len(vs) == 0 {
+		return ""
+	}
+	return vs[0]
 }
 
 // lastLines returns the last n lines of s.
