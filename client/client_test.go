@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"net"
 	"slices"
 	"sync"
 	"testing"
@@ -290,6 +291,11 @@ func TestConnectErrors(t *testing.T) {
 	if _, err := client.Connect(ctx, "nats://127.0.0.1:1", "pt.a1", client.WithNKeySeed(n.Keys.Path("pt.a1"))); !errors.Is(err, client.ErrUnavailable) {
 		t.Errorf("Connect to a closed port = %v, want ErrUnavailable", err)
 	}
+	// A server that hangs up during the handshake (a node stopping, or
+	// one too loaded to answer in time): the caller tries again later.
+	if _, err := client.Connect(ctx, hangUp(t), "pt.a1", client.WithNKeySeed(n.Keys.Path("pt.a1"))); !errors.Is(err, client.ErrUnavailable) {
+		t.Errorf("Connect to a server that hangs up = %v, want ErrUnavailable", err)
+	}
 	if _, err := client.Connect(ctx, n.URL, "not an org"); err == nil {
 		t.Error("Connect accepted an invalid organisation id")
 	}
@@ -503,4 +509,26 @@ func TestAReplyToTheOwnCommandSubjectIsSetAside(t *testing.T) {
 		info, err := inbound.Info(ctx)
 		return err == nil && info.State.Msgs == 0
 	})
+}
+
+// hangUp returns the URL of a TCP listener that closes each connection as
+// soon as it accepts it, before the NATS handshake.
+func hangUp(t *testing.T) string {
+	t.Helper()
+	var lc net.ListenConfig
+	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return "nats://" + ln.Addr().String()
 }
