@@ -986,7 +986,14 @@ func crashDiagnoseReferral(t *testing.T, js jetstream.JetStream, ref string, log
 func crashStores(t *testing.T, js jetstream.JetStream) string {
 	t.Helper()
 	ctx := testenv.Context(t)
+	// The consumer first: what it was handed is in REFERRALS by the time
+	// the stream is read, on a node that may be appending meanwhile.
 	out := ""
+	if c, err := js.Consumer(ctx, natsjs.StreamReferrals, natsjs.ConsumerDispatcher); err == nil {
+		if info, err := c.Info(ctx); err == nil {
+			out += fmt.Sprintf("dispatcher delivered %d, ack floor %d, ack pending %d; ", info.Delivered.Stream, info.AckFloor.Stream, info.NumAckPending)
+		}
+	}
 	for _, name := range []string{natsjs.StreamReferrals, natsjs.StreamDelivery} {
 		s, err := js.Stream(ctx, name)
 		if err != nil {
@@ -999,11 +1006,6 @@ func crashStores(t *testing.T, js jetstream.JetStream) string {
 			continue
 		}
 		out += fmt.Sprintf("%s last seq %d, %d msgs, deleted %v; ", name, info.State.LastSeq, info.State.Msgs, info.State.Deleted)
-	}
-	if c, err := js.Consumer(ctx, natsjs.StreamReferrals, natsjs.ConsumerDispatcher); err == nil {
-		if info, err := c.Info(ctx); err == nil {
-			out += fmt.Sprintf("dispatcher delivered %d, ack floor %d, ack pending %d", info.Delivered.Stream, info.AckFloor.Stream, info.NumAckPending)
-		}
 	}
 	return out
 }
