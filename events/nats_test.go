@@ -315,6 +315,16 @@ func BenchmarkNewToNATS(b *testing.B) {
 	}
 }
 
+func BenchmarkToNATS(b *testing.B) {
+	e := sampleEvent(b, events.TypeReferralOffered)
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := events.ToNATS(testSubjectNATS, e); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 func BenchmarkDecode(b *testing.B) {
 	e := sampleEvent(b, events.TypeReferralRequested)
 	binary, err := events.ToNATS(testSubjectNATS, e)
