@@ -51,20 +51,10 @@ const (
 	maxMessageLen = 500
 )
 
-var (
-	reSourceInvictus = regexp.MustCompile(`^/invictus/[a-z0-9-]{1,48}$`)
-	reExtName        = regexp.MustCompile(`^[a-z0-9]{1,20}$`)
-	reTraceParent    = regexp.MustCompile(`^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`)
-	// reRFC3339 is the RFC 3339 date-time syntax (upper-case T and Z, as Go
-	// parses it); time.Time alone also accepts one-digit hours, offsets
-	// of 24 hours and decimal commas.
-	reRFC3339 = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$`)
-)
-
 // parseTime parses an RFC 3339 date-time strictly.
 func parseTime(s string) (time.Time, bool) {
 	var t time.Time
-	if !reRFC3339.MatchString(s) || t.UnmarshalText([]byte(s)) != nil {
+	if !isRFC3339(s) || t.UnmarshalText([]byte(s)) != nil {
 		return time.Time{}, false
 	}
 	return t, true
@@ -346,7 +336,7 @@ func (r *rawEvent) checkAttributes() problems {
 		if slices.Contains(contextAttrs, name) || r.reported[name] {
 			continue
 		}
-		if !reExtName.MatchString(name) || name == "data" {
+		if !isExtName(name) || name == "data" {
 			invalid(name, "%s is not a valid extension attribute name (1 to 20 lower-case letters or digits)", quote(name))
 			continue
 		}
@@ -408,12 +398,12 @@ func hasControl(s string) bool {
 // (SourceRouting, SourceDirectory).
 func IsSource(s string) bool {
 	_, ok := OrgOfSource(s)
-	return ok || reSourceInvictus.MatchString(s)
+	return ok || isInvictusSource(s)
 }
 
 // IsTraceParent reports whether s is a valid W3C trace context traceparent.
 func IsTraceParent(s string) bool {
-	return reTraceParent.MatchString(s) && s[:2] != "ff" &&
+	return isTraceParentSyntax(s) && s[:2] != "ff" &&
 		s[3:35] != strings.Repeat("0", 32) && s[36:52] != strings.Repeat("0", 16)
 }
 

@@ -3,23 +3,11 @@ package events
 import (
 	"math"
 	"reflect"
-	"regexp"
 	"slices"
 	"strings"
 	"time"
 
 	"github.com/go-playground/validator/v10"
-)
-
-var (
-	reOrgSlug   = regexp.MustCompile(`^[a-z0-9-]{1,48}$`)
-	reNUTS      = regexp.MustCompile(`^[A-Z]{2}[0-9A-Z]{1,3}$`)
-	reLAU       = regexp.MustCompile(`^[A-Z0-9_-]{1,20}$`)
-	reStaffRef  = regexp.MustCompile(`^[a-z]{2,8}-[a-z0-9]{4,32}$`)
-	reEventID   = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._:-]{0,127}$`)
-	rePlacement = regexp.MustCompile(`^[a-z0-9-]{1,16}$`)
-	reComponent = regexp.MustCompile(`^[a-z_]{1,32}$`)
-	reAgeRecip  = regexp.MustCompile(`^age1[02-9ac-hj-np-z]{58}$`)
 )
 
 // StaffRefPattern is the syntax of a pseudonymous staff reference
@@ -34,7 +22,7 @@ const StaffRefPattern = `^[a-z]{2,8}-[a-z0-9]{4,32}$`
 // IsStaffRef reports whether s is a valid pseudonymous staff reference
 // (see [StaffRefPattern]).
 func IsStaffRef(s string) bool {
-	if !reStaffRef.MatchString(s) {
+	if !isStaffRefSyntax(s) {
 		return false
 	}
 	_, code, _ := strings.Cut(s, "-")
@@ -55,7 +43,7 @@ const MaxIDLength = 128
 
 // IsEventID reports whether id is a valid CloudEvents id of the contract
 // (see [EventIDPattern]).
-func IsEventID(id string) bool { return reEventID.MatchString(id) }
+func IsEventID(id string) bool { return isEventIDSyntax(id) }
 
 // Plausible times (DESIGN.md section 3). An event's time and a consent
 // record's given_at are refused outside these bounds.
@@ -106,17 +94,17 @@ func NUTSCountry(cc string) string {
 // IsOrgID reports whether id is a valid organisation id: <cc>.<slug>.
 func IsOrgID(id string) bool {
 	cc, slug, ok := strings.Cut(id, ".")
-	return ok && IsCountry(cc) && reOrgSlug.MatchString(slug)
+	return ok && IsCountry(cc) && isSlug(slug)
 }
 
 // IsServiceID reports whether id is a valid service id: <org id>.<slug>.
 func IsServiceID(id string) bool {
 	i := strings.LastIndexByte(id, '.')
-	return i > 0 && IsOrgID(id[:i]) && reOrgSlug.MatchString(id[i+1:])
+	return i > 0 && IsOrgID(id[:i]) && isSlug(id[i+1:])
 }
 
 // IsPlacementID reports whether id is a valid placement id.
-func IsPlacementID(id string) bool { return rePlacement.MatchString(id) }
+func IsPlacementID(id string) bool { return isPlacementSyntax(id) }
 
 // hasAtMostTwoDecimals reports whether f is a multiple of 0.01 (within
 // floating-point error).
@@ -158,11 +146,11 @@ func newValidator() *validator.Validate {
 	must("orgid", str(IsOrgID))
 	must("svcid", str(IsServiceID))
 	must("placement", str(IsPlacementID))
-	must("nuts", str(reNUTS.MatchString))
-	must("lau", str(reLAU.MatchString))
+	must("nuts", str(isNUTSSyntax))
+	must("lau", str(isLAU))
 	must("staffref", str(IsStaffRef))
-	must("component", str(reComponent.MatchString))
-	must("agerecipient", str(reAgeRecip.MatchString))
+	must("component", str(isComponent))
+	must("agerecipient", str(isAgeRecipientSyntax))
 	must("pasttime", func(fl validator.FieldLevel) bool {
 		t, ok := fl.Field().Interface().(time.Time)
 		return ok && plausibleTime(t, time.Now()) == ""
