@@ -24,6 +24,9 @@ import (
 // traceCommand starts the router's span of command env from org, a child
 // of the span the INBOUND message names.
 func traceCommand(ctx context.Context, m jetstream.Msg, org string, env *events.Envelope) (context.Context, trace.Span) {
+	if !tracing.Enabled() {
+		return ctx, tracing.NoSpan()
+	}
 	var ext []string
 	if tp, ok := env.Event.Extensions()[events.ExtTraceParent].(string); ok {
 		ext = append(ext, tp)
@@ -40,6 +43,9 @@ func traceCommand(ctx context.Context, m jetstream.Msg, org string, env *events.
 // accepted, rejected (the sender is told), retried or corrupt (both
 // marked failed).
 func traceOutcome(span trace.Span, err error) {
+	if !span.IsRecording() {
+		return
+	}
 	outcome := "accepted"
 	switch {
 	case err == nil:
@@ -63,6 +69,9 @@ func traceOutcome(span trace.Span, err error) {
 // service made itself also carries it as its CloudEvents traceparent
 // extension, which its recipients receive.
 func traceAppend(ctx context.Context, a routing.Append, msgs []*nats.Msg) {
+	if !tracing.Enabled() {
+		return // nothing to inject
+	}
 	for i, m := range msgs {
 		tracing.Inject(ctx, m.Header)
 		if _, fromOrg := events.OrgOfSource(a.Events[i].Event.Source()); !fromOrg {
@@ -74,6 +83,9 @@ func traceAppend(ctx context.Context, a routing.Append, msgs []*nats.Msg) {
 // traceDispatch starts the dispatcher's span of an event appended to
 // REFERRALS, a child of the append's.
 func traceDispatch(ctx context.Context, m jetstream.Msg) (context.Context, trace.Span) {
+	if !tracing.Enabled() {
+		return ctx, tracing.NoSpan()
+	}
 	h := m.Headers()
 	ctx = tracing.Parent(ctx, h)
 	typ := headerFold(h, "ce-type")
@@ -113,6 +125,9 @@ func referralOf(subject string) string {
 // written while tracing was off names no span; the offer's CloudEvents
 // traceparent extension, which the schedule carries, is the parent then.
 func traceTimer(ctx context.Context, m jetstream.Msg, kind string, t routing.Timer) (context.Context, trace.Span) {
+	if !tracing.Enabled() {
+		return ctx, tracing.NoSpan()
+	}
 	h := m.Headers()
 	ctx = tracing.Parent(ctx, h)
 	return tracing.StartSpan(ctx, "timer "+kind, trace.SpanKindConsumer,

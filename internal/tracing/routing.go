@@ -16,6 +16,9 @@ type Steps struct{}
 // Start starts span name as a child of ctx's, with attrs (key, value
 // pairs); end ends it with more attrs, failed when err is not nil.
 func (Steps) Start(ctx context.Context, name string, attrs ...string) (context.Context, func(err error, attrs ...string)) {
+	if !Enabled() {
+		return ctx, endNothing
+	}
 	ctx, span := StartSpan(ctx, name, trace.SpanKindInternal, pairs(attrs)...)
 	return ctx, func(err error, attrs ...string) {
 		if len(attrs) > 0 {
@@ -24,6 +27,9 @@ func (Steps) Start(ctx context.Context, name string, attrs ...string) (context.C
 		End(span, err)
 	}
 }
+
+// endNothing is the end of a step while tracing is off.
+func endNothing(error, ...string) {}
 
 // pairs turns key, value pairs into attributes; a value that is a whole
 // number becomes an int attribute, and unknown keys are dropped.

@@ -137,6 +137,16 @@ func TestOff(t *testing.T) {
 	if got := tracing.Handler(next); got != next {
 		t.Error("Handler wraps while tracing is off")
 	}
+	// The steps of every referral cost nothing while tracing is off
+	// (beyond the caller's own attribute lists).
+	if n := testing.AllocsPerRun(100, func() {
+		sctx, span := tracing.StartSpan(ctx, "x", trace.SpanKindInternal)
+		span.End()
+		_, end := tracing.Steps{}.Start(sctx, "y")
+		end(nil)
+	}); n != 0 {
+		t.Errorf("a span and a step cost %v allocations while tracing is off; want 0", n)
+	}
 }
 
 type innerKey struct{}
