@@ -736,8 +736,9 @@ func parseTimer(referralID, v string) (routing.Timer, error) {
 func eventCopy(subject string, h nats.Header, data []byte) *nats.Msg {
 	out := &nats.Msg{Subject: subject, Header: make(nats.Header, len(h)), Data: data}
 	for k, vs := range h {
-		lk := strings.ToLower(k)
-		if strings.HasPrefix(lk, "ce-") || lk == "content-type" {
+		// Case-insensitive without strings.ToLower, which allocated for
+		// every header with a capital (Content-Type, Nats-Msg-Id, ...).
+		if len(k) >= 3 && strings.EqualFold(k[:3], "ce-") || strings.EqualFold(k, "content-type") {
 			out.Header[k] = vs
 		}
 	}
