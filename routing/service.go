@@ -493,22 +493,24 @@ func (s *Service) emit(st referral.State, pays []events.Payload, key string, fir
 // same attributes and data. The payload is not encoded and decoded again:
 // New's round trip through the strict JSON decoder guards data from
 // elsewhere, and here cost as much as the rest of a command's decision.
-// Nor are the plan and the offers, which are nearly every event the
-// service writes, checked against the contract (events.ValidatePayload):
-// they are made of the requested profile, which was checked when the
-// command decoded, and of the matcher's and the state machine's output,
-// which the tests check against the contract (the matcher's property
-// tests over random profiles and directories, and every event of the
-// service's tests, read back through the decoder); checking them again
-// cost more CPU than planning. The service's other events, rare and
-// small, are checked as New checks them. The attributes are the
+// Nor are the plan, the offers and the unmatched reports, which are
+// nearly every event the service writes, checked against the contract
+// (events.ValidatePayload): they are made of the requested profile, which
+// was checked when the command decoded, and of the matcher's and the
+// state machine's output (an unmatched report repeats the profile and the
+// plan's gaps), which the tests check against the contract (the matcher's
+// property tests over random profiles and directories, and every event of
+// the service's tests, read back through the decoder); checking them
+// again cost more CPU than planning, a report's profile as much as the
+// command's. The service's other events, rare and small, are checked as
+// New checks them. The attributes are the
 // service's own (a referral id checked by the caller, a UUID, the routing
 // source, the id of a command that decoded), valid by construction. It
 // returns a *events.ValidationError when a checked payload breaks the
 // contract.
 func ownEvent(referralID string, p events.Payload, id string, now time.Time, correlation string) (event.Event, error) {
 	switch p.(type) {
-	case *events.Planned, *events.Offered:
+	case *events.Planned, *events.Offered, *events.Unmatched:
 	default:
 		if err := events.ValidatePayload(p); err != nil {
 			return event.Event{}, err

@@ -22,6 +22,9 @@ func TestOwnEventsAreWhatEventsNewBuilds(t *testing.T) {
 	pl, _ := offerOf(t, b.state(t, id), 0)
 	b.handle(t, "pt.a1", id, &events.Declined{Placement: pl, Reason: "capacity"})
 	b.handle(t, "pt.a2", id, &events.Accepted{Placement: pl})
+	// A need only the referrer offers is a gap: referral.unmatched with
+	// the profile and the gap's details.
+	b.handle(t, "pt.ref", events.NewReferralID(), svcRequest(events.NeedSupportEmotional, events.NeedInfoCase))
 
 	checked := map[string]bool{}
 	for _, o := range b.log.outgoing() {
@@ -29,6 +32,7 @@ func TestOwnEventsAreWhatEventsNewBuilds(t *testing.T) {
 		if ev.Source() != events.SourceRouting {
 			continue
 		}
+		id := ev.Subject()
 		env, err := events.DecodeEvent(ev)
 		if err != nil {
 			t.Fatalf("%s does not decode: %v", ev.Type(), err)
@@ -66,7 +70,7 @@ func TestOwnEventsAreWhatEventsNewBuilds(t *testing.T) {
 		}
 		checked[ev.Type()] = true
 	}
-	for _, typ := range []string{events.TypeReferralPlanned, events.TypeReferralOffered} {
+	for _, typ := range []string{events.TypeReferralPlanned, events.TypeReferralOffered, events.TypeReferralUnmatched} {
 		if !checked[typ] {
 			t.Errorf("no %s was checked", typ)
 		}
@@ -86,4 +90,24 @@ func TestOwnEventsAreWhatEventsNewBuilds(t *testing.T) {
 func stringExt(v any) string {
 	s, _ := v.(string)
 	return s
+}
+
+// BenchmarkOwnEvent builds the service's own events of one request with
+// a gap: the plan, an offer and the unmatched report with the profile.
+func BenchmarkOwnEvent(b *testing.B) {
+	id := events.NewReferralID()
+	now := time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	pays := []events.Payload{
+		events.SamplePayload(events.TypeReferralPlanned),
+		events.SamplePayload(events.TypeReferralOffered),
+		events.SamplePayload(events.TypeReferralUnmatched),
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		for i, p := range pays {
+			if _, err := routing.OwnEvent(id, p, routing.EventID("k", i), now, "c1"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
 }
