@@ -313,10 +313,10 @@ type scratch struct {
 }
 
 // farWord is a word of the candidate bitset left for after the words near
-// the victim, with its distance bound (query.distanceBound).
+// the victim, with its distance bounds (word.dist, word.distMulti).
 type farWord struct {
-	wi   int32
-	dist float64
+	wi              int32
+	dist, distMulti float64
 }
 
 // maxProfileNeeds is the most distinct needs (and channels, and
@@ -372,7 +372,7 @@ func (m *Matcher) Match(snap *directory.Index, p events.Profile, opts ...MatchOp
 	// near candidates, and most candidates of far words cannot enter
 	// them and are not scored (ranker.keyMax, ranker.prune). The plan
 	// does not depend on the order.
-	visit := func(wi int, dist float64) {
+	visit := func(wi int, dist, distMulti float64) {
 		// 2. Constraints: those that depend on codes alone, on 64
 		// candidates at a time; 3. scores: the rest of the constraints
 		// and the score of each candidate left, ranked in its class.
@@ -380,9 +380,9 @@ func (m *Matcher) Match(snap *directory.Index, p events.Profile, opts ...MatchOp
 		if wd.todo == 0 {
 			return
 		}
-		wd.dist = dist
+		wd.dist, wd.distMulti = dist, distMulti
 		if !q.unbounded {
-			wd.keyMax = r.bound(&wd)
+			wd.keyMax, wd.keyMulti = r.bound(&wd)
 		}
 		r.rank(&wd, &t)
 	}
@@ -391,19 +391,24 @@ func (m *Matcher) Match(snap *directory.Index, p events.Profile, opts ...MatchOp
 		if w == 0 {
 			continue
 		}
-		dist := q.distMax
+		dist, distMulti := q.distMax, q.distMax
 		if !q.unbounded {
-			dist = q.distanceBound(&q.t.chunks[wi>>(chunkBits-6)].m.box[wi&(chunkWords-1)])
+			mk, cw := &q.t.chunks[wi>>(chunkBits-6)].m, wi&(chunkWords-1)
+			dist = q.distanceBound(&mk.box[cw])
+			distMulti = dist
+			if w&mk.multiLoc[cw] != 0 {
+				distMulti = max(dist, q.distanceBound(&mk.multiBox[cw]))
+			}
 			if dist < q.nearBound {
-				sc.later = append(sc.later, farWord{int32(wi), dist})
+				sc.later = append(sc.later, farWord{int32(wi), dist, distMulti})
 				continue
 			}
 		}
-		visit(wi, dist)
+		visit(wi, dist, distMulti)
 	}
 	q.ownAt = 0 // ownWord reads words in increasing order
 	for _, fw := range sc.later {
-		visit(int(fw.wi), fw.dist)
+		visit(int(fw.wi), fw.dist, fw.distMulti)
 	}
 	if t.pruned > 0 {
 		m.pruned.Add(int64(t.pruned))
@@ -806,8 +811,13 @@ func codesOf(dst []int, codes []string, num map[string]int) []int {
 // bonus is what a service adds to its score in the ranking key: 24/7
 // services first in an emergency, then the preferred organisation's.
 func (q *query) bonus(f *features, c *chunk, j int32) float64 {
+	return q.bonusOf(f.bits&fAlways != 0, c, j)
+}
+
+// bonusOf is bonus of the service at j of c, open 24/7 when always.
+func (q *query) bonusOf(always bool, c *chunk, j int32) float64 {
 	b := 0.0
-	if q.emergency && f.bits&fAlways != 0 {
+	if q.emergency && always {
 		b += 4
 	}
 	if q.preferred != "" && c.svc[j].Organisation == q.preferred {

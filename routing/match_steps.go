@@ -72,9 +72,11 @@ type word struct {
 	// read one by one (query.where).
 	here, home, countrySlow uint64
 	// dist is the most the distance can add for a candidate of the word
-	// (query.distanceBound), keyMax the most the ranking key of one can
-	// be but for the needs component (ranker.bound).
-	dist, keyMax float64
+	// with one location (query.distanceBound of its first locations),
+	// distMulti for one with several (of all their locations, at least
+	// dist); keyMax and keyMulti the most the ranking key of each can be
+	// but for the needs component (ranker.bound).
+	dist, distMulti, keyMax, keyMulti float64
 }
 
 // level is the language level of the candidate at bit bi (one of first,
@@ -222,12 +224,15 @@ type ranker struct {
 	needW                               [maxDenseNeeds]uint64
 	waitW, specW, locW, multiW, remoteW uint64
 
-	// distMax is the most the distance can add for the current word
-	// (query.distanceBound); keyMax the most the ranking key of one of
-	// its candidates can be, but for the needs component: a candidate
-	// whose class's worst is above it plus its needs component cannot
-	// enter the ranking and is not scored.
-	distMax, keyMax float64
+	// distMax is the most the distance can add for a candidate of the
+	// current word with one location (query.distanceBound); keyMax the
+	// most the ranking key of one of them can be, but for the needs
+	// component: a candidate whose class's worst is above it plus its
+	// needs component cannot enter the ranking and is not scored.
+	// distMulti and keyMulti are the same for the candidates with
+	// several locations, multi.
+	distMax, keyMax, distMulti, keyMulti float64
+	multi                                uint64
 	// Of the current word: the candidates whose accessibility needs are
 	// met, of them those met through a remote channel, and those to
 	// check one by one (see access).
@@ -251,11 +256,12 @@ func (sc *scratch) ranker(q *query, k int) ranker {
 }
 
 // bound is the most the ranking key of a candidate of wd can be but for
-// its needs component: the best of the word's candidates in language,
-// channels and specialisation (wordMax), the distance at the nearest
-// point of its box, the most the observed components add, and the bonus
-// of 24/7 services only if one of them is among its candidates.
-func (r *ranker) bound(wd *word) float64 {
+// its needs component, of one with one location and of one with several:
+// the best of the word's candidates in language, channels and
+// specialisation (wordMax), the distance at the nearest point of its box
+// (wd.dist, wd.distMulti), the most the observed components add, and the
+// bonus of 24/7 services only if one of them is among its candidates.
+func (r *ranker) bound(wd *word) (one, multi float64) {
 	q := r.q
 	bonus := 0.0
 	if q.emergency && wd.todo&wd.c.m.always[wd.cw] != 0 {
@@ -264,7 +270,8 @@ func (r *ranker) bound(wd *word) float64 {
 	if q.preferred != "" {
 		bonus += 2
 	}
-	return r.wordMax(wd) + wd.dist + q.obsMax + bonus + boundSlack
+	v := r.wordMax(wd)
+	return v + wd.dist + q.obsMax + bonus + boundSlack, v + wd.distMulti + q.obsMax + bonus + boundSlack
 }
 
 // rank checks the remaining constraints on the candidates of wd, scores
@@ -279,9 +286,10 @@ func (r *ranker) rank(wd *word, t *tally) {
 	} else if r.skips {
 		r.loadNeeds(wd)
 	}
-	r.distMax, r.keyMax = wd.dist, math.Inf(1)
+	r.distMax, r.keyMax, r.distMulti, r.keyMulti = wd.dist, math.Inf(1), wd.distMulti, math.Inf(1)
+	r.multi = wd.c.m.multiLoc[wd.cw]
 	if !q.unbounded {
-		r.keyMax = wd.keyMax
+		r.keyMax, r.keyMulti = wd.keyMax, wd.keyMulti
 	}
 	// The constraints left, accessibility and open now, are decided
 	// for the word from the bitsets (but for some candidates, see
@@ -328,7 +336,7 @@ func (r *ranker) rank(wd *word, t *tally) {
 			continue
 		}
 		t.eligible++
-		r.fromFeatures(wd, bi, f, shared, lang, waived)
+		r.fromFeatures(wd, bi, shared, lang, waived)
 	}
 }
 
@@ -443,11 +451,21 @@ func (r *ranker) judge(wd *word, m, cover, proper uint64) {
 		// The residence component of every candidate of the class.
 		need -= q.w[compResidence] * residenceValue(cover, proper)
 	}
-	keep := r.above(need)
+	keep := r.keep(m, need)
 	if a := m & r.always; a != 0 {
-		keep = keep&^r.always | r.above(need-4)&r.always
+		keep = keep&^r.always | r.keep(a, need-4)&r.always
 	}
 	r.skip |= m &^ keep
+}
+
+// keep returns the candidates of m that may reach need (above), those
+// with several locations by their own distance bound.
+func (r *ranker) keep(m uint64, need float64) uint64 {
+	keep := r.above(need)
+	if dd := r.distMulti - r.distMax; dd > 0 && m&r.multi != 0 {
+		keep = keep&^r.multi | r.above(need-dd)&r.multi
+	}
+	return keep
 }
 
 // levels fills the bitsets of the word's candidates (of cand) by language
@@ -769,7 +787,11 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 	}
 	cl := &sc.classes[ci]
 	met := bits.OnesCount(uint(compact))
-	if q.wNeeds[met]+r.keyMax < cl.worst {
+	keyMax, distMax := r.keyMax, r.distMax
+	if r.multiW>>bi&1 != 0 {
+		keyMax, distMax = r.keyMulti, r.distMulti
+	}
+	if q.wNeeds[met]+keyMax < cl.worst {
 		return // cannot enter the ranking: the word is too far
 	}
 	var chm uint64
@@ -797,7 +819,7 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 	}
 	base := q.baseScore(&in)
 	obs := q.wObs[r.waitW>>bi&1]
-	if base+r.distMax+obs < cl.worst {
+	if base+distMax+obs < cl.worst {
 		return // cannot enter the ranking, however near in its word
 	}
 	dist := 0.0
@@ -810,11 +832,15 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 	}
 }
 
-// fromFeatures scores the eligible candidate at bit bi of wd from its
-// features f; shared are its channels the profile accepts, lang and
-// waived what the constraints found.
-func (r *ranker) fromFeatures(wd *word, bi int, f *features, shared uint64, lang int, waived bool) {
+// fromFeatures scores the eligible candidate at bit bi of wd; shared are
+// its channels the profile accepts, lang and waived what the constraints
+// found. It reads what it can from the chunk's bitsets, and the service's
+// features (a cache miss for most candidates) only for the few whose
+// score needs them: those serving a country without a dense id, with
+// statistics, and the distance of those with several locations.
+func (r *ranker) fromFeatures(wd *word, bi int, shared uint64, lang int, waived bool) {
 	q, sc, c := r.q, r.sc, wd.c
+	mk, cw := &c.m, wd.cw
 	i := wd.base + int32(bi)
 	j := i & chunkMask
 	var cover uint64
@@ -829,7 +855,7 @@ func (r *ranker) fromFeatures(wd *word, bi int, f *features, shared uint64, lang
 	proper := cover
 	if q.cross {
 		if wd.countrySlow>>bi&1 != 0 {
-			proper = q.proper(f, c, j, cover)
+			proper = q.proper(&c.f[j], c, j, cover)
 		} else {
 			proper = 0
 			if wd.here>>bi&1 != 0 {
@@ -841,24 +867,32 @@ func (r *ranker) fromFeatures(wd *word, bi int, f *features, shared uint64, lang
 		}
 	}
 	cl := r.classOf(cover, proper)
-	if q.wNeeds[bits.OnesCount64(cover)]+r.keyMax < cl.worst {
+	multi := mk.multiLoc[cw]>>bi&1 != 0
+	keyMax, distMax := r.keyMax, r.distMax
+	if multi {
+		keyMax, distMax = r.keyMulti, r.distMulti
+	}
+	if q.wNeeds[bits.OnesCount64(cover)]+keyMax < cl.worst {
 		return // cannot enter the ranking: the word is too far
 	}
 	in := q.inputs(c, j, cover, proper, shared, lang, waived)
 	base := q.baseScore(&in)
 	bonus := 0.0
 	if r.bonusOn {
-		bonus = q.bonus(f, c, j)
+		bonus = q.bonusOf(mk.always[cw]>>bi&1 != 0, c, j)
 	}
-	obs := q.observedMax(f)
-	if bonus+base+r.distMax+obs < cl.worst {
+	obs := q.observedMax(mk.waitlist[cw]>>bi&1 != 0)
+	if bonus+base+distMax+obs < cl.worst {
 		return // cannot enter the ranking, however near and responsive
 	}
-	dist := q.distanceScore(f, c, j, shared)
+	dist := 0.0
+	if q.hasPoint {
+		dist = q.w[compDistance] * q.distanceAt(c, j, mk.hasLoc[cw]>>bi&1 != 0, multi, mk.remote[cw]>>bi&1 != 0, shared)
+	}
 	e := entry{i: i}
 	if q.stats != nil {
 		e.st, e.known = q.stats.ServiceStats(c.svc[j].ID)
-		obs = q.observedScore(f, c, j, e.st, e.known)
+		obs = q.observedScore(&c.f[j], c, j, e.st, e.known)
 	}
 	e.score = total(base, dist, obs)
 	e.key = bonus + e.score

@@ -728,8 +728,7 @@ func (q *query) observedScore(f *features, c *chunk, j int32, st ServiceStats, k
 // observedMax is the most the observed components can add for the
 // service: an upper bound used to skip services that cannot enter a
 // ranking. Without statistics it is what they add.
-func (q *query) observedMax(f *features) float64 {
-	waitlist := f.bits&fWaitlist != 0
+func (q *query) observedMax(waitlist bool) float64 {
 	if q.stats == nil {
 		if waitlist {
 			return q.wObs[1]

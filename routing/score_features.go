@@ -225,9 +225,12 @@ type masks struct {
 	// the service itself, at one of its locations, at its first.
 	acc, accAny, acc0 [][chunkWords]uint64
 	langs             [maxDenseLangs][chunkWords]uint64
-	// box bounds the locations of each word's services, for the
-	// distance bound of a word (query.distanceBound).
-	box [chunkWords]wordBox
+	// box bounds the first locations of each word's services, and
+	// multiBox every location of those with several (multiLoc), for the
+	// distance bound of a word (query.distanceBound): a tenth of the
+	// services have a second office, often in another city, and a box of
+	// all locations would span the country for nearly every word.
+	box, multiBox [chunkWords]wordBox
 }
 
 // wordBox bounds the locations of the services of a word of a chunk: the
@@ -255,8 +258,9 @@ func (b *wordBox) add(lat, lon float32) {
 	b.lon0, b.lon1 = min(b.lon0, lon), max(b.lon1, lon)
 }
 
-// bound fills the box of the service at j.
-func (ch *chunk) bound(b *wordBox, j int) {
+// bound adds the service at j to the boxes of its word: its first
+// location to b, and every location of a service with several to multi.
+func (ch *chunk) bound(b, multi *wordBox, j int) {
 	f := &ch.f[j]
 	if f.bits&fHasLoc == 0 || f.bits&fRemote != 0 {
 		b.near = true
@@ -268,6 +272,11 @@ func (ch *chunk) bound(b *wordBox, j int) {
 	if f.bits&fMultiLoc == 0 {
 		return
 	}
+	b = multi
+	if f.bits&fRemote != 0 {
+		b.near = true
+	}
+	b.add(f.lat, f.lon)
 	if f.bits&fLocSlow != 0 {
 		for _, l := range ch.svc[j].Locations[1:] {
 			b.add(float32(l.Lat), float32(l.Lon))
@@ -303,7 +312,7 @@ func (ch *chunk) derive(num *numbering) {
 		w, bit := j>>6, uint64(1)<<(j&63)
 		m.present[w] |= bit
 		ch.pos[j] = [2]float32{f.lat, f.lon}
-		ch.bound(&m.box[w], j)
+		ch.bound(&m.box[w], &m.multiBox[w], j)
 		if f.bits&fHasLoc != 0 {
 			m.hasLoc[w] |= bit
 		}
