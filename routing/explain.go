@@ -8,7 +8,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/invictus-network/invictus/events"
-	"github.com/invictus-network/invictus/internal/clip"
 )
 
 // Reason codes: the codes of [Reason], each the key of its label, in
@@ -163,27 +162,64 @@ func (r Reason) Words(l Labeler, lang string) string {
 	return fill(l.Label("reasons", r.Code, lang), labels, l.Label("words", "and", lang), l.Label("words", "decimal_point", lang), r)
 }
 
-// codeText returns the reason in codes and English.
-func (r Reason) codeText() string {
-	codes := make([]string, len(r.Terms))
-	for i, t := range r.Terms {
-		codes[i] = t.Code
+// appendCodeText appends the reason in codes and English to dst, clipped
+// to maxReasonLen bytes with a mark, as clip.Mark would clip it.
+func (r Reason) appendCodeText(dst []byte) []byte {
+	start := len(dst)
+	dst = appendFill(dst, reasonCodeText[r.Code], r.Terms, nil, "and", ".", r)
+	if len(dst)-start <= maxReasonLen {
+		return dst
 	}
-	return clip.Mark(fill(reasonCodeText[r.Code], codes, "and", ".", r), maxReasonLen, "...")
+	const mark = "..."
+	cut := start + max(maxReasonLen-len(mark), 0)
+	for cut > start && !utf8.RuneStart(dst[cut]) {
+		cut--
+	}
+	return append(dst[:cut], mark...)
 }
 
-// fill puts the terms and numbers of r into the template. It runs for
-// every reason of every planned candidate, so it scans the template
-// once rather than building a strings.Replacer.
+// codeTexts returns the reasons in codes and English, each as
+// appendCodeText writes it: one string shared by all, so that a
+// candidate's dozen reasons cost one allocation, not one each.
+func codeTexts(why []Reason) []string {
+	var ends [maxReasons]int
+	buf := make([]byte, 0, 640)
+	for i, r := range why {
+		buf = r.appendCodeText(buf)
+		ends[i] = len(buf)
+	}
+	all := string(buf)
+	text := make([]string, len(why))
+	start := 0
+	for i := range why {
+		text[i] = all[start:ends[i]]
+		start = ends[i]
+	}
+	return text
+}
+
+// fill puts the terms and numbers of r into the template.
 func fill(tmpl string, terms []string, and, point string, r Reason) string {
-	i := strings.IndexByte(tmpl, '{')
-	if i < 0 {
+	if strings.IndexByte(tmpl, '{') < 0 {
 		return tmpl
 	}
-	var b strings.Builder
-	b.Grow(len(tmpl) + 16*len(terms))
+	return string(appendFill(make([]byte, 0, len(tmpl)+16*len(terms)), tmpl, nil, terms, and, point, r))
+}
+
+// appendFill appends the template to dst with the terms and numbers of r
+// put in: the terms are labels, or the codes of codes when labels is nil.
+// It runs for every reason of every planned candidate, so it scans the
+// template once and allocates nothing but dst's growth.
+func appendFill(dst []byte, tmpl string, codes []Term, labels []string, and, point string, r Reason) []byte {
+	n := len(labels)
+	term := func(i int) string { return labels[i] }
+	if labels == nil {
+		n = len(codes)
+		term = func(i int) string { return codes[i].Code }
+	}
+	i := strings.IndexByte(tmpl, '{')
 	for i >= 0 {
-		b.WriteString(tmpl[:i])
+		dst = append(dst, tmpl[:i]...)
 		tmpl = tmpl[i:]
 		end := strings.IndexByte(tmpl, '}')
 		if end < 0 {
@@ -191,27 +227,42 @@ func fill(tmpl string, terms []string, and, point string, r Reason) string {
 		}
 		switch tmpl[:end+1] {
 		case "{terms}":
-			b.WriteString(joinWith(terms, and))
+			// "a", "a and b", "a, b and c" with the word for "and".
+			for k := range n {
+				switch {
+				case k == n-1 && k > 0:
+					dst = append(dst, ' ')
+					dst = append(dst, and...)
+					dst = append(dst, ' ')
+				case k > 0:
+					dst = append(dst, ", "...)
+				}
+				dst = append(dst, term(k)...)
+			}
 		case "{list}":
-			b.WriteString(strings.Join(terms, ", "))
+			for k := range n {
+				if k > 0 {
+					dst = append(dst, ", "...)
+				}
+				dst = append(dst, term(k)...)
+			}
 		case "{n}":
-			b.WriteString(strconv.Itoa(r.N))
+			dst = strconv.AppendInt(dst, int64(r.N), 10)
 		case "{m}":
-			b.WriteString(strconv.Itoa(r.M))
+			dst = strconv.AppendInt(dst, int64(r.M), 10)
 		case "{km}":
 			km := formatKm(r.Km)
 			if point != "." {
 				km = strings.Replace(km, ".", point, 1)
 			}
-			b.WriteString(km)
+			dst = append(dst, km...)
 		default:
-			b.WriteString(tmpl[:end+1])
+			dst = append(dst, tmpl[:end+1]...)
 		}
 		tmpl = tmpl[end+1:]
 		i = strings.IndexByte(tmpl, '{')
 	}
-	b.WriteString(tmpl)
-	return b.String()
+	return append(dst, tmpl...)
 }
 
 // lowerFirst lower-cases the first letter of a label (the taxonomy's
@@ -222,17 +273,6 @@ func lowerFirst(s string) string {
 		return s
 	}
 	return string(unicode.ToLower(r)) + s[n:]
-}
-
-// joinWith joins "a", "a and b", "a, b and c" with the word for "and".
-func joinWith(list []string, and string) string {
-	switch len(list) {
-	case 0:
-		return ""
-	case 1:
-		return list[0]
-	}
-	return strings.Join(list[:len(list)-1], ", ") + " " + and + " " + list[len(list)-1]
 }
 
 // UnmatchedWords returns why the need u is not covered in the words of

@@ -537,13 +537,9 @@ func (q *query) candidate(e entry, group uint64, relaxed int) Candidate {
 		}
 	}
 	why := q.reasons(f, c, j, &e, group, cover, lang, waived, relaxed)
-	text := make([]string, len(why))
-	for i, r := range why {
-		text[i] = r.codeText()
-	}
 	return Candidate{
 		Service: s.ID, Organisation: s.Organisation, Name: s.Name, Covers: q.codes(group),
-		Score: e.score, Components: m, Reasons: text, Why: why,
+		Score: e.score, Components: m, Reasons: codeTexts(why), Why: why,
 	}
 }
 
