@@ -287,3 +287,51 @@ func TestPruningKeepsThePlans(t *testing.T) {
 		t.Logf("%s: %d eligible, %d skipped on bitsets", kind, eligible, routing.Pruned(fast))
 	}
 }
+
+// TestPlannedScoresAreAssessed holds the scores of the ranking (read from
+// the chunks' bitsets, or from the services' features) to those of
+// Assess, which puts each service's score together one service at a time
+// (query.fixedScore): the reference matcher ranks through the same paths
+// as the fast one, so only this tells a wrong input of the bitset path,
+// in a cross-border case above all (the residence component and the
+// classes of needs met in the preferred country).
+func TestPlannedScoresAreAssessed(t *testing.T) {
+	t.Parallel()
+	at := routing.At(time.Date(2026, 11, 27, 11, 0, 0, 0, time.UTC))
+	d := directory.Generate(4000, 4)
+	snap := directory.NewIndex(d, 1)
+	m := routing.NewMatcher(routing.Config{})
+	cross, checked := 0, 0
+	for k, p := range routing.SampleProfiles(300, 4) {
+		if k%2 == 0 {
+			cs := directory.DemoCountries
+			p.Location.ResidenceCountry = cs[k%len(cs)]
+			if p.Location.ResidenceCountry == p.Location.Country {
+				p.Location.ResidenceCountry = cs[(k+1)%len(cs)]
+			}
+		}
+		plan, err := m.Match(snap, p, at)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, g := range plan.Groups {
+			for _, c := range g.Candidates {
+				a, err := m.Assess(snap, p, c.Service, at)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if a.Score != c.Score {
+					t.Fatalf("profile %d (%+v): %s ranked with %v, assessed %v", k, p, c.Service, c.Score, a.Score)
+				}
+				checked++
+				if c.Components[routing.ComponentResidence] > 0 {
+					cross++
+				}
+			}
+		}
+	}
+	if checked == 0 || cross == 0 {
+		t.Fatalf("%d candidates checked, %d with a residence component: the test proves little", checked, cross)
+	}
+	t.Logf("%d candidates checked, %d with a residence component", checked, cross)
+}
