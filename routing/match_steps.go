@@ -14,10 +14,10 @@ import (
 //
 // A big city gives thousands of candidates, so the loop of rank is written
 // for speed: in the commonest case (no accessibility needs, no emergency,
-// no cross-border case, no statistics, no preferred organisation) it reads
-// the score's inputs but for the distance from the chunk's bitsets alone
-// (ranker.fromMasks), otherwise from the service's features
-// (ranker.fromFeatures). Both put the score together with the same
+// no statistics, no preferred organisation; in a cross-border case, a
+// service serving countries with dense ids) it reads the score's inputs
+// but for the distance from the chunk's bitsets alone (ranker.fromMasks),
+// otherwise from the service's features (ranker.fromFeatures). Both put the score together with the same
 // functions ([query.baseScore], [query.distanceAt], [query.observedScore]
 // and [total]), which Assess and the explanations use too.
 //
@@ -250,7 +250,7 @@ func (sc *scratch) ranker(q *query, k int) ranker {
 		bonusOn: q.emergency || q.preferred != "",
 		dense:   q.denseClasses(),
 	}
-	r.maskPath = q.acc == 0 && !q.cross && r.dense && !r.slow && !r.bonusOn && q.stats == nil
+	r.maskPath = q.acc == 0 && r.dense && !r.slow && !r.bonusOn && q.stats == nil
 	r.skips = r.dense && !q.unbounded && len(q.combos) > 0
 	return r
 }
@@ -313,7 +313,7 @@ func (r *ranker) rank(wd *word, t *tally) {
 	}
 	for ; todo != 0; todo &= todo - 1 {
 		bi := bits.TrailingZeros64(todo)
-		if r.maskPath && wd.slowLang>>bi&1 == 0 {
+		if r.maskPath && (wd.slowLang|wd.countrySlow)>>bi&1 == 0 {
 			t.eligible++
 			r.fromMasks(wd, bi)
 			continue
@@ -779,14 +779,27 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 	for n := range q.needBits {
 		compact |= int(r.needW[n]>>bi&1) << n
 	}
+	cover := uint64(compact)
+	proper := cover
+	if q.cross {
+		// As fromFeatures finds them (none serves a country without a
+		// dense id: those are scored there).
+		proper = 0
+		if wd.here>>bi&1 != 0 {
+			proper |= cover &^ q.ongoing
+		}
+		if wd.home>>bi&1 != 0 {
+			proper |= cover & q.ongoing
+		}
+		compact |= int(proper) << len(q.needBits)
+	}
 	ci := int(sc.classIdx[compact])
 	if ci < 0 {
-		cover := uint64(compact)
-		ci = sc.class(q, cover, cover, r.k)
+		ci = sc.class(q, cover, proper, r.k)
 		r.last = -1 // sc.classes may have moved
 	}
 	cl := &sc.classes[ci]
-	met := bits.OnesCount(uint(compact))
+	met := bits.OnesCount64(cover)
 	keyMax, distMax := r.keyMax, r.distMax
 	if r.multiW>>bi&1 != 0 {
 		keyMax, distMax = r.keyMulti, r.distMulti
@@ -799,9 +812,11 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 		chm |= (w >> bi & 1) << n
 	}
 	in := inputs{
-		met:   met,
-		lang:  wd.level(bi),
-		chans: chm,
+		met:    met,
+		lang:   wd.level(bi),
+		chans:  chm,
+		cover:  cover,
+		proper: proper,
 	}
 	if len(q.wSpec) > 0 {
 		state := 0
