@@ -530,7 +530,15 @@ func (q *query) candidate(e entry, group uint64, relaxed int) Candidate {
 	cover := q.coverOf(c, j)
 	_, lang, waived := q.failures(f, c, j, q.sharedOf(c, j), false)
 	comps := q.components(f, c, j, cover, q.proper(f, c, j, cover), lang, waived, e.st, e.known)
-	m := make(map[string]float64, numComponents)
+	// Sized for the components that apply: most profiles have at most
+	// eight, which a map holds in one group, without a table.
+	n := 0
+	for _, w := range q.w {
+		if w > 0 {
+			n++
+		}
+	}
+	m := make(map[string]float64, n)
 	for i, w := range q.w {
 		if w > 0 {
 			m[componentNames[i]] = comps[i]
