@@ -251,11 +251,11 @@ func appendFill(dst []byte, tmpl string, codes []Term, labels []string, and, poi
 		case "{m}":
 			dst = strconv.AppendInt(dst, int64(r.M), 10)
 		case "{km}":
-			km := formatKm(r.Km)
-			if point != "." {
-				km = strings.Replace(km, ".", point, 1)
+			if point == "." {
+				dst = appendKm(dst, r.Km)
+			} else {
+				dst = append(dst, strings.Replace(formatKm(r.Km), ".", point, 1)...)
 			}
-			dst = append(dst, km...)
 		default:
 			dst = append(dst, tmpl[:end+1]...)
 		}

@@ -684,11 +684,14 @@ func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover u
 }
 
 // formatKm writes a number of kilometres as "3.4" below 10, "27" above.
-func formatKm(d float64) string {
+func formatKm(d float64) string { return string(appendKm(nil, d)) }
+
+// appendKm appends d as formatKm writes it.
+func appendKm(dst []byte, d float64) []byte {
 	if d < 9.95 {
-		return strconv.FormatFloat(d, 'f', 1, 64)
+		return strconv.AppendFloat(dst, d, 'f', 1, 64)
 	}
-	return strconv.FormatFloat(d, 'f', 0, 64)
+	return strconv.AppendFloat(dst, d, 'f', 0, 64)
 }
 
 // roundDuration rounds a response time to minutes, hours or days: the
