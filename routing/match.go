@@ -310,6 +310,7 @@ type scratch struct {
 	rest     []int     // dense ids of the profile's languages after the first
 	combos   []combo   // query.combos
 	specM    []uint64  // of ranker.levels, by index in query.wSpec
+	ranked   []entry   // of scratch.ranking
 }
 
 // farWord is a word of the candidate bitset left for after the words near

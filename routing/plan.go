@@ -182,10 +182,13 @@ func (sc *scratch) plan(q *query, k int, t *tally) *Plan {
 	}
 	groups = sc.cover(q, groups, rest, false)
 
+	p.Groups = make([]Group, 0, len(groups))
 	for _, g := range groups {
 		needs := g.proper | g.any
 		group := Group{Placement: "p" + strconv.Itoa(len(p.Groups)+1), Needs: q.codes(needs)}
-		for _, e := range sc.ranking(q, g, k) {
+		ranked := sc.ranking(q, g, k)
+		group.Candidates = make([]Candidate, 0, len(ranked))
+		for _, e := range ranked {
 			group.Candidates = append(group.Candidates, q.candidate(e, needs, cNone))
 		}
 		p.Groups = append(p.Groups, group)
@@ -483,9 +486,10 @@ func (sc *scratch) cover(q *query, groups []planGroup, want uint64, proper bool)
 	return groups
 }
 
-// ranking returns the best k candidates of the group's needs.
+// ranking returns the best k candidates of the group's needs, in
+// scratch memory that the next call reuses.
 func (sc *scratch) ranking(q *query, g planGroup, k int) []entry {
-	var out []entry
+	out := sc.ranked[:0]
 	for i := range sc.classes {
 		cl := &sc.classes[i]
 		if cl.proper&g.proper == g.proper && cl.cover&g.any == g.any {
@@ -501,6 +505,7 @@ func (sc *scratch) ranking(q *query, g planGroup, k int) []entry {
 		}
 		return 0
 	})
+	sc.ranked = out
 	return out[:min(k, len(out))]
 }
 
