@@ -166,9 +166,6 @@ type Bus struct {
 	// appendMu makes the publishes of one chain of events contiguous on
 	// the connection (see appendPipelined).
 	appendMu sync.Mutex
-	// copyMu makes the publishes of one chain of delivery copies
-	// contiguous on the connection (see publishCopies).
-	copyMu sync.Mutex
 }
 
 var _ routing.EventLog = (*Bus)(nil)
@@ -768,55 +765,9 @@ func (b *Bus) deliver(ctx context.Context, org string, env *events.Envelope) err
 	return nil
 }
 
-// copiesChained reports whether the dispatcher may publish delivery
-// copies in chains (see publishCopies): where DELIVERY has one replica.
-// A replicated stream checks a message's expected last message id only
-// as each replica applies it, and a mismatch there stops the stream (see
-// replicated); there every copy asks for its own acknowledgement.
-func (b *Bus) copiesChained(ctx context.Context) bool {
-	ctx, cancel := b.ctx(ctx)
-	defer cancel()
-	s, err := b.stream(ctx, StreamDelivery)
-	if err != nil {
-		return false
-	}
-	return s.CachedInfo().Config.Replicas <= 1
-}
-
-// publishCopies publishes delivery copies (each with its Nats-Msg-Id) at
-// once, as a chain: every copy after the first expects the stream's last
-// message id to be the copy before it, so that it is stored only right
-// after that copy, and only the last asks for JetStream's
-// acknowledgement, which then stands for every copy of the chain. It
-// returns the future of that acknowledgement. An error on it (another
-// message came in between, or a copy was refused) leaves unknown which
-// copies are stored: the caller publishes them again one by one (see
-// publishCopy), and their Nats-Msg-Id keeps those stored already from
-// being stored twice. The expectations are set on msgs themselves.
-func (b *Bus) publishCopies(msgs []*nats.Msg) (jetstream.PubAckFuture, error) {
-	last := len(msgs) - 1
-	b.copyMu.Lock()
-	defer b.copyMu.Unlock()
-	for i, m := range msgs {
-		if i > 0 {
-			m.Header.Set(jetstream.ExpectedLastMsgIDHeader, msgs[i-1].Header.Get(jetstream.MsgIDHeader))
-		}
-		if i == last {
-			break
-		}
-		if err := b.nc.PublishMsg(m); err != nil {
-			return nil, err
-		}
-	}
-	return b.js.PublishMsgAsync(msgs[last])
-}
-
 // publishCopy publishes one delivery copy with its own acknowledgement,
-// without waiting for it; between the publishes of a chain of copies,
-// never inside one.
+// without waiting for it.
 func (b *Bus) publishCopy(m *nats.Msg) (jetstream.PubAckFuture, error) {
-	b.copyMu.Lock()
-	defer b.copyMu.Unlock()
 	return b.js.PublishMsgAsync(m)
 }
 
@@ -919,7 +870,6 @@ func (b *Bus) deliverCopyOnce(ctx context.Context, c *nats.Msg) (uint64, bool, e
 			out.Header[k] = vs
 		}
 		out.Header.Set(hdrExpectedSubjSeq, strconv.FormatUint(last, 10))
-		// Through publishCopy, so as not to break another lane's chain.
 		ack, err := b.publishCopyWait(ctx, out)
 		if err == nil {
 			return ack.Sequence, latest < own && !ack.Duplicate, nil

@@ -519,13 +519,10 @@ const dispatchPipelineMax = 64
 // dispatchJob is an event a lane of the dispatcher has in flight: the
 // publishes of its copies and timer, not yet all acknowledged.
 type dispatchJob struct {
-	m       jetstream.Msg
-	id      string // the referral, for logs
-	futures []jetstream.PubAckFuture
-	next    int // the first future not acknowledged yet
-	// chain holds the job's delivery copies when they are published in a
-	// chain of copies (see copyChain); nil when they are not.
-	chain    *copyChain
+	m        jetstream.Msg
+	id       string // the referral, for logs
+	futures  []jetstream.PubAckFuture
+	next     int // the first future not acknowledged yet
 	deadline time.Time
 	err      error
 }
@@ -536,38 +533,7 @@ func (j *dispatchJob) settled() bool {
 	if j.err != nil {
 		return true
 	}
-	if j.chain != nil && !j.chain.settled {
-		return false
-	}
 	return j.next == len(j.futures)
-}
-
-// copyChain is the delivery copies of one or more events of a lane,
-// published at once as a chain (see Bus.publishCopies): only the last
-// asks for JetStream's acknowledgement, and it stands for every copy of
-// the chain. A lane has at most one chain in flight; the copies of the
-// events that arrive meanwhile make its next chain, so that events that
-// arrive together (the plan and offers of one command) cost one
-// acknowledgement.
-type copyChain struct {
-	msgs   []*nats.Msg
-	owners []*dispatchJob // the job of each copy
-	f      jetstream.PubAckFuture
-	// settled: acknowledged, or published again one by one into the
-	// owners' futures, or failed (the owners' err is set).
-	settled bool
-}
-
-// add puts the copies of job j in the chain.
-func (c *copyChain) add(j *dispatchJob, msgs []*nats.Msg) {
-	if len(msgs) == 0 {
-		return
-	}
-	c.msgs = append(c.msgs, msgs...)
-	for range msgs {
-		c.owners = append(c.owners, j)
-	}
-	j.chain = c
 }
 
 // dispatchLane dispatches the events that reach one lane of the
@@ -577,10 +543,11 @@ func (c *copyChain) add(j *dispatchJob, msgs []*nats.Msg) {
 // before it publishes the next event's: JetStream stores the publishes of
 // one connection in order, so each organisation still receives the events
 // of a referral in log order, and an event is acknowledged only once all
-// its publishes are. Delivery copies go out in chains (see copyChain),
-// one in flight at a time, so that a chain refused half way and
-// published again one copy at a time is never overtaken by a later
-// event's copies. What needs the earlier events done first (the
+// its publishes are. Each delivery copy is stored before the next is
+// published, and confirmed by its own acknowledgement (see
+// dispatchState.deliverOnce), so that a copy refused is delivered
+// again before a later event's copy can overtake it. Its timer is not
+// waited for. What needs the earlier events done first (the
 // erasure of a referral, the handling of an event delivered again) waits
 // for every event in flight to settle. An event whose publishes fail is
 // dispatched again later.
@@ -618,8 +585,7 @@ func (r *Router) dispatchLane(ctx context.Context, lane <-chan jetstream.Msg, st
 const dispatchTailsMax = 2048
 
 // dispatchState is one lane of the dispatcher: its events in flight, in
-// order, its chain of copies in flight and the next one being built, and
-// what it knows of the delivery subjects they go to.
+// order, and what it knows of the delivery subjects they go to.
 //
 // Each copy of an event is published expecting its subject's last
 // DELIVERY sequence to be the one the lane last stored or read there (0,
@@ -629,26 +595,26 @@ const dispatchTailsMax = 2048
 // first) moves the subject on, so the publish is refused and
 // deliverCopyOnce looks for the copy before storing it. That keeps a copy
 // from being stored twice however long apart the dispatches are, where
-// Nats-Msg-Id holds only within its duplicate window. In a chain, a copy
-// for a subject an earlier copy of the same chain goes to expects
-// nothing of the subject: the chain stores it right after the copy before
-// it, so nothing else can come in between on its subject.
+// Nats-Msg-Id holds only within its duplicate window.
+//
+// Copies once went out in chains, each expecting the stream's last
+// message id to be the copy before it, with one acknowledgement for the
+// whole chain. After a SIGKILL, TestCrashSafetyEndToEnd found a chain
+// acknowledged whose first copies were never stored, and their offers
+// were lost: an acknowledgement now stands for its own copy only.
 type dispatchState struct {
-	r       *Router
-	ctx     context.Context
-	lane    <-chan jetstream.Msg
-	timer   *time.Timer
-	chained bool // copies go out in chains (see Bus.copiesChained)
-	jobs    []*dispatchJob
-	flying  *copyChain // published, not yet settled
-	next    *copyChain // being built, not yet published
+	r     *Router
+	ctx   context.Context
+	lane  <-chan jetstream.Msg
+	timer *time.Timer
+	jobs  []*dispatchJob
 	// tails is the DELIVERY sequence of the last message on a subject, as
 	// the lane stored or read it.
 	tails map[string]uint64
 }
 
 func (r *Router) newDispatchState(ctx context.Context, lane <-chan jetstream.Msg) *dispatchState {
-	return &dispatchState{r: r, ctx: ctx, lane: lane, timer: time.NewTimer(time.Hour), chained: r.bus.copiesChained(ctx), tails: map[string]uint64{}}
+	return &dispatchState{r: r, ctx: ctx, lane: lane, timer: time.NewTimer(time.Hour), tails: map[string]uint64{}}
 }
 
 // remember records seq as the last sequence of subject, if trusted: if
@@ -696,8 +662,7 @@ func (l *dispatchState) deliverOnce(c *nats.Msg) error {
 }
 
 // start starts the dispatch of m, then of the messages already waiting
-// in the lane, so that the copies of events that arrive together go in
-// one chain.
+// in the lane.
 func (l *dispatchState) start(m jetstream.Msg) {
 	for {
 		j := l.r.startDispatch(l.ctx, m, l) // may flush: l.jobs is read after
@@ -714,27 +679,12 @@ func (l *dispatchState) start(m jetstream.Msg) {
 }
 
 // progress finishes the settled events at the head of the lane, in
-// order, and publishes the next chain of copies when none is in flight.
+// order.
 func (l *dispatchState) progress() {
-	if l.flying != nil && !l.flying.settled {
-		l.poll(l.flying)
-	}
-	if (l.flying == nil || l.flying.settled) && l.next != nil {
-		l.flying, l.next = l.next, nil
-		l.publishChain(l.flying)
-	}
 	for len(l.jobs) > 0 && l.jobs[0].settled() {
 		l.r.finishDispatch(l.ctx, l.jobs[0])
 		l.jobs = l.jobs[1:]
 	}
-}
-
-// chain returns the chain the copies of the events started now go into.
-func (l *dispatchState) chain() *copyChain {
-	if l.next == nil {
-		l.next = &copyChain{}
-	}
-	return l.next
 }
 
 // flush settles every event in flight, in order: it waits for their
@@ -750,64 +700,24 @@ func (l *dispatchState) flush() {
 }
 
 // await waits until the first unsettled publish of the lane's first
-// event settles (or expire fires), the chain in flight settles, a
-// message arrives on in, which it returns, or stop closes.
+// event settles (or expire fires), a message arrives on in, which it
+// returns, or stop closes.
 func (l *dispatchState) await(in <-chan jetstream.Msg, stop <-chan struct{}) (jetstream.Msg, bool) {
 	j := l.jobs[0]
 	l.timer.Reset(time.Until(j.deadline))
-	var f jetstream.PubAckFuture
-	switch {
-	case j.chain != nil && !j.chain.settled:
-		// Its chain is the one in flight, or the next, which goes out
-		// once the one in flight settles.
-	case j.next < len(j.futures):
-		f = j.futures[j.next]
-	}
-	var chainOk <-chan *jetstream.PubAck
-	var chainErr <-chan error
-	if c := l.flying; c != nil && !c.settled {
-		chainOk, chainErr = c.f.Ok(), c.f.Err()
-	}
-	var ok <-chan *jetstream.PubAck
-	var fail <-chan error
-	if f != nil {
-		ok, fail = f.Ok(), f.Err()
-	}
+	f := j.futures[j.next] // j is not settled: one of its publishes is
 	select {
 	case <-stop:
-	case <-ok:
+	case <-f.Ok():
 		j.next++
-	case err := <-fail:
+	case err := <-f.Err():
 		j.err = fmt.Errorf("%w: publish to %s: %w", routing.ErrUnavailable, f.Msg().Subject, err)
-	case ack := <-chainOk:
-		l.chainDone(l.flying, ack, nil)
-	case err := <-chainErr:
-		l.chainDone(l.flying, nil, err)
 	case <-l.timer.C:
-		err := fmt.Errorf("%w: no acknowledgement in %s", routing.ErrUnavailable, l.r.bus.cfg.Timeout)
-		if c := j.chain; c != nil && !c.settled {
-			l.chainFailed(c, err)
-			if c == l.next {
-				l.next = nil // failed before it went out: the next events start another
-			}
-		} else {
-			j.err = fmt.Errorf("%w: publish to %s: %w", routing.ErrUnavailable, f.Msg().Subject, err)
-		}
+		j.err = fmt.Errorf("%w: publish to %s: no acknowledgement in %s", routing.ErrUnavailable, f.Msg().Subject, l.r.bus.cfg.Timeout)
 	case m := <-in:
 		return m, true
 	}
 	return nil, false
-}
-
-// poll settles the chain c if its acknowledgement has come.
-func (l *dispatchState) poll(c *copyChain) {
-	select {
-	case ack := <-c.f.Ok():
-		l.chainDone(c, ack, nil)
-	case err := <-c.f.Err():
-		l.chainDone(c, nil, err)
-	default:
-	}
 }
 
 // isClosed reports whether c is closed.
@@ -818,83 +728,6 @@ func isClosed(c <-chan struct{}) bool {
 	default:
 		return false
 	}
-}
-
-// publishChain publishes the chain c (see Bus.publishCopies), each
-// copy expecting its subject's last sequence as the lane knows it (see
-// dispatchState); if it cannot, its copies are delivered one by one
-// instead.
-func (l *dispatchState) publishChain(c *copyChain) {
-	seen := make(map[string]bool, len(c.msgs))
-	for _, m := range c.msgs {
-		if seen[m.Subject] {
-			m.Header.Del(hdrExpectedSubjSeq) // the chain keeps its subject still
-			continue
-		}
-		seen[m.Subject] = true
-		m.Header.Set(hdrExpectedSubjSeq, strconv.FormatUint(l.tails[m.Subject], 10))
-	}
-	f, err := l.r.bus.publishCopies(c.msgs)
-	if err != nil {
-		l.chainDone(c, nil, err)
-		return
-	}
-	c.f = f
-}
-
-// chainDone settles the chain c on its acknowledgement ack or its error
-// err. A chain refused (another message came in between, a copy's
-// subject moved on since the lane last saw it, or it was stored already)
-// is delivered again one copy at a time, in order, each stored unless it
-// is there already (see deliverOnce); a copy that cannot be fails its
-// event, dispatched again later.
-func (l *dispatchState) chainDone(c *copyChain, ack *jetstream.PubAck, err error) {
-	c.settled = true
-	if err == nil && !ack.Duplicate {
-		// The chain is stored contiguously, ending at ack.Sequence.
-		last := len(c.msgs) - 1
-		for i, m := range c.msgs {
-			l.remember(m.Subject, ack.Sequence-uint64(last-i), true)
-		}
-		return
-	}
-	if err != nil {
-		l.r.cfg.Logger.DebugContext(l.ctx, "natsjs: chain of copies delivered again one by one", slog.Int("copies", len(c.msgs)), slog.Any("error", err))
-	}
-	for i, m := range c.msgs {
-		j := c.owners[i]
-		if j.err != nil {
-			delete(l.tails, m.Subject)
-			continue
-		}
-		if err := l.deliverOnce(unchained(m)); err != nil {
-			j.err = err
-		}
-	}
-}
-
-// chainFailed settles the chain c as failed with err: each of its events
-// is dispatched again later. Its subjects are forgotten: their copies
-// may or may not be stored.
-func (l *dispatchState) chainFailed(c *copyChain, err error) {
-	for i, j := range c.owners {
-		delete(l.tails, c.msgs[i].Subject)
-		if j.err == nil {
-			j.err = fmt.Errorf("%w: publish to %s: %w", routing.ErrUnavailable, c.msgs[i].Subject, err)
-		}
-	}
-	c.settled = true
-}
-
-// unchained returns m without the expectation of its chain.
-func unchained(m *nats.Msg) *nats.Msg {
-	out := &nats.Msg{Subject: m.Subject, Header: make(nats.Header, len(m.Header)), Data: m.Data}
-	for k, vs := range m.Header {
-		if k != jetstream.ExpectedLastMsgIDHeader {
-			out.Header[k] = vs
-		}
-	}
-	return out
 }
 
 // finishDispatch acknowledges a settled event, or has it dispatched again
@@ -959,12 +792,11 @@ func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, l *dispatch
 			j.err = err
 			return j
 		}
-		// Copies without Nats-Msg-Id (referral.erased's) cannot be chained,
-		// nor those of an event dispatched again, whose copies may be
-		// stored already: each of those is looked for, then stored if
-		// absent (deliverCopyOnce). Where DELIVERY is replicated, each
-		// copy is stored once in turn (deliverOnce). referral.erased's
-		// copies, after the erasure, are stored whatever is there.
+		// The copies of an event dispatched again may be stored already:
+		// each is looked for, then stored if absent (deliverCopyOnce).
+		// Otherwise each copy is stored in turn, confirmed by its own
+		// acknowledgement (deliverOnce). referral.erased's copies, after
+		// the erasure, are stored whatever is there.
 		switch {
 		case !erase && again:
 			for _, c := range copies {
@@ -976,12 +808,7 @@ func (r *Router) startDispatch(ctx context.Context, m jetstream.Msg, l *dispatch
 				}
 				l.remember(c.Subject, seq, trusted)
 			}
-		case l.chained && !erase && h.Get(jetstream.MsgIDHeader) != "":
-			l.chain().add(j, copies)
 		case !erase:
-			if l.chained {
-				l.flush() // after the copies waiting in the lane's chains
-			}
 			for _, c := range copies {
 				if j.err = l.deliverOnce(c); j.err != nil {
 					return j

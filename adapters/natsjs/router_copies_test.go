@@ -86,48 +86,12 @@ func awaitCopies(t *testing.T, n *netBundle, as []routing.Append) {
 	}
 }
 
-// The dispatcher's copies of an event cost the server one acknowledgement
-// for all of them, and events that arrive together share one: the copies
-// go out in chains whose last copy alone asks for JetStream's
-// acknowledgement. 20 referrals of 3 events for 4 organisations each are
-// 240 copies: with one acknowledgement each (before the chains) the
-// router's connection received at least 300 messages (60 events and 240
-// acknowledgements; 642 in one run, with events dispatched again);
-// chained, at most one per event, 120.
-func TestDispatchCopiesAreAcknowledgedInChains(t *testing.T) {
-	t.Parallel()
-	n := newNet(t, time.Hour)
-	r := n.startRouter()
-	// The router's start (its consumers looked up) is not counted: wait
-	// until it pulls from the dispatcher.
-	testenv.Await(t, "the dispatcher to pull", func() bool {
-		c, err := n.js.Consumer(context.Background(), natsjs.StreamReferrals, natsjs.ConsumerDispatcher)
-		if err != nil {
-			return false
-		}
-		info, err := c.Info(context.Background())
-		return err == nil && info.NumWaiting > 0
-	})
-	in0 := r.nc.Stats().InMsgs
-	const referrals = 20
-	as := copyAppends(t, n, referrals)
-	awaitCopies(t, n, as)
-	in := r.nc.Stats().InMsgs - in0
-	events, copies := uint64(referrals*3), uint64(referrals*3*len(copyRecipients))
-	t.Logf("%d events, %d copies: the router's connection received %d messages (%.1f per referral)", events, copies, in, float64(in)/referrals)
-	// The events themselves, at most one acknowledgement each, and a few
-	// more (a pull's status, a heartbeat).
-	if limit := 2*events + events/4; in > limit {
-		t.Errorf("the router's connection received %d messages for %d events and %d copies, want at most %d: about one acknowledgement per chain of copies, not one per copy", in, events, copies, limit)
-	}
-}
-
-// A chain of copies refused half way is published again one copy at a
-// time: here one copy of every event is in DELIVERY already, stored with
-// its Nats-Msg-Id before the dispatcher ran, so every chain breaks at
-// it. Every recipient still holds each event once, and no event had to
-// be dispatched again.
-func TestDispatchChainRefusedIsPublishedAgainCopyByCopy(t *testing.T) {
+// A copy refused because its subject holds it already is looked for and
+// found by the router that has its event in hand: here one copy of every
+// event is in DELIVERY already, stored with its Nats-Msg-Id before the
+// dispatcher ran. Every recipient still holds each event once, and no
+// event had to be dispatched again.
+func TestDispatchCopyStoredAlreadyIsFoundInHand(t *testing.T) {
 	t.Parallel()
 	n := newNet(t, time.Hour)
 	// Nothing is delivered again for taking long on a loaded machine.
@@ -140,8 +104,8 @@ func TestDispatchChainRefusedIsPublishedAgainCopyByCopy(t *testing.T) {
 	storeCopies(t, n, as, "pt.a2")
 	n.startRouter()
 	awaitCopies(t, n, as)
-	// The refused chains were published again by the router that had them
-	// in hand, not left to a redelivery of their events.
+	// The refused copies were looked for by the router that had them in
+	// hand, not left to a redelivery of their events.
 	c, err := n.js.Consumer(ctx, natsjs.StreamReferrals, natsjs.ConsumerDispatcher)
 	if err != nil {
 		t.Fatal(err)
