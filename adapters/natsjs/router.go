@@ -539,15 +539,13 @@ func (j *dispatchJob) settled() bool {
 // dispatchLane dispatches the events that reach one lane of the
 // dispatcher, in order: each event appended to REFERRALS goes to its
 // recipients' delivery subjects, and its timers are set or cancelled.
-// The lane does not wait for one event's publishes to be acknowledged
-// before it publishes the next event's: JetStream stores the publishes of
-// one connection in order, so each organisation still receives the events
-// of a referral in log order, and an event is acknowledged only once all
-// its publishes are. Each delivery copy is stored before the next is
-// published, and confirmed by its own acknowledgement (see
-// dispatchState.deliverOnce), so that a copy refused is delivered
-// again before a later event's copy can overtake it. Its timer is not
-// waited for. What needs the earlier events done first (the
+// Each delivery copy is stored before the next is published, confirmed
+// by its own acknowledgement (see dispatchState.deliverOnce), so that a
+// copy refused is delivered again before a later event's copy can
+// overtake it and each organisation receives the events of a referral in
+// log order. An event's timer is published without waiting: the lane
+// goes on to the next event, and acknowledges an event only once its
+// timer is stored too. What needs the earlier events done first (the
 // erasure of a referral, the handling of an event delivered again) waits
 // for every event in flight to settle. An event whose publishes fail is
 // dispatched again later.
