@@ -7,12 +7,15 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -97,18 +100,38 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	testenv.Await(t, what, cond)
 }
 
-// freeAddr returns a 127.0.0.1 address on which nothing listens.
+// freeAddr returns a 127.0.0.1 address on which nothing listens, on a
+// port below the ephemeral range (32768 and up on Linux), and never the
+// same one twice in this test binary. A port the kernel hands out for
+// port 0 and the test lets go of can be handed again, before the test
+// binds it, to any outgoing connection's source or any other listener on
+// port 0: TestServeStoreCheckWaitsForJetStream's third cluster node once
+// could not listen, and waited for it until the binary's timeout.
 func freeAddr(t *testing.T) string {
 	t.Helper()
 	var lc net.ListenConfig
-	ln, err := lc.Listen(t.Context(), "tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	for range 1000 {
+		port := freePortLow + rand.IntN(freePortHigh-freePortLow)
+		if _, taken := handedOut.LoadOrStore(port, true); taken {
+			continue
+		}
+		addr := net.JoinHostPort("127.0.0.1", strconv.Itoa(port))
+		ln, err := lc.Listen(t.Context(), "tcp", addr)
+		if err != nil {
+			continue // another program's
+		}
+		ln.Close()
+		return addr
 	}
-	addr := ln.Addr().String()
-	ln.Close()
-	return addr
+	t.Fatal("no free port below the ephemeral range in 1000 tries")
+	return ""
 }
+
+// The ports freeAddr hands out: [freePortLow, freePortHigh).
+const freePortLow, freePortHigh = 20000, 32768
+
+// handedOut holds the ports freeAddr has handed out.
+var handedOut sync.Map
 
 // apiCall makes an HTTP request with a bearer token and decodes the JSON
 // answer into v (when not nil); it returns the status.
