@@ -61,15 +61,7 @@ func TestKVStoreReadsWhatWasJustWrittenOnACluster(t *testing.T) {
 					skip--
 					continue
 				}
-				nc, err := nats.Connect(s.ClientURL(), opt, nats.DontRandomize())
-				if err != nil {
-					t.Fatal(err)
-				}
-				t.Cleanup(nc.Close)
-				js, err := jetstream.New(nc)
-				if err != nil {
-					t.Fatal(err)
-				}
+				js := connectJS(t, s.ClientURL(), opt, nats.DontRandomize())
 				kv, err := js.KeyValue(ctx, cfg.Bucket)
 				if err != nil {
 					t.Fatal(err)

@@ -100,6 +100,22 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	testenv.Await(t, what, cond)
 }
 
+// connectJS connects to url with opts, closed at the end of the test, and
+// returns its JetStream context.
+func connectJS(t *testing.T, url string, opts ...nats.Option) jetstream.JetStream {
+	t.Helper()
+	nc, err := nats.Connect(url, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return js
+}
+
 // freeAddr returns a 127.0.0.1 address on which nothing listens, on a
 // port below the ephemeral range (32768 and up on Linux), and never the
 // same one twice in this test binary. A port the kernel hands out for

@@ -146,18 +146,10 @@ func TestServeStoreCheckWaitsForJetStream(t *testing.T) {
 // again, and the step succeeds on the second, saying what it waited for.
 func TestUntilAvailableTriesAgainATryLeftUnanswered(t *testing.T) {
 	srv := testnet.RunServer(t, "unanswered", &server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir()})
-	nc, err := nats.Connect(srv.ClientURL())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := connectJS(t, srv.ClientURL())
 	var logs syncBuffer
 	tries := 0
-	err = untilAvailable(testenv.Context(t), slog.New(slog.NewTextHandler(&logs, nil)), js, "ensure the streams",
+	err := untilAvailable(testenv.Context(t), slog.New(slog.NewTextHandler(&logs, nil)), js, "ensure the streams",
 		boundedTry(100*time.Millisecond, func(ctx context.Context) error {
 			tries++
 			if tries == 1 {
