@@ -600,6 +600,15 @@ const dispatchTailsMax = 2048
 // whole chain. After a SIGKILL, TestCrashSafetyEndToEnd found a chain
 // acknowledged whose first copies were never stored, and their offers
 // were lost: an acknowledgement now stands for its own copy only.
+//
+// An event's copies are not published as one JetStream atomic batch
+// either, though its single acknowledgement would stand for every copy
+// (nats-server checks the whole batch, each copy's expected subject
+// sequence included, before it stores any, and refuses all of it
+// otherwise): on the single-replica file store the server stages every
+// batch in a file store of its own, created, synced and deleted per
+// batch, which BenchmarkDeliveryCopies measures at 14 to 35 times the CPU
+// of two copies acknowledged one by one, to save one acknowledgement.
 type dispatchState struct {
 	r     *Router
 	ctx   context.Context
