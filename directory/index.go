@@ -380,9 +380,9 @@ type postings struct {
 
 	needs    [][]int32        // [need] -> services
 	regionID map[string]int32 // NUTS code (level 0..3) -> dense id
-	regions  [][][]int32      // [need][region id] -> services
+	regions  [][]wordList     // [need][region id] -> services
 	country  map[string]int32 // country code -> dense id
-	remote   [][][]int32      // [need][country id] -> remote services
+	remote   [][]wordList     // [need][country id] -> remote services
 	langs    map[string][]int32
 	channels map[string][]int32
 
@@ -450,9 +450,9 @@ func build(svcs []*Service, orgList []*Organisation, revision uint64) *Index {
 		orgs:     make(map[string]*Organisation, len(orgList)),
 		needs:    make([][]int32, numNeeds),
 		regionID: make(map[string]int32),
-		regions:  make([][][]int32, numNeeds),
+		regions:  make([][]wordList, numNeeds),
 		country:  make(map[string]int32),
-		remote:   make([][][]int32, numNeeds),
+		remote:   make([][]wordList, numNeeds),
 		langs:    make(map[string][]int32),
 		channels: make(map[string][]int32),
 	}
@@ -576,13 +576,33 @@ func build(svcs []*Service, orgList []*Organisation, revision uint64) *Index {
 	return x
 }
 
-// appendAt appends i to lists[id] for every id, growing lists as needed.
-func appendAt(lists [][]int32, ids []int32, i int32) [][]int32 {
+// wordList is a posting list as the words of a bitset of service
+// numbers: the words that are not zero, in increasing order. The
+// services of a region are numbered close together (PlaceOrder), so that
+// a word holds many of them, and marking a list in a candidate set costs
+// one OR per word instead of one per service.
+type wordList []wordBits
+
+// wordBits is word w of a bitset of service numbers: bit b is service
+// w*64+b.
+type wordBits struct {
+	w int32
+	b uint64
+}
+
+// appendAt adds i, which is above every number added before, to lists[id]
+// for every id, growing lists as needed.
+func appendAt(lists []wordList, ids []int32, i int32) []wordList {
+	w, b := i>>6, uint64(1)<<(uint(i)&63)
 	for _, id := range ids {
 		for int(id) >= len(lists) {
 			lists = append(lists, nil)
 		}
-		lists[id] = append(lists[id], i)
+		if l := lists[id]; len(l) > 0 && l[len(l)-1].w == w {
+			l[len(l)-1].b |= b
+		} else {
+			lists[id] = append(l, wordBits{w, b})
+		}
 	}
 	return lists
 }
@@ -982,17 +1002,17 @@ func (x *Index) candidates(q *Query, set *bitset) {
 		if rs := p.regions[ni]; len(rs) > 0 {
 			for _, id := range regionIDs[:nRegions] {
 				if int(id) < len(rs) {
-					set.mark(rs[id])
+					set.markWords(rs[id])
 				}
 			}
 		}
 		if rs := p.remote[ni]; len(rs) > 0 {
 			if countryID >= 0 && int(countryID) < len(rs) {
-				set.mark(rs[countryID])
+				set.markWords(rs[countryID])
 			}
 			for _, id := range remoteIDs {
 				if int(id) < len(rs) {
-					set.mark(rs[id])
+					set.markWords(rs[id])
 				}
 			}
 		}
@@ -1073,15 +1093,15 @@ type bitset struct {
 	lo, hi int
 }
 
-func (b *bitset) mark(list []int32) {
+func (b *bitset) markWords(list wordList) {
 	if len(list) == 0 {
 		return
 	}
-	b.lo = min(b.lo, int(list[0]>>6))
-	b.hi = max(b.hi, int(list[len(list)-1]>>6))
+	b.lo = min(b.lo, int(list[0].w))
+	b.hi = max(b.hi, int(list[len(list)-1].w))
 	w := b.w
-	for _, i := range list {
-		w[i>>6] |= 1 << (uint(i) & 63)
+	for _, e := range list {
+		w[e.w] |= e.b
 	}
 }
 
