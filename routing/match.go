@@ -306,10 +306,13 @@ type scratch struct {
 	mow      []int16
 	spec     []float64
 	words    []uint64  // candidate bitset
+	near     []farWord // words near the victim, in number order
 	later    []farWord // words left for after the near ones
+	order    []farWord // of nearestFirst
 	rest     []int     // dense ids of the profile's languages after the first
 	combos   []combo   // query.combos
 	specM    []uint64  // of ranker.levels, by index in query.wSpec
+	aboveM   []uint64  // of ranker.accumulate, by index in query.combos
 	ranked   []entry   // of scratch.ranking
 }
 
@@ -318,6 +321,40 @@ type scratch struct {
 type farWord struct {
 	wi              int32
 	dist, distMulti float64
+}
+
+// nearBuckets is the number of steps of the distance bound by which
+// scratch.nearestFirst orders the words near the victim.
+const nearBuckets = 64
+
+// nearestFirst returns the words of sc.near ordered by their distance
+// bound, highest (nearest) first, in steps of 1/nearBuckets of the range
+// from q.nearBound to q.distMax, and in number order within a step: a
+// counting sort, cheaper than sorting by the bound itself, and as good
+// for filling the rankings with the best candidates early, so that the
+// words after them are mostly skipped (ranker.prune).
+func (sc *scratch) nearestFirst(q *query) []farWord {
+	span := q.distMax - q.nearBound
+	if len(sc.near) < 2 || !(span > 0) {
+		return sc.near
+	}
+	var count [nearBuckets + 1]int32
+	step := func(dist float64) int {
+		return min(max(int((q.distMax-dist)/span*nearBuckets), 0), nearBuckets-1)
+	}
+	for _, fw := range sc.near {
+		count[step(fw.dist)+1]++
+	}
+	for b := 1; b <= nearBuckets; b++ {
+		count[b] += count[b-1]
+	}
+	sc.order = slices.Grow(sc.order[:0], len(sc.near))[:len(sc.near)]
+	for _, fw := range sc.near {
+		b := step(fw.dist)
+		sc.order[count[b]] = fw
+		count[b]++
+	}
+	return sc.order
 }
 
 // maxProfileNeeds is the most distinct needs (and channels, and
@@ -368,12 +405,18 @@ func (m *Matcher) Match(snap *directory.Index, p events.Profile, opts ...MatchOp
 	sc.words = snap.CandidateBits(directoryQuery(&p), sc.words)
 	var t tally
 	r := sc.ranker(q, k)
-	// Words near the victim first (services are numbered by place, so a
-	// word lies in a small box), then the others: the rankings fill with
-	// near candidates, and most candidates of far words cannot enter
-	// them and are not scored (ranker.keyMax, ranker.prune). The plan
-	// does not depend on the order.
+	// Words near the victim first, nearest first (services are numbered
+	// by place, so a word lies in a small box; scratch.nearestFirst),
+	// then the others: the rankings fill with near candidates, and most
+	// candidates of farther words cannot enter them and are not scored
+	// (ranker.keyMax, ranker.prune). The plan does not depend on the
+	// order.
+	prev := -1
 	visit := func(wi int, dist, distMulti float64) {
+		if wi < prev {
+			q.ownAt = 0 // ownWord reads words in increasing order
+		}
+		prev = wi
 		// 2. Constraints: those that depend on codes alone, on 64
 		// candidates at a time; 3. scores: the rest of the constraints
 		// and the score of each candidate left, ranked in its class.
@@ -387,7 +430,7 @@ func (m *Matcher) Match(snap *directory.Index, p events.Profile, opts ...MatchOp
 		}
 		r.rank(&wd, &t)
 	}
-	sc.later = sc.later[:0]
+	sc.later, sc.near = sc.later[:0], sc.near[:0]
 	for wi, w := range sc.words {
 		if w == 0 {
 			continue
@@ -402,12 +445,16 @@ func (m *Matcher) Match(snap *directory.Index, p events.Profile, opts ...MatchOp
 			}
 			if dist < q.nearBound {
 				sc.later = append(sc.later, farWord{int32(wi), dist, distMulti})
-				continue
+			} else {
+				sc.near = append(sc.near, farWord{int32(wi), dist, distMulti})
 			}
+			continue
 		}
 		visit(wi, dist, distMulti)
 	}
-	q.ownAt = 0 // ownWord reads words in increasing order
+	for _, fw := range sc.nearestFirst(q) {
+		visit(int(fw.wi), fw.dist, fw.distMulti)
+	}
 	for _, fw := range sc.later {
 		visit(int(fw.wi), fw.dist, fw.distMulti)
 	}
