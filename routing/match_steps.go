@@ -469,8 +469,16 @@ func (r *ranker) keep(m uint64, need float64) uint64 {
 }
 
 // levels fills the bitsets of the word's candidates (of cand) by language
-// level, specialisation (index in wSpec) and waiting list, for above.
+// level, specialisation (index in wSpec) and waiting list, and their
+// unions by combo (accumulate), for above.
 func (r *ranker) levels(wd *word, cand uint64) {
+	r.split3(wd, cand)
+	r.accumulate()
+}
+
+// split3 fills the bitsets of levels by language level, specialisation
+// and waiting list.
+func (r *ranker) split3(wd *word, cand uint64) {
 	q, sc, mk, cw := r.q, r.sc, &wd.c.m, wd.cw
 	r.langM[langFirst], r.langM[langOther], r.langM[langProvided] = wd.first, wd.other, wd.provided
 	r.langM[langInterpreter] = cand &^ (wd.first | wd.other | wd.provided)
@@ -514,20 +522,40 @@ func (r *ranker) levels(wd *word, cand uint64) {
 }
 
 // above returns the candidates (of those levels read) whose language
-// level, specialisation and waiting list may add up to v or more.
+// level, specialisation and waiting list may add up to v or more: the
+// union of the combos of value v or more, a prefix of query.combos (best
+// first), which levels has accumulated in scratch.aboveM.
 func (r *ranker) above(v float64) uint64 {
 	cs := r.q.combos
 	if v <= cs[len(cs)-1].v {
 		return ^uint64(0)
 	}
-	var m uint64
-	for _, c := range cs {
-		if c.v < v {
-			break
+	// n: the number of combos of value v or more.
+	n, hi := 0, len(cs)
+	for n < hi {
+		h := int(uint(n+hi) >> 1)
+		if cs[h].v >= v {
+			n = h + 1
+		} else {
+			hi = h
 		}
-		m |= r.langM[c.lang] & r.sc.specM[c.spec] & r.waitM[c.wait]
 	}
-	return m
+	if n == 0 {
+		return 0
+	}
+	return r.sc.aboveM[n-1]
+}
+
+// accumulate fills scratch.aboveM: at k, the candidates of the word whose
+// combo is one of the first k+1 of query.combos.
+func (r *ranker) accumulate() {
+	sc := r.sc
+	sc.aboveM = sc.aboveM[:0]
+	var m uint64
+	for _, c := range r.q.combos {
+		m |= r.langM[c.lang] & sc.specM[c.spec] & r.waitM[c.wait]
+		sc.aboveM = append(sc.aboveM, m)
+	}
 }
 
 // counter counts, for each of 64 candidates, up to 15 bitsets they are
