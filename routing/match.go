@@ -312,7 +312,7 @@ type scratch struct {
 	rest     []int     // dense ids of the profile's languages after the first
 	combos   []combo   // query.combos
 	specM    []uint64  // of ranker.levels, by index in query.wSpec
-	aboveM   []uint64  // of ranker.accumulate, by index in query.combos
+	aboveM   []uint64  // of ranker.above, by index in query.combos
 	ranked   []entry   // of scratch.ranking
 }
 

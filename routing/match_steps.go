@@ -207,9 +207,9 @@ type ranker struct {
 	// Of prune for the current word: levels read, the candidates to skip,
 	// what the key may add but for the combos and needs, the candidates
 	// of the 24/7 bonus.
-	ready        bool
-	skip, always uint64
-	extra        float64
+	ready, leveled bool
+	skip, always   uint64
+	extra          float64
 	// maskPath: read the inputs of the score from the bitsets (see the
 	// comment at the top of the file).
 	maskPath bool
@@ -360,7 +360,7 @@ func (r *ranker) prune(wd *word) uint64 {
 	if cand == 0 {
 		return 0
 	}
-	r.ready, r.skip = false, 0
+	r.ready, r.leveled, r.skip = false, false, 0
 	r.split(wd, cand, 0, 0)
 	return r.skip
 }
@@ -444,12 +444,32 @@ func (r *ranker) judge(wd *word, m, cover, proper uint64) {
 		if q.emergency {
 			r.always = mk.always[cw]
 		}
-		r.levels(wd, wd.todo)
 	}
 	need := cl.worst - q.wNeeds[bits.OnesCount64(cover)] - r.extra
 	if q.cross {
 		// The residence component of every candidate of the class.
 		need -= q.w[compResidence] * residenceValue(cover, proper)
+	}
+	// Decided without the word's levels: the best combo cannot reach
+	// the lowest key asked of a candidate (all skipped), or the worst
+	// reaches the highest (none).
+	cs, lowest := q.combos, need
+	if dd := r.distMulti - r.distMax; dd > 0 && m&r.multi != 0 {
+		lowest -= dd
+	}
+	if m&r.always != 0 {
+		lowest -= 4
+	}
+	if lowest > cs[0].v {
+		r.skip |= m
+		return
+	}
+	if need <= cs[len(cs)-1].v {
+		return
+	}
+	if !r.leveled {
+		r.leveled = true
+		r.levels(wd, wd.todo)
 	}
 	keep := r.keep(m, need)
 	if a := m & r.always; a != 0 {
@@ -469,11 +489,11 @@ func (r *ranker) keep(m uint64, need float64) uint64 {
 }
 
 // levels fills the bitsets of the word's candidates (of cand) by language
-// level, specialisation (index in wSpec) and waiting list, and their
-// unions by combo (accumulate), for above.
+// level, specialisation (index in wSpec) and waiting list, for above, and
+// forgets the unions above made of the previous word's.
 func (r *ranker) levels(wd *word, cand uint64) {
 	r.split3(wd, cand)
-	r.accumulate()
+	r.sc.aboveM = r.sc.aboveM[:0]
 }
 
 // split3 fills the bitsets of levels by language level, specialisation
@@ -524,38 +544,30 @@ func (r *ranker) split3(wd *word, cand uint64) {
 // above returns the candidates (of those levels read) whose language
 // level, specialisation and waiting list may add up to v or more: the
 // union of the combos of value v or more, a prefix of query.combos (best
-// first), which levels has accumulated in scratch.aboveM.
+// first). The unions of the prefixes are kept in scratch.aboveM for the
+// other classes of the word, and made only as far as asked.
 func (r *ranker) above(v float64) uint64 {
 	cs := r.q.combos
 	if v <= cs[len(cs)-1].v {
 		return ^uint64(0)
 	}
-	// n: the number of combos of value v or more.
-	n, hi := 0, len(cs)
-	for n < hi {
-		h := int(uint(n+hi) >> 1)
-		if cs[h].v >= v {
-			n = h + 1
-		} else {
-			hi = h
-		}
+	n := 0 // the number of combos of value v or more
+	for n < len(cs) && cs[n].v >= v {
+		n++
 	}
 	if n == 0 {
 		return 0
 	}
-	return r.sc.aboveM[n-1]
-}
-
-// accumulate fills scratch.aboveM: at k, the candidates of the word whose
-// combo is one of the first k+1 of query.combos.
-func (r *ranker) accumulate() {
 	sc := r.sc
-	sc.aboveM = sc.aboveM[:0]
-	var m uint64
-	for _, c := range r.q.combos {
-		m |= r.langM[c.lang] & sc.specM[c.spec] & r.waitM[c.wait]
+	for k := len(sc.aboveM); k < n; k++ {
+		c := cs[k]
+		m := r.langM[c.lang] & sc.specM[c.spec] & r.waitM[c.wait]
+		if k > 0 {
+			m |= sc.aboveM[k-1]
+		}
 		sc.aboveM = append(sc.aboveM, m)
 	}
+	return sc.aboveM[n-1]
 }
 
 // counter counts, for each of 64 candidates, up to 15 bitsets they are
