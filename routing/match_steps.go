@@ -23,15 +23,18 @@ import (
 //
 // The index numbers services by place (directory.PlaceOrder), so a word
 // of 64 candidates lies in a small box. Match ranks the words near the
-// victim first; then, for each word, the distance at the nearest point of
-// its box and the best language, channels and specialisation among its
-// candidates bound their ranking keys (ranker.keyMax), and a candidate
+// victim first, nearest first (scratch.nearestFirst); then, for each
+// word, the distance at the nearest point of its box and the best
+// language, channels and specialisation among its candidates bound their
+// ranking keys (ranker.keyMax), and a candidate
 // whose class's ranking is full of better keys is counted but not scored.
 // ranker.prune makes that test for whole classes of a word at once: the
 // bitsets of the profile's needs (and countries) split the word's
 // candidates by class, and the bitsets of their language levels,
 // specialisations and waiting lists tell which of them could still reach
-// the worst key of a full ranking; the others are only counted.
+// the worst key of a full ranking (a class that even the best combo
+// cannot get into is skipped before they are read); the others are only
+// counted.
 // Accessibility and, in an emergency, open now are decided for the word
 // from the bitsets too (ranker.access, chunk.openAt), so that counting
 // the candidates skipped reads no service in the common case. None of
