@@ -188,11 +188,13 @@ func (sc *scratch) plan(q *query, k int, t *tally) *Plan {
 		group := Group{Placement: "p" + strconv.Itoa(len(p.Groups)+1), Needs: q.codes(needs)}
 		ranked := sc.ranking(q, g, k)
 		group.Candidates = make([]Candidate, 0, len(ranked))
+		q.explainN = len(ranked) // their reasons in one array
 		for _, e := range ranked {
 			group.Candidates = append(group.Candidates, q.candidate(e, needs, cNone))
 		}
 		p.Groups = append(p.Groups, group)
 	}
+	q.explainN = 0
 	if gaps := q.needs &^ coverable; gaps != 0 {
 		sc.gaps(q, p, gaps, k)
 	}
@@ -556,13 +558,26 @@ func (q *query) candidate(e entry, group uint64, relaxed int) Candidate {
 	}
 }
 
+// cut returns an empty slice with room for n, cut from the array of
+// *pool (whose length counts what was cut before), which is replaced by a
+// new one with room for batch such slices when it lacks room. The slice's
+// capacity ends at n: an append past it copies.
+func cut[T any](pool *[]T, n, batch int) []T {
+	if cap(*pool)-len(*pool) < n {
+		*pool = make([]T, 0, n*max(batch, 1))
+	}
+	at := len(*pool)
+	*pool = (*pool)[:at+n]
+	return (*pool)[at : at : at+n]
+}
+
 // reasons explains a candidate: what it meets and what it does not, in
 // codes (see [Reason]).
 func (q *query) reasons(f *features, c *chunk, j int32, e *entry, group, cover uint64, lang int, waived bool, relaxed int) []Reason {
 	s := c.svc[j]
-	r := make([]Reason, 0, 14)
+	r := cut(&q.reasonPool, 14, q.explainN)
 	// The reasons' terms share one array, each reason a slice of it.
-	arena, mark := make([]Term, 0, 12), 0
+	arena, mark := cut(&q.termPool, 12, q.explainN), 0
 	terms := func(grown []Term) []Term {
 		arena = grown
 		t := arena[mark:len(arena):len(arena)]

@@ -206,6 +206,14 @@ type query struct {
 	t    *table
 	snap *directory.Index
 
+	// The arrays the reasons and terms of the plan's candidates are cut
+	// from (query.reasons, cut): new for each match, since the plan
+	// keeps them; explainN is the number of candidates the next array
+	// has room for (those of a group), 0 for one.
+	reasonPool []Reason
+	termPool   []Term
+	explainN   int
+
 	// Covers and classes are masks of the profile's needs in profile
 	// order (bit j for needList[j]), whatever the size of the taxonomy.
 	needs     uint64   // all of them
