@@ -847,7 +847,11 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 	if r.multiW>>bi&1 != 0 {
 		keyMax, distMax = r.keyMulti, r.distMulti
 	}
-	if q.wNeeds[met]+keyMax < cl.worst {
+	// Each bound keeps a candidate whose key may equal the worst ranked:
+	// a tie is broken by name and id (query.better), so it may still
+	// enter, and a bound summed in another order than the key can be a
+	// rounding error below it (boundSlack).
+	if q.wNeeds[met]+keyMax+boundSlack < cl.worst {
 		return // cannot enter the ranking: the word is too far
 	}
 	var chm uint64
@@ -877,7 +881,7 @@ func (r *ranker) fromMasks(wd *word, bi int) {
 	}
 	base := q.baseScore(&in)
 	obs := q.wObs[r.waitW>>bi&1]
-	if base+distMax+obs < cl.worst {
+	if base+distMax+obs+boundSlack < cl.worst {
 		return // cannot enter the ranking, however near in its word
 	}
 	dist := 0.0
@@ -930,7 +934,7 @@ func (r *ranker) fromFeatures(wd *word, bi int, shared uint64, lang int, waived 
 	if multi {
 		keyMax, distMax = r.keyMulti, r.distMulti
 	}
-	if q.wNeeds[bits.OnesCount64(cover)]+keyMax < cl.worst {
+	if q.wNeeds[bits.OnesCount64(cover)]+keyMax+boundSlack < cl.worst {
 		return // cannot enter the ranking: the word is too far
 	}
 	in := q.inputs(c, j, cover, proper, shared, lang, waived)
@@ -940,7 +944,7 @@ func (r *ranker) fromFeatures(wd *word, bi int, shared uint64, lang int, waived 
 		bonus = q.bonusOf(mk.always[cw]>>bi&1 != 0, c, j)
 	}
 	obs := q.observedMax(mk.waitlist[cw]>>bi&1 != 0)
-	if bonus+base+distMax+obs < cl.worst {
+	if bonus+base+distMax+obs+boundSlack < cl.worst {
 		return // cannot enter the ranking, however near and responsive
 	}
 	dist := 0.0
