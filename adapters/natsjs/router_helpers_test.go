@@ -379,7 +379,10 @@ const progressStall = 2*natsjs.RetryDelayMax + natsjs.AckWaitDefault
 // waitProgress polls count until done says it is complete, failing only
 // when count has not grown for progressStall: a loaded machine slows the
 // work down, which a fixed deadline mistakes for a hang.
-func waitProgress(t testing.TB, what string, count func() uint64, done func(uint64) bool) {
+//
+// explain, if any, is called before the test fails, to log what may say
+// why the work stopped.
+func waitProgress(t testing.TB, what string, count func() uint64, done func(uint64) bool, explain ...func()) {
 	t.Helper()
 	last, since := count(), time.Now()
 	tick := time.NewTicker(10 * time.Millisecond)
@@ -392,6 +395,9 @@ func waitProgress(t testing.TB, what string, count func() uint64, done func(uint
 			continue
 		}
 		if time.Since(since) > progressStall {
+			for _, e := range explain {
+				e()
+			}
 			t.Fatalf("no progress for %s waiting for %s (at %d)", progressStall, what, last)
 		}
 	}
@@ -476,6 +482,51 @@ func (n *netBundle) consumerIdle(stream, consumer string) {
 		info, err := c.Info(context.Background())
 		return err == nil && info.NumPending == 0 && info.NumAckPending == 0
 	})
+}
+
+// explainReferrals logs, for a load test that stopped, how many of ids
+// stand at each sequence of event types in the log, and for the first
+// few of each sequence what each of orgs holds of them in DELIVERY and
+// what the tap saw; then where the routing and dispatcher consumers
+// stand, and what INBOUND, TIMERS and DLQ hold.
+func (n *netBundle) explainReferrals(ids []string, orgs ...string) {
+	t := n.t
+	t.Helper()
+	byLog := map[string][]string{}
+	for _, id := range ids {
+		k := strings.Join(types(n.log(id)), " ")
+		byLog[k] = append(byLog[k], id)
+	}
+	for k, group := range byLog {
+		t.Logf("%d referrals at [%s]", len(group), k)
+		for _, id := range group[:min(2, len(group))] {
+			for _, org := range orgs {
+				t.Logf("  %s: %s holds %v, the tap saw %v", id, org, types(n.deliveries(org, id)), types(n.delivered(org, id)))
+			}
+		}
+	}
+	for _, sc := range [][2]string{{natsjs.StreamInbound, natsjs.ConsumerRouting}, {natsjs.StreamReferrals, natsjs.ConsumerDispatcher}} {
+		c, err := n.js.Consumer(context.Background(), sc[0], sc[1])
+		if err != nil {
+			t.Logf("consumer %s on %s: %v", sc[1], sc[0], err)
+			continue
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			t.Logf("consumer %s on %s: %v", sc[1], sc[0], err)
+			continue
+		}
+		t.Logf("consumer %s on %s: pending %d, ack pending %d, redelivered %d, waiting %d, delivered %d, ack floor %d, priority groups %+v",
+			sc[1], sc[0], info.NumPending, info.NumAckPending, info.NumRedelivered, info.NumWaiting, info.Delivered.Stream, info.AckFloor.Stream, info.PriorityGroups)
+	}
+	for _, name := range []string{natsjs.StreamInbound, natsjs.StreamTimers, natsjs.StreamDLQ} {
+		s, err := n.js.Stream(context.Background(), name)
+		if err != nil {
+			t.Logf("stream %s: %v", name, err)
+			continue
+		}
+		t.Logf("stream %s: %d messages", name, s.CachedInfo().State.Msgs)
+	}
 }
 
 // rejections returns the command.rejected events org received about

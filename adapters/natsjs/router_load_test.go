@@ -214,7 +214,8 @@ func testTwoInstances(t *testing.T, atomic bool) {
 		}
 		return c
 	}
-	waitProgress(t, "every referral accepted", received, func(uint64) bool { return accepted() == referrals })
+	waitProgress(t, "every referral accepted", received, func(uint64) bool { return accepted() == referrals },
+		func() { n.explainReferrals(ids, "pt.ref", "pt.a1", "pt.a2") })
 	t.Logf("%d referrals accepted in %s", referrals, time.Since(start).Round(time.Millisecond))
 	n.consumerIdle(natsjs.StreamInbound, natsjs.ConsumerRouting)
 	n.consumerIdle(natsjs.StreamReferrals, natsjs.ConsumerDispatcher)
