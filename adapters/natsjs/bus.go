@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -166,6 +167,9 @@ type Bus struct {
 	// appendMu makes the publishes of one chain of events contiguous on
 	// the connection (see appendPipelined).
 	appendMu sync.Mutex
+	// behind counts the loads a replica behind the leader answered, whose
+	// rest came from the leader (see loadRest).
+	behind atomic.Int64
 }
 
 var _ routing.EventLog = (*Bus)(nil)
@@ -265,15 +269,33 @@ const directGet = "$JS.API.DIRECT.GET." + StreamReferrals
 // isolated from atomic batch commits, so a read never sees half of an
 // append. Reads use the referral's literal subject, which JetStream finds
 // through its subject index; the subject of a referral not seen before is
-// found with one get of the last message of referral.*.<id>. Errors wrap
-// routing.ErrUnavailable, or routing.ErrCorrupt for a stored event that
-// does not decode.
+// found with one get of the last message of referral.*.<id>.
+//
+// Any replica of a replicated REFERRALS answers direct gets, and a
+// follower may not have applied the referral's last events yet: a node
+// just restarted in a rolling restart answers once it is 90% caught up.
+// The service decides on what Load returns, and a decision that appends
+// nothing (a rejection: "you were not offered this referral") is checked
+// by nobody else, so on a replicated stream Load then asks the stream's
+// leader for the referral's last sequence and reads from the leader what
+// the replica did not have (see loadRest): one more request per Load,
+// none on one replica. Errors wrap routing.ErrUnavailable, or
+// routing.ErrCorrupt for a stored event that does not decode.
 func (b *Bus) Load(ctx context.Context, referralID string, after uint64) (routing.History, error) {
 	if !events.IsReferralID(referralID) {
 		return routing.History{}, fmt.Errorf("%w: %q is not a referral id", routing.ErrCorrupt, referralID)
 	}
 	ctx, cancel := b.ctx(ctx)
 	defer cancel()
+	h, err := b.loadDirect(ctx, referralID, after)
+	if err != nil || !b.replicated(ctx) {
+		return h, err
+	}
+	return b.loadRest(ctx, referralID, after, h)
+}
+
+// loadDirect is Load from whichever replica answers the direct gets.
+func (b *Bus) loadDirect(ctx context.Context, referralID string, after uint64) (routing.History, error) {
 	subject, known := b.subjects.get(referralID)
 	if !known {
 		last, subj, err := b.lastOf(ctx, referralFilter(referralID))
@@ -302,6 +324,104 @@ func (b *Bus) Load(ctx context.Context, referralID string, after uint64) (routin
 			return h, err
 		}
 	}
+}
+
+// loadRest completes h, what a direct read of the referral returned, with
+// the events stored after it that the stream's leader holds: the
+// replica that answered may be behind. The leader answers the stream
+// API's message gets (not direct gets), and holds every event whose
+// append was acknowledged. Errors wrap routing.ErrUnavailable or
+// routing.ErrCorrupt.
+func (b *Bus) loadRest(ctx context.Context, referralID string, after uint64, h routing.History) (routing.History, error) {
+	filter := h.Subject
+	if filter == "" {
+		filter = referralFilter(referralID)
+	}
+	last, lm, err := b.leaderGet(ctx, StreamReferrals, directGetRequest{LastFor: filter})
+	if err != nil {
+		return h, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, err)
+	}
+	if lm == nil {
+		if len(h.Events) > 0 {
+			return h, fmt.Errorf("%w: load %s: a replica holds events the leader does not", routing.ErrUnavailable, referralID)
+		}
+		return h, nil
+	}
+	if len(h.Events) == 0 && h.Last < after && last >= after {
+		h.Last = after // a replica that had not even the caller's events
+	}
+	switch {
+	case last == h.Last:
+		return h, nil
+	case last < h.Last:
+		// A leader just elected that has not applied all it holds yet.
+		return h, fmt.Errorf("%w: load %s: the leader is at %d, behind a replica at %d", routing.ErrUnavailable, referralID, last, h.Last)
+	}
+	if h.Subject == "" {
+		h.Subject = lm.Subject
+		b.subjects.put(referralID, h.Subject)
+	} else if lm.Subject != h.Subject {
+		return h, fmt.Errorf("%w: referral %s has events on %s and %s", routing.ErrCorrupt, referralID, h.Subject, lm.Subject)
+	}
+	behind := h.Last
+	for h.Last < last {
+		seq, m, err := b.leaderGet(ctx, StreamReferrals, directGetRequest{Seq: h.Last + 1, NextFor: h.Subject})
+		if err != nil {
+			return h, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, err)
+		}
+		if m == nil || seq > last {
+			return h, fmt.Errorf("%w: load %s: the leader's events after %d changed while read", routing.ErrUnavailable, referralID, h.Last)
+		}
+		env, err := events.Decode(events.Message{Subject: m.Subject, Header: m.Header, Data: m.Data})
+		if err != nil {
+			return h, fmt.Errorf("%w: referral %s sequence %d: %w", routing.ErrCorrupt, referralID, seq, err)
+		}
+		h.Events = append(h.Events, env)
+		h.Last = seq
+	}
+	b.cfg.Logger.DebugContext(ctx, "natsjs: a replica behind the leader answered a referral's read; the rest came from the leader",
+		slog.String("referral", referralID), slog.Uint64("replica", behind), slog.Uint64("leader", last))
+	b.behind.Add(1)
+	return h, nil
+}
+
+// leaderGet reads one message of stream with the stream API's message get,
+// which only the stream's leader answers: the message at req.Seq, the
+// first on req.NextFor from req.Seq, or the last on req.LastFor. It
+// returns a nil message when there is none.
+func (b *Bus) leaderGet(ctx context.Context, stream string, req directGetRequest) (uint64, *nats.Msg, error) {
+	body, _ := json.Marshal(req)
+	reply, err := b.nc.RequestWithContext(ctx, apiPrefix(b.js)+"STREAM.MSG.GET."+stream, body)
+	if err != nil {
+		return 0, nil, fmt.Errorf("ask the leader of %s: %w", stream, err)
+	}
+	var resp struct {
+		Error   *jetstream.APIError `json:"error"`
+		Message *struct {
+			Subject  string `json:"subject"`
+			Sequence uint64 `json:"seq"`
+			Header   []byte `json:"hdrs"`
+			Data     []byte `json:"data"`
+		} `json:"message"`
+	}
+	if err := json.Unmarshal(reply.Data, &resp); err != nil {
+		return 0, nil, fmt.Errorf("ask the leader of %s: %w", stream, err)
+	}
+	switch {
+	case resp.Error != nil && resp.Error.ErrorCode == jetstream.JSErrCodeMessageNotFound:
+		return 0, nil, nil
+	case resp.Error != nil:
+		return 0, nil, fmt.Errorf("ask the leader of %s: %w", stream, resp.Error)
+	case resp.Message == nil:
+		return 0, nil, nil
+	}
+	m := &nats.Msg{Subject: resp.Message.Subject, Header: nats.Header{}, Data: resp.Message.Data}
+	if len(resp.Message.Header) > 0 {
+		if m.Header, err = nats.DecodeHeadersMsg(resp.Message.Header); err != nil {
+			return 0, nil, fmt.Errorf("ask the leader of %s: %w", stream, err)
+		}
+	}
+	return resp.Message.Sequence, m, nil
 }
 
 // replyMux receives the replies of a bus's batched direct gets on one

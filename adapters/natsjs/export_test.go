@@ -22,3 +22,7 @@ func DispatchHeld(ctx context.Context, r *Router, msgs ...jetstream.Msg) {
 // DispatchGroup is the priority group a router pulls the dispatcher
 // consumer in.
 const DispatchGroup = dispatchGroup
+
+// LoadsBehind is how many of b's loads a replica behind the leader
+// answered, completed from the leader.
+func LoadsBehind(b *Bus) int64 { return b.behind.Load() }
