@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -504,6 +505,13 @@ func (l *clusterLoad) receive(ctx context.Context, org string) {
 			return
 		}
 		for _, d := range page.Deliveries {
+			if d.Type == events.TypeCommandRejected {
+				// Every command of the load is valid: a rejection (of an
+				// acceptance, decided on a history without the offer) would
+				// leave its referral offered with nothing in flight.
+				l.t.Errorf("inbox of %s: delivery %d: a command on %s was rejected: %.400s", org, d.Seq, d.Referral, d.Event)
+				continue
+			}
 			if d.Type != events.TypeReferralOffered || d.Reminder {
 				continue
 			}
@@ -634,6 +642,57 @@ func (l *clusterLoad) diagnoseDeliveries(js jetstream.JetStream, logs map[string
 				t.Logf("  DELIVERY %d %s %s reminder=%q", m.seq, m.subject, m.typ(), m.header[natsjs.HeaderReminder])
 			}
 		}
+		l.diagnoseInbox(j.req.PreferredOrganisation, ref)
+	}
+}
+
+// diagnoseInbox reads org's whole inbox again through each instance that
+// takes traffic (GET /v1/inbox from after=0, page by page) and logs what
+// each page sequence holds of referral ref: a delivery the leader's
+// DELIVERY holds but no read returns is the inbox read's fault; one every
+// read returns, but the receiver's cursor passed unseen, is a page the
+// receiver got that lacked it.
+func (l *clusterLoad) diagnoseInbox(org, ref string) {
+	t := l.t
+	t.Helper()
+	l.mu.Lock()
+	addrs := slices.Clone(l.addrs)
+	l.mu.Unlock()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	for _, addr := range addrs {
+		var after uint64
+		var found []string
+		pages := 0
+		for ctx.Err() == nil {
+			var page httpapi.InboxPage
+			code := 0
+			req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/v1/inbox?limit="+itoa(httpapi.InboxLimitMax)+"&after="+strconv.FormatUint(after, 10), nil)
+			if err == nil {
+				req.Header.Set("Authorization", "Bearer "+l.tokens[org])
+				var resp *http.Response
+				if resp, err = l.hc.Do(req); err == nil {
+					code = resp.StatusCode
+					err = json.NewDecoder(resp.Body).Decode(&page)
+					resp.Body.Close()
+				}
+			}
+			if err != nil || code != http.StatusOK {
+				t.Logf("  inbox of %s through %s after %d: %d %v", org, addr, after, code, err)
+				break
+			}
+			pages++
+			for _, d := range page.Deliveries {
+				if d.Referral == ref {
+					found = append(found, fmt.Sprintf("%d %s reminder=%v (page after %d)", d.Seq, d.Type, d.Reminder, after))
+				}
+			}
+			if len(page.Deliveries) == 0 || page.Next == after {
+				break
+			}
+			after = page.Next
+		}
+		t.Logf("  inbox of %s read again through %s (%d pages, to %d): %d of its deliveries of the referral: %v", org, addr, pages, after, len(found), found)
 	}
 }
 
