@@ -14,7 +14,7 @@ import (
 )
 
 // chain returns an append of three events creating referral id.
-func chain(t *testing.T, id string) routing.Append {
+func chain(t testing.TB, id string) routing.Append {
 	t.Helper()
 	a := routing.Append{ReferralID: id, Subject: "referral.pt." + id}
 	for _, p := range []events.Payload{request(events.NeedSupportEmotional), &events.Declined{Placement: "p1", Reason: "capacity"}, &events.Accepted{Placement: "p1"}} {

@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/invictus-network/invictus/routing"
 )
 
 // DispatchHeld dispatches msgs, REFERRALS messages taken from the
@@ -26,3 +28,11 @@ const DispatchGroup = dispatchGroup
 // LoadsBehind is how many of b's loads a replica behind the leader
 // answered, completed from the leader.
 func LoadsBehind(b *Bus) int64 { return b.behind.Load() }
+
+// LoadDirect is b.Load without the leader's confirmation on a
+// replicated stream: what Load was before it, for benchmarks.
+func LoadDirect(ctx context.Context, b *Bus, referralID string, after uint64) (routing.History, error) {
+	ctx, cancel := b.ctx(ctx)
+	defer cancel()
+	return b.loadDirect(ctx, referralID, after)
+}

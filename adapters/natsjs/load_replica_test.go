@@ -24,7 +24,7 @@ import (
 // another and returns them once JetStream has a meta leader. (A
 // clustered JetStream needs its routes configured, and is ready only
 // once it has peers: each server is started before any is waited for.)
-func startR3(t *testing.T) []*server.Server {
+func startR3(t testing.TB) []*server.Server {
 	t.Helper()
 	var routes []string
 	for _, port := range routePorts(t, 3) {
@@ -69,7 +69,7 @@ func startR3(t *testing.T) []*server.Server {
 // routePorts returns n ports free to listen on, below the ephemeral
 // range, where no connection's source port can take one before the
 // server listens on it.
-func routePorts(t *testing.T, n int) []int {
+func routePorts(t testing.TB, n int) []int {
 	t.Helper()
 	var ports []int
 	for len(ports) < n {
@@ -193,4 +193,87 @@ func TestLoadThroughAFollowerHoldsEveryAcknowledgedEvent(t *testing.T) {
 		check("a referral read before", more, first, last, 3) // its subject known: batched gets from after
 	}
 	t.Logf("%d referrals, %d loads answered by a replica behind the leader and completed from the leader", n, natsjs.LoadsBehind(reader))
+}
+
+// BenchmarkLoadR3 reads a referral of 6 events through a follower of an
+// R3 REFERRALS, its subject known: direct is the read from whichever
+// replica answers (Load before the leader's confirmation), confirmed is
+// Load (one more request, to the leader).
+func BenchmarkLoadR3(b *testing.B) {
+	servers := startR3(b)
+	ctx := testenv.Context(b)
+	conns := map[string]*nats.Conn{}
+	for _, s := range servers {
+		nc, err := nats.Connect(s.ClientURL())
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(nc.Close)
+		conns[s.Name()] = nc
+	}
+	js, err := jetstream.New(conns[servers[0].Name()], jetstream.WithDefaultTimeout(time.Minute))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var stream jetstream.Stream
+	for _, sc := range natsjs.StreamConfigs(natsjs.StreamsConfig{Replicas: 3}) {
+		if sc.Name == natsjs.StreamReferrals {
+			sc.MaxBytes = 64 << 20
+			testenv.Await(b, "REFERRALS created", func() bool {
+				stream, err = js.CreateOrUpdateStream(ctx, sc)
+				return err == nil
+			})
+		}
+	}
+	var leader string
+	testenv.Await(b, "REFERRALS's leader", func() bool {
+		info, err := stream.Info(ctx)
+		if err == nil && info.Cluster != nil {
+			leader = info.Cluster.Leader
+		}
+		return leader != ""
+	})
+	var follower *natsjs.Bus
+	for name, nc := range conns {
+		if name != leader && follower == nil {
+			if follower, err = natsjs.NewBus(nc, natsjs.BusConfig{}); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	writer, err := natsjs.NewBus(conns[leader], natsjs.BusConfig{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := chain(b, events.NewReferralID())
+	first, err := writer.Append(ctx, a)
+	if err != nil {
+		b.Fatal(err)
+	}
+	more := chain(b, a.ReferralID)
+	more.Expected = first
+	last, err := writer.Append(ctx, more)
+	if err != nil {
+		b.Fatal(err)
+	}
+	testenv.Await(b, "the follower to answer the referral whole", func() bool {
+		h, err := natsjs.LoadDirect(ctx, follower, a.ReferralID, 0)
+		return err == nil && h.Last == last
+	})
+	for _, c := range []struct {
+		name string
+		load func() (routing.History, error)
+	}{
+		{"direct", func() (routing.History, error) { return natsjs.LoadDirect(ctx, follower, a.ReferralID, 0) }},
+		{"confirmed", func() (routing.History, error) { return follower.Load(ctx, a.ReferralID, 0) }},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				h, err := c.load()
+				if err != nil || len(h.Events) != 6 {
+					b.Fatalf("%d events, %v", len(h.Events), err)
+				}
+			}
+		})
+	}
 }
