@@ -287,11 +287,33 @@ func (b *Bus) Load(ctx context.Context, referralID string, after uint64) (routin
 	}
 	ctx, cancel := b.ctx(ctx)
 	defer cancel()
+	if !b.replicated(ctx) {
+		return b.loadDirect(ctx, referralID, after)
+	}
+	// The leader is asked at the same time as the replica, so that the
+	// confirmation costs a request but not a round trip more.
+	filter, known := b.subjects.get(referralID)
+	if !known {
+		filter = referralFilter(referralID)
+	}
+	leader := make(chan leaderLast, 1)
+	go func() {
+		seq, m, err := b.leaderGet(ctx, StreamReferrals, directGetRequest{LastFor: filter})
+		leader <- leaderLast{seq, m, err}
+	}()
 	h, err := b.loadDirect(ctx, referralID, after)
-	if err != nil || !b.replicated(ctx) {
+	l := <-leader
+	if err != nil {
 		return h, err
 	}
-	return b.loadRest(ctx, referralID, after, h)
+	return b.loadRest(ctx, referralID, after, h, l)
+}
+
+// leaderLast is the leader's answer for the last event of a referral.
+type leaderLast struct {
+	seq uint64
+	m   *nats.Msg // nil when the leader holds none
+	err error
 }
 
 // loadDirect is Load from whichever replica answers the direct gets.
@@ -327,35 +349,26 @@ func (b *Bus) loadDirect(ctx context.Context, referralID string, after uint64) (
 }
 
 // loadRest completes h, what a direct read of the referral returned, with
-// the events stored after it that the stream's leader holds: the
-// replica that answered may be behind. The leader answers the stream
-// API's message gets (not direct gets), and holds every event whose
-// append was acknowledged. Errors wrap routing.ErrUnavailable or
+// the events the stream's leader held when asked for the referral's last
+// one (l) that the replica that answered did not have. The leader
+// answers the stream API's message gets (not direct gets), and holds
+// every event whose append was acknowledged; it was asked while the
+// replica read, so a replica ahead of its answer holds every event
+// acknowledged before Load began. Errors wrap routing.ErrUnavailable or
 // routing.ErrCorrupt.
-func (b *Bus) loadRest(ctx context.Context, referralID string, after uint64, h routing.History) (routing.History, error) {
-	filter := h.Subject
-	if filter == "" {
-		filter = referralFilter(referralID)
-	}
-	last, lm, err := b.leaderGet(ctx, StreamReferrals, directGetRequest{LastFor: filter})
-	if err != nil {
-		return h, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, err)
+func (b *Bus) loadRest(ctx context.Context, referralID string, after uint64, h routing.History, l leaderLast) (routing.History, error) {
+	last, lm := l.seq, l.m
+	if l.err != nil {
+		return h, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, l.err)
 	}
 	if lm == nil {
-		if len(h.Events) > 0 {
-			return h, fmt.Errorf("%w: load %s: a replica holds events the leader does not", routing.ErrUnavailable, referralID)
-		}
-		return h, nil
+		return h, nil // no events then
 	}
 	if len(h.Events) == 0 && h.Last < after && last >= after {
 		h.Last = after // a replica that had not even the caller's events
 	}
-	switch {
-	case last == h.Last:
+	if last <= h.Last {
 		return h, nil
-	case last < h.Last:
-		// A leader just elected that has not applied all it holds yet.
-		return h, fmt.Errorf("%w: load %s: the leader is at %d, behind a replica at %d", routing.ErrUnavailable, referralID, last, h.Last)
 	}
 	if h.Subject == "" {
 		h.Subject = lm.Subject
