@@ -10,8 +10,11 @@ import (
 // Unavailable reports whether err means JetStream did not answer for now
 // and may on a later try: nobody listens on its API (a node whose
 // JetStream is not up yet), a request went unanswered, or the cluster
-// has no meta or stream leader yet. A missing stream, a refused request,
-// a bad configuration are not.
+// has no meta or stream leader yet, or a replicated stream cannot be
+// placed only because a peer is offline (a node the meta leader has not
+// heard from yet after the cluster's start, or one restarting). A
+// missing stream, a refused request, a bad configuration (too few nodes,
+// no storage left) are not.
 func Unavailable(err error) bool {
 	if err == nil {
 		return false
@@ -26,6 +29,9 @@ func Unavailable(err error) bool {
 		switch apiErr.ErrorCode {
 		case jsErrCodeClusterNotAvail, jsErrCodeClusterNotLeader:
 			return true
+		case jsErrCodeClusterNoPeers:
+			// The server lists every reason; a peer offline alone passes.
+			return apiErr.Description == noPeersOffline
 		}
 	}
 	return false
@@ -35,4 +41,9 @@ func Unavailable(err error) bool {
 const (
 	jsErrCodeClusterNotAvail  jetstream.ErrorCode = 10008 // JetStream system temporarily unavailable
 	jsErrCodeClusterNotLeader jetstream.ErrorCode = 10009 // JetStream cluster can not handle request
+	jsErrCodeClusterNoPeers   jetstream.ErrorCode = 10005 // no suitable peers for placement, <reasons>
 )
+
+// noPeersOffline is the description of jsErrCodeClusterNoPeers when its
+// only reason is a peer offline (nats-server 2.15's selectPeerError).
+const noPeersOffline = "no suitable peers for placement, peer offline"
