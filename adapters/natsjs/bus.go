@@ -298,7 +298,7 @@ func (b *Bus) Load(ctx context.Context, referralID string, after uint64) (routin
 	}
 	leader := make(chan leaderLast, 1)
 	go func() {
-		seq, m, err := b.leaderGet(ctx, StreamReferrals, directGetRequest{LastFor: filter})
+		seq, m, err := leaderGet(ctx, b.js, StreamReferrals, directGetRequest{LastFor: filter})
 		leader <- leaderLast{seq, m, err}
 	}()
 	h, err := b.loadDirect(ctx, referralID, after)
@@ -378,7 +378,7 @@ func (b *Bus) loadRest(ctx context.Context, referralID string, after uint64, h r
 	}
 	behind := h.Last
 	for h.Last < last {
-		seq, m, err := b.leaderGet(ctx, StreamReferrals, directGetRequest{Seq: h.Last + 1, NextFor: h.Subject})
+		seq, m, err := leaderGet(ctx, b.js, StreamReferrals, directGetRequest{Seq: h.Last + 1, NextFor: h.Subject})
 		if err != nil {
 			return h, fmt.Errorf("%w: load %s: %w", routing.ErrUnavailable, referralID, err)
 		}
@@ -399,12 +399,13 @@ func (b *Bus) loadRest(ctx context.Context, referralID string, after uint64, h r
 }
 
 // leaderGet reads one message of stream with the stream API's message get,
-// which only the stream's leader answers: the message at req.Seq, the
-// first on req.NextFor from req.Seq, or the last on req.LastFor. It
-// returns a nil message when there is none.
-func (b *Bus) leaderGet(ctx context.Context, stream string, req directGetRequest) (uint64, *nats.Msg, error) {
+// which only the stream's leader answers (not a direct get, which any
+// replica may): the message at req.Seq, the first on req.NextFor from
+// req.Seq, or the last on req.LastFor. It returns a nil message when
+// there is none. The bus's loads and the KV store's misses use it.
+func leaderGet(ctx context.Context, js jetstream.JetStream, stream string, req directGetRequest) (uint64, *nats.Msg, error) {
 	body, _ := json.Marshal(req)
-	reply, err := b.nc.RequestWithContext(ctx, apiPrefix(b.js)+"STREAM.MSG.GET."+stream, body)
+	reply, err := js.Conn().RequestWithContext(ctx, apiPrefix(js)+"STREAM.MSG.GET."+stream, body)
 	if err != nil {
 		return 0, nil, fmt.Errorf("ask the leader of %s: %w", stream, err)
 	}

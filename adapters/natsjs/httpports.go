@@ -182,49 +182,14 @@ func (s *KVStore) leaderGet(ctx context.Context, key string) (value []byte, foun
 		return nil, false, nil
 	}
 	bucket := s.kv.Bucket()
-	req, err := json.Marshal(struct {
-		LastFor string `json:"last_by_subj"`
-	}{"$KV." + bucket + "." + key})
-	if err != nil {
+	_, m, err := leaderGet(ctx, s.js, "KV_"+bucket, directGetRequest{LastFor: "$KV." + bucket + "." + key})
+	if err != nil || m == nil {
 		return nil, false, err
 	}
-	msg, err := s.js.Conn().RequestWithContext(ctx, apiPrefix(s.js)+"STREAM.MSG.GET.KV_"+bucket, req)
-	if err != nil {
-		return nil, false, fmt.Errorf("ask the leader: %w", err)
-	}
-	var resp struct {
-		Error *struct {
-			Code    int    `json:"code"`
-			ErrCode int    `json:"err_code"`
-			Desc    string `json:"description"`
-		} `json:"error"`
-		Message *struct {
-			Header []byte `json:"hdrs"`
-			Data   []byte `json:"data"`
-		} `json:"message"`
-	}
-	if err := json.Unmarshal(msg.Data, &resp); err != nil {
-		return nil, false, fmt.Errorf("ask the leader: %w", err)
-	}
-	if resp.Error != nil {
-		if resp.Error.ErrCode == int(jetstream.JSErrCodeMessageNotFound) {
-			return nil, false, nil
-		}
-		return nil, false, fmt.Errorf("ask the leader: %s (%d)", resp.Error.Desc, resp.Error.ErrCode)
-	}
-	if resp.Message == nil {
+	if m.Header.Get("KV-Operation") != "" || m.Header.Get(jetstream.MarkerReasonHeader) != "" {
 		return nil, false, nil
 	}
-	if len(resp.Message.Header) > 0 {
-		h, err := nats.DecodeHeadersMsg(resp.Message.Header)
-		if err != nil {
-			return nil, false, fmt.Errorf("ask the leader: %w", err)
-		}
-		if h.Get("KV-Operation") != "" || h.Get(jetstream.MarkerReasonHeader) != "" {
-			return nil, false, nil
-		}
-	}
-	return resp.Message.Data, true, nil
+	return m.Data, true, nil
 }
 
 // apiPrefix is the subject prefix of js's API requests, with its domain.
